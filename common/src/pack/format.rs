@@ -1,0 +1,330 @@
+//! Fixed little-endian records: the header and the track table, and the index entry.
+//!
+//! Every record has a fixed size and explicit field offsets, so a reader can
+//! decode it straight from the map with no parser state. Reserved bytes are
+//! written as zero and ignored on read.
+
+use super::Error;
+
+/// The first eight bytes of every pack.
+pub const MAGIC: [u8; 8] = *b"SYNTHPAK";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+pub(crate) const HEADER_LEN: usize = 128;
+pub(crate) const TRACK_LEN: usize = 96;
+pub(crate) const ENTRY_LEN: usize = 32;
+/// Payloads start on a page boundary so the first frame is page-aligned in the map.
+pub(crate) const PAYLOAD_START: u64 = 4096;
+/// Each frame's payload starts on this alignment.
+pub(crate) const FRAME_ALIGN: u64 = 16;
+/// Longest track name, in bytes (the record holds 32 with a terminating zero).
+pub(crate) const NAME_MAX: usize = 31;
+
+/// Bit 0 of an index entry's flags: the frame is a key frame.
+pub(crate) const FLAG_KEY: u32 = 1;
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    /// Audio frames.
+    Audio,
+    /// Video frames.
+    Video,
+}
+
+/// How a track's frames are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Opus packets (48 kHz, one frame each).
+    Opus,
+    /// VP9 profile 0 frames, 8-bit 4:2:0.
+    Vp9,
+}
+
+/// One track's header record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Opus or VP9.
+    pub codec: Codec,
+    /// Short name, at most 31 bytes, e.g. `audio-opus` or `video-640x360`.
+    pub name: String,
+    /// Ticks per second of pts and durations (48000 for audio, 90000 for video).
+    pub clock_rate: u32,
+    /// Frame width in pixels (0 for audio).
+    pub width: u16,
+    /// Frame height in pixels (0 for audio).
+    pub height: u16,
+    /// Frames per second, numerator (audio: 50 for 20 ms frames).
+    pub fps_num: u32,
+    /// Frames per second, denominator.
+    pub fps_den: u32,
+    /// Audio channels (0 for video).
+    pub channels: u8,
+    /// Bitrate the encoder aimed at, in bits per second.
+    pub target_bitrate_bps: u32,
+    /// Length of one loop of the track, in ticks of `clock_rate`.
+    pub loop_duration: u64,
+    /// Number of frames; counted by the writer, filled in by the reader.
+    pub frame_count: u32,
+}
+
+impl Track {
+    /// Length of one loop in microseconds.
+    pub fn loop_duration_us(&self) -> u64 {
+        if self.clock_rate == 0 {
+            return 0;
+        }
+        (self.loop_duration as u128 * 1_000_000 / self.clock_rate as u128) as u64
+    }
+
+    /// Frames per second as a float.
+    pub fn fps(&self) -> f64 {
+        if self.fps_den == 0 {
+            return 0.0;
+        }
+        self.fps_num as f64 / self.fps_den as f64
+    }
+}
+
+/// The decoded header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub version: u32,
+    pub track_count: u32,
+    pub frame_count: u32,
+    pub tracks_offset: u64,
+    pub index_offset: u64,
+    pub payload_offset: u64,
+    pub payload_len: u64,
+    pub file_len: u64,
+    pub loop_duration_us: u64,
+    pub body_crc32: u32,
+    pub header_crc32: u32,
+}
+
+pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+impl Header {
+    /// Header offsets: magic 0, version 8, header_len 12, track_count 16, track_len 20,
+    /// entry_len 24, frame_count 28, tracks_offset 32, index_offset 40, payload_offset 48,
+    /// payload_len 56, file_len 64, loop_duration_us 72, body_crc32 80, header_crc32 84.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
+        b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        b[16..20].copy_from_slice(&self.track_count.to_le_bytes());
+        b[20..24].copy_from_slice(&(TRACK_LEN as u32).to_le_bytes());
+        b[24..28].copy_from_slice(&(ENTRY_LEN as u32).to_le_bytes());
+        b[28..32].copy_from_slice(&self.frame_count.to_le_bytes());
+        b[32..40].copy_from_slice(&self.tracks_offset.to_le_bytes());
+        b[40..48].copy_from_slice(&self.index_offset.to_le_bytes());
+        b[48..56].copy_from_slice(&self.payload_offset.to_le_bytes());
+        b[56..64].copy_from_slice(&self.payload_len.to_le_bytes());
+        b[64..72].copy_from_slice(&self.file_len.to_le_bytes());
+        b[72..80].copy_from_slice(&self.loop_duration_us.to_le_bytes());
+        b[80..84].copy_from_slice(&self.body_crc32.to_le_bytes());
+        // header_crc32 covers the header with its own field zeroed.
+        let crc = crc32fast::hash(&b);
+        b[84..88].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks magic, version, record sizes and the header checksum.
+    pub fn decode(b: &[u8]) -> Result<Header, Error> {
+        if b.len() < 8 || b[0..8] != MAGIC {
+            let mut found = [0u8; 8];
+            let n = b.len().min(8);
+            found[..n].copy_from_slice(&b[..n]);
+            if b.len() < 8 {
+                return Err(Error::Truncated {
+                    what: "header",
+                    needed: HEADER_LEN as u64,
+                    len: b.len() as u64,
+                });
+            }
+            return Err(Error::BadMagic { found });
+        }
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated {
+                what: "header",
+                needed: HEADER_LEN as u64,
+                len: b.len() as u64,
+            });
+        }
+        let version = u32_at(b, 8);
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let mut zeroed = [0u8; HEADER_LEN];
+        zeroed.copy_from_slice(&b[..HEADER_LEN]);
+        zeroed[84..88].fill(0);
+        let stored = u32_at(b, 84);
+        let computed = crc32fast::hash(&zeroed);
+        if stored != computed {
+            return Err(Error::Checksum {
+                what: "header",
+                stored,
+                computed,
+            });
+        }
+        let sizes = (u32_at(b, 12), u32_at(b, 20), u32_at(b, 24));
+        if sizes != (HEADER_LEN as u32, TRACK_LEN as u32, ENTRY_LEN as u32) {
+            return Err(Error::BadHeader(format!(
+                "record sizes {sizes:?} differ from version {VERSION}'s"
+            )));
+        }
+        Ok(Header {
+            version,
+            track_count: u32_at(b, 16),
+            frame_count: u32_at(b, 28),
+            tracks_offset: u64_at(b, 32),
+            index_offset: u64_at(b, 40),
+            payload_offset: u64_at(b, 48),
+            payload_len: u64_at(b, 56),
+            file_len: u64_at(b, 64),
+            loop_duration_us: u64_at(b, 72),
+            body_crc32: u32_at(b, 80),
+            header_crc32: stored,
+        })
+    }
+}
+
+/// Track record offsets: kind 0, codec 1, channels 2, clock_rate 4, width 8, height 10,
+/// fps_num 12, fps_den 16, target_bitrate_bps 20, first_frame 24, frame_count 28,
+/// loop_duration 32, name 40..72 (zero-padded UTF-8).
+pub(crate) fn encode_track(t: &Track, first_frame: u32) -> [u8; TRACK_LEN] {
+    let mut b = [0u8; TRACK_LEN];
+    b[0] = match t.kind {
+        TrackKind::Audio => 1,
+        TrackKind::Video => 2,
+    };
+    b[1] = match t.codec {
+        Codec::Opus => 1,
+        Codec::Vp9 => 2,
+    };
+    b[2] = t.channels;
+    b[4..8].copy_from_slice(&t.clock_rate.to_le_bytes());
+    b[8..10].copy_from_slice(&t.width.to_le_bytes());
+    b[10..12].copy_from_slice(&t.height.to_le_bytes());
+    b[12..16].copy_from_slice(&t.fps_num.to_le_bytes());
+    b[16..20].copy_from_slice(&t.fps_den.to_le_bytes());
+    b[20..24].copy_from_slice(&t.target_bitrate_bps.to_le_bytes());
+    b[24..28].copy_from_slice(&first_frame.to_le_bytes());
+    b[28..32].copy_from_slice(&t.frame_count.to_le_bytes());
+    b[32..40].copy_from_slice(&t.loop_duration.to_le_bytes());
+    b[40..40 + t.name.len()].copy_from_slice(t.name.as_bytes());
+    b
+}
+
+/// Decodes a track record; returns the track and the index of its first frame.
+pub(crate) fn decode_track(b: &[u8], track: usize) -> Result<(Track, u32), Error> {
+    let bad = |reason: String| Error::BadTrack { track, reason };
+    let kind = match b[0] {
+        1 => TrackKind::Audio,
+        2 => TrackKind::Video,
+        k => return Err(bad(format!("unknown kind {k}"))),
+    };
+    let codec = match (b[1], kind) {
+        (1, TrackKind::Audio) => Codec::Opus,
+        (2, TrackKind::Video) => Codec::Vp9,
+        (c, _) => return Err(bad(format!("codec {c} does not fit a {kind:?} track"))),
+    };
+    let name_bytes = &b[40..72];
+    let name_len = name_bytes.iter().position(|&c| c == 0).unwrap_or(32);
+    if name_len == 0 || name_len > NAME_MAX {
+        return Err(bad("name is empty or not zero-terminated".into()));
+    }
+    let name = std::str::from_utf8(&name_bytes[..name_len])
+        .map_err(|_| bad("name is not UTF-8".into()))?
+        .to_owned();
+    let t = Track {
+        kind,
+        codec,
+        name,
+        channels: b[2],
+        clock_rate: u32_at(b, 4),
+        width: u16_at(b, 8),
+        height: u16_at(b, 10),
+        fps_num: u32_at(b, 12),
+        fps_den: u32_at(b, 16),
+        target_bitrate_bps: u32_at(b, 20),
+        frame_count: u32_at(b, 28),
+        loop_duration: u64_at(b, 32),
+    };
+    validate_track(&t).map_err(bad)?;
+    Ok((t, u32_at(b, 24)))
+}
+
+/// Checks the invariants the writer and the reader both rely on.
+pub(crate) fn validate_track(t: &Track) -> Result<(), String> {
+    if t.name.is_empty() || t.name.len() > NAME_MAX || t.name.contains('\0') {
+        return Err(format!(
+            "name {:?} must be 1 to {NAME_MAX} bytes with no NUL",
+            t.name
+        ));
+    }
+    if t.clock_rate == 0 {
+        return Err("clock rate is 0".into());
+    }
+    if t.fps_num == 0 || t.fps_den == 0 {
+        return Err(format!(
+            "frame rate {}/{} is not valid",
+            t.fps_num, t.fps_den
+        ));
+    }
+    match t.kind {
+        TrackKind::Video if t.width == 0 || t.height == 0 => {
+            Err(format!("video size {}x{} is not valid", t.width, t.height))
+        }
+        TrackKind::Audio if t.channels == 0 => Err("audio track with 0 channels".into()),
+        _ => Ok(()),
+    }
+}
+
+/// One decoded frame index entry. Offsets: offset 0 (u64, absolute), len 8, flags 12,
+/// pts 16 (u64 ticks), duration 24 (u32 ticks), reserved 28.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub offset: u64,
+    pub len: u32,
+    pub flags: u32,
+    pub pts: u64,
+    pub duration: u32,
+}
+
+impl Entry {
+    pub fn encode(&self) -> [u8; ENTRY_LEN] {
+        let mut b = [0u8; ENTRY_LEN];
+        b[0..8].copy_from_slice(&self.offset.to_le_bytes());
+        b[8..12].copy_from_slice(&self.len.to_le_bytes());
+        b[12..16].copy_from_slice(&self.flags.to_le_bytes());
+        b[16..24].copy_from_slice(&self.pts.to_le_bytes());
+        b[24..28].copy_from_slice(&self.duration.to_le_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Entry {
+        Entry {
+            offset: u64_at(b, 0),
+            len: u32_at(b, 8),
+            flags: u32_at(b, 12),
+            pts: u64_at(b, 16),
+            duration: u32_at(b, 24),
+        }
+    }
+}

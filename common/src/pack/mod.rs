@@ -1,0 +1,28 @@
+//! The pack: one file of pre-encoded frames, laid out to be memory-mapped.
+//!
+//! Layout (all integers little-endian; see `common/PACK_FORMAT.md`):
+//!
+//! ```text
+//! 0       header (128 bytes): magic, version, offsets, counts, checksums
+//! 4096    payloads, each frame aligned to 16 bytes
+//! ...     track table (track_count × 96 bytes)
+//! ...     frame index (frame_count × 32 bytes), grouped by track, in pts order
+//! ```
+//!
+//! The writer streams payloads first and writes the tables at the end, so it
+//! never holds the media in memory; the header is written last. The reader
+//! checks everything once at open (bounds, order, checksums), after which every
+//! frame access is a bounds-safe slice of the map.
+
+mod error;
+mod format;
+mod reader;
+mod writer;
+
+pub use error::Error;
+pub use format::{Codec, Track, TrackKind, MAGIC, VERSION};
+pub use reader::{Frame, Reader};
+pub use writer::Writer;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,324 @@
+//! Round trips and every corrupt-pack case the reader must catch.
+
+use super::format::{u64_at, Header, ENTRY_LEN, HEADER_LEN, TRACK_LEN};
+use super::*;
+use bytes::Bytes;
+
+fn audio() -> Track {
+    Track {
+        kind: TrackKind::Audio,
+        codec: Codec::Opus,
+        name: "audio-opus".into(),
+        clock_rate: 48_000,
+        width: 0,
+        height: 0,
+        fps_num: 50,
+        fps_den: 1,
+        channels: 1,
+        target_bitrate_bps: 32_000,
+        loop_duration: 48_000 / 10,
+        frame_count: 0,
+    }
+}
+
+fn video() -> Track {
+    Track {
+        kind: TrackKind::Video,
+        codec: Codec::Vp9,
+        name: "video-64x36".into(),
+        clock_rate: 90_000,
+        width: 64,
+        height: 36,
+        fps_num: 30,
+        fps_den: 1,
+        channels: 0,
+        target_bitrate_bps: 100_000,
+        loop_duration: 90_000 / 10,
+        frame_count: 0,
+    }
+}
+
+/// A 100 ms pack: 5 audio frames and 3 video frames (key, delta, key), interleaved.
+fn sample(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("t.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let a = w.add_track(audio()).unwrap();
+    let v = w.add_track(video()).unwrap();
+    for i in 0..5u64 {
+        w.push_frame(a, &[i as u8 + 1; 17], i * 960, 960, true)
+            .unwrap();
+        if i < 3 {
+            let key = i != 1;
+            w.push_frame(
+                v,
+                &vec![0x80 + i as u8; 100 + i as usize],
+                i * 3000,
+                3000,
+                key,
+            )
+            .unwrap();
+        }
+    }
+    w.finish().unwrap();
+    path
+}
+
+#[test]
+fn round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(&dir);
+    let r = Reader::open(&path).unwrap();
+    assert_eq!(r.version(), VERSION);
+    assert_eq!(r.tracks().len(), 2);
+    assert_eq!(r.loop_duration_us(), 100_000);
+    let a = r.track_by_name("audio-opus").unwrap();
+    let v = r.track_by_name("video-64x36").unwrap();
+    assert_eq!(r.frame_count(a), 5);
+    assert_eq!(r.frame_count(v), 3);
+    assert_eq!(r.tracks()[v].frame_count, 3);
+    let f = r.frame(a, 3).unwrap();
+    assert_eq!(f.data, &[4u8; 17]);
+    assert_eq!((f.pts, f.duration, f.key), (3 * 960, 960, true));
+    let f = r.frame(v, 1).unwrap();
+    assert_eq!(f.data, &vec![0x81u8; 101][..]);
+    assert!(!f.key);
+    assert_eq!(r.keyframes(v), &[0, 2]);
+    assert_eq!(r.next_keyframe(v, 1), Some(2));
+    assert_eq!(r.next_keyframe(v, 3), Some(0), "wraps to the loop's start");
+    assert!(r.frame(v, 3).is_none());
+    assert!(r.frame(9, 0).is_none());
+    assert_eq!(
+        &r.frame_bytes(v, 2).unwrap()[..],
+        r.frame(v, 2).unwrap().data
+    );
+    assert_eq!(r.frames(a).count(), 5);
+    // Payloads are aligned and start on the first page after the header.
+    for t in 0..2 {
+        for f in r.frames(t) {
+            let off = f.data.as_ptr() as usize - r.frame(0, 0).unwrap().data.as_ptr() as usize;
+            assert_eq!(off % 16, 0);
+        }
+    }
+    assert_eq!(r.file_len(), std::fs::metadata(&path).unwrap().len());
+    assert!(!dir.path().join("t.pack.tmp").exists());
+}
+
+fn open_bytes(b: Vec<u8>) -> Error {
+    Reader::from_bytes(Bytes::from(b)).unwrap_err()
+}
+
+/// Rewrites both checksums so a deliberately inconsistent pack reaches the
+/// structural checks instead of failing on its checksum.
+fn reseal(b: &mut [u8]) {
+    let body = crc32fast::hash(&b[HEADER_LEN..]);
+    b[80..84].copy_from_slice(&body.to_le_bytes());
+    b[84..88].fill(0);
+    let head = crc32fast::hash(&b[..HEADER_LEN]);
+    b[84..88].copy_from_slice(&head.to_le_bytes());
+    // The header still decodes (and its checksum matches).
+    Header::decode(b).unwrap();
+}
+
+#[test]
+fn truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(sample(&dir)).unwrap();
+    for cut in [0, 7, 8, 100, 4096, full.len() - 1] {
+        let e = open_bytes(full[..cut].to_vec());
+        assert!(matches!(e, Error::Truncated { .. }), "cut {cut}: {e}");
+        assert!(e.to_string().contains("truncated"));
+    }
+    // Through the file path too.
+    let p = dir.path().join("short.pack");
+    std::fs::write(&p, &full[..full.len() / 2]).unwrap();
+    assert!(matches!(
+        Reader::open(&p).unwrap_err(),
+        Error::Truncated { .. }
+    ));
+    std::fs::write(&p, &full[..20]).unwrap();
+    assert!(matches!(
+        Reader::open(&p).unwrap_err(),
+        Error::Truncated { .. }
+    ));
+}
+
+#[test]
+fn wrong_magic_and_foreign_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = std::fs::read(sample(&dir)).unwrap();
+    b[0] = b'X';
+    assert!(matches!(open_bytes(b), Error::BadMagic { .. }));
+    let foreign = b"RIFF\x24\x00\x00\x00WAVEfmt ".repeat(20);
+    let e = open_bytes(foreign);
+    assert!(matches!(e, Error::BadMagic { .. }));
+    assert!(e.to_string().starts_with("not a pack"), "{e}");
+}
+
+#[test]
+fn unknown_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = std::fs::read(sample(&dir)).unwrap();
+    b[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let e = open_bytes(b);
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedVersion {
+                found: 7,
+                supported: VERSION
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn checksum_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(sample(&dir)).unwrap();
+    // A flipped payload bit.
+    let mut b = good.clone();
+    b[4096 + 3] ^= 1;
+    assert!(matches!(
+        open_bytes(b),
+        Error::Checksum { what: "body", .. }
+    ));
+    // A changed header field.
+    let mut b = good.clone();
+    b[72] ^= 1;
+    assert!(matches!(
+        open_bytes(b),
+        Error::Checksum { what: "header", .. }
+    ));
+}
+
+#[test]
+fn index_entry_out_of_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(sample(&dir)).unwrap();
+    let index_offset = u64_at(&good, 40) as usize;
+    // Offset far past the payload area.
+    let mut b = good.clone();
+    let at = index_offset + 2 * ENTRY_LEN;
+    b[at..at + 8].copy_from_slice(&(u64::MAX - 4).to_le_bytes());
+    reseal(&mut b);
+    let e = open_bytes(b);
+    assert!(
+        matches!(
+            e,
+            Error::BadIndex {
+                track: 0,
+                frame: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Length running into the track table.
+    let mut b = good.clone();
+    let at = index_offset + 6 * ENTRY_LEN + 8;
+    b[at..at + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        open_bytes(b),
+        Error::BadIndex {
+            track: 1,
+            frame: 1,
+            ..
+        }
+    ));
+    // pts going backwards.
+    let mut b = good.clone();
+    let at = index_offset + 3 * ENTRY_LEN + 16;
+    b[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        open_bytes(b),
+        Error::BadIndex {
+            track: 0,
+            frame: 3,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn inconsistent_header_and_tracks() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(sample(&dir)).unwrap();
+    let tracks_offset = u64_at(&good, 32) as usize;
+    // Frame count in the header larger than the index.
+    let mut b = good.clone();
+    b[28..32].copy_from_slice(&1000u32.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(open_bytes(b), Error::BadHeader(_)));
+    // Unknown track kind.
+    let mut b = good.clone();
+    b[tracks_offset] = 9;
+    reseal(&mut b);
+    assert!(matches!(open_bytes(b), Error::BadTrack { track: 0, .. }));
+    // A video codec on the audio track.
+    let mut b = good.clone();
+    b[tracks_offset + 1] = 2;
+    reseal(&mut b);
+    assert!(matches!(open_bytes(b), Error::BadTrack { track: 0, .. }));
+    // Second track claiming more frames than the index holds.
+    let mut b = good.clone();
+    let at = tracks_offset + TRACK_LEN + 28;
+    b[at..at + 4].copy_from_slice(&50u32.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(open_bytes(b), Error::BadTrack { track: 1, .. }));
+    // Extra bytes after the index.
+    let mut b = good.clone();
+    b.extend_from_slice(&[0; 8]);
+    assert!(matches!(open_bytes(b), Error::BadHeader(_)));
+}
+
+#[test]
+fn writer_rejects_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let v = w.add_track(video()).unwrap();
+    assert!(w.add_track(video()).is_err(), "duplicate name");
+    let mut long = audio();
+    long.name = "x".repeat(32);
+    assert!(w.add_track(long).is_err());
+    assert!(
+        w.push_frame(v, &[1], 0, 3000, false).is_err(),
+        "must start with a key frame"
+    );
+    w.push_frame(v, &[1], 0, 3000, true).unwrap();
+    assert!(w.push_frame(v, &[1], 1000, 3000, false).is_err(), "overlap");
+    assert!(w.push_frame(v, &[], 3000, 3000, false).is_err(), "empty");
+    assert!(
+        w.push_frame(7, &[1], 3000, 3000, false).is_err(),
+        "no such track"
+    );
+    // Loop is 9000 ticks but frames end at 3000.
+    assert!(matches!(w.finish(), Err(Error::InvalidInput(_))));
+    assert!(!path.exists());
+    assert!(!dir.path().join("w.pack.tmp").exists());
+}
+
+#[test]
+fn writer_rejects_mismatched_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Writer::create(dir.path().join("m.pack")).unwrap();
+    let mut a = audio();
+    a.loop_duration = 960;
+    let a = w.add_track(a).unwrap();
+    let v = w.add_track(video()).unwrap();
+    w.push_frame(a, &[1], 0, 960, true).unwrap();
+    for i in 0..3 {
+        w.push_frame(v, &[1], i * 3000, 3000, true).unwrap();
+    }
+    let e = w.finish().unwrap_err();
+    assert!(e.to_string().contains("loops after"), "{e}");
+}
+
+#[test]
+fn missing_file_is_io_error() {
+    let e = Reader::open("/nonexistent/dir/x.pack").unwrap_err();
+    assert!(matches!(e, Error::Io(_)));
+}

@@ -1,0 +1,216 @@
+//! Streaming pack writer: payloads go straight to disk, tables are written last.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::format::{
+    encode_track, validate_track, Entry, Header, Track, TrackKind, ENTRY_LEN, FLAG_KEY,
+    FRAME_ALIGN, HEADER_LEN, PAYLOAD_START, VERSION,
+};
+use super::Error;
+
+/// Builds a pack in one pass. Frames of different tracks may be pushed in any
+/// interleaving; within a track they must come in pts order.
+///
+/// The file is written as `PATH.tmp` and renamed over `PATH` by [`Writer::finish`],
+/// so a reader never sees a half-written pack.
+pub struct Writer {
+    out: BufWriter<File>,
+    tmp_path: PathBuf,
+    path: PathBuf,
+    /// Next write position (absolute file offset).
+    pos: u64,
+    body_crc: crc32fast::Hasher,
+    tracks: Vec<Track>,
+    entries: Vec<Vec<Entry>>,
+}
+
+const ZEROS: [u8; FRAME_ALIGN as usize] = [0; FRAME_ALIGN as usize];
+
+impl Writer {
+    /// Starts a pack at `path` (written to `path.tmp` until [`Writer::finish`]).
+    pub fn create(path: impl AsRef<Path>) -> Result<Writer, Error> {
+        let path = path.as_ref().to_path_buf();
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp_path = PathBuf::from(tmp);
+        let file = File::create(&tmp_path)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        // Header placeholder plus zero padding up to the payload area. The padding
+        // is part of the body checksum; the header is not.
+        out.write_all(&vec![0u8; PAYLOAD_START as usize])?;
+        let mut body_crc = crc32fast::Hasher::new();
+        body_crc.update(&vec![0u8; PAYLOAD_START as usize - HEADER_LEN]);
+        Ok(Writer {
+            out,
+            tmp_path,
+            path,
+            pos: PAYLOAD_START,
+            body_crc,
+            tracks: Vec::new(),
+            entries: Vec::new(),
+        })
+    }
+
+    /// Declares a track and returns its id for [`Writer::push_frame`].
+    pub fn add_track(&mut self, mut track: Track) -> Result<usize, Error> {
+        validate_track(&track).map_err(Error::InvalidInput)?;
+        if self.tracks.iter().any(|t| t.name == track.name) {
+            return Err(Error::InvalidInput(format!(
+                "two tracks are named {:?}",
+                track.name
+            )));
+        }
+        track.frame_count = 0;
+        self.tracks.push(track);
+        self.entries.push(Vec::new());
+        Ok(self.tracks.len() - 1)
+    }
+
+    /// Appends one encoded frame to `track`. `pts` and `duration` are in the
+    /// track's clock ticks; pts must increase within a track.
+    pub fn push_frame(
+        &mut self,
+        track: usize,
+        data: &[u8],
+        pts: u64,
+        duration: u32,
+        key: bool,
+    ) -> Result<(), Error> {
+        let Some(info) = self.tracks.get(track) else {
+            return Err(Error::InvalidInput(format!("no track {track}")));
+        };
+        let entries = &self.entries[track];
+        if data.is_empty() || data.len() > u32::MAX as usize {
+            return Err(Error::InvalidInput(format!(
+                "track {}: frame of {} bytes",
+                info.name,
+                data.len()
+            )));
+        }
+        if duration == 0 {
+            return Err(Error::InvalidInput(format!(
+                "track {}: frame with zero duration",
+                info.name
+            )));
+        }
+        if let Some(last) = entries.last() {
+            if pts < last.pts + last.duration as u64 {
+                return Err(Error::InvalidInput(format!(
+                    "track {}: pts {pts} overlaps the previous frame ({} + {})",
+                    info.name, last.pts, last.duration
+                )));
+            }
+        } else if info.kind == TrackKind::Video && !key {
+            return Err(Error::InvalidInput(format!(
+                "track {}: a video track must start with a key frame",
+                info.name
+            )));
+        }
+        let offset = self.pos;
+        self.out.write_all(data)?;
+        self.body_crc.update(data);
+        self.pos += data.len() as u64;
+        let pad = (FRAME_ALIGN - self.pos % FRAME_ALIGN) % FRAME_ALIGN;
+        self.write_body(&ZEROS[..pad as usize])?;
+        self.entries[track].push(Entry {
+            offset,
+            len: data.len() as u32,
+            flags: if key { FLAG_KEY } else { 0 },
+            pts,
+            duration,
+        });
+        Ok(())
+    }
+
+    fn write_body(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.out.write_all(bytes)?;
+        self.body_crc.update(bytes);
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the track table, the index and the header, then renames the file
+    /// into place. Every track must have frames, and all tracks must loop after
+    /// the same time.
+    pub fn finish(mut self) -> Result<(), Error> {
+        let result = self.finish_inner();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+        result
+    }
+
+    fn finish_inner(&mut self) -> Result<(), Error> {
+        if self.tracks.is_empty() {
+            return Err(Error::InvalidInput(
+                "a pack needs at least one track".into(),
+            ));
+        }
+        let mut loop_us = None;
+        for (t, entries) in self.tracks.iter_mut().zip(&self.entries) {
+            let Some(last) = entries.last() else {
+                return Err(Error::InvalidInput(format!(
+                    "track {} has no frames",
+                    t.name
+                )));
+            };
+            let end = last.pts + last.duration as u64;
+            if end != t.loop_duration {
+                return Err(Error::InvalidInput(format!(
+                    "track {}: frames end at tick {end} but loop_duration is {}",
+                    t.name, t.loop_duration
+                )));
+            }
+            t.frame_count = u32::try_from(entries.len())
+                .map_err(|_| Error::InvalidInput(format!("track {}: too many frames", t.name)))?;
+            let us = t.loop_duration_us();
+            match loop_us {
+                None => loop_us = Some(us),
+                // Tolerate rounding of a tick to the microsecond.
+                Some(prev) if prev.abs_diff(us) > 1 => {
+                    return Err(Error::InvalidInput(format!(
+                        "track {} loops after {us} µs but an earlier track after {prev} µs",
+                        t.name
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let payload_len = self.pos - PAYLOAD_START;
+        let tracks_offset = self.pos;
+        let mut first = 0u32;
+        let mut table = Vec::with_capacity(self.tracks.len() * super::format::TRACK_LEN);
+        for t in &self.tracks {
+            table.extend_from_slice(&encode_track(t, first));
+            first += t.frame_count;
+        }
+        self.write_body(&table)?;
+        let index_offset = self.pos;
+        let mut index = Vec::with_capacity(first as usize * ENTRY_LEN);
+        for e in self.entries.iter().flatten() {
+            index.extend_from_slice(&e.encode());
+        }
+        self.write_body(&index)?;
+        let header = Header {
+            version: VERSION,
+            track_count: self.tracks.len() as u32,
+            frame_count: first,
+            tracks_offset,
+            index_offset,
+            payload_offset: PAYLOAD_START,
+            payload_len,
+            file_len: self.pos,
+            loop_duration_us: loop_us.unwrap_or(0),
+            body_crc32: self.body_crc.clone().finalize(),
+            header_crc32: 0,
+        };
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header.encode())?;
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
+        fs::rename(&self.tmp_path, &self.path)?;
+        Ok(())
+    }
+}
