@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Make the Dockerfile's two base images locally, for machines that can reach Debian's package
+# archive but no image registry:
+#
+#   synth-build-base:bookworm    Debian bookworm + gcc, libopus-dev, libvpx-dev, pkg-config, and
+#                                the host's Rust toolchain (rustup's default toolchain and the
+#                                cargo registry cache, copied from RUSTUP_HOME / CARGO_HOME:
+#                                no toolchain can be downloaded here).
+#   synth-runtime-base:bookworm  debootstrap --variant=minbase + libopus0, libvpx7, ca-certificates.
+#
+# Usage (as root; needs debootstrap, installed with apt-get when missing):
+#   DOCKER_HOST=unix:///path/docker.sock scripts/make-base-images.sh
+#   docker build --build-arg RUST_IMAGE=synth-build-base:bookworm \
+#                --build-arg RUNTIME_IMAGE=synth-runtime-base:bookworm -t videocall-synthetic-clients:dev .
+#
+# Env: MIRROR (Debian mirror for debootstrap; default: the host's first apt source, else
+# debootstrap's own default), WORKDIR (scratch space, default target/base-images, ~2.5 GB),
+# BUILD_TAG / RUNTIME_TAG (image names), SKIP_BUILD=1 or SKIP_RUNTIME=1 to make only one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_TAG=${BUILD_TAG:-synth-build-base:bookworm}
+RUNTIME_TAG=${RUNTIME_TAG:-synth-runtime-base:bookworm}
+WORKDIR=${WORKDIR:-$PWD/target/base-images}
+CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
+RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+
+[[ $(id -u) == 0 ]] || { echo "make-base-images: run as root (debootstrap, chroot)" >&2; exit 1; }
+docker info >/dev/null 2>&1 || { echo "make-base-images: no Docker engine reachable (DOCKER_HOST?)" >&2; exit 1; }
+command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap; }
+
+if [[ -z ${MIRROR:-} ]]; then
+  MIRROR=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [[ -n $MIRROR ]] || MIRROR=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+fi
+
+# debootstrap DIR [extra debootstrap args...]
+bootstrap() {
+  local dir=$1; shift
+  rm -rf "$dir"
+  debootstrap "$@" bookworm "$dir" ${MIRROR:+"$MIRROR"}
+  # Keep the image small: no apt lists, caches or docs beyond copyright files.
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
+}
+
+# import DIR TAG [docker import --change args...]
+import_image() {
+  local dir=$1 tag=$2; shift 2
+  tar --numeric-owner -C "$dir" -c . | docker import "$@" - "$tag"
+  echo "make-base-images: $tag" >&2
+}
+
+mkdir -p "$WORKDIR"
+
+if [[ -z ${SKIP_RUNTIME:-} ]]; then
+  root=$WORKDIR/runtime
+  bootstrap "$root" --variant=minbase --include=libopus0,libvpx7,ca-certificates
+  import_image "$root" "$RUNTIME_TAG" \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["/bin/bash"]'
+fi
+
+if [[ -z ${SKIP_BUILD:-} ]]; then
+  root=$WORKDIR/build
+  bootstrap "$root" --variant=minbase \
+    --include=gcc,libc6-dev,make,pkg-config,libopus-dev,libvpx-dev,ca-certificates,git
+  # Same layout as the official rust images: /usr/local/{cargo,rustup}, cargo on PATH.
+  toolchain=$(RUSTUP_HOME=$RUSTUP_HOME rustup default | awk '{ print $1 }')
+  mkdir -p "$root/usr/local/cargo/bin" "$root/usr/local/rustup/toolchains"
+  cp -a "$CARGO_HOME/bin/." "$root/usr/local/cargo/bin/"
+  [[ -d $CARGO_HOME/registry ]] && cp -a "$CARGO_HOME/registry" "$root/usr/local/cargo/"
+  # The toolchain without its HTML docs (about half its size).
+  tar -C "$(readlink -f "$RUSTUP_HOME/toolchains/$toolchain")" --exclude=./share/doc -c . \
+    | { mkdir -p "$root/usr/local/rustup/toolchains/$toolchain" \
+        && tar -C "$root/usr/local/rustup/toolchains/$toolchain" -x; }
+  printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "minimal"\nauto_self_update = "disable"\n' \
+    "$toolchain" > "$root/usr/local/rustup/settings.toml"
+  chroot "$root" env PATH=/usr/local/cargo/bin:/usr/bin:/bin \
+    RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo cargo --version
+  import_image "$root" "$BUILD_TAG" \
+    --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
+    --change 'ENV CARGO_HOME=/usr/local/cargo' \
+    --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["/bin/bash"]'
+fi
