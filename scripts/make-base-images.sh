@@ -58,6 +58,7 @@ if [[ -z ${SKIP_RUNTIME:-} ]]; then
   import_image "$root" "$RUNTIME_TAG" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]'
+  docker run --rm --network none "$BUILD_TAG" sh -c 'cargo --version && rustc --version && pkg-config --modversion opus vpx'
 fi
 
 if [[ -z ${SKIP_BUILD:-} ]]; then
@@ -75,11 +76,10 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
         && tar -C "$root/usr/local/rustup/toolchains/$toolchain" -x; }
   printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "minimal"\nauto_self_update = "disable"\n' \
     "$toolchain" > "$root/usr/local/rustup/settings.toml"
-  chroot "$root" env PATH=/usr/local/cargo/bin:/usr/bin:/bin \
-    RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo cargo --version
   import_image "$root" "$BUILD_TAG" \
     --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
     --change 'ENV CARGO_HOME=/usr/local/cargo' \
     --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]'
+  docker run --rm --network none "$BUILD_TAG" sh -c 'cargo --version && rustc --version && pkg-config --modversion opus vpx'
 fi
