@@ -52,6 +52,8 @@ spec:
       args:
         - |
           set -eu
+          # A Secret made from a file often ends in a newline: drop line breaks.
+          AUTH_TOKEN=$(printf '%s' "$AUTH_TOKEN" | tr -d '\r\n')
           case "$AUTH_TOKEN" in
             ""|*[!A-Za-z0-9._-]*) echo "auth token in Secret {{ .Values.auth.existingSecret }} key {{ .Values.auth.tokenKey }} is not a JWT" >&2; exit 1 ;;
           esac
