@@ -1,0 +1,715 @@
+//! The run configuration: one YAML file, environment overrides and CLI flags,
+//! resolved into a [`Settings`] with the full list of clients to start.
+//!
+//! Precedence, highest first: a CLI flag, its environment variable (clap reads
+//! both into [`Overrides`]), the file, the defaults in [`defaults`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::threshold::Threshold;
+
+/// Defaults, in one place.
+pub mod defaults {
+    use std::time::Duration;
+    /// Pack used when neither the file, `PACK` nor `--pack` names one.
+    pub const PACK: &str = "packs/default.pack";
+    /// Length of a run.
+    pub const DURATION: Duration = Duration::from_secs(30);
+    /// Delay between the starts of consecutive clients.
+    pub const RAMP_UP_DELAY_MS: u64 = 100;
+    /// Time allowed for one connection attempt (QUIC + TLS + WebTransport CONNECT).
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Handshakes in flight at once, so a burst never overruns a server's UDP buffer.
+    pub const MAX_CONCURRENT_CONNECTS: usize = 64;
+    /// Heartbeat period (upstream's native clients send one a second).
+    pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+    /// Lifetime of minted JWTs.
+    pub const JWT_TTL: Duration = Duration::from_secs(3600);
+    /// Attempts for a client's first connection before it counts as failed.
+    pub const CONNECT_ATTEMPTS: u32 = 3;
+}
+
+/// The config file, as written. Every field is optional except that at least one
+/// client must come from `clients` or `groups`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// `https://host:port` of the videocall WebTransport server; absent = embedded relay.
+    pub server_url: Option<String>,
+    /// Pack to replay.
+    pub pack: Option<PathBuf>,
+    /// Run length, counted from the start of the first client.
+    #[serde(default, with = "humantime_serde")]
+    pub duration: Option<Duration>,
+    /// Delay between consecutive client starts, in milliseconds.
+    pub ramp_up_delay_ms: Option<u64>,
+    /// Timeout for one connection attempt.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Handshakes in flight at once.
+    pub max_concurrent_connects: Option<usize>,
+    /// Attempts for a client's first connection.
+    pub connect_attempts: Option<u32>,
+    /// Heartbeat period.
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat_interval: Option<Duration>,
+    /// How to trust the server's certificate.
+    #[serde(default)]
+    pub tls: Tls,
+    /// How to authenticate.
+    #[serde(default)]
+    pub auth: Auth,
+    /// Explicit clients.
+    #[serde(default)]
+    pub clients: Vec<ClientSpec>,
+    /// Groups of clients from id templates.
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    /// Pass/fail thresholds, k6-style: `name: "< 150"`.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+    /// Address for the Prometheus endpoint.
+    pub metrics_listen: Option<String>,
+    /// Where to write the JSON report.
+    pub report: Option<PathBuf>,
+}
+
+/// TLS options of the file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM file of certificates to trust (a CA or the server's own certificate).
+    pub ca_cert: Option<PathBuf>,
+    /// SHA-256 of the server certificate (hex, `:` allowed), pinned.
+    pub cert_sha256: Option<String>,
+    /// Accept any certificate. Only on explicit request.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// Auth options of the file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// One JWT for every client (`/lobby?token=`).
+    pub token: Option<String>,
+    /// Name of an environment variable holding the HS256 secret; one JWT is minted per client.
+    pub jwt_secret_env: Option<String>,
+    /// Lifetime of minted tokens.
+    #[serde(default, with = "humantime_serde")]
+    pub jwt_ttl: Option<Duration>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One explicit client (the original design's format).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSpec {
+    /// Participant id.
+    pub user_id: String,
+    /// Meeting to join.
+    pub meeting_id: String,
+    /// Send audio.
+    #[serde(default = "yes")]
+    pub enable_audio: bool,
+    /// Send video.
+    #[serde(default = "yes")]
+    pub enable_video: bool,
+    /// Video track of the pack to send (default: the pack's first video track).
+    pub rendition: Option<String>,
+}
+
+/// A group of clients made from id templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Clients in this group (per pod). `CLIENTS_PER_POD` overrides it when there is one group.
+    pub count: usize,
+    /// Template of the user id, e.g. `bot-{pod}-{index}`.
+    pub user_id: String,
+    /// Template of the meeting id, e.g. `room-{meeting}`.
+    pub meeting_id: String,
+    /// Participants per meeting: `{meeting}` is `global / meeting_size`.
+    pub meeting_size: Option<usize>,
+    /// Send audio.
+    #[serde(default = "yes")]
+    pub enable_audio: bool,
+    /// Send video.
+    #[serde(default = "yes")]
+    pub enable_video: bool,
+    /// Video track of the pack to send.
+    pub rendition: Option<String>,
+}
+
+/// What the command line and the environment set (clap fills both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--server-url` / `SERVER_URL`.
+    pub server_url: Option<String>,
+    /// `--pack` / `PACK`.
+    pub pack: Option<PathBuf>,
+    /// `--duration` / `DURATION`.
+    pub duration: Option<Duration>,
+    /// `--metrics-listen` / `METRICS_LISTEN`.
+    pub metrics_listen: Option<String>,
+    /// `--report` / `REPORT`.
+    pub report: Option<PathBuf>,
+    /// `POD_NAME`.
+    pub pod_name: Option<String>,
+    /// `POD_INDEX` or `JOB_COMPLETION_INDEX`.
+    pub pod_index: Option<usize>,
+    /// `CLIENTS_PER_POD`.
+    pub clients_per_pod: Option<usize>,
+}
+
+/// How the client trusts the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// The system's root certificates.
+    System,
+    /// Certificates from a PEM file.
+    CaFile(PathBuf),
+    /// Server certificates pinned by SHA-256.
+    Pinned(Vec<[u8; 32]>),
+    /// No verification (explicit `insecure: true`).
+    Insecure,
+}
+
+/// How the client proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Path form `/lobby/{user}/{meeting}`.
+    None,
+    /// One fixed token for every client.
+    Token(String),
+    /// Mint an HS256 JWT per client.
+    Mint {
+        /// The secret.
+        secret: Vec<u8>,
+        /// Lifetime of each token.
+        ttl: Duration,
+    },
+}
+
+/// One client to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPlan {
+    /// Position in the plan (0-based), also the order of starts.
+    pub index: usize,
+    /// Participant id (checked against the server's rule).
+    pub user_id: String,
+    /// Meeting id (checked likewise).
+    pub meeting_id: String,
+    /// Send audio.
+    pub audio: bool,
+    /// Send video.
+    pub video: bool,
+    /// Video track name, `None` for the pack's first video track.
+    pub rendition: Option<String>,
+}
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Server URL (`https://host:port`), `None` to start the embedded relay.
+    pub server_url: Option<url::Url>,
+    /// Pack path.
+    pub pack: PathBuf,
+    /// Run length.
+    pub duration: Duration,
+    /// Delay between consecutive client starts.
+    pub ramp_up_delay: Duration,
+    /// Timeout of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Handshakes in flight at once.
+    pub max_concurrent_connects: usize,
+    /// Attempts for a client's first connection.
+    pub connect_attempts: u32,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// Certificate trust.
+    pub trust: Trust,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// The clients, in start order.
+    pub clients: Vec<ClientPlan>,
+    /// Pass/fail thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// Prometheus endpoint address.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// JSON report path.
+    pub report: Option<PathBuf>,
+}
+
+/// Reads and parses a config file; errors name the file, line and field.
+pub fn read_file(path: &Path) -> anyhow::Result<File> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
+    parse(&text).with_context(|| format!("config {}", path.display()))
+}
+
+/// Parses config text. The error is serde-saphyr's first line: `line L column C: what`.
+pub fn parse(text: &str) -> anyhow::Result<File> {
+    serde_saphyr::from_str::<File>(text).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("invalid YAML");
+        anyhow::anyhow!("{}", first.trim_start_matches("error: "))
+    })
+}
+
+impl Settings {
+    /// Resolves the file and overrides into settings, expanding groups and checking ids.
+    /// `env` reads environment variables (the JWT secret); tests pass a map.
+    pub fn resolve(
+        file: File,
+        o: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        let server_url = match o.server_url.clone().or(file.server_url) {
+            None => None,
+            Some(s) if s.trim().is_empty() => None,
+            Some(s) => Some(parse_server_url(&s)?),
+        };
+        let trust = trust(&file.tls)?;
+        let credentials = credentials(&file.auth, env)?;
+        let clients = expand(&file.clients, &file.groups, o)?;
+        let thresholds = file
+            .thresholds
+            .iter()
+            .map(|(k, v)| Threshold::parse(k, v))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let metrics_listen = match o.metrics_listen.clone().or(file.metrics_listen) {
+            None => None,
+            Some(s) => Some(s.parse().with_context(|| {
+                format!("metrics_listen {s:?} is not an address like 127.0.0.1:9090")
+            })?),
+        };
+        let duration = o.duration.or(file.duration).unwrap_or(defaults::DURATION);
+        if duration.is_zero() {
+            bail!("duration must be more than 0");
+        }
+        let max_concurrent_connects = file
+            .max_concurrent_connects
+            .unwrap_or(defaults::MAX_CONCURRENT_CONNECTS);
+        if max_concurrent_connects == 0 {
+            bail!("max_concurrent_connects must be at least 1");
+        }
+        Ok(Settings {
+            server_url,
+            pack: o
+                .pack
+                .clone()
+                .or(file.pack)
+                .unwrap_or_else(|| PathBuf::from(defaults::PACK)),
+            duration,
+            ramp_up_delay: Duration::from_millis(
+                file.ramp_up_delay_ms.unwrap_or(defaults::RAMP_UP_DELAY_MS),
+            ),
+            connect_timeout: file.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
+            max_concurrent_connects,
+            connect_attempts: file
+                .connect_attempts
+                .unwrap_or(defaults::CONNECT_ATTEMPTS)
+                .max(1),
+            heartbeat_interval: file
+                .heartbeat_interval
+                .unwrap_or(defaults::HEARTBEAT_INTERVAL),
+            trust,
+            credentials,
+            clients,
+            thresholds,
+            metrics_listen,
+            report: o.report.clone().or(file.report),
+        })
+    }
+}
+
+fn parse_server_url(s: &str) -> anyhow::Result<url::Url> {
+    let u = url::Url::parse(s).with_context(|| format!("server_url {s:?} is not a URL"))?;
+    if u.scheme() != "https" {
+        bail!("server_url {s:?} must start with https:// (WebTransport runs over HTTP/3)");
+    }
+    if u.host().is_none() {
+        bail!("server_url {s:?} has no host");
+    }
+    Ok(u)
+}
+
+fn trust(t: &Tls) -> anyhow::Result<Trust> {
+    let set = [t.ca_cert.is_some(), t.cert_sha256.is_some(), t.insecure];
+    if set.iter().filter(|&&b| b).count() > 1 {
+        bail!("tls: give only one of ca_cert, cert_sha256 and insecure");
+    }
+    if let Some(p) = &t.ca_cert {
+        return Ok(Trust::CaFile(p.clone()));
+    }
+    if let Some(h) = &t.cert_sha256 {
+        let pins = h
+            .split(',')
+            .map(|one| parse_sha256(one.trim()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        return Ok(Trust::Pinned(pins));
+    }
+    Ok(if t.insecure {
+        Trust::Insecure
+    } else {
+        Trust::System
+    })
+}
+
+/// Parses a SHA-256 given as 64 hex digits, optionally with `:` between bytes.
+pub fn parse_sha256(s: &str) -> anyhow::Result<[u8; 32]> {
+    let hex: String = s.chars().filter(|&c| c != ':').collect();
+    let bad = || anyhow::anyhow!("tls.cert_sha256 {s:?} is not 64 hex digits");
+    if hex.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+fn credentials(a: &Auth, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Credentials> {
+    match (&a.token, &a.jwt_secret_env) {
+        (Some(_), Some(_)) => bail!("auth: give either token or jwt_secret_env, not both"),
+        (Some(t), None) if t.trim().is_empty() => bail!("auth.token is empty"),
+        (Some(t), None) => Ok(Credentials::Token(t.trim().to_owned())),
+        (None, Some(var)) => match env(var) {
+            Some(s) if !s.is_empty() => Ok(Credentials::Mint {
+                secret: s.into_bytes(),
+                ttl: a.jwt_ttl.unwrap_or(defaults::JWT_TTL),
+            }),
+            _ => bail!("auth.jwt_secret_env: environment variable {var} is not set (or empty)"),
+        },
+        (None, None) => Ok(Credentials::None),
+    }
+}
+
+/// Variables a template may use.
+struct Vars<'a> {
+    index: usize,
+    global: usize,
+    pod: &'a str,
+    pod_index: usize,
+    meeting: usize,
+}
+
+/// Expands `{name}` and `{name:0N}` (zero-padded to N digits) in `template`.
+fn render(template: &str, v: &Vars) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            bail!("template {template:?} has an unclosed '{{'");
+        };
+        let inner = &rest[open + 1..open + close];
+        let (name, width) = match inner.split_once(':') {
+            Some((n, w)) => {
+                let w = w.strip_prefix('0').unwrap_or(w);
+                let width: usize = w.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "template {template:?}: bad width in {{{inner}}}, use like {{index:03}}"
+                    )
+                })?;
+                (n, width)
+            }
+            None => (inner, 0),
+        };
+        let num = match name {
+            "index" => v.index,
+            "global" => v.global,
+            "pod_index" => v.pod_index,
+            "meeting" => v.meeting,
+            "pod" => {
+                out.push_str(v.pod);
+                rest = &rest[open + close + 1..];
+                continue;
+            }
+            other => bail!(
+                "template {template:?}: unknown variable {{{other}}} (use index, global, pod, pod_index, meeting)"
+            ),
+        };
+        out.push_str(&format!("{num:0width$}"));
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Turns a pod name into something the id rule accepts (Kubernetes allows dots).
+fn pod_token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn expand(
+    clients: &[ClientSpec],
+    groups: &[GroupSpec],
+    o: &Overrides,
+) -> anyhow::Result<Vec<ClientPlan>> {
+    let mut out = Vec::new();
+    for c in clients {
+        out.push(ClientPlan {
+            index: out.len(),
+            user_id: c.user_id.clone(),
+            meeting_id: c.meeting_id.clone(),
+            audio: c.enable_audio,
+            video: c.enable_video,
+            rendition: c.rendition.clone(),
+        });
+    }
+    if o.clients_per_pod.is_some() && groups.len() != 1 {
+        bail!(
+            "CLIENTS_PER_POD is set but the config has {} groups: it needs exactly one",
+            groups.len()
+        );
+    }
+    let pod = pod_token(o.pod_name.as_deref().unwrap_or("local"));
+    let pod_index = o.pod_index.unwrap_or(0);
+    for (g_no, g) in groups.iter().enumerate() {
+        let count = o.clients_per_pod.unwrap_or(g.count);
+        let uses_meeting = g.meeting_id.contains("{meeting");
+        let size = match (g.meeting_size, uses_meeting) {
+            (Some(0), _) => bail!("groups[{g_no}].meeting_size must be at least 1"),
+            (Some(_), false) => bail!(
+                "groups[{g_no}]: meeting_size is set but meeting_id {:?} has no {{meeting}}",
+                g.meeting_id
+            ),
+            (Some(n), true) => n,
+            (None, true) => bail!(
+                "groups[{g_no}]: meeting_id {:?} uses {{meeting}}, so meeting_size is needed",
+                g.meeting_id
+            ),
+            (None, false) => usize::MAX,
+        };
+        for index in 0..count {
+            let global = pod_index * count + index;
+            let vars = Vars {
+                index,
+                global,
+                pod: &pod,
+                pod_index,
+                meeting: global / size,
+            };
+            out.push(ClientPlan {
+                index: out.len(),
+                user_id: render(&g.user_id, &vars)
+                    .with_context(|| format!("groups[{g_no}].user_id"))?,
+                meeting_id: render(&g.meeting_id, &vars)
+                    .with_context(|| format!("groups[{g_no}].meeting_id"))?,
+                audio: g.enable_audio,
+                video: g.enable_video,
+                rendition: g.rendition.clone(),
+            });
+        }
+    }
+    if out.is_empty() {
+        bail!("no clients: add `clients:` or `groups:` to the config");
+    }
+    let mut seen = HashSet::new();
+    for c in &out {
+        synth_common::ids::check(&c.user_id)
+            .with_context(|| format!("client {} user_id", c.index))?;
+        synth_common::ids::check(&c.meeting_id)
+            .with_context(|| format!("client {} ({}) meeting_id", c.index, c.user_id))?;
+        if !seen.insert(synth_common::ids::normalize(&c.user_id)) {
+            bail!(
+                "user_id {:?} is used by more than one client (ids must be distinct; use {{index}} in a group template)",
+                c.user_id
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn resolve(yaml: &str, o: &Overrides) -> anyhow::Result<Settings> {
+        Settings::resolve(parse(yaml)?, o, &no_env)
+    }
+
+    const ORIGINAL: &str = r#"
+ramp_up_delay_ms: 1000
+server_url: "https://127.0.0.1:4433"
+clients:
+  - user_id: "bot001"
+    meeting_id: "test-room-1"
+    enable_audio: true
+    enable_video: true
+  - user_id: "bot002"
+    meeting_id: "test-room-1"
+    enable_audio: true
+    enable_video: false
+"#;
+
+    #[test]
+    fn original_format() {
+        let s = resolve(ORIGINAL, &Overrides::default()).unwrap();
+        assert_eq!(s.server_url.unwrap().as_str(), "https://127.0.0.1:4433/");
+        assert_eq!(s.ramp_up_delay, Duration::from_secs(1));
+        assert_eq!(s.clients.len(), 2);
+        assert!(!s.clients[1].video);
+        assert_eq!(s.pack, PathBuf::from(defaults::PACK));
+        assert_eq!(s.duration, defaults::DURATION);
+        assert_eq!(s.trust, Trust::System);
+        assert_eq!(s.credentials, Credentials::None);
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let yaml = "server_url: https://127.0.0.1:1\npack: a.pack\nduration: 5s\nreport: r.json\nmetrics_listen: 127.0.0.1:1\nclients: [{user_id: a, meeting_id: m}]\n";
+        let o = Overrides {
+            server_url: Some("https://127.0.0.1:2".into()),
+            pack: Some("b.pack".into()),
+            duration: Some(Duration::from_secs(7)),
+            metrics_listen: Some("127.0.0.1:2".into()),
+            report: Some("s.json".into()),
+            ..Default::default()
+        };
+        let s = resolve(yaml, &o).unwrap();
+        assert_eq!(s.server_url.unwrap().port(), Some(2));
+        assert_eq!(s.pack, PathBuf::from("b.pack"));
+        assert_eq!(s.duration, Duration::from_secs(7));
+        assert_eq!(s.metrics_listen.unwrap().port(), 2);
+        assert_eq!(s.report, Some(PathBuf::from("s.json")));
+        // And without overrides the file's values hold.
+        let s = resolve(yaml, &Overrides::default()).unwrap();
+        assert_eq!(s.pack, PathBuf::from("a.pack"));
+        assert_eq!(s.duration, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn groups_expand_per_pod() {
+        let yaml = r#"
+groups:
+  - count: 4
+    user_id: "bot-{pod}-{index:03}"
+    meeting_id: "room-{meeting}"
+    meeting_size: 3
+    rendition: video-320x180
+"#;
+        let mut o = Overrides {
+            pod_name: Some("synth-0.x".into()),
+            ..Default::default()
+        };
+        let s = resolve(yaml, &o).unwrap();
+        let ids: Vec<_> = s.clients.iter().map(|c| c.user_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "bot-synth-0-x-000",
+                "bot-synth-0-x-001",
+                "bot-synth-0-x-002",
+                "bot-synth-0-x-003"
+            ]
+        );
+        let rooms: Vec<_> = s.clients.iter().map(|c| c.meeting_id.as_str()).collect();
+        assert_eq!(rooms, ["room-0", "room-0", "room-0", "room-1"]);
+        // Pod 2 with CLIENTS_PER_POD=3: global indexes 6..9, meetings 2.
+        o.pod_index = Some(2);
+        o.clients_per_pod = Some(3);
+        let s = resolve(yaml, &o).unwrap();
+        assert_eq!(s.clients.len(), 3);
+        assert!(s.clients.iter().all(|c| c.meeting_id == "room-2"));
+        assert_eq!(s.clients[0].rendition.as_deref(), Some("video-320x180"));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases = [
+            (
+                "clients: [{user_id: a, meeting_id: m, colour: red}]",
+                "unknown field `colour`",
+            ),
+            ("clients: [{user_id: a.b, meeting_id: m}]", "'.'"),
+            ("clients: [{user_id: a, meeting_id: \"x@y\"}]", "meeting_id"),
+            (
+                "clients: [{user_id: a, meeting_id: m}, {user_id: a, meeting_id: n}]",
+                "more than one client",
+            ),
+            (
+                "server_url: http://127.0.0.1:1\nclients: [{user_id: a, meeting_id: m}]",
+                "https://",
+            ),
+            (
+                "duration: soon\nclients: [{user_id: a, meeting_id: m}]",
+                "duration",
+            ),
+            (
+                "groups: [{count: 2, user_id: \"b{nope}\", meeting_id: m}]",
+                "unknown variable {nope}",
+            ),
+            (
+                "groups: [{count: 2, user_id: \"b{index}\", meeting_id: \"r{meeting}\"}]",
+                "meeting_size is needed",
+            ),
+            ("{}", "no clients"),
+            (
+                "tls: {insecure: true, cert_sha256: abcd}\nclients: [{user_id: a, meeting_id: m}]",
+                "only one of",
+            ),
+            (
+                "tls: {cert_sha256: abcd}\nclients: [{user_id: a, meeting_id: m}]",
+                "64 hex digits",
+            ),
+            (
+                "auth: {jwt_secret_env: NOPE_SECRET}\nclients: [{user_id: a, meeting_id: m}]",
+                "NOPE_SECRET is not set",
+            ),
+            (
+                "thresholds: {bogus: \"< 1\"}\nclients: [{user_id: a, meeting_id: m}]",
+                "bogus",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let e = resolve(yaml, &Overrides::default()).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains(want), "{yaml:?}: got {msg:?}, want {want:?}");
+            assert!(!msg.contains('\n'), "one line: {msg:?}");
+        }
+        let e =
+            parse("clients:\n  - user_id: a\n    meeting_id: m\n    colour: red\n").unwrap_err();
+        assert!(e.to_string().starts_with("line 4 column 5"), "{e}");
+    }
+
+    #[test]
+    fn auth_and_tls() {
+        let yaml = "auth: {jwt_secret_env: S, jwt_ttl: 10m}\ntls: {cert_sha256: \"AB:cd:ef:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc\"}\nclients: [{user_id: a, meeting_id: m}]";
+        let env = |k: &str| (k == "S").then(|| "sekrit".to_string());
+        let s = Settings::resolve(parse(yaml).unwrap(), &Overrides::default(), &env).unwrap();
+        assert_eq!(
+            s.credentials,
+            Credentials::Mint {
+                secret: b"sekrit".to_vec(),
+                ttl: Duration::from_secs(600)
+            }
+        );
+        let Trust::Pinned(p) = s.trust else { panic!() };
+        assert_eq!(p[0][0], 0xab);
+        assert_eq!(p[0][31], 0xcc);
+    }
+}

@@ -1,0 +1,257 @@
+//! `synth-replay`: parse the command line, set up logging, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use synth_replayer::config::{self, Overrides, Settings};
+use synth_replayer::run::{self, Options, EXIT_CONFIG};
+
+/// Synthetic videocall-rs participants: join meetings over WebTransport and
+/// replay a pack of pre-encoded Opus audio and VP9 video, measuring what the
+/// server relays back.
+#[derive(Debug, Parser)]
+#[command(name = "synth-replay", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `synth_replayer=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "RUST_LOG",
+        default_value = "warn,web_transport_quinn=error"
+    )]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the load test. Without a server URL (config, SERVER_URL or
+    /// --server-url) it starts the embedded relay in-process and runs against it.
+    ///
+    /// Examples:
+    ///   synth-replay run                         # built-in default: 6 clients, 10 s, embedded relay
+    ///   synth-replay run --config load.yaml --report report.json
+    ///   synth-replay run --config load.yaml --server-url https://127.0.0.1:4433 --duration 1m
+    ///
+    /// Exit codes: 0 ok, 1 runtime error (e.g. no client could connect),
+    /// 2 bad config or input, 3 a threshold failed.
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// Check a config and print the expanded plan (clients per meeting, media,
+    /// expected bitrate) without connecting.
+    ///
+    /// Example: synth-replay validate --config load.yaml --json
+    #[command(verbatim_doc_comment)]
+    Validate(ValidateArgs),
+    /// Run the relay alone: an in-process WebTransport server that behaves like
+    /// the videocall-rs server (for local tests and the scale harness).
+    ///
+    /// Example: synth-replay relay --listen 127.0.0.1:4433 --stats-json relay.json
+    #[command(verbatim_doc_comment)]
+    Relay(synth_replayer::relay::RelayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+struct Common {
+    /// Config file (YAML). Without one, the built-in default (6 clients in 2
+    /// meetings, 10 s) is used.
+    #[arg(long, short, env = "CONFIG")]
+    config: Option<PathBuf>,
+    /// Pack to replay [default: the config's `pack`, else packs/default.pack].
+    #[arg(long, env = "PACK")]
+    pack: Option<PathBuf>,
+    /// Server URL, e.g. https://127.0.0.1:4433 (overrides the config's server_url).
+    #[arg(long, env = "SERVER_URL")]
+    server_url: Option<String>,
+    /// Run length, e.g. 30s or 5m (overrides the config's duration).
+    #[arg(long, env = "DURATION", value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Pod name, for `{pod}` in id templates.
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// Pod index, for `{pod_index}` and `{global}` [env: POD_INDEX, else JOB_COMPLETION_INDEX].
+    #[arg(long, env = "POD_INDEX")]
+    pod_index: Option<usize>,
+    /// Clients in this process: overrides `count` of the config's single group.
+    #[arg(long, env = "CLIENTS_PER_POD")]
+    clients_per_pod: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Write the JSON report here (schema: docs/report-schema.json).
+    #[arg(long, env = "REPORT")]
+    report: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9090.
+    #[arg(long, env = "METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+const DEFAULT_CONFIG: &str = include_str!("../default-config.yaml");
+
+fn settings(
+    c: &Common,
+    report: Option<PathBuf>,
+    metrics: Option<String>,
+) -> anyhow::Result<Settings> {
+    let file = match &c.config {
+        Some(path) => config::read_file(path)?,
+        None => config::parse(DEFAULT_CONFIG)?,
+    };
+    let pod_index = c.pod_index.or_else(|| {
+        std::env::var("JOB_COMPLETION_INDEX")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    });
+    let o = Overrides {
+        server_url: c.server_url.clone(),
+        pack: c.pack.clone(),
+        duration: c.duration,
+        metrics_listen: metrics,
+        report,
+        pod_name: c.pod_name.clone(),
+        pod_index,
+        clients_per_pod: c.clients_per_pod,
+    };
+    let s = Settings::resolve(file, &o, &|k| std::env::var(k).ok())?;
+    Ok(s)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = rt.block_on(async {
+        match cli.command {
+            Command::Run(a) => {
+                let s = match settings(&a.common, a.report.clone(), a.metrics_listen.clone()) {
+                    Ok(s) => s,
+                    Err(e) => return fail(&e, EXIT_CONFIG),
+                };
+                if let Err(e) = run::resolve_pack(&s.pack, &s.clients) {
+                    return fail(&e, EXIT_CONFIG);
+                }
+                let opts = Options {
+                    progress: !a.quiet,
+                    ..Options::default()
+                };
+                match run::run(s, opts).await {
+                    Ok(o) => {
+                        if o.exit_code == run::EXIT_THRESHOLD {
+                            eprintln!("error: a threshold was violated (see the report)");
+                        }
+                        o.exit_code
+                    }
+                    Err(e) => fail(&e, 1),
+                }
+            }
+            Command::Validate(a) => {
+                let s = match settings(&a.common, None, None) {
+                    Ok(s) => s,
+                    Err(e) => return fail(&e, EXIT_CONFIG),
+                };
+                match run::plan_summary(&s) {
+                    Ok(p) if a.json => {
+                        println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                        0
+                    }
+                    Ok(p) => {
+                        print_plan(&p);
+                        0
+                    }
+                    Err(e) => fail(&e, EXIT_CONFIG),
+                }
+            }
+            Command::Relay(a) => match synth_replayer::relay::run_cli(a).await {
+                Ok(()) => 0,
+                Err(e) => fail(&e, 1),
+            },
+        }
+    });
+    ExitCode::from(code as u8)
+}
+
+fn fail(e: &anyhow::Error, code: i32) -> i32 {
+    eprintln!("error: {e:#}");
+    code
+}
+
+fn print_plan(p: &run::PlanSummary) {
+    println!("server    {}", p.server);
+    println!("pack      {}", p.pack);
+    println!(
+        "duration  {:.1} s (ramp-up {:.1} s)",
+        p.duration_s, p.ramp_up_s
+    );
+    let audio = p.clients.iter().filter(|c| c.audio).count();
+    let video = p.clients.iter().filter(|c| c.video).count();
+    println!(
+        "clients   {} ({} with audio, {} with video) in {} meetings",
+        p.clients.len(),
+        audio,
+        video,
+        p.meetings.len()
+    );
+    let mut sizes = std::collections::BTreeMap::new();
+    for n in p.meetings.values() {
+        *sizes.entry(*n).or_insert(0) += 1;
+    }
+    for (size, count) in sizes {
+        println!("          {count} meeting(s) of {size}");
+    }
+    println!(
+        "expected  {:.1} kbps audio + {:.1} kbps video sent ({:.2} Mbit/s)",
+        p.expected_kbps.audio,
+        p.expected_kbps.video,
+        (p.expected_kbps.audio + p.expected_kbps.video) / 1000.0
+    );
+    for c in p.clients.iter().take(5) {
+        println!(
+            "          {} -> {} (audio {}, video {})",
+            c.user_id,
+            c.meeting_id,
+            c.audio,
+            c.rendition.as_deref().unwrap_or("off")
+        );
+    }
+    if p.clients.len() > 5 {
+        println!("          ... and {} more", p.clients.len() - 5);
+    }
+    for w in &p.warnings {
+        println!("warning   {w}");
+    }
+    println!("ok");
+}

@@ -1,0 +1,593 @@
+//! What a run measures, shared by the clients, the Prometheus endpoint and the report.
+//!
+//! Counters live per client ([`ClientStats`], plain atomics written by that
+//! client's own tasks), so the hot path never touches a shared cache line or a
+//! label map; totals are summed when scraped. Timings go to [`Hist`]: fixed
+//! Prometheus buckets (atomics) for `/metrics`, and HdrHistograms sharded by
+//! client for the report's percentiles.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+/// Media classes used as the `media` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Media {
+    /// Opus frames.
+    Audio = 0,
+    /// VP9 frames.
+    Video = 1,
+    /// Heartbeats.
+    Heartbeat = 2,
+    /// Everything else (CONNECTION, RTT, key-frame requests, meeting events).
+    Other = 3,
+}
+
+/// Label values, indexed by [`Media`].
+pub const MEDIA: [&str; 4] = ["audio", "video", "heartbeat", "other"];
+
+/// A client's connection state (the `state` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Not started yet (ramp-up).
+    Pending = 0,
+    /// First connection in progress.
+    Connecting = 1,
+    /// Session up.
+    Connected = 2,
+    /// Lost its session, trying again.
+    Reconnecting = 3,
+    /// Gave up (rejected, or every attempt failed).
+    Failed = 4,
+    /// Finished cleanly at the end of the run.
+    Done = 5,
+}
+
+const STATES: [(State, &str); 4] = [
+    (State::Connecting, "connecting"),
+    (State::Connected, "connected"),
+    (State::Reconnecting, "reconnecting"),
+    (State::Failed, "failed"),
+];
+
+/// Why a connection attempt failed (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum FailReason {
+    /// No answer within the connect timeout.
+    Timeout = 0,
+    /// The server refused the session (bad id or token, or meeting rules).
+    Rejected = 1,
+    /// The TLS handshake failed (certificate not trusted).
+    Tls = 2,
+    /// Any other transport error.
+    Transport = 3,
+}
+
+/// Label values, indexed by [`FailReason`].
+pub const REASONS: [&str; 4] = ["timeout", "rejected", "tls", "transport"];
+
+/// What one client received from one sender.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PeerCounts {
+    /// Audio and video packets.
+    pub packets: [u64; 2],
+    /// Audio and video bytes.
+    pub bytes: [u64; 2],
+    /// Audio and video sequence gaps.
+    pub gaps: [u64; 2],
+}
+
+/// One client's counters.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// Packets sent, by [`Media`].
+    pub sent_packets: [AtomicU64; 4],
+    /// Bytes sent (whole PacketWrapper), by [`Media`].
+    pub sent_bytes: [AtomicU64; 4],
+    /// Packets received, by [`Media`].
+    pub recv_packets: [AtomicU64; 4],
+    /// Bytes received, by [`Media`].
+    pub recv_bytes: [AtomicU64; 4],
+    /// Frame bytes (payload only) sent, audio and video.
+    pub sent_payload: [AtomicU64; 2],
+    /// First and last media send, µs after the run started, plus one (0 = never).
+    pub media_span_us: [AtomicU64; 2],
+    /// Sequence numbers never received (lost), audio and video.
+    pub gaps: [AtomicU64; 2],
+    /// Packets that arrived out of order (late, within the window), audio and video.
+    pub reordered: [AtomicU64; 2],
+    /// Key-frame requests aimed at this client.
+    pub keyframe_requests: AtomicU64,
+    /// Key frames sent in answer to one.
+    pub keyframes_answered: AtomicU64,
+    /// Reconnections after a dropped session.
+    pub reconnects: AtomicU64,
+    /// Packets that could not be sent (stream or session errors).
+    pub send_errors: AtomicU64,
+    /// Received packets that did not parse.
+    pub bad_packets: AtomicU64,
+    /// PARTICIPANT_JOINED events seen.
+    pub joined_events: AtomicU64,
+    /// PARTICIPANT_LEFT events seen.
+    pub left_events: AtomicU64,
+    /// What this client received from each sender, published when a session ends.
+    pub per_sender: Mutex<BTreeMap<String, PeerCounts>>,
+    /// Current [`State`].
+    pub state: AtomicU8,
+    /// Whether the client was connected at least once.
+    pub ever_connected: AtomicBool,
+}
+
+impl ClientStats {
+    /// Counts a sent packet.
+    #[inline]
+    pub fn sent(&self, m: Media, bytes: usize) {
+        self.sent_packets[m as usize].fetch_add(1, Relaxed);
+        self.sent_bytes[m as usize].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Counts a received packet.
+    #[inline]
+    pub fn received(&self, m: Media, bytes: usize) {
+        self.recv_packets[m as usize].fetch_add(1, Relaxed);
+        self.recv_bytes[m as usize].fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Notes a media send for the client's active time.
+    #[inline]
+    pub fn mark_media_sent(&self, started: Instant) {
+        let t = started.elapsed().as_micros() as u64 + 1;
+        if self.media_span_us[0].load(Relaxed) == 0 {
+            self.media_span_us[0].store(t, Relaxed);
+        }
+        self.media_span_us[1].store(t, Relaxed);
+    }
+
+    /// Time between the first and the last media send.
+    pub fn media_active(&self) -> std::time::Duration {
+        let (a, b) = (
+            self.media_span_us[0].load(Relaxed),
+            self.media_span_us[1].load(Relaxed),
+        );
+        std::time::Duration::from_micros(b.saturating_sub(a))
+    }
+
+    /// Sets the state.
+    pub fn set_state(&self, s: State) {
+        self.state.store(s as u8, Relaxed);
+        if s == State::Connected {
+            self.ever_connected.store(true, Relaxed);
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> u8 {
+        self.state.load(Relaxed)
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// A timing distribution in microseconds: Prometheus buckets plus HdrHistograms.
+#[derive(Debug)]
+pub struct Hist {
+    bounds_us: &'static [u64],
+    buckets: Box<[AtomicU64]>,
+    sum_us: AtomicU64,
+    count: AtomicU64,
+    shards: Box<[Mutex<Histogram<u64>>]>,
+}
+
+/// Prometheus bucket bounds (µs) for send lateness.
+pub const LATENESS_BUCKETS: &[u64] = &[
+    250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+/// Prometheus bucket bounds (µs) for one-way latency.
+pub const LATENCY_BUCKETS: &[u64] = &[
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 150_000, 250_000, 500_000,
+    1_000_000, 2_500_000,
+];
+/// Prometheus bucket bounds (µs) for connect time.
+pub const CONNECT_BUCKETS: &[u64] = &[
+    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000, 30_000_000,
+];
+
+impl Hist {
+    /// An empty distribution with the given Prometheus bucket bounds.
+    pub fn new(bounds_us: &'static [u64]) -> Hist {
+        Hist {
+            bounds_us,
+            buckets: (0..bounds_us.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    // 1 µs to 1 hour, 3 significant digits.
+                    Mutex::new(
+                        Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                            .expect("static histogram bounds are valid"),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Records one value; `shard` spreads lock use (pass the client index).
+    #[inline]
+    pub fn record(&self, us: u64, shard: usize) {
+        if let Some(i) = self.bounds_us.iter().position(|&b| us <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        if let Ok(mut h) = self.shards[shard % SHARDS].lock() {
+            h.saturating_record(us.max(1));
+        }
+    }
+
+    /// All shards merged.
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut all = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("static histogram bounds are valid");
+        for s in self.shards.iter() {
+            if let Ok(h) = s.lock() {
+                let _ = all.add(&*h);
+            }
+        }
+        all
+    }
+
+    /// Number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cum = 0;
+        for (b, n) in self.bounds_us.iter().zip(self.buckets.iter()) {
+            cum += n.load(Relaxed);
+            let le = *b as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cum}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Everything the run measures.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Per client, in plan order.
+    pub clients: Vec<Arc<ClientStats>>,
+    /// Connect time of each successful connection.
+    pub connect: Hist,
+    /// Actual minus scheduled send time of media packets.
+    pub lateness: Hist,
+    /// One-way latency of received audio (index 0) and video (index 1) from our own senders.
+    pub latency: [Hist; 2],
+    /// Failed connection attempts, by [`FailReason`].
+    pub connect_failures: [AtomicU64; 4],
+    /// Set once the pack is mapped and the clients are starting.
+    pub ready: AtomicBool,
+    /// The first reason a client gave up, for the error when none connects.
+    pub first_failure: Mutex<Option<String>>,
+    /// When the run started.
+    pub started: Instant,
+}
+
+impl Metrics {
+    /// Metrics for `clients` planned clients.
+    pub fn new(clients: usize) -> Metrics {
+        Metrics {
+            clients: (0..clients)
+                .map(|_| Arc::new(ClientStats::default()))
+                .collect(),
+            connect: Hist::new(CONNECT_BUCKETS),
+            lateness: Hist::new(LATENESS_BUCKETS),
+            latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
+            connect_failures: Default::default(),
+            ready: AtomicBool::new(false),
+            first_failure: Mutex::new(None),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts a failed connection attempt.
+    pub fn connect_failed(&self, r: FailReason) {
+        self.connect_failures[r as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Sums one per-client counter over all clients.
+    pub fn sum(&self, f: impl Fn(&ClientStats) -> u64) -> u64 {
+        self.clients.iter().map(|c| f(c)).sum()
+    }
+
+    /// Clients in each state, indexed by `State as usize`.
+    pub fn states(&self) -> [u64; 6] {
+        let mut n = [0u64; 6];
+        for c in &self.clients {
+            n[(c.state() as usize).min(5)] += 1;
+        }
+        n
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut o = String::with_capacity(8 * 1024);
+        let states = self.states();
+        help(
+            &mut o,
+            "synth_clients_planned",
+            "gauge",
+            "Clients in the plan.",
+        );
+        let _ = writeln!(o, "synth_clients_planned {}", self.clients.len());
+        help(
+            &mut o,
+            "synth_clients",
+            "gauge",
+            "Clients by connection state.",
+        );
+        for (s, name) in STATES {
+            let _ = writeln!(
+                o,
+                "synth_clients{{state=\"{name}\"}} {}",
+                states[s as usize]
+            );
+        }
+        help(
+            &mut o,
+            "synth_connect_duration_seconds",
+            "histogram",
+            "Time to connect a session (QUIC, TLS and WebTransport CONNECT).",
+        );
+        self.connect
+            .render(&mut o, "synth_connect_duration_seconds", "");
+        help(
+            &mut o,
+            "synth_connect_failures_total",
+            "counter",
+            "Failed connection attempts by reason.",
+        );
+        for (i, r) in REASONS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "synth_connect_failures_total{{reason=\"{r}\"}} {}",
+                self.connect_failures[i].load(Relaxed)
+            );
+        }
+        help(
+            &mut o,
+            "synth_reconnects_total",
+            "counter",
+            "Reconnections after a dropped session.",
+        );
+        let _ = writeln!(
+            o,
+            "synth_reconnects_total {}",
+            self.sum(|c| c.reconnects.load(Relaxed))
+        );
+        for (name, h, f) in [
+            (
+                "synth_packets_sent_total",
+                "Packets sent by media.",
+                (|c: &ClientStats, m: usize| c.sent_packets[m].load(Relaxed))
+                    as fn(&ClientStats, usize) -> u64,
+            ),
+            ("synth_bytes_sent_total", "Bytes sent by media.", |c, m| {
+                c.sent_bytes[m].load(Relaxed)
+            }),
+            (
+                "synth_packets_received_total",
+                "Packets received by media.",
+                |c, m| c.recv_packets[m].load(Relaxed),
+            ),
+            (
+                "synth_bytes_received_total",
+                "Bytes received by media.",
+                |c, m| c.recv_bytes[m].load(Relaxed),
+            ),
+        ] {
+            help(&mut o, name, "counter", h);
+            for (m, label) in MEDIA.iter().enumerate() {
+                let _ = writeln!(o, "{name}{{media=\"{label}\"}} {}", self.sum(|c| f(c, m)));
+            }
+        }
+        help(
+            &mut o,
+            "synth_send_errors_total",
+            "counter",
+            "Packets that could not be sent.",
+        );
+        let _ = writeln!(
+            o,
+            "synth_send_errors_total {}",
+            self.sum(|c| c.send_errors.load(Relaxed))
+        );
+        help(
+            &mut o,
+            "synth_send_lateness_seconds",
+            "histogram",
+            "Actual minus scheduled send time of media packets: the generator's own health.",
+        );
+        self.lateness
+            .render(&mut o, "synth_send_lateness_seconds", "");
+        help(
+            &mut o,
+            "synth_receive_latency_seconds",
+            "histogram",
+            "One-way latency of received media from senders in this process (same clock).",
+        );
+        for (i, label) in ["audio", "video"].iter().enumerate() {
+            self.latency[i].render(
+                &mut o,
+                "synth_receive_latency_seconds",
+                &format!("media=\"{label}\""),
+            );
+        }
+        help(
+            &mut o,
+            "synth_sequence_gaps_total",
+            "counter",
+            "Sequence numbers never received (lost), by media.",
+        );
+        for (i, label) in ["audio", "video"].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "synth_sequence_gaps_total{{media=\"{label}\"}} {}",
+                self.sum(|c| c.gaps[i].load(Relaxed))
+            );
+        }
+        help(
+            &mut o,
+            "synth_reordered_packets_total",
+            "counter",
+            "Received media packets that arrived out of order but were not lost.",
+        );
+        for (i, label) in ["audio", "video"].iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "synth_reordered_packets_total{{media=\"{label}\"}} {}",
+                self.sum(|c| c.reordered[i].load(Relaxed))
+            );
+        }
+        help(
+            &mut o,
+            "synth_keyframe_requests_received_total",
+            "counter",
+            "Key-frame requests aimed at our clients.",
+        );
+        let _ = writeln!(
+            o,
+            "synth_keyframe_requests_received_total {}",
+            self.sum(|c| c.keyframe_requests.load(Relaxed))
+        );
+        help(
+            &mut o,
+            "synth_keyframe_requests_answered_total",
+            "counter",
+            "Key frames sent in answer to a request.",
+        );
+        let _ = writeln!(
+            o,
+            "synth_keyframe_requests_answered_total {}",
+            self.sum(|c| c.keyframes_answered.load(Relaxed))
+        );
+        let p = Process::now();
+        help(
+            &mut o,
+            "synth_process_cpu_seconds_total",
+            "counter",
+            "CPU time (user + system) of this process.",
+        );
+        let _ = writeln!(o, "synth_process_cpu_seconds_total {}", p.cpu_seconds);
+        help(
+            &mut o,
+            "synth_process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of this process.",
+        );
+        let _ = writeln!(o, "synth_process_resident_memory_bytes {}", p.rss_bytes);
+        o
+    }
+}
+
+fn help(o: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(o, "# HELP {name} {text}\n# TYPE {name} {kind}");
+}
+
+/// CPU and memory of this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Process {
+    /// User + system CPU seconds.
+    pub cpu_seconds: f64,
+    /// Current resident set size.
+    pub rss_bytes: u64,
+    /// Peak resident set size.
+    pub peak_rss_bytes: u64,
+}
+
+impl Process {
+    /// Reads getrusage and /proc/self/statm.
+    pub fn now() -> Process {
+        // SAFETY: getrusage writes into the zeroed struct we pass; rusage is plain data.
+        let ru = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+            ru
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        // SAFETY: sysconf has no memory effects.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        let rss_pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| {
+                s.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        Process {
+            cpu_seconds: secs(ru.ru_utime) + secs(ru.ru_stime),
+            rss_bytes: rss_pages * page,
+            peak_rss_bytes: ru.ru_maxrss as u64 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hist_buckets_and_percentiles() {
+        let h = Hist::new(LATENESS_BUCKETS);
+        for us in [100, 400, 900, 3_000, 2_000_000] {
+            h.record(us, 3);
+        }
+        let mut o = String::new();
+        h.render(&mut o, "x", "");
+        assert!(o.contains("x_bucket{le=\"0.00025\"} 1\n"), "{o}");
+        assert!(o.contains("x_bucket{le=\"0.001\"} 3\n"));
+        assert!(o.contains("x_bucket{le=\"1\"} 4\n"));
+        assert!(o.contains("x_bucket{le=\"+Inf\"} 5\n"));
+        assert!(o.contains("x_count 5\n"));
+        let m = h.merged();
+        assert_eq!(m.len(), 5);
+        assert_eq!(m.value_at_quantile(0.5), 900);
+    }
+
+    #[test]
+    fn render_sums_clients() {
+        let m = Metrics::new(3);
+        m.clients[0].sent(Media::Audio, 100);
+        m.clients[2].sent(Media::Audio, 50);
+        m.clients[1].set_state(State::Connected);
+        m.connect_failed(FailReason::Rejected);
+        let text = m.render();
+        assert!(text.contains("synth_packets_sent_total{media=\"audio\"} 2\n"));
+        assert!(text.contains("synth_bytes_sent_total{media=\"audio\"} 150\n"));
+        assert!(text.contains("synth_clients{state=\"connected\"} 1\n"));
+        assert!(text.contains("synth_connect_failures_total{reason=\"rejected\"} 1\n"));
+        assert!(text.contains("# TYPE synth_send_lateness_seconds histogram"));
+        let p = Process::now();
+        assert!(p.cpu_seconds > 0.0 && p.rss_bytes > 0 && p.peak_rss_bytes >= p.rss_bytes / 2);
+    }
+}

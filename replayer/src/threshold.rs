@@ -1,0 +1,189 @@
+//! k6-style pass/fail thresholds: `audio_latency_p99_ms: "< 150"`.
+//!
+//! Each threshold names one figure of the run report and a comparison. A run
+//! that violates any of them exits with [`crate::EXIT_THRESHOLD`], and the report
+//! lists every threshold with its measured value and verdict.
+
+use anyhow::bail;
+use serde::Serialize;
+
+/// The figures a threshold may name, with what each measures.
+pub const NAMES: &[(&str, &str)] = &[
+    (
+        "connect_success_rate",
+        "clients connected / clients planned (0..1)",
+    ),
+    ("connect_p95_ms", "95th percentile of connect time"),
+    ("connect_p99_ms", "99th percentile of connect time"),
+    ("failed_clients", "clients that never connected"),
+    ("reconnects", "reconnections after a dropped session"),
+    ("audio_latency_p50_ms", "median one-way audio latency"),
+    (
+        "audio_latency_p95_ms",
+        "95th percentile one-way audio latency",
+    ),
+    (
+        "audio_latency_p99_ms",
+        "99th percentile one-way audio latency",
+    ),
+    ("audio_latency_max_ms", "largest one-way audio latency"),
+    ("video_latency_p50_ms", "median one-way video latency"),
+    (
+        "video_latency_p95_ms",
+        "95th percentile one-way video latency",
+    ),
+    (
+        "video_latency_p99_ms",
+        "99th percentile one-way video latency",
+    ),
+    ("video_latency_max_ms", "largest one-way video latency"),
+    (
+        "send_lateness_p50_ms",
+        "median send lateness (actual - scheduled send time)",
+    ),
+    ("send_lateness_p99_ms", "99th percentile send lateness"),
+    ("send_lateness_max_ms", "largest send lateness"),
+    (
+        "audio_bitrate_error_pct",
+        "|sent audio bitrate - pack bitrate| / pack bitrate, in %",
+    ),
+    (
+        "video_bitrate_error_pct",
+        "|sent video bitrate - pack bitrate| / pack bitrate, in %",
+    ),
+    ("audio_gaps", "audio sequence gaps seen by receivers"),
+    ("video_gaps", "video sequence gaps seen by receivers"),
+    (
+        "audio_received_packets",
+        "audio packets received by all clients",
+    ),
+    (
+        "video_received_packets",
+        "video packets received by all clients",
+    ),
+];
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// `<`
+    #[serde(rename = "<")]
+    Lt,
+    /// `<=`
+    #[serde(rename = "<=")]
+    Le,
+    /// `>`
+    #[serde(rename = ">")]
+    Gt,
+    /// `>=`
+    #[serde(rename = ">=")]
+    Ge,
+    /// `==`
+    #[serde(rename = "==")]
+    Eq,
+}
+
+/// One threshold from the config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Threshold {
+    /// Figure name (one of [`NAMES`]).
+    pub name: String,
+    /// The expression as written, e.g. `"< 150"`.
+    pub expr: String,
+    /// Comparison.
+    #[serde(skip)]
+    pub op: Op,
+    /// Bound.
+    #[serde(skip)]
+    pub value: f64,
+}
+
+/// A threshold checked against a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Figure name.
+    pub name: String,
+    /// The expression as written.
+    pub expr: String,
+    /// The measured value (`null` when the run produced none, e.g. no latency samples).
+    pub actual: Option<f64>,
+    /// Whether the threshold holds. A figure with no value fails.
+    pub pass: bool,
+}
+
+impl Threshold {
+    /// Parses `name: "OP NUMBER"`.
+    pub fn parse(name: &str, expr: &str) -> anyhow::Result<Threshold> {
+        if !NAMES.iter().any(|(n, _)| *n == name) {
+            let known: Vec<_> = NAMES.iter().map(|(n, _)| *n).collect();
+            bail!(
+                "thresholds: unknown figure {name:?} (known: {})",
+                known.join(", ")
+            );
+        }
+        let e = expr.trim();
+        let (op, rest) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .iter()
+        .find_map(|(s, op)| e.strip_prefix(s).map(|rest| (*op, rest)))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "thresholds.{name}: {expr:?} must look like \"< 150\" (ops < <= > >= ==)"
+            )
+        })?;
+        let value: f64 = rest.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "thresholds.{name}: {:?} in {expr:?} is not a number",
+                rest.trim()
+            )
+        })?;
+        Ok(Threshold {
+            name: name.to_owned(),
+            expr: e.to_owned(),
+            op,
+            value,
+        })
+    }
+
+    /// Checks the threshold against a measured value.
+    pub fn check(&self, actual: Option<f64>) -> Verdict {
+        let pass = actual.is_some_and(|a| match self.op {
+            Op::Lt => a < self.value,
+            Op::Le => a <= self.value,
+            Op::Gt => a > self.value,
+            Op::Ge => a >= self.value,
+            Op::Eq => a == self.value,
+        });
+        Verdict {
+            name: self.name.clone(),
+            expr: self.expr.clone(),
+            actual,
+            pass,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_check() {
+        let t = Threshold::parse("audio_latency_p99_ms", "< 150").unwrap();
+        assert!(t.check(Some(149.9)).pass);
+        assert!(!t.check(Some(150.0)).pass);
+        assert!(!t.check(None).pass, "no samples fails");
+        let t = Threshold::parse("connect_success_rate", ">=0.999").unwrap();
+        assert!(t.check(Some(1.0)).pass);
+        assert!(!t.check(Some(0.99)).pass);
+        assert!(Threshold::parse("nope", "< 1").is_err());
+        assert!(Threshold::parse("reconnects", "about 3").is_err());
+        assert!(Threshold::parse("reconnects", "< many").is_err());
+        assert_eq!(Threshold::parse("reconnects", "== 0").unwrap().op, Op::Eq);
+    }
+}

@@ -1,0 +1,189 @@
+//! The client side of QUIC: one endpoint (one UDP socket) shared by every client.
+//!
+//! `web_transport_quinn::ClientBuilder` always binds `[::]:0` with the kernel's
+//! default buffers; a thousand sessions on one socket need larger ones, so the
+//! socket, the rustls config and the transport parameters are built here and
+//! handed to [`web_transport_quinn::Client::new`].
+
+use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::config::Trust;
+use crate::tls::{hex, sha256};
+
+/// Socket buffer size asked for (the kernel may cap it at `net.core.rmem_max`).
+pub const UDP_BUFFER_BYTES: usize = 4 << 20;
+
+/// Builds the shared WebTransport client.
+pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_quinn::Client> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 with the ring provider")?;
+    let mut tls = match trust {
+        Trust::System => {
+            let mut roots = rustls::RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                bail!("no system root certificates found: set tls.ca_cert, tls.cert_sha256 or tls.insecure");
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::CaFile(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("reading tls.ca_cert {}", path.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("parsing tls.ca_cert {}", path.display()))?;
+            if certs.is_empty() {
+                bail!("tls.ca_cert {} holds no PEM certificate", path.display());
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .with_context(|| format!("tls.ca_cert {}", path.display()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Pinned(hashes) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                hashes: hashes.clone(),
+                provider: provider.clone(),
+            }))
+            .with_no_client_auth(),
+        Trust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                hashes: Vec::new(),
+                provider: provider.clone(),
+            }))
+            .with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .context("QUIC needs a TLS 1.3 config")?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport_config()));
+    let socket = udp_socket(bind)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .context("creating the QUIC endpoint")?;
+    Ok(web_transport_quinn::Client::new(endpoint, config))
+}
+
+/// Transport parameters for a media client: the server opens a uni stream per
+/// relayed packet, so allow many at once; keep-alive under the server's 30 s idle.
+pub fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_uni_streams(1024u32.into())
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(
+            Duration::from_secs(30)
+                .try_into()
+                .expect("30 s fits a QUIC idle timeout"),
+        ));
+    t
+}
+
+/// A UDP socket with large buffers, bound to `bind` (port 0 for any).
+pub fn udp_socket(bind: SocketAddr) -> anyhow::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
+        .context("creating a UDP socket")?;
+    if bind.is_ipv6() {
+        // Dual stack, so one socket reaches 127.0.0.1 and ::1.
+        let _ = socket.set_only_v6(false);
+    }
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    socket
+        .bind(&bind.into())
+        .with_context(|| format!("binding UDP {bind}"))?;
+    Ok(socket.into())
+}
+
+/// The local address to bind for reaching `server`.
+pub fn bind_for(server: &url::Url) -> SocketAddr {
+    match server.host() {
+        Some(url::Host::Ipv4(_)) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        _ => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    }
+}
+
+/// Accepts a server certificate by its SHA-256; with no hashes, accepts any
+/// (`tls.insecure`). Handshake signatures are still checked in both cases.
+#[derive(Debug)]
+struct Pinned {
+    hashes: Vec<[u8; 32]>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.hashes.is_empty() || self.hashes.contains(&sha256(end_entity)) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "server certificate SHA-256 {} is not the pinned one",
+                hex(&sha256(end_entity))
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,320 @@
+//! The `synth-replay` binary as a user runs it: bad input gives one line and
+//! the documented exit code; SIGTERM mid-run still writes a complete report;
+//! a violated threshold exits 3; tokens are checked.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use synth_replayer::config::Credentials;
+use synth_replayer::relay::{Relay, RelayConfig};
+use synth_replayer::run;
+
+use crate::support::{pack, quiet, settings, within};
+
+const BIN: &str = env!("CARGO_BIN_EXE_synth-replay");
+
+fn replay(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("SERVER_URL")
+        .env_remove("CONFIG")
+        .env_remove("PACK")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running synth-replay")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exactly one line on stderr, starting `error:` and containing `want`.
+fn assert_one_line_error(o: &Output, code: i32, want: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(want), "want {want:?} in {err:?}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn bad_configs_fail_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = pack().display().to_string();
+    let cases = [
+        (
+            "unknown.yaml",
+            "clients: [{user_id: a, meeting_id: m, colour: red}]\n",
+            "unknown field `colour`",
+        ),
+        (
+            "badid.yaml",
+            "clients: [{user_id: \"a.b\", meeting_id: m}]\n",
+            "user_id",
+        ),
+        (
+            "badmeeting.yaml",
+            "clients: [{user_id: a, meeting_id: \"x@y\"}]\n",
+            "'@'",
+        ),
+        (
+            "rendition.yaml",
+            "clients: [{user_id: a, meeting_id: m, rendition: video-9x9}]\n",
+            "rendition \"video-9x9\"",
+        ),
+        ("yaml.yaml", "clients: [\n", "line"),
+    ];
+    for (name, text, want) in cases {
+        let cfg = write(dir.path(), name, text);
+        let o = replay(&["run", "--quiet", "--config", &cfg, "--pack", &pack]);
+        assert_one_line_error(&o, 2, want);
+        let o = replay(&["validate", "--config", &cfg, "--pack", &pack]);
+        assert_one_line_error(&o, 2, want);
+    }
+    // The error names the file.
+    let cfg = write(dir.path(), "named.yaml", "bogus: 1\n");
+    let o = replay(&["run", "--quiet", "--config", &cfg, "--pack", &pack]);
+    assert_one_line_error(&o, 2, "named.yaml");
+    // A missing pack and a corrupt one.
+    let cfg = write(
+        dir.path(),
+        "ok.yaml",
+        "clients: [{user_id: a, meeting_id: m}]\n",
+    );
+    let o = replay(&[
+        "run",
+        "--quiet",
+        "--config",
+        &cfg,
+        "--pack",
+        "/nonexistent/x.pack",
+    ]);
+    assert_one_line_error(&o, 2, "opening pack /nonexistent/x.pack");
+    let junk = write(dir.path(), "junk.pack", "not a pack at all, just some text that is long enough to have a header and then some more bytes to fill 128 of them ......................................");
+    let o = replay(&["run", "--quiet", "--config", &cfg, "--pack", &junk]);
+    assert_one_line_error(&o, 2, "not a pack");
+    let o = replay(&["run", "--quiet", "--config", "/nonexistent/c.yaml"]);
+    assert_one_line_error(&o, 2, "reading config /nonexistent/c.yaml");
+}
+
+#[test]
+fn unreachable_server_fails_with_one_line() {
+    // A bound UDP socket that never answers: the handshake times out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.yaml",
+        &format!(
+            "server_url: https://127.0.0.1:{port}\nconnect_timeout: 1s\nconnect_attempts: 1\nduration: 20s\ntls: {{insecure: true}}\nclients: [{{user_id: a, meeting_id: m}}]\n"
+        ),
+    );
+    let started = Instant::now();
+    let o = replay(&[
+        "run",
+        "--quiet",
+        "--config",
+        &cfg,
+        "--pack",
+        &pack().display().to_string(),
+    ]);
+    assert_one_line_error(&o, 1, "no client could connect");
+    assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "gave up early, not at the end of the run"
+    );
+}
+
+#[test]
+fn validate_prints_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "g.yaml",
+        "groups:\n  - {count: 10, user_id: \"bot-{pod}-{index}\", meeting_id: \"room-{meeting}\", meeting_size: 5}\n",
+    );
+    let o = Command::new(BIN)
+        .args([
+            "validate",
+            "--json",
+            "--config",
+            &cfg,
+            "--pack",
+            &pack().display().to_string(),
+        ])
+        .env("POD_NAME", "synth-7")
+        .env("POD_INDEX", "3")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let clients = v["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 10);
+    assert_eq!(clients[0]["user_id"], "bot-synth-7-0");
+    // Pod 3 of 10 clients each: global 30..39, meetings of 5: room-6 and room-7.
+    assert_eq!(v["meetings"]["room-6"], 5);
+    assert_eq!(v["meetings"]["room-7"], 5);
+    assert_eq!(clients[0]["rendition"], "video-160x90");
+    assert!(v["expected_kbps"]["video"].as_f64().unwrap() > 0.0);
+}
+
+fn validate_against_schema(report: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/report-schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "report violates the schema: {errors:#?}");
+}
+
+#[test]
+fn sigterm_mid_run_exits_0_with_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let cfg = write(
+        dir.path(),
+        "c.yaml",
+        "duration: 60s\nramp_up_delay_ms: 0\ngroups: [{count: 3, user_id: \"u{index}\", meeting_id: m}]\n",
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--quiet",
+            "--config",
+            &cfg,
+            "--pack",
+            &pack().display().to_string(),
+            "--report",
+            &report.display().to_string(),
+        ])
+        .env_remove("SERVER_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill with a valid pid and signal number has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("synth-replay report"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["stopped_by"], "signal");
+    assert_eq!(v["clients"]["planned"], 3);
+    assert_eq!(v["clients"]["connected"], 3);
+    assert!(v["audio"]["sent"]["packets"].as_u64().unwrap() > 3 * 50);
+    assert!(v["audio"]["received"]["packets"].as_u64().unwrap() > 0);
+    assert!(v["elapsed_s"].as_f64().unwrap() < 30.0);
+    validate_against_schema(&v);
+}
+
+#[test]
+fn violated_threshold_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let cfg = write(
+        dir.path(),
+        "t.yaml",
+        "duration: 2s\nramp_up_delay_ms: 0\nthresholds:\n  audio_latency_p99_ms: \"< 0\"\n  connect_success_rate: \">= 1\"\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
+    );
+    let o = replay(&[
+        "run",
+        "--quiet",
+        "--config",
+        &cfg,
+        "--pack",
+        &pack().display().to_string(),
+        "--report",
+        &report.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(run::EXIT_THRESHOLD), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAIL audio_latency_p99_ms < 0"), "{out}");
+    assert!(out.contains("PASS connect_success_rate >= 1"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["passed"], false);
+    let t = v["thresholds"].as_array().unwrap();
+    let lat = t
+        .iter()
+        .find(|t| t["name"] == "audio_latency_p99_ms")
+        .unwrap();
+    assert_eq!(lat["pass"], false);
+    assert!(lat["actual"].as_f64().unwrap() >= 0.0);
+    validate_against_schema(&v);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minted_tokens_accepted_wrong_secret_rejected() {
+    let relay = within(
+        10,
+        "relay",
+        Relay::start(RelayConfig {
+            jwt_secret: Some(b"right-secret".to_vec()),
+            require_token: true,
+            ..RelayConfig::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let yaml = "duration: 2s\nramp_up_delay_ms: 0\nconnect_attempts: 1\nclients: [{user_id: a, meeting_id: m}, {user_id: b, meeting_id: m}]\n";
+    let mut s = settings(yaml, &relay);
+    s.credentials = Credentials::Mint {
+        secret: b"right-secret".to_vec(),
+        ttl: Duration::from_secs(60),
+    };
+    let ok = within(20, "run with the right secret", run::run(s, quiet()))
+        .await
+        .expect("accepted");
+    assert_eq!(ok.report.clients.connected, 2);
+    assert!(ok.report.audio.received.packets > 0);
+
+    let mut s = settings(yaml, &relay);
+    s.credentials = Credentials::Mint {
+        secret: b"wrong-secret".to_vec(),
+        ttl: Duration::from_secs(60),
+    };
+    let e = within(20, "run with a wrong secret", run::run(s, quiet()))
+        .await
+        .expect_err("rejected");
+    let msg = format!("{e:#}");
+    assert!(msg.contains("rejected"), "{msg}");
+    assert!(
+        msg.contains("token=REDACTED"),
+        "the token is not logged: {msg}"
+    );
+    assert!(!msg.contains('\n'));
+    // The path form is refused when the server requires tokens.
+    let mut s = settings(yaml, &relay);
+    s.credentials = Credentials::None;
+    let e = within(20, "path form", run::run(s, quiet()))
+        .await
+        .expect_err("rejected");
+    assert!(format!("{e:#}").contains("rejected"));
+    relay.shutdown().await;
+}

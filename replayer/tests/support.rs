@@ -1,0 +1,123 @@
+//! Shared by the test modules: a small pack built once, settings aimed at an
+//! in-process relay, a probe participant, and a timeout on every await.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use synth_encoder::audio::AudioSource;
+use synth_encoder::build::{build, BuildOptions};
+use synth_encoder::rendition::Rendition;
+use synth_encoder::video::{Pattern, VideoSource};
+use synth_replayer::config::{self, Overrides, Settings, Trust};
+use synth_replayer::relay::Relay;
+
+/// Awaits `f`, failing the test after `secs` seconds.
+pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
+}
+
+/// A 4 s pack: speech + one 160x90@100 rendition whose only key frame is
+/// frame 0, so a key frame that arrives out of schedule proves a request was answered.
+pub fn pack() -> &'static Path {
+    static PACK: OnceLock<PathBuf> = OnceLock::new();
+    PACK.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replayer-test.pack");
+        let opts = BuildOptions {
+            audio: AudioSource::Speech,
+            video: VideoSource::Pattern(Pattern::Bars),
+            renditions: vec![Rendition::new(160, 90, 100).unwrap()],
+            duration: Duration::from_secs(4),
+            keyframe_interval: Duration::from_secs(4),
+            output: path.clone(),
+            ..BuildOptions::default()
+        };
+        build(&opts, &mut |_| {}).expect("building the test pack");
+        path
+    })
+}
+
+/// Settings from `yaml`, aimed at `relay` (pinned by hash) and the test pack.
+pub fn settings(yaml: &str, relay: &Relay) -> Settings {
+    let file = config::parse(yaml).expect("test config parses");
+    let o = Overrides {
+        server_url: Some(relay.url()),
+        pack: Some(pack().to_path_buf()),
+        ..Default::default()
+    };
+    let mut s = Settings::resolve(file, &o, &|_| None).expect("test config resolves");
+    s.trust = Trust::Pinned(vec![relay.cert_sha256()]);
+    s
+}
+
+/// Options for an in-process run: no signals, no progress, no summary.
+pub fn quiet() -> synth_replayer::run::Options {
+    synth_replayer::run::Options {
+        signals: synth_replayer::run::Signals::Ignore,
+        progress: false,
+        summary: false,
+        ..Default::default()
+    }
+}
+
+/// A participant made by hand, to look at what the server relays.
+pub struct Probe {
+    pub session: web_transport_quinn::Session,
+    pub packets: tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, Vec<u8>)>,
+}
+
+impl Probe {
+    /// Joins `meeting` as `user` and starts collecting every packet it receives.
+    pub async fn join(relay: &Relay, user: &str, meeting: &str) -> Probe {
+        let client = web_transport_quinn::ClientBuilder::new()
+            .with_server_certificate_hashes(vec![relay.cert_sha256().to_vec()])
+            .unwrap();
+        let url: url::Url = format!("{}/lobby/{user}/{meeting}", relay.url())
+            .parse()
+            .unwrap();
+        let session = within(10, "probe connect", client.connect(url))
+            .await
+            .expect("probe connects");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let s = session.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    st = s.accept_uni() => match st {
+                        Ok(mut st) => {
+                            if let Ok(b) = st.read_to_end(4_000_000).await {
+                                let _ = tx.send((std::time::Instant::now(), b));
+                            }
+                        }
+                        Err(_) => return,
+                    },
+                    d = s.read_datagram() => match d {
+                        Ok(d) => { let _ = tx.send((std::time::Instant::now(), d.to_vec())); }
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+        let probe = Probe {
+            session,
+            packets: rx,
+        };
+        // The first non-RTT packet joins the room.
+        probe
+            .send(&synth_common::wire::connection(user, meeting))
+            .await;
+        probe
+    }
+
+    /// Sends one packet on its own uni stream.
+    pub async fn send(&self, bytes: &[u8]) {
+        let mut s = within(5, "probe open_uni", self.session.open_uni())
+            .await
+            .unwrap();
+        within(5, "probe write", s.write_all(bytes)).await.unwrap();
+        s.finish().unwrap();
+    }
+}
