@@ -70,8 +70,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "auth.jwtSecretKey/tokenKey need auth.existingSecret (the Secret that holds them)" }}
 {{- end }}
 {{- end }}
-{{- if and .Values.tls.insecure (or .Values.tls.certSha256 .Values.tls.caSecret) }}
-{{- fail "tls.insecure skips verification: don't combine it with tls.certSha256 or tls.caSecret" }}
+{{- $tls := 0 }}
+{{- range (list .Values.tls.insecure .Values.tls.certSha256 .Values.tls.caSecret) }}{{ if . }}{{ $tls = add1 $tls }}{{ end }}{{ end }}
+{{- if gt $tls 1 }}
+{{- fail "tls: set only one of tls.caSecret, tls.certSha256 and tls.insecure (the replayer takes one)" }}
 {{- end }}
 {{- end }}
 
@@ -106,7 +108,9 @@ tls:
   {{- if $v.tls.certSha256 }}
   cert_sha256: {{ lower $v.tls.certSha256 | quote }}
   {{- end }}
-  insecure: {{ $v.tls.insecure }}
+  {{- if $v.tls.insecure }}
+  insecure: true
+  {{- end }}
 {{- end }}
 {{- if and $v.auth.existingSecret $v.auth.jwtSecretKey }}
 auth:
