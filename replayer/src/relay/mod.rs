@@ -1,0 +1,419 @@
+//! The relay: an in-process WebTransport server that behaves like the
+//! videocall-rs server (`../shared/PROTOCOL.md`), for the embedded run, the
+//! tests and the benches.
+//!
+//! [`Relay::start`] binds a UDP socket (with large buffers, see
+//! [`RelayConfig::udp_buffer_bytes`]), serves TLS 1.3 with a self-signed
+//! certificate that clients pin by [`Relay::cert_sha256`], and accepts
+//! sessions on either URL form ([`admission`]). Each session ([`session`])
+//! gets SESSION_ASSIGNED and MEETING_STARTED, joins its meeting ([`room`]),
+//! and from its first non-RTT packet on has its packets relayed to every
+//! other member: media on a new uni stream each, other packets as datagrams
+//! when small. What each user sent is counted ([`stats`]) so tests can check
+//! a sender against what the relay saw.
+
+mod admission;
+mod cli;
+mod room;
+mod session;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use admission::Refusal;
+pub use cli::{run_cli, RelayArgs};
+pub use stats::{RelayStats, UserStats};
+
+use crate::tls::Identity;
+use room::Rooms;
+use session::Live;
+
+/// Default UDP socket buffer size (SO_RCVBUF and SO_SNDBUF): 4 MiB, enough
+/// for hundreds of handshakes at once.
+pub const DEFAULT_UDP_BUFFER: usize = 4 << 20;
+
+/// How long PARTICIPANT_LEFT waits for the same user to reconnect (upstream: 2 s).
+pub const DEFAULT_LEAVE_GRACE: Duration = Duration::from_secs(2);
+
+/// QUIC idle timeout and keep-alive, as upstream's defaults.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for sessions to close before dropping them.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// UDP address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Secret for `/lobby?token=JWT` (HS256); without one, tokens are refused.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// Only the token form (like `FEATURE_MEETING_MANAGEMENT=true` upstream).
+    pub require_token: bool,
+    /// Count what arrives but relay nothing (RTT echo and meeting events still
+    /// go out): for benchmarking the sending side.
+    pub drain_only: bool,
+    /// SO_RCVBUF and SO_SNDBUF of the UDP socket.
+    pub udp_buffer_bytes: usize,
+    /// Certificate and key; a self-signed one is made when `None`.
+    pub cert: Option<Identity>,
+    /// Delay before PARTICIPANT_LEFT, cancelled if the user reconnects meanwhile.
+    pub leave_grace: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> RelayConfig {
+        RelayConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            jwt_secret: None,
+            require_token: false,
+            drain_only: false,
+            udp_buffer_bytes: DEFAULT_UDP_BUFFER,
+            cert: None,
+            leave_grace: DEFAULT_LEAVE_GRACE,
+        }
+    }
+}
+
+/// State shared by the accept loop and every session.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    jwt_secret: Option<Vec<u8>>,
+    require_token: bool,
+    pub(crate) drain_only: bool,
+    pub(crate) leave_grace: Duration,
+    pub(crate) rooms: Rooms,
+    pub(crate) shutdown: watch::Sender<bool>,
+    live: Mutex<HashMap<u64, Arc<Live>>>,
+    /// Tallies of closed sessions, merged per user.
+    retired: Mutex<BTreeMap<String, UserStats>>,
+    rejections: Mutex<BTreeMap<&'static str, u64>>,
+    order: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    relay_drops: AtomicU64,
+    congestion_sent: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves its data consistent; go on after a panic elsewhere.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn live(&self) -> MutexGuard<'_, HashMap<u64, Arc<Live>>> {
+        lock(&self.live)
+    }
+
+    pub(crate) fn next_order(&self) -> u64 {
+        self.order.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_drops(&self, n: u64) {
+        if n > 0 {
+            self.relay_drops.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn count_congestion(&self) {
+        self.congestion_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves a closed session's tally into the retired totals.
+    pub(crate) fn retire(&self, session_id: u64) {
+        let Some(live) = self.live().remove(&session_id) else {
+            return;
+        };
+        let tally = live.tally();
+        let mut retired = lock(&self.retired);
+        for (user, s) in tally.snapshot() {
+            retired.entry(user).or_default().merge_later(&s);
+        }
+    }
+
+    fn reject(&self, reason: &'static str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.rejections).entry(reason).or_default() += 1;
+    }
+
+    fn stats(&self) -> RelayStats {
+        let mut per_user = lock(&self.retired).clone();
+        let mut live: Vec<Arc<Live>> = self.live().values().cloned().collect();
+        live.sort_by_key(|l| l.order);
+        for l in &live {
+            for (user, s) in l.tally().snapshot() {
+                per_user.entry(user).or_default().merge_later(&s);
+            }
+        }
+        RelayStats {
+            sessions_accepted: self.accepted.load(Ordering::Relaxed),
+            sessions_rejected: self.rejected.load(Ordering::Relaxed),
+            rejections: lock(&self.rejections)
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            sessions_active: live.len() as u64,
+            meetings: self.rooms.sizes(),
+            relay_drops: self.relay_drops.load(Ordering::Relaxed),
+            congestion_sent: self.congestion_sent.load(Ordering::Relaxed),
+            per_user,
+        }
+    }
+}
+
+/// A running relay. Dropping it stops it too (without waiting); prefer [`Relay::shutdown`].
+#[derive(Debug)]
+pub struct Relay {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    cert_sha256: [u8; 32],
+    accept_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Binds, spawns the accept loop on the current runtime and returns at once.
+    pub async fn start(cfg: RelayConfig) -> anyhow::Result<Relay> {
+        let identity = match cfg.cert {
+            Some(id) => id,
+            None => Identity::self_signed().context("generating the relay's certificate")?,
+        };
+        let cert_sha256 = identity.cert_sha256;
+        let server_config = server_config(identity)?;
+        let socket = bind_udp(cfg.listen, cfg.udp_buffer_bytes)
+            .with_context(|| format!("binding UDP {}", cfg.listen))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .with_context(|| format!("starting QUIC on {}", cfg.listen))?;
+        let local_addr = endpoint.local_addr().context("relay socket address")?;
+
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            jwt_secret: cfg.jwt_secret,
+            require_token: cfg.require_token,
+            drain_only: cfg.drain_only,
+            leave_grace: cfg.leave_grace,
+            rooms: Rooms::default(),
+            shutdown,
+            live: Mutex::default(),
+            retired: Mutex::default(),
+            rejections: Mutex::default(),
+            order: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            relay_drops: AtomicU64::new(0),
+            congestion_sent: AtomicU64::new(0),
+        });
+        let server = web_transport_quinn::Server::new(endpoint.clone());
+        let accept_task = tokio::spawn(accept_loop(shared.clone(), server, endpoint));
+        tracing::info!(%local_addr, drain_only = cfg.drain_only, "relay listening");
+        Ok(Relay {
+            shared,
+            local_addr,
+            cert_sha256,
+            accept_task: Some(accept_task),
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https://IP:PORT` to connect to (an unspecified listen address becomes loopback).
+    pub fn url(&self) -> String {
+        let mut a = self.local_addr;
+        match a.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => a.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => a.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        format!("https://{a}")
+    }
+
+    /// SHA-256 of the relay's certificate (DER), for clients to pin.
+    pub fn cert_sha256(&self) -> [u8; 32] {
+        self.cert_sha256
+    }
+
+    /// A snapshot of what the relay has counted.
+    pub fn stats(&self) -> RelayStats {
+        self.shared.stats()
+    }
+
+    /// Stops accepting, closes every session, waits (briefly) for them to end,
+    /// and returns the final stats.
+    pub async fn shutdown(mut self) -> RelayStats {
+        self.shared.shutdown.send_replace(true);
+        if let Some(task) = self.accept_task.take() {
+            let _ = task.await;
+        }
+        self.shared.stats()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
+
+fn server_config(id: Identity) -> anyhow::Result<quinn::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 configuration")?
+        .with_no_client_auth()
+        .with_single_cert(id.chain, id.key)
+        .context("the relay's certificate and key do not match")?;
+    tls.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
+    let quic =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).context("QUIC TLS configuration")?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(
+        IDLE_TIMEOUT.try_into().expect("30 s fits a QUIC varint"),
+    ));
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// A UDP socket with `buffer` bytes of SO_RCVBUF/SO_SNDBUF where the system allows.
+fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Also accept IPv4 on `[::]`, as a dual-stack server does.
+        let _ = s.set_only_v6(false);
+    }
+    if buffer > 0 {
+        set_buffers(&s, buffer);
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Sets both socket buffers, past `net.core.rmem_max` when privileged
+/// (SO_RCVBUFFORCE); logs when the kernel gave less than asked.
+fn set_buffers(s: &socket2::Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        // SAFETY: `s` is an open socket for the duration of the call, and the
+        // option value is a c_int passed by pointer with its exact size.
+        let forced = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                force,
+                (&want as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        if !forced {
+            let _ = if plain == libc::SO_RCVBUF {
+                s.set_recv_buffer_size(bytes)
+            } else {
+                s.set_send_buffer_size(bytes)
+            };
+        }
+    }
+    // Linux reports twice the size set (it counts its own overhead).
+    let got = s.recv_buffer_size().unwrap_or(0) / 2;
+    if got < bytes {
+        tracing::warn!(
+            requested = bytes,
+            got,
+            "UDP receive buffer is smaller than requested (raise net.core.rmem_max)"
+        );
+    }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    mut server: web_transport_quinn::Server,
+    endpoint: quinn::Endpoint,
+) {
+    let mut sessions = JoinSet::new();
+    let mut stop = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            req = server.accept() => match req {
+                Some(req) => {
+                    sessions.spawn(handle_request(shared.clone(), req));
+                }
+                None => break,
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = stop.wait_for(|v| *v) => break,
+        }
+    }
+    // Refuse new connections, let sessions close themselves, then the endpoint.
+    endpoint.set_server_config(None);
+    shared.shutdown.send_replace(true);
+    let drained = tokio::time::timeout(SHUTDOWN_WAIT, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        sessions.abort_all();
+    }
+    endpoint.close(0u32.into(), b"relay shut down");
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+}
+
+async fn handle_request(shared: Arc<Shared>, req: web_transport_quinn::Request) {
+    let remote = req.conn().remote_address();
+    match admission::admit(&req.url, shared.jwt_secret.as_deref(), shared.require_token) {
+        Err(refusal) => {
+            shared.reject(refusal.reason());
+            tracing::info!(%remote, url = %redact(&req.url), %refusal, "session refused");
+            let conn = req.conn().clone();
+            // Upstream just drops the request; a 403 tells the client why it failed.
+            let _ = req.reject(http_forbidden()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+            conn.close(0u32.into(), b"refused");
+        }
+        Ok(who) => {
+            let session = match req.ok().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%remote, "handshake failed: {e}");
+                    return;
+                }
+            };
+            shared.accepted.fetch_add(1, Ordering::Relaxed);
+            session::serve(shared, session, who).await;
+        }
+    }
+}
+
+fn http_forbidden() -> web_transport_quinn::http::StatusCode {
+    web_transport_quinn::http::StatusCode::FORBIDDEN
+}
+
+/// The URL for logs, without the token's signature.
+fn redact(url: &url::Url) -> String {
+    let s = url.as_str();
+    match s.find("token=") {
+        Some(i) => format!("{}token=…", &s[..i]),
+        None => s.to_owned(),
+    }
+}

@@ -1,0 +1,489 @@
+//! Meetings (rooms) and their members, and the meeting packets the relay sends.
+//!
+//! A [`Room`] holds its members behind a mutex taken only when someone joins
+//! or leaves; each join or leave also publishes an immutable snapshot of the
+//! member list and bumps a version number. A sending session keeps a [`View`]:
+//! per packet it compares one atomic version and walks its cached snapshot, so
+//! fan-out takes no lock. Each member has a bounded queue ([`QUEUE_LEN`], as
+//! upstream); a full queue drops the packet for that member only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use protobuf::Message;
+use tokio::sync::mpsc;
+use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
+use videocall_types::protos::meeting_packet::MeetingPacket;
+use videocall_types::protos::packet_wrapper::packet_wrapper::PacketType;
+use videocall_types::protos::packet_wrapper::PacketWrapper;
+use videocall_types::SYSTEM_USER_ID;
+
+/// Packets queued per receiving session before the relay drops (upstream's channel size).
+pub(crate) const QUEUE_LEN: usize = 256;
+
+/// Largest non-media packet sent as a datagram; larger ones go on a uni stream.
+pub(crate) const DATAGRAM_MAX: usize = 1200;
+
+/// Something to send to one session.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// One uni stream carrying the first bytes then the second (a session-id
+    /// field appended to a relayed wrapper, or empty).
+    Stream(Bytes, Bytes),
+    /// One datagram.
+    Datagram(Bytes),
+}
+
+impl Outbound {
+    /// A packet with `suffix` appended, as a datagram if it is not media and
+    /// small enough, else as a uni stream.
+    pub(crate) fn auto(body: Bytes, suffix: Bytes, media: bool) -> Outbound {
+        if media || body.len() + suffix.len() > DATAGRAM_MAX {
+            Outbound::Stream(body, suffix)
+        } else if suffix.is_empty() {
+            Outbound::Datagram(body)
+        } else {
+            let mut v = Vec::with_capacity(body.len() + suffix.len());
+            v.extend_from_slice(&body);
+            v.extend_from_slice(&suffix);
+            Outbound::Datagram(v.into())
+        }
+    }
+}
+
+/// What became of a queued packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Queued.
+    Queued,
+    /// The receiver's queue was full: dropped.
+    Full,
+    /// The receiver is gone.
+    Closed,
+}
+
+/// One session in a room, as the others see it.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) session_id: u64,
+    pub(crate) user_id: String,
+    pub(crate) display_name: String,
+    pub(crate) observer: bool,
+    pub(crate) tx: mpsc::Sender<Outbound>,
+}
+
+impl Member {
+    /// Queues `out` without waiting.
+    pub(crate) fn offer(&self, out: Outbound) -> Offer {
+        match self.tx.try_send(out) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => Offer::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+}
+
+type Snapshot = Arc<[Arc<Member>]>;
+
+/// A meeting: the sessions connected to it.
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) name: String,
+    version: AtomicU64,
+    members: Mutex<Snapshot>,
+}
+
+impl Room {
+    fn lock(&self) -> MutexGuard<'_, Snapshot> {
+        // A panic while holding this lock cannot leave the snapshot half-written.
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The members now.
+    pub(crate) fn members(&self) -> Snapshot {
+        self.lock().clone()
+    }
+
+    /// Queues `out` for every member (but `except`); returns how many were full.
+    pub(crate) fn broadcast(&self, out: &Outbound, except: Option<u64>) -> u64 {
+        let mut full = 0;
+        for m in self.members().iter() {
+            if Some(m.session_id) != except && m.offer(out.clone()) == Offer::Full {
+                full += 1;
+            }
+        }
+        full
+    }
+}
+
+/// A sender's cached view of its room.
+#[derive(Debug)]
+pub(crate) struct View {
+    room: Arc<Room>,
+    version: u64,
+    members: Snapshot,
+}
+
+impl View {
+    pub(crate) fn new(room: Arc<Room>) -> View {
+        let (version, members) = {
+            let g = room.lock();
+            (room.version.load(Ordering::Acquire), g.clone())
+        };
+        View {
+            room,
+            version,
+            members,
+        }
+    }
+
+    pub(crate) fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+
+    /// The members, refreshed if anyone joined or left since the last call.
+    pub(crate) fn members(&mut self) -> &[Arc<Member>] {
+        if self.room.version.load(Ordering::Acquire) != self.version {
+            let g = self.room.lock();
+            self.version = self.room.version.load(Ordering::Acquire);
+            self.members = g.clone();
+        }
+        &self.members
+    }
+}
+
+/// Why a departure was scheduled, to decide later whether to announce it.
+#[derive(Debug, Clone, Copy)]
+struct Departure {
+    session_id: u64,
+    was_active: bool,
+}
+
+/// All rooms, and the departures waiting out their grace period.
+#[derive(Debug, Default)]
+pub(crate) struct Rooms {
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    departures: Mutex<HashMap<(String, String), Departure>>,
+}
+
+/// What a new member needs to know about the room it joined.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    pub(crate) room: Arc<Room>,
+    /// The members already there (not observers), to announce to the newcomer.
+    pub(crate) existing: Vec<Arc<Member>>,
+    /// The same user left this room within the grace period: a reconnection,
+    /// announced to nobody.
+    pub(crate) reconnection: bool,
+}
+
+impl Rooms {
+    fn rooms(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn departures(&self) -> MutexGuard<'_, HashMap<(String, String), Departure>> {
+        self.departures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `m` to room `name`, creating the room if needed.
+    pub(crate) fn join(&self, name: &str, m: Arc<Member>) -> Joined {
+        let reconnection = self
+            .departures()
+            .remove(&(name.to_owned(), m.user_id.clone()))
+            .is_some();
+        // Holding the map's lock while adding keeps a concurrent `leave` from
+        // dropping the room between finding it and joining it.
+        let mut rooms = self.rooms();
+        let room = rooms
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Room {
+                    name: name.to_owned(),
+                    version: AtomicU64::new(0),
+                    members: Mutex::new(Arc::new([])),
+                })
+            })
+            .clone();
+        let existing = {
+            let mut g = room.lock();
+            let existing = g.iter().filter(|o| !o.observer).cloned().collect();
+            let mut v = g.to_vec();
+            v.push(m);
+            *g = v.into();
+            room.version.fetch_add(1, Ordering::Release);
+            existing
+        };
+        drop(rooms);
+        Joined {
+            room,
+            existing,
+            reconnection,
+        }
+    }
+
+    /// Removes session `session_id` from `room`, dropping the room when empty.
+    pub(crate) fn leave(&self, room: &Arc<Room>, session_id: u64) {
+        let mut rooms = self.rooms();
+        let empty = {
+            let mut g = room.lock();
+            let v: Vec<_> = g
+                .iter()
+                .filter(|m| m.session_id != session_id)
+                .cloned()
+                .collect();
+            *g = v.into();
+            room.version.fetch_add(1, Ordering::Release);
+            g.is_empty()
+        };
+        if empty && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&room.name);
+        }
+    }
+
+    /// Records that `user` left `room`: PARTICIPANT_LEFT is due after the grace
+    /// period unless the same user joins again first.
+    pub(crate) fn depart(&self, room: &str, user: &str, session_id: u64, was_active: bool) {
+        self.departures().insert(
+            (room.to_owned(), user.to_owned()),
+            Departure {
+                session_id,
+                was_active,
+            },
+        );
+    }
+
+    /// Ends the grace period of a departure: the room to announce it to, if it
+    /// is still due (not superseded by a reconnection) and the session had
+    /// been active.
+    pub(crate) fn departure_due(
+        &self,
+        room: &str,
+        user: &str,
+        session_id: u64,
+    ) -> Option<Arc<Room>> {
+        let key = (room.to_owned(), user.to_owned());
+        let mut deps = self.departures();
+        match deps.get(&key) {
+            Some(d) if d.session_id == session_id => {
+                let d = deps.remove(&key).expect("present");
+                drop(deps);
+                if d.was_active {
+                    self.rooms().get(room).cloned()
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Members per room now.
+    pub(crate) fn sizes(&self) -> BTreeMap<String, u64> {
+        self.rooms()
+            .iter()
+            .map(|(k, r)| (k.clone(), r.members().len() as u64))
+            .collect()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn system_wrapper(packet_type: PacketType, data: Vec<u8>, session_id: u64) -> Bytes {
+    let w = PacketWrapper {
+        packet_type: packet_type.into(),
+        user_id: SYSTEM_USER_ID.as_bytes().to_vec(),
+        data,
+        session_id,
+        ..Default::default()
+    };
+    w.write_to_bytes()
+        .expect("encoding a PacketWrapper into a Vec cannot fail")
+        .into()
+}
+
+fn meeting(p: MeetingPacket) -> Bytes {
+    let data = p
+        .write_to_bytes()
+        .expect("encoding a MeetingPacket into a Vec cannot fail");
+    system_wrapper(PacketType::MEETING, data, 0)
+}
+
+/// SESSION_ASSIGNED: the wrapper's `session_id` is the new session.
+pub(crate) fn session_assigned(session_id: u64) -> Bytes {
+    system_wrapper(PacketType::SESSION_ASSIGNED, Vec::new(), session_id)
+}
+
+/// MEETING_STARTED for a session of `user` joining `room` (upstream: start
+/// time is the session's start, creator is the joining user).
+pub(crate) fn meeting_started(room: &str, user: &str, start_time_ms: u64) -> Bytes {
+    meeting(MeetingPacket {
+        event_type: MeetingEventType::MEETING_STARTED.into(),
+        room_id: room.to_owned(),
+        start_time_ms,
+        creator_id: user.as_bytes().to_vec(),
+        ..Default::default()
+    })
+}
+
+/// PARTICIPANT_JOINED or PARTICIPANT_LEFT for `m` in `room`.
+pub(crate) fn participant(room: &str, m: &Member, joined: bool) -> Bytes {
+    let (event, verb) = if joined {
+        (MeetingEventType::PARTICIPANT_JOINED, "joined")
+    } else {
+        (MeetingEventType::PARTICIPANT_LEFT, "left")
+    };
+    meeting(MeetingPacket {
+        event_type: event.into(),
+        room_id: room.to_owned(),
+        message: format!("{} has {verb} the meeting", m.user_id),
+        target_user_id: m.user_id.as_bytes().to_vec(),
+        session_id: m.session_id,
+        display_name: m.display_name.as_bytes().to_vec(),
+        ..Default::default()
+    })
+}
+
+/// CONGESTION to a sender: `receiver` dropped packets of session `sender_session`.
+pub(crate) fn congestion(receiver: &str, sender_session: u64) -> Bytes {
+    let w = PacketWrapper {
+        packet_type: PacketType::CONGESTION.into(),
+        user_id: receiver.as_bytes().to_vec(),
+        session_id: sender_session,
+        ..Default::default()
+    };
+    w.write_to_bytes()
+        .expect("encoding a PacketWrapper into a Vec cannot fail")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(sid: u64, user: &str, observer: bool) -> (Arc<Member>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(2);
+        let m = Member {
+            session_id: sid,
+            user_id: user.into(),
+            display_name: user.into(),
+            observer,
+            tx,
+        };
+        (Arc::new(m), rx)
+    }
+
+    #[test]
+    fn join_leave_and_views() {
+        let rooms = Rooms::default();
+        let (a, _ra) = member(1, "a", false);
+        let (o, _ro) = member(2, "obs", true);
+        let (b, _rb) = member(3, "b", false);
+        let j = rooms.join("r", a);
+        assert!(j.existing.is_empty() && !j.reconnection);
+        let mut view = View::new(j.room.clone());
+        assert_eq!(view.members().len(), 1);
+        rooms.join("r", o);
+        let jb = rooms.join("r", b);
+        // Observers are not announced to newcomers.
+        assert_eq!(jb.existing.len(), 1);
+        assert_eq!(view.members().len(), 3);
+        assert_eq!(rooms.sizes()["r"], 3);
+
+        rooms.leave(&j.room, 2);
+        assert_eq!(view.members().len(), 2);
+        rooms.leave(&j.room, 1);
+        rooms.leave(&j.room, 3);
+        assert!(rooms.sizes().is_empty());
+    }
+
+    #[test]
+    fn departures_and_reconnection() {
+        let rooms = Rooms::default();
+        let (a, _ra) = member(1, "a", false);
+        let (w, _rw) = member(9, "w", false);
+        let j = rooms.join("r", a);
+        rooms.join("r", w);
+        rooms.leave(&j.room, 1);
+        rooms.depart("r", "a", 1, true);
+        // Reconnection within the grace period cancels the departure.
+        let (a2, _ra2) = member(2, "a", false);
+        assert!(rooms.join("r", a2).reconnection);
+        assert!(rooms.departure_due("r", "a", 1).is_none());
+        // A departure that runs out is due once, and only if it had been active.
+        rooms.leave(&j.room, 2);
+        rooms.depart("r", "a", 2, true);
+        assert!(rooms.departure_due("r", "a", 2).is_some());
+        assert!(rooms.departure_due("r", "a", 2).is_none());
+        rooms.depart("r", "w", 9, false);
+        assert!(rooms.departure_due("r", "w", 9).is_none());
+    }
+
+    #[test]
+    fn full_queue_is_reported_and_others_still_get_it() {
+        let rooms = Rooms::default();
+        let (a, _ra) = member(1, "a", false);
+        let (b, mut rb) = member(2, "b", false);
+        let j = rooms.join("r", a);
+        rooms.join("r", b);
+        let out = Outbound::Datagram(Bytes::from_static(b"x"));
+        // Queue of 2: the third broadcast finds a's queue full (a never drains).
+        assert_eq!(j.room.broadcast(&out, None), 0);
+        assert_eq!(j.room.broadcast(&out, None), 0);
+        rb.try_recv().unwrap();
+        assert_eq!(j.room.broadcast(&out, None), 1);
+    }
+
+    #[test]
+    fn outbound_auto() {
+        let small = Bytes::from_static(&[1; 100]);
+        let sfx = Bytes::from_static(&[0x20, 5]);
+        assert!(matches!(
+            Outbound::auto(small.clone(), sfx.clone(), true),
+            Outbound::Stream(..)
+        ));
+        match Outbound::auto(small.clone(), sfx.clone(), false) {
+            Outbound::Datagram(d) => assert_eq!(d.len(), 102),
+            o => panic!("{o:?}"),
+        }
+        let big = Bytes::from(vec![0u8; DATAGRAM_MAX]);
+        assert!(matches!(
+            Outbound::auto(big, sfx, false),
+            Outbound::Stream(..)
+        ));
+    }
+
+    #[test]
+    fn meeting_packets_parse() {
+        let (m, _r) = member(42, "bob", false);
+        let b = participant("room", &m, true);
+        let w = PacketWrapper::parse_from_bytes(&b).unwrap();
+        assert_eq!(w.packet_type.enum_value(), Ok(PacketType::MEETING));
+        assert_eq!(w.user_id, SYSTEM_USER_ID.as_bytes());
+        let p = MeetingPacket::parse_from_bytes(&w.data).unwrap();
+        assert_eq!(
+            p.event_type.enum_value(),
+            Ok(MeetingEventType::PARTICIPANT_JOINED)
+        );
+        assert_eq!(
+            (p.session_id, p.target_user_id.as_slice()),
+            (42, &b"bob"[..])
+        );
+        let s = PacketWrapper::parse_from_bytes(&session_assigned(7)).unwrap();
+        assert_eq!(s.session_id, 7);
+        let c = PacketWrapper::parse_from_bytes(&congestion("r", 7)).unwrap();
+        assert_eq!(
+            (c.packet_type.enum_value(), c.session_id),
+            (Ok(PacketType::CONGESTION), 7)
+        );
+    }
+}

@@ -1,0 +1,562 @@
+//! One accepted WebTransport session: greet it, read its packets, relay them.
+//!
+//! Each session has two tasks. The reader (this module's [`serve`]) accepts
+//! uni streams and datagrams, reads the streams concurrently without a task
+//! per stream ([`Reads`]), counts every packet into the session's own
+//! [`Tally`], and queues it for the other members of the room. The writer
+//! drains the session's bounded queue, one uni stream per stream packet,
+//! like upstream's bridge. A session publishes to its room only after its
+//! first non-RTT packet ("activation"), which also announces it with
+//! PARTICIPANT_JOINED; it receives from the moment it is accepted, as a
+//! session of the upstream server does once it has subscribed to its room.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use synth_common::wire;
+use tokio::sync::{mpsc, watch};
+use web_transport_quinn::{RecvStream, Session, WriteError};
+
+use super::room::{self, Member, Offer, Outbound, View, QUEUE_LEN};
+use super::stats::{Kind, Tally};
+use super::Shared;
+
+/// Largest packet read from a uni stream (upstream's `MAX_FRAME_SIZE`).
+pub(crate) const MAX_PACKET: usize = 4_000_000;
+
+/// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often liveness is checked (upstream's heartbeat interval).
+const LIVENESS_CHECK: Duration = Duration::from_secs(5);
+
+/// KEYFRAME_REQUESTs relayed per sender per window.
+const KEYFRAME_MAX: u32 = 2;
+const KEYFRAME_WINDOW: Duration = Duration::from_secs(1);
+
+/// Drops of one sender's packets at one receiver, within [`CONGESTION_WINDOW`],
+/// that make the relay send the sender a CONGESTION packet (upstream's values).
+const CONGESTION_DROPS: u32 = 5;
+const CONGESTION_WINDOW: Duration = Duration::from_secs(1);
+const CONGESTION_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Stream error code sent with STOP_SENDING when a packet is too long.
+const STOP_TOO_LONG: u32 = 1;
+
+/// Who a session is, as admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) user_id: String,
+    pub(crate) room: String,
+    pub(crate) display_name: String,
+    pub(crate) observer: bool,
+}
+
+/// The part of a session that the relay's stats read.
+#[derive(Debug)]
+pub(crate) struct Live {
+    /// Start order, to merge sessions of one user oldest first.
+    pub(crate) order: u64,
+    pub(crate) tally: Mutex<Tally>,
+}
+
+impl Live {
+    pub(crate) fn tally(&self) -> MutexGuard<'_, Tally> {
+        // Counting cannot leave the tally torn; keep counting after a panic elsewhere.
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Serves one accepted session until it closes, the client goes silent, or the relay shuts down.
+pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) {
+    let session_id = loop {
+        let id: u64 = rand::random();
+        if id != 0 {
+            break id;
+        }
+    };
+    tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
+    let (tx, rx) = mpsc::channel(QUEUE_LEN);
+
+    // The greeting goes first, so it is ahead of anything relayed.
+    let greeting = [
+        room::session_assigned(session_id),
+        room::meeting_started(&who.room, &who.user_id, room::now_ms()),
+    ];
+    for g in greeting {
+        let _ = tx.try_send(Outbound::Stream(g, Bytes::new()));
+    }
+
+    let me = Arc::new(Member {
+        session_id,
+        user_id: who.user_id.clone(),
+        display_name: who.display_name.clone(),
+        observer: who.observer,
+        tx,
+    });
+    let joined = shared.rooms.join(&who.room, me.clone());
+    // As upstream: the newcomer hears about everyone already there.
+    for m in &joined.existing {
+        let p = room::participant(&who.room, m, true);
+        let _ = me.tx.try_send(Outbound::auto(p, Bytes::new(), false));
+    }
+    let live = Arc::new(Live {
+        order: shared.next_order(),
+        tally: Mutex::new(Tally::new(&who.user_id, &who.room)),
+    });
+    shared.live().insert(session_id, live.clone());
+
+    let writer = tokio::spawn(write_loop(session.clone(), rx));
+    let mut s = Sender {
+        suffix: session_id_suffix(session_id),
+        shared: shared.clone(),
+        view: View::new(joined.room),
+        announce: !joined.reconnection && !who.observer,
+        me,
+        live,
+        active: false,
+        keyframes: Limiter::default(),
+        congestion: HashMap::new(),
+        last_heard: Instant::now(),
+    };
+    let why = s.read_loop(&session, shared.shutdown.subscribe()).await;
+    tracing::debug!(session_id, user = %who.user_id, why, "session ended");
+    writer.abort();
+    s.finish(&who);
+}
+
+/// `PacketWrapper.session_id` (field 4, varint) as bytes to append to a relayed wrapper.
+fn session_id_suffix(id: u64) -> Bytes {
+    let mut v = vec![4 << 3];
+    let mut n = id;
+    while n >= 0x80 {
+        v.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    v.push(n as u8);
+    v.into()
+}
+
+/// A session's reading side and its state as a sender.
+struct Sender {
+    shared: Arc<Shared>,
+    me: Arc<Member>,
+    view: View,
+    live: Arc<Live>,
+    suffix: Bytes,
+    /// Whether PARTICIPANT_JOINED is to be broadcast on activation.
+    announce: bool,
+    active: bool,
+    keyframes: Limiter,
+    /// Drops of this sender's packets, per receiving session.
+    congestion: HashMap<u64, Drops>,
+    last_heard: Instant,
+}
+
+impl Sender {
+    async fn read_loop(
+        &mut self,
+        session: &Session,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> &'static str {
+        let mut accept = pin!(session.accept_uni());
+        let mut datagram = pin!(session.read_datagram());
+        let mut reads = Reads::default();
+        let mut tick = tokio::time::interval(LIVENESS_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait_for(|v| *v);
+        let mut stop = pin!(stop);
+        loop {
+            tokio::select! {
+                r = &mut accept => match r {
+                    Ok(stream) => {
+                        reads.push(stream);
+                        accept.set(session.accept_uni());
+                    }
+                    Err(_) => return "closed",
+                },
+                r = &mut datagram => match r {
+                    Ok(bytes) => {
+                        self.on_packet(bytes, true);
+                        datagram.set(session.read_datagram());
+                    }
+                    Err(_) => return "closed",
+                },
+                r = poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => match r {
+                    Ok(bytes) => self.on_packet(bytes, false),
+                    Err(ReadFail::TooLong) => {
+                        self.last_heard = Instant::now();
+                        self.live.tally().count(None, MAX_PACKET + 1, false);
+                    }
+                    Err(ReadFail::Reset) => {}
+                },
+                _ = tick.tick() => {
+                    if self.last_heard.elapsed() > CLIENT_TIMEOUT {
+                        session.close(0, b"no packets for 30 s");
+                        return "timeout";
+                    }
+                }
+                _ = &mut stop => {
+                    session.close(0, b"relay shutting down");
+                    return "relay shutdown";
+                }
+            }
+        }
+    }
+
+    fn on_packet(&mut self, bytes: Bytes, datagram: bool) {
+        self.last_heard = Instant::now();
+        if datagram && bytes[..] == b"ping"[..] {
+            return;
+        }
+        let parsed = if bytes.is_empty() {
+            None
+        } else {
+            wire::parse(&bytes).ok()
+        };
+        let mut tally = self.live.tally();
+        let kind = tally.count(parsed.as_ref(), bytes.len(), datagram);
+        if kind != Kind::Rtt && !self.active {
+            self.active = true;
+            if self.announce {
+                let p = room::participant(&self.view.room().name, &self.me, true);
+                self.shared.count_drops(
+                    self.view
+                        .room()
+                        .broadcast(&Outbound::auto(p, Bytes::new(), false), None),
+                );
+            }
+        }
+        let (user_id, wrapper_session) = match &parsed {
+            Some(p) => (p.user_id, p.session_id),
+            None => (&b""[..], 0),
+        };
+        let media = match kind {
+            Kind::Malformed | Kind::Dropped => return,
+            Kind::Rtt => {
+                let echo = if datagram {
+                    Outbound::Datagram(bytes.clone())
+                } else {
+                    Outbound::Stream(bytes.clone(), Bytes::new())
+                };
+                if self.me.offer(echo) == Offer::Full {
+                    self.shared.count_drops(1);
+                }
+                return;
+            }
+            _ if self.me.observer || self.shared.drain_only => return,
+            Kind::KeyframeRequest => {
+                if !self.keyframes.allow(Instant::now()) {
+                    tally.keyframe_limited(user_id);
+                    return;
+                }
+                true
+            }
+            Kind::Media => true,
+            Kind::Other => false,
+        };
+        // As upstream: the sender's session id goes into wrappers that have none.
+        let suffix = if wrapper_session == 0 {
+            self.suffix.clone()
+        } else {
+            Bytes::new()
+        };
+        let out = Outbound::auto(bytes.clone(), suffix, media);
+        let (mut queued, mut full) = (0u64, 0u64);
+        let now = Instant::now();
+        for m in self.view.members() {
+            if m.session_id == self.me.session_id {
+                continue;
+            }
+            match m.offer(out.clone()) {
+                Offer::Queued => queued += 1,
+                Offer::Full => {
+                    full += 1;
+                    let d = self.congestion.entry(m.session_id).or_insert(Drops {
+                        count: 0,
+                        window_start: now,
+                        last_notify: None,
+                    });
+                    if d.record(now) {
+                        let c = room::congestion(&m.user_id, self.me.session_id);
+                        if self.me.offer(Outbound::auto(c, Bytes::new(), false)) == Offer::Queued {
+                            self.shared.count_congestion();
+                        }
+                    }
+                }
+                Offer::Closed => {}
+            }
+        }
+        tally.relayed(user_id, queued, full);
+        if full > 0 {
+            self.shared.count_drops(full);
+        }
+    }
+
+    /// Leaves the room, schedules PARTICIPANT_LEFT, and files the tally.
+    fn finish(self, who: &Identity) {
+        let shared = &self.shared;
+        let room = self.view.room().clone();
+        shared.rooms.leave(&room, self.me.session_id);
+        if !who.observer {
+            shared
+                .rooms
+                .depart(&room.name, &who.user_id, self.me.session_id, self.active);
+            let (shared, me) = (self.shared.clone(), self.me.clone());
+            let announce = move || {
+                if let Some(room) =
+                    shared
+                        .rooms
+                        .departure_due(&room.name, &me.user_id, me.session_id)
+                {
+                    let p = room::participant(&room.name, &me, false);
+                    shared
+                        .count_drops(room.broadcast(&Outbound::auto(p, Bytes::new(), false), None));
+                }
+            };
+            let grace = self.shared.leave_grace;
+            if grace.is_zero() {
+                announce();
+            } else {
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    announce();
+                });
+            }
+        }
+        shared.retire(self.me.session_id);
+    }
+}
+
+/// Upstream's KEYFRAME_REQUEST limiter: at most [`KEYFRAME_MAX`] per window.
+#[derive(Debug, Default)]
+struct Limiter {
+    count: u32,
+    window_start: Option<Instant>,
+}
+
+impl Limiter {
+    fn allow(&mut self, now: Instant) -> bool {
+        match self.window_start {
+            Some(start) if now.duration_since(start) <= KEYFRAME_WINDOW => {}
+            _ => {
+                self.window_start = Some(now);
+                self.count = 0;
+            }
+        }
+        if self.count < KEYFRAME_MAX {
+            self.count += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Drops of one sender's packets at one receiver (upstream's `SenderDropState`).
+#[derive(Debug)]
+struct Drops {
+    count: u32,
+    window_start: Instant,
+    last_notify: Option<Instant>,
+}
+
+impl Drops {
+    /// Records a drop; true when the sender is to be told (CONGESTION).
+    fn record(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window_start) > CONGESTION_WINDOW {
+            self.count = 0;
+            self.window_start = now;
+        }
+        self.count += 1;
+        if self.count < CONGESTION_DROPS {
+            return false;
+        }
+        if self
+            .last_notify
+            .is_some_and(|t| now.duration_since(t) < CONGESTION_MIN_INTERVAL)
+        {
+            return false;
+        }
+        self.last_notify = Some(now);
+        self.count = 0;
+        self.window_start = now;
+        true
+    }
+}
+
+/// Why a stream gave no packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFail {
+    /// Longer than [`MAX_PACKET`]: stopped and dropped.
+    TooLong,
+    /// Reset by the peer, or the session ended.
+    Reset,
+}
+
+/// A uni stream being read to its end.
+struct Pending {
+    stream: RecvStream,
+    /// The first chunk: most packets are one chunk, kept without copying.
+    first: Bytes,
+    /// Later chunks, appended after `first` was copied in.
+    more: Vec<u8>,
+    len: usize,
+}
+
+impl Pending {
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
+        loop {
+            // Quinn keeps the waker with the stream, not in this future, so a
+            // fresh future per poll loses nothing.
+            let r = ready!(pin!(self.stream.read_chunk(MAX_PACKET + 1 - self.len, true)).poll(cx));
+            match r {
+                Ok(Some(chunk)) => {
+                    self.len += chunk.bytes.len();
+                    if self.len > MAX_PACKET {
+                        let _ = self.stream.stop(STOP_TOO_LONG);
+                        return Poll::Ready(Err(ReadFail::TooLong));
+                    }
+                    if self.first.is_empty() && self.more.is_empty() {
+                        self.first = chunk.bytes;
+                    } else {
+                        if self.more.is_empty() {
+                            self.more.reserve(2 * self.len);
+                            self.more.extend_from_slice(&self.first);
+                        }
+                        self.more.extend_from_slice(&chunk.bytes);
+                    }
+                }
+                Ok(None) => {
+                    let packet = if self.more.is_empty() {
+                        std::mem::take(&mut self.first)
+                    } else {
+                        std::mem::take(&mut self.more).into()
+                    };
+                    return Poll::Ready(Ok(packet));
+                }
+                Err(_) => return Poll::Ready(Err(ReadFail::Reset)),
+            }
+        }
+    }
+}
+
+/// The uni streams of one session being read, polled together.
+#[derive(Default)]
+struct Reads {
+    pending: Vec<Pending>,
+}
+
+impl Reads {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn push(&mut self, stream: RecvStream) {
+        self.pending.push(Pending {
+            stream,
+            first: Bytes::new(),
+            more: Vec::new(),
+            len: 0,
+        });
+    }
+
+    /// The next stream read to its end. Streams are polled in the order they
+    /// were accepted (the sender's order), so of those complete at once the
+    /// oldest goes first and packets are not reordered needlessly.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
+        for i in 0..self.pending.len() {
+            if let Poll::Ready(r) = self.pending[i].poll_read(cx) {
+                self.pending.remove(i);
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Sends what is queued for one session, in order: a new uni stream per
+/// stream packet, datagrams as they come (a uni stream when too big for the path).
+async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>) {
+    while let Some(out) = rx.recv().await {
+        let (body, suffix) = match out {
+            Outbound::Datagram(d) if d.len() <= session.max_datagram_size() => {
+                // Errors: the connection is gone (the reader notices) or the
+                // datagram was refused; either way there is nothing to retry.
+                let _ = session.send_datagram(d);
+                continue;
+            }
+            Outbound::Datagram(d) => (d, Bytes::new()),
+            Outbound::Stream(b, s) => (b, s),
+        };
+        let Ok(mut stream) = session.open_uni().await else {
+            return;
+        };
+        let r = if suffix.is_empty() {
+            stream.write_chunk(body).await
+        } else {
+            stream.write_all_chunks(&mut [body, suffix]).await
+        };
+        match r {
+            Ok(()) => {
+                let _ = stream.finish();
+            }
+            // The receiver stopped this stream: only this packet is lost.
+            Err(WriteError::Stopped(_) | WriteError::InvalidStopped(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protobuf::Message;
+    use videocall_types::protos::packet_wrapper::PacketWrapper;
+
+    #[test]
+    fn suffix_sets_session_id() {
+        for id in [1u64, 127, 128, 0xdead_beef_cafe, u64::MAX] {
+            let mut w = wire::connection("u", "m");
+            w.extend_from_slice(&session_id_suffix(id));
+            let p = PacketWrapper::parse_from_bytes(&w).unwrap();
+            assert_eq!(p.session_id, id);
+            assert_eq!(wire::parse(&w).unwrap().session_id, id);
+        }
+    }
+
+    #[test]
+    fn keyframe_limiter() {
+        let mut l = Limiter::default();
+        let t = Instant::now();
+        assert!(l.allow(t));
+        assert!(l.allow(t + Duration::from_millis(10)));
+        assert!(!l.allow(t + Duration::from_millis(900)));
+        assert!(l.allow(t + Duration::from_millis(1001)));
+    }
+
+    #[test]
+    fn congestion_after_five_drops_then_rate_limited() {
+        let t = Instant::now();
+        let mut d = Drops {
+            count: 0,
+            window_start: t,
+            last_notify: None,
+        };
+        let fired: Vec<bool> = (0..12)
+            .map(|i| d.record(t + Duration::from_millis(i * 10)))
+            .collect();
+        assert_eq!(fired.iter().filter(|f| **f).count(), 1);
+        assert!(fired[4]);
+        // A second later the window restarts: five more drops notify again.
+        let later: Vec<bool> = (0..5)
+            .map(|i| d.record(t + Duration::from_millis(1200 + i)))
+            .collect();
+        assert_eq!(later, [false, false, false, false, true]);
+    }
+}

@@ -1,0 +1,510 @@
+//! What the relay received, per sending user.
+//!
+//! Each session counts into its own [`Tally`] behind its own mutex, which only
+//! that session's task takes per packet (uncontended), so there is no shared
+//! lock on the packet path. [`RelayStats`] is built on demand by merging the
+//! tallies of live sessions with those of closed ones. Keys are the user id in
+//! the received `PacketWrapper` (normally the session's own id).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use synth_common::wire::{self, media_type, packet_type};
+
+/// Most distinct wrapper user ids counted separately per session; the rest
+/// are counted under the session's own id (a client may put anything there).
+const MAX_USERS_PER_SESSION: usize = 16;
+
+/// Counters for one sending user. Bytes are whole `PacketWrapper`s as received.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UserStats {
+    /// The meeting of the (last) session that sent these packets.
+    pub meeting: String,
+    /// Sessions that counted packets under this user.
+    pub sessions: u64,
+    /// Audio packets (`MediaPacket` AUDIO).
+    pub audio_packets: u64,
+    /// Bytes of those packets.
+    pub audio_bytes: u64,
+    /// Video packets (`MediaPacket` VIDEO).
+    pub video_packets: u64,
+    /// Bytes of those packets.
+    pub video_bytes: u64,
+    /// Video packets with `frame_type "key"`.
+    pub video_keyframes: u64,
+    /// Heartbeats.
+    pub heartbeats: u64,
+    /// CONNECTION packets.
+    pub connection_packets: u64,
+    /// KEYFRAME_REQUEST packets (including rate-limited ones).
+    pub keyframe_requests: u64,
+    /// KEYFRAME_REQUEST packets dropped by the 2-per-second limit.
+    pub keyframe_requests_limited: u64,
+    /// RTT probes (echoed, never relayed).
+    pub rtt: u64,
+    /// Any other parseable packet.
+    pub other: u64,
+    /// Packets that were not a valid `PacketWrapper` (or `MediaPacket`): dropped.
+    pub malformed: u64,
+    /// Of all the above, how many came as datagrams rather than uni streams.
+    pub datagrams: u64,
+    /// Audio packets whose sequence was not the previous one + 1 (arrival order).
+    pub audio_gaps: u64,
+    /// Audio sequence numbers never seen between the lowest and highest seen.
+    pub audio_missing: u64,
+    /// Lowest audio sequence number seen.
+    pub audio_first_seq: Option<u64>,
+    /// Highest audio sequence number seen.
+    pub audio_last_seq: Option<u64>,
+    /// Video packets whose sequence was not the previous one + 1 (arrival order).
+    pub video_gaps: u64,
+    /// Video sequence numbers never seen between the lowest and highest seen.
+    pub video_missing: u64,
+    /// Lowest video sequence number seen.
+    pub video_first_seq: Option<u64>,
+    /// Highest video sequence number seen.
+    pub video_last_seq: Option<u64>,
+    /// Deliveries of this user's packets to other participants (one per receiver).
+    pub relayed_to: u64,
+    /// Deliveries dropped because the receiver's queue was full.
+    pub relay_drops: u64,
+}
+
+/// A snapshot of the whole relay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RelayStats {
+    /// Sessions accepted since start.
+    pub sessions_accepted: u64,
+    /// Sessions refused since start.
+    pub sessions_rejected: u64,
+    /// Refusals by reason (`bad_path`, `bad_id`, `token_expired`, ...).
+    pub rejections: BTreeMap<String, u64>,
+    /// Sessions open now.
+    pub sessions_active: u64,
+    /// Participants per meeting now.
+    pub meetings: BTreeMap<String, u64>,
+    /// Deliveries dropped because a receiver's queue was full (all senders).
+    pub relay_drops: u64,
+    /// CONGESTION packets sent to senders whose packets were dropped.
+    pub congestion_sent: u64,
+    /// Per sending user, keyed by the wrapper's user id.
+    pub per_user: BTreeMap<String, UserStats>,
+}
+
+impl RelayStats {
+    /// Sum of all users' counters (meeting left empty).
+    pub fn total(&self) -> UserStats {
+        let mut t = UserStats::default();
+        for u in self.per_user.values() {
+            t.add_counts(u);
+        }
+        t
+    }
+}
+
+impl UserStats {
+    /// Adds every counter of `o` (not the sequence bookkeeping).
+    fn add_counts(&mut self, o: &UserStats) {
+        self.sessions += o.sessions;
+        self.audio_packets += o.audio_packets;
+        self.audio_bytes += o.audio_bytes;
+        self.video_packets += o.video_packets;
+        self.video_bytes += o.video_bytes;
+        self.video_keyframes += o.video_keyframes;
+        self.heartbeats += o.heartbeats;
+        self.connection_packets += o.connection_packets;
+        self.keyframe_requests += o.keyframe_requests;
+        self.keyframe_requests_limited += o.keyframe_requests_limited;
+        self.rtt += o.rtt;
+        self.other += o.other;
+        self.malformed += o.malformed;
+        self.datagrams += o.datagrams;
+        self.audio_gaps += o.audio_gaps;
+        self.audio_missing += o.audio_missing;
+        self.video_gaps += o.video_gaps;
+        self.video_missing += o.video_missing;
+        self.relayed_to += o.relayed_to;
+        self.relay_drops += o.relay_drops;
+    }
+
+    /// Merges a later session's counters for the same user into these: counts add
+    /// up, and a jump in sequence between the two sessions counts as a gap.
+    pub(crate) fn merge_later(&mut self, later: &UserStats) {
+        let join = |gaps: &mut u64, missing: &mut u64, last: Option<u64>, next: Option<u64>| {
+            if let (Some(last), Some(next)) = (last, next) {
+                if next != last.wrapping_add(1) {
+                    *gaps += 1;
+                    *missing += next.saturating_sub(last.saturating_add(1));
+                }
+            }
+        };
+        join(
+            &mut self.audio_gaps,
+            &mut self.audio_missing,
+            self.audio_last_seq,
+            later.audio_first_seq,
+        );
+        join(
+            &mut self.video_gaps,
+            &mut self.video_missing,
+            self.video_last_seq,
+            later.video_first_seq,
+        );
+        self.add_counts(later);
+        let lo = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
+        let hi = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).max();
+        self.audio_first_seq = lo(self.audio_first_seq, later.audio_first_seq);
+        self.video_first_seq = lo(self.video_first_seq, later.video_first_seq);
+        self.audio_last_seq = hi(self.audio_last_seq, later.audio_last_seq);
+        self.video_last_seq = hi(self.video_last_seq, later.video_last_seq);
+        if !later.meeting.is_empty() {
+            self.meeting.clone_from(&later.meeting);
+        }
+    }
+}
+
+/// Sequence bookkeeping for one media of one user.
+///
+/// `gaps` follows arrival order (what a simple receiver sees); `missing` is
+/// robust to reordering: it is the size of [min, max] less the distinct
+/// numbers seen, with duplicates recognised within the last 128 numbers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SeqTrack {
+    first: Option<u64>,
+    last: u64,
+    min: u64,
+    max: u64,
+    /// Bit i set: `max - i` was seen.
+    window: u128,
+    distinct: u64,
+    gaps: u64,
+}
+
+impl SeqTrack {
+    pub(crate) fn see(&mut self, s: u64) {
+        if self.first.is_none() {
+            *self = SeqTrack {
+                first: Some(s),
+                last: s,
+                min: s,
+                max: s,
+                window: 1,
+                distinct: 1,
+                gaps: 0,
+            };
+            return;
+        }
+        if s != self.last.wrapping_add(1) {
+            self.gaps += 1;
+        }
+        self.last = s;
+        if s > self.max {
+            let d = s - self.max;
+            self.window = if d >= 128 { 0 } else { self.window << d };
+            self.window |= 1;
+            self.max = s;
+            self.distinct += 1;
+        } else {
+            let back = self.max - s;
+            if back < 128 {
+                let bit = 1u128 << back;
+                if self.window & bit == 0 {
+                    self.window |= bit;
+                    self.distinct += 1;
+                }
+            } else {
+                self.distinct += 1;
+            }
+        }
+        self.min = self.min.min(s);
+    }
+
+    fn missing(&self) -> u64 {
+        match self.first {
+            None => 0,
+            Some(_) => (self.max - self.min)
+                .saturating_add(1)
+                .saturating_sub(self.distinct),
+        }
+    }
+
+    fn lowest(&self) -> Option<u64> {
+        self.first.map(|_| self.min)
+    }
+
+    fn highest(&self) -> Option<u64> {
+        self.first.map(|_| self.max)
+    }
+}
+
+/// One user's counters inside one session.
+#[derive(Debug, Default)]
+struct UserTally {
+    stats: UserStats,
+    audio: SeqTrack,
+    video: SeqTrack,
+}
+
+/// How a received packet is to be handled, decided while counting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Not a valid packet: dropped.
+    Malformed,
+    /// A MEDIA packet (audio, video, heartbeat, screen, ...): uni stream to peers.
+    Media,
+    /// RTT probe: echo to the sender only.
+    Rtt,
+    /// KEYFRAME_REQUEST: to the room, rate-limited.
+    KeyframeRequest,
+    /// HEALTH (processed by the server, not relayed) or CONGESTION from a client: dropped.
+    Dropped,
+    /// Any other packet: datagram if small, else uni stream.
+    Other,
+}
+
+/// The counters of one session, keyed by wrapper user id.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    meeting: String,
+    /// Entry 0 is the session's own user id.
+    users: Vec<(Box<[u8]>, UserTally)>,
+}
+
+impl Tally {
+    pub(crate) fn new(user_id: &str, meeting: &str) -> Tally {
+        Tally {
+            meeting: meeting.to_owned(),
+            users: vec![(user_id.as_bytes().into(), UserTally::default())],
+        }
+    }
+
+    fn user(&mut self, id: &[u8]) -> &mut UserTally {
+        let i = match self.users.iter().position(|(u, _)| **u == *id) {
+            Some(i) => i,
+            None if self.users.len() < MAX_USERS_PER_SESSION && !id.is_empty() => {
+                self.users.push((id.into(), UserTally::default()));
+                self.users.len() - 1
+            }
+            None => 0,
+        };
+        &mut self.users[i].1
+    }
+
+    /// Counts one received packet and tells how to handle it. `packet` is the
+    /// parse of `len` bytes (`None` when it did not parse).
+    pub(crate) fn count(
+        &mut self,
+        packet: Option<&wire::Packet<'_>>,
+        len: usize,
+        datagram: bool,
+    ) -> Kind {
+        let len = len as u64;
+        let Some(p) = packet else {
+            let u = &mut self.users[0].1.stats;
+            u.malformed += 1;
+            u.datagrams += datagram as u64;
+            return Kind::Malformed;
+        };
+        let t = self.user(p.user_id);
+        t.stats.datagrams += datagram as u64;
+        let s = &mut t.stats;
+        match p.packet_type {
+            packet_type::MEDIA => {
+                let Ok(m) = wire::parse_media(p.data) else {
+                    s.malformed += 1;
+                    return Kind::Malformed;
+                };
+                match m.media_type {
+                    media_type::AUDIO => {
+                        s.audio_packets += 1;
+                        s.audio_bytes += len;
+                        if let Some(seq) = m.sequence {
+                            t.audio.see(seq);
+                        }
+                        Kind::Media
+                    }
+                    media_type::VIDEO => {
+                        s.video_packets += 1;
+                        s.video_bytes += len;
+                        s.video_keyframes += m.is_key() as u64;
+                        if let Some(seq) = m.sequence {
+                            t.video.see(seq);
+                        }
+                        Kind::Media
+                    }
+                    media_type::HEARTBEAT => {
+                        s.heartbeats += 1;
+                        Kind::Media
+                    }
+                    media_type::RTT => {
+                        s.rtt += 1;
+                        Kind::Rtt
+                    }
+                    media_type::KEYFRAME_REQUEST => {
+                        s.keyframe_requests += 1;
+                        Kind::KeyframeRequest
+                    }
+                    _ => {
+                        s.other += 1;
+                        Kind::Media
+                    }
+                }
+            }
+            packet_type::CONNECTION => {
+                s.connection_packets += 1;
+                Kind::Other
+            }
+            packet_type::CONGESTION | HEALTH => {
+                s.other += 1;
+                Kind::Dropped
+            }
+            _ => {
+                s.other += 1;
+                Kind::Other
+            }
+        }
+    }
+
+    /// Counts a rate-limited key-frame request of `user_id`.
+    pub(crate) fn keyframe_limited(&mut self, user_id: &[u8]) {
+        self.user(user_id).stats.keyframe_requests_limited += 1;
+    }
+
+    /// Counts the deliveries of one packet of `user_id`.
+    pub(crate) fn relayed(&mut self, user_id: &[u8], delivered: u64, dropped: u64) {
+        let s = &mut self.user(user_id).stats;
+        s.relayed_to += delivered;
+        s.relay_drops += dropped;
+    }
+
+    /// This session's counters per user, ready to merge.
+    pub(crate) fn snapshot(&self) -> impl Iterator<Item = (String, UserStats)> + '_ {
+        self.users.iter().map(|(id, t)| {
+            let mut s = t.stats.clone();
+            s.meeting.clone_from(&self.meeting);
+            s.sessions = 1;
+            s.audio_gaps = t.audio.gaps;
+            s.audio_missing = t.audio.missing();
+            s.audio_first_seq = t.audio.lowest();
+            s.audio_last_seq = t.audio.highest();
+            s.video_gaps = t.video.gaps;
+            s.video_missing = t.video.missing();
+            s.video_first_seq = t.video.lowest();
+            s.video_last_seq = t.video.highest();
+            (String::from_utf8_lossy(id).into_owned(), s)
+        })
+    }
+}
+
+/// `PacketWrapper.packet_type` HEALTH (not in `synth_common::wire`).
+const HEALTH: i32 = 6;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synth_common::wire::{MediaFields, MediaPrefix};
+
+    fn media(user: &str, mt: i32, seq: u64, key: bool) -> Vec<u8> {
+        let mut p = MediaPrefix::new(user);
+        let f = MediaFields {
+            media_type: mt,
+            sequence: seq,
+            timestamp_ms: 1.0,
+            duration_ms: 33.0,
+            key,
+        };
+        let mut v = p.build(&f, 3).to_vec();
+        v.extend_from_slice(&[1, 2, 3]);
+        v
+    }
+
+    fn count(t: &mut Tally, bytes: &[u8], dgram: bool) -> Kind {
+        let p = wire::parse(bytes).ok();
+        t.count(p.as_ref(), bytes.len(), dgram)
+    }
+
+    #[test]
+    fn seq_track_gaps_and_missing() {
+        let mut s = SeqTrack::default();
+        for n in [1, 2, 3, 5, 6, 9] {
+            s.see(n);
+        }
+        assert_eq!((s.gaps, s.missing()), (2, 3));
+        assert_eq!((s.lowest(), s.highest()), (Some(1), Some(9)));
+
+        // Reordering: every out-of-order arrival is a gap, but nothing is missing.
+        let mut s = SeqTrack::default();
+        for n in [10, 12, 11, 13] {
+            s.see(n);
+        }
+        assert_eq!((s.gaps, s.missing()), (3, 0));
+
+        // Duplicates are not distinct; a jump past the window is all missing.
+        let mut s = SeqTrack::default();
+        for n in [0, 1, 1, 500, 2] {
+            s.see(n);
+        }
+        assert_eq!(s.missing(), 497);
+    }
+
+    #[test]
+    fn counts_by_kind_and_user() {
+        let mut t = Tally::new("alice", "room");
+        assert_eq!(
+            count(&mut t, &media("alice", media_type::AUDIO, 7, true), false),
+            Kind::Media
+        );
+        let a2 = media("alice", media_type::AUDIO, 8, true);
+        assert_eq!(count(&mut t, &a2, true), Kind::Media);
+        let v = media("alice", media_type::VIDEO, 1, true);
+        assert_eq!(count(&mut t, &v, false), Kind::Media);
+        assert_eq!(
+            count(&mut t, &wire::heartbeat("alice", 1.0, true, true), false),
+            Kind::Media
+        );
+        assert_eq!(count(&mut t, &wire::rtt("alice", 1.0), true), Kind::Rtt);
+        assert_eq!(
+            count(&mut t, &wire::keyframe_request("alice", "bob", 1.0), false),
+            Kind::KeyframeRequest
+        );
+        assert_eq!(
+            count(&mut t, &wire::connection("alice", "room"), false),
+            Kind::Other
+        );
+        assert_eq!(count(&mut t, &[0xff, 0xff], false), Kind::Malformed);
+        // Another wrapper user id gets its own entry.
+        count(&mut t, &media("mallory", media_type::AUDIO, 1, true), false);
+        t.relayed(b"alice", 3, 1);
+
+        let snap: BTreeMap<String, UserStats> = t.snapshot().collect();
+        let a = &snap["alice"];
+        assert_eq!(a.meeting, "room");
+        assert_eq!((a.audio_packets, a.audio_bytes), (2, 2 * a2.len() as u64));
+        assert_eq!((a.audio_first_seq, a.audio_last_seq), (Some(7), Some(8)));
+        assert_eq!((a.audio_gaps, a.audio_missing), (0, 0));
+        assert_eq!((a.video_packets, a.video_keyframes), (1, 1));
+        assert_eq!(a.video_bytes, v.len() as u64);
+        assert_eq!((a.heartbeats, a.rtt, a.keyframe_requests), (1, 1, 1));
+        assert_eq!((a.connection_packets, a.malformed, a.datagrams), (1, 1, 2));
+        assert_eq!((a.relayed_to, a.relay_drops), (3, 1));
+        assert_eq!(snap["mallory"].audio_packets, 1);
+    }
+
+    #[test]
+    fn merge_joins_sessions() {
+        let mut t1 = Tally::new("u", "m");
+        for s in 0..5 {
+            count(&mut t1, &media("u", media_type::AUDIO, s, true), false);
+        }
+        let mut t2 = Tally::new("u", "m");
+        for s in 7..9 {
+            count(&mut t2, &media("u", media_type::AUDIO, s, true), false);
+        }
+        let mut a = t1.snapshot().next().unwrap().1;
+        a.merge_later(&t2.snapshot().next().unwrap().1);
+        assert_eq!(a.sessions, 2);
+        assert_eq!(a.audio_packets, 7);
+        assert_eq!((a.audio_gaps, a.audio_missing), (1, 2));
+        assert_eq!((a.audio_first_seq, a.audio_last_seq), (Some(0), Some(8)));
+    }
+}

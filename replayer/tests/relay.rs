@@ -1,0 +1,872 @@
+//! The relay against PROTOCOL.md: in-process on port 0, clients made directly
+//! with `web_transport_quinn`, every await under a timeout.
+//!
+//! The scenarios take a [`Target`], so the same checks can be run against the
+//! real upstream server: set `SYNTH_UPSTREAM_URL=https://127.0.0.1:4433` (and
+//! `SYNTH_UPSTREAM_JWT_SECRET` to its `JWT_SECRET`) and run the ignored
+//! `upstream_*` tests. Checks of the relay's own counters run only in-process.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use protobuf::Message;
+use synth_common::wire::{self, media_type, packet_type, MediaFields, MediaPrefix};
+use synth_replayer::jwt::{self, Claims};
+use synth_replayer::relay::{Relay, RelayConfig, RelayStats};
+use tokio::sync::mpsc;
+use url::Url;
+use videocall_types::protos::media_packet::MediaPacket;
+use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
+use videocall_types::protos::meeting_packet::MeetingPacket;
+use videocall_types::protos::packet_wrapper::PacketWrapper;
+use web_transport_quinn::{Client, ClientBuilder, Session};
+
+/// Bound on every single wait.
+const T: Duration = Duration::from_secs(5);
+/// How long "nothing more arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
+const SECRET: &[u8] = b"relay-test-secret";
+
+async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(T, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+/// Where the scenarios connect: the in-process relay, or upstream.
+struct Target {
+    base: Url,
+    client: Client,
+    relay: Option<Relay>,
+    secret: Option<Vec<u8>>,
+    /// How long PARTICIPANT_LEFT may take.
+    left_within: Duration,
+}
+
+impl Target {
+    async fn relay(cfg: RelayConfig) -> Target {
+        let secret = cfg.jwt_secret.clone();
+        let left_within = cfg.leave_grace + T;
+        let relay = within("relay start", Relay::start(cfg)).await.unwrap();
+        let client = ClientBuilder::new()
+            .with_server_certificate_hashes(vec![relay.cert_sha256().to_vec()])
+            .unwrap();
+        Target {
+            base: relay.url().parse().unwrap(),
+            client,
+            relay: Some(relay),
+            secret,
+            left_within,
+        }
+    }
+
+    async fn default_relay() -> Target {
+        Target::relay(RelayConfig {
+            leave_grace: Duration::ZERO,
+            ..RelayConfig::default()
+        })
+        .await
+    }
+
+    fn upstream() -> Option<Target> {
+        let base = std::env::var("SYNTH_UPSTREAM_URL").ok()?.parse().ok()?;
+        let client = ClientBuilder::new()
+            .dangerous()
+            .with_no_certificate_verification()
+            .unwrap();
+        Some(Target {
+            base,
+            client,
+            relay: None,
+            secret: std::env::var("SYNTH_UPSTREAM_JWT_SECRET")
+                .ok()
+                .map(String::into_bytes),
+            left_within: Duration::from_secs(4),
+        })
+    }
+
+    fn path_url(&self, user: &str, room: &str) -> Url {
+        let mut u = self.base.clone();
+        u.set_path(&format!("/lobby/{user}/{room}"));
+        u
+    }
+
+    fn token_url(&self, token: &str) -> Url {
+        let mut u = self.base.clone();
+        u.set_path("/lobby");
+        u.query_pairs_mut().append_pair("token", token);
+        u
+    }
+
+    async fn join(&self, user: &str, room: &str) -> Peer {
+        Peer::connect(&self.client, self.path_url(user, room))
+            .await
+            .unwrap_or_else(|e| panic!("{user} joining {room}: {e}"))
+    }
+
+    /// The relay's stats once `done` holds for them (the relay may still be
+    /// counting the last packets when a client has sent them).
+    async fn stats_when(&self, done: impl Fn(&RelayStats) -> bool) -> Option<RelayStats> {
+        let relay = self.relay.as_ref()?;
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            let s = relay.stats();
+            if done(&s) {
+                return Some(s);
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("relay stats never got there: {s:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn close(self) {
+        if let Some(r) = self.relay {
+            within("relay shutdown", r.shutdown()).await;
+        }
+    }
+}
+
+/// One received packet.
+#[derive(Debug, Clone)]
+struct Got {
+    bytes: Bytes,
+    datagram: bool,
+}
+
+impl Got {
+    fn wrapper(&self) -> PacketWrapper {
+        PacketWrapper::parse_from_bytes(&self.bytes).expect("a PacketWrapper")
+    }
+
+    fn packet_type(&self) -> i32 {
+        self.wrapper().packet_type.value()
+    }
+
+    /// The meeting event and its target user, for MEETING packets.
+    fn meeting(&self) -> Option<(MeetingEventType, String)> {
+        let w = self.wrapper();
+        if w.packet_type.value() != packet_type::MEETING {
+            return None;
+        }
+        let m = MeetingPacket::parse_from_bytes(&w.data).ok()?;
+        Some((
+            m.event_type.enum_value().ok()?,
+            String::from_utf8_lossy(&m.target_user_id).into_owned(),
+        ))
+    }
+
+    fn media(&self) -> Option<MediaPacket> {
+        let w = self.wrapper();
+        (w.packet_type.value() == packet_type::MEDIA)
+            .then(|| MediaPacket::parse_from_bytes(&w.data).ok())
+            .flatten()
+    }
+
+    fn user(&self) -> String {
+        String::from_utf8_lossy(&self.wrapper().user_id).into_owned()
+    }
+}
+
+/// A test participant: a session and everything it received.
+struct Peer {
+    session: Session,
+    rx: mpsc::UnboundedReceiver<Got>,
+    /// Packets that overtook the greeting (datagrams can), delivered first.
+    early: VecDeque<Got>,
+    session_id: u64,
+}
+
+impl Peer {
+    /// Connects, drains everything in the background, and reads the greeting.
+    async fn connect(client: &Client, url: Url) -> anyhow::Result<Peer> {
+        let session = within("connect", client.connect(url)).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let s = session.clone();
+        let streams = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(mut r) = s.accept_uni().await {
+                let tx = streams.clone();
+                tokio::spawn(async move {
+                    if let Ok(b) = r.read_to_end(8 << 20).await {
+                        let _ = tx.send(Got {
+                            bytes: b.into(),
+                            datagram: false,
+                        });
+                    }
+                });
+            }
+        });
+        let s = session.clone();
+        tokio::spawn(async move {
+            while let Ok(bytes) = s.read_datagram().await {
+                let _ = tx.send(Got {
+                    bytes,
+                    datagram: true,
+                });
+            }
+        });
+        let mut p = Peer {
+            session,
+            rx,
+            early: VecDeque::new(),
+            session_id: 0,
+        };
+        // SESSION_ASSIGNED and MEETING_STARTED, each on a stream, in either order.
+        let (mut assigned, mut started) = (None, false);
+        let mut early = VecDeque::new();
+        while assigned.is_none() || !started {
+            let g = p.next().await;
+            let started_now = g.meeting().map(|m| m.0) == Some(MeetingEventType::MEETING_STARTED);
+            match g.packet_type() {
+                packet_type::SESSION_ASSIGNED => assigned = Some(g.wrapper().session_id),
+                packet_type::MEETING if started_now => started = true,
+                _ => {
+                    early.push_back(g);
+                    continue;
+                }
+            }
+            assert!(!g.datagram, "greeting on a uni stream");
+        }
+        p.early = early;
+        p.session_id = assigned.unwrap();
+        assert_ne!(p.session_id, 0);
+        Ok(p)
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        within("send", async {
+            let mut s = self.session.open_uni().await.unwrap();
+            s.write_all(bytes).await.unwrap();
+            s.finish().unwrap();
+        })
+        .await
+    }
+
+    fn send_datagram(&self, bytes: &[u8]) {
+        self.session
+            .send_datagram(Bytes::copy_from_slice(bytes))
+            .unwrap();
+    }
+
+    async fn recv(&mut self) -> Option<Got> {
+        match self.early.pop_front() {
+            Some(g) => Some(g),
+            None => self.rx.recv().await,
+        }
+    }
+
+    async fn next(&mut self) -> Got {
+        within("next packet", self.recv())
+            .await
+            .expect("session open")
+    }
+
+    /// Waits for a packet matching `want`, returning it and what came before it.
+    async fn until(&mut self, what: &str, want: impl Fn(&Got) -> bool) -> (Got, Vec<Got>) {
+        let mut before = Vec::new();
+        within(what, async {
+            loop {
+                let g = self.recv().await.expect("session open");
+                if want(&g) {
+                    return (g, before);
+                }
+                before.push(g);
+            }
+        })
+        .await
+    }
+
+    /// Everything that arrives until nothing has come for [`QUIET`].
+    async fn drain(&mut self) -> Vec<Got> {
+        let mut v = Vec::new();
+        while let Ok(Some(g)) = tokio::time::timeout(QUIET, self.recv()).await {
+            v.push(g);
+        }
+        v
+    }
+
+    fn close(&self) {
+        self.session.close(0, b"bye");
+    }
+}
+
+fn audio(p: &mut MediaPrefix, seq: u64) -> Vec<u8> {
+    media(p, media_type::AUDIO, seq, true, 80)
+}
+
+fn media(p: &mut MediaPrefix, mt: i32, seq: u64, key: bool, len: usize) -> Vec<u8> {
+    let f = MediaFields {
+        media_type: mt,
+        sequence: seq,
+        timestamp_ms: 1_700_000_000_000.0 + seq as f64,
+        duration_ms: 33.3,
+        key,
+    };
+    let mut v = p.build(&f, len).to_vec();
+    v.extend((0..len).map(|i| (i * 7 + seq as usize) as u8));
+    v
+}
+
+fn is_joined(user: &str) -> impl Fn(&Got) -> bool + '_ {
+    move |g| g.meeting() == Some((MeetingEventType::PARTICIPANT_JOINED, user.to_string()))
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+/// 3 in room A, 1 in room B: each packet reaches exactly the other members of
+/// its meeting, never its sender, with the sender's session id filled in.
+async fn meeting_isolation(t: &Target) {
+    let names = ["a1", "a2", "a3", "b1"];
+    let room = |u: &str| {
+        if u.starts_with('a') {
+            "room-a"
+        } else {
+            "room-b"
+        }
+    };
+    let mut peers = Vec::new();
+    for u in names {
+        peers.push(t.join(u, room(u)).await);
+    }
+    let sids: BTreeMap<String, u64> = names
+        .iter()
+        .zip(&peers)
+        .map(|(u, p)| (u.to_string(), p.session_id))
+        .collect();
+
+    // Activate everyone, then wait until each A member has seen all three joins.
+    for (u, p) in names.iter().zip(&peers) {
+        p.send(&wire::connection(u, room(u))).await;
+    }
+    for p in &mut peers[..3] {
+        for u in ["a1", "a2", "a3"] {
+            p.until("PARTICIPANT_JOINED", is_joined(u)).await;
+        }
+    }
+    for p in &mut peers {
+        p.drain().await;
+    }
+
+    // Each sends 20 audio packets, 5 video frames (one of 200 kB, read in
+    // many chunks) and a heartbeat.
+    let mut sent: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // audio bytes, video bytes
+    for (u, p) in names.iter().zip(&peers) {
+        let mut pre = MediaPrefix::new(u);
+        let (mut ab, mut vb) = (0u64, 0u64);
+        for seq in 0..20 {
+            let a = audio(&mut pre, seq);
+            ab += a.len() as u64;
+            p.send(&a).await;
+        }
+        for seq in 0..5 {
+            let len = if seq == 2 { 200_000 } else { 2_000 };
+            let v = media(&mut pre, media_type::VIDEO, seq, seq == 0, len);
+            vb += v.len() as u64;
+            p.send(&v).await;
+        }
+        p.send(&wire::heartbeat(u, 1.0, true, true)).await;
+        sent.insert(u.to_string(), (ab, vb));
+    }
+
+    for (i, p) in peers.iter_mut().enumerate() {
+        let me = names[i];
+        let others: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|u| *u != me && room(u) == room(me))
+            .collect();
+        let want = 26 * others.len();
+        let mut got = Vec::new();
+        while got.len() < want {
+            let g = p.next().await;
+            if g.media().is_some() {
+                got.push(g);
+            }
+        }
+        got.extend(p.drain().await.into_iter().filter(|g| g.media().is_some()));
+        assert_eq!(got.len(), want, "{me} got {} media packets", got.len());
+        let mut per: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+        for g in &got {
+            assert!(!g.datagram, "media on uni streams");
+            let w = g.wrapper();
+            let from = g.user();
+            assert_ne!(from, me, "{me} got its own packet");
+            assert!(others.contains(&from.as_str()), "{me} got {from}'s packet");
+            assert_eq!(w.session_id, sids[&from], "session id of {from} filled in");
+            let m = g.media().unwrap();
+            let e = per.entry(from).or_default();
+            match m.media_type.value() {
+                media_type::AUDIO => e.0 += 1,
+                media_type::VIDEO => e.1 += 1,
+                _ => e.2 += 1,
+            }
+        }
+        for o in &others {
+            assert_eq!(per[*o], (20, 5, 1), "{me} from {o}");
+        }
+    }
+
+    // The relay counted exactly what was sent.
+    let s = t
+        .stats_when(|s| s.per_user.get("a3").is_some_and(|u| u.heartbeats == 1))
+        .await;
+    if let Some(s) = s {
+        assert_eq!(s.sessions_accepted, 4);
+        assert_eq!(s.meetings.get("room-a"), Some(&3));
+        for u in names {
+            let st = &s.per_user[u];
+            assert_eq!(st.meeting, room(u));
+            assert_eq!((st.audio_packets, st.audio_bytes), (20, sent[u].0), "{u}");
+            assert_eq!((st.video_packets, st.video_bytes), (5, sent[u].1), "{u}");
+            assert_eq!(
+                (st.video_keyframes, st.heartbeats, st.connection_packets),
+                (1, 1, 1)
+            );
+            // The 200 kB frame may finish after the smaller ones sent after it
+            // (streams are read concurrently, as upstream does), so video may
+            // arrive out of order; nothing may be missing.
+            assert_eq!(
+                (st.audio_gaps, st.audio_missing, st.video_missing),
+                (0, 0, 0)
+            );
+            assert_eq!((st.audio_first_seq, st.audio_last_seq), (Some(0), Some(19)));
+            assert_eq!((st.video_first_seq, st.video_last_seq), (Some(0), Some(4)));
+            // 27 packets (CONNECTION included) to each other member.
+            let others = if room(u) == "room-a" { 2 } else { 0 };
+            assert_eq!(st.relayed_to, 27 * others, "{u}");
+            assert_eq!(st.relay_drops, 0);
+        }
+    }
+    for p in &peers {
+        p.close();
+    }
+}
+
+/// RTT probes are echoed on their own transport and do not activate; a
+/// session receives before its own first packet, but is relayed to others
+/// (and announced) only from its first non-RTT packet on.
+async fn activation_and_rtt(t: &Target) {
+    let mut a = t.join("act-a", "room-act").await;
+    let mut b = t.join("act-b", "room-act").await;
+    // As upstream: the newcomer hears about members already connected.
+    b.until("existing PARTICIPANT_JOINED", is_joined("act-a"))
+        .await;
+
+    let probe = wire::rtt("act-a", 12345.0);
+    a.send(&probe).await;
+    let (echo, _) = a.until("RTT echo", |g| g.media().is_some()).await;
+    assert_eq!(&echo.bytes[..], &probe[..], "echoed as sent");
+    assert!(!echo.datagram, "stream probe echoed on a stream");
+    a.send_datagram(&probe);
+    let (echo, _) = a.until("datagram RTT echo", |g| g.media().is_some()).await;
+    assert!(echo.datagram, "datagram probe echoed as a datagram");
+    a.send_datagram(b"ping");
+    assert!(b.drain().await.is_empty(), "RTT and ping are not relayed");
+
+    // b has sent nothing yet and still receives a's packets.
+    let hb = wire::heartbeat("act-a", 1.0, true, true);
+    a.send(&hb).await;
+    let mut got = b.drain().await;
+    got.sort_by_key(|g| g.datagram);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[0].media().unwrap().media_type.value(),
+        media_type::HEARTBEAT
+    );
+    assert!(
+        is_joined("act-a")(&got[1]) && got[1].datagram,
+        "JOINED as a datagram"
+    );
+    a.until("own PARTICIPANT_JOINED", is_joined("act-a")).await;
+
+    // Only now is b announced and relayed.
+    let mut pre = MediaPrefix::new("act-b");
+    b.send(&audio(&mut pre, 1)).await;
+    let (g, _) = a.until("b's audio", |g| g.media().is_some()).await;
+    assert_eq!(g.user(), "act-b");
+    a.close();
+    b.close();
+}
+
+/// PARTICIPANT_JOINED on activation (to the joiner too), PARTICIPANT_LEFT when
+/// a session closes, and a reconnection within the grace period announced to nobody.
+async fn joined_and_left(t: &Target) {
+    let mut a = t.join("jl-a", "room-jl").await;
+    a.send(&wire::connection("jl-a", "room-jl")).await;
+    a.until("a joined", is_joined("jl-a")).await;
+    let mut b = t.join("jl-b", "room-jl").await;
+    b.send(&wire::connection("jl-b", "room-jl")).await;
+    let (j, _) = a.until("b joined, at a", is_joined("jl-b")).await;
+    assert!(j.datagram);
+    let w = MeetingPacket::parse_from_bytes(&j.wrapper().data).unwrap();
+    assert_eq!(w.session_id, b.session_id);
+    assert_eq!(w.display_name, b"jl-b");
+    b.until("b joined, at b", is_joined("jl-b")).await;
+
+    b.close();
+    let left = |g: &Got| g.meeting() == Some((MeetingEventType::PARTICIPANT_LEFT, "jl-b".into()));
+    tokio::time::timeout(t.left_within, a.until("b left", left))
+        .await
+        .expect("PARTICIPANT_LEFT in time");
+    a.close();
+}
+
+/// KEYFRAME_REQUEST goes to the room, at most two a second per sender.
+async fn keyframe_requests(t: &Target) {
+    let mut a = t.join("kf-a", "room-kf").await;
+    let mut b = t.join("kf-b", "room-kf").await;
+    a.send(&wire::connection("kf-a", "room-kf")).await;
+    b.drain().await;
+    for _ in 0..3 {
+        b.send(&wire::keyframe_request("kf-b", "kf-a", 1.0)).await;
+    }
+    let got: Vec<_> = a
+        .drain()
+        .await
+        .into_iter()
+        .filter(|g| {
+            g.media()
+                .is_some_and(|m| m.media_type.value() == media_type::KEYFRAME_REQUEST)
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "rate-limited to 2 a second");
+    assert_eq!(
+        got[0].media().unwrap().user_id,
+        b"kf-a",
+        "target in MediaPacket.user_id"
+    );
+    if let Some(s) = t
+        .stats_when(|s| {
+            s.per_user
+                .get("kf-b")
+                .is_some_and(|u| u.keyframe_requests == 3)
+        })
+        .await
+    {
+        assert_eq!(s.per_user["kf-b"].keyframe_requests_limited, 1);
+    }
+    a.close();
+    b.close();
+}
+
+/// Ids outside `[A-Za-z0-9_-]` are refused.
+async fn bad_ids_refused(t: &Target) {
+    for (user, room) in [("a.b", "room"), ("ok", "me@x")] {
+        let r = Peer::connect(&t.client, t.path_url(user, room)).await;
+        assert!(r.is_err(), "{user}/{room} accepted");
+    }
+    // A space is fine: it becomes '_'.
+    let p = t.join("with%20space", "room-sp").await;
+    p.close();
+}
+
+// ---------------------------------------------------------------------------
+// In-process relay
+
+#[tokio::test]
+async fn greeting_on_accept() {
+    let t = Target::default_relay().await;
+    // `join` asserts SESSION_ASSIGNED and MEETING_STARTED arrive unasked.
+    let mut p = t.join("greet", "room-g").await;
+    assert!(
+        p.drain().await.is_empty(),
+        "nothing else before the first packet"
+    );
+    let s = t.stats_when(|s| s.sessions_accepted == 1).await.unwrap();
+    assert_eq!(s.per_user["greet"].meeting, "room-g");
+    p.close();
+    t.close().await;
+}
+
+#[tokio::test]
+async fn relays_within_meeting_only() {
+    let t = Target::default_relay().await;
+    meeting_isolation(&t).await;
+    t.close().await;
+}
+
+#[tokio::test]
+async fn rtt_echo_and_activation() {
+    let t = Target::default_relay().await;
+    activation_and_rtt(&t).await;
+    t.close().await;
+}
+
+#[tokio::test]
+async fn participant_joined_and_left() {
+    let t = Target::default_relay().await;
+    joined_and_left(&t).await;
+    t.close().await;
+}
+
+#[tokio::test]
+async fn reconnection_within_grace_is_silent() {
+    let t = Target::relay(RelayConfig {
+        leave_grace: Duration::from_millis(600),
+        ..RelayConfig::default()
+    })
+    .await;
+    let mut a = t.join("rc-a", "room-rc").await;
+    let b = t.join("rc-b", "room-rc").await;
+    a.send(&wire::connection("rc-a", "room-rc")).await;
+    b.send(&wire::connection("rc-b", "room-rc")).await;
+    a.until("b joined", is_joined("rc-b")).await;
+    b.close();
+    t.stats_when(|s| s.sessions_active == 1).await;
+    let b2 = t.join("rc-b", "room-rc").await;
+    b2.send(&wire::connection("rc-b", "room-rc")).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let got = a.drain().await;
+    assert!(
+        got.iter().all(|g| g.meeting().is_none()),
+        "no JOINED/LEFT for a reconnection: {got:?}"
+    );
+    a.close();
+    b2.close();
+    t.close().await;
+}
+
+#[tokio::test]
+async fn keyframe_requests_rate_limited() {
+    let t = Target::default_relay().await;
+    keyframe_requests(&t).await;
+    t.close().await;
+}
+
+#[tokio::test]
+async fn bad_id_in_path_refused() {
+    let t = Target::default_relay().await;
+    bad_ids_refused(&t).await;
+    let s = t.stats_when(|s| s.sessions_rejected == 2).await.unwrap();
+    assert_eq!(s.rejections.get("bad_id"), Some(&2));
+    let e = Peer::connect(&t.client, t.path_url("x", "y").join("/other/x/y").unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("403"), "refused with 403: {e}");
+    t.close().await;
+}
+
+#[tokio::test]
+async fn token_form() {
+    let t = Target::relay(RelayConfig {
+        jwt_secret: Some(SECRET.to_vec()),
+        require_token: true,
+        leave_grace: Duration::ZERO,
+        ..RelayConfig::default()
+    })
+    .await;
+    let ttl = Duration::from_secs(600);
+    let good = Claims::participant("tok-a", "room-tok", ttl);
+    let a = Peer::connect(&t.client, t.token_url(&jwt::mint(&good, SECRET)))
+        .await
+        .expect("a good token is accepted");
+
+    let mut expired = good.clone();
+    expired.exp -= 3600;
+    let mut wrong_iss = good.clone();
+    wrong_iss.iss = "someone-else".into();
+    let mut no_join = good.clone();
+    no_join.room_join = false;
+    for (what, token) in [
+        ("wrong secret", jwt::mint(&good, b"not-the-secret")),
+        ("expired", jwt::mint(&expired, SECRET)),
+        ("wrong issuer", jwt::mint(&wrong_iss, SECRET)),
+        ("no room_join", jwt::mint(&no_join, SECRET)),
+    ] {
+        let r = Peer::connect(&t.client, t.token_url(&token)).await;
+        assert!(r.is_err(), "{what} accepted");
+    }
+    assert!(
+        Peer::connect(&t.client, t.path_url("tok-b", "room-tok"))
+            .await
+            .is_err(),
+        "path form refused when tokens are required"
+    );
+
+    // An observer receives, but its media is dropped.
+    let mut obs = good.clone();
+    obs.sub = "tok-obs".into();
+    obs.room_join = false;
+    obs.observer = true;
+    let mut o = Peer::connect(&t.client, t.token_url(&jwt::mint(&obs, SECRET)))
+        .await
+        .expect("an observer token is accepted");
+    let mut a = a;
+    let mut pre = MediaPrefix::new("tok-obs");
+    o.send(&audio(&mut pre, 0)).await;
+    assert!(a.drain().await.is_empty(), "observer media dropped");
+    let mut pre = MediaPrefix::new("tok-a");
+    a.send(&audio(&mut pre, 0)).await;
+    let (g, _) = o
+        .until("a's audio at the observer", |g| g.media().is_some())
+        .await;
+    assert_eq!(g.user(), "tok-a");
+
+    let s = t.stats_when(|s| s.sessions_rejected == 5).await.unwrap();
+    let r = &s.rejections;
+    assert_eq!(r.get("token_bad_signature"), Some(&1), "{r:?}");
+    assert_eq!(r.get("token_expired"), Some(&1), "{r:?}");
+    assert_eq!(r.get("token_wrong_issuer"), Some(&1), "{r:?}");
+    assert_eq!(r.get("token_no_room_join"), Some(&1), "{r:?}");
+    assert_eq!(r.get("token_required"), Some(&1), "{r:?}");
+    assert_eq!(s.per_user["tok-obs"].relayed_to, 0);
+    a.close();
+    o.close();
+    t.close().await;
+}
+
+#[tokio::test]
+async fn path_form_with_secret_still_accepted() {
+    let t = Target::relay(RelayConfig {
+        jwt_secret: Some(SECRET.to_vec()),
+        ..RelayConfig::default()
+    })
+    .await;
+    let p = t.join("pf", "room-pf").await;
+    let tok = jwt::mint(
+        &Claims::participant("pf2", "room-pf", Duration::from_secs(60)),
+        SECRET,
+    );
+    let q = Peer::connect(&t.client, t.token_url(&tok)).await.unwrap();
+    assert!(t.secret.is_some());
+    p.close();
+    q.close();
+    t.close().await;
+}
+
+#[tokio::test]
+async fn drain_only_counts_without_relaying() {
+    let t = Target::relay(RelayConfig {
+        drain_only: true,
+        leave_grace: Duration::ZERO,
+        ..RelayConfig::default()
+    })
+    .await;
+    let a = t.join("dr-a", "room-dr").await;
+    let mut b = t.join("dr-b", "room-dr").await;
+    let mut pre = MediaPrefix::new("dr-a");
+    let mut bytes = 0;
+    // Audio with two gaps (4, 7 and 8 missing), video with one.
+    for seq in [1, 2, 3, 5, 6, 9] {
+        let p = audio(&mut pre, seq);
+        bytes += p.len() as u64;
+        a.send(&p).await;
+    }
+    for seq in [10, 11, 13] {
+        a.send(&media(&mut pre, media_type::VIDEO, seq, seq == 10, 1500))
+            .await;
+    }
+    a.send(&[0xff, 0xff, 0xff]).await; // malformed: counted, dropped
+    a.send_datagram(&wire::connection("dr-a", "room-dr"));
+
+    let s = t
+        .stats_when(|s| {
+            s.per_user.get("dr-a").is_some_and(|u| {
+                u.video_packets == 3 && u.malformed == 1 && u.connection_packets == 1
+            })
+        })
+        .await
+        .unwrap();
+    let u = &s.per_user["dr-a"];
+    assert_eq!((u.audio_packets, u.audio_bytes), (6, bytes));
+    assert_eq!((u.audio_gaps, u.audio_missing), (2, 3));
+    assert_eq!((u.video_gaps, u.video_missing), (1, 1));
+    assert_eq!((u.audio_first_seq, u.audio_last_seq), (Some(1), Some(9)));
+    assert_eq!((u.video_keyframes, u.datagrams), (1, 1));
+    assert_eq!(u.relayed_to, 0);
+    let got = b.drain().await;
+    assert!(
+        got.iter().all(|g| g.meeting().is_some()),
+        "only meeting events in drain-only mode: {got:?}"
+    );
+    a.close();
+    t.close().await;
+}
+
+#[tokio::test]
+async fn slow_receiver_does_not_hold_up_others() {
+    let t = Target::default_relay().await;
+    let a = t.join("sl-a", "room-sl").await;
+    let mut fast = t.join("sl-fast", "room-sl").await;
+    // A receiver that never accepts streams: after its 100 stream credits the
+    // relay's writer to it blocks and its queue of 256 fills.
+    let _slow = within(
+        "slow connect",
+        t.client.connect(t.path_url("sl-slow", "room-sl")),
+    )
+    .await
+    .unwrap();
+    t.stats_when(|s| s.sessions_accepted == 3).await;
+    let mut pre = MediaPrefix::new("sl-a");
+    let n = 600;
+    for seq in 0..n {
+        a.send(&audio(&mut pre, seq)).await;
+    }
+    let mut got = 0;
+    while got < n {
+        if fast.next().await.media().is_some() {
+            got += 1;
+        }
+    }
+    let s = t
+        .stats_when(|s| s.per_user.get("sl-a").is_some_and(|u| u.audio_packets == n))
+        .await
+        .unwrap();
+    let u = &s.per_user["sl-a"];
+    assert!(u.relay_drops > 0, "the slow receiver's queue overflowed");
+    assert_eq!(u.relayed_to + u.relay_drops, 2 * n);
+    assert!(s.congestion_sent >= 1, "the sender was told (CONGESTION)");
+    a.close();
+    t.close().await;
+}
+
+// ---------------------------------------------------------------------------
+// The same scenarios against the real server (see the module doc).
+
+async fn upstream_or_skip() -> Option<Target> {
+    let t = Target::upstream();
+    if t.is_none() {
+        eprintln!("SYNTH_UPSTREAM_URL not set: skipped");
+    }
+    t
+}
+
+#[tokio::test]
+#[ignore = "needs a running upstream server (SYNTH_UPSTREAM_URL)"]
+async fn upstream_scenarios() {
+    let Some(t) = upstream_or_skip().await else {
+        return;
+    };
+    meeting_isolation(&t).await;
+    activation_and_rtt(&t).await;
+    joined_and_left(&t).await;
+    keyframe_requests(&t).await;
+    bad_ids_refused(&t).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a running upstream server with JWT_SECRET (SYNTH_UPSTREAM_JWT_SECRET)"]
+async fn upstream_token_form() {
+    let Some(t) = upstream_or_skip().await else {
+        return;
+    };
+    let secret = t.secret.clone().expect("SYNTH_UPSTREAM_JWT_SECRET");
+    let good = Claims::participant("up-tok", "room-uptok", Duration::from_secs(600));
+    let p = Peer::connect(&t.client, t.token_url(&jwt::mint(&good, &secret)))
+        .await
+        .expect("accepted");
+    assert!(
+        Peer::connect(&t.client, t.token_url(&jwt::mint(&good, b"wrong")))
+            .await
+            .is_err()
+    );
+    p.close();
+}
