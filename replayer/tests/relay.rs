@@ -44,6 +44,9 @@ struct Target {
     secret: Option<Vec<u8>>,
     /// How long PARTICIPANT_LEFT may take.
     left_within: Duration,
+    /// Appended to room names: upstream keeps a user "present" for 2 s after
+    /// it leaves, so runs back to back must not share rooms.
+    room_tag: String,
 }
 
 impl Target {
@@ -60,6 +63,7 @@ impl Target {
             relay: Some(relay),
             secret,
             left_within,
+            room_tag: String::new(),
         }
     }
 
@@ -85,12 +89,13 @@ impl Target {
                 .ok()
                 .map(String::into_bytes),
             left_within: Duration::from_secs(4),
+            room_tag: format!("-{}", std::process::id()),
         })
     }
 
     fn path_url(&self, user: &str, room: &str) -> Url {
         let mut u = self.base.clone();
-        u.set_path(&format!("/lobby/{user}/{room}"));
+        u.set_path(&format!("/lobby/{user}/{room}{}", self.room_tag));
         u
     }
 
@@ -167,6 +172,18 @@ impl Got {
             .flatten()
     }
 
+    /// One line for traces: transport, type, sender, event or media type.
+    fn describe(&self) -> String {
+        let how = if self.datagram { "dgram" } else { "uni" };
+        let w = self.wrapper();
+        let detail = match (self.meeting(), self.media()) {
+            (Some((e, who)), _) => format!("{e:?} {who} sid={}", w.session_id),
+            (_, Some(m)) => format!("{:?} sid={}", m.media_type, w.session_id),
+            _ => format!("sid={}", w.session_id),
+        };
+        format!("{how} {:?} from {:?} {detail}", w.packet_type, self.user())
+    }
+
     fn user(&self) -> String {
         String::from_utf8_lossy(&self.wrapper().user_id).into_owned()
     }
@@ -178,12 +195,15 @@ struct Peer {
     rx: mpsc::UnboundedReceiver<Got>,
     /// Packets that overtook the greeting (datagrams can), delivered first.
     early: VecDeque<Got>,
+    /// For traces: the URL's path.
+    name: String,
     session_id: u64,
 }
 
 impl Peer {
     /// Connects, drains everything in the background, and reads the greeting.
     async fn connect(client: &Client, url: Url) -> anyhow::Result<Peer> {
+        let name = url.path().trim_start_matches("/lobby/").to_string();
         let session = within("connect", client.connect(url)).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let s = session.clone();
@@ -214,6 +234,7 @@ impl Peer {
             session,
             rx,
             early: VecDeque::new(),
+            name,
             session_id: 0,
         };
         // SESSION_ASSIGNED and MEETING_STARTED, each on a stream, in either order.
@@ -254,10 +275,14 @@ impl Peer {
     }
 
     async fn recv(&mut self) -> Option<Got> {
-        match self.early.pop_front() {
-            Some(g) => Some(g),
-            None => self.rx.recv().await,
+        if let Some(g) = self.early.pop_front() {
+            return Some(g);
         }
+        let g = self.rx.recv().await;
+        if let (Some(g), Ok(_)) = (&g, std::env::var("SYNTH_TEST_TRACE")) {
+            eprintln!("[{}] {}", self.name, g.describe());
+        }
+        g
     }
 
     async fn next(&mut self) -> Got {
@@ -340,14 +365,25 @@ async fn meeting_isolation(t: &Target) {
         .map(|(u, p)| (u.to_string(), p.session_id))
         .collect();
 
+    // Upstream subscribes a new session to its room asynchronously: give it a
+    // moment, or a join announced right away may be missed.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // Activate everyone, then wait until each A member has seen all three joins.
     for (u, p) in names.iter().zip(&peers) {
         p.send(&wire::connection(u, room(u))).await;
     }
     for p in &mut peers[..3] {
-        for u in ["a1", "a2", "a3"] {
-            p.until("PARTICIPANT_JOINED", is_joined(u)).await;
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < 3 {
+            let (g, _) = p
+                .until("PARTICIPANT_JOINED", |g| {
+                    g.meeting()
+                        .is_some_and(|m| m.0 == MeetingEventType::PARTICIPANT_JOINED)
+                })
+                .await;
+            seen.insert(g.meeting().unwrap().1);
         }
+        assert_eq!(seen, ["a1", "a2", "a3"].map(String::from).into());
     }
     for p in &mut peers {
         p.drain().await;
@@ -558,12 +594,66 @@ async fn keyframe_requests(t: &Target) {
 /// Ids outside `[A-Za-z0-9_-]` are refused.
 async fn bad_ids_refused(t: &Target) {
     for (user, room) in [("a.b", "room"), ("ok", "me@x")] {
-        let r = Peer::connect(&t.client, t.path_url(user, room)).await;
-        assert!(r.is_err(), "{user}/{room} accepted");
+        match Peer::connect(&t.client, t.path_url(user, room)).await {
+            Ok(_) => panic!("{user}/{room} accepted"),
+            Err(e) if std::env::var("SYNTH_TEST_TRACE").is_ok() => eprintln!("refused: {e:#}"),
+            Err(_) => {}
+        }
     }
     // A space is fine: it becomes '_'.
     let p = t.join("with%20space", "room-sp").await;
     p.close();
+}
+
+/// Tokens: one minted with the right secret is accepted (ids from the
+/// claims); a wrong secret, an expired token, a wrong issuer and no
+/// `room_join` are refused; an observer receives but its media is dropped.
+async fn tokens(t: &Target) {
+    let secret = t.secret.clone().expect("a JWT secret");
+    let ttl = Duration::from_secs(600);
+    let room = format!("room-tok{}", t.room_tag);
+    let good = Claims::participant("tok-a", &room, ttl);
+    let mut a = Peer::connect(&t.client, t.token_url(&jwt::mint(&good, &secret)))
+        .await
+        .expect("a good token is accepted");
+
+    let mut expired = good.clone();
+    expired.exp -= 3600;
+    let mut wrong_iss = good.clone();
+    wrong_iss.iss = "someone-else".into();
+    let mut no_join = good.clone();
+    no_join.room_join = false;
+    for (what, token) in [
+        ("wrong secret", jwt::mint(&good, b"not-the-secret")),
+        ("expired", jwt::mint(&expired, &secret)),
+        ("wrong issuer", jwt::mint(&wrong_iss, &secret)),
+        ("no room_join", jwt::mint(&no_join, &secret)),
+    ] {
+        let r = Peer::connect(&t.client, t.token_url(&token)).await;
+        assert!(r.is_err(), "{what} accepted");
+    }
+
+    let mut obs = good.clone();
+    obs.sub = "tok-obs".into();
+    obs.room_join = false;
+    obs.observer = true;
+    let mut o = Peer::connect(&t.client, t.token_url(&jwt::mint(&obs, &secret)))
+        .await
+        .expect("an observer token is accepted");
+    let mut pre = MediaPrefix::new("tok-obs");
+    o.send(&audio(&mut pre, 0)).await;
+    assert!(
+        a.drain().await.iter().all(|g| g.media().is_none()),
+        "observer media dropped"
+    );
+    let mut pre = MediaPrefix::new("tok-a");
+    a.send(&audio(&mut pre, 0)).await;
+    let (g, _) = o
+        .until("a's audio at the observer", |g| g.media().is_some())
+        .await;
+    assert_eq!(g.user(), "tok-a");
+    a.close();
+    o.close();
 }
 
 // ---------------------------------------------------------------------------
@@ -663,53 +753,13 @@ async fn token_form() {
         ..RelayConfig::default()
     })
     .await;
-    let ttl = Duration::from_secs(600);
-    let good = Claims::participant("tok-a", "room-tok", ttl);
-    let a = Peer::connect(&t.client, t.token_url(&jwt::mint(&good, SECRET)))
-        .await
-        .expect("a good token is accepted");
-
-    let mut expired = good.clone();
-    expired.exp -= 3600;
-    let mut wrong_iss = good.clone();
-    wrong_iss.iss = "someone-else".into();
-    let mut no_join = good.clone();
-    no_join.room_join = false;
-    for (what, token) in [
-        ("wrong secret", jwt::mint(&good, b"not-the-secret")),
-        ("expired", jwt::mint(&expired, SECRET)),
-        ("wrong issuer", jwt::mint(&wrong_iss, SECRET)),
-        ("no room_join", jwt::mint(&no_join, SECRET)),
-    ] {
-        let r = Peer::connect(&t.client, t.token_url(&token)).await;
-        assert!(r.is_err(), "{what} accepted");
-    }
+    tokens(&t).await;
     assert!(
         Peer::connect(&t.client, t.path_url("tok-b", "room-tok"))
             .await
             .is_err(),
         "path form refused when tokens are required"
     );
-
-    // An observer receives, but its media is dropped.
-    let mut obs = good.clone();
-    obs.sub = "tok-obs".into();
-    obs.room_join = false;
-    obs.observer = true;
-    let mut o = Peer::connect(&t.client, t.token_url(&jwt::mint(&obs, SECRET)))
-        .await
-        .expect("an observer token is accepted");
-    let mut a = a;
-    let mut pre = MediaPrefix::new("tok-obs");
-    o.send(&audio(&mut pre, 0)).await;
-    assert!(a.drain().await.is_empty(), "observer media dropped");
-    let mut pre = MediaPrefix::new("tok-a");
-    a.send(&audio(&mut pre, 0)).await;
-    let (g, _) = o
-        .until("a's audio at the observer", |g| g.media().is_some())
-        .await;
-    assert_eq!(g.user(), "tok-a");
-
     let s = t.stats_when(|s| s.sessions_rejected == 5).await.unwrap();
     let r = &s.rejections;
     assert_eq!(r.get("token_bad_signature"), Some(&1), "{r:?}");
@@ -718,8 +768,10 @@ async fn token_form() {
     assert_eq!(r.get("token_no_room_join"), Some(&1), "{r:?}");
     assert_eq!(r.get("token_required"), Some(&1), "{r:?}");
     assert_eq!(s.per_user["tok-obs"].relayed_to, 0);
-    a.close();
-    o.close();
+    assert_eq!(
+        s.per_user["tok-obs"].audio_packets, 1,
+        "counted, not relayed"
+    );
     t.close().await;
 }
 
@@ -828,6 +880,75 @@ async fn slow_receiver_does_not_hold_up_others() {
     t.close().await;
 }
 
+/// `synth-replay relay`: one JSON line with the URL and the certificate hash
+/// on stdout, serves until SIGTERM, then writes the stats file.
+#[tokio::test]
+async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let stats_path = dir.path().join("relay-stats.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synth-replay"))
+        .args([
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--leave-grace",
+            "0s",
+            "--stats-json",
+        ])
+        .arg(&stats_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = within(
+        "the relay's first line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    let url: Url = v["url"].as_str().unwrap().parse().unwrap();
+    let hash = v["cert_sha256"].as_str().unwrap();
+    assert_eq!(hash.len(), 64);
+    let hash: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let client = ClientBuilder::new()
+        .with_server_certificate_hashes(vec![hash])
+        .unwrap();
+    let mut u = url.clone();
+    u.set_path("/lobby/cli-a/room-cli");
+    let p = Peer::connect(&client, u)
+        .await
+        .expect("pinned by the printed hash");
+    p.send(&wire::heartbeat("cli-a", 1.0, true, true)).await;
+    p.close();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // SAFETY: kill() with a valid pid and signal number has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = within(
+        "exit after SIGTERM",
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.contains("1 accepted"), "summary on stderr: {stderr}");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+    assert_eq!(stats["sessions_accepted"], 1);
+    assert_eq!(stats["per_user"]["cli-a"]["heartbeats"], 1);
+}
+
 // ---------------------------------------------------------------------------
 // The same scenarios against the real server (see the module doc).
 
@@ -858,15 +979,123 @@ async fn upstream_token_form() {
     let Some(t) = upstream_or_skip().await else {
         return;
     };
-    let secret = t.secret.clone().expect("SYNTH_UPSTREAM_JWT_SECRET");
-    let good = Claims::participant("up-tok", "room-uptok", Duration::from_secs(600));
-    let p = Peer::connect(&t.client, t.token_url(&jwt::mint(&good, &secret)))
-        .await
-        .expect("accepted");
-    assert!(
-        Peer::connect(&t.client, t.token_url(&jwt::mint(&good, b"wrong")))
+    tokens(&t).await;
+}
+
+// ---------------------------------------------------------------------------
+// Throughput (not a pass/fail test: prints what it measured)
+
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (ns).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the relay alone on one thread (a current-thread runtime: everything
+/// it does, QUIC included, is on that thread), blasts it with small packets
+/// from `sessions` clients for `secs`, and prints packets/s received and the
+/// relay thread's CPU per packet. `room_size` > 1 relays within rooms of that size.
+async fn throughput(drain_only: bool, sessions: usize, room_size: usize, secs: u64) {
+    type Probe = tokio::sync::oneshot::Sender<(u64, RelayStats)>;
+    let (info_tx, info_rx) = tokio::sync::oneshot::channel();
+    let (probe_tx, mut probe_rx) = mpsc::channel::<Probe>(1);
+    let relay_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let relay = Relay::start(RelayConfig {
+                drain_only,
+                ..RelayConfig::default()
+            })
             .await
-            .is_err()
+            .unwrap();
+            let _ = info_tx.send((relay.url(), relay.cert_sha256()));
+            while let Some(reply) = probe_rx.recv().await {
+                let _ = reply.send((thread_cpu_ns(), relay.stats()));
+            }
+            relay.shutdown().await;
+        })
+    });
+    let (url, hash) = within("relay thread", info_rx).await.unwrap();
+    let probe = || async {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        probe_tx.send(tx).await.unwrap();
+        within("probe", rx).await.unwrap()
+    };
+    let client = ClientBuilder::new()
+        .with_server_certificate_hashes(vec![hash.to_vec()])
+        .unwrap();
+    let base: Url = url.parse().unwrap();
+    let mut peers = Vec::new();
+    for i in 0..sessions {
+        let mut u = base.clone();
+        u.set_path(&format!("/lobby/tp{i}/room{}", i / room_size.max(1)));
+        peers.push(Peer::connect(&client, u).await.unwrap());
+    }
+    let (cpu0, s0) = probe().await;
+    let t0 = std::time::Instant::now();
+    let stop = t0 + Duration::from_secs(secs);
+    let mut senders = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        let session = p.session.clone();
+        let user = format!("tp{i}");
+        senders.push(tokio::spawn(async move {
+            let mut pre = MediaPrefix::new(&user);
+            let mut seq = 0;
+            while std::time::Instant::now() < stop {
+                let pkt = Bytes::from(audio(&mut pre, seq));
+                seq += 1;
+                let Ok(mut s) = session.open_uni().await else {
+                    break;
+                };
+                if s.write_chunk(pkt).await.is_err() {
+                    break;
+                }
+                let _ = s.finish();
+            }
+            seq
+        }));
+    }
+    let mut sent = 0;
+    for s in senders {
+        sent += s.await.unwrap();
+    }
+    // Let the relay finish what is in flight.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (cpu1, s1) = probe().await;
+    let wall = t0.elapsed().as_secs_f64();
+    let got = s1.total().audio_packets - s0.total().audio_packets;
+    let deliveries = s1.total().relayed_to - s0.total().relayed_to;
+    let drops = s1.relay_drops - s0.relay_drops;
+    let cpu = (cpu1 - cpu0) as f64 / 1e9;
+    eprintln!(
+        "relay throughput ({} build, drain_only={drain_only}, {sessions} sessions, rooms of {room_size}): \
+         sent {sent}, relay received {got} packets in {wall:.1} s = {:.0}/s, {deliveries} deliveries ({drops} dropped at full queues); \
+         relay thread CPU {cpu:.2} s = {:.1} us/packet => ~{:.0} packets/s per core",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        got as f64 / wall,
+        cpu * 1e6 / got.max(1) as f64,
+        got as f64 / cpu.max(1e-9),
     );
-    p.close();
+    for p in &peers {
+        p.close();
+    }
+    drop(probe_tx);
+    relay_thread.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "measurement: run with --ignored --nocapture"]
+async fn relay_throughput_drain_only() {
+    throughput(true, 20, 1, 5).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "measurement: run with --ignored --nocapture"]
+async fn relay_throughput_fan_out() {
+    throughput(false, 20, 5, 5).await;
 }

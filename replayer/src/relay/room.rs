@@ -155,10 +155,11 @@ impl View {
     }
 }
 
-/// Why a departure was scheduled, to decide later whether to announce it.
-#[derive(Debug, Clone, Copy)]
+/// A member gone from the room, waiting out the grace period. Like upstream,
+/// it still counts as present for newcomers until PARTICIPANT_LEFT is due.
+#[derive(Debug, Clone)]
 struct Departure {
-    session_id: u64,
+    member: Arc<Member>,
     was_active: bool,
 }
 
@@ -173,7 +174,8 @@ pub(crate) struct Rooms {
 #[derive(Debug)]
 pub(crate) struct Joined {
     pub(crate) room: Arc<Room>,
-    /// The members already there (not observers), to announce to the newcomer.
+    /// The members already there (not observers, departures in their grace
+    /// period included), to announce to the newcomer.
     pub(crate) existing: Vec<Arc<Member>>,
     /// The same user left this room within the grace period: a reconnection,
     /// announced to nobody.
@@ -191,10 +193,16 @@ impl Rooms {
 
     /// Adds `m` to room `name`, creating the room if needed.
     pub(crate) fn join(&self, name: &str, m: Arc<Member>) -> Joined {
-        let reconnection = self
-            .departures()
-            .remove(&(name.to_owned(), m.user_id.clone()))
-            .is_some();
+        let (reconnection, departed) = {
+            let mut deps = self.departures();
+            let reconnection = deps.remove(&(name.to_owned(), m.user_id.clone())).is_some();
+            let departed: Vec<Arc<Member>> = deps
+                .iter()
+                .filter(|((room, _), _)| room == name)
+                .map(|(_, d)| d.member.clone())
+                .collect();
+            (reconnection, departed)
+        };
         // Holding the map's lock while adding keeps a concurrent `leave` from
         // dropping the room between finding it and joining it.
         let mut rooms = self.rooms();
@@ -210,7 +218,8 @@ impl Rooms {
             .clone();
         let existing = {
             let mut g = room.lock();
-            let existing = g.iter().filter(|o| !o.observer).cloned().collect();
+            let mut existing: Vec<_> = g.iter().filter(|o| !o.observer).cloned().collect();
+            existing.extend(departed);
             let mut v = g.to_vec();
             v.push(m);
             *g = v.into();
@@ -244,13 +253,13 @@ impl Rooms {
         }
     }
 
-    /// Records that `user` left `room`: PARTICIPANT_LEFT is due after the grace
-    /// period unless the same user joins again first.
-    pub(crate) fn depart(&self, room: &str, user: &str, session_id: u64, was_active: bool) {
+    /// Records that member `m` left `room`: PARTICIPANT_LEFT is due after the
+    /// grace period unless the same user joins again first.
+    pub(crate) fn depart(&self, room: &str, m: Arc<Member>, was_active: bool) {
         self.departures().insert(
-            (room.to_owned(), user.to_owned()),
+            (room.to_owned(), m.user_id.clone()),
             Departure {
-                session_id,
+                member: m,
                 was_active,
             },
         );
@@ -268,7 +277,7 @@ impl Rooms {
         let key = (room.to_owned(), user.to_owned());
         let mut deps = self.departures();
         match deps.get(&key) {
-            Some(d) if d.session_id == session_id => {
+            Some(d) if d.member.session_id == session_id => {
                 let d = deps.remove(&key).expect("present");
                 drop(deps);
                 if d.was_active {
@@ -411,20 +420,29 @@ mod tests {
         let rooms = Rooms::default();
         let (a, _ra) = member(1, "a", false);
         let (w, _rw) = member(9, "w", false);
-        let j = rooms.join("r", a);
-        rooms.join("r", w);
+        let j = rooms.join("r", a.clone());
+        rooms.join("r", w.clone());
         rooms.leave(&j.room, 1);
-        rooms.depart("r", "a", 1, true);
+        rooms.depart("r", a, true);
+        // A newcomer meanwhile still hears of a (and will hear it left).
+        let (n, _rn) = member(5, "n", false);
+        let existing: Vec<u64> = rooms
+            .join("r", n)
+            .existing
+            .iter()
+            .map(|m| m.session_id)
+            .collect();
+        assert_eq!(existing, [9, 1]);
         // Reconnection within the grace period cancels the departure.
         let (a2, _ra2) = member(2, "a", false);
-        assert!(rooms.join("r", a2).reconnection);
+        assert!(rooms.join("r", a2.clone()).reconnection);
         assert!(rooms.departure_due("r", "a", 1).is_none());
         // A departure that runs out is due once, and only if it had been active.
         rooms.leave(&j.room, 2);
-        rooms.depart("r", "a", 2, true);
+        rooms.depart("r", a2, true);
         assert!(rooms.departure_due("r", "a", 2).is_some());
         assert!(rooms.departure_due("r", "a", 2).is_none());
-        rooms.depart("r", "w", 9, false);
+        rooms.depart("r", w, false);
         assert!(rooms.departure_due("r", "w", 9).is_none());
     }
 

@@ -210,7 +210,8 @@ impl Sender {
     }
 
     fn on_packet(&mut self, bytes: Bytes, datagram: bool) {
-        self.last_heard = Instant::now();
+        let now = Instant::now();
+        self.last_heard = now;
         if datagram && bytes[..] == b"ping"[..] {
             return;
         }
@@ -251,7 +252,7 @@ impl Sender {
             }
             _ if self.me.observer || self.shared.drain_only => return,
             Kind::KeyframeRequest => {
-                if !self.keyframes.allow(Instant::now()) {
+                if !self.keyframes.allow(now) {
                     tally.keyframe_limited(user_id);
                     return;
                 }
@@ -268,7 +269,6 @@ impl Sender {
         };
         let out = Outbound::auto(bytes.clone(), suffix, media);
         let (mut queued, mut full) = (0u64, 0u64);
-        let now = Instant::now();
         for m in self.view.members() {
             if m.session_id == self.me.session_id {
                 continue;
@@ -306,7 +306,7 @@ impl Sender {
         if !who.observer {
             shared
                 .rooms
-                .depart(&room.name, &who.user_id, self.me.session_id, self.active);
+                .depart(&room.name, self.me.clone(), self.active);
             let (shared, me) = (self.shared.clone(), self.me.clone());
             let announce = move || {
                 if let Some(room) =
