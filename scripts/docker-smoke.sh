@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Docker smoke test (by hand, not run by CI): build the image, then run synth-replay from it for
-# 5 s against its embedded relay (the config has no server_url, so `run` starts the relay
-# in-process on loopback) and check the run report: every planned participant connected.
+# Docker smoke test (by hand, not run by CI): build the image, then
+#  1. run synth-replay from it for 5 s against its embedded relay (the config has no server_url,
+#     so `run` starts the relay in-process on loopback) and check the run report: every planned
+#     participant connected;
+#  2. run `synth-replay relay` from the image in one container and two "pods" in two more, as the
+#     Helm chart's Indexed Job runs them (POD_NAME, POD_INDEX, CLIENTS_PER_POD, SERVER_URL env,
+#     insecure TLS as in values-development.yaml, a meeting spanning the two pods), and check both
+#     reports and that the relay saw 2 x CLIENTS distinct participants and rejected none.
+# Everything talks over 127.0.0.1 only (host network, loopback addresses).
 #
 #   scripts/docker-smoke.sh
 #   DOCKER_HOST=unix:///tmp/docker.sock RUST_IMAGE=synth-build-base:bookworm \
@@ -51,7 +57,10 @@ IFS='|' read -r user entrypoint cmd ports envs <<<"$inspect"
 
 work=$(mktemp -d)
 name=synth-smoke-$$
-cleanup() { docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
+cleanup() {
+  docker rm -f "$name" "$name-relay" "$name-pod0" "$name-pod1" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 mkdir -p "$work/config" "$work/out"
 chmod 0777 "$work/out"  # the container runs as uid 10001
@@ -82,7 +91,7 @@ if [[ $rc != 0 ]]; then
 fi
 [[ -s $work/out/report.json ]] || { say "FAIL: no report written"; exit 1; }
 
-python3 - "$work/out/report.json" "$CLIENTS" <<'EOF'
+python3 - "$work/out/report.json" "$CLIENTS" <<'EOF' || exit 1
 import json, sys
 report, want = json.load(open(sys.argv[1])), int(sys.argv[2])
 c = report["clients"]
@@ -96,4 +105,71 @@ for media in ("audio", "video"):
 if c["planned"] != want or c["connected"] != c["planned"]:
     sys.exit("docker-smoke: FAIL: clients.connected != clients.planned (or planned != %d)" % want)
 print("docker-smoke: ok", file=sys.stderr)
+EOF
+
+# --- 2. standalone relay + two pods ------------------------------------------------------------
+port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$work/config/pods.yaml" <<EOF
+# As the chart renders it in job mode: ids from POD_INDEX, meetings numbered across pods.
+server_url: "https://127.0.0.1:$port"
+duration: 5s
+ramp_up_delay_ms: 50
+tls:
+  insecure: true
+groups:
+  - count: 1
+    user_id: "smoke-{pod_index}-{index}"
+    meeting_id: "smoke-{meeting}"
+    meeting_size: 4
+    enable_audio: true
+    enable_video: true
+EOF
+say "relay on 127.0.0.1:$port (UDP), two pods of $CLIENTS participants each"
+docker run -d --name "$name-relay" --network "${SMOKE_NETWORK:-host}" --read-only --cap-drop ALL \
+  -v "$work/out:/out" --entrypoint synth-replay "$IMAGE" \
+  relay --listen "127.0.0.1:$port" --stats-json /out/relay.json >/dev/null
+for _ in $(seq 50); do
+  ss -Hlun "sport = :$port" | grep -q . && break
+  sleep 0.2
+done
+for i in 0 1; do
+  docker run -d --name "$name-pod$i" --network "${SMOKE_NETWORK:-host}" \
+    --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+    -e POD_NAME="synth-videocall-synthetic-clients-$i-smoke" -e POD_INDEX="$i" \
+    -e CLIENTS_PER_POD="$CLIENTS" -e SERVER_URL="https://127.0.0.1:$port" \
+    -e METRICS_LISTEN=127.0.0.1:0 \
+    -v "$work/config:/config:ro" -v "$work/out:/out" \
+    "$IMAGE" run --config /config/pods.yaml --report "/out/pod$i.json" >/dev/null
+done
+for i in 0 1; do
+  rc=$(timeout 120 docker wait "$name-pod$i" || true)
+  if [[ $rc != 0 ]]; then
+    say "FAIL: pod $i exited ${rc:-(timeout)}"; docker logs --tail 40 "$name-pod$i" >&2 || true; exit 1
+  fi
+done
+docker kill -s INT "$name-relay" >/dev/null   # the relay writes its stats when stopped
+timeout 30 docker wait "$name-relay" >/dev/null
+
+python3 - "$work/out" "$CLIENTS" <<'EOF'
+import json, sys
+out, want = sys.argv[1], int(sys.argv[2])
+bad = []
+for i in (0, 1):
+    c = json.load(open(f"{out}/pod{i}.json"))["clients"]
+    print(f"docker-smoke: pod {i}: planned={c['planned']} connected={c['connected']}", file=sys.stderr)
+    if c["planned"] != want or c["connected"] != want:
+        bad.append(f"pod {i} connected {c['connected']} of {c['planned']}")
+relay = json.load(open(f"{out}/relay.json"))
+users = relay.get("per_user", {})
+meetings = sorted({u.get("meeting") for u in users.values()})
+print(f"docker-smoke: relay: {relay.get('sessions_accepted')} sessions accepted, "
+      f"{relay.get('sessions_rejected')} rejected, {len(users)} distinct participants in {meetings}",
+      file=sys.stderr)
+if len(users) != 2 * want:
+    bad.append(f"relay saw {len(users)} distinct participants, want {2 * want}")
+if relay.get("sessions_rejected"):
+    bad.append(f"relay rejected sessions: {relay.get('rejections')}")
+if bad:
+    sys.exit("docker-smoke: FAIL: " + "; ".join(bad))
+print("docker-smoke: ok (relay + two pods)", file=sys.stderr)
 EOF
