@@ -1,0 +1,209 @@
+//! `inspect`: what a pack holds, and how close each track came to its target bitrate.
+//!
+//! Opening the pack validates it completely (layout, index bounds, both
+//! checksums), so a report exists only for an intact pack and its checksum
+//! state is always "ok"; a damaged pack fails to open with the reader's error.
+//! The measured bitrate of a track is its payload bytes × 8 divided by the
+//! loop length.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use synth_common::pack::{Codec, Reader, TrackKind};
+
+use crate::Error;
+
+/// Everything `inspect` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The pack file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// Pack format version.
+    pub version: u32,
+    /// Body checksum (CRC-32), hex.
+    pub checksum: String,
+    /// Result of the checksum check: always `"ok"` (a mismatch fails to open).
+    pub checksum_state: &'static str,
+    /// Loop length in seconds.
+    pub loop_seconds: f64,
+    /// The tracks, in file order.
+    pub tracks: Vec<TrackReport>,
+}
+
+/// One track of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrackReport {
+    /// Track name.
+    pub name: String,
+    /// `audio` or `video`.
+    pub kind: &'static str,
+    /// `opus` or `vp9`.
+    pub codec: &'static str,
+    /// Ticks per second.
+    pub clock_rate: u32,
+    /// Width in pixels (0 for audio).
+    pub width: u16,
+    /// Height in pixels (0 for audio).
+    pub height: u16,
+    /// Frames per second.
+    pub fps: f64,
+    /// Audio channels (0 for video).
+    pub channels: u8,
+    /// Frames in one loop.
+    pub frames: u32,
+    /// Loop length in ticks.
+    pub loop_duration: u64,
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Largest frame, bytes.
+    pub max_frame_bytes: u32,
+    /// Target bitrate, bit/s.
+    pub target_bps: u32,
+    /// Measured bitrate, bit/s (bytes × 8 / loop seconds).
+    pub measured_bps: f64,
+    /// (measured - target) / target, in per cent.
+    pub error_pct: f64,
+    /// Indexes of the key frames.
+    pub keyframes: Vec<u32>,
+}
+
+impl Report {
+    /// Opens and validates the pack at `path` and measures its tracks.
+    pub fn open(path: &Path) -> Result<Report, Error> {
+        let reader = Reader::open(path).map_err(|source| Error::OpenPack {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Report::from_reader(path, &reader))
+    }
+
+    /// Measures the tracks of an open pack.
+    pub fn from_reader(path: &Path, reader: &Reader) -> Report {
+        let tracks = reader
+            .tracks()
+            .iter()
+            .enumerate()
+            .map(|(id, t)| {
+                let (bytes, max) = reader.frames(id).fold((0u64, 0u32), |(sum, max), f| {
+                    (sum + f.data.len() as u64, max.max(f.data.len() as u32))
+                });
+                let seconds = t.loop_duration as f64 / t.clock_rate.max(1) as f64;
+                let measured = if seconds > 0.0 {
+                    bytes as f64 * 8.0 / seconds
+                } else {
+                    0.0
+                };
+                let target = t.target_bitrate_bps;
+                TrackReport {
+                    name: t.name.clone(),
+                    kind: match t.kind {
+                        TrackKind::Audio => "audio",
+                        TrackKind::Video => "video",
+                    },
+                    codec: match t.codec {
+                        Codec::Opus => "opus",
+                        Codec::Vp9 => "vp9",
+                    },
+                    clock_rate: t.clock_rate,
+                    width: t.width,
+                    height: t.height,
+                    fps: t.fps(),
+                    channels: t.channels,
+                    frames: t.frame_count,
+                    loop_duration: t.loop_duration,
+                    bytes,
+                    max_frame_bytes: max,
+                    target_bps: target,
+                    measured_bps: measured,
+                    error_pct: if target > 0 {
+                        (measured - target as f64) / target as f64 * 100.0
+                    } else {
+                        0.0
+                    },
+                    keyframes: reader.keyframes(id).to_vec(),
+                }
+            })
+            .collect();
+        Report {
+            path: path.to_path_buf(),
+            file_size: reader.file_len(),
+            version: reader.version(),
+            checksum: format!("{:08x}", reader.checksum()),
+            checksum_state: "ok",
+            loop_seconds: reader.loop_duration_us() as f64 / 1e6,
+            tracks,
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "pack      {}", self.path.display())?;
+        writeln!(
+            f,
+            "size      {} bytes ({:.2} MiB), format version {}",
+            self.file_size,
+            self.file_size as f64 / (1024.0 * 1024.0),
+            self.version
+        )?;
+        writeln!(f, "checksum  {} ({})", self.checksum, self.checksum_state)?;
+        writeln!(f, "loop      {:.3} s", self.loop_seconds)?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<16} {:<5} {:<5} {:>9} {:>6} {:>7} {:>10} {:>10} {:>7} {:>9}",
+            "track",
+            "kind",
+            "codec",
+            "size",
+            "fps",
+            "frames",
+            "target",
+            "measured",
+            "error",
+            "max frame"
+        )?;
+        for t in &self.tracks {
+            let size = if t.kind == "video" {
+                format!("{}x{}", t.width, t.height)
+            } else {
+                format!("{} ch", t.channels)
+            };
+            writeln!(
+                f,
+                "{:<16} {:<5} {:<5} {:>9} {:>6.2} {:>7} {:>6.1} kb/s {:>5.1} kb/s {:>+6.1}% {:>7} B",
+                t.name,
+                t.kind,
+                t.codec,
+                size,
+                t.fps,
+                t.frames,
+                t.target_bps as f64 / 1000.0,
+                t.measured_bps / 1000.0,
+                t.error_pct,
+                t.max_frame_bytes
+            )?;
+        }
+        writeln!(f)?;
+        for t in &self.tracks {
+            if t.kind == "audio" && t.keyframes.len() == t.frames as usize {
+                writeln!(
+                    f,
+                    "{}: all {} frames are key frames (Opus packets decode on their own)",
+                    t.name, t.frames
+                )?;
+                continue;
+            }
+            let times: Vec<String> = t
+                .keyframes
+                .iter()
+                .map(|&k| format!("{k} ({:.2} s)", k as f64 / t.fps.max(f64::MIN_POSITIVE)))
+                .collect();
+            writeln!(f, "{} key frames: {}", t.name, times.join(", "))?;
+        }
+        Ok(())
+    }
+}

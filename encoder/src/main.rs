@@ -1,0 +1,320 @@
+//! `synth-encode`: the command line of synth-encoder.
+//!
+//! Parses the arguments, draws the progress bar, prints results, and maps
+//! errors to one line and an exit code (2 for bad input, 1 otherwise). All
+//! the work is in the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use synth_encoder::audio::AudioSource;
+use synth_encoder::build::{self, BuildOptions, Event};
+use synth_encoder::export;
+use synth_encoder::inspect::Report;
+use synth_encoder::rendition::Rendition;
+use synth_encoder::video::VideoSource;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "synth-encode",
+    version,
+    about = "Pre-encode Opus audio and VP9 video into a memory-mappable pack for synth-replay",
+    after_help = "Examples:
+  synth-encode build                      # the default pack: speech + bars, 640x360@500 and 320x180@150, 10 s
+  synth-encode inspect packs/default.pack
+  synth-encode export packs/default.pack --track video-640x360 -o /tmp/v.ivf"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Build(BuildArgs),
+    Inspect(InspectArgs),
+    Export(ExportArgs),
+}
+
+/// Encode audio and video sources into a pack.
+///
+/// Audio is down-mixed to mono, resampled to 48 kHz and Opus-encoded (VOIP,
+/// CBR, 20 ms frames). Each rendition is VP9-encoded (profile 0, real time,
+/// CBR) with a key frame on frame 0 and every --keyframe-interval. The loop
+/// length is --duration rounded up to whole audio and video frames (a multiple
+/// of 100 ms at 30 fps). With no arguments it builds the project's default pack.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  synth-encode build
+  synth-encode build --audio voice.wav --video ./frames --rendition 1280x720@1200 \\
+      --rendition 640x360@500 --rendition 320x180@150 --duration 30s -o packs/camera.pack
+  synth-encode build --audio tone --video checkerboard --fps 25 --duration 4s -o /tmp/t.pack
+  SYNTH_RENDITIONS=640x360@500,320x180@150 PACK=packs/x.pack synth-encode build")]
+struct BuildArgs {
+    /// Audio source: a PCM WAV file (8–192 kHz, 8/16/24/32-bit int or 32-bit float,
+    /// any channels), `tone` (440 Hz sine) or `speech` (procedural talk and pauses).
+    #[arg(
+        long,
+        env = "SYNTH_AUDIO",
+        default_value = "speech",
+        value_name = "WAV|tone|speech"
+    )]
+    audio: AudioSource,
+
+    /// Video source: a directory of JPEGs (natural order, scaled to cover each
+    /// rendition and centre-cropped, played ping-pong), or a pattern: `bars`,
+    /// `gradient`, `checkerboard`.
+    #[arg(
+        long,
+        env = "SYNTH_VIDEO",
+        default_value = "bars",
+        value_name = "DIR|bars|gradient|checkerboard"
+    )]
+    video: VideoSource,
+
+    /// A video rendition, WIDTHxHEIGHT@KBPS; repeat for several (one track each,
+    /// named video-WIDTHxHEIGHT).
+    #[arg(
+        long = "rendition",
+        env = "SYNTH_RENDITIONS",
+        value_delimiter = ',',
+        default_values = ["640x360@500", "320x180@150"],
+        value_name = "WxH@KBPS"
+    )]
+    renditions: Vec<Rendition>,
+
+    /// Video frames per second.
+    #[arg(long, env = "SYNTH_FPS", default_value_t = 30)]
+    fps: u32,
+
+    /// Loop length, e.g. 10s, 1m, 2m30s (rounded up to whole audio and video frames).
+    #[arg(long, env = "SYNTH_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+
+    /// Time between video key frames.
+    #[arg(long, env = "SYNTH_KEYFRAME_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    keyframe_interval: Duration,
+
+    /// Opus bitrate in kbit/s (constant bitrate).
+    #[arg(
+        long,
+        env = "SYNTH_AUDIO_BITRATE",
+        default_value_t = 32,
+        value_name = "KBPS"
+    )]
+    audio_bitrate: u32,
+
+    /// Frames each JPEG is shown for (JPEG directories only). 1 plays the
+    /// directory as a video at --fps; use e.g. 30 for unrelated stills.
+    #[arg(long, env = "SYNTH_HOLD", default_value_t = 1, value_name = "FRAMES")]
+    hold: u32,
+
+    /// The pack to write (its directory is created).
+    #[arg(short, long, env = "PACK", default_value = "packs/default.pack")]
+    output: PathBuf,
+}
+
+/// Show a pack's tracks, frame counts, bitrates and key frames.
+///
+/// Opening the pack validates it (layout, index, checksums); a damaged or
+/// foreign file is reported and exits with code 2.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  synth-encode inspect packs/default.pack
+  synth-encode inspect packs/default.pack --json | jq '.tracks[] | {name, measured_bps, error_pct}'")]
+struct InspectArgs {
+    /// The pack.
+    #[arg(env = "PACK", default_value = "packs/default.pack")]
+    pack: PathBuf,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Write one track as IVF (VP9) or Ogg Opus, for ffprobe, ffmpeg or a browser.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  synth-encode export packs/default.pack --track video-640x360 -o /tmp/v.ivf
+  synth-encode export packs/default.pack --track audio-opus -o /tmp/a.ogg
+  ffprobe -count_frames -show_streams /tmp/v.ivf")]
+struct ExportArgs {
+    /// The pack.
+    #[arg(env = "PACK", default_value = "packs/default.pack")]
+    pack: PathBuf,
+
+    /// Track name, e.g. video-640x360 or audio-opus (see `inspect`).
+    #[arg(long)]
+    track: String,
+
+    /// Output file: .ivf for a VP9 track, .ogg or .opus for the Opus track.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => run_build(args),
+        Command::Inspect(args) => run_inspect(args),
+        Command::Export(args) => run_export(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let bad_input = err.chain().any(|e| {
+                e.downcast_ref::<synth_encoder::Error>()
+                    .is_some_and(|e| e.is_bad_input())
+            });
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn run_build(args: BuildArgs) -> anyhow::Result<()> {
+    let options = BuildOptions {
+        audio: args.audio,
+        video: args.video,
+        renditions: args.renditions,
+        fps: args.fps,
+        duration: args.duration,
+        keyframe_interval: args.keyframe_interval,
+        audio_bitrate: args.audio_bitrate.saturating_mul(1000),
+        hold: args.hold,
+        output: args.output,
+    };
+    let mut progress = Progress::new();
+    let summary = build::build(&options, &mut |event| progress.on(event))
+        .with_context(|| format!("building {}", options.output.display()))?;
+    progress.finish();
+    let loop_duration = summary.plan.loop_duration();
+    println!(
+        "wrote {}: {:.2} MiB, {} loop, built in {:.1} s",
+        summary.output.display(),
+        summary.file_len as f64 / (1024.0 * 1024.0),
+        humantime::format_duration(loop_duration),
+        summary.elapsed.as_secs_f64()
+    );
+    for t in &summary.tracks {
+        let measured = t.measured_bps(loop_duration);
+        let error = (measured - t.target_bps as f64) / t.target_bps as f64 * 100.0;
+        if error.abs() > 10.0 {
+            eprintln!(
+                "warning: {} is {error:+.0}% off its target; very low bitrates for the size, \
+                 short loops and short key-frame intervals make VP9 miss it",
+                t.name
+            );
+        }
+        println!(
+            "  {:<16} {:>6} frames {:>4} key  {:>7.1} kb/s (target {:.1}, {:+.1}%)",
+            t.name,
+            t.frames,
+            t.keyframes,
+            measured / 1000.0,
+            t.target_bps as f64 / 1000.0,
+            error
+        );
+    }
+    Ok(())
+}
+
+fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
+    let report = Report::open(&args.pack)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("serialising the report")?
+        );
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    let summary = export::export(&args.pack, &args.track, &args.output)
+        .with_context(|| format!("exporting {} from {}", args.track, args.pack.display()))?;
+    println!(
+        "wrote {}: {} frames of {} ({:?})",
+        summary.output.display(),
+        summary.frames,
+        summary.track,
+        summary.format
+    );
+    Ok(())
+}
+
+/// A progress bar on a terminal; otherwise a plain line every quarter.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    next_line: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            bar: None,
+            total: 0,
+            done: 0,
+            next_line: 0,
+        }
+    }
+
+    fn on(&mut self, event: Event) {
+        match event {
+            Event::Note(line) => match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            },
+            Event::Started { total } => {
+                self.total = total;
+                self.next_line = total / 4;
+                if std::io::stderr().is_terminal() {
+                    let bar = ProgressBar::new(total);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} frames ({per_sec}, eta {eta})",
+                        )
+                        .expect("valid progress template"),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    self.bar = Some(bar);
+                } else {
+                    eprintln!("encoding {total} frames");
+                }
+            }
+            Event::Encoded(n) => {
+                self.done += n;
+                match &self.bar {
+                    Some(bar) => bar.inc(n),
+                    None if self.done >= self.next_line && self.done < self.total => {
+                        eprintln!(
+                            "encoded {}/{} frames ({}%)",
+                            self.done,
+                            self.total,
+                            self.done * 100 / self.total.max(1)
+                        );
+                        self.next_line += self.total / 4;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        } else if self.total > 0 {
+            eprintln!("encoded {0}/{0} frames", self.total);
+        }
+    }
+}

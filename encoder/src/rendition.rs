@@ -1,0 +1,134 @@
+//! A video rendition: frame size and target bitrate, written `WxH@KBPS` on the command line.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+/// Smallest accepted width or height.
+pub const MIN_SIDE: u32 = 16;
+/// Largest accepted width or height (4K UHD is 3840x2160).
+pub const MAX_SIDE: u32 = 4096;
+
+/// One video rendition of the pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rendition {
+    /// Width in pixels (even).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Target bitrate in kbit/s (1000 bit/s).
+    pub kbps: u32,
+}
+
+impl Rendition {
+    /// The renditions `synth-encode build` uses when none are given.
+    pub const DEFAULTS: [Rendition; 2] = [
+        Rendition {
+            width: 640,
+            height: 360,
+            kbps: 500,
+        },
+        Rendition {
+            width: 320,
+            height: 180,
+            kbps: 150,
+        },
+    ];
+
+    /// Checks the size and bitrate limits.
+    pub fn new(width: u32, height: u32, kbps: u32) -> Result<Rendition, Error> {
+        let bad = |reason: String| Error::invalid("rendition", reason);
+        for (side, v) in [("width", width), ("height", height)] {
+            if !(MIN_SIDE..=MAX_SIDE).contains(&v) {
+                return Err(bad(format!("{side} {v} is not in {MIN_SIDE}..={MAX_SIDE}")));
+            }
+            // 4:2:0 chroma is subsampled 2x2; odd sizes would need a half chroma sample.
+            if v % 2 != 0 {
+                return Err(bad(format!("{side} {v} is odd (4:2:0 needs even sizes)")));
+            }
+        }
+        if !(10..=100_000).contains(&kbps) {
+            return Err(bad(format!("bitrate {kbps} kbps is not in 10..=100000")));
+        }
+        Ok(Rendition {
+            width,
+            height,
+            kbps,
+        })
+    }
+
+    /// The pack track name, e.g. `video-640x360`.
+    pub fn track_name(&self) -> String {
+        format!("video-{}x{}", self.width, self.height)
+    }
+
+    /// Target bitrate in bit/s.
+    pub fn bitrate_bps(&self) -> u32 {
+        self.kbps * 1000
+    }
+}
+
+impl FromStr for Rendition {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Rendition, Error> {
+        let bad = || {
+            Error::invalid(
+                "rendition",
+                format!("{s:?} (expected WIDTHxHEIGHT@KBPS, e.g. 640x360@500)"),
+            )
+        };
+        let (size, kbps) = s.trim().split_once('@').ok_or_else(bad)?;
+        let (w, h) = size.split_once(['x', 'X']).ok_or_else(bad)?;
+        let num = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
+        Rendition::new(num(w)?, num(h)?, num(kbps)?)
+    }
+}
+
+impl fmt::Display for Rendition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}@{}", self.width, self.height, self.kbps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let r: Rendition = "1280x720@1200".parse().unwrap();
+        assert_eq!((r.width, r.height, r.kbps), (1280, 720, 1200));
+        assert_eq!(r.to_string(), "1280x720@1200");
+        assert_eq!(r.track_name(), "video-1280x720");
+        assert_eq!(r.bitrate_bps(), 1_200_000);
+    }
+
+    #[test]
+    fn rejects_malformed_and_out_of_range() {
+        for bad in [
+            "",
+            "640x360",
+            "640@500",
+            "640x360@",
+            "x360@500",
+            "641x360@500",
+            "640x361@500",
+            "8x8@100",
+            "8192x360@500",
+            "640x360@5",
+            "640x360@-1",
+            "axb@c",
+        ] {
+            assert!(bad.parse::<Rendition>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        for r in Rendition::DEFAULTS {
+            assert_eq!(Rendition::new(r.width, r.height, r.kbps).unwrap(), r);
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The `synth-encode` binary end to end: build, inspect, export, errors and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::{build_pack, small_options};
+
+/// The binary, with no configuration leaking in from the environment.
+fn synth_encode() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_synth-encode"));
+    for var in [
+        "PACK",
+        "SYNTH_AUDIO",
+        "SYNTH_VIDEO",
+        "SYNTH_RENDITIONS",
+        "SYNTH_FPS",
+        "SYNTH_DURATION",
+        "SYNTH_KEYFRAME_INTERVAL",
+        "SYNTH_AUDIO_BITRATE",
+        "SYNTH_HOLD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    synth_encode()
+        .args(args)
+        .output()
+        .expect("running synth-encode")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a failure with exit code 2 and one `error: ...` line naming `needle`.
+fn assert_bad_input(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "expected one error line containing {needle:?}, got: {stderr}"
+    );
+}
+
+fn ffprobe_available() -> bool {
+    Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ffprobe_stream(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,height,nb_read_frames,sample_rate,channels")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"][0].clone()
+}
+
+#[test]
+fn build_inspect_export_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("nested/dir/e2e.pack");
+    let pack_arg = pack.to_str().unwrap();
+    let out = run(&[
+        "build",
+        "--audio",
+        "tone",
+        "--video",
+        "checkerboard",
+        "--rendition",
+        "320x180@150",
+        "--rendition",
+        "256x144@100",
+        "--duration",
+        "2s",
+        "--keyframe-interval",
+        "1s",
+        "-o",
+        pack_arg,
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "build failed: {stderr}");
+    assert!(
+        text(&out.stdout).contains("wrote "),
+        "{}",
+        text(&out.stdout)
+    );
+    // Not a terminal: plain progress lines, no bar.
+    assert!(stderr.contains("encoded 220/220 frames"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
+
+    let out = run(&["inspect", pack_arg, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON");
+    assert_eq!(report["checksum_state"], "ok");
+    assert_eq!(report["loop_seconds"], 2.0);
+    assert_eq!(
+        report["file_size"].as_u64(),
+        Some(std::fs::metadata(&pack).unwrap().len())
+    );
+    let tracks = report["tracks"].as_array().unwrap();
+    let names: Vec<&str> = tracks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["audio-opus", "video-320x180", "video-256x144"]);
+    assert_eq!(tracks[0]["frames"], 100);
+    assert_eq!(tracks[0]["codec"], "opus");
+    for t in &tracks[1..] {
+        assert_eq!(t["frames"], 60);
+        assert_eq!(t["codec"], "vp9");
+        assert_eq!(t["keyframes"], serde_json::json!([0, 30]));
+    }
+    for t in tracks {
+        let err = t["error_pct"].as_f64().unwrap();
+        assert!(err.abs() <= 10.0, "{}: {err:+.1} %", t["name"]);
+        let bytes = t["bytes"].as_f64().unwrap();
+        assert!((t["measured_bps"].as_f64().unwrap() - bytes * 8.0 / 2.0).abs() < 1e-6);
+    }
+
+    let out = run(&["inspect", pack_arg]);
+    let table = text(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        table.contains("(ok)") && table.contains("video-256x144") && table.contains("kb/s"),
+        "{table}"
+    );
+
+    let ivf = dir.path().join("v.ivf");
+    let out = run(&[
+        "export",
+        pack_arg,
+        "--track",
+        "video-320x180",
+        "-o",
+        ivf.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&ivf).unwrap();
+    assert_eq!(&bytes[0..4], b"DKIF");
+    assert_eq!(&bytes[8..12], b"VP90");
+    assert_eq!(u16::from_le_bytes([bytes[12], bytes[13]]), 320);
+    assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 60);
+
+    let ogg = dir.path().join("a.ogg");
+    let out = run(&[
+        "export",
+        pack_arg,
+        "--track",
+        "audio-opus",
+        "-o",
+        ogg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(&std::fs::read(&ogg).unwrap()[..4], b"OggS");
+
+    if !ffprobe_available() {
+        println!("note: ffprobe is not on PATH; skipping the ffprobe/ffmpeg checks of the exports");
+        return;
+    }
+    let v = ffprobe_stream(&ivf);
+    assert_eq!(v["codec_name"], "vp9");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert_eq!(v["nb_read_frames"], "60");
+    let a = ffprobe_stream(&ogg);
+    assert_eq!(a["codec_name"], "opus");
+    assert_eq!(a["sample_rate"], "48000");
+    assert_eq!(a["channels"], 1);
+    assert_eq!(a["nb_read_frames"], "100");
+    // A full decode with no complaints (ffmpeg checks the Ogg page CRCs).
+    for file in [&ivf, &ogg] {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "warning", "-i"])
+            .arg(file)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "ffmpeg {}: {}",
+            file.display(),
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn damaged_foreign_and_missing_packs_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pack");
+    build_pack(&small_options(&good, "tone", "bars", &["160x90@60"], 1));
+    let bytes = std::fs::read(&good).unwrap();
+
+    let foreign = dir.path().join("foreign.pack");
+    std::fs::write(&foreign, b"this is not a pack, just some text that is long enough to hold a header of 128 bytes, or so one hopes; padding padding padding").unwrap();
+    assert_bad_input(&run(&["inspect", foreign.to_str().unwrap()]), "not a pack");
+
+    let truncated = dir.path().join("truncated.pack");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_bad_input(&run(&["inspect", truncated.to_str().unwrap()]), "truncated");
+
+    let flipped = dir.path().join("flipped.pack");
+    let mut damaged = bytes.clone();
+    damaged[5000] ^= 0x40;
+    std::fs::write(&flipped, &damaged).unwrap();
+    assert_bad_input(&run(&["inspect", flipped.to_str().unwrap()]), "checksum");
+
+    let missing = dir.path().join("missing.pack");
+    assert_bad_input(
+        &run(&["inspect", missing.to_str().unwrap()]),
+        "opening pack",
+    );
+
+    let ivf = dir.path().join("x.ivf");
+    assert_bad_input(
+        &run(&[
+            "export",
+            flipped.to_str().unwrap(),
+            "--track",
+            "video-160x90",
+            "-o",
+            ivf.to_str().unwrap(),
+        ]),
+        "checksum",
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("p.pack");
+    let p = pack.to_str().unwrap();
+    build_pack(&small_options(&pack, "tone", "bars", &["160x90@60"], 1));
+
+    assert_bad_input(
+        &run(&["export", p, "--track", "video-1x1", "-o", "/tmp/never.ivf"]),
+        "audio-opus, video-160x90",
+    );
+    let ogg = dir.path().join("v.ogg");
+    assert_bad_input(
+        &run(&[
+            "export",
+            p,
+            "--track",
+            "video-160x90",
+            "-o",
+            ogg.to_str().unwrap(),
+        ]),
+        ".ivf",
+    );
+    assert!(!ogg.exists());
+    assert_bad_input(
+        &run(&["export", p, "--track", "audio-opus", "-o", "/tmp/never.mp4"]),
+        ".ogg",
+    );
+
+    let out = dir.path().join("never.pack");
+    let o = out.to_str().unwrap();
+    let missing_wav = dir.path().join("missing.wav");
+    assert_bad_input(
+        &run(&["build", "--audio", missing_wav.to_str().unwrap(), "-o", o]),
+        "missing.wav",
+    );
+    assert_bad_input(
+        &run(&["build", "--video", dir.path().to_str().unwrap(), "-o", o]),
+        "no .jpg or .jpeg files",
+    );
+    assert_bad_input(&run(&["build", "--fps", "0", "-o", o]), "frame rate");
+    assert_bad_input(
+        &run(&["build", "--audio-bitrate", "1", "-o", o]),
+        "audio bitrate",
+    );
+    assert_bad_input(
+        &run(&[
+            "build",
+            "--rendition",
+            "320x180@150",
+            "--rendition",
+            "320x180@100",
+            "-o",
+            o,
+        ]),
+        "twice",
+    );
+    assert!(!out.exists());
+
+    // Argument syntax errors come from clap, which also exits with 2.
+    let out = run(&["build", "--rendition", "641x360@500"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("641 is odd"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["build", "--duration", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for sub in ["build", "inspect", "export"] {
+        let out = run(&[sub, "--help"]);
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        assert!(
+            help.contains("Examples:") && help.contains(&format!("synth-encode {sub}")),
+            "{sub}: {help}"
+        );
+    }
+}
+
+#[test]
+fn environment_configures_build_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_env = dir.path().join("env.pack");
+    let out = synth_encode()
+        .args([
+            "build",
+            "--audio",
+            "tone",
+            "--video",
+            "gradient",
+            "--duration",
+            "1s",
+        ])
+        .env("SYNTH_RENDITIONS", "160x90@60,192x108@80")
+        .env("SYNTH_DURATION", "5s")
+        .env("PACK", &from_env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value =
+        serde_json::from_slice(&run(&["inspect", from_env.to_str().unwrap(), "--json"]).stdout)
+            .unwrap();
+    let names: Vec<&str> = report["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["audio-opus", "video-160x90", "video-192x108"]);
+    // --duration 1s beat SYNTH_DURATION=5s.
+    assert_eq!(report["loop_seconds"], 1.0);
+}

@@ -1,0 +1,15 @@
+//! Integration tests of synth-encoder: one binary, one module per area.
+//!
+//! - `pack`: built packs decode (every Opus packet, every VP9 frame from the
+//!   first key frame), have the planned frame counts, pts and bitrates;
+//! - `audio`: WAV input of many formats comes out as 48 kHz mono with the
+//!   tone where it belongs, before and after Opus;
+//! - `camera`: the upstream 1080p camera JPEGs encode to every rendition;
+//! - `cli`: the `synth-encode` binary end to end (build, inspect, export,
+//!   ffprobe when installed, errors and exit codes).
+
+mod audio;
+mod camera;
+mod cli;
+mod pack;
+mod support;
