@@ -21,7 +21,8 @@
 # RUNTIME_IMAGE, CARGO_NET_OFFLINE (passed as build args when set), BUILD_NETWORK (docker build
 # --network, default host so cargo can fetch crates when the daemon has no bridge),
 # SMOKE_NETWORK (docker run --network, default host: the relay and the participants talk over
-# loopback only), SKIP_BUILD=1 to test an existing IMAGE, CLIENTS (default 6).
+# loopback only), SKIP_BUILD=1 to test an existing IMAGE, CLIENTS (default 6), DOCKER_BUILD_FLAGS
+# (extra `docker build` flags, e.g. "--cpuset-cpus 0" on a shared machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,8 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     [[ -n ${!arg:-} ]] && build_args+=(--build-arg "$arg=${!arg}")
   done
   say "building $IMAGE ${build_args[*]}"
-  docker build --network "${BUILD_NETWORK:-host}" "${build_args[@]}" -t "$IMAGE" .
+  # shellcheck disable=SC2086 # DOCKER_BUILD_FLAGS is a list of flags
+  docker build --network "${BUILD_NETWORK:-host}" ${DOCKER_BUILD_FLAGS:-} "${build_args[@]}" -t "$IMAGE" .
 fi
 
 # The image's contract: non-root, synth-replay as entrypoint, config and pack where the chart
