@@ -161,7 +161,46 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
         )));
     }
 
-    let mut writer = create_writer(&options.output)?;
+    let writer = create_writer(&options.output)?;
+    let tracks = write_pack(
+        writer,
+        options,
+        &plan,
+        &pcm.samples,
+        audio_encoder,
+        &footage,
+        events,
+    )
+    .inspect_err(|_| {
+        // The writer removes its temporary file when `finish` fails, but not
+        // when encoding fails before that.
+        let _ = fs::remove_file(tmp_path(&options.output));
+    })?;
+    let file_len = fs::metadata(&options.output)
+        .map_err(|source| Error::Read {
+            path: options.output.clone(),
+            source,
+        })?
+        .len();
+    Ok(BuildSummary {
+        plan,
+        tracks,
+        output: options.output.clone(),
+        file_len,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Declares the tracks, encodes everything into `writer` and finishes the pack.
+fn write_pack(
+    mut writer: Writer,
+    options: &BuildOptions,
+    plan: &Plan,
+    pcm: &[f32],
+    audio_encoder: OpusFrameEncoder,
+    footage: &Footage,
+    events: &mut dyn FnMut(Event),
+) -> Result<Vec<TrackSummary>, Error> {
     let mut tracks = Vec::new();
     let audio_track = writer.add_track(Track {
         kind: TrackKind::Audio,
@@ -213,8 +252,10 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
             + plan.video_frames as u64 * options.renditions.len() as u64,
     });
 
-    encode_audio(&pcm.samples, audio_encoder, |data, pts| {
-        writer.push_frame(audio_track, data, pts, AUDIO_FRAME_TICKS, true)?;
+    encode_audio(pcm, audio_encoder, |data, pts| {
+        writer
+            .push_frame(audio_track, data, pts, AUDIO_FRAME_TICKS, true)
+            .map_err(|e| pack_write_error(&options.output, e))?;
         let t = &mut tracks[audio_track];
         t.frames += 1;
         t.keyframes += 1;
@@ -223,14 +264,16 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
         Ok(())
     })?;
 
-    encode_video(&plan, &footage, &options.renditions, |frame| {
-        writer.push_frame(
-            frame.track,
-            &frame.data,
-            frame.pts,
-            frame.duration,
-            frame.key,
-        )?;
+    encode_video(plan, footage, &options.renditions, |frame| {
+        writer
+            .push_frame(
+                frame.track,
+                &frame.data,
+                frame.pts,
+                frame.duration,
+                frame.key,
+            )
+            .map_err(|e| pack_write_error(&options.output, e))?;
         let t = &mut tracks[frame.track];
         t.frames += 1;
         t.keyframes += frame.key as u32;
@@ -242,19 +285,14 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
     writer
         .finish()
         .map_err(|e| pack_write_error(&options.output, e))?;
-    let file_len = fs::metadata(&options.output)
-        .map_err(|source| Error::Read {
-            path: options.output.clone(),
-            source,
-        })?
-        .len();
-    Ok(BuildSummary {
-        plan,
-        tracks,
-        output: options.output.clone(),
-        file_len,
-        elapsed: started.elapsed(),
-    })
+    Ok(tracks)
+}
+
+/// Where the pack writer puts the pack until it is finished.
+fn tmp_path(output: &Path) -> PathBuf {
+    let mut tmp = output.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
 }
 
 fn check_renditions(renditions: &[Rendition]) -> Result<(), Error> {

@@ -167,7 +167,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             let bad_input = err.chain().any(|e| {
                 e.downcast_ref::<synth_encoder::Error>()
                     .is_some_and(|e| e.is_bad_input())
@@ -175,6 +175,23 @@ fn main() -> ExitCode {
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
+}
+
+/// The error and its causes on one line, `a: b: c`, leaving out a cause whose
+/// text the line already ends with (many errors print their source themselves).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run_build(args: BuildArgs) -> anyhow::Result<()> {
@@ -316,5 +333,24 @@ impl Progress {
         } else if self.total > 0 {
             eprintln!("encoded {0}/{0} frames", self.total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_drops_causes_already_printed() {
+        // synth_encoder::Error::Read prints its io::Error and also returns it as
+        // its source: the chain would repeat it.
+        let err = anyhow::Error::new(synth_encoder::Error::Read {
+            path: "a.wav".into(),
+            source: std::io::Error::other("gone"),
+        })
+        .context("building x.pack");
+        assert_eq!(one_line(&err), "building x.pack: reading a.wav: gone");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
     }
 }
