@@ -170,12 +170,7 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
         audio_encoder,
         &footage,
         events,
-    )
-    .inspect_err(|_| {
-        // The writer removes its temporary file when `finish` fails, but not
-        // when encoding fails before that.
-        let _ = fs::remove_file(tmp_path(&options.output));
-    })?;
+    )?;
     let file_len = fs::metadata(&options.output)
         .map_err(|source| Error::Read {
             path: options.output.clone(),
@@ -286,13 +281,6 @@ fn write_pack(
         .finish()
         .map_err(|e| pack_write_error(&options.output, e))?;
     Ok(tracks)
-}
-
-/// Where the pack writer puts the pack until it is finished.
-fn tmp_path(output: &Path) -> PathBuf {
-    let mut tmp = output.as_os_str().to_owned();
-    tmp.push(".tmp");
-    PathBuf::from(tmp)
 }
 
 fn check_renditions(renditions: &[Rendition]) -> Result<(), Error> {

@@ -16,13 +16,14 @@ use bytes::Bytes;
 use protobuf::Message;
 use rand::Rng;
 use synth_common::pack::Reader;
-use synth_common::wire::{self, media_type, packet_type, MediaFields, MediaPrefix};
+use synth_common::wire::{self, media_type, packet_type, MediaPrefix};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::{sleep_until, timeout};
 use web_transport_quinn::{ClientError, SendStream, Session};
 
 use crate::config::{ClientPlan, Credentials};
 use crate::metrics::{ClientStats, FailReason, Media, Metrics, PeerCounts, State};
+use crate::pacer::{Heads, Lane};
 use crate::sequence::Tracker;
 
 /// Run-wide context shared by every client.
@@ -289,48 +290,13 @@ async fn backoff(n: u32, stop: &mut watch::Receiver<bool>) -> bool {
 struct Sender {
     user_id: String,
     prefix: MediaPrefix,
+    heads: Heads,
     audio: Option<Lane>,
     video: Option<Lane>,
     next_heartbeat: Instant,
     keyframe: Arc<Notify>,
     /// The last streams sent, awaited at the end so nothing written is lost.
     tail: VecDeque<SendStream>,
-}
-
-/// One media lane: which track, where in it, and when the next frame is due.
-struct Lane {
-    track: usize,
-    media: Media,
-    media_type: i32,
-    /// Frame index within the track.
-    pos: usize,
-    frames: usize,
-    /// Next sequence number.
-    seq: u64,
-    /// Due time of the next frame.
-    due: Instant,
-    /// Ticks per second of the track clock.
-    clock: u64,
-}
-
-impl Lane {
-    fn new(pack: &Reader, track: usize, media: Media, start: Instant) -> Lane {
-        let t = &pack.tracks()[track];
-        Lane {
-            track,
-            media,
-            media_type: if media == Media::Audio {
-                media_type::AUDIO
-            } else {
-                media_type::VIDEO
-            },
-            pos: 0,
-            frames: pack.frame_count(track),
-            seq: 0,
-            due: start,
-            clock: t.clock_rate as u64,
-        }
-    }
 }
 
 impl Sender {
@@ -340,6 +306,7 @@ impl Sender {
         Sender {
             user_id: spec.plan.user_id.clone(),
             prefix: MediaPrefix::new(&spec.plan.user_id),
+            heads: Heads::default(),
             audio: shared
                 .audio_track
                 .filter(|_| spec.plan.audio)
@@ -357,7 +324,7 @@ impl Sender {
     fn next_due(&self) -> Instant {
         let mut due = self.next_heartbeat;
         for lane in [&self.audio, &self.video].into_iter().flatten() {
-            due = due.min(lane.due);
+            due = due.min(lane.due());
         }
         due
     }
@@ -383,56 +350,33 @@ fn keep(tail: &mut VecDeque<SendStream>, s: SendStream) {
     tail.push_back(s);
 }
 
-/// Sends the lane's current frame; advances position, sequence and due time.
+/// Sends the lane's due frame; the lane moves on to the next one.
 // The lane, the prefix and the tail are disjoint borrows of one Sender.
 #[allow(clippy::too_many_arguments)]
 async fn send_frame(
     shared: &Shared,
     session: &Session,
     prefix: &mut MediaPrefix,
+    heads: &mut Heads,
     lane: &mut Lane,
     tail: &mut VecDeque<SendStream>,
     stats: &ClientStats,
     shard: usize,
     now: Instant,
 ) -> Result<(), String> {
-    let pack = &shared.pack;
-    let Some(frame) = pack.frame(lane.track, lane.pos) else {
+    let Some(p) = lane.next_packet(&shared.pack, prefix, heads, now, now_ms()) else {
         return Err("frame index out of range".into());
     };
-    let key = frame.key;
-    let duration = frame.duration as u64;
-    let data = pack
-        .frame_bytes(lane.track, lane.pos)
-        .expect("frame exists: checked above");
-    let fields = MediaFields {
-        media_type: lane.media_type,
-        sequence: lane.seq,
-        timestamp_ms: now_ms(),
-        duration_ms: duration as f64 * 1000.0 / lane.clock as f64,
-        key: key || lane.media == Media::Audio,
-    };
-    let head = Bytes::copy_from_slice(prefix.build(&fields, data.len()));
-    let total = head.len() + data.len();
-    let lateness = now.saturating_duration_since(lane.due);
     shared
         .metrics
         .lateness
-        .record(lateness.as_micros() as u64, shard);
-    let payload = data.len();
-    let stream = send_packet(session, &mut [head, data]).await?;
+        .record(p.lateness.as_micros() as u64, shard);
+    let (total, payload, media) = (p.len(), p.data.len(), p.media);
+    let stream = send_packet(session, &mut [p.head, p.data]).await?;
     keep(tail, stream);
-    stats.sent(lane.media, total);
-    stats.sent_payload[lane.media as usize].fetch_add(payload as u64, Relaxed);
+    stats.sent(media, total);
+    stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
     stats.mark_media_sent(shared.metrics.started);
-    lane.seq += 1;
-    lane.pos = (lane.pos + 1) % lane.frames;
-    lane.due += Duration::from_nanos(duration * 1_000_000_000 / lane.clock);
-    // A sender that fell more than a second behind (a stall) starts again from
-    // now instead of bursting the backlog; the lateness histogram shows it.
-    if now.saturating_duration_since(lane.due) > Duration::from_secs(1) {
-        lane.due = now;
-    }
     Ok(())
 }
 
@@ -470,9 +414,7 @@ async fn run_session(
     // After a reconnect, resume on schedule from now rather than bursting.
     let now = Instant::now();
     for lane in [&mut sender.audio, &mut sender.video].into_iter().flatten() {
-        if lane.due < now {
-            lane.due = now;
-        }
+        lane.resume(now);
     }
     let mut force_key = false;
     let end = loop {
@@ -488,20 +430,19 @@ async fn run_session(
         if force_key {
             force_key = false;
             if let Some(lane) = sender.video.as_mut() {
-                if let Some(k) = shared.pack.next_keyframe(lane.track, lane.pos) {
-                    lane.pos = k;
-                    lane.due = now;
+                if lane.jump_to_keyframe(&shared.pack, now) {
                     stats.keyframes_answered.fetch_add(1, Relaxed);
                 }
             }
         }
         let mut result = Ok(());
         for lane in [&mut sender.audio, &mut sender.video].into_iter().flatten() {
-            if result.is_ok() && lane.due <= now {
+            if result.is_ok() && lane.due() <= now {
                 result = send_frame(
                     shared,
                     &session,
                     &mut sender.prefix,
+                    &mut sender.heads,
                     lane,
                     &mut sender.tail,
                     stats,
@@ -557,6 +498,38 @@ struct Peer {
     counts: PeerCounts,
 }
 
+/// The server reads at most this much of one stream; so do we.
+const MAX_PACKET: usize = 4_000_000;
+
+/// Reads one packet (a whole stream). A packet that arrives in one chunk (the
+/// usual case) is returned without a copy; `None` on a reset or oversized stream.
+async fn read_packet(s: &mut web_transport_quinn::RecvStream) -> Option<Bytes> {
+    let first = match s.read_chunk(MAX_PACKET, true).await {
+        Ok(Some(c)) => c.bytes,
+        Ok(None) => return Some(Bytes::new()),
+        Err(_) => return None,
+    };
+    let mut all = match s.read_chunk(MAX_PACKET, true).await {
+        Ok(None) => return Some(first),
+        Ok(Some(c)) => {
+            let mut v = bytes::BytesMut::with_capacity(first.len() + c.bytes.len());
+            v.extend_from_slice(&first);
+            v.extend_from_slice(&c.bytes);
+            v
+        }
+        Err(_) => return None,
+    };
+    loop {
+        match s.read_chunk(MAX_PACKET, true).await {
+            Ok(None) => return Some(all.freeze()),
+            Ok(Some(c)) if all.len() + c.bytes.len() <= MAX_PACKET => {
+                all.extend_from_slice(&c.bytes)
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// Drains the session until it closes or `done` fires, then publishes the
 /// per-sender counts into the client's stats.
 async fn receive(
@@ -572,9 +545,9 @@ async fn receive(
     loop {
         let buf = tokio::select! {
             s = session.accept_uni() => match s {
-                Ok(mut s) => match s.read_to_end(4_000_000).await {
-                    Ok(b) => Bytes::from(b),
-                    Err(_) => { stats.bad_packets.fetch_add(1, Relaxed); continue; }
+                Ok(mut s) => match read_packet(&mut s).await {
+                    Some(b) => b,
+                    None => { stats.bad_packets.fetch_add(1, Relaxed); continue; }
                 },
                 Err(_) => break,
             },

@@ -21,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod jwt;
 pub mod metrics;
+pub mod pacer;
 pub mod relay;
 pub mod report;
 pub mod run;

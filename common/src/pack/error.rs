@@ -7,7 +7,7 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be opened, mapped, read or written.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The file is shorter than its header or than the sizes its header declares.
     #[error("truncated pack: {what} needs {needed} bytes but the file has {len}")]

@@ -318,6 +318,19 @@ fn writer_rejects_mismatched_loops() {
 }
 
 #[test]
+fn dropped_writer_removes_its_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let a = w.add_track(audio()).unwrap();
+    w.push_frame(a, &[1], 0, 960, true).unwrap();
+    assert!(dir.path().join("d.pack.tmp").exists());
+    drop(w);
+    assert!(!dir.path().join("d.pack.tmp").exists());
+    assert!(!path.exists());
+}
+
+#[test]
 fn missing_file_is_io_error() {
     let e = Reader::open("/nonexistent/dir/x.pack").unwrap_err();
     assert!(matches!(e, Error::Io(_)));

@@ -14,7 +14,8 @@ use super::Error;
 /// interleaving; within a track they must come in pts order.
 ///
 /// The file is written as `PATH.tmp` and renamed over `PATH` by [`Writer::finish`],
-/// so a reader never sees a half-written pack.
+/// so a reader never sees a half-written pack. A writer dropped without
+/// `finish` (an error, a cancelled build) removes its temporary file.
 pub struct Writer {
     out: BufWriter<File>,
     tmp_path: PathBuf,
@@ -24,6 +25,16 @@ pub struct Writer {
     body_crc: crc32fast::Hasher,
     tracks: Vec<Track>,
     entries: Vec<Vec<Entry>>,
+    /// Set once the file has been renamed into place.
+    done: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
 }
 
 const ZEROS: [u8; FRAME_ALIGN as usize] = [0; FRAME_ALIGN as usize];
@@ -50,6 +61,7 @@ impl Writer {
             body_crc,
             tracks: Vec::new(),
             entries: Vec::new(),
+            done: false,
         })
     }
 
@@ -135,11 +147,8 @@ impl Writer {
     /// into place. Every track must have frames, and all tracks must loop after
     /// the same time.
     pub fn finish(mut self) -> Result<(), Error> {
-        let result = self.finish_inner();
-        if result.is_err() {
-            let _ = fs::remove_file(&self.tmp_path);
-        }
-        result
+        // On error, Drop removes the temporary file.
+        self.finish_inner()
     }
 
     fn finish_inner(&mut self) -> Result<(), Error> {
@@ -211,6 +220,7 @@ impl Writer {
         self.out.flush()?;
         self.out.get_ref().sync_all()?;
         fs::rename(&self.tmp_path, &self.path)?;
+        self.done = true;
         Ok(())
     }
 }

@@ -1,0 +1,156 @@
+//! `synth-scale`: the scale harness (see `synth_benches::scale` and BENCHMARKS.md).
+//!
+//! ```text
+//! cargo build --release --locked -p synth-replayer -p synth-encoder -p synth-benches
+//! target/release/synth-encode build -o packs/default.pack
+//! target/release/synth-scale --json target/scale/results.json
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use synth_benches::{live, proc, scale};
+
+/// Measures what a synthetic client costs: send path at several N, receive
+/// path in meetings of M, and one live-encoding client side by side.
+#[derive(Debug, Parser)]
+#[command(name = "synth-scale")]
+struct Args {
+    /// The synth-replay binary to measure (a release build).
+    #[arg(long, default_value = "target/release/synth-replay")]
+    replay_bin: PathBuf,
+    /// Pack to replay.
+    #[arg(long, default_value = "packs/default.pack")]
+    pack: PathBuf,
+    /// Video rendition each client sends.
+    #[arg(long, default_value = "video-640x360")]
+    rendition: String,
+    /// Client counts of the send path (each client alone in its meeting, drain-only relay).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,300,500,1000")]
+    send: Vec<usize>,
+    /// Meeting sizes of the receive path.
+    #[arg(long, value_delimiter = ',', default_value = "2,5,10")]
+    receive: Vec<usize>,
+    /// Clients in each receive-path run.
+    #[arg(long, default_value_t = 100)]
+    receive_clients: usize,
+    /// Steady window measured after all clients connected.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    window: Duration,
+    /// Seconds of live encoding for the side-by-side client (0 to skip).
+    #[arg(long, default_value_t = 20.0)]
+    live_seconds: f64,
+    /// Write all figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let work = scale::work_dir();
+    std::fs::create_dir_all(&work)?;
+    let setup = scale::Setup {
+        replay_bin: a.replay_bin.clone(),
+        pack: std::fs::canonicalize(&a.pack).with_context(|| {
+            format!(
+                "pack {} (build it with synth-encode build)",
+                a.pack.display()
+            )
+        })?,
+        rendition: a.rendition.clone(),
+        window: a.window,
+        settle: Duration::from_secs(3),
+        work,
+    };
+    anyhow::ensure!(
+        setup.replay_bin.exists(),
+        "{} not found: cargo build --release -p synth-replayer",
+        setup.replay_bin.display()
+    );
+    eprintln!("machine: {}", proc::machine());
+    let mut rows = Vec::new();
+    for &n in &a.send {
+        eprintln!("send path: {n} clients ...");
+        let row = scale::run(&setup, n, 1, None)?;
+        eprintln!(
+            "  {:.3} mCPU/client, {:.1} µs/packet",
+            row.mcpu_per_client, row.us_per_sent_packet
+        );
+        rows.push(row);
+    }
+    // The send cost per packet at the N closest to the receive runs.
+    let send_us = rows
+        .iter()
+        .min_by_key(|r| r.clients.abs_diff(a.receive_clients))
+        .map(|r| r.us_per_sent_packet);
+    for &m in &a.receive {
+        let n = a.receive_clients / m * m;
+        eprintln!("receive path: {n} clients in meetings of {m} ...");
+        let row = scale::run(&setup, n, m, send_us)?;
+        eprintln!(
+            "  {:.3} mCPU/client, {:?} µs/received packet",
+            row.mcpu_per_client, row.us_per_received_packet
+        );
+        rows.push(row);
+    }
+    scale::per_client_rss(&mut rows);
+    println!("machine: {}\n", proc::machine());
+    println!("{}", scale::table(&rows));
+
+    let replay_mcpu = rows
+        .iter()
+        .filter(|r| r.shape == "send")
+        .min_by_key(|r| r.clients.abs_diff(500))
+        .map(|r| (r.clients, r.mcpu_per_client));
+    let mut live_cost = None;
+    if a.live_seconds > 0.0 {
+        let (w, h, kbps) = parse_rendition(&a.rendition)?;
+        eprintln!(
+            "live encoding: one client at {w}x{h}@{kbps} for {} s ...",
+            a.live_seconds
+        );
+        let l = live::measure(w, h, kbps, a.live_seconds)?;
+        println!(
+            "live-encoding client ({w}x{h}@{kbps} VP9 + Opus 32 kbps, real time): {:.1} mCPU (VP9 {:.1}, Opus {:.1}), {} frames, {:.0} kbps",
+            l.mcpu, l.vp9_mcpu, l.opus_mcpu, l.frames, l.video_kbps
+        );
+        if let Some((n, r)) = replay_mcpu {
+            // A live client pays the encoding and the same sending as a replaying one.
+            println!(
+                "ratio live / replay per client (replay measured at {n} clients): ({:.1} + {r:.3}) / {r:.3} = {:.0}",
+                l.mcpu,
+                (l.mcpu + r) / r
+            );
+        }
+        live_cost = Some(l);
+    }
+    if let Some(path) = &a.json {
+        let v = serde_json::json!({
+            "machine": proc::machine(),
+            "rows": rows,
+            "live": live_cost,
+            "replay_mcpu_for_ratio": replay_mcpu,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&v)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn parse_rendition(name: &str) -> anyhow::Result<(u32, u32, u32)> {
+    let size = name.strip_prefix("video-").unwrap_or(name);
+    let (w, h) = size
+        .split_once('x')
+        .context("rendition like video-640x360")?;
+    let (w, h): (u32, u32) = (w.parse()?, h.parse()?);
+    // The pack's default targets; the live client aims at the same bitrate.
+    let kbps = match (w, h) {
+        (1280, 720) => 1200,
+        (640, 360) => 500,
+        (320, 180) => 150,
+        _ => (w * h / 460).max(50),
+    };
+    Ok((w, h, kbps))
+}

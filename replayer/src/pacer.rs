@@ -1,0 +1,294 @@
+//! A client's media schedule: which frame of the pack is due when, with what
+//! sequence number, and the bytes of its packet.
+//!
+//! A [`Lane`] walks one track of the pack in a loop. Due times follow the
+//! frames' own durations from a start instant (so a 20 ms Opus track is due
+//! every 20 ms and a 30 fps VP9 track every 33.3 ms without drift); sequence
+//! numbers only ever rise, across loops and reconnects. Building a packet is a
+//! prefix written into the client's reused buffer plus a reference-counted
+//! slice of the map: the frame itself is never copied.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use synth_common::pack::Reader;
+use synth_common::wire::{media_type, MediaFields, MediaPrefix};
+
+use crate::metrics::Media;
+
+/// One packet ready to send: `head` then `data` on one stream.
+#[derive(Debug, Clone)]
+pub struct Packet {
+    /// The wrapper and media header (per client).
+    pub head: Bytes,
+    /// The frame, shared with the map.
+    pub data: Bytes,
+    /// Audio or video.
+    pub media: Media,
+    /// How late this packet is against its schedule.
+    pub lateness: Duration,
+}
+
+impl Packet {
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.data.len()
+    }
+
+    /// Whether the packet is empty (never: a frame is at least one byte).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a client's packet heads are written: one buffer carved into a
+/// `Bytes` per packet, so building a head allocates once per ~50 packets
+/// instead of once per packet.
+#[derive(Debug, Default)]
+pub struct Heads {
+    buf: BytesMut,
+}
+
+/// Bytes reserved at a time for heads.
+const HEADS_CHUNK: usize = 4096;
+
+impl Heads {
+    /// Copies `head` into the buffer and returns it as shared bytes.
+    pub fn push(&mut self, head: &[u8]) -> Bytes {
+        if self.buf.capacity() < head.len() {
+            self.buf.reserve(HEADS_CHUNK.max(head.len()));
+        }
+        self.buf.extend_from_slice(head);
+        self.buf.split().freeze()
+    }
+}
+
+/// One media lane of a client.
+#[derive(Debug, Clone)]
+pub struct Lane {
+    track: usize,
+    media: Media,
+    media_type: i32,
+    /// Frame index within the track.
+    pos: usize,
+    frames: usize,
+    /// Next sequence number.
+    seq: u64,
+    /// The schedule's origin: the next frame is due `ticks` after it. Due times
+    /// are computed from the total, so rounding never accumulates.
+    origin: Instant,
+    ticks: u64,
+    /// Ticks per second of the track clock.
+    clock: u64,
+}
+
+/// A sender this far behind (a stall) resumes from now instead of bursting the backlog.
+const MAX_BACKLOG: Duration = Duration::from_secs(1);
+
+impl Lane {
+    /// A lane over `track` of `pack`, first frame due at `start`.
+    pub fn new(pack: &Reader, track: usize, media: Media, start: Instant) -> Lane {
+        Lane {
+            track,
+            media,
+            media_type: if media == Media::Audio {
+                media_type::AUDIO
+            } else {
+                media_type::VIDEO
+            },
+            pos: 0,
+            frames: pack.frame_count(track).max(1),
+            seq: 0,
+            origin: start,
+            ticks: 0,
+            clock: pack
+                .tracks()
+                .get(track)
+                .map_or(1, |t| t.clock_rate.max(1) as u64),
+        }
+    }
+
+    /// When the next frame is due.
+    pub fn due(&self) -> Instant {
+        let nanos = self.ticks as u128 * 1_000_000_000 / self.clock as u128;
+        self.origin + Duration::from_nanos(nanos as u64)
+    }
+
+    /// Restarts the schedule: the next frame is due at `at`.
+    fn restart(&mut self, at: Instant) {
+        self.origin = at;
+        self.ticks = 0;
+    }
+
+    /// The next sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Audio or video.
+    pub fn media(&self) -> Media {
+        self.media
+    }
+
+    /// Builds the due frame's packet and moves on to the next frame.
+    /// `timestamp_ms` is the send time (ms since the Unix epoch).
+    pub fn next_packet(
+        &mut self,
+        pack: &Reader,
+        prefix: &mut MediaPrefix,
+        heads: &mut Heads,
+        now: Instant,
+        timestamp_ms: f64,
+    ) -> Option<Packet> {
+        let frame = pack.frame(self.track, self.pos)?;
+        let duration = frame.duration as u64;
+        let fields = MediaFields {
+            media_type: self.media_type,
+            sequence: self.seq,
+            timestamp_ms,
+            duration_ms: duration as f64 * 1000.0 / self.clock as f64,
+            // Every Opus packet decodes on its own; upstream marks audio "key".
+            key: frame.key || self.media == Media::Audio,
+        };
+        let data = pack.frame_bytes(self.track, self.pos)?;
+        let head = heads.push(prefix.build(&fields, data.len()));
+        let lateness = now.saturating_duration_since(self.due());
+        self.seq += 1;
+        self.pos = (self.pos + 1) % self.frames;
+        self.ticks += duration;
+        if now.saturating_duration_since(self.due()) > MAX_BACKLOG {
+            self.restart(now);
+        }
+        Some(Packet {
+            head,
+            data,
+            media: self.media,
+            lateness,
+        })
+    }
+
+    /// Makes the next key frame the next frame, due now (a key-frame request).
+    /// Returns false when the track has no key frame.
+    pub fn jump_to_keyframe(&mut self, pack: &Reader, now: Instant) -> bool {
+        match pack.next_keyframe(self.track, self.pos) {
+            Some(k) => {
+                self.pos = k;
+                self.restart(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a reconnect: resume on schedule from `now` rather than bursting.
+    pub fn resume(&mut self, now: Instant) {
+        if self.due() < now {
+            self.restart(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synth_common::pack::{Codec, Track, TrackKind, Writer};
+    use synth_common::wire;
+
+    fn pack() -> (tempfile::TempDir, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pack");
+        let mut w = Writer::create(&path).unwrap();
+        let v = w
+            .add_track(Track {
+                kind: TrackKind::Video,
+                codec: Codec::Vp9,
+                name: "video-16x16".into(),
+                clock_rate: 90_000,
+                width: 16,
+                height: 16,
+                fps_num: 30,
+                fps_den: 1,
+                channels: 0,
+                target_bitrate_bps: 1000,
+                loop_duration: 6 * 3000,
+                frame_count: 0,
+            })
+            .unwrap();
+        for i in 0..6u64 {
+            w.push_frame(v, &[i as u8; 10], i * 3000, 3000, i == 0 || i == 3)
+                .unwrap();
+        }
+        w.finish().unwrap();
+        (dir, Reader::open(&path).unwrap())
+    }
+
+    #[test]
+    fn schedule_loops_without_drift_and_sequence_keeps_rising() {
+        let (_d, pack) = pack();
+        let t0 = Instant::now();
+        let mut lane = Lane::new(&pack, 0, Media::Video, t0);
+        let mut prefix = MediaPrefix::new("u");
+        let mut heads = Heads::default();
+        for i in 0..13u64 {
+            let due = lane.due();
+            assert_eq!(due, t0 + Duration::from_nanos(i * 100_000_000 / 3));
+            let p = lane
+                .next_packet(&pack, &mut prefix, &mut heads, due, 1.0)
+                .unwrap();
+            assert_eq!(p.data[0] as u64, i % 6, "frame {i} loops over the 6 frames");
+            assert_eq!(p.lateness, Duration::ZERO);
+            let mut bytes = p.head.to_vec();
+            bytes.extend_from_slice(&p.data);
+            let m = wire::parse_media(wire::parse(&bytes).unwrap().data).unwrap();
+            assert_eq!(m.sequence, Some(i));
+            assert_eq!(m.is_key(), i % 6 == 0 || i % 6 == 3);
+        }
+        // 13 frames at 30 fps: exactly 13/30 s after the start, no accumulated error.
+        assert_eq!(
+            lane.due() - t0,
+            Duration::from_nanos(13 * 1_000_000_000 / 30)
+        );
+    }
+
+    #[test]
+    fn heads_share_one_buffer() {
+        let mut heads = Heads::default();
+        let a = heads.push(b"first");
+        let b = heads.push(b"second");
+        assert_eq!((&a[..], &b[..]), (&b"first"[..], &b"second"[..]));
+        // Consecutive heads sit side by side in one allocation.
+        assert_eq!(a.as_ptr() as usize + a.len(), b.as_ptr() as usize);
+        let big = vec![7u8; 10_000];
+        assert_eq!(&heads.push(&big)[..], &big[..]);
+    }
+
+    #[test]
+    fn lateness_backlog_and_keyframe_jump() {
+        let (_d, pack) = pack();
+        let t0 = Instant::now();
+        let mut lane = Lane::new(&pack, 0, Media::Video, t0);
+        let mut prefix = MediaPrefix::new("u");
+        let mut heads = Heads::default();
+        let late = t0 + Duration::from_millis(5);
+        let p = lane
+            .next_packet(&pack, &mut prefix, &mut heads, late, 1.0)
+            .unwrap();
+        assert_eq!(p.lateness, Duration::from_millis(5));
+        // A stall of 3 s: resume from now, not 90 frames of backlog.
+        let stalled = t0 + Duration::from_secs(3);
+        lane.next_packet(&pack, &mut prefix, &mut heads, stalled, 1.0)
+            .unwrap();
+        assert_eq!(lane.due(), stalled);
+        // At frame 2, a key-frame request jumps to frame 3 (the next key), due now.
+        assert!(lane.jump_to_keyframe(&pack, stalled));
+        let p = lane
+            .next_packet(&pack, &mut prefix, &mut heads, stalled, 1.0)
+            .unwrap();
+        assert_eq!(p.data[0], 3);
+        assert_eq!(
+            lane.seq(),
+            3,
+            "sequence numbers stay consecutive across the jump"
+        );
+    }
+}
