@@ -656,6 +656,44 @@ async fn tokens(t: &Target) {
     o.close();
 }
 
+/// A receiver that never accepts streams does not hold up the others, and
+/// the sender is told with CONGESTION (from the slow receiver's user id).
+async fn slow_receiver(t: &Target) {
+    let mut a = t.join("sl-a", "room-sl").await;
+    let mut fast = t.join("sl-fast", "room-sl").await;
+    // After its 100 stream credits the server's writer to this session blocks
+    // and its queue of 256 fills.
+    let _slow = within(
+        "slow connect",
+        t.client.connect(t.path_url("sl-slow", "room-sl")),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut pre = MediaPrefix::new("sl-a");
+    let n = 600;
+    for seq in 0..n {
+        a.send(&audio(&mut pre, seq)).await;
+    }
+    let mut got = 0;
+    while got < n {
+        if fast.next().await.media().is_some() {
+            got += 1;
+        }
+    }
+    let (c, _) = a
+        .until("CONGESTION", |g| {
+            g.packet_type()
+                == videocall_types::protos::packet_wrapper::packet_wrapper::PacketType::CONGESTION
+                    as i32
+        })
+        .await;
+    assert_eq!(c.user(), "sl-slow", "names the congested receiver");
+    assert_eq!(c.wrapper().session_id, a.session_id);
+    a.close();
+    fast.close();
+}
+
 // ---------------------------------------------------------------------------
 // In-process relay
 
@@ -846,37 +884,19 @@ async fn drain_only_counts_without_relaying() {
 #[tokio::test]
 async fn slow_receiver_does_not_hold_up_others() {
     let t = Target::default_relay().await;
-    let a = t.join("sl-a", "room-sl").await;
-    let mut fast = t.join("sl-fast", "room-sl").await;
-    // A receiver that never accepts streams: after its 100 stream credits the
-    // relay's writer to it blocks and its queue of 256 fills.
-    let _slow = within(
-        "slow connect",
-        t.client.connect(t.path_url("sl-slow", "room-sl")),
-    )
-    .await
-    .unwrap();
-    t.stats_when(|s| s.sessions_accepted == 3).await;
-    let mut pre = MediaPrefix::new("sl-a");
-    let n = 600;
-    for seq in 0..n {
-        a.send(&audio(&mut pre, seq)).await;
-    }
-    let mut got = 0;
-    while got < n {
-        if fast.next().await.media().is_some() {
-            got += 1;
-        }
-    }
+    slow_receiver(&t).await;
     let s = t
-        .stats_when(|s| s.per_user.get("sl-a").is_some_and(|u| u.audio_packets == n))
+        .stats_when(|s| {
+            s.per_user
+                .get("sl-a")
+                .is_some_and(|u| u.audio_packets == 600)
+        })
         .await
         .unwrap();
     let u = &s.per_user["sl-a"];
     assert!(u.relay_drops > 0, "the slow receiver's queue overflowed");
-    assert_eq!(u.relayed_to + u.relay_drops, 2 * n);
-    assert!(s.congestion_sent >= 1, "the sender was told (CONGESTION)");
-    a.close();
+    assert_eq!(u.relayed_to + u.relay_drops, 2 * 600);
+    assert!(s.congestion_sent >= 1);
     t.close().await;
 }
 
@@ -925,12 +945,16 @@ async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
         .unwrap();
     let mut u = url.clone();
     u.set_path("/lobby/cli-a/room-cli");
-    let p = Peer::connect(&client, u)
+    let p = Peer::connect(&client, u.clone())
         .await
         .expect("pinned by the printed hash");
+    u.set_path("/lobby/cli-b/room-cli");
+    let mut q = Peer::connect(&client, u).await.unwrap();
     p.send(&wire::heartbeat("cli-a", 1.0, true, true)).await;
+    // Once relayed, it has been counted.
+    q.until("the heartbeat", |g| g.media().is_some()).await;
     p.close();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    q.close();
 
     // SAFETY: kill() with a valid pid and signal number has no memory effects.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -942,10 +966,10 @@ async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
-    assert!(stderr.contains("1 accepted"), "summary on stderr: {stderr}");
+    assert!(stderr.contains("2 accepted"), "summary on stderr: {stderr}");
     let stats: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
-    assert_eq!(stats["sessions_accepted"], 1);
+    assert_eq!(stats["sessions_accepted"], 2);
     assert_eq!(stats["per_user"]["cli-a"]["heartbeats"], 1);
 }
 
@@ -971,6 +995,7 @@ async fn upstream_scenarios() {
     joined_and_left(&t).await;
     keyframe_requests(&t).await;
     bad_ids_refused(&t).await;
+    slow_receiver(&t).await;
 }
 
 #[tokio::test]
@@ -994,32 +1019,42 @@ fn thread_cpu_ns() -> u64 {
 }
 
 /// Runs the relay alone on one thread (a current-thread runtime: everything
-/// it does, QUIC included, is on that thread), blasts it with small packets
-/// from `sessions` clients for `secs`, and prints packets/s received and the
-/// relay thread's CPU per packet. `room_size` > 1 relays within rooms of that size.
-async fn throughput(drain_only: bool, sessions: usize, room_size: usize, secs: u64) {
+/// it does, QUIC included, is on that thread), has `sessions` clients send it
+/// small packets for `secs` (as fast as they can, or `pps` a second each),
+/// and prints packets/s received and the relay thread's CPU per packet.
+/// `room_size` > 1 relays within rooms of that size.
+async fn throughput(
+    drain_only: bool,
+    sessions: usize,
+    room_size: usize,
+    secs: u64,
+    pps: Option<u64>,
+) {
     type Probe = tokio::sync::oneshot::Sender<(u64, RelayStats)>;
     let (info_tx, info_rx) = tokio::sync::oneshot::channel();
     let (probe_tx, mut probe_rx) = mpsc::channel::<Probe>(1);
-    let relay_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let relay = Relay::start(RelayConfig {
-                drain_only,
-                ..RelayConfig::default()
+    let relay_thread = std::thread::Builder::new()
+        .name("relay".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let relay = Relay::start(RelayConfig {
+                    drain_only,
+                    ..RelayConfig::default()
+                })
+                .await
+                .unwrap();
+                let _ = info_tx.send((relay.url(), relay.cert_sha256()));
+                while let Some(reply) = probe_rx.recv().await {
+                    let _ = reply.send((thread_cpu_ns(), relay.stats()));
+                }
+                relay.shutdown().await;
             })
-            .await
-            .unwrap();
-            let _ = info_tx.send((relay.url(), relay.cert_sha256()));
-            while let Some(reply) = probe_rx.recv().await {
-                let _ = reply.send((thread_cpu_ns(), relay.stats()));
-            }
-            relay.shutdown().await;
         })
-    });
+        .unwrap();
     let (url, hash) = within("relay thread", info_rx).await.unwrap();
     let probe = || async {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -1043,10 +1078,18 @@ async fn throughput(drain_only: bool, sessions: usize, room_size: usize, secs: u
     for (i, p) in peers.iter().enumerate() {
         let session = p.session.clone();
         let user = format!("tp{i}");
+        let phase = Duration::from_micros(i as u64 * 997 % 20_000);
         senders.push(tokio::spawn(async move {
             let mut pre = MediaPrefix::new(&user);
             let mut seq = 0;
+            let mut tick = pps.map(|n| {
+                let period = Duration::from_secs(1) / n as u32;
+                tokio::time::interval_at(tokio::time::Instant::now() + phase, period)
+            });
             while std::time::Instant::now() < stop {
+                if let Some(t) = &mut tick {
+                    t.tick().await;
+                }
                 let pkt = Bytes::from(audio(&mut pre, seq));
                 seq += 1;
                 let Ok(mut s) = session.open_uni().await else {
@@ -1073,10 +1116,11 @@ async fn throughput(drain_only: bool, sessions: usize, room_size: usize, secs: u
     let drops = s1.relay_drops - s0.relay_drops;
     let cpu = (cpu1 - cpu0) as f64 / 1e9;
     eprintln!(
-        "relay throughput ({} build, drain_only={drain_only}, {sessions} sessions, rooms of {room_size}): \
+        "relay throughput ({} build, drain_only={drain_only}, {sessions} sessions, rooms of {room_size}, {}): \
          sent {sent}, relay received {got} packets in {wall:.1} s = {:.0}/s, {deliveries} deliveries ({drops} dropped at full queues); \
          relay thread CPU {cpu:.2} s = {:.1} us/packet => ~{:.0} packets/s per core",
         if cfg!(debug_assertions) { "debug" } else { "release" },
+        pps.map_or("as fast as possible".to_string(), |n| format!("{n} packets/s each")),
         got as f64 / wall,
         cpu * 1e6 / got.max(1) as f64,
         got as f64 / cpu.max(1e-9),
@@ -1091,11 +1135,18 @@ async fn throughput(drain_only: bool, sessions: usize, room_size: usize, secs: u
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 #[ignore = "measurement: run with --ignored --nocapture"]
 async fn relay_throughput_drain_only() {
-    throughput(true, 20, 1, 5).await;
+    throughput(true, 20, 1, 5, None).await;
+    throughput(true, 200, 1, 5, Some(80)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "measurement: run with --ignored --nocapture"]
+async fn relay_throughput_paced_only() {
+    throughput(true, 200, 1, 8, Some(80)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 #[ignore = "measurement: run with --ignored --nocapture"]
 async fn relay_throughput_fan_out() {
-    throughput(false, 20, 5, 5).await;
+    throughput(false, 50, 5, 5, Some(80)).await;
 }
