@@ -38,6 +38,8 @@ pub struct Setup {
     pub settle: Duration,
     /// Folder for configs, reports and relay stats.
     pub work: PathBuf,
+    /// Extra top-level lines for the replayer's config, e.g. `threads: 1`.
+    pub extra_config: Vec<String>,
 }
 
 /// One run's figures.
@@ -209,6 +211,10 @@ pub fn run(
         cert = relay.0.cert,
         rendition = s.rendition,
     );
+    let config = s
+        .extra_config
+        .iter()
+        .fold(config, |c, line| format!("{line}\n{c}"));
     let cfg = s.work.join(format!("{tag}.yaml"));
     std::fs::write(&cfg, config)?;
     let report = s.work.join(format!("{tag}-report.json"));

@@ -31,8 +31,6 @@ use crate::sequence::Tracker;
 pub struct Shared {
     /// The pack, mapped once.
     pub pack: Arc<Reader>,
-    /// The QUIC endpoint (one socket for all clients).
-    pub client: web_transport_quinn::Client,
     /// `https://host:port` of the server.
     pub server: url::Url,
     /// How to authenticate.
@@ -43,6 +41,8 @@ pub struct Shared {
     pub connect_attempts: u32,
     /// Heartbeat period.
     pub heartbeat_interval: Duration,
+    /// How early a video frame may go to share a wake-up with an audio packet.
+    pub batch_window: Duration,
     /// Limits handshakes in flight.
     pub connect_slots: Semaphore,
     /// Measurements.
@@ -165,9 +165,10 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// Runs one client until the run stops. Never returns an error: failures are
+/// Runs one client until the run stops, connecting through `endpoint` (the
+/// QUIC endpoint of the client's thread). Never returns an error: failures are
 /// counted in metrics and logged.
-pub async fn run(shared: Arc<Shared>, spec: Spec) {
+pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spec: Spec) {
     let stats = shared.metrics.clients[spec.plan.index].clone();
     let mut stop = shared.stop.clone();
     tokio::select! {
@@ -192,7 +193,7 @@ pub async fn run(shared: Arc<Shared>, spec: Spec) {
         let started = Instant::now();
         let attempt = {
             let _slot = shared.connect_slots.acquire().await;
-            timeout(shared.connect_timeout, shared.client.connect(url.clone())).await
+            timeout(shared.connect_timeout, endpoint.connect(url.clone())).await
         };
         let session = match attempt {
             Ok(Ok(s)) => s,
@@ -417,14 +418,30 @@ async fn run_session(
         lane.resume(now);
     }
     let mut force_key = false;
+    // The futures the loop waits on are made once, not at every wake-up.
+    let keyframe = sender.keyframe.clone();
+    let stopped = async {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let closed = session.closed();
+    let notified = keyframe.notified();
+    let sleep = tokio::time::sleep_until(sender.next_due().into());
+    tokio::pin!(stopped, closed, notified, sleep);
     let end = loop {
-        let due = sender.next_due();
+        sleep.as_mut().reset(sender.next_due().into());
         tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break End::Stopped,
-            e = session.closed() => break End::Lost(e.to_string()),
-            _ = sender.keyframe.notified() => force_key = true,
-            _ = sleep_until(due.into()) => {}
+            _ = &mut stopped => break End::Stopped,
+            e = &mut closed => break End::Lost(e.to_string()),
+            _ = &mut notified => {
+                force_key = true;
+                notified.set(keyframe.notified());
+            }
+            _ = &mut sleep => {}
         }
         let now = Instant::now();
         if force_key {
@@ -436,8 +453,18 @@ async fn run_session(
             }
         }
         let mut result = Ok(());
-        for lane in [&mut sender.audio, &mut sender.video].into_iter().flatten() {
-            if result.is_ok() && lane.due() <= now {
+        // A video frame due within the batch window rides with an audio packet
+        // sent now: one wake-up, shared datagrams and syscalls. Audio keeps its
+        // exact 20 ms cadence; video frames go up to the window early.
+        let audio_now = sender.audio.as_ref().is_some_and(|a| a.due() <= now);
+        let video_by = if audio_now {
+            now + shared.batch_window
+        } else {
+            now
+        };
+        for (lane, by) in [(&mut sender.audio, now), (&mut sender.video, video_by)] {
+            let Some(lane) = lane.as_mut() else { continue };
+            if result.is_ok() && lane.due() <= by {
                 result = send_frame(
                     shared,
                     &session,

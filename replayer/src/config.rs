@@ -28,10 +28,23 @@ pub mod defaults {
     pub const MAX_CONCURRENT_CONNECTS: usize = 64;
     /// Heartbeat period (upstream's native clients send one a second).
     pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+    /// How early a video frame may go to ride with an audio packet: at 30 fps
+    /// and 20 ms audio, 7 ms pairs two of every three video frames with audio.
+    pub const BATCH_WINDOW: Duration = Duration::from_millis(7);
     /// Lifetime of minted JWTs.
     pub const JWT_TTL: Duration = Duration::from_secs(3600);
     /// Attempts for a client's first connection before it counts as failed.
     pub const CONNECT_ATTEMPTS: u32 = 3;
+    /// Clients one thread takes before another is added.
+    pub const CLIENTS_PER_THREAD: usize = 500;
+
+    /// Threads for `clients` clients: one per [`CLIENTS_PER_THREAD`], at most one
+    /// per core. A thread that has more to do per wake-up spends less per packet
+    /// (BENCHMARKS.md), so threads are added only when one would not keep up.
+    pub fn threads(clients: usize) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        clients.div_ceil(CLIENTS_PER_THREAD).clamp(1, cores)
+    }
 }
 
 /// The config file, as written. Every field is optional except that at least one
@@ -55,9 +68,14 @@ pub struct File {
     pub max_concurrent_connects: Option<usize>,
     /// Attempts for a client's first connection.
     pub connect_attempts: Option<u32>,
+    /// Threads that run clients, each with its own UDP socket.
+    pub threads: Option<usize>,
     /// Heartbeat period.
     #[serde(default, with = "humantime_serde")]
     pub heartbeat_interval: Option<Duration>,
+    /// How early a video frame may be sent to share a wake-up with an audio packet.
+    #[serde(default, with = "humantime_serde")]
+    pub batch_window: Option<Duration>,
     /// How to trust the server's certificate.
     #[serde(default)]
     pub tls: Tls,
@@ -233,8 +251,12 @@ pub struct Settings {
     pub max_concurrent_connects: usize,
     /// Attempts for a client's first connection.
     pub connect_attempts: u32,
+    /// Threads that run clients (each a current-thread runtime with its own socket).
+    pub threads: usize,
     /// Heartbeat period.
     pub heartbeat_interval: Duration,
+    /// How early a video frame may go to share a wake-up with an audio packet.
+    pub batch_window: Duration,
     /// Certificate trust.
     pub trust: Trust,
     /// Credentials.
@@ -319,9 +341,20 @@ impl Settings {
                 .connect_attempts
                 .unwrap_or(defaults::CONNECT_ATTEMPTS)
                 .max(1),
+            threads: match file.threads {
+                Some(0) => bail!("threads must be at least 1"),
+                Some(n) => n,
+                None => defaults::threads(clients.len()),
+            },
             heartbeat_interval: file
                 .heartbeat_interval
                 .unwrap_or(defaults::HEARTBEAT_INTERVAL),
+            batch_window: match file.batch_window.unwrap_or(defaults::BATCH_WINDOW) {
+                w if w >= Duration::from_millis(20) => {
+                    bail!("batch_window must be under 20 ms (one audio frame)")
+                }
+                w => w,
+            },
             trust,
             credentials,
             clients,

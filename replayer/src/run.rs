@@ -301,16 +301,15 @@ pub async fn run(s: Settings, mut opts: Options) -> anyhow::Result<Outcome> {
     if let (Some((addr, _)), Some(tx)) = (&metrics_addr, opts.metrics_bound.take()) {
         let _ = tx.send(*addr);
     }
-    let endpoint = crate::transport::client(&trust, crate::transport::bind_for(&server))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         pack: resolved.pack.clone(),
-        client: endpoint.clone(),
         server: server.clone(),
         credentials: s.credentials.clone(),
         connect_timeout: s.connect_timeout,
         connect_attempts: s.connect_attempts,
         heartbeat_interval: s.heartbeat_interval,
+        batch_window: s.batch_window,
         connect_slots: Semaphore::new(s.max_concurrent_connects),
         metrics: metrics.clone(),
         ours: s
@@ -324,19 +323,23 @@ pub async fn run(s: Settings, mut opts: Options) -> anyhow::Result<Outcome> {
 
     let t0 = Instant::now();
     let deadline = t0 + s.duration;
-    let n = s.clients.len().max(1) as u64;
-    let mut tasks = Vec::with_capacity(s.clients.len());
+    let threads = s.threads.clamp(1, s.clients.len().max(1));
+    let mut per_thread: Vec<Vec<Spec>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, plan) in s.clients.iter().enumerate() {
         // Spread each client's media phase over one audio frame (20 ms), so a
         // ramp in multiples of 20 ms does not line every client up.
-        let phase = Duration::from_micros((i as u64 * 7_919 + i as u64 / n) % 20_000);
-        let spec = Spec {
+        let phase = Duration::from_micros((i as u64 * 7_919) % 20_000);
+        per_thread[i % threads].push(Spec {
             plan: plan.clone(),
             video_track: resolved.video_tracks[i],
             start_at: t0 + s.ramp_up_delay * i as u32,
             phase,
-        };
-        tasks.push(tokio::spawn(client::run(shared.clone(), spec)));
+        });
+    }
+    let bind = crate::transport::bind_for(&server);
+    let mut tasks = Vec::with_capacity(threads);
+    for (k, specs) in per_thread.into_iter().enumerate() {
+        tasks.push(spawn_thread(k, shared.clone(), trust.clone(), bind, specs).await?);
     }
     metrics.ready.store(true, Relaxed);
     tracing::info!(clients = s.clients.len(), server = %label, "run started");
@@ -390,14 +393,17 @@ pub async fn run(s: Settings, mut opts: Options) -> anyhow::Result<Outcome> {
         });
         eprintln!("stopping: closing sessions (signal again to exit at once)");
     }
-    let all_done = futures_join(tasks);
+    let all_done = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
     if tokio::time::timeout(Duration::from_secs(5), all_done)
         .await
         .is_err()
     {
         tracing::warn!("some clients did not stop within 5 s");
     }
-    endpoint_close(&endpoint).await;
 
     let report = Report::build(
         &metrics,
@@ -461,18 +467,60 @@ pub fn write_report(path: &Path, report: &Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
-    }
-}
-
-async fn endpoint_close(c: &web_transport_quinn::Client) {
-    // The Client hides its endpoint; sessions are closed by their clients, and
-    // the endpoint is dropped with the last Client clone. Give the CLOSE frames
-    // a moment to leave.
-    let _ = c;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+/// Starts a thread that runs `specs` on a current-thread runtime with its own
+/// QUIC endpoint (UDP socket). A client's sender, receiver and connection
+/// driver then share one thread and one cache, and never wake each other
+/// across cores. Resolves once the endpoint is up; the returned receiver
+/// completes when every client of the thread has finished.
+async fn spawn_thread(
+    k: usize,
+    shared: Arc<Shared>,
+    trust: Trust,
+    bind: SocketAddr,
+    specs: Vec<Spec>,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("clients-{k}"))
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ =
+                        ready_tx.send(Err(anyhow::Error::new(e).context("client thread runtime")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let endpoint = match crate::transport::client(&trust, bind) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let tasks: Vec<_> = specs
+                    .into_iter()
+                    .map(|spec| tokio::spawn(client::run(shared.clone(), endpoint.clone(), spec)))
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+                // The sessions are closed; give their CLOSE frames a moment to leave.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            });
+            let _ = done_tx.send(());
+        })
+        .context("starting a client thread")?;
+    ready_rx
+        .await
+        .context("client thread ended before its endpoint was up")??;
+    Ok(done_rx)
 }
 
 /// Completes on the first Ctrl-C or SIGTERM (never, with [`Signals::Ignore`]).

@@ -76,7 +76,18 @@ impl Target {
     }
 
     fn upstream() -> Option<Target> {
-        let base = std::env::var("SYNTH_UPSTREAM_URL").ok()?.parse().ok()?;
+        let base: Url = std::env::var("SYNTH_UPSTREAM_URL").ok()?.parse().ok()?;
+        // Tests only ever talk to this machine.
+        let loopback = match base.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        assert!(
+            loopback,
+            "SYNTH_UPSTREAM_URL must be a loopback address, not {base}"
+        );
         let client = ClientBuilder::new()
             .dangerous()
             .with_no_certificate_verification()

@@ -27,11 +27,12 @@ struct Args {
     /// Video rendition each client sends.
     #[arg(long, default_value = "video-640x360")]
     rendition: String,
-    /// Client counts of the send path (each client alone in its meeting, drain-only relay).
-    #[arg(long, value_delimiter = ',', default_value = "10,100,300,500,1000")]
+    /// Client counts of the send path (each client alone in its meeting, drain-only relay;
+    /// `--send` alone: none).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "10,100,300,500,1000")]
     send: Vec<usize>,
-    /// Meeting sizes of the receive path.
-    #[arg(long, value_delimiter = ',', default_value = "2,5,10")]
+    /// Meeting sizes of the receive path (`--receive` alone: none).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "2,5,10")]
     receive: Vec<usize>,
     /// Clients in each receive-path run.
     #[arg(long, default_value_t = 100)]
@@ -42,6 +43,10 @@ struct Args {
     /// Seconds of live encoding for the side-by-side client (0 to skip).
     #[arg(long, default_value_t = 20.0)]
     live_seconds: f64,
+    /// An extra top-level line for every replayer config, e.g. `--config-line "threads: 1"`
+    /// or `--config-line "batch_window: 0ms"` (repeatable).
+    #[arg(long)]
+    config_line: Vec<String>,
     /// Write all figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -63,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         window: a.window,
         settle: Duration::from_secs(3),
         work,
+        extra_config: a.config_line.clone(),
     };
     anyhow::ensure!(
         setup.replay_bin.exists(),
