@@ -46,11 +46,31 @@ async fn meetings_rates_decoding_and_keyframes() {
 
     // Mid-run: scrape /metrics, then ask a2 for a key frame.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // What the relay counted, then what the replayer says it sent: the scrape
+    // can only be ahead, by what was sent or in flight in between.
+    let relay_mid = relay.stats().total();
     let scraped = within(5, "scrape", scrape(metrics_addr, "/metrics")).await;
     assert!(
         scraped.contains("synth_clients{state=\"connected\"} 4"),
         "{scraped}"
     );
+    for (media, counted) in [
+        ("audio", relay_mid.audio_packets),
+        ("video", relay_mid.video_packets),
+    ] {
+        let sent = metric(
+            &scraped,
+            &format!("synth_packets_sent_total{{media=\"{media}\"}}"),
+        );
+        assert!(
+            sent >= counted as f64,
+            "{media}: scraped {sent} < relay {counted}"
+        );
+        assert!(
+            sent - (counted as f64) < 60.0,
+            "{media}: scraped {sent}, relay {counted}"
+        );
+    }
     let sent_audio = metric(&scraped, "synth_packets_sent_total{media=\"audio\"}");
     assert!(sent_audio > 100.0, "audio flowing mid-run: {sent_audio}");
     assert!(scrape(metrics_addr, "/healthz").await.starts_with("ok"));
