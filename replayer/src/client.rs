@@ -2,7 +2,7 @@
 //! drain and measure what the server relays, reconnect when the session drops.
 //!
 //! A client is two tasks on one session: the sender (this module's
-//! [`Sender`], woken only when a packet is due: ~70 wake-ups a second for
+//! `Sender`, woken only when a packet is due: ~60 wake-ups a second for
 //! 50 audio + 30 video packets) and the receiver, which drains uni streams and
 //! datagrams and counts them. Both write only to the client's own
 //! [`ClientStats`] and to sharded histograms.

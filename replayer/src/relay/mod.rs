@@ -5,11 +5,11 @@
 //! [`Relay::start`] binds a UDP socket (with large buffers, see
 //! [`RelayConfig::udp_buffer_bytes`]), serves TLS 1.3 with a self-signed
 //! certificate that clients pin by [`Relay::cert_sha256`], and accepts
-//! sessions on either URL form ([`admission`]). Each session ([`session`])
-//! gets SESSION_ASSIGNED and MEETING_STARTED, joins its meeting ([`room`]),
+//! sessions on either URL form (`admission`). Each session (`session`)
+//! gets SESSION_ASSIGNED and MEETING_STARTED, joins its meeting (`room`),
 //! and from its first non-RTT packet on has its packets relayed to every
 //! other member: media on a new uni stream each, other packets as datagrams
-//! when small. What each user sent is counted ([`stats`]) so tests can check
+//! when small. What each user sent is counted (`stats`) so tests can check
 //! a sender against what the relay saw.
 
 mod admission;
