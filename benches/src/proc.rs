@@ -39,16 +39,16 @@ pub fn sample(pid: u32) -> Option<Sample> {
     })
 }
 
-/// CPU time used by the calling thread so far.
+/// CPU time used by the calling thread so far, to the nanosecond
+/// (`CLOCK_THREAD_CPUTIME_ID`; getrusage would round to scheduler ticks).
 pub fn thread_cpu() -> Duration {
-    // SAFETY: getrusage fills the zeroed plain-data struct we pass.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
-    t(ru.ru_utime) + t(ru.ru_stime)
+    // SAFETY: clock_gettime writes into the timespec we pass and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The machine, for the results table.

@@ -77,6 +77,8 @@ pub struct Row {
     pub audio_bitrate_error_pct: Option<f64>,
     /// Video bitrate error vs the pack, %.
     pub video_bitrate_error_pct: Option<f64>,
+    /// The relay's CPU in the window, cores (it shares the machine).
+    pub relay_cores: f64,
     /// Packets the report says were sent (all kinds).
     pub report_sent: u64,
     /// Packets the relay received (all kinds).
@@ -192,7 +194,9 @@ pub fn run(
     let mut relay = scopeguard(relay);
     let ramp_ms = 5u64; // 1000 clients start over 5 s
     let ramp = Duration::from_millis(ramp_ms * clients as u64);
-    let total = ramp + Duration::from_secs(5) + s.settle + s.window + Duration::from_secs(3);
+    // Room for a slow connect phase, so the steady window always fits in the run.
+    let connect_allowance = Duration::from_secs(30);
+    let total = ramp + connect_allowance + s.settle + s.window + Duration::from_secs(3);
     let meeting = if drain {
         "solo-{index}"
     } else {
@@ -233,7 +237,7 @@ pub fn run(
     let pid = child.id();
 
     // Wait for every client to connect.
-    let connect_deadline = started + ramp + Duration::from_secs(30);
+    let connect_deadline = started + ramp + connect_allowance;
     let mut connect_all = None;
     while Instant::now() < connect_deadline {
         if let Some(text) = scrape(port) {
@@ -256,7 +260,8 @@ pub fn run(
 
     // The steady window.
     let first: Sample = sample(pid).context("sampling synth-replay")?;
-    let m0 = scrape(port).unwrap_or_default();
+    let relay_first = sample(relay.0.child.id()).unwrap_or_default();
+    let m0 = scrape(port).context("scraping synth-replay's metrics")?;
     let window_start = Instant::now();
     let mut rss_sum = 0f64;
     let mut rss_n = 0u32;
@@ -268,7 +273,8 @@ pub fn run(
         }
     }
     let last: Sample = sample(pid).context("sampling synth-replay")?;
-    let m1 = scrape(port).unwrap_or_default();
+    let relay_last = sample(relay.0.child.id()).unwrap_or_default();
+    let m1 = scrape(port).context("synth-replay ended before the measurement window did")?;
     let secs = window_start.elapsed().as_secs_f64();
     let cpu = (last.cpu - first.cpu).as_secs_f64();
     let sent =
@@ -276,6 +282,8 @@ pub fn run(
     let recv = metric_sum(&m1, "synth_packets_received_total")
         - metric_sum(&m0, "synth_packets_received_total");
 
+    // The window is measured: stop the run (SIGTERM ends it cleanly, report written).
+    stop(&mut child);
     let status = child.wait()?;
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -299,7 +307,7 @@ pub fn run(
         + report["heartbeats"]["sent"].as_u64().unwrap_or(0)
         + clients as u64 * report_connections(&report);
     let relay_received = relay_total(&relay_stats);
-    let peak = sample(pid).map_or(last.peak_rss, |x| x.peak_rss.max(last.peak_rss));
+    let peak = last.peak_rss;
     let steady_rss = if rss_n > 0 {
         rss_sum / rss_n as f64
     } else {
@@ -327,6 +335,7 @@ pub fn run(
         lateness_p99_ms: report["send_lateness_ms"]["p99"].as_f64(),
         audio_bitrate_error_pct: report["audio"]["sent"]["bitrate_error_pct"].as_f64(),
         video_bitrate_error_pct: report["video"]["sent"]["bitrate_error_pct"].as_f64(),
+        relay_cores: (relay_last.cpu.saturating_sub(relay_first.cpu)).as_secs_f64() / secs,
         report_sent,
         relay_received,
     })
@@ -377,12 +386,12 @@ impl Drop for Guard {
 /// The results table as Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut o = String::from(
-        "| shape | clients | meeting | all connected (s) | mCPU/client | µs/sent pkt | recv pkt/client/s | µs/recv pkt | steady RSS (MB) | peak RSS (MB) | MB/client | lateness p99 (ms) | audio/video bitrate err (%) | relay recv / report sent |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| shape | clients | meeting | all connected (s) | mCPU/client | µs/sent pkt | recv pkt/client/s | µs/recv pkt | steady RSS (MB) | peak RSS (MB) | MB/client | lateness p99 (ms) | audio/video bitrate err (%) | relay cores | relay recv / report sent |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
     for r in rows {
         o.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.3} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.3} | {} | {} / {} | {} / {} |\n",
+            "| {} | {} | {} | {:.2} | {:.3} | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.3} | {} | {} / {} | {:.2} | {} / {} |\n",
             r.shape,
             r.clients,
             r.meeting_size,
@@ -397,6 +406,7 @@ pub fn table(rows: &[Row]) -> String {
             f(r.lateness_p99_ms, 2),
             f(r.audio_bitrate_error_pct, 2),
             f(r.video_bitrate_error_pct, 2),
+            r.relay_cores,
             r.relay_received,
             r.report_sent,
         ));
