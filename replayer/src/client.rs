@@ -571,20 +571,31 @@ async fn receive(
     mut done: watch::Receiver<bool>,
 ) {
     let mut peers: HashMap<Box<[u8]>, Peer> = HashMap::new();
+    // Each future is re-armed only when it completes, not at every packet.
+    let accept = session.accept_uni();
+    let datagram = session.read_datagram();
+    let finished = done.changed();
+    tokio::pin!(accept, datagram, finished);
     loop {
         let buf = tokio::select! {
-            s = session.accept_uni() => match s {
-                Ok(mut s) => match read_packet(&mut s).await {
-                    Some(b) => b,
-                    None => { stats.bad_packets.fetch_add(1, Relaxed); continue; }
-                },
-                Err(_) => break,
-            },
-            d = session.read_datagram() => match d {
-                Ok(d) => d,
-                Err(_) => break,
-            },
-            _ = done.changed() => break,
+            s = &mut accept => {
+                accept.set(session.accept_uni());
+                match s {
+                    Ok(mut s) => match read_packet(&mut s).await {
+                        Some(b) => b,
+                        None => { stats.bad_packets.fetch_add(1, Relaxed); continue; }
+                    },
+                    Err(_) => break,
+                }
+            }
+            d = &mut datagram => {
+                datagram.set(session.read_datagram());
+                match d {
+                    Ok(d) => d,
+                    Err(_) => break,
+                }
+            }
+            _ = &mut finished => break,
         };
         handle(&shared, &stats, &me, &keyframe, &mut peers, &buf, shard);
     }
