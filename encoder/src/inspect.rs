@@ -90,12 +90,7 @@ impl Report {
                 let (bytes, max) = reader.frames(id).fold((0u64, 0u32), |(sum, max), f| {
                     (sum + f.data.len() as u64, max.max(f.data.len() as u32))
                 });
-                let seconds = t.loop_duration as f64 / t.clock_rate.max(1) as f64;
-                let measured = if seconds > 0.0 {
-                    bytes as f64 * 8.0 / seconds
-                } else {
-                    0.0
-                };
+                let measured = t.bitrate_bps(bytes);
                 let target = t.target_bitrate_bps;
                 TrackReport {
                     name: t.name.clone(),

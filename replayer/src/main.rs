@@ -166,9 +166,6 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => return fail(&e, EXIT_CONFIG),
                 };
-                if let Err(e) = run::resolve_pack(&s.pack, &s.clients) {
-                    return fail(&e, EXIT_CONFIG);
-                }
                 let opts = Options {
                     progress: !a.quiet,
                     ..Options::default()
@@ -180,6 +177,7 @@ fn main() -> ExitCode {
                         }
                         o.exit_code
                     }
+                    Err(e) if e.is::<run::BadInput>() => fail(&e, EXIT_CONFIG),
                     Err(e) => fail(&e, 1),
                 }
             }

@@ -25,6 +25,12 @@ pub const EXIT_THRESHOLD: i32 = 3;
 /// Exit code for a config or usage error.
 pub const EXIT_CONFIG: i32 = 2;
 
+/// A run refused before it started because of its input (the pack, or a
+/// rendition the pack lacks): the CLI exits with [`EXIT_CONFIG`] for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct BadInput(anyhow::Error);
+
 /// How the run may be stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signals {
@@ -99,7 +105,7 @@ pub fn resolve_pack(path: &Path, clients: &[ClientPlan]) -> anyhow::Result<Resol
     let pack = Reader::open(path).with_context(|| format!("opening pack {}", path.display()))?;
     let audio_track = pack.first_track(TrackKind::Audio);
     let bitrate: Vec<f64> = (0..pack.tracks().len())
-        .map(|t| track_bitrate_bps(&pack, t))
+        .map(|t| pack.bitrate_bps(t))
         .collect();
     let videos: Vec<&str> = pack
         .tracks()
@@ -150,17 +156,6 @@ pub fn resolve_pack(path: &Path, clients: &[ClientPlan]) -> anyhow::Result<Resol
         video_tracks,
         target_bps,
     })
-}
-
-/// A track's frame bitrate over one loop, bits per second.
-pub fn track_bitrate_bps(pack: &Reader, track: usize) -> f64 {
-    let bytes: u64 = pack.frames(track).map(|f| f.data.len() as u64).sum();
-    let secs = pack.tracks()[track].loop_duration_us() as f64 / 1e6;
-    if secs > 0.0 {
-        bytes as f64 * 8.0 / secs
-    } else {
-        0.0
-    }
 }
 
 /// The plan as `validate` prints it.
@@ -268,7 +263,7 @@ fn server_label(s: &Settings) -> String {
 
 /// Runs the load test described by `s`.
 pub async fn run(s: Settings, mut opts: Options) -> anyhow::Result<Outcome> {
-    let resolved = resolve_pack(&s.pack, &s.clients)?;
+    let resolved = resolve_pack(&s.pack, &s.clients).map_err(BadInput)?;
     let metrics = Arc::new(Metrics::new(s.clients.len()));
 
     // Without a server, the embedded relay is the target: pinned by hash.

@@ -80,6 +80,14 @@ impl Track {
         (self.loop_duration as u128 * 1_000_000 / self.clock_rate as u128) as u64
     }
 
+    /// Bitrate of `payload_bytes` spread over one loop, bits per second.
+    pub fn bitrate_bps(&self, payload_bytes: u64) -> f64 {
+        if self.clock_rate == 0 || self.loop_duration == 0 {
+            return 0.0;
+        }
+        payload_bytes as f64 * 8.0 * self.clock_rate as f64 / self.loop_duration as f64
+    }
+
     /// Frames per second as a float.
     pub fn fps(&self) -> f64 {
         if self.fps_den == 0 {

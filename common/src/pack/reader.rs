@@ -203,6 +203,18 @@ impl Reader {
         (0..self.frame_count(track)).filter_map(move |i| self.frame(track, i))
     }
 
+    /// Total frame bytes of `track` over one loop.
+    pub fn payload_bytes(&self, track: usize) -> u64 {
+        self.frames(track).map(|f| f.data.len() as u64).sum()
+    }
+
+    /// The measured bitrate of `track`: its frame bytes over one loop, bits per second.
+    pub fn bitrate_bps(&self, track: usize) -> f64 {
+        self.tracks
+            .get(track)
+            .map_or(0.0, |t| t.bitrate_bps(self.payload_bytes(track)))
+    }
+
     /// Indexes of the key frames of `track`, ascending.
     pub fn keyframes(&self, track: usize) -> &[u32] {
         self.keyframes.get(track).map_or(&[], |k| k.as_slice())

@@ -92,6 +92,10 @@ fn round_trip() {
         r.frame(v, 2).unwrap().data
     );
     assert_eq!(r.frames(a).count(), 5);
+    assert_eq!(r.payload_bytes(a), 5 * 17);
+    // 85 bytes over a 100 ms loop.
+    assert!((r.bitrate_bps(a) - 85.0 * 8.0 * 10.0).abs() < 1e-9);
+    assert_eq!(r.bitrate_bps(9), 0.0);
     // Payloads are aligned and start on the first page after the header.
     for t in 0..2 {
         for f in r.frames(t) {
