@@ -305,7 +305,7 @@ pub fn run(
         .map(|m| report[m]["sent"]["packets"].as_u64().unwrap_or(0))
         .sum::<u64>()
         + report["heartbeats"]["sent"].as_u64().unwrap_or(0)
-        + clients as u64 * report_connections(&report);
+        + report_connections(&report);
     let relay_received = relay_total(&relay_stats);
     let peak = last.peak_rss;
     let steady_rss = if rss_n > 0 {
@@ -341,10 +341,11 @@ pub fn run(
     })
 }
 
-/// CONNECTION packets per client: one per session (reconnects add one each).
+/// CONNECTION packets sent: one per session, so one per connected client plus
+/// one per reconnection.
 fn report_connections(report: &serde_json::Value) -> u64 {
-    1 + report["clients"]["reconnects"].as_u64().unwrap_or(0)
-        / report["clients"]["planned"].as_u64().unwrap_or(1).max(1)
+    report["clients"]["connected"].as_u64().unwrap_or(0)
+        + report["clients"]["reconnects"].as_u64().unwrap_or(0)
 }
 
 fn relay_total(stats: &serde_json::Value) -> u64 {
