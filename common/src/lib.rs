@@ -1,17 +1,35 @@
-//! Shared by `synth-encode` and `synth-replay`: the pack format and the wire.
+//! What both sides of the wire share: the pack format, the videocall-rs
+//! packets, the loss model, and the small helpers the replayer and the relay
+//! would otherwise each write.
 //!
 //! - [`pack`] is the on-disk file of pre-encoded Opus and VP9 frames: a fixed
 //!   little-endian header, a track table, a fixed-size frame index and aligned
 //!   payloads, made to be memory-mapped once and shared by every client.
 //!   [`pack::Writer`] builds one in a single streaming pass; [`pack::Reader`]
 //!   maps and validates one and hands out frames as `&[u8]` without copying.
-//! - [`wire`] builds and parses the videocall-rs packets a synthetic client
-//!   sends (`PacketWrapper` around `MediaPacket`, from `videocall-types`). Media
-//!   packets are built as a small per-client prefix followed by the frame bytes
-//!   straight from the map, so nothing but the per-client fields is rewritten.
+//! - [`wire`] builds and parses the videocall-rs packets: what a client sends
+//!   (`PacketWrapper` around `MediaPacket`, from `videocall-types`, media
+//!   built as a per-client prefix followed by the frame bytes straight from
+//!   the map), what the server sends (SESSION_ASSIGNED, MEETING_STARTED,
+//!   PARTICIPANT_*, CONGESTION), the packet types and the stream limit.
+//! - [`seq`] is the loss model: one sequence tracker, used by the relay for
+//!   what each sender delivered and by each client for what each peer did.
+//! - [`ids`] (the server's id rule), [`jwt`] (room-access tokens),
+//!   [`fingerprint`] (certificate pins), [`redact`] (secrets out of logs) and
+//!   [`clock`] (the wall clock on the wire).
+//! - [`net`] (feature `net`): a UDP socket builder and a reader of whole uni
+//!   streams, the only parts that touch sockets.
 //!
-//! This crate has no CLI, no sockets and no `anyhow`: errors are typed.
+//! Everything but [`net`] is sans-IO. This crate has no CLI and no `anyhow`:
+//! errors are typed.
 
+pub mod clock;
+pub mod fingerprint;
 pub mod ids;
+pub mod jwt;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod pack;
+pub mod redact;
+pub mod seq;
 pub mod wire;

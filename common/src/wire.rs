@@ -14,19 +14,38 @@
 //! Rarely sent packets (CONNECTION, heartbeats, RTT, key-frame requests) are
 //! built with the protobuf types; they are a handful per second.
 
+use bytes::Bytes;
 use protobuf::Message;
 use videocall_types::protos::connection_packet::ConnectionPacket;
 use videocall_types::protos::media_packet::media_packet::MediaType;
 use videocall_types::protos::media_packet::{HeartbeatMetadata, MediaPacket, VideoCodec};
+use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
+use videocall_types::protos::meeting_packet::MeetingPacket;
 use videocall_types::protos::packet_wrapper::packet_wrapper::PacketType;
 use videocall_types::protos::packet_wrapper::PacketWrapper;
+use videocall_types::SYSTEM_USER_ID;
 
-/// `PacketWrapper.packet_type` values used here (see `videocall-types`).
+/// Largest packet either side reads from one uni stream (upstream's `MAX_FRAME_SIZE`).
+pub const MAX_STREAM_BYTES: usize = 4_000_000;
+
+/// Largest non-media packet the server sends as a datagram rather than a stream.
+pub const DATAGRAM_MAX: usize = 1200;
+
+/// `PacketWrapper.packet_type` values (see `videocall-types`). Unknown values
+/// are ignored and counted by receivers, so new upstream types do no harm.
 pub mod packet_type {
+    /// RSA public key exchange (optional encryption; not used here).
+    pub const RSA_PUB_KEY: i32 = 1;
+    /// AES key exchange (optional encryption; not used here).
+    pub const AES_KEY: i32 = 2;
     /// A `MediaPacket` (media, heartbeats, RTT, key-frame requests).
     pub const MEDIA: i32 = 3;
     /// A `ConnectionPacket` naming the meeting.
     pub const CONNECTION: i32 = 4;
+    /// Diagnostics from a client (relayed as-is).
+    pub const DIAGNOSTICS: i32 = 5;
+    /// Health report from a client (relayed as-is).
+    pub const HEALTH: i32 = 6;
     /// A `MeetingPacket` (meeting started, participant joined or left).
     pub const MEETING: i32 = 7;
     /// The server's first packet: `session_id` is the session.
@@ -67,6 +86,9 @@ pub enum WireError {
     /// A field uses a wire type protobuf does not define (or a group).
     #[error("unsupported protobuf wire type {0}")]
     BadWireType(u8),
+    /// A sub-message that protobuf could not decode.
+    #[error("malformed message")]
+    Malformed,
 }
 
 // ---------------------------------------------------------------------------
@@ -250,6 +272,112 @@ pub fn keyframe_request(from: &str, target: &str, timestamp_ms: f64) -> Vec<u8> 
         ..Default::default()
     };
     media(from, p)
+}
+
+// ---------------------------------------------------------------------------
+// Packets the server sends
+
+fn system_wrapper(packet_type: PacketType, data: Vec<u8>, session_id: u64) -> Bytes {
+    let w = PacketWrapper {
+        packet_type: packet_type.into(),
+        user_id: SYSTEM_USER_ID.as_bytes().to_vec(),
+        data,
+        session_id,
+        ..Default::default()
+    };
+    w.write_to_bytes()
+        .expect("encoding a PacketWrapper into a Vec cannot fail")
+        .into()
+}
+
+fn meeting(p: MeetingPacket) -> Bytes {
+    let data = p
+        .write_to_bytes()
+        .expect("encoding a MeetingPacket into a Vec cannot fail");
+    system_wrapper(PacketType::MEETING, data, 0)
+}
+
+/// SESSION_ASSIGNED: the wrapper's `session_id` is the new session.
+pub fn session_assigned(session_id: u64) -> Bytes {
+    system_wrapper(PacketType::SESSION_ASSIGNED, Vec::new(), session_id)
+}
+
+/// MEETING_STARTED for a session of `user` joining `room` (upstream: start
+/// time is the session's start, creator is the joining user).
+pub fn meeting_started(room: &str, user: &str, start_time_ms: u64) -> Bytes {
+    meeting(MeetingPacket {
+        event_type: MeetingEventType::MEETING_STARTED.into(),
+        room_id: room.to_owned(),
+        start_time_ms,
+        creator_id: user.as_bytes().to_vec(),
+        ..Default::default()
+    })
+}
+
+/// Who a PARTICIPANT_JOINED or PARTICIPANT_LEFT is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Participant<'a> {
+    /// The participant's user id.
+    pub user_id: &'a str,
+    /// Its session.
+    pub session_id: u64,
+    /// The name peers show.
+    pub display_name: &'a str,
+}
+
+/// PARTICIPANT_JOINED (`joined`) or PARTICIPANT_LEFT for `who` in `room`.
+pub fn participant(room: &str, who: Participant<'_>, joined: bool) -> Bytes {
+    let (event, verb) = if joined {
+        (MeetingEventType::PARTICIPANT_JOINED, "joined")
+    } else {
+        (MeetingEventType::PARTICIPANT_LEFT, "left")
+    };
+    meeting(MeetingPacket {
+        event_type: event.into(),
+        room_id: room.to_owned(),
+        message: format!("{} has {verb} the meeting", who.user_id),
+        target_user_id: who.user_id.as_bytes().to_vec(),
+        session_id: who.session_id,
+        display_name: who.display_name.as_bytes().to_vec(),
+        ..Default::default()
+    })
+}
+
+/// CONGESTION to a sender: `receiver` dropped packets of session `sender_session`.
+pub fn congestion(receiver: &str, sender_session: u64) -> Bytes {
+    let w = PacketWrapper {
+        packet_type: PacketType::CONGESTION.into(),
+        user_id: receiver.as_bytes().to_vec(),
+        session_id: sender_session,
+        ..Default::default()
+    };
+    w.write_to_bytes()
+        .expect("encoding a PacketWrapper into a Vec cannot fail")
+        .into()
+}
+
+/// A meeting event a client reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeetingEvent {
+    /// MEETING_STARTED.
+    Started,
+    /// PARTICIPANT_JOINED.
+    Joined,
+    /// PARTICIPANT_LEFT.
+    Left,
+    /// Anything else (MEETING_ENDED, new upstream events).
+    Other,
+}
+
+/// The event of a MEETING wrapper's `data`.
+pub fn parse_meeting(data: &[u8]) -> Result<MeetingEvent, WireError> {
+    let p = MeetingPacket::parse_from_bytes(data).map_err(|_| WireError::Malformed)?;
+    Ok(match p.event_type.enum_value() {
+        Ok(MeetingEventType::MEETING_STARTED) => MeetingEvent::Started,
+        Ok(MeetingEventType::PARTICIPANT_JOINED) => MeetingEvent::Joined,
+        Ok(MeetingEventType::PARTICIPANT_LEFT) => MeetingEvent::Left,
+        _ => MeetingEvent::Other,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -548,5 +676,40 @@ mod tests {
             put_varint(&mut out, v);
             assert_eq!(out.len(), varint_len(v), "{v}");
         }
+    }
+
+    #[test]
+    fn server_packets_parse() {
+        use videocall_types::protos::packet_wrapper::packet_wrapper::PacketType;
+        let who = Participant {
+            user_id: "bob",
+            session_id: 42,
+            display_name: "Bob",
+        };
+        let b = participant("room", who, true);
+        let w = PacketWrapper::parse_from_bytes(&b).unwrap();
+        assert_eq!(w.packet_type.enum_value(), Ok(PacketType::MEETING));
+        assert_eq!(w.user_id, SYSTEM_USER_ID.as_bytes());
+        assert_eq!(parse_meeting(&w.data), Ok(MeetingEvent::Joined));
+        let p = MeetingPacket::parse_from_bytes(&w.data).unwrap();
+        assert_eq!(
+            (p.session_id, p.target_user_id.as_slice()),
+            (42, &b"bob"[..])
+        );
+        let left = participant("room", who, false);
+        let w = PacketWrapper::parse_from_bytes(&left).unwrap();
+        assert_eq!(parse_meeting(&w.data), Ok(MeetingEvent::Left));
+        let started = meeting_started("room", "bob", 5);
+        assert_eq!(parse(&started).unwrap().packet_type, packet_type::MEETING);
+        let w = PacketWrapper::parse_from_bytes(&started).unwrap();
+        assert_eq!(parse_meeting(&w.data), Ok(MeetingEvent::Started));
+        let s = PacketWrapper::parse_from_bytes(&session_assigned(7)).unwrap();
+        assert_eq!(s.session_id, 7);
+        let c = PacketWrapper::parse_from_bytes(&congestion("r", 7)).unwrap();
+        assert_eq!(
+            (c.packet_type.enum_value(), c.session_id),
+            (Ok(PacketType::CONGESTION), 7)
+        );
+        assert_eq!(parse_meeting(&[0xff]), Err(WireError::Malformed));
     }
 }

@@ -106,8 +106,9 @@ pub fn session_url(
             u.query_pairs_mut().clear().append_pair("token", t);
         }
         Credentials::Mint { secret, ttl } => {
-            let claims = crate::jwt::Claims::participant(&plan.user_id, &plan.meeting_id, *ttl);
-            let token = crate::jwt::mint(&claims, secret);
+            let claims =
+                synth_common::jwt::Claims::participant(&plan.user_id, &plan.meeting_id, *ttl);
+            let token = synth_common::jwt::mint(&claims, secret);
             u.set_path("/lobby");
             u.query_pairs_mut().clear().append_pair("token", &token);
         }

@@ -8,9 +8,9 @@
 //! drains what the server relays, measuring it ([`metrics`]). At the end a
 //! [`report`] is printed and checked against the config's [`threshold`]s.
 //!
-//! The [`relay`] is an in-process WebTransport server that behaves like the
-//! videocall-rs server; a run without a server URL starts it and runs
-//! against it, so the tool works with no network.
+//! The relay ([`synth_relay`]) is an in-process WebTransport server that
+//! behaves like the videocall-rs server; a run without a server URL starts it
+//! and runs against it, so the tool works with no network.
 //!
 //! - [`config`]: the YAML file, env and CLI overrides, group expansion.
 //! - [`transport`]: the shared QUIC endpoint and TLS trust.
@@ -19,15 +19,12 @@
 pub mod client;
 pub mod config;
 pub mod http;
-pub mod jwt;
 pub mod metrics;
 pub mod pacer;
-pub mod relay;
 pub mod report;
 pub mod run;
 pub mod sequence;
 pub mod threshold;
-pub mod tls;
 pub mod transport;
 
 pub use run::{EXIT_CONFIG, EXIT_THRESHOLD};

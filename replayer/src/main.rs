@@ -51,7 +51,7 @@ enum Command {
     ///
     /// Example: synth-replay relay --listen 127.0.0.1:4433 --stats-json relay.json
     #[command(verbatim_doc_comment)]
-    Relay(synth_replayer::relay::RelayArgs),
+    Relay(synth_relay::RelayArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -198,7 +198,7 @@ fn main() -> ExitCode {
                     Err(e) => fail(&e, EXIT_CONFIG),
                 }
             }
-            Command::Relay(a) => match synth_replayer::relay::run_cli(a).await {
+            Command::Relay(a) => match synth_relay::run_cli(a, synth_relay::terminated()).await {
                 Ok(()) => 0,
                 Err(e) => fail(&e, 1),
             },

@@ -275,9 +275,9 @@ pub async fn run(s: Settings, mut opts: Options) -> anyhow::Result<Outcome> {
                 Credentials::Mint { secret, .. } => Some(secret.clone()),
                 _ => None,
             };
-            let r = crate::relay::Relay::start(crate::relay::RelayConfig {
+            let r = synth_relay::Relay::start(synth_relay::RelayConfig {
                 jwt_secret,
-                ..crate::relay::RelayConfig::default()
+                ..synth_relay::RelayConfig::default()
             })
             .await
             .context("starting the embedded relay")?;

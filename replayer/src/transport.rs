@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::config::Trust;
-use crate::tls::{hex, sha256};
+use synth_common::fingerprint::{hex, sha256};
 
 /// Socket buffer size asked for (the kernel may cap it at `net.core.rmem_max`).
 pub const UDP_BUFFER_BYTES: usize = 4 << 20;

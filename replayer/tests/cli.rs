@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use synth_relay::{Relay, RelayConfig};
 use synth_replayer::config::Credentials;
-use synth_replayer::relay::{Relay, RelayConfig};
 use synth_replayer::run;
 
 use crate::support::{pack, quiet, settings, within};

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use synth_common::wire::{self, media_type, packet_type};
-use synth_replayer::relay::{Relay, RelayConfig};
+use synth_relay::{Relay, RelayConfig};
 use synth_replayer::run;
 
 use crate::support::{quiet, settings, within, Probe};
@@ -93,7 +93,7 @@ async fn meetings_rates_decoding_and_keyframes() {
     for u in ["a1", "a2", "a3", "b1"] {
         let rs = &relay_stats.per_user[u];
         assert_eq!(
-            rs.audio_missing + rs.video_missing,
+            rs.audio_seq.missing() + rs.video_seq.missing(),
             0,
             "{u}: relay missed packets"
         );

@@ -10,8 +10,8 @@ use synth_encoder::audio::AudioSource;
 use synth_encoder::build::{build, BuildOptions};
 use synth_encoder::rendition::Rendition;
 use synth_encoder::video::{Pattern, VideoSource};
+use synth_relay::Relay;
 use synth_replayer::config::{self, Overrides, Settings, Trust};
-use synth_replayer::relay::Relay;
 
 /// Awaits `f`, failing the test after `secs` seconds.
 pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {

@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use super::{Relay, RelayConfig, RelayStats, DEFAULT_UDP_BUFFER};
-use crate::tls::{hex, Identity};
+use crate::tls::Identity;
+use synth_common::fingerprint::hex;
 
 /// Options of `synth-replay relay`.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,8 +78,12 @@ impl RelayArgs {
     }
 }
 
-/// Runs the relay until Ctrl-C or SIGTERM.
-pub async fn run_cli(args: RelayArgs) -> anyhow::Result<()> {
+/// Runs the relay until `shutdown` completes (for the binaries:
+/// [`terminated`], Ctrl-C or SIGTERM).
+pub async fn run_cli(
+    args: RelayArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let relay = Relay::start(args.config()?).await?;
     let hash = hex(&relay.cert_sha256());
     {
@@ -92,7 +97,7 @@ pub async fn run_cli(args: RelayArgs) -> anyhow::Result<()> {
         relay.url(),
         if args.drain_only { ", drain-only" } else { "" }
     );
-    wait_for_signal().await?;
+    shutdown.await;
     eprintln!("stopping");
     let stats = relay.shutdown().await;
     eprint!("{}", summary(&stats));
@@ -103,19 +108,27 @@ pub async fn run_cli(args: RelayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Completes on the first Ctrl-C or SIGTERM (Ctrl-C only where SIGTERM
+/// cannot be watched).
+pub async fn terminated() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
-    Ok(())
 }
 
 /// A few lines for a person: sessions, and what was received and relayed.
 pub(crate) fn summary(s: &RelayStats) -> String {
     let t = s.total();
+    let missing = s.missing();
     let mut out = format!(
         "sessions: {} accepted, {} refused{}\n",
         s.sessions_accepted,
@@ -127,14 +140,14 @@ pub(crate) fn summary(s: &RelayStats) -> String {
         }
     );
     out += &format!(
-        "received from {} users: audio {} packets ({} gaps), video {} frames ({} key, {} gaps), \
+        "received from {} users: audio {} packets ({} missing), video {} frames ({} key, {} missing), \
          {} heartbeats, {} other, {} malformed\n",
         s.per_user.len(),
         t.audio_packets,
-        t.audio_gaps,
+        missing.0,
         t.video_packets,
         t.video_keyframes,
-        t.video_gaps,
+        missing.1,
         t.heartbeats,
         t.connection_packets + t.keyframe_requests + t.rtt + t.other,
         t.malformed
@@ -149,7 +162,7 @@ pub(crate) fn summary(s: &RelayStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::DEFAULT_LEAVE_GRACE;
+    use crate::DEFAULT_LEAVE_GRACE;
     use clap::Parser;
 
     #[derive(Debug, Parser)]
@@ -184,7 +197,7 @@ mod tests {
 
     #[test]
     fn summary_mentions_totals() {
-        let user = crate::relay::UserStats {
+        let user = crate::UserStats {
             audio_packets: 50,
             ..Default::default()
         };

@@ -1,5 +1,5 @@
 //! The relay: an in-process WebTransport server that behaves like the
-//! videocall-rs server (`../shared/PROTOCOL.md`), for the embedded run, the
+//! videocall-rs server (`docs/PROTOCOL.md`), for the embedded run, the
 //! tests and the benches.
 //!
 //! [`Relay::start`] binds a UDP socket (with large buffers, see
@@ -17,6 +17,7 @@ mod cli;
 mod room;
 mod session;
 mod stats;
+pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -29,12 +30,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use admission::Refusal;
-pub use cli::{run_cli, RelayArgs};
+pub use cli::{run_cli, terminated, RelayArgs};
 pub use stats::{RelayStats, UserStats};
 
-use crate::tls::Identity;
 use room::Rooms;
 use session::Live;
+pub use tls::Identity;
 
 /// Default UDP socket buffer size (SO_RCVBUF and SO_SNDBUF): 4 MiB, enough
 /// for hundreds of handshakes at once.
@@ -188,7 +189,7 @@ impl Relay {
         };
         let cert_sha256 = identity.cert_sha256;
         let server_config = server_config(identity)?;
-        let socket = bind_udp(cfg.listen, cfg.udp_buffer_bytes)
+        let socket = synth_common::net::udp_socket(cfg.listen, cfg.udp_buffer_bytes)
             .with_context(|| format!("binding UDP {}", cfg.listen))?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
@@ -291,61 +292,6 @@ fn server_config(id: Identity) -> anyhow::Result<quinn::ServerConfig> {
     Ok(config)
 }
 
-/// A UDP socket with `buffer` bytes of SO_RCVBUF/SO_SNDBUF where the system allows.
-fn bind_udp(addr: SocketAddr, buffer: usize) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        // Also accept IPv4 on `[::]`, as a dual-stack server does.
-        let _ = s.set_only_v6(false);
-    }
-    if buffer > 0 {
-        set_buffers(&s, buffer);
-    }
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    Ok(s.into())
-}
-
-/// Sets both socket buffers, past `net.core.rmem_max` when privileged
-/// (SO_RCVBUFFORCE); logs when the kernel gave less than asked.
-fn set_buffers(s: &socket2::Socket, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    for (force, plain) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    ] {
-        // SAFETY: `s` is an open socket for the duration of the call, and the
-        // option value is a c_int passed by pointer with its exact size.
-        let forced = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                force,
-                (&want as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        } == 0;
-        if !forced {
-            let _ = if plain == libc::SO_RCVBUF {
-                s.set_recv_buffer_size(bytes)
-            } else {
-                s.set_send_buffer_size(bytes)
-            };
-        }
-    }
-    // Linux reports twice the size set (it counts its own overhead).
-    let got = s.recv_buffer_size().unwrap_or(0) / 2;
-    if got < bytes {
-        tracing::warn!(
-            requested = bytes,
-            got,
-            "UDP receive buffer is smaller than requested (raise net.core.rmem_max)"
-        );
-    }
-}
-
 async fn accept_loop(
     shared: Arc<Shared>,
     mut server: web_transport_quinn::Server,
@@ -384,7 +330,7 @@ async fn handle_request(shared: Arc<Shared>, req: web_transport_quinn::Request) 
     match admission::admit(&req.url, shared.jwt_secret.as_deref(), shared.require_token) {
         Err(refusal) => {
             shared.reject(refusal.reason());
-            tracing::info!(%remote, url = %redact(&req.url), %refusal, "session refused");
+            tracing::info!(%remote, url = %synth_common::redact::url(&req.url), %refusal, "session refused");
             let conn = req.conn().clone();
             // Upstream just drops the request; a 403 tells the client why it failed.
             let _ = req.reject(http_forbidden()).await;
@@ -407,13 +353,4 @@ async fn handle_request(shared: Arc<Shared>, req: web_transport_quinn::Request) 
 
 fn http_forbidden() -> web_transport_quinn::http::StatusCode {
     web_transport_quinn::http::StatusCode::FORBIDDEN
-}
-
-/// The URL for logs, without the token's signature.
-fn redact(url: &url::Url) -> String {
-    let s = url.as_str();
-    match s.find("token=") {
-        Some(i) => format!("{}token=…", &s[..i]),
-        None => s.to_owned(),
-    }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use synth_common::seq;
 use synth_common::wire::{self, media_type, packet_type};
 
 /// Most distinct wrapper user ids counted separately per session; the rest
@@ -48,22 +49,11 @@ pub struct UserStats {
     pub malformed: u64,
     /// Of all the above, how many came as datagrams rather than uni streams.
     pub datagrams: u64,
-    /// Audio packets whose sequence was not the previous one + 1 (arrival order).
-    pub audio_gaps: u64,
-    /// Audio sequence numbers never seen between the lowest and highest seen.
-    pub audio_missing: u64,
-    /// Lowest audio sequence number seen.
-    pub audio_first_seq: Option<u64>,
-    /// Highest audio sequence number seen.
-    pub audio_last_seq: Option<u64>,
-    /// Video packets whose sequence was not the previous one + 1 (arrival order).
-    pub video_gaps: u64,
-    /// Video sequence numbers never seen between the lowest and highest seen.
-    pub video_missing: u64,
-    /// Lowest video sequence number seen.
-    pub video_first_seq: Option<u64>,
-    /// Highest video sequence number seen.
-    pub video_last_seq: Option<u64>,
+    /// Audio sequence accounting ([`synth_common::seq`]): received, missing
+    /// (lost once the run is over), reordered, duplicate, first and last.
+    pub audio_seq: seq::Counts,
+    /// Video sequence accounting, as for audio.
+    pub video_seq: seq::Counts,
     /// Deliveries of this user's packets to other participants (one per receiver).
     pub relayed_to: u64,
     /// Deliveries dropped because the receiver's queue was full.
@@ -92,7 +82,16 @@ pub struct RelayStats {
 }
 
 impl RelayStats {
-    /// Sum of all users' counters (meeting left empty).
+    /// Audio and video sequence numbers missing, summed over users (lost,
+    /// once the senders have stopped and their packets have drained).
+    pub fn missing(&self) -> (u64, u64) {
+        self.per_user.values().fold((0, 0), |(a, v), u| {
+            (a + u.audio_seq.missing(), v + u.video_seq.missing())
+        })
+    }
+
+    /// Sum of all users' counters (meeting left empty; the sequence
+    /// accounting stays per user: see [`RelayStats::missing`]).
     pub fn total(&self) -> UserStats {
         let mut t = UserStats::default();
         for u in self.per_user.values() {
@@ -119,121 +118,19 @@ impl UserStats {
         self.other += o.other;
         self.malformed += o.malformed;
         self.datagrams += o.datagrams;
-        self.audio_gaps += o.audio_gaps;
-        self.audio_missing += o.audio_missing;
-        self.video_gaps += o.video_gaps;
-        self.video_missing += o.video_missing;
         self.relayed_to += o.relayed_to;
         self.relay_drops += o.relay_drops;
     }
 
-    /// Merges a later session's counters for the same user into these: counts add
-    /// up, and a jump in sequence between the two sessions counts as a gap.
+    /// Merges a later session's counters for the same user into these: counts
+    /// add up, and the sequence spans join (what lies between is missing).
     pub(crate) fn merge_later(&mut self, later: &UserStats) {
-        let join = |gaps: &mut u64, missing: &mut u64, last: Option<u64>, next: Option<u64>| {
-            if let (Some(last), Some(next)) = (last, next) {
-                if next != last.wrapping_add(1) {
-                    *gaps += 1;
-                    *missing += next.saturating_sub(last.saturating_add(1));
-                }
-            }
-        };
-        join(
-            &mut self.audio_gaps,
-            &mut self.audio_missing,
-            self.audio_last_seq,
-            later.audio_first_seq,
-        );
-        join(
-            &mut self.video_gaps,
-            &mut self.video_missing,
-            self.video_last_seq,
-            later.video_first_seq,
-        );
         self.add_counts(later);
-        let lo = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
-        let hi = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).max();
-        self.audio_first_seq = lo(self.audio_first_seq, later.audio_first_seq);
-        self.video_first_seq = lo(self.video_first_seq, later.video_first_seq);
-        self.audio_last_seq = hi(self.audio_last_seq, later.audio_last_seq);
-        self.video_last_seq = hi(self.video_last_seq, later.video_last_seq);
+        self.audio_seq.merge(&later.audio_seq);
+        self.video_seq.merge(&later.video_seq);
         if !later.meeting.is_empty() {
             self.meeting.clone_from(&later.meeting);
         }
-    }
-}
-
-/// Sequence bookkeeping for one media of one user.
-///
-/// `gaps` follows arrival order (what a simple receiver sees); `missing` is
-/// robust to reordering: it is the size of [min, max] less the distinct
-/// numbers seen, with duplicates recognised within the last 128 numbers.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SeqTrack {
-    first: Option<u64>,
-    last: u64,
-    min: u64,
-    max: u64,
-    /// Bit i set: `max - i` was seen.
-    window: u128,
-    distinct: u64,
-    gaps: u64,
-}
-
-impl SeqTrack {
-    pub(crate) fn see(&mut self, s: u64) {
-        if self.first.is_none() {
-            *self = SeqTrack {
-                first: Some(s),
-                last: s,
-                min: s,
-                max: s,
-                window: 1,
-                distinct: 1,
-                gaps: 0,
-            };
-            return;
-        }
-        if s != self.last.wrapping_add(1) {
-            self.gaps += 1;
-        }
-        self.last = s;
-        if s > self.max {
-            let d = s - self.max;
-            self.window = if d >= 128 { 0 } else { self.window << d };
-            self.window |= 1;
-            self.max = s;
-            self.distinct += 1;
-        } else {
-            let back = self.max - s;
-            if back < 128 {
-                let bit = 1u128 << back;
-                if self.window & bit == 0 {
-                    self.window |= bit;
-                    self.distinct += 1;
-                }
-            } else {
-                self.distinct += 1;
-            }
-        }
-        self.min = self.min.min(s);
-    }
-
-    fn missing(&self) -> u64 {
-        match self.first {
-            None => 0,
-            Some(_) => (self.max - self.min)
-                .saturating_add(1)
-                .saturating_sub(self.distinct),
-        }
-    }
-
-    fn lowest(&self) -> Option<u64> {
-        self.first.map(|_| self.min)
-    }
-
-    fn highest(&self) -> Option<u64> {
-        self.first.map(|_| self.max)
     }
 }
 
@@ -241,8 +138,8 @@ impl SeqTrack {
 #[derive(Debug, Default)]
 struct UserTally {
     stats: UserStats,
-    audio: SeqTrack,
-    video: SeqTrack,
+    audio: seq::Tracker,
+    video: seq::Tracker,
 }
 
 /// How a received packet is to be handled, decided while counting it.
@@ -354,7 +251,7 @@ impl Tally {
                 s.connection_packets += 1;
                 Kind::Other
             }
-            packet_type::CONGESTION | HEALTH => {
+            packet_type::CONGESTION | packet_type::HEALTH => {
                 s.other += 1;
                 Kind::Dropped
             }
@@ -383,21 +280,12 @@ impl Tally {
             let mut s = t.stats.clone();
             s.meeting.clone_from(&self.meeting);
             s.sessions = 1;
-            s.audio_gaps = t.audio.gaps;
-            s.audio_missing = t.audio.missing();
-            s.audio_first_seq = t.audio.lowest();
-            s.audio_last_seq = t.audio.highest();
-            s.video_gaps = t.video.gaps;
-            s.video_missing = t.video.missing();
-            s.video_first_seq = t.video.lowest();
-            s.video_last_seq = t.video.highest();
+            s.audio_seq = *t.audio.counts();
+            s.video_seq = *t.video.counts();
             (String::from_utf8_lossy(id).into_owned(), s)
         })
     }
 }
-
-/// `PacketWrapper.packet_type` HEALTH (not in `synth_common::wire`).
-const HEALTH: i32 = 6;
 
 #[cfg(test)]
 mod tests {
@@ -421,30 +309,6 @@ mod tests {
     fn count(t: &mut Tally, bytes: &[u8], dgram: bool) -> Kind {
         let p = wire::parse(bytes).ok();
         t.count(p.as_ref(), bytes.len(), dgram)
-    }
-
-    #[test]
-    fn seq_track_gaps_and_missing() {
-        let mut s = SeqTrack::default();
-        for n in [1, 2, 3, 5, 6, 9] {
-            s.see(n);
-        }
-        assert_eq!((s.gaps, s.missing()), (2, 3));
-        assert_eq!((s.lowest(), s.highest()), (Some(1), Some(9)));
-
-        // Reordering: every out-of-order arrival is a gap, but nothing is missing.
-        let mut s = SeqTrack::default();
-        for n in [10, 12, 11, 13] {
-            s.see(n);
-        }
-        assert_eq!((s.gaps, s.missing()), (3, 0));
-
-        // Duplicates are not distinct; a jump past the window is all missing.
-        let mut s = SeqTrack::default();
-        for n in [0, 1, 1, 500, 2] {
-            s.see(n);
-        }
-        assert_eq!(s.missing(), 497);
     }
 
     #[test]
@@ -480,8 +344,8 @@ mod tests {
         let a = &snap["alice"];
         assert_eq!(a.meeting, "room");
         assert_eq!((a.audio_packets, a.audio_bytes), (2, 2 * a2.len() as u64));
-        assert_eq!((a.audio_first_seq, a.audio_last_seq), (Some(7), Some(8)));
-        assert_eq!((a.audio_gaps, a.audio_missing), (0, 0));
+        assert_eq!((a.audio_seq.first, a.audio_seq.last), (Some(7), Some(8)));
+        assert_eq!((a.audio_seq.received, a.audio_seq.missing()), (2, 0));
         assert_eq!((a.video_packets, a.video_keyframes), (1, 1));
         assert_eq!(a.video_bytes, v.len() as u64);
         assert_eq!((a.heartbeats, a.rtt, a.keyframe_requests), (1, 1, 1));
@@ -504,7 +368,7 @@ mod tests {
         a.merge_later(&t2.snapshot().next().unwrap().1);
         assert_eq!(a.sessions, 2);
         assert_eq!(a.audio_packets, 7);
-        assert_eq!((a.audio_gaps, a.audio_missing), (1, 2));
-        assert_eq!((a.audio_first_seq, a.audio_last_seq), (Some(0), Some(8)));
+        assert_eq!((a.audio_seq.received, a.audio_seq.missing()), (7, 2));
+        assert_eq!((a.audio_seq.first, a.audio_seq.last), (Some(0), Some(8)));
     }
 }

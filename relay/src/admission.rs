@@ -10,7 +10,7 @@ use url::Url;
 use videocall_types::SYSTEM_USER_ID;
 
 use super::session::Identity;
-use crate::jwt::{self, JwtError};
+use synth_common::jwt::{self, JwtError};
 
 /// Why a session was refused.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +118,8 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::Claims;
     use std::time::Duration;
+    use synth_common::jwt::Claims;
 
     fn url(s: &str) -> Url {
         Url::parse(&format!("https://127.0.0.1:4433{s}")).unwrap()

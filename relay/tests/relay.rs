@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use protobuf::Message;
+use synth_common::jwt::{self, Claims};
 use synth_common::wire::{self, media_type, packet_type, MediaFields, MediaPrefix};
-use synth_replayer::jwt::{self, Claims};
-use synth_replayer::relay::{Relay, RelayConfig, RelayStats};
+use synth_relay::{Relay, RelayConfig, RelayStats};
 use tokio::sync::mpsc;
 use url::Url;
 use videocall_types::protos::media_packet::MediaPacket;
@@ -478,12 +478,10 @@ async fn meeting_isolation(t: &Target) {
             // The 200 kB frame may finish after the smaller ones sent after it
             // (streams are read concurrently, as upstream does), so video may
             // arrive out of order; nothing may be missing.
-            assert_eq!(
-                (st.audio_gaps, st.audio_missing, st.video_missing),
-                (0, 0, 0)
-            );
-            assert_eq!((st.audio_first_seq, st.audio_last_seq), (Some(0), Some(19)));
-            assert_eq!((st.video_first_seq, st.video_last_seq), (Some(0), Some(4)));
+            assert_eq!((st.audio_seq.missing(), st.video_seq.missing()), (0, 0));
+            assert_eq!((st.audio_seq.duplicate, st.video_seq.duplicate), (0, 0));
+            assert_eq!((st.audio_seq.first, st.audio_seq.last), (Some(0), Some(19)));
+            assert_eq!((st.video_seq.first, st.video_seq.last), (Some(0), Some(4)));
             // 27 packets (CONNECTION included) to each other member.
             let others = if room(u) == "room-a" { 2 } else { 0 };
             assert_eq!(st.relayed_to, 27 * others, "{u}");
@@ -878,9 +876,9 @@ async fn drain_only_counts_without_relaying() {
         .unwrap();
     let u = &s.per_user["dr-a"];
     assert_eq!((u.audio_packets, u.audio_bytes), (6, bytes));
-    assert_eq!((u.audio_gaps, u.audio_missing), (2, 3));
-    assert_eq!((u.video_gaps, u.video_missing), (1, 1));
-    assert_eq!((u.audio_first_seq, u.audio_last_seq), (Some(1), Some(9)));
+    assert_eq!((u.audio_seq.received, u.audio_seq.missing()), (6, 3));
+    assert_eq!((u.video_seq.received, u.video_seq.missing()), (3, 1));
+    assert_eq!((u.audio_seq.first, u.audio_seq.last), (Some(1), Some(9)));
     assert_eq!((u.video_keyframes, u.datagrams), (1, 1));
     assert_eq!(u.relayed_to, 0);
     let got = b.drain().await;
@@ -911,7 +909,7 @@ async fn slow_receiver_does_not_hold_up_others() {
     t.close().await;
 }
 
-/// `synth-replay relay`: one JSON line with the URL and the certificate hash
+/// `synth-relay` (as `synth-replay relay`): one JSON line with the URL and the certificate hash
 /// on stdout, serves until SIGTERM, then writes the stats file.
 #[tokio::test]
 async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
@@ -919,9 +917,8 @@ async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let stats_path = dir.path().join("relay-stats.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_synth-replay"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synth-relay"))
         .args([
-            "relay",
             "--listen",
             "127.0.0.1:0",
             "--leave-grace",

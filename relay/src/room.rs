@@ -10,22 +10,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use protobuf::Message;
+use synth_common::wire;
 use tokio::sync::mpsc;
-use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
-use videocall_types::protos::meeting_packet::MeetingPacket;
-use videocall_types::protos::packet_wrapper::packet_wrapper::PacketType;
-use videocall_types::protos::packet_wrapper::PacketWrapper;
-use videocall_types::SYSTEM_USER_ID;
 
 /// Packets queued per receiving session before the relay drops (upstream's channel size).
 pub(crate) const QUEUE_LEN: usize = 256;
-
-/// Largest non-media packet sent as a datagram; larger ones go on a uni stream.
-pub(crate) const DATAGRAM_MAX: usize = 1200;
 
 /// Something to send to one session.
 #[derive(Debug, Clone)]
@@ -41,7 +32,7 @@ impl Outbound {
     /// A packet with `suffix` appended, as a datagram if it is not media and
     /// small enough, else as a uni stream.
     pub(crate) fn auto(body: Bytes, suffix: Bytes, media: bool) -> Outbound {
-        if media || body.len() + suffix.len() > DATAGRAM_MAX {
+        if media || body.len() + suffix.len() > wire::DATAGRAM_MAX {
             Outbound::Stream(body, suffix)
         } else if suffix.is_empty() {
             Outbound::Datagram(body)
@@ -76,6 +67,15 @@ pub(crate) struct Member {
 }
 
 impl Member {
+    /// Who this member is, for PARTICIPANT_JOINED/LEFT.
+    pub(crate) fn participant(&self) -> wire::Participant<'_> {
+        wire::Participant {
+            user_id: &self.user_id,
+            session_id: self.session_id,
+            display_name: &self.display_name,
+        }
+    }
+
     /// Queues `out` without waiting.
     pub(crate) fn offer(&self, out: Outbound) -> Offer {
         match self.tx.try_send(out) {
@@ -299,82 +299,6 @@ impl Rooms {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn system_wrapper(packet_type: PacketType, data: Vec<u8>, session_id: u64) -> Bytes {
-    let w = PacketWrapper {
-        packet_type: packet_type.into(),
-        user_id: SYSTEM_USER_ID.as_bytes().to_vec(),
-        data,
-        session_id,
-        ..Default::default()
-    };
-    w.write_to_bytes()
-        .expect("encoding a PacketWrapper into a Vec cannot fail")
-        .into()
-}
-
-fn meeting(p: MeetingPacket) -> Bytes {
-    let data = p
-        .write_to_bytes()
-        .expect("encoding a MeetingPacket into a Vec cannot fail");
-    system_wrapper(PacketType::MEETING, data, 0)
-}
-
-/// SESSION_ASSIGNED: the wrapper's `session_id` is the new session.
-pub(crate) fn session_assigned(session_id: u64) -> Bytes {
-    system_wrapper(PacketType::SESSION_ASSIGNED, Vec::new(), session_id)
-}
-
-/// MEETING_STARTED for a session of `user` joining `room` (upstream: start
-/// time is the session's start, creator is the joining user).
-pub(crate) fn meeting_started(room: &str, user: &str, start_time_ms: u64) -> Bytes {
-    meeting(MeetingPacket {
-        event_type: MeetingEventType::MEETING_STARTED.into(),
-        room_id: room.to_owned(),
-        start_time_ms,
-        creator_id: user.as_bytes().to_vec(),
-        ..Default::default()
-    })
-}
-
-/// PARTICIPANT_JOINED or PARTICIPANT_LEFT for `m` in `room`.
-pub(crate) fn participant(room: &str, m: &Member, joined: bool) -> Bytes {
-    let (event, verb) = if joined {
-        (MeetingEventType::PARTICIPANT_JOINED, "joined")
-    } else {
-        (MeetingEventType::PARTICIPANT_LEFT, "left")
-    };
-    meeting(MeetingPacket {
-        event_type: event.into(),
-        room_id: room.to_owned(),
-        message: format!("{} has {verb} the meeting", m.user_id),
-        target_user_id: m.user_id.as_bytes().to_vec(),
-        session_id: m.session_id,
-        display_name: m.display_name.as_bytes().to_vec(),
-        ..Default::default()
-    })
-}
-
-/// CONGESTION to a sender: `receiver` dropped packets of session `sender_session`.
-pub(crate) fn congestion(receiver: &str, sender_session: u64) -> Bytes {
-    let w = PacketWrapper {
-        packet_type: PacketType::CONGESTION.into(),
-        user_id: receiver.as_bytes().to_vec(),
-        session_id: sender_session,
-        ..Default::default()
-    };
-    w.write_to_bytes()
-        .expect("encoding a PacketWrapper into a Vec cannot fail")
-        .into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,35 +397,10 @@ mod tests {
             Outbound::Datagram(d) => assert_eq!(d.len(), 102),
             o => panic!("{o:?}"),
         }
-        let big = Bytes::from(vec![0u8; DATAGRAM_MAX]);
+        let big = Bytes::from(vec![0u8; wire::DATAGRAM_MAX]);
         assert!(matches!(
             Outbound::auto(big, sfx, false),
             Outbound::Stream(..)
         ));
-    }
-
-    #[test]
-    fn meeting_packets_parse() {
-        let (m, _r) = member(42, "bob", false);
-        let b = participant("room", &m, true);
-        let w = PacketWrapper::parse_from_bytes(&b).unwrap();
-        assert_eq!(w.packet_type.enum_value(), Ok(PacketType::MEETING));
-        assert_eq!(w.user_id, SYSTEM_USER_ID.as_bytes());
-        let p = MeetingPacket::parse_from_bytes(&w.data).unwrap();
-        assert_eq!(
-            p.event_type.enum_value(),
-            Ok(MeetingEventType::PARTICIPANT_JOINED)
-        );
-        assert_eq!(
-            (p.session_id, p.target_user_id.as_slice()),
-            (42, &b"bob"[..])
-        );
-        let s = PacketWrapper::parse_from_bytes(&session_assigned(7)).unwrap();
-        assert_eq!(s.session_id, 7);
-        let c = PacketWrapper::parse_from_bytes(&congestion("r", 7)).unwrap();
-        assert_eq!(
-            (c.packet_type.enum_value(), c.session_id),
-            (Ok(PacketType::CONGESTION), 7)
-        );
     }
 }

@@ -7,7 +7,7 @@
 //! (`jsonwebtoken` with HS256, `exp` with its default 60 s leeway, `iss`), and
 //! also insists on `room_join || observer` as the server does right after.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -56,7 +56,8 @@ impl Claims {
             is_host: false,
             display_name: sub.to_owned(),
             observer: false,
-            exp: unix_now().saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            exp: crate::clock::unix_secs()
+                .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
             iss: ISSUER.to_owned(),
         }
     }
@@ -107,14 +108,6 @@ impl JwtError {
     }
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn mac(secret: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
     Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length")
@@ -137,7 +130,7 @@ pub fn mint(claims: &Claims, secret: &[u8]) -> String {
 
 /// Checks `token` against `secret` now; see [`verify_at`].
 pub fn verify(token: &str, secret: &[u8]) -> Result<Claims, JwtError> {
-    verify_at(token, secret, unix_now())
+    verify_at(token, secret, crate::clock::unix_secs())
 }
 
 /// Checks `token` as the server does at time `now` (seconds since the epoch):

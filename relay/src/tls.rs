@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
+use synth_common::fingerprint::{hex, sha256};
 
 /// Names the generated certificate is valid for.
 pub const NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -129,21 +129,6 @@ impl Identity {
     }
 }
 
-/// SHA-256 of a DER certificate.
-pub fn sha256(der: &[u8]) -> [u8; 32] {
-    Sha256::digest(der).into()
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,10 +164,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("reading "), "{e}");
-    }
-
-    #[test]
-    fn hex_is_lower_case() {
-        assert_eq!(hex(&[0x00, 0xab, 0x7f]), "00ab7f");
     }
 }

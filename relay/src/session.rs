@@ -11,23 +11,21 @@
 //! session of the upstream server does once it has subscribed to its room.
 
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use synth_common::wire;
+use synth_common::clock;
+use synth_common::net::{ReadFail, Reads};
+use synth_common::wire::{self, MAX_STREAM_BYTES};
 use tokio::sync::{mpsc, watch};
-use web_transport_quinn::{RecvStream, Session, WriteError};
+use web_transport_quinn::{Session, WriteError};
 
-use super::room::{self, Member, Offer, Outbound, View, QUEUE_LEN};
+use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
 use super::stats::{Kind, Tally};
 use super::Shared;
-
-/// Largest packet read from a uni stream (upstream's `MAX_FRAME_SIZE`).
-pub(crate) const MAX_PACKET: usize = 4_000_000;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,9 +42,6 @@ const KEYFRAME_WINDOW: Duration = Duration::from_secs(1);
 const CONGESTION_DROPS: u32 = 5;
 const CONGESTION_WINDOW: Duration = Duration::from_secs(1);
 const CONGESTION_MIN_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Stream error code sent with STOP_SENDING when a packet is too long.
-const STOP_TOO_LONG: u32 = 1;
 
 /// Who a session is, as admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +80,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
 
     // The greeting goes first, so it is ahead of anything relayed.
     let greeting = [
-        room::session_assigned(session_id),
-        room::meeting_started(&who.room, &who.user_id, room::now_ms()),
+        wire::session_assigned(session_id),
+        wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64()),
     ];
     for g in greeting {
         let _ = tx.try_send(Outbound::Stream(g, Bytes::new()));
@@ -102,7 +97,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let joined = shared.rooms.join(&who.room, me.clone());
     // As upstream: the newcomer hears about everyone already there.
     for m in &joined.existing {
-        let p = room::participant(&who.room, m, true);
+        let p = wire::participant(&who.room, m.participant(), true);
         let _ = me.tx.try_send(Outbound::auto(p, Bytes::new(), false));
     }
     let live = Arc::new(Live {
@@ -191,7 +186,7 @@ impl Sender {
                     Ok(bytes) => self.on_packet(bytes, false),
                     Err(ReadFail::TooLong) => {
                         self.last_heard = Instant::now();
-                        self.live.tally().count(None, MAX_PACKET + 1, false);
+                        self.live.tally().count(None, MAX_STREAM_BYTES + 1, false);
                     }
                     Err(ReadFail::Reset) => {}
                 },
@@ -225,7 +220,7 @@ impl Sender {
         if kind != Kind::Rtt && !self.active {
             self.active = true;
             if self.announce {
-                let p = room::participant(&self.view.room().name, &self.me, true);
+                let p = wire::participant(&self.view.room().name, self.me.participant(), true);
                 self.shared.count_drops(
                     self.view
                         .room()
@@ -283,7 +278,7 @@ impl Sender {
                         last_notify: None,
                     });
                     if d.record(now) {
-                        let c = room::congestion(&m.user_id, self.me.session_id);
+                        let c = wire::congestion(&m.user_id, self.me.session_id);
                         if self.me.offer(Outbound::auto(c, Bytes::new(), false)) == Offer::Queued {
                             self.shared.count_congestion();
                         }
@@ -314,7 +309,7 @@ impl Sender {
                         .rooms
                         .departure_due(&room.name, &me.user_id, me.session_id)
                 {
-                    let p = room::participant(&room.name, &me, false);
+                    let p = wire::participant(&room.name, me.participant(), false);
                     shared
                         .count_drops(room.broadcast(&Outbound::auto(p, Bytes::new(), false), None));
                 }
@@ -387,96 +382,6 @@ impl Drops {
         self.count = 0;
         self.window_start = now;
         true
-    }
-}
-
-/// Why a stream gave no packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadFail {
-    /// Longer than [`MAX_PACKET`]: stopped and dropped.
-    TooLong,
-    /// Reset by the peer, or the session ended.
-    Reset,
-}
-
-/// A uni stream being read to its end.
-struct Pending {
-    stream: RecvStream,
-    /// The first chunk: most packets are one chunk, kept without copying.
-    first: Bytes,
-    /// Later chunks, appended after `first` was copied in.
-    more: Vec<u8>,
-    len: usize,
-}
-
-impl Pending {
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
-        loop {
-            // Quinn keeps the waker with the stream, not in this future, so a
-            // fresh future per poll loses nothing.
-            let r = ready!(pin!(self.stream.read_chunk(MAX_PACKET + 1 - self.len, true)).poll(cx));
-            match r {
-                Ok(Some(chunk)) => {
-                    self.len += chunk.bytes.len();
-                    if self.len > MAX_PACKET {
-                        let _ = self.stream.stop(STOP_TOO_LONG);
-                        return Poll::Ready(Err(ReadFail::TooLong));
-                    }
-                    if self.first.is_empty() && self.more.is_empty() {
-                        self.first = chunk.bytes;
-                    } else {
-                        if self.more.is_empty() {
-                            self.more.reserve(2 * self.len);
-                            self.more.extend_from_slice(&self.first);
-                        }
-                        self.more.extend_from_slice(&chunk.bytes);
-                    }
-                }
-                Ok(None) => {
-                    let packet = if self.more.is_empty() {
-                        std::mem::take(&mut self.first)
-                    } else {
-                        std::mem::take(&mut self.more).into()
-                    };
-                    return Poll::Ready(Ok(packet));
-                }
-                Err(_) => return Poll::Ready(Err(ReadFail::Reset)),
-            }
-        }
-    }
-}
-
-/// The uni streams of one session being read, polled together.
-#[derive(Default)]
-struct Reads {
-    pending: Vec<Pending>,
-}
-
-impl Reads {
-    fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    fn push(&mut self, stream: RecvStream) {
-        self.pending.push(Pending {
-            stream,
-            first: Bytes::new(),
-            more: Vec::new(),
-            len: 0,
-        });
-    }
-
-    /// The next stream read to its end. Streams are polled in the order they
-    /// were accepted (the sender's order), so of those complete at once the
-    /// oldest goes first and packets are not reordered needlessly.
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
-        for i in 0..self.pending.len() {
-            if let Poll::Ready(r) = self.pending[i].poll_read(cx) {
-                self.pending.remove(i);
-                return Poll::Ready(r);
-            }
-        }
-        Poll::Pending
     }
 }
 

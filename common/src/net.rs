@@ -1,0 +1,190 @@
+//! The two socket-touching helpers both sides share (feature `net`): a UDP
+//! socket with large buffers, and [`Reads`], which reads many uni streams of
+//! one session at once, each to its end.
+//!
+//! Every videocall-rs packet is one whole uni stream. Reading streams one
+//! after another would let one large key frame hold up every small audio
+//! packet behind it (and skew the latency a receiver measures), so streams are
+//! polled together and each packet is handed on the moment its stream ends.
+
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use web_transport_quinn::RecvStream;
+
+use crate::wire::MAX_STREAM_BYTES;
+
+/// The application error code a too-long stream is stopped with.
+pub const STOP_TOO_LONG: u32 = 1;
+
+/// A UDP socket bound to `bind` (port 0 for any), non-blocking, with both
+/// buffers set to `buffer` bytes when it is not 0 (past `net.core.rmem_max`
+/// when privileged, through SO_RCVBUFFORCE). An IPv6 wildcard also accepts
+/// IPv4 (dual stack), so one socket reaches 127.0.0.1 and ::1.
+pub fn udp_socket(bind: SocketAddr, buffer: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    if bind.is_ipv6() {
+        let _ = s.set_only_v6(false);
+    }
+    if buffer > 0 {
+        set_buffers(&s, buffer);
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&bind.into())?;
+    Ok(s.into())
+}
+
+/// Sets both socket buffers, forcing past the sysctl limit when allowed;
+/// logs when the kernel gave less than asked.
+fn set_buffers(s: &socket2::Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        // SAFETY: `s` is an open socket for the duration of the call, and the
+        // option value is a c_int passed by pointer with its exact size.
+        let forced = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                force,
+                (&want as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        if !forced {
+            let _ = if plain == libc::SO_RCVBUF {
+                s.set_recv_buffer_size(bytes)
+            } else {
+                s.set_send_buffer_size(bytes)
+            };
+        }
+    }
+    // Linux reports twice the size set (it counts its own overhead).
+    let got = s.recv_buffer_size().unwrap_or(0) / 2;
+    if got < bytes {
+        tracing::warn!(
+            requested = bytes,
+            got,
+            "UDP receive buffer is smaller than requested (raise net.core.rmem_max)"
+        );
+    }
+}
+
+/// Why a stream gave no packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFail {
+    /// Longer than [`MAX_STREAM_BYTES`]: stopped and dropped.
+    TooLong,
+    /// Reset by the peer, or the session ended.
+    Reset,
+}
+
+/// A uni stream being read to its end.
+struct Pending {
+    stream: RecvStream,
+    /// The first chunk: most packets are one chunk, kept without copying.
+    first: Bytes,
+    /// Later chunks, appended after `first` was copied in.
+    more: Vec<u8>,
+    len: usize,
+}
+
+impl Pending {
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
+        loop {
+            // Quinn keeps the waker with the stream, not in this future, so a
+            // fresh future per poll loses nothing.
+            let want = MAX_STREAM_BYTES + 1 - self.len;
+            let r = ready!(pin!(self.stream.read_chunk(want, true)).poll(cx));
+            match r {
+                Ok(Some(chunk)) => {
+                    self.len += chunk.bytes.len();
+                    if self.len > MAX_STREAM_BYTES {
+                        let _ = self.stream.stop(STOP_TOO_LONG);
+                        return Poll::Ready(Err(ReadFail::TooLong));
+                    }
+                    if self.first.is_empty() && self.more.is_empty() {
+                        self.first = chunk.bytes;
+                    } else {
+                        if self.more.is_empty() {
+                            self.more.reserve(2 * self.len);
+                            self.more.extend_from_slice(&self.first);
+                        }
+                        self.more.extend_from_slice(&chunk.bytes);
+                    }
+                }
+                Ok(None) => {
+                    let packet = if self.more.is_empty() {
+                        std::mem::take(&mut self.first)
+                    } else {
+                        std::mem::take(&mut self.more).into()
+                    };
+                    return Poll::Ready(Ok(packet));
+                }
+                Err(_) => return Poll::Ready(Err(ReadFail::Reset)),
+            }
+        }
+    }
+}
+
+/// The uni streams of one session being read, polled together.
+#[derive(Default)]
+pub struct Reads {
+    pending: Vec<Pending>,
+}
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl Reads {
+    /// No stream is being read.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Streams being read.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Starts reading `stream`.
+    pub fn push(&mut self, stream: RecvStream) {
+        self.pending.push(Pending {
+            stream,
+            first: Bytes::new(),
+            more: Vec::new(),
+            len: 0,
+        });
+    }
+
+    /// The next stream read to its end. Streams are polled in the order they
+    /// were accepted (the sender's order), so of those complete at once the
+    /// oldest goes first and packets are not reordered needlessly. Pending
+    /// while no stream is being read.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
+        for i in 0..self.pending.len() {
+            if let Poll::Ready(r) = self.pending[i].poll_read(cx) {
+                self.pending.remove(i);
+                return Poll::Ready(r);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// [`Reads::poll_next`] as a future.
+    pub async fn next(&mut self) -> Result<Bytes, ReadFail> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}

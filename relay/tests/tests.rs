@@ -1,0 +1,3 @@
+//! The one integration-test binary of synth-relay (modules below).
+
+mod relay;
