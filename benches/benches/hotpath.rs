@@ -7,7 +7,9 @@
 //!   audio and a video frame due: build, lateness histogram, counters.
 //! - `pack/{open,frame_lookup}`: mapping and validating the default-size pack;
 //!   getting one frame as `&[u8]` and as a shared `Bytes`.
-//! - `receive/parse`: parsing a relayed video packet and tracking its sequence.
+//! - `receive/parse`: parsing a relayed video packet and tracking its sequence;
+//!   `receive/handle`: the client's whole receive accounting of one packet
+//!   (parse, per-sender tracker, counters, latency).
 //! - `metrics/{per_packet,render_1000_clients}`: what metrics cost per packet
 //!   sent, and one `/metrics` scrape of 1000 clients.
 //!
@@ -21,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use synth_common::pack::{Reader, TrackKind};
+use synth_common::seq::Tracker;
 use synth_common::wire::{self, MediaPrefix};
 use synth_replayer::metrics::{Media, Metrics};
 use synth_replayer::pacer::{Heads, Lane};
-use synth_replayer::sequence::Tracker;
+use synth_replayer::receive::Accounting;
 
 struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -180,6 +183,36 @@ fn receive(c: &mut Criterion) {
             let m = wire::parse_media(w.data).unwrap();
             seq += 1;
             black_box(tracker.see(m.sequence.unwrap_or(0) + seq));
+        })
+    });
+    // Packets of four senders in turn, with rising sequence numbers.
+    let senders: Vec<Vec<Vec<u8>>> = (0..4)
+        .map(|k| {
+            let mut prefix = MediaPrefix::new(&format!("bot-{k:04}"));
+            let mut lane = Lane::new(&pack, video, Media::Video, Instant::now());
+            (0..256)
+                .map(|_| {
+                    let p = lane
+                        .next_packet(&pack, &mut prefix, &mut heads, Instant::now(), 1.7e12)
+                        .unwrap();
+                    let mut v = p.head.to_vec();
+                    v.extend_from_slice(&p.data);
+                    v
+                })
+                .collect()
+        })
+        .collect();
+    let ours: std::collections::HashSet<Box<[u8]>> = (0..4)
+        .map(|k| format!("bot-{k:04}").into_bytes().into_boxed_slice())
+        .collect();
+    let metrics = Metrics::new(1);
+    let mut acc = Accounting::new("me");
+    let mut n = 0usize;
+    g.bench_function("handle", |b| {
+        b.iter(|| {
+            n += 1;
+            let pkt = &senders[n % 4][(n / 4) % 256];
+            black_box(acc.handle(black_box(pkt), 1.7e12 + 5.0, &ours, &metrics.clients[0]));
         })
     });
     g.finish();

@@ -1,6 +1,6 @@
-//! The two socket-touching helpers both sides share (feature `net`): a UDP
-//! socket with large buffers, and [`Reads`], which reads many uni streams of
-//! one session at once, each to its end.
+//! The I/O helpers both sides share (feature `net`): a UDP socket with large
+//! buffers, [`Reads`], which reads many uni streams of one session at once,
+//! each to its end, and [`terminated`], the binaries' shutdown signal.
 //!
 //! Every videocall-rs packet is one whole uni stream. Reading streams one
 //! after another would let one large key frame hold up every small audio
@@ -186,5 +186,22 @@ impl Reads {
     /// [`Reads::poll_next`] as a future.
     pub async fn next(&mut self) -> Result<Bytes, ReadFail> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+/// Completes on the first Ctrl-C or SIGTERM (Ctrl-C only where SIGTERM
+/// cannot be watched). The binaries pass it as their shutdown future.
+pub async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

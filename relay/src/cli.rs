@@ -79,7 +79,7 @@ impl RelayArgs {
 }
 
 /// Runs the relay until `shutdown` completes (for the binaries:
-/// [`terminated`], Ctrl-C or SIGTERM).
+/// [`synth_common::net::terminated`], Ctrl-C or SIGTERM).
 pub async fn run_cli(
     args: RelayArgs,
     shutdown: impl std::future::Future<Output = ()>,
@@ -106,23 +106,6 @@ pub async fn run_cli(
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// Completes on the first Ctrl-C or SIGTERM (Ctrl-C only where SIGTERM
-/// cannot be watched).
-pub async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// A few lines for a person: sessions, and what was received and relayed.

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use admission::Refusal;
-pub use cli::{run_cli, terminated, RelayArgs};
+pub use cli::{run_cli, RelayArgs};
 pub use stats::{RelayStats, UserStats};
 
 use room::Rooms;

@@ -42,7 +42,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(synth_relay::run_cli(cli.relay, synth_relay::terminated())) {
+    match rt.block_on(synth_relay::run_cli(
+        cli.relay,
+        synth_common::net::terminated(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

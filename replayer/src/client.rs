@@ -1,30 +1,36 @@
-//! One synthetic participant: connect, send the pack's frames on schedule,
-//! drain and measure what the server relays, reconnect when the session drops.
+//! One synthetic participant: the driver that connects, runs the session's
+//! two tasks and reconnects when the session drops.
 //!
-//! A client is two tasks on one session: the sender (this module's
-//! `Sender`, woken only when a packet is due: ~60 wake-ups a second for
-//! 50 audio + 30 video packets) and the receiver, which drains uni streams and
-//! datagrams and counts them. Both write only to the client's own
-//! [`ClientStats`] and to sharded histograms.
+//! What to send when is decided by the pure [`Schedule`] (audio cadence,
+//! video batch window, heartbeats, key-frame jumps, all on explicit
+//! instants); what a received packet means is decided by the pure
+//! [`Accounting`]. This module only does the I/O: the sender writes what the
+//! schedule says is due (one uni stream per packet) and sleeps until the next
+//! wake-up; the receiver reads streams concurrently ([`Reads`]: a large key
+//! frame never holds up the audio behind it) and datagrams, and hands each
+//! packet to the accounting. Both are tasks on the client's thread and write
+//! only to the client's own [`ClientStats`] and to sharded histograms.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use protobuf::Message;
 use rand::Rng;
+use synth_common::clock::unix_ms;
+use synth_common::net::{ReadFail, Reads};
 use synth_common::pack::Reader;
-use synth_common::wire::{self, media_type, packet_type, MediaPrefix};
+use synth_common::wire::{self, MediaPrefix};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::{sleep_until, timeout};
 use web_transport_quinn::{ClientError, SendStream, Session};
 
-use crate::config::{ClientPlan, Credentials};
-use crate::metrics::{ClientStats, FailReason, Media, Metrics, PeerCounts, State};
-use crate::pacer::{Heads, Lane};
-use crate::sequence::Tracker;
+use crate::config::Credentials;
+use crate::metrics::{ClientStats, FailReason, Media, Metrics, State};
+use crate::pacer::{Heads, Lane, Schedule};
+use crate::plan::ClientPlan;
+use crate::receive::Accounting;
 
 /// Run-wide context shared by every client.
 #[derive(Debug)]
@@ -49,23 +55,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Every user id of this process, to tell our own senders (same clock) from others.
     pub ours: HashSet<Box<[u8]>>,
-    /// The pack's audio track.
-    pub audio_track: Option<usize>,
+    /// When the run started: clients start at `t0 + plan.start_after`.
+    pub t0: Instant,
     /// Flips to `true` when the run must stop.
     pub stop: watch::Receiver<bool>,
-}
-
-/// A client's part of the plan, with its tracks resolved.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    /// The plan entry.
-    pub plan: ClientPlan,
-    /// Video track to send, if video is on.
-    pub video_track: Option<usize>,
-    /// When to start (ramp-up).
-    pub start_at: Instant,
-    /// Offset of this client's media schedule, so clients don't fire together.
-    pub phase: Duration,
 }
 
 /// How a session ended.
@@ -120,7 +113,7 @@ pub fn session_url(
 pub fn classify(e: &ClientError, url: &url::Url) -> ConnectFailure {
     use quinn::ConnectionError as C;
     use web_transport_quinn::ConnectError as H;
-    let shown = redact(url);
+    let shown = synth_common::redact::url(url);
     let (reason, what) = match e {
         ClientError::HttpError(H::ConnectionError(C::TimedOut))
         | ClientError::Connection(C::TimedOut) => (FailReason::Timeout, "timed out".to_string()),
@@ -149,39 +142,24 @@ pub fn classify(e: &ClientError, url: &url::Url) -> ConnectFailure {
     }
 }
 
-/// The URL without its token, for logs.
-pub fn redact(u: &url::Url) -> String {
-    if u.query().is_some_and(|q| q.contains("token=")) {
-        let mut c = u.clone();
-        c.set_query(Some("token=REDACTED"));
-        c.to_string()
-    } else {
-        u.to_string()
-    }
-}
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
 /// Runs one client until the run stops, connecting through `endpoint` (the
 /// QUIC endpoint of the client's thread). Never returns an error: failures are
 /// counted in metrics and logged.
-pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spec: Spec) {
-    let stats = shared.metrics.clients[spec.plan.index].clone();
+pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, plan: ClientPlan) {
+    let stats = shared.metrics.clients[plan.index].clone();
     let mut stop = shared.stop.clone();
+    let start_at = shared.t0 + plan.start_after;
     tokio::select! {
-        _ = sleep_until(spec.start_at.into()) => {}
+        _ = sleep_until(start_at.into()) => {}
         _ = stop.wait_for(|s| *s) => return,
     }
     stats.set_state(State::Connecting);
-    let mut sender = Sender::new(&shared, &spec);
-    let url = match session_url(&shared.server, &spec.plan, &shared.credentials) {
+    let mut sender = Sender::new(&shared, &plan, start_at + plan.phase);
+    let mut accounting = Some(Accounting::new(&plan.user_id));
+    let url = match session_url(&shared.server, &plan, &shared.credentials) {
         Ok(u) => u,
         Err(e) => {
-            tracing::error!(user = %spec.plan.user_id, "cannot build the session URL: {e:#}");
+            tracing::error!(user = %plan.user_id, "cannot build the session URL: {e:#}");
             stats.set_state(State::Failed);
             return;
         }
@@ -202,7 +180,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spe
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let f = classify(&e, &url);
-                if fail(&shared, &stats, &spec, f, &mut failures, &mut stop).await {
+                if fail(&shared, &stats, &plan, f, &mut failures, &mut stop).await {
                     return;
                 }
                 continue;
@@ -212,11 +190,11 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spe
                     reason: FailReason::Timeout,
                     message: format!(
                         "{}: no session within {:?} (is a server listening there?)",
-                        redact(&url),
+                        synth_common::redact::url(&url),
                         shared.connect_timeout
                     ),
                 };
-                if fail(&shared, &stats, &spec, f, &mut failures, &mut stop).await {
+                if fail(&shared, &stats, &plan, f, &mut failures, &mut stop).await {
                     return;
                 }
                 continue;
@@ -225,13 +203,16 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spe
         shared
             .metrics
             .connect
-            .record(took.as_micros() as u64, spec.plan.index);
+            .record(took.as_micros() as u64, plan.index);
         failures = 0;
         stats.set_state(State::Connected);
-        match run_session(&shared, &spec, &stats, &mut sender, session).await {
+        let Some(acc) = accounting.take() else { break };
+        let (end, acc) = run_session(&shared, &plan, &stats, &mut sender, acc, session).await;
+        accounting = Some(acc);
+        match end {
             End::Stopped => break,
             End::Lost(why) => {
-                tracing::warn!(user = %spec.plan.user_id, "session lost: {why}; reconnecting");
+                tracing::warn!(user = %plan.user_id, "session lost: {why}; reconnecting");
                 stats.reconnects.fetch_add(1, Relaxed);
                 stats.set_state(State::Reconnecting);
                 if backoff(1, &mut stop).await {
@@ -240,7 +221,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spe
             }
         }
     }
-    if stats.state() != State::Failed as u8 {
+    if stats.state() != State::Failed {
         stats.set_state(State::Done);
     }
 }
@@ -249,7 +230,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, spe
 async fn fail(
     shared: &Shared,
     stats: &ClientStats,
-    spec: &Spec,
+    plan: &ClientPlan,
     f: ConnectFailure,
     failures: &mut u32,
     stop: &mut watch::Receiver<bool>,
@@ -263,14 +244,14 @@ async fn fail(
     if give_up {
         // One line per client would flood a large run: the run reports the
         // first failure and the counts by reason.
-        tracing::debug!(user = %spec.plan.user_id, "giving up: {}", f.message);
+        tracing::debug!(user = %plan.user_id, "giving up: {}", f.message);
         if let Ok(mut first) = shared.metrics.first_failure.lock() {
             first.get_or_insert(f.message.clone());
         }
         stats.set_state(State::Failed);
         return true;
     }
-    tracing::debug!(user = %spec.plan.user_id, attempt = *failures, "{}; retrying", f.message);
+    tracing::debug!(user = %plan.user_id, attempt = *failures, "{}; retrying", f.message);
     if ever {
         stats.set_state(State::Reconnecting);
     }
@@ -292,45 +273,32 @@ async fn backoff(n: u32, stop: &mut watch::Receiver<bool>) -> bool {
 /// A client's send state, kept across reconnects so sequence numbers and
 /// timestamps keep rising.
 struct Sender {
-    user_id: String,
     prefix: MediaPrefix,
     heads: Heads,
-    audio: Option<Lane>,
-    video: Option<Lane>,
-    next_heartbeat: Instant,
+    schedule: Schedule,
     keyframe: Arc<Notify>,
     /// The last streams sent, awaited at the end so nothing written is lost.
     tail: VecDeque<SendStream>,
 }
 
 impl Sender {
-    fn new(shared: &Shared, spec: &Spec) -> Sender {
-        let start = spec.start_at + spec.phase;
+    fn new(shared: &Shared, plan: &ClientPlan, start: Instant) -> Sender {
         let pack = &shared.pack;
         Sender {
-            user_id: spec.plan.user_id.clone(),
-            prefix: MediaPrefix::new(&spec.plan.user_id),
+            prefix: MediaPrefix::new(&plan.user_id),
             heads: Heads::default(),
-            audio: shared
-                .audio_track
-                .filter(|_| spec.plan.audio)
-                .map(|t| Lane::new(pack, t, Media::Audio, start)),
-            video: spec
-                .video_track
-                .filter(|_| spec.plan.video)
-                .map(|t| Lane::new(pack, t, Media::Video, start)),
-            next_heartbeat: start,
+            schedule: Schedule::new(
+                plan.audio_track
+                    .map(|t| Lane::new(pack, t, Media::Audio, start)),
+                plan.video_track
+                    .map(|t| Lane::new(pack, t, Media::Video, start)),
+                start,
+                shared.heartbeat_interval,
+                shared.batch_window,
+            ),
             keyframe: Arc::new(Notify::new()),
             tail: VecDeque::with_capacity(TAIL),
         }
-    }
-
-    fn next_due(&self) -> Instant {
-        let mut due = self.next_heartbeat;
-        for lane in [&self.audio, &self.video].into_iter().flatten() {
-            due = due.min(lane.due());
-        }
-        due
     }
 }
 
@@ -344,7 +312,7 @@ async fn send_packet(session: &Session, chunks: &mut [Bytes]) -> Result<SendStre
     Ok(s)
 }
 
-/// Streams kept open-handed at the end of a session, to wait for their acknowledgement.
+/// Streams kept at the end of a session, to wait for their acknowledgement.
 const TAIL: usize = 4;
 
 fn keep(tail: &mut VecDeque<SendStream>, s: SendStream) {
@@ -354,73 +322,124 @@ fn keep(tail: &mut VecDeque<SendStream>, s: SendStream) {
     tail.push_back(s);
 }
 
-/// Sends the lane's due frame; the lane moves on to the next one.
-// The lane, the prefix and the tail are disjoint borrows of one Sender.
-#[allow(clippy::too_many_arguments)]
-async fn send_frame(
-    shared: &Shared,
-    session: &Session,
-    prefix: &mut MediaPrefix,
-    heads: &mut Heads,
-    lane: &mut Lane,
-    tail: &mut VecDeque<SendStream>,
-    stats: &ClientStats,
-    shard: usize,
-    now: Instant,
-) -> Result<(), String> {
-    let Some(p) = lane.next_packet(&shared.pack, prefix, heads, now, now_ms()) else {
-        return Err("frame index out of range".into());
-    };
-    shared
-        .metrics
-        .lateness
-        .record(p.lateness.as_micros() as u64, shard);
-    let (total, payload, media) = (p.len(), p.data.len(), p.media);
-    let stream = send_packet(session, &mut [p.head, p.data]).await?;
-    keep(tail, stream);
-    stats.sent(media, total);
-    stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
-    stats.mark_media_sent(shared.metrics.started);
-    Ok(())
+impl Sender {
+    /// Sends the lane's due frame; the lane moves on to the next one.
+    async fn send_frame(
+        &mut self,
+        shared: &Shared,
+        session: &Session,
+        stats: &ClientStats,
+        video: bool,
+        shard: usize,
+        now: Instant,
+    ) -> Result<(), String> {
+        let lane = if video {
+            self.schedule.video.as_mut()
+        } else {
+            self.schedule.audio.as_mut()
+        };
+        let Some(lane) = lane else { return Ok(()) };
+        let Some(p) = lane.next_packet(
+            &shared.pack,
+            &mut self.prefix,
+            &mut self.heads,
+            now,
+            unix_ms(),
+        ) else {
+            return Err("frame index out of range".into());
+        };
+        shared
+            .metrics
+            .lateness
+            .record(p.lateness.as_micros() as u64, shard);
+        let (total, payload, media) = (p.len(), p.data.len(), p.media);
+        let stream = send_packet(session, &mut [p.head, p.data]).await?;
+        keep(&mut self.tail, stream);
+        stats.sent(media, total);
+        stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
+        stats.mark_media_sent(shared.metrics.started);
+        Ok(())
+    }
+
+    /// Sends everything the schedule says is due at `now`.
+    async fn send_due(
+        &mut self,
+        shared: &Shared,
+        session: &Session,
+        stats: &ClientStats,
+        user: &str,
+        shard: usize,
+        now: Instant,
+    ) -> Result<(), String> {
+        let due = self.schedule.poll(&shared.pack, now);
+        if due.keyframe_jump {
+            stats.keyframes_answered.fetch_add(1, Relaxed);
+        }
+        if due.audio {
+            self.send_frame(shared, session, stats, false, shard, now)
+                .await?;
+        }
+        if due.video {
+            self.send_frame(shared, session, stats, true, shard, now)
+                .await?;
+        }
+        if due.heartbeat {
+            let hb = Bytes::from(wire::heartbeat(
+                user,
+                unix_ms(),
+                self.schedule.audio.is_some(),
+                self.schedule.video.is_some(),
+            ));
+            let len = hb.len();
+            let s = send_packet(session, &mut [hb]).await?;
+            keep(&mut self.tail, s);
+            stats.sent(Media::Heartbeat, len);
+        }
+        Ok(())
+    }
 }
 
 async fn run_session(
     shared: &Arc<Shared>,
-    spec: &Spec,
+    plan: &ClientPlan,
     stats: &Arc<ClientStats>,
     sender: &mut Sender,
+    accounting: Accounting,
     session: Session,
-) -> End {
+) -> (End, Accounting) {
     let mut stop = shared.stop.clone();
-    let shard = spec.plan.index;
-    let user = sender.user_id.clone();
-    let connection = Bytes::from(wire::connection(&user, &spec.plan.meeting_id));
+    let shard = plan.index;
+    let user = plan.user_id.as_str();
+    let connection = Bytes::from(wire::connection(user, &plan.meeting_id));
     let (done_tx, done_rx) = watch::channel(false);
     let receiver = tokio::spawn(receive(
         shared.clone(),
         session.clone(),
         stats.clone(),
-        user.clone().into_bytes(),
+        accounting,
         sender.keyframe.clone(),
         shard,
         done_rx,
     ));
+    let finish = |end: End,
+                  done_tx: watch::Sender<bool>,
+                  receiver: tokio::task::JoinHandle<Accounting>| async move {
+        let _ = done_tx.send(true);
+        let acc = match receiver.await {
+            Ok(acc) => acc,
+            // The receive task cannot panic short of a bug; start afresh then.
+            Err(_) => Accounting::new(user),
+        };
+        (end, acc)
+    };
     let len = connection.len();
     match send_packet(&session, &mut [connection]).await {
         Ok(s) => keep(&mut sender.tail, s),
-        Err(e) => {
-            let _ = done_tx.send(true);
-            let _ = receiver.await;
-            return End::Lost(e);
-        }
+        Err(e) => return finish(End::Lost(e), done_tx, receiver).await,
     }
     stats.sent(Media::Other, len);
     // After a reconnect, resume on schedule from now rather than bursting.
-    let now = Instant::now();
-    for lane in [&mut sender.audio, &mut sender.video].into_iter().flatten() {
-        lane.resume(now);
-    }
-    let mut force_key = false;
+    sender.schedule.resume(Instant::now());
     // The futures the loop waits on are made once, not at every wake-up.
     let keyframe = sender.keyframe.clone();
     let stopped = async {
@@ -432,74 +451,25 @@ async fn run_session(
     };
     let closed = session.closed();
     let notified = keyframe.notified();
-    let sleep = tokio::time::sleep_until(sender.next_due().into());
+    let sleep = tokio::time::sleep_until(sender.schedule.next_wake().into());
     tokio::pin!(stopped, closed, notified, sleep);
     let end = loop {
-        sleep.as_mut().reset(sender.next_due().into());
+        sleep.as_mut().reset(sender.schedule.next_wake().into());
         tokio::select! {
             biased;
             _ = &mut stopped => break End::Stopped,
             e = &mut closed => break End::Lost(e.to_string()),
             _ = &mut notified => {
-                force_key = true;
+                sender.schedule.request_keyframe();
                 notified.set(keyframe.notified());
             }
             _ = &mut sleep => {}
         }
         let now = Instant::now();
-        if force_key {
-            force_key = false;
-            if let Some(lane) = sender.video.as_mut() {
-                if lane.jump_to_keyframe(&shared.pack, now) {
-                    stats.keyframes_answered.fetch_add(1, Relaxed);
-                }
-            }
-        }
-        let mut result = Ok(());
-        // A video frame due within the batch window rides with an audio packet
-        // sent now: one wake-up, shared datagrams and syscalls. Audio keeps its
-        // exact 20 ms cadence; video frames go up to the window early.
-        let audio_now = sender.audio.as_ref().is_some_and(|a| a.due() <= now);
-        let video_by = if audio_now {
-            now + shared.batch_window
-        } else {
-            now
-        };
-        for (lane, by) in [(&mut sender.audio, now), (&mut sender.video, video_by)] {
-            let Some(lane) = lane.as_mut() else { continue };
-            if result.is_ok() && lane.due() <= by {
-                result = send_frame(
-                    shared,
-                    &session,
-                    &mut sender.prefix,
-                    &mut sender.heads,
-                    lane,
-                    &mut sender.tail,
-                    stats,
-                    shard,
-                    now,
-                )
-                .await;
-            }
-        }
-        if result.is_ok() && sender.next_heartbeat <= now {
-            let hb = Bytes::from(wire::heartbeat(
-                &user,
-                now_ms(),
-                sender.audio.is_some(),
-                sender.video.is_some(),
-            ));
-            let len = hb.len();
-            result = send_packet(&session, &mut [hb]).await.map(|s| {
-                keep(&mut sender.tail, s);
-                stats.sent(Media::Heartbeat, len);
-            });
-            sender.next_heartbeat += shared.heartbeat_interval;
-            if sender.next_heartbeat < now {
-                sender.next_heartbeat = now + shared.heartbeat_interval;
-            }
-        }
-        if let Err(e) = result {
+        if let Err(e) = sender
+            .send_due(shared, &session, stats, user, shard, now)
+            .await
+        {
             stats.send_errors.fetch_add(1, Relaxed);
             break End::Lost(e);
         }
@@ -516,62 +486,22 @@ async fn run_session(
         session.close(0, b"run finished");
     }
     sender.tail.clear();
-    let _ = done_tx.send(true);
-    let _ = receiver.await;
-    end
+    finish(end, done_tx, receiver).await
 }
 
-/// Per-sender receive state: counts and sequence trackers for audio and video.
-#[derive(Default)]
-struct Peer {
-    seq: [Tracker; 2],
-    counts: PeerCounts,
-}
-
-/// The server reads at most this much of one stream; so do we.
-const MAX_PACKET: usize = 4_000_000;
-
-/// Reads one packet (a whole stream). A packet that arrives in one chunk (the
-/// usual case) is returned without a copy; `None` on a reset or oversized stream.
-async fn read_packet(s: &mut web_transport_quinn::RecvStream) -> Option<Bytes> {
-    let first = match s.read_chunk(MAX_PACKET, true).await {
-        Ok(Some(c)) => c.bytes,
-        Ok(None) => return Some(Bytes::new()),
-        Err(_) => return None,
-    };
-    let mut all = match s.read_chunk(MAX_PACKET, true).await {
-        Ok(None) => return Some(first),
-        Ok(Some(c)) => {
-            let mut v = bytes::BytesMut::with_capacity(first.len() + c.bytes.len());
-            v.extend_from_slice(&first);
-            v.extend_from_slice(&c.bytes);
-            v
-        }
-        Err(_) => return None,
-    };
-    loop {
-        match s.read_chunk(MAX_PACKET, true).await {
-            Ok(None) => return Some(all.freeze()),
-            Ok(Some(c)) if all.len() + c.bytes.len() <= MAX_PACKET => {
-                all.extend_from_slice(&c.bytes)
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// Drains the session until it closes or `done` fires, then publishes the
-/// per-sender counts into the client's stats.
+/// Drains the session until it closes or `done` fires: streams are read
+/// concurrently, each to its end, and datagrams as they come. Returns the
+/// accounting for the next session.
 async fn receive(
     shared: Arc<Shared>,
     session: Session,
     stats: Arc<ClientStats>,
-    me: Vec<u8>,
+    mut accounting: Accounting,
     keyframe: Arc<Notify>,
     shard: usize,
     mut done: watch::Receiver<bool>,
-) {
-    let mut peers: HashMap<Box<[u8]>, Peer> = HashMap::new();
+) -> Accounting {
+    let mut reads = Reads::default();
     // Each future is re-armed only when it completes, not at every packet.
     let accept = session.accept_uni();
     let datagram = session.read_datagram();
@@ -582,13 +512,17 @@ async fn receive(
             s = &mut accept => {
                 accept.set(session.accept_uni());
                 match s {
-                    Ok(mut s) => match read_packet(&mut s).await {
-                        Some(b) => b,
-                        None => { stats.bad_packets.fetch_add(1, Relaxed); continue; }
-                    },
+                    Ok(s) => { reads.push(s); continue; }
                     Err(_) => break,
                 }
             }
+            r = std::future::poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => match r {
+                Ok(b) => b,
+                Err(ReadFail::TooLong | ReadFail::Reset) => {
+                    stats.bad_packets.fetch_add(1, Relaxed);
+                    continue;
+                }
+            },
             d = &mut datagram => {
                 datagram.set(session.read_datagram());
                 match d {
@@ -598,111 +532,18 @@ async fn receive(
             }
             _ = &mut finished => break,
         };
-        handle(&shared, &stats, &me, &keyframe, &mut peers, &buf, shard);
-    }
-    // Holes still open when the session ends never arrived.
-    for p in peers.values_mut() {
-        for i in 0..2 {
-            let open = p.seq[i].open_holes();
-            if open > 0 {
-                stats.gaps[i].fetch_add(open, Relaxed);
-                p.counts.gaps[i] += open;
-            }
+        let h = accounting.handle(&buf, unix_ms(), &shared.ours, &stats);
+        if let Some((media, us)) = h.latency {
+            shared.metrics.latency[media as usize].record(us, shard);
+        }
+        if h.keyframe_request {
+            keyframe.notify_one();
         }
     }
-    if let Ok(mut all) = stats.per_sender.lock() {
-        for (id, p) in peers {
-            let e = all
-                .entry(String::from_utf8_lossy(&id).into_owned())
-                .or_default();
-            for i in 0..2 {
-                e.packets[i] += p.counts.packets[i];
-                e.bytes[i] += p.counts.bytes[i];
-                e.gaps[i] += p.counts.gaps[i];
-            }
+    if let Ok(mut peers) = stats.peers.lock() {
+        for (id, [a, v]) in accounting.peers() {
+            peers.insert(String::from_utf8_lossy(id).into_owned(), [*a, *v]);
         }
     }
-}
-
-fn handle(
-    shared: &Shared,
-    stats: &ClientStats,
-    me: &[u8],
-    keyframe: &Notify,
-    peers: &mut HashMap<Box<[u8]>, Peer>,
-    buf: &[u8],
-    shard: usize,
-) {
-    let Ok(p) = wire::parse(buf) else {
-        stats.bad_packets.fetch_add(1, Relaxed);
-        return;
-    };
-    match p.packet_type {
-        packet_type::MEDIA => {
-            let Ok(m) = wire::parse_media(p.data) else {
-                stats.bad_packets.fetch_add(1, Relaxed);
-                return;
-            };
-            let media = match m.media_type {
-                media_type::AUDIO => Media::Audio,
-                media_type::VIDEO => Media::Video,
-                media_type::HEARTBEAT => Media::Heartbeat,
-                _ => Media::Other,
-            };
-            stats.received(media, buf.len());
-            match media {
-                Media::Audio | Media::Video => {
-                    let i = media as usize;
-                    let sender = if p.user_id.is_empty() {
-                        m.user_id
-                    } else {
-                        p.user_id
-                    };
-                    if let Some(seq) = m.sequence {
-                        let peer = match peers.get_mut(sender) {
-                            Some(peer) => peer,
-                            None => peers.entry(sender.into()).or_default(),
-                        };
-                        peer.counts.packets[i] += 1;
-                        peer.counts.bytes[i] += buf.len() as u64;
-                        let seen = peer.seq[i].see(seq);
-                        if seen.lost > 0 {
-                            stats.gaps[i].fetch_add(seen.lost, Relaxed);
-                            peer.counts.gaps[i] += seen.lost;
-                        }
-                        if seen.reordered {
-                            stats.reordered[i].fetch_add(1, Relaxed);
-                        }
-                    }
-                    if shared.ours.contains(sender) && m.timestamp_ms > 0.0 {
-                        let lat_ms = (now_ms() - m.timestamp_ms).max(0.0);
-                        shared.metrics.latency[i].record((lat_ms * 1000.0) as u64, shard);
-                    }
-                }
-                Media::Other if m.media_type == media_type::KEYFRAME_REQUEST && m.user_id == me => {
-                    stats.keyframe_requests.fetch_add(1, Relaxed);
-                    keyframe.notify_one();
-                }
-                _ => {}
-            }
-        }
-        packet_type::MEETING => {
-            stats.received(Media::Other, buf.len());
-            use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType as E;
-            if let Ok(mp) =
-                videocall_types::protos::meeting_packet::MeetingPacket::parse_from_bytes(p.data)
-            {
-                match mp.event_type.enum_value() {
-                    Ok(E::PARTICIPANT_JOINED) => {
-                        stats.joined_events.fetch_add(1, Relaxed);
-                    }
-                    Ok(E::PARTICIPANT_LEFT) => {
-                        stats.left_events.fetch_add(1, Relaxed);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => stats.received(Media::Other, buf.len()),
-    }
+    accounting
 }

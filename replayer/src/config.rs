@@ -219,7 +219,7 @@ pub enum Credentials {
 
 /// One client to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientPlan {
+pub struct Participant {
     /// Position in the plan (0-based), also the order of starts.
     pub index: usize,
     /// Participant id (checked against the server's rule).
@@ -262,7 +262,7 @@ pub struct Settings {
     /// Credentials.
     pub credentials: Credentials,
     /// The clients, in start order.
-    pub clients: Vec<ClientPlan>,
+    pub clients: Vec<Participant>,
     /// Pass/fail thresholds.
     pub thresholds: Vec<Threshold>,
     /// Prometheus endpoint address.
@@ -497,10 +497,10 @@ fn expand(
     clients: &[ClientSpec],
     groups: &[GroupSpec],
     o: &Overrides,
-) -> anyhow::Result<Vec<ClientPlan>> {
+) -> anyhow::Result<Vec<Participant>> {
     let mut out = Vec::new();
     for c in clients {
-        out.push(ClientPlan {
+        out.push(Participant {
             index: out.len(),
             user_id: c.user_id.clone(),
             meeting_id: c.meeting_id.clone(),
@@ -542,7 +542,7 @@ fn expand(
                 pod_index,
                 meeting: global / size,
             };
-            out.push(ClientPlan {
+            out.push(Participant {
                 index: out.len(),
                 user_id: render(&g.user_id, &vars)
                     .with_context(|| format!("groups[{g_no}].user_id"))?,

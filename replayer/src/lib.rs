@@ -1,7 +1,8 @@
 //! `synth-replay`: synthetic participants for videocall-rs load tests.
 //!
-//! A run ([`run::run`]) maps one pack ([`synth_common::pack::Reader`]) and
-//! shares it between every client. Each client ([`client`]) joins its meeting
+//! A run ([`run::run`]) resolves one [`plan`] (the pack, mapped once and
+//! shared by every client, and one [`plan::ClientPlan`] per client). Each
+//! client ([`client`], a thin driver) joins its meeting
 //! over WebTransport, sends a CONNECTION packet, heartbeats, and the pack's
 //! frames as `MediaPacket`s — one unidirectional stream per packet, only the
 //! per-client fields rewritten ([`synth_common::wire::MediaPrefix`]) — and
@@ -13,7 +14,9 @@
 //! and runs against it, so the tool works with no network.
 //!
 //! - [`config`]: the YAML file, env and CLI overrides, group expansion.
-//! - [`transport`]: the shared QUIC endpoint and TLS trust.
+//! - [`pacer`]: the send schedule as a state machine polled with `now`.
+//! - [`receive`]: the receive accounting of one packet (pure).
+//! - [`transport`]: the QUIC endpoint of each client thread and TLS trust.
 //! - [`http`]: the Prometheus endpoint.
 
 pub mod client;
@@ -21,9 +24,10 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod pacer;
+pub mod plan;
+pub mod receive;
 pub mod report;
 pub mod run;
-pub mod sequence;
 pub mod threshold;
 pub mod transport;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
+use synth_replayer::plan;
 use synth_replayer::run::{self, Options, EXIT_CONFIG};
 
 /// Synthetic videocall-rs participants: join meetings over WebTransport and
@@ -170,7 +171,7 @@ fn main() -> ExitCode {
                     progress: !a.quiet,
                     ..Options::default()
                 };
-                match run::run(s, opts).await {
+                match run::run(s, opts, shutdown_on_signal()).await {
                     Ok(o) => {
                         if o.exit_code == run::EXIT_THRESHOLD {
                             eprintln!("error: a threshold was violated (see the report)");
@@ -186,7 +187,7 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => return fail(&e, EXIT_CONFIG),
                 };
-                match run::plan_summary(&s) {
+                match plan::summary(&s) {
                     Ok(p) if a.json => {
                         println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
                         0
@@ -198,13 +199,27 @@ fn main() -> ExitCode {
                     Err(e) => fail(&e, EXIT_CONFIG),
                 }
             }
-            Command::Relay(a) => match synth_relay::run_cli(a, synth_relay::terminated()).await {
-                Ok(()) => 0,
-                Err(e) => fail(&e, 1),
-            },
+            Command::Relay(a) => {
+                match synth_relay::run_cli(a, synth_common::net::terminated()).await {
+                    Ok(()) => 0,
+                    Err(e) => fail(&e, 1),
+                }
+            }
         }
     });
     ExitCode::from(code as u8)
+}
+
+/// The run's shutdown: the first Ctrl-C or SIGTERM ends the run with a
+/// complete report; a second one exits at once.
+async fn shutdown_on_signal() {
+    synth_common::net::terminated().await;
+    eprintln!("stopping: closing sessions (signal again to exit at once)");
+    tokio::spawn(async {
+        synth_common::net::terminated().await;
+        eprintln!("second signal: exiting now");
+        std::process::exit(130);
+    });
 }
 
 fn fail(e: &anyhow::Error, code: i32) -> i32 {
@@ -212,7 +227,7 @@ fn fail(e: &anyhow::Error, code: i32) -> i32 {
     code
 }
 
-fn print_plan(p: &run::PlanSummary) {
+fn print_plan(p: &plan::Summary) {
     println!("server    {}", p.server);
     println!("pack      {}", p.pack);
     println!(

@@ -1,10 +1,11 @@
 //! What a run measures, shared by the clients, the Prometheus endpoint and the report.
 //!
 //! Counters live per client ([`ClientStats`], plain atomics written by that
-//! client's own tasks), so the hot path never touches a shared cache line or a
-//! label map; totals are summed when scraped. Timings go to [`Hist`]: fixed
-//! Prometheus buckets (atomics) for `/metrics`, and HdrHistograms sharded by
-//! client for the report's percentiles.
+//! client's own tasks), so the packet path takes no lock and no label map;
+//! totals are summed when scraped. Timings go to [`Hist`]: fixed Prometheus
+//! buckets (atomics shared by every client of the run) for `/metrics`, and
+//! HdrHistograms sharded by client behind mutexes that are rarely contended,
+//! for the report's percentiles.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -49,6 +50,22 @@ pub enum State {
     Done = 5,
 }
 
+impl State {
+    /// Every state, indexed by its `u8`.
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Connecting,
+        State::Connected,
+        State::Reconnecting,
+        State::Failed,
+        State::Done,
+    ];
+
+    fn from_u8(v: u8) -> State {
+        State::ALL.get(v as usize).copied().unwrap_or(State::Done)
+    }
+}
+
 const STATES: [(State, &str); 4] = [
     (State::Connecting, "connecting"),
     (State::Connected, "connected"),
@@ -73,17 +90,6 @@ pub enum FailReason {
 /// Label values, indexed by [`FailReason`].
 pub const REASONS: [&str; 4] = ["timeout", "rejected", "tls", "transport"];
 
-/// What one client received from one sender.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct PeerCounts {
-    /// Audio and video packets.
-    pub packets: [u64; 2],
-    /// Audio and video bytes.
-    pub bytes: [u64; 2],
-    /// Audio and video sequence gaps.
-    pub gaps: [u64; 2],
-}
-
 /// One client's counters.
 #[derive(Debug, Default)]
 pub struct ClientStats {
@@ -99,10 +105,15 @@ pub struct ClientStats {
     pub sent_payload: [AtomicU64; 2],
     /// First and last media send, µs after the run started, plus one (0 = never).
     pub media_span_us: [AtomicU64; 2],
-    /// Sequence numbers never received (lost), audio and video.
-    pub gaps: [AtomicU64; 2],
-    /// Packets that arrived out of order (late, within the window), audio and video.
+    /// Sequence numbers not received (yet) from the senders heard so far,
+    /// audio and video: lost, once the run has ended ([`synth_common::seq`]).
+    pub missing: [AtomicU64; 2],
+    /// Packets that arrived after a higher sequence number, audio and video.
     pub reordered: [AtomicU64; 2],
+    /// Packets whose sequence number had already arrived, audio and video.
+    pub duplicates: [AtomicU64; 2],
+    /// CONGESTION packets from the server (it dropped packets of this client).
+    pub congestion: AtomicU64,
     /// Key-frame requests aimed at this client.
     pub keyframe_requests: AtomicU64,
     /// Key frames sent in answer to one.
@@ -117,10 +128,12 @@ pub struct ClientStats {
     pub joined_events: AtomicU64,
     /// PARTICIPANT_LEFT events seen.
     pub left_events: AtomicU64,
-    /// What this client received from each sender, published when a session ends.
-    pub per_sender: Mutex<BTreeMap<String, PeerCounts>>,
-    /// Current [`State`].
-    pub state: AtomicU8,
+    /// Each sender's audio and video sequence counts as this client saw them,
+    /// published when each of its sessions ends (for library users and tests;
+    /// the run's totals are the atomics above).
+    pub peers: Mutex<BTreeMap<String, [synth_common::seq::Counts; 2]>>,
+    /// Current [`State`], as its `u8`: read through [`ClientStats::state`].
+    state: AtomicU8,
     /// Whether the client was connected at least once.
     pub ever_connected: AtomicBool,
 }
@@ -168,8 +181,8 @@ impl ClientStats {
     }
 
     /// The state.
-    pub fn state(&self) -> u8 {
-        self.state.load(Relaxed)
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Relaxed))
     }
 }
 
@@ -323,7 +336,7 @@ impl Metrics {
     pub fn states(&self) -> [u64; 6] {
         let mut n = [0u64; 6];
         for c in &self.clients {
-            n[(c.state() as usize).min(5)] += 1;
+            n[c.state() as usize] += 1;
         }
         n
     }
@@ -444,30 +457,73 @@ impl Metrics {
         }
         help(
             &mut o,
-            "synth_sequence_gaps_total",
-            "counter",
-            "Sequence numbers never received (lost), by media.",
+            "synth_packets_missing",
+            "gauge",
+            "Sequence numbers not received (yet) from the senders heard so far, by media; lost once the run has ended.",
         );
         for (i, label) in ["audio", "video"].iter().enumerate() {
             let _ = writeln!(
                 o,
-                "synth_sequence_gaps_total{{media=\"{label}\"}} {}",
-                self.sum(|c| c.gaps[i].load(Relaxed))
+                "synth_packets_missing{{media=\"{label}\"}} {}",
+                self.sum(|c| c.missing[i].load(Relaxed))
             );
+        }
+        for (name, h, f) in [
+            (
+                "synth_reordered_packets_total",
+                "Received media packets that arrived after a higher sequence number (not lost).",
+                (|c: &ClientStats, i: usize| c.reordered[i].load(Relaxed))
+                    as fn(&ClientStats, usize) -> u64,
+            ),
+            (
+                "synth_duplicate_packets_total",
+                "Received media packets whose sequence number had already arrived.",
+                |c, i| c.duplicates[i].load(Relaxed),
+            ),
+        ] {
+            help(&mut o, name, "counter", h);
+            for (i, label) in ["audio", "video"].iter().enumerate() {
+                let _ = writeln!(o, "{name}{{media=\"{label}\"}} {}", self.sum(|c| f(c, i)));
+            }
         }
         help(
             &mut o,
-            "synth_reordered_packets_total",
+            "synth_congestion_received_total",
             "counter",
-            "Received media packets that arrived out of order but were not lost.",
+            "CONGESTION packets from the server: it dropped packets of our clients.",
         );
-        for (i, label) in ["audio", "video"].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "synth_reordered_packets_total{{media=\"{label}\"}} {}",
-                self.sum(|c| c.reordered[i].load(Relaxed))
-            );
-        }
+        let _ = writeln!(
+            o,
+            "synth_congestion_received_total {}",
+            self.sum(|c| c.congestion.load(Relaxed))
+        );
+        help(
+            &mut o,
+            "synth_participant_events_total",
+            "counter",
+            "PARTICIPANT_JOINED and PARTICIPANT_LEFT packets seen by our clients.",
+        );
+        let _ = writeln!(
+            o,
+            "synth_participant_events_total{{event=\"joined\"}} {}",
+            self.sum(|c| c.joined_events.load(Relaxed))
+        );
+        let _ = writeln!(
+            o,
+            "synth_participant_events_total{{event=\"left\"}} {}",
+            self.sum(|c| c.left_events.load(Relaxed))
+        );
+        help(
+            &mut o,
+            "synth_bad_packets_total",
+            "counter",
+            "Received packets that did not parse (or streams that were reset or too long).",
+        );
+        let _ = writeln!(
+            o,
+            "synth_bad_packets_total {}",
+            self.sum(|c| c.bad_packets.load(Relaxed))
+        );
         help(
             &mut o,
             "synth_keyframe_requests_received_total",

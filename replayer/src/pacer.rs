@@ -1,5 +1,11 @@
-//! A client's media schedule: which frame of the pack is due when, with what
-//! sequence number, and the bytes of its packet.
+//! A client's send schedule: which frame of the pack is due when, with what
+//! sequence number, and the bytes of its packet; when a heartbeat is due;
+//! what a key-frame request changes. Sans-IO: every decision takes `now`, so
+//! the tests drive it on explicit instants.
+//!
+//! [`Schedule::poll`] says what to send at `now` ([`Due`]); the client's
+//! driver builds those packets ([`Lane::next_packet`]) and writes them, then
+//! sleeps until [`Schedule::next_wake`].
 //!
 //! A [`Lane`] walks one track of the pack in a loop. Due times follow the
 //! frames' own durations from a start instant (so a 20 ms Opus track is due
@@ -188,6 +194,105 @@ impl Lane {
     }
 }
 
+/// What is due at one wake-up, in the order to send it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Due {
+    /// The audio lane's frame.
+    pub audio: bool,
+    /// The video lane's frame.
+    pub video: bool,
+    /// A heartbeat.
+    pub heartbeat: bool,
+    /// A pending key-frame request moved the video lane to its next key frame.
+    pub keyframe_jump: bool,
+}
+
+/// One client's whole send schedule: its lanes, heartbeats and the video
+/// batch window. Kept across reconnects, so sequence numbers keep rising.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Audio, if the client sends it.
+    pub audio: Option<Lane>,
+    /// Video, if the client sends it.
+    pub video: Option<Lane>,
+    next_heartbeat: Instant,
+    heartbeat_interval: Duration,
+    batch_window: Duration,
+    keyframe_requested: bool,
+}
+
+impl Schedule {
+    /// A schedule whose lanes and first heartbeat are due at their lanes'
+    /// start; `batch_window` lets a video frame go that much early to ride
+    /// with an audio packet.
+    pub fn new(
+        audio: Option<Lane>,
+        video: Option<Lane>,
+        start: Instant,
+        heartbeat_interval: Duration,
+        batch_window: Duration,
+    ) -> Schedule {
+        Schedule {
+            audio,
+            video,
+            next_heartbeat: start,
+            heartbeat_interval,
+            batch_window,
+            keyframe_requested: false,
+        }
+    }
+
+    /// When something is next due.
+    pub fn next_wake(&self) -> Instant {
+        let mut due = self.next_heartbeat;
+        for lane in [&self.audio, &self.video].into_iter().flatten() {
+            due = due.min(lane.due());
+        }
+        due
+    }
+
+    /// A peer asked for a key frame: the next poll jumps the video lane to it
+    /// (the driver polls at once when it is told of a request).
+    pub fn request_keyframe(&mut self) {
+        self.keyframe_requested = true;
+    }
+
+    /// What to send at `now`. The heartbeat clock moves on when one is due;
+    /// the lanes move on as their packets are built. Audio keeps its exact
+    /// cadence; a video frame due within the batch window rides with an
+    /// audio packet sent now (one wake-up, shared datagrams and syscalls).
+    pub fn poll(&mut self, pack: &Reader, now: Instant) -> Due {
+        let mut due = Due::default();
+        if std::mem::take(&mut self.keyframe_requested) {
+            if let Some(lane) = self.video.as_mut() {
+                due.keyframe_jump = lane.jump_to_keyframe(pack, now);
+            }
+        }
+        due.audio = self.audio.as_ref().is_some_and(|a| a.due() <= now);
+        let video_by = if due.audio {
+            now + self.batch_window
+        } else {
+            now
+        };
+        due.video = self.video.as_ref().is_some_and(|v| v.due() <= video_by);
+        if self.next_heartbeat <= now {
+            due.heartbeat = true;
+            self.next_heartbeat += self.heartbeat_interval;
+            if self.next_heartbeat < now {
+                self.next_heartbeat = now + self.heartbeat_interval;
+            }
+        }
+        due
+    }
+
+    /// After a reconnect: resume on schedule from `now` rather than bursting.
+    pub fn resume(&mut self, now: Instant) {
+        for lane in [&mut self.audio, &mut self.video].into_iter().flatten() {
+            lane.resume(now);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +394,171 @@ mod tests {
             lane.seq(),
             3,
             "sequence numbers stay consecutive across the jump"
+        );
+    }
+
+    /// A pack with 20 ms audio (10 frames) and 30 fps video (6 frames, key at 0 and 3).
+    fn av_pack() -> (tempfile::TempDir, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("av.pack");
+        let mut w = Writer::create(&path).unwrap();
+        let a = w
+            .add_track(Track {
+                kind: TrackKind::Audio,
+                codec: Codec::Opus,
+                name: "audio".into(),
+                clock_rate: 48_000,
+                width: 0,
+                height: 0,
+                fps_num: 50,
+                fps_den: 1,
+                channels: 1,
+                target_bitrate_bps: 32_000,
+                loop_duration: 10 * 960,
+                frame_count: 0,
+            })
+            .unwrap();
+        for i in 0..10u64 {
+            w.push_frame(a, &[i as u8; 4], i * 960, 960, true).unwrap();
+        }
+        let v = w
+            .add_track(Track {
+                kind: TrackKind::Video,
+                codec: Codec::Vp9,
+                name: "video-16x16".into(),
+                clock_rate: 90_000,
+                width: 16,
+                height: 16,
+                fps_num: 30,
+                fps_den: 1,
+                channels: 0,
+                target_bitrate_bps: 1000,
+                loop_duration: 6 * 3000,
+                frame_count: 0,
+            })
+            .unwrap();
+        for i in 0..6u64 {
+            w.push_frame(v, &[i as u8; 10], i * 3000, 3000, i == 0 || i == 3)
+                .unwrap();
+        }
+        w.finish().unwrap();
+        (dir, Reader::open(&path).unwrap())
+    }
+
+    fn schedule(pack: &Reader, t0: Instant, batch_ms: u64) -> Schedule {
+        Schedule::new(
+            Some(Lane::new(pack, 0, Media::Audio, t0)),
+            Some(Lane::new(pack, 1, Media::Video, t0)),
+            t0,
+            Duration::from_secs(1),
+            Duration::from_millis(batch_ms),
+        )
+    }
+
+    /// Sends what `poll` says is due, as the driver does.
+    fn send(s: &mut Schedule, pack: &Reader, due: Due, now: Instant) -> Vec<(Media, u64)> {
+        let (mut prefix, mut heads) = (MediaPrefix::new("u"), Heads::default());
+        let mut sent = Vec::new();
+        for (lane, go) in [(&mut s.audio, due.audio), (&mut s.video, due.video)] {
+            if let (Some(lane), true) = (lane.as_mut(), go) {
+                let seq = lane.seq();
+                lane.next_packet(pack, &mut prefix, &mut heads, now, 1.0)
+                    .unwrap();
+                sent.push((lane.media(), seq));
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn audio_cadence_heartbeats_and_the_batch_window() {
+        let (_d, pack) = av_pack();
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut s = schedule(&pack, t0, 7);
+        // t=0: audio, video and the first heartbeat.
+        let due = s.poll(&pack, t0);
+        assert!(due.audio && due.video && due.heartbeat && !due.keyframe_jump);
+        send(&mut s, &pack, due, t0);
+        assert_eq!(s.next_wake(), ms(20), "audio every 20 ms");
+        // t=20: audio only (video is due at 33.3, outside a 7 ms window).
+        let due = s.poll(&pack, ms(20));
+        assert_eq!((due.audio, due.video, due.heartbeat), (true, false, false));
+        send(&mut s, &pack, due, ms(20));
+        assert_eq!(s.next_wake(), t0 + Duration::from_nanos(33_333_333));
+        // t=33.3: video alone.
+        let t = s.next_wake();
+        let due = s.poll(&pack, t);
+        assert_eq!((due.audio, due.video), (false, true));
+        send(&mut s, &pack, due, t);
+        // t=40: audio, and video (due 66.7) is not within 7 ms.
+        let due = s.poll(&pack, ms(40));
+        assert_eq!((due.audio, due.video), (true, false));
+        send(&mut s, &pack, due, ms(40));
+        // t=60: audio, and video due at 66.7 rides with it (within 7 ms).
+        let due = s.poll(&pack, ms(60));
+        assert_eq!((due.audio, due.video), (true, true));
+        assert_eq!(
+            send(&mut s, &pack, due, ms(60)),
+            vec![(Media::Audio, 3), (Media::Video, 2)]
+        );
+        // No window: video waits for its own time.
+        let mut s = schedule(&pack, t0, 0);
+        for t in [t0, ms(20), t0 + Duration::from_nanos(33_333_333), ms(40)] {
+            let due = s.poll(&pack, t);
+            send(&mut s, &pack, due, t);
+        }
+        let due = s.poll(&pack, ms(60));
+        assert!(due.audio && !due.video, "video due at 66.7 ms waits");
+        // The heartbeat clock: due at 1 s, then every second; after a long
+        // stall it restarts from now instead of firing a burst.
+        assert!(s.poll(&pack, ms(1000)).heartbeat);
+        assert!(!s.poll(&pack, ms(1500)).heartbeat);
+        assert!(s.poll(&pack, ms(2000)).heartbeat);
+        assert!(s.poll(&pack, ms(9000)).heartbeat);
+        assert!(!s.poll(&pack, ms(9500)).heartbeat);
+        assert!(s.poll(&pack, ms(10_000)).heartbeat);
+    }
+
+    #[test]
+    fn a_keyframe_request_jumps_video_to_its_next_key_frame_now() {
+        let (_d, pack) = av_pack();
+        let t0 = Instant::now();
+        let mut s = schedule(&pack, t0, 7);
+        let due = s.poll(&pack, t0);
+        send(&mut s, &pack, due, t0); // video frame 0 (key) sent
+        let t = t0 + Duration::from_millis(5);
+        s.request_keyframe();
+        assert_eq!(s.next_wake(), t0 + Duration::from_millis(20));
+        let due = s.poll(&pack, t);
+        assert!(due.keyframe_jump && due.video && !due.audio, "{due:?}");
+        // Frame 3 (the next key frame) goes now, with the next sequence number.
+        let lane = s.video.as_mut().unwrap();
+        let (mut prefix, mut heads) = (MediaPrefix::new("u"), Heads::default());
+        let p = lane
+            .next_packet(&pack, &mut prefix, &mut heads, t, 1.0)
+            .unwrap();
+        assert_eq!((p.data[0], lane.seq()), (3, 2));
+        // The request is answered once.
+        assert!(!s.poll(&pack, t).keyframe_jump);
+    }
+
+    #[test]
+    fn resume_after_a_reconnect_does_not_burst() {
+        let (_d, pack) = av_pack();
+        let t0 = Instant::now();
+        let mut s = schedule(&pack, t0, 7);
+        let due = s.poll(&pack, t0);
+        send(&mut s, &pack, due, t0);
+        // Session down for 600 ms (under the 1 s backlog limit): resume from now.
+        let back = t0 + Duration::from_millis(600);
+        s.resume(back);
+        let due = s.poll(&pack, back);
+        assert!(due.audio && due.video);
+        send(&mut s, &pack, due, back);
+        assert_eq!(
+            s.audio.as_ref().unwrap().due(),
+            back + Duration::from_millis(20)
         );
     }
 }

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
+use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::config::ClientPlan;
 use crate::metrics::{Media, Metrics, Process, State, REASONS};
+use crate::plan::ClientPlan;
 use crate::threshold::{Threshold, Verdict};
 
 /// Version of the JSON layout; bumped on any incompatible change.
@@ -32,7 +33,7 @@ pub struct Report {
     /// Wall time of the run, seconds.
     pub elapsed_s: f64,
     /// `"duration"` when the run ended on time, `"signal"` when stopped.
-    pub stopped_by: String,
+    pub stopped_by: StopReason,
     /// Client counts.
     pub clients: Clients,
     /// Connect time percentiles (ms).
@@ -184,31 +185,66 @@ pub struct Meeting {
     pub gaps: u64,
 }
 
+/// Why a run ended (`stopped_by` in the report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopReason {
+    /// Its duration was over.
+    Duration,
+    /// The caller's shutdown future completed (Ctrl-C or SIGTERM for the binary).
+    Signal,
+    /// Every client had failed.
+    Failure,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::Duration => "duration",
+            StopReason::Signal => "signal",
+            StopReason::Failure => "failure",
+        })
+    }
+}
+
 /// What the report needs besides the metrics.
 #[derive(Debug)]
 pub struct Inputs<'a> {
-    /// The plan.
+    /// The plan (each client's target bitrate included).
     pub plan: &'a [ClientPlan],
-    /// Per client, the pack bitrate (bps) of its audio and video tracks (0 if not sent).
-    pub target_bps: &'a [[f64; 2]],
     /// Server shown in the report.
     pub server: String,
     /// Pack path.
     pub pack: String,
     /// Why the run ended.
-    pub stopped_by: &'a str,
+    pub stopped_by: StopReason,
     /// Thresholds to check.
     pub thresholds: &'a [Threshold],
 }
 
 impl Report {
+    /// Writes the JSON report (to a temporary name first, so a reader never sees half of it).
+    pub fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the report's folder {}", dir.display()))?;
+        }
+        let json = serde_json::to_vec_pretty(self).context("encoding the report")?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).with_context(|| format!("writing report {}", tmp.display()))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("writing report {}", path.display()))?;
+        Ok(())
+    }
+
     /// Builds the report from the run's measurements.
     pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         let media = |i: usize| -> MediaReport {
             let mut bits = 0f64;
             let mut expected = 0f64;
             let mut active = 0f64;
-            for (c, t) in m.clients.iter().zip(inp.target_bps) {
+            for (c, p) in m.clients.iter().zip(inp.plan) {
+                let t = &p.target_bps;
                 let payload = c.sent_payload[i].load(Relaxed);
                 if payload == 0 || t[i] == 0.0 {
                     continue;
@@ -239,7 +275,7 @@ impl Report {
                 received: Received {
                     packets: m.sum(|c| c.recv_packets[i].load(Relaxed)),
                     bytes: m.sum(|c| c.recv_bytes[i].load(Relaxed)),
-                    gaps: m.sum(|c| c.gaps[i].load(Relaxed)),
+                    gaps: m.sum(|c| c.missing[i].load(Relaxed)),
                     reordered: m.sum(|c| c.reordered[i].load(Relaxed)),
                     latency_ms: Percentiles::from_us(&m.latency[i].merged()),
                 },
@@ -264,7 +300,7 @@ impl Report {
             e.video_sent += c.sent_packets[Media::Video as usize].load(Relaxed);
             e.audio_received += c.recv_packets[Media::Audio as usize].load(Relaxed);
             e.video_received += c.recv_packets[Media::Video as usize].load(Relaxed);
-            e.gaps += c.gaps[0].load(Relaxed) + c.gaps[1].load(Relaxed);
+            e.gaps += c.missing[0].load(Relaxed) + c.missing[1].load(Relaxed);
         }
         let p = Process::now();
         let mut r = Report {
@@ -273,7 +309,7 @@ impl Report {
             server: inp.server.clone(),
             pack: inp.pack.clone(),
             elapsed_s: round3(m.started.elapsed().as_secs_f64()),
-            stopped_by: inp.stopped_by.to_owned(),
+            stopped_by: inp.stopped_by,
             clients: Clients {
                 planned: m.clients.len(),
                 connected: m

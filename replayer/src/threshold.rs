@@ -15,7 +15,7 @@ pub const NAMES: &[(&str, &str)] = &[
     ),
     ("connect_p95_ms", "95th percentile of connect time"),
     ("connect_p99_ms", "99th percentile of connect time"),
-    ("failed_clients", "clients that never connected"),
+    ("failed_clients", "clients that gave up: rejected, TLS refused, or no first connection within connect_attempts"),
     ("reconnects", "reconnections after a dropped session"),
     ("audio_latency_p50_ms", "median one-way audio latency"),
     (
@@ -51,8 +51,8 @@ pub const NAMES: &[(&str, &str)] = &[
         "video_bitrate_error_pct",
         "|sent video bitrate - pack bitrate| / pack bitrate, in %",
     ),
-    ("audio_gaps", "audio sequence gaps seen by receivers"),
-    ("video_gaps", "video sequence gaps seen by receivers"),
+    ("audio_gaps", "audio sequence numbers receivers never got (missing when the run ended)"),
+    ("video_gaps", "video sequence numbers receivers never got (missing when the run ended)"),
     (
         "audio_received_packets",
         "audio packets received by all clients",

@@ -1,11 +1,12 @@
-//! The client side of QUIC: one endpoint (one UDP socket) shared by every client.
+//! The client side of QUIC: one endpoint (one UDP socket) per client thread,
+//! shared by that thread's clients.
 //!
 //! `web_transport_quinn::ClientBuilder` always binds `[::]:0` with the kernel's
-//! default buffers; a thousand sessions on one socket need larger ones, so the
+//! default buffers; hundreds of sessions on one socket need larger ones, so the
 //! socket, the rustls config and the transport parameters are built here and
 //! handed to [`web_transport_quinn::Client::new`].
 
-use std::net::{Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,15 +59,15 @@ pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_q
         }
         Trust::Pinned(hashes) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                hashes: hashes.clone(),
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                accept: Accept::Pinned(hashes.clone()),
                 provider: provider.clone(),
             }))
             .with_no_client_auth(),
         Trust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned {
-                hashes: Vec::new(),
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                accept: Accept::Any,
                 provider: provider.clone(),
             }))
             .with_no_client_auth(),
@@ -76,7 +77,8 @@ pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_q
         .context("QUIC needs a TLS 1.3 config")?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(Arc::new(transport_config()));
-    let socket = udp_socket(bind)?;
+    let socket = synth_common::net::udp_socket(bind, UDP_BUFFER_BYTES)
+        .with_context(|| format!("binding UDP {bind}"))?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         None,
@@ -101,23 +103,6 @@ pub fn transport_config() -> quinn::TransportConfig {
     t
 }
 
-/// A UDP socket with large buffers, bound to `bind` (port 0 for any).
-pub fn udp_socket(bind: SocketAddr) -> anyhow::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))
-        .context("creating a UDP socket")?;
-    if bind.is_ipv6() {
-        // Dual stack, so one socket reaches 127.0.0.1 and ::1.
-        let _ = socket.set_only_v6(false);
-    }
-    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
-    socket
-        .bind(&bind.into())
-        .with_context(|| format!("binding UDP {bind}"))?;
-    Ok(socket.into())
-}
-
 /// The local address to bind for reaching `server`.
 pub fn bind_for(server: &url::Url) -> SocketAddr {
     match server.host() {
@@ -126,15 +111,24 @@ pub fn bind_for(server: &url::Url) -> SocketAddr {
     }
 }
 
-/// Accepts a server certificate by its SHA-256; with no hashes, accepts any
-/// (`tls.insecure`). Handshake signatures are still checked in both cases.
+/// Which server certificates a [`Verifier`] accepts.
 #[derive(Debug)]
-struct Pinned {
-    hashes: Vec<[u8; 32]>,
+enum Accept {
+    /// Those whose SHA-256 is one of these (`tls.cert_sha256`).
+    Pinned(Vec<[u8; 32]>),
+    /// Any (`tls.insecure`).
+    Any,
+}
+
+/// Accepts a server certificate by [`Accept`]; handshake signatures are
+/// still checked in both cases.
+#[derive(Debug)]
+struct Verifier {
+    accept: Accept,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for Pinned {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -143,7 +137,11 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self.hashes.is_empty() || self.hashes.contains(&sha256(end_entity)) {
+        let ok = match &self.accept {
+            Accept::Any => true,
+            Accept::Pinned(hashes) => hashes.contains(&sha256(end_entity)),
+        };
+        if ok {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(

@@ -288,9 +288,13 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
         secret: b"right-secret".to_vec(),
         ttl: Duration::from_secs(60),
     };
-    let ok = within(20, "run with the right secret", run::run(s, quiet()))
-        .await
-        .expect("accepted");
+    let ok = within(
+        20,
+        "run with the right secret",
+        run::run(s, quiet(), std::future::pending()),
+    )
+    .await
+    .expect("accepted");
     assert_eq!(ok.report.clients.connected, 2);
     assert!(ok.report.audio.received.packets > 0);
 
@@ -299,9 +303,13 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
         secret: b"wrong-secret".to_vec(),
         ttl: Duration::from_secs(60),
     };
-    let e = within(20, "run with a wrong secret", run::run(s, quiet()))
-        .await
-        .expect_err("rejected");
+    let e = within(
+        20,
+        "run with a wrong secret",
+        run::run(s, quiet(), std::future::pending()),
+    )
+    .await
+    .expect_err("rejected");
     let msg = format!("{e:#}");
     assert!(msg.contains("rejected"), "{msg}");
     assert!(
@@ -312,9 +320,13 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
     // The path form is refused when the server requires tokens.
     let mut s = settings(yaml, &relay);
     s.credentials = Credentials::None;
-    let e = within(20, "path form", run::run(s, quiet()))
-        .await
-        .expect_err("rejected");
+    let e = within(
+        20,
+        "path form",
+        run::run(s, quiet(), std::future::pending()),
+    )
+    .await
+    .expect_err("rejected");
     assert!(format!("{e:#}").contains("rejected"));
     relay.shutdown().await;
 }

@@ -43,7 +43,7 @@ async fn meetings_rates_decoding_and_keyframes() {
     // The probe is in the room before the clients start, so it sees a1's
     // first (and, in this pack, only scheduled) key frame.
     let mut probe = Probe::join(&relay, "probe", "room-a").await;
-    let run = tokio::spawn(run::run(s, opts));
+    let run = tokio::spawn(run::run(s, opts, std::future::pending()));
     let metrics_addr = within(10, "metrics bound", metrics_rx).await.unwrap();
 
     // Mid-run: scrape /metrics, then ask a2 for a key frame.
@@ -172,11 +172,13 @@ async fn each_client_hears_exactly_its_meeting() {
     let relay = relay().await;
     let s = settings(ROOMS, &relay);
     let plan = s.clients.clone();
-    let outcome = within(30, "run", run::run(s, quiet())).await.expect("run");
+    let outcome = within(30, "run", run::run(s, quiet(), std::future::pending()))
+        .await
+        .expect("run");
     let r = &outcome.report;
     assert_eq!(r.clients.connected, 4);
     for (c, stats) in plan.iter().zip(&outcome.metrics.clients) {
-        let heard = stats.per_sender.lock().unwrap().clone();
+        let heard = stats.peers.lock().unwrap().clone();
         let want: BTreeSet<String> = plan
             .iter()
             .filter(|o| o.meeting_id == c.meeting_id && o.user_id != c.user_id)
@@ -189,16 +191,17 @@ async fn each_client_hears_exactly_its_meeting() {
             c.user_id
         );
         for (from, counts) in &heard {
-            assert_eq!(counts.gaps, [0, 0], "{} from {from}", c.user_id);
+            let missing = [counts[0].missing(), counts[1].missing()];
+            assert_eq!(missing, [0, 0], "{} from {from}", c.user_id);
             // Everything the sender sent while both were in the room arrived:
             // at most the first second of packets precedes the receiver's join.
             let sender = plan.iter().position(|o| &o.user_id == from).unwrap();
             let sent = outcome.metrics.clients[sender].sent_packets[0].load(Relaxed);
             assert!(
-                counts.packets[0] <= sent && counts.packets[0] + 50 >= sent,
+                counts[0].received <= sent && counts[0].received + 50 >= sent,
                 "{} from {from}: {} of {sent}",
                 c.user_id,
-                counts.packets[0]
+                counts[0].received
             );
         }
         // Rates over the client's active time.

@@ -53,10 +53,9 @@ pub fn settings(yaml: &str, relay: &Relay) -> Settings {
     s
 }
 
-/// Options for an in-process run: no signals, no progress, no summary.
+/// Options for an in-process run: no progress, no summary.
 pub fn quiet() -> synth_replayer::run::Options {
     synth_replayer::run::Options {
-        signals: synth_replayer::run::Signals::Ignore,
         progress: false,
         summary: false,
         ..Default::default()

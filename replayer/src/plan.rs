@@ -1,0 +1,234 @@
+//! One resolved plan: the config's participants with the pack's tracks, the
+//! bitrate they will send and when they start, one [`ClientPlan`] each.
+//!
+//! [`resolve`] opens the pack once and checks every participant against it
+//! (a rendition the pack lacks, audio from a pack without audio); the run,
+//! the report and `validate` all read the same plan.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use synth_common::pack::{Reader, TrackKind};
+
+use crate::config::Settings;
+
+/// One client, fully resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientPlan {
+    /// Position in the plan (0-based), also the order of starts.
+    pub index: usize,
+    /// Participant id.
+    pub user_id: String,
+    /// Meeting id.
+    pub meeting_id: String,
+    /// The pack's audio track, if this client sends audio.
+    pub audio_track: Option<usize>,
+    /// The video track (rendition) it sends, if any.
+    pub video_track: Option<usize>,
+    /// The video track's name, if video is on.
+    pub rendition: Option<String>,
+    /// Pack bitrate (bps) of the audio and the video it sends (0 if not sent).
+    pub target_bps: [f64; 2],
+    /// When it starts, after the run's start (the ramp).
+    pub start_after: Duration,
+    /// Offset of its media schedule within one audio frame, so clients that
+    /// start together do not all send at the same instant.
+    pub phase: Duration,
+}
+
+/// The mapped pack and every client's plan.
+#[derive(Debug)]
+pub struct Plan {
+    /// The pack, mapped once and shared by every client.
+    pub pack: Arc<Reader>,
+    /// The clients, in start order.
+    pub clients: Vec<ClientPlan>,
+}
+
+/// Opens the pack and resolves every participant of `s` against it.
+pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
+    let path: &Path = &s.pack;
+    if !path.exists() {
+        bail!(
+            "opening pack {}: no such file (build one with `synth-encode build -o {}`, or set --pack)",
+            path.display(),
+            path.display()
+        );
+    }
+    let pack = Reader::open(path).with_context(|| format!("opening pack {}", path.display()))?;
+    let audio_track = pack.first_track(TrackKind::Audio);
+    let bitrate: Vec<f64> = (0..pack.tracks().len())
+        .map(|t| pack.bitrate_bps(t))
+        .collect();
+    let videos: Vec<&str> = pack
+        .tracks()
+        .iter()
+        .filter(|t| t.kind == TrackKind::Video)
+        .map(|t| t.name.as_str())
+        .collect();
+    let mut clients = Vec::with_capacity(s.clients.len());
+    for (i, c) in s.clients.iter().enumerate() {
+        if c.audio && audio_track.is_none() {
+            bail!(
+                "client {} wants audio but pack {} has no audio track",
+                c.user_id,
+                path.display()
+            );
+        }
+        let video_track = if c.video {
+            let t = match &c.rendition {
+                Some(name) => pack
+                    .track_by_name(name)
+                    .filter(|&t| pack.tracks()[t].kind == TrackKind::Video)
+                    .with_context(|| {
+                        format!(
+                            "client {}: rendition {name:?} is not a video track of pack {} (it has: {})",
+                            c.user_id,
+                            path.display(),
+                            videos.join(", ")
+                        )
+                    })?,
+                None => pack.first_track(TrackKind::Video).with_context(|| {
+                    format!("client {} wants video but pack {} has no video track", c.user_id, path.display())
+                })?,
+            };
+            Some(t)
+        } else {
+            None
+        };
+        let audio = audio_track.filter(|_| c.audio);
+        clients.push(ClientPlan {
+            index: i,
+            user_id: c.user_id.clone(),
+            meeting_id: c.meeting_id.clone(),
+            audio_track: audio,
+            video_track,
+            rendition: video_track.map(|t| pack.tracks()[t].name.clone()),
+            target_bps: [
+                audio.map_or(0.0, |t| bitrate[t]),
+                video_track.map_or(0.0, |t| bitrate[t]),
+            ],
+            start_after: s
+                .ramp_up_delay
+                .saturating_mul(u32::try_from(i).unwrap_or(u32::MAX)),
+            // Spread over one audio frame (20 ms) by a prime stride, so a
+            // ramp in multiples of 20 ms does not line every client up.
+            phase: Duration::from_micros((i as u64 * 7_919) % 20_000),
+        });
+    }
+    Ok(Plan {
+        pack: Arc::new(pack),
+        clients,
+    })
+}
+
+/// The plan as `validate` prints it.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Server, or the embedded relay.
+    pub server: String,
+    /// Pack path.
+    pub pack: String,
+    /// Run length, seconds.
+    pub duration_s: f64,
+    /// Time until the last client starts, seconds.
+    pub ramp_up_s: f64,
+    /// Every client.
+    pub clients: Vec<SummaryClient>,
+    /// Clients per meeting.
+    pub meetings: BTreeMap<String, usize>,
+    /// Expected send bitrate of all clients together, kbps.
+    pub expected_kbps: ExpectedKbps,
+    /// Warnings about the plan.
+    pub warnings: Vec<String>,
+}
+
+/// One client in [`Summary`].
+#[derive(Debug, Serialize)]
+pub struct SummaryClient {
+    /// User id.
+    pub user_id: String,
+    /// Meeting id.
+    pub meeting_id: String,
+    /// Sends audio.
+    pub audio: bool,
+    /// Sends video.
+    pub video: bool,
+    /// Video track name, if video is on.
+    pub rendition: Option<String>,
+}
+
+/// Expected bitrates.
+#[derive(Debug, Serialize)]
+pub struct ExpectedKbps {
+    /// Audio, all clients.
+    pub audio: f64,
+    /// Video, all clients.
+    pub video: f64,
+}
+
+/// Expands and checks the plan against the pack, without connecting.
+pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
+    let plan = resolve(s)?;
+    let mut meetings = BTreeMap::new();
+    let mut clients = Vec::with_capacity(plan.clients.len());
+    let (mut audio, mut video) = (0.0, 0.0);
+    for c in &plan.clients {
+        *meetings.entry(c.meeting_id.clone()).or_insert(0) += 1;
+        audio += c.target_bps[0] / 1000.0;
+        video += c.target_bps[1] / 1000.0;
+        clients.push(SummaryClient {
+            user_id: c.user_id.clone(),
+            meeting_id: c.meeting_id.clone(),
+            audio: c.audio_track.is_some(),
+            video: c.video_track.is_some(),
+            rendition: c.rendition.clone(),
+        });
+    }
+    let ramp = plan
+        .clients
+        .last()
+        .map_or(Duration::ZERO, |c| c.start_after);
+    let mut warnings = Vec::new();
+    if ramp >= s.duration {
+        warnings.push(format!(
+            "the ramp-up ({:.1} s for {} clients) is not shorter than the duration ({:.1} s): the last clients will not start",
+            ramp.as_secs_f64(),
+            s.clients.len(),
+            s.duration.as_secs_f64()
+        ));
+    }
+    if let Some((m, n)) = meetings.iter().find(|(_, n)| **n == 1) {
+        if meetings.len() > 1 || s.clients.len() == 1 {
+            warnings.push(format!(
+                "meeting {m} has {n} participant: nobody receives its media"
+            ));
+        }
+    }
+    Ok(Summary {
+        server: server_label(s),
+        pack: s.pack.display().to_string(),
+        duration_s: s.duration.as_secs_f64(),
+        ramp_up_s: ramp.as_secs_f64(),
+        clients,
+        meetings,
+        expected_kbps: ExpectedKbps {
+            audio: (audio * 10.0).round() / 10.0,
+            video: (video * 10.0).round() / 10.0,
+        },
+        warnings,
+    })
+}
+
+/// The server as reports and the plan show it (never with a secret).
+pub fn server_label(s: &Settings) -> String {
+    s.server_url
+        .as_ref()
+        .map_or("embedded relay (in-process, 127.0.0.1)".to_string(), |u| {
+            synth_common::redact::url(u)
+        })
+}
