@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
@@ -61,36 +60,14 @@ struct Common {
     /// meetings, 10 s) is used.
     #[arg(long, short, env = "CONFIG")]
     config: Option<PathBuf>,
-    /// Pack to replay [default: the config's `pack`, else packs/default.pack].
-    #[arg(long, env = "PACK")]
-    pack: Option<PathBuf>,
-    /// Server URL, e.g. https://127.0.0.1:4433 (overrides the config's server_url).
-    #[arg(long, env = "SERVER_URL")]
-    server_url: Option<String>,
-    /// Run length, e.g. 30s or 5m (overrides the config's duration).
-    #[arg(long, env = "DURATION", value_parser = humantime::parse_duration)]
-    duration: Option<Duration>,
-    /// Pod name, for `{pod}` in id templates.
-    #[arg(long, env = "POD_NAME")]
-    pod_name: Option<String>,
-    /// Pod index, for `{pod_index}` and `{global}` [env: POD_INDEX, else JOB_COMPLETION_INDEX].
-    #[arg(long, env = "POD_INDEX")]
-    pod_index: Option<usize>,
-    /// Clients in this process: overrides `count` of the config's single group.
-    #[arg(long, env = "CLIENTS_PER_POD")]
-    clients_per_pod: Option<usize>,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
     common: Common,
-    /// Write the JSON report here (schema: docs/report-schema.json).
-    #[arg(long, env = "REPORT")]
-    report: Option<PathBuf>,
-    /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9090.
-    #[arg(long, env = "METRICS_LISTEN")]
-    metrics_listen: Option<String>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -112,32 +89,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEFAULT_CONFIG: &str = include_str!("../default-config.yaml");
 
-fn settings(
-    c: &Common,
-    report: Option<PathBuf>,
-    metrics: Option<String>,
-) -> anyhow::Result<Settings> {
+fn settings(c: &Common) -> anyhow::Result<Settings> {
     let file = match &c.config {
         Some(path) => config::read_file(path)?,
         None => config::parse(DEFAULT_CONFIG)?,
     };
-    let pod_index = c.pod_index.or_else(|| {
-        std::env::var("JOB_COMPLETION_INDEX")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-    });
-    let o = Overrides {
-        server_url: c.server_url.clone(),
-        pack: c.pack.clone(),
-        duration: c.duration,
-        metrics_listen: metrics,
-        report,
-        pod_name: c.pod_name.clone(),
-        pod_index,
-        clients_per_pod: c.clients_per_pod,
-    };
-    let s = Settings::resolve(file, &o, &|k| std::env::var(k).ok())?;
-    Ok(s)
+    Settings::resolve(file, &c.overrides, &|k| std::env::var(k).ok())
 }
 
 fn main() -> ExitCode {
@@ -163,7 +120,7 @@ fn main() -> ExitCode {
     let code = rt.block_on(async {
         match cli.command {
             Command::Run(a) => {
-                let s = match settings(&a.common, a.report.clone(), a.metrics_listen.clone()) {
+                let s = match settings(&a.common) {
                     Ok(s) => s,
                     Err(e) => return fail(&e, EXIT_CONFIG),
                 };
@@ -183,7 +140,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Validate(a) => {
-                let s = match settings(&a.common, None, None) {
+                let s = match settings(&a.common) {
                     Ok(s) => s,
                     Err(e) => return fail(&e, EXIT_CONFIG),
                 };
