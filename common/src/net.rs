@@ -1,6 +1,7 @@
 //! The I/O helpers both sides share (feature `net`): a UDP socket with large
 //! buffers, [`Reads`], which reads many uni streams of one session at once,
-//! each to its end, and [`terminated`], the binaries' shutdown signal.
+//! each to its end, and what the binaries share: [`main_runtime`] (logging
+//! and the runtime) and [`terminated`] (their shutdown signal).
 //!
 //! Every videocall-rs packet is one whole uni stream. Reading streams one
 //! after another would let one large key frame hold up every small audio
@@ -202,6 +203,31 @@ pub async fn terminated() {
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// What a binary's `main` sets up first: logging to stderr with `filter`
+/// (tracing env-filter syntax; an invalid one falls back to `warn`), then a
+/// multi-threaded runtime. `None` (after printing why) if the runtime cannot
+/// start.
+pub fn main_runtime(filter: &str) -> Option<tokio::runtime::Runtime> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            None
         }
     }
 }

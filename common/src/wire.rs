@@ -95,7 +95,7 @@ pub enum WireError {
 // Building
 
 /// Per-packet fields of a media frame; everything else comes from the client or the pack.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MediaFields {
     /// [`media_type::AUDIO`] or [`media_type::VIDEO`].
     pub media_type: i32,
@@ -219,6 +219,16 @@ fn media(user_id: &str, p: MediaPacket) -> Vec<u8> {
         .write_to_bytes()
         .expect("encoding a MediaPacket into a Vec cannot fail");
     wrap(PacketType::MEDIA, user_id, data)
+}
+
+/// A whole media packet of `user_id` in one buffer: the prefix, then
+/// `frame`. The hot path sends the two parts without joining them; this is
+/// for tests and tools.
+pub fn media_packet(user_id: &str, f: &MediaFields, frame: &[u8]) -> Vec<u8> {
+    let mut prefix = MediaPrefix::new(user_id);
+    let mut v = prefix.build(f, frame.len()).to_vec();
+    v.extend_from_slice(frame);
+    v
 }
 
 /// The CONNECTION packet a client sends first: `ConnectionPacket{meeting_id}`.

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use synth_common::pack::{Codec, Track, TrackKind, Writer};
+use synth_common::pack::{Track, Writer};
 
 use crate::audio::{self, AudioSource};
 use crate::opus::{OpusFrameEncoder, FRAME_SAMPLES};
-use crate::plan::{Plan, AUDIO_CLOCK, AUDIO_FPS, AUDIO_FRAME_TICKS, VIDEO_CLOCK};
+use crate::plan::{Plan, AUDIO_FRAME_TICKS};
 use crate::rendition::Rendition;
 use crate::video::{Footage, Pattern, VideoSource};
 use crate::vp9::{Encoder, EncoderConfig};
@@ -197,20 +197,11 @@ fn write_pack(
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<TrackSummary>, Error> {
     let mut tracks = Vec::new();
-    let audio_track = writer.add_track(Track {
-        kind: TrackKind::Audio,
-        codec: Codec::Opus,
-        name: AUDIO_TRACK.into(),
-        clock_rate: AUDIO_CLOCK,
-        width: 0,
-        height: 0,
-        fps_num: AUDIO_FPS,
-        fps_den: 1,
-        channels: 1,
-        target_bitrate_bps: options.audio_bitrate,
-        loop_duration: plan.audio_loop_ticks(),
-        frame_count: 0,
-    })?;
+    let audio_track = writer.add_track(Track::opus(
+        AUDIO_TRACK,
+        options.audio_bitrate,
+        plan.audio_loop_ticks(),
+    ))?;
     tracks.push(TrackSummary {
         name: AUDIO_TRACK.into(),
         frames: 0,
@@ -219,20 +210,13 @@ fn write_pack(
         target_bps: options.audio_bitrate,
     });
     for r in &options.renditions {
-        let id = writer.add_track(Track {
-            kind: TrackKind::Video,
-            codec: Codec::Vp9,
-            name: r.track_name(),
-            clock_rate: VIDEO_CLOCK,
-            width: r.width as u16,
-            height: r.height as u16,
-            fps_num: plan.fps,
-            fps_den: 1,
-            channels: 0,
-            target_bitrate_bps: r.bitrate_bps(),
-            loop_duration: plan.video_loop_ticks(),
-            frame_count: 0,
-        })?;
+        let id = writer.add_track(Track::vp9(
+            &r.track_name(),
+            (r.width as u16, r.height as u16),
+            plan.fps,
+            r.bitrate_bps(),
+            plan.video_loop_ticks(),
+        ))?;
         debug_assert_eq!(id, tracks.len());
         tracks.push(TrackSummary {
             name: r.track_name(),

@@ -290,20 +290,18 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synth_common::wire::{MediaFields, MediaPrefix};
+    use synth_common::wire::MediaFields;
 
-    fn media(user: &str, mt: i32, seq: u64, key: bool) -> Vec<u8> {
-        let mut p = MediaPrefix::new(user);
+    fn media(user: &str, media_type: i32, sequence: u64, key: bool) -> Vec<u8> {
+        let (timestamp_ms, duration_ms) = (1.0, 33.0);
         let f = MediaFields {
-            media_type: mt,
-            sequence: seq,
-            timestamp_ms: 1.0,
-            duration_ms: 33.0,
+            media_type,
+            sequence,
+            timestamp_ms,
+            duration_ms,
             key,
         };
-        let mut v = p.build(&f, 3).to_vec();
-        v.extend_from_slice(&[1, 2, 3]);
-        v
+        wire::media_packet(user, &f, &[1, 2, 3])
     }
 
     fn count(t: &mut Tally, bytes: &[u8], dgram: bool) -> Kind {

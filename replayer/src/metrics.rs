@@ -386,17 +386,42 @@ impl Metrics {
                 self.connect_failures[i].load(Relaxed)
             );
         }
-        help(
-            &mut o,
-            "synth_reconnects_total",
-            "counter",
-            "Reconnections after a dropped session.",
-        );
-        let _ = writeln!(
-            o,
-            "synth_reconnects_total {}",
-            self.sum(|c| c.reconnects.load(Relaxed))
-        );
+        // Counters without labels, summed over clients.
+        for (name, text, f) in [
+            (
+                "synth_reconnects_total",
+                "Reconnections after a dropped session.",
+                (|c: &ClientStats| c.reconnects.load(Relaxed)) as fn(&ClientStats) -> u64,
+            ),
+            (
+                "synth_send_errors_total",
+                "Packets that could not be sent.",
+                |c| c.send_errors.load(Relaxed),
+            ),
+            (
+                "synth_congestion_received_total",
+                "CONGESTION packets from the server: it dropped packets of our clients.",
+                |c| c.congestion.load(Relaxed),
+            ),
+            (
+                "synth_bad_packets_total",
+                "Received packets that did not parse (or streams that were reset or too long).",
+                |c| c.bad_packets.load(Relaxed),
+            ),
+            (
+                "synth_keyframe_requests_received_total",
+                "Key-frame requests aimed at our clients.",
+                |c| c.keyframe_requests.load(Relaxed),
+            ),
+            (
+                "synth_keyframe_requests_answered_total",
+                "Key frames sent in answer to a request.",
+                |c| c.keyframes_answered.load(Relaxed),
+            ),
+        ] {
+            help(&mut o, name, "counter", text);
+            let _ = writeln!(o, "{name} {}", self.sum(f));
+        }
         for (name, h, f) in [
             (
                 "synth_packets_sent_total",
@@ -423,17 +448,6 @@ impl Metrics {
                 let _ = writeln!(o, "{name}{{media=\"{label}\"}} {}", self.sum(|c| f(c, m)));
             }
         }
-        help(
-            &mut o,
-            "synth_send_errors_total",
-            "counter",
-            "Packets that could not be sent.",
-        );
-        let _ = writeln!(
-            o,
-            "synth_send_errors_total {}",
-            self.sum(|c| c.send_errors.load(Relaxed))
-        );
         help(
             &mut o,
             "synth_send_lateness_seconds",
@@ -488,64 +502,16 @@ impl Metrics {
         }
         help(
             &mut o,
-            "synth_congestion_received_total",
-            "counter",
-            "CONGESTION packets from the server: it dropped packets of our clients.",
-        );
-        let _ = writeln!(
-            o,
-            "synth_congestion_received_total {}",
-            self.sum(|c| c.congestion.load(Relaxed))
-        );
-        help(
-            &mut o,
             "synth_participant_events_total",
             "counter",
             "PARTICIPANT_JOINED and PARTICIPANT_LEFT packets seen by our clients.",
         );
-        let _ = writeln!(
-            o,
-            "synth_participant_events_total{{event=\"joined\"}} {}",
-            self.sum(|c| c.joined_events.load(Relaxed))
-        );
-        let _ = writeln!(
-            o,
-            "synth_participant_events_total{{event=\"left\"}} {}",
-            self.sum(|c| c.left_events.load(Relaxed))
-        );
-        help(
-            &mut o,
-            "synth_bad_packets_total",
-            "counter",
-            "Received packets that did not parse (or streams that were reset or too long).",
-        );
-        let _ = writeln!(
-            o,
-            "synth_bad_packets_total {}",
-            self.sum(|c| c.bad_packets.load(Relaxed))
-        );
-        help(
-            &mut o,
-            "synth_keyframe_requests_received_total",
-            "counter",
-            "Key-frame requests aimed at our clients.",
-        );
-        let _ = writeln!(
-            o,
-            "synth_keyframe_requests_received_total {}",
-            self.sum(|c| c.keyframe_requests.load(Relaxed))
-        );
-        help(
-            &mut o,
-            "synth_keyframe_requests_answered_total",
-            "counter",
-            "Key frames sent in answer to a request.",
-        );
-        let _ = writeln!(
-            o,
-            "synth_keyframe_requests_answered_total {}",
-            self.sum(|c| c.keyframes_answered.load(Relaxed))
-        );
+        for (event, n) in [
+            ("joined", self.sum(|c| c.joined_events.load(Relaxed))),
+            ("left", self.sum(|c| c.left_events.load(Relaxed))),
+        ] {
+            let _ = writeln!(o, "synth_participant_events_total{{event=\"{event}\"}} {n}");
+        }
         let p = Process::now();
         help(
             &mut o,

@@ -296,33 +296,27 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synth_common::pack::{Codec, Track, TrackKind, Writer};
+    use synth_common::pack::{Track, Writer};
     use synth_common::wire;
 
-    fn pack() -> (tempfile::TempDir, Reader) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.pack");
-        let mut w = Writer::create(&path).unwrap();
+    /// 30 fps video, 6 frames with key frames at 0 and 3.
+    fn video_track(w: &mut Writer) -> usize {
         let v = w
-            .add_track(Track {
-                kind: TrackKind::Video,
-                codec: Codec::Vp9,
-                name: "video-16x16".into(),
-                clock_rate: 90_000,
-                width: 16,
-                height: 16,
-                fps_num: 30,
-                fps_den: 1,
-                channels: 0,
-                target_bitrate_bps: 1000,
-                loop_duration: 6 * 3000,
-                frame_count: 0,
-            })
+            .add_track(Track::vp9("video-16x16", (16, 16), 30, 1000, 6 * 3000))
             .unwrap();
         for i in 0..6u64 {
             w.push_frame(v, &[i as u8; 10], i * 3000, 3000, i == 0 || i == 3)
                 .unwrap();
         }
+        v
+    }
+
+    /// A pack of the video track alone.
+    fn pack() -> (tempfile::TempDir, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pack");
+        let mut w = Writer::create(&path).unwrap();
+        video_track(&mut w);
         w.finish().unwrap();
         (dir, Reader::open(&path).unwrap())
     }
@@ -402,45 +396,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("av.pack");
         let mut w = Writer::create(&path).unwrap();
-        let a = w
-            .add_track(Track {
-                kind: TrackKind::Audio,
-                codec: Codec::Opus,
-                name: "audio".into(),
-                clock_rate: 48_000,
-                width: 0,
-                height: 0,
-                fps_num: 50,
-                fps_den: 1,
-                channels: 1,
-                target_bitrate_bps: 32_000,
-                loop_duration: 10 * 960,
-                frame_count: 0,
-            })
-            .unwrap();
+        let a = w.add_track(Track::opus("audio", 32_000, 10 * 960)).unwrap();
         for i in 0..10u64 {
             w.push_frame(a, &[i as u8; 4], i * 960, 960, true).unwrap();
         }
-        let v = w
-            .add_track(Track {
-                kind: TrackKind::Video,
-                codec: Codec::Vp9,
-                name: "video-16x16".into(),
-                clock_rate: 90_000,
-                width: 16,
-                height: 16,
-                fps_num: 30,
-                fps_den: 1,
-                channels: 0,
-                target_bitrate_bps: 1000,
-                loop_duration: 6 * 3000,
-                frame_count: 0,
-            })
-            .unwrap();
-        for i in 0..6u64 {
-            w.push_frame(v, &[i as u8; 10], i * 3000, 3000, i == 0 || i == 3)
-                .unwrap();
-        }
+        video_track(&mut w);
         w.finish().unwrap();
         (dir, Reader::open(&path).unwrap())
     }

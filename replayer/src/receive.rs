@@ -154,20 +154,16 @@ impl Accounting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synth_common::wire::{MediaFields, MediaPrefix};
+    use synth_common::wire::MediaFields;
 
-    fn media(user: &str, mt: i32, seq: u64, timestamp_ms: f64) -> Vec<u8> {
-        let mut p = MediaPrefix::new(user);
+    fn media(user: &str, media_type: i32, sequence: u64, timestamp_ms: f64) -> Vec<u8> {
         let f = MediaFields {
-            media_type: mt,
-            sequence: seq,
+            media_type,
+            sequence,
             timestamp_ms,
-            duration_ms: 20.0,
-            key: true,
+            ..MediaFields::default()
         };
-        let mut v = p.build(&f, 2).to_vec();
-        v.extend_from_slice(&[1, 2]);
-        v
+        wire::media_packet(user, &f, &[1, 2])
     }
 
     #[test]

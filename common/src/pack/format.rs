@@ -72,6 +72,50 @@ pub struct Track {
 }
 
 impl Track {
+    /// An Opus track as every pack has it: 48 kHz clock, mono, 20 ms frames
+    /// (50 a second); `loop_duration` in 48 kHz ticks.
+    pub fn opus(name: &str, target_bitrate_bps: u32, loop_duration: u64) -> Track {
+        Track {
+            kind: TrackKind::Audio,
+            codec: Codec::Opus,
+            name: name.into(),
+            clock_rate: 48_000,
+            width: 0,
+            height: 0,
+            fps_num: 50,
+            fps_den: 1,
+            channels: 1,
+            target_bitrate_bps,
+            loop_duration,
+            frame_count: 0,
+        }
+    }
+
+    /// A VP9 rendition on the 90 kHz video clock at `fps` frames a second;
+    /// `loop_duration` in 90 kHz ticks.
+    pub fn vp9(
+        name: &str,
+        (width, height): (u16, u16),
+        fps: u32,
+        target_bitrate_bps: u32,
+        loop_duration: u64,
+    ) -> Track {
+        Track {
+            kind: TrackKind::Video,
+            codec: Codec::Vp9,
+            name: name.into(),
+            clock_rate: 90_000,
+            width,
+            height,
+            fps_num: fps,
+            fps_den: 1,
+            channels: 0,
+            target_bitrate_bps,
+            loop_duration,
+            frame_count: 0,
+        }
+    }
+
     /// Length of one loop in microseconds.
     pub fn loop_duration_us(&self) -> u64 {
         if self.clock_rate == 0 {

@@ -5,37 +5,11 @@ use super::*;
 use bytes::Bytes;
 
 fn audio() -> Track {
-    Track {
-        kind: TrackKind::Audio,
-        codec: Codec::Opus,
-        name: "audio-opus".into(),
-        clock_rate: 48_000,
-        width: 0,
-        height: 0,
-        fps_num: 50,
-        fps_den: 1,
-        channels: 1,
-        target_bitrate_bps: 32_000,
-        loop_duration: 48_000 / 10,
-        frame_count: 0,
-    }
+    Track::opus("audio-opus", 32_000, 48_000 / 10)
 }
 
 fn video() -> Track {
-    Track {
-        kind: TrackKind::Video,
-        codec: Codec::Vp9,
-        name: "video-64x36".into(),
-        clock_rate: 90_000,
-        width: 64,
-        height: 36,
-        fps_num: 30,
-        fps_den: 1,
-        channels: 0,
-        target_bitrate_bps: 100_000,
-        loop_duration: 90_000 / 10,
-        frame_count: 0,
-    }
+    Track::vp9("video-64x36", (64, 36), 30, 100_000, 90_000 / 10)
 }
 
 /// A 100 ms pack: 5 audio frames and 3 video frames (key, delta, key), interleaved.
