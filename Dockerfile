@@ -37,6 +37,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY common/Cargo.toml common/
 COPY encoder/Cargo.toml encoder/
+COPY relay/Cargo.toml relay/
 COPY replayer/Cargo.toml replayer/
 COPY benches/Cargo.toml benches/
 ARG STUB="// docker-deps-stub"
@@ -68,8 +69,8 @@ RUN set -eu; \
 # build above: touch the sources so cargo rebuilds the workspace crates. Stubs that no real file
 # replaced are removed, so they can't become targets.
 COPY . .
-RUN grep -rlx -e "$STUB" --include='*.rs' common encoder replayer benches | xargs -r rm -f \
-    && find common encoder replayer benches -name '*.rs' -exec touch {} + \
+RUN grep -rlx -e "$STUB" --include='*.rs' common encoder relay replayer benches | xargs -r rm -f \
+    && find common encoder relay replayer benches -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p synth-encoder -p synth-replayer --bins \
     && install -D -m 0755 target/release/synth-encode target/release/synth-replay -t /out/bin \
     && /out/bin/synth-encode build --audio speech --video bars \

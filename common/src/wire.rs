@@ -44,7 +44,8 @@ pub mod packet_type {
     pub const CONNECTION: i32 = 4;
     /// Diagnostics from a client (relayed as-is).
     pub const DIAGNOSTICS: i32 = 5;
-    /// Health report from a client (relayed as-is).
+    /// Health report from a client, for the server's own telemetry: processed by
+    /// the server; the relay counts it and never relays it.
     pub const HEALTH: i32 = 6;
     /// A `MeetingPacket` (meeting started, participant joined or left).
     pub const MEETING: i32 = 7;

@@ -4,9 +4,10 @@
 //! 32 kb/s is exactly 80 bytes, pauses included. A load test wants that: the
 //! bandwidth a synthetic client sends is known in advance, the measured
 //! bitrate of the track equals its target, and the packet sizes match what
-//! PROTOCOL.md measured for real clients (about 80 bytes). DTX is off, so a
-//! packet goes out every 20 ms even in pauses, as browsers do; in-band FEC is
-//! off because it would eat into the fixed bit budget.
+//! the project's earlier measurements of real clients found (about 80
+//! bytes). DTX is off, so a packet goes out every 20 ms even in pauses, as
+//! browsers do; in-band FEC is off because it would eat into the fixed bit
+//! budget.
 //!
 //! [`OpusFrameEncoder`] is also the "live" encoder a benchmark uses to compare
 //! encoding on the fly with replaying a pack.

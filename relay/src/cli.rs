@@ -1,4 +1,4 @@
-//! `synth-replay relay`: the relay as a standalone server.
+//! `synth-relay` and `synth-replay relay`: the relay as a standalone server.
 //!
 //! Prints one JSON line on stdout, `{"url":..,"cert_sha256":"hex"}`, so a
 //! script or the scale harness can pin the certificate, then serves until

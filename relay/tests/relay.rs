@@ -1,4 +1,4 @@
-//! The relay against PROTOCOL.md: in-process on port 0, clients made directly
+//! The relay against docs/PROTOCOL.md: in-process on port 0, clients made directly
 //! with `web_transport_quinn`, every await under a timeout.
 //!
 //! The scenarios take a [`Target`], so the same checks can be run against the
