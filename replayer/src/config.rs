@@ -383,12 +383,14 @@ impl Settings {
 }
 
 fn parse_server_url(s: &str) -> anyhow::Result<url::Url> {
-    let u = url::Url::parse(s).with_context(|| format!("server_url {s:?} is not a URL"))?;
+    // Errors show the URL without a password or token.
+    let shown = synth_common::redact::url_str(s);
+    let u = url::Url::parse(s).with_context(|| format!("server_url {shown:?} is not a URL"))?;
     if u.scheme() != "https" {
-        bail!("server_url {s:?} must start with https:// (WebTransport runs over HTTP/3)");
+        bail!("server_url {shown:?} must start with https:// (WebTransport runs over HTTP/3)");
     }
     if u.host().is_none() {
-        bail!("server_url {s:?} has no host");
+        bail!("server_url {shown:?} has no host");
     }
     Ok(u)
 }
@@ -817,5 +819,14 @@ groups:
         let yaml = "groups: [{count: 2, user_id: 'u{global}', meeting_id: 'm'}]\n";
         let s = Settings::resolve(parse(yaml).unwrap(), &cli.o, &env).unwrap();
         assert_eq!(s.clients[0].user_id, "u6");
+    }
+
+    #[test]
+    fn server_url_errors_hide_the_password() {
+        let e = parse_server_url("http://me:s3cret@127.0.0.1:4433")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must start with https://"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

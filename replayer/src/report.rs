@@ -138,7 +138,7 @@ pub struct Received {
     pub bytes: u64,
     /// Sequence numbers never received (lost).
     pub gaps: u64,
-    /// Packets that arrived out of order, within the window (not lost).
+    /// Packets that arrived after a higher sequence number (not lost).
     pub reordered: u64,
     /// One-way latency from senders in this process (ms).
     pub latency_ms: Percentiles,
