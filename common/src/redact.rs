@@ -2,7 +2,7 @@
 //!
 //! Session URLs carry a JWT in `?token=` and may carry a password
 //! (`https://user:pass@host`). Anything that prints a URL prints it through
-//! [`url`].
+//! [`url()`].
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "REDACTED";

@@ -1,6 +1,6 @@
 //! Helpers shared by the test modules.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use synth_common::pack::{Reader, TrackKind};
@@ -9,11 +9,6 @@ use synth_encoder::build::{build, BuildOptions, BuildSummary};
 use synth_encoder::rendition::Rendition;
 use synth_encoder::video::VideoSource;
 use synth_encoder::vp9::Decoder;
-
-/// The upstream camera frames, shared by all projects on this machine and in CI.
-pub fn upstream_media() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/upstream-media")
-}
 
 /// Options for a small, quick pack written to `output`.
 pub fn small_options(

@@ -4,7 +4,8 @@
 //!   first key frame), have the planned frame counts, pts and bitrates;
 //! - `audio`: WAV input of many formats comes out as 48 kHz mono with the
 //!   tone where it belongs, before and after Opus;
-//! - `camera`: the upstream 1080p camera JPEGs encode to every rendition;
+//! - `camera`: camera-like 1080p JPEGs (made by the test) encode to every
+//!   rendition and are cropped to cover other aspect ratios;
 //! - `cli`: the `synth-encode` binary end to end (build, inspect, export,
 //!   ffprobe when installed, errors and exit codes).
 

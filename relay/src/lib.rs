@@ -111,6 +111,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The state of a relay run with `cfg`, before anyone has connected.
+    pub(crate) fn new(cfg: &RelayConfig) -> Shared {
+        let (shutdown, _) = watch::channel(false);
+        Shared {
+            jwt_secret: cfg.jwt_secret.clone(),
+            require_token: cfg.require_token,
+            drain_only: cfg.drain_only,
+            leave_grace: cfg.leave_grace,
+            rooms: Rooms::default(),
+            shutdown,
+            live: Mutex::default(),
+            retired: Mutex::default(),
+            rejections: Mutex::default(),
+            order: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            relay_drops: AtomicU64::new(0),
+            congestion_sent: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn live(&self) -> MutexGuard<'_, HashMap<u64, Arc<Live>>> {
         lock(&self.live)
     }
@@ -183,6 +204,7 @@ pub struct Relay {
 impl Relay {
     /// Binds, spawns the accept loop on the current runtime and returns at once.
     pub async fn start(cfg: RelayConfig) -> anyhow::Result<Relay> {
+        let shared = Arc::new(Shared::new(&cfg));
         let identity = match cfg.cert {
             Some(id) => id,
             None => Identity::self_signed().context("generating the relay's certificate")?,
@@ -200,23 +222,6 @@ impl Relay {
         .with_context(|| format!("starting QUIC on {}", cfg.listen))?;
         let local_addr = endpoint.local_addr().context("relay socket address")?;
 
-        let (shutdown, _) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            jwt_secret: cfg.jwt_secret,
-            require_token: cfg.require_token,
-            drain_only: cfg.drain_only,
-            leave_grace: cfg.leave_grace,
-            rooms: Rooms::default(),
-            shutdown,
-            live: Mutex::default(),
-            retired: Mutex::default(),
-            rejections: Mutex::default(),
-            order: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            relay_drops: AtomicU64::new(0),
-            congestion_sent: AtomicU64::new(0),
-        });
         let server = web_transport_quinn::Server::new(endpoint.clone());
         let accept_task = tokio::spawn(accept_loop(shared.clone(), server, endpoint));
         tracing::info!(%local_addr, drain_only = cfg.drain_only, "relay listening");

@@ -69,56 +69,11 @@ impl Live {
 
 /// Serves one accepted session until it closes, the client goes silent, or the relay shuts down.
 pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) {
-    let session_id = loop {
-        let id: u64 = rand::random();
-        if id != 0 {
-            break id;
-        }
-    };
-    tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
     let (tx, rx) = mpsc::channel(QUEUE_LEN);
-
-    // The greeting goes first, so it is ahead of anything relayed.
-    let greeting = [
-        wire::session_assigned(session_id),
-        wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64()),
-    ];
-    for g in greeting {
-        let _ = tx.try_send(Outbound::Stream(g, Bytes::new()));
-    }
-
-    let me = Arc::new(Member {
-        session_id,
-        user_id: who.user_id.clone(),
-        display_name: who.display_name.clone(),
-        observer: who.observer,
-        tx,
-    });
-    let joined = shared.rooms.join(&who.room, me.clone());
-    // As upstream: the newcomer hears about everyone already there.
-    for m in &joined.existing {
-        let p = wire::participant(&who.room, m.participant(), true);
-        let _ = me.tx.try_send(Outbound::auto(p, Bytes::new(), false));
-    }
-    let live = Arc::new(Live {
-        order: shared.next_order(),
-        tally: Mutex::new(Tally::new(&who.user_id, &who.room)),
-    });
-    shared.live().insert(session_id, live.clone());
-
+    let mut s = Sender::join(shared.clone(), &who, tx);
+    let session_id = s.me.session_id;
+    tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
     let writer = tokio::spawn(write_loop(session.clone(), rx));
-    let mut s = Sender {
-        suffix: session_id_suffix(session_id),
-        shared: shared.clone(),
-        view: View::new(joined.room),
-        announce: !joined.reconnection && !who.observer,
-        me,
-        live,
-        active: false,
-        keyframes: Limiter::default(),
-        congestion: HashMap::new(),
-        last_heard: Instant::now(),
-    };
     let why = s.read_loop(&session, shared.shutdown.subscribe()).await;
     tracing::debug!(session_id, user = %who.user_id, why, "session ended");
     writer.abort();
@@ -154,6 +109,56 @@ struct Sender {
 }
 
 impl Sender {
+    /// A new session of `who`: queues the greeting on `tx` (its writer's
+    /// queue), joins the room, tells the newcomer who is there, and starts its tally.
+    fn join(shared: Arc<Shared>, who: &Identity, tx: mpsc::Sender<Outbound>) -> Sender {
+        let session_id = loop {
+            let id: u64 = rand::random();
+            if id != 0 {
+                break id;
+            }
+        };
+        // The greeting goes first, so it is ahead of anything relayed.
+        let greeting = [
+            wire::session_assigned(session_id),
+            wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64()),
+        ];
+        for g in greeting {
+            let _ = tx.try_send(Outbound::Stream(g, Bytes::new()));
+        }
+
+        let me = Arc::new(Member {
+            session_id,
+            user_id: who.user_id.clone(),
+            display_name: who.display_name.clone(),
+            observer: who.observer,
+            tx,
+        });
+        let joined = shared.rooms.join(&who.room, me.clone());
+        // As upstream: the newcomer hears about everyone already there.
+        for m in &joined.existing {
+            let p = wire::participant(&who.room, m.participant(), true);
+            let _ = me.tx.try_send(Outbound::auto(p, Bytes::new(), false));
+        }
+        let live = Arc::new(Live {
+            order: shared.next_order(),
+            tally: Mutex::new(Tally::new(&who.user_id, &who.room)),
+        });
+        shared.live().insert(session_id, live.clone());
+        Sender {
+            suffix: session_id_suffix(session_id),
+            shared,
+            view: View::new(joined.room),
+            announce: !joined.reconnection && !who.observer,
+            me,
+            live,
+            active: false,
+            keyframes: Limiter::default(),
+            congestion: HashMap::new(),
+            last_heard: Instant::now(),
+        }
+    }
+
     async fn read_loop(
         &mut self,
         session: &Session,
@@ -177,13 +182,13 @@ impl Sender {
                 },
                 r = &mut datagram => match r {
                     Ok(bytes) => {
-                        self.on_packet(bytes, true);
+                        self.on_packet(bytes, true, Instant::now());
                         datagram.set(session.read_datagram());
                     }
                     Err(_) => return "closed",
                 },
                 r = poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => match r {
-                    Ok(bytes) => self.on_packet(bytes, false),
+                    Ok(bytes) => self.on_packet(bytes, false, Instant::now()),
                     Err(ReadFail::TooLong) => {
                         self.last_heard = Instant::now();
                         self.live.tally().count(None, MAX_STREAM_BYTES + 1, false);
@@ -204,8 +209,8 @@ impl Sender {
         }
     }
 
-    fn on_packet(&mut self, bytes: Bytes, datagram: bool) {
-        let now = Instant::now();
+    /// Counts and relays one packet that arrived at `now`.
+    fn on_packet(&mut self, bytes: Bytes, datagram: bool, now: Instant) {
         self.last_heard = now;
         if datagram && bytes[..] == b"ping"[..] {
             return;
@@ -421,8 +426,85 @@ async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RelayConfig;
     use protobuf::Message;
+    use synth_common::wire::{media_type, packet_type, MediaFields, MediaPrefix};
+    use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
+    use videocall_types::protos::meeting_packet::MeetingPacket;
     use videocall_types::protos::packet_wrapper::PacketWrapper;
+
+    fn who(user: &str, room: &str) -> Identity {
+        Identity {
+            user_id: user.into(),
+            room: room.into(),
+            display_name: user.into(),
+            observer: false,
+        }
+    }
+
+    /// A session as the relay holds it, without QUIC: its sending side and
+    /// the queue its writer would drain (`queue` packets deep).
+    fn session(
+        shared: &Arc<Shared>,
+        user: &str,
+        room: &str,
+        queue: usize,
+    ) -> (Sender, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(queue);
+        (Sender::join(shared.clone(), &who(user, room), tx), rx)
+    }
+
+    /// What is queued for a session now, one short line a packet.
+    fn queued(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            let bytes = match o {
+                Outbound::Stream(body, suffix) => [body, suffix].concat(),
+                Outbound::Datagram(d) => d.to_vec(),
+            };
+            let p = wire::parse(&bytes).unwrap();
+            let user = String::from_utf8_lossy(p.user_id);
+            out.push(match p.packet_type {
+                packet_type::SESSION_ASSIGNED => "assigned".to_string(),
+                packet_type::MEETING => {
+                    let m = MeetingPacket::parse_from_bytes(p.data).unwrap();
+                    let target = String::from_utf8_lossy(&m.target_user_id);
+                    match m.event_type.enum_value() {
+                        Ok(MeetingEventType::MEETING_STARTED) => "started".to_string(),
+                        Ok(MeetingEventType::PARTICIPANT_JOINED) => format!("joined {target}"),
+                        Ok(MeetingEventType::PARTICIPANT_LEFT) => format!("left {target}"),
+                        e => format!("meeting {e:?}"),
+                    }
+                }
+                packet_type::MEDIA => match wire::parse_media(p.data).unwrap().media_type {
+                    media_type::AUDIO => format!("audio {user}"),
+                    media_type::KEYFRAME_REQUEST => format!("keyframe request {user}"),
+                    t => format!("media {t} {user}"),
+                },
+                packet_type::CONNECTION => format!("connection {user}"),
+                packet_type::CONGESTION => format!("congestion {user}"),
+                t => format!("packet {t} {user}"),
+            });
+        }
+        out
+    }
+
+    fn audio(user: &str, seq: u64) -> Bytes {
+        let f = MediaFields {
+            media_type: media_type::AUDIO,
+            sequence: seq,
+            timestamp_ms: 1.0,
+            duration_ms: 20.0,
+            key: true,
+        };
+        let mut v = MediaPrefix::new(user).build(&f, 3).to_vec();
+        v.extend_from_slice(&[1, 2, 3]);
+        v.into()
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 
     #[test]
     fn suffix_sets_session_id() {
@@ -463,5 +545,88 @@ mod tests {
             .map(|i| d.record(t + Duration::from_millis(1200 + i)))
             .collect();
         assert_eq!(later, [false, false, false, false, true]);
+    }
+
+    #[test]
+    fn keyframe_requests_reach_the_room_at_most_two_a_second() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (_a, mut a_rx) = session(&shared, "a", "r", 16);
+        let (mut b, _b_rx) = session(&shared, "b", "r", 16);
+        assert_eq!(queued(&mut a_rx), ["assigned", "started"]);
+        let t = Instant::now();
+        let request = Bytes::from(wire::keyframe_request("b", "a", 1.0));
+        for at in [0, 10, 20, 990] {
+            b.on_packet(request.clone(), false, t + ms(at));
+        }
+        // The first request activates b; two pass within the second.
+        assert_eq!(
+            queued(&mut a_rx),
+            ["joined b", "keyframe request b", "keyframe request b"]
+        );
+        // A second after the first, a new window.
+        b.on_packet(request.clone(), false, t + ms(1001));
+        assert_eq!(queued(&mut a_rx), ["keyframe request b"]);
+        let s = &shared.stats().per_user["b"];
+        assert_eq!((s.keyframe_requests, s.keyframe_requests_limited), (5, 2));
+        assert_eq!(s.relayed_to, 3);
+    }
+
+    #[test]
+    fn five_drops_at_a_full_queue_within_a_second_tell_the_sender() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        // Room for the greeting and one more packet, and never drained.
+        let (_slow, mut slow_rx) = session(&shared, "slow", "r", 3);
+        let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        assert_eq!(queued(&mut a_rx), ["assigned", "started", "joined slow"]);
+        let t = Instant::now();
+        for seq in 0..8 {
+            a.on_packet(audio("a", seq), false, t + ms(seq));
+        }
+        // a's first packet announced it (the slow queue's last place); every
+        // audio packet was then dropped there, and the fifth drop told a.
+        assert_eq!(queued(&mut a_rx), ["joined a", "congestion slow"]);
+        let s = shared.stats();
+        assert_eq!((s.relay_drops, s.congestion_sent), (8, 1));
+        assert_eq!(s.per_user["a"].relay_drops, 8);
+        // After a second the count starts again: five more drops, one more CONGESTION.
+        for seq in 8..13 {
+            a.on_packet(audio("a", seq), false, t + ms(1200 + seq));
+        }
+        assert_eq!(queued(&mut a_rx), ["congestion slow"]);
+        assert_eq!(shared.stats().congestion_sent, 2);
+        assert_eq!(queued(&mut slow_rx), ["assigned", "started", "joined a"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconnection_within_the_grace_period_is_announced_to_nobody() {
+        let grace = Duration::from_secs(2);
+        let shared = Arc::new(Shared::new(&RelayConfig {
+            leave_grace: grace,
+            ..RelayConfig::default()
+        }));
+        let (_a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (mut b, _b_rx) = session(&shared, "b", "r", 64);
+        let t = Instant::now();
+        b.on_packet(wire::connection("b", "r").into(), false, t);
+        assert_eq!(
+            queued(&mut a_rx),
+            ["assigned", "started", "joined b", "connection b"]
+        );
+
+        // b's session ends; the same user is back halfway through the grace period.
+        b.finish(&who("b", "r"));
+        tokio::time::sleep(grace / 2).await;
+        let (mut b2, _b2_rx) = session(&shared, "b", "r", 64);
+        b2.on_packet(wire::connection("b", "r").into(), false, t);
+        // Past the end of b's grace period: neither LEFT nor a second JOINED.
+        tokio::time::sleep(grace).await;
+        assert_eq!(queued(&mut a_rx), ["connection b"]);
+
+        // Gone for good: LEFT once the grace period is over, and not before.
+        b2.finish(&who("b", "r"));
+        tokio::time::sleep(grace - ms(1)).await;
+        assert!(queued(&mut a_rx).is_empty());
+        tokio::time::sleep(ms(2)).await;
+        assert_eq!(queued(&mut a_rx), ["left b"]);
     }
 }

@@ -1,12 +1,20 @@
 //! The relay against docs/PROTOCOL.md: in-process on port 0, clients made directly
 //! with `web_transport_quinn`, every await under a timeout.
 //!
+//! Nothing here is timed. Counts are asserted once the relay has counted
+//! them ([`Target::stats_when`]), and "nothing else arrived" is asserted at a
+//! marker ([`Peer::settle`]): the echo of an RTT probe sent once the relay
+//! has counted what the test sent, which comes back behind everything the
+//! relay had queued for that session. Rate limits and the leave grace period
+//! are tested on explicit instants in the relay's unit tests (`session.rs`);
+//! its throughput is measured by `benches/benches/relay.rs`.
+//!
 //! The scenarios take a [`Target`], so the same checks can be run against the
 //! real upstream server: set `SYNTH_UPSTREAM_URL=https://127.0.0.1:4433` (and
 //! `SYNTH_UPSTREAM_JWT_SECRET` to its `JWT_SECRET`) and run the ignored
 //! `upstream_*` tests. Checks of the relay's own counters run only in-process.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
@@ -23,10 +31,11 @@ use videocall_types::protos::meeting_packet::MeetingPacket;
 use videocall_types::protos::packet_wrapper::PacketWrapper;
 use web_transport_quinn::{Client, ClientBuilder, Session};
 
-/// Bound on every single wait.
-const T: Duration = Duration::from_secs(5);
-/// How long "nothing more arrives" is watched for.
-const QUIET: Duration = Duration::from_millis(300);
+/// Bound on every single wait: it only turns a hang into a failure.
+const T: Duration = Duration::from_secs(20);
+/// Upstream subscribes a new session to its room a moment after accepting it
+/// and shows no sign of when; the only pause in these tests, and only against upstream.
+const UPSTREAM_SUBSCRIBE: Duration = Duration::from_millis(200);
 const SECRET: &[u8] = b"relay-test-secret";
 
 async fn within<F: Future>(what: &str, f: F) -> F::Output {
@@ -99,7 +108,7 @@ impl Target {
             secret: std::env::var("SYNTH_UPSTREAM_JWT_SECRET")
                 .ok()
                 .map(String::into_bytes),
-            left_within: Duration::from_secs(4),
+            left_within: synth_relay::DEFAULT_LEAVE_GRACE + T,
             room_tag: format!("-{}", std::process::id()),
         })
     }
@@ -140,6 +149,21 @@ impl Target {
         }
     }
 
+    /// Waits until the meetings have these members (sessions join their
+    /// room as they are accepted, not when they first send).
+    async fn members(&self, sizes: &[(&str, u64)]) {
+        if self.relay.is_none() {
+            tokio::time::sleep(UPSTREAM_SUBSCRIBE).await;
+            return;
+        }
+        self.stats_when(|s| {
+            sizes
+                .iter()
+                .all(|(room, n)| s.meetings.get(*room) == Some(n))
+        })
+        .await;
+    }
+
     async fn close(self) {
         if let Some(r) = self.relay {
             within("relay shutdown", r.shutdown()).await;
@@ -152,6 +176,57 @@ impl Target {
 struct Got {
     bytes: Bytes,
     datagram: bool,
+    /// The index of the server's uni stream it came on (None for a datagram).
+    stream: Option<u64>,
+}
+
+/// What a session's background readers hand on.
+enum Arrival {
+    Packet(Got),
+    /// A stream that ended before its packet did: it has arrived all the same.
+    Unreadable(u64),
+    Closed,
+}
+
+/// Which of the server's uni streams have arrived, by index: streams are
+/// read concurrently, so a small one can overtake a big one opened before it.
+#[derive(Debug, Default)]
+struct StreamOrder {
+    /// Every stream from the first of the greeting up to (not including)
+    /// this one has arrived; `None` until the greeting is in.
+    complete_below: Option<u64>,
+    /// Streams that arrived at or above `complete_below`.
+    ahead: BTreeSet<u64>,
+}
+
+impl StreamOrder {
+    fn arrived(&mut self, index: u64) {
+        if self.complete_below.is_some_and(|n| index < n) {
+            return;
+        }
+        self.ahead.insert(index);
+        self.advance();
+    }
+
+    /// The greeting's first stream: the server opens this session's streams from it on.
+    fn start_at(&mut self, first: u64) {
+        self.ahead.retain(|&i| i >= first);
+        self.complete_below = Some(first);
+        self.advance();
+    }
+
+    fn advance(&mut self) {
+        if let Some(n) = &mut self.complete_below {
+            while self.ahead.remove(n) {
+                *n += 1;
+            }
+        }
+    }
+
+    /// Whether stream `index` and every one opened before it has arrived.
+    fn complete_through(&self, index: u64) -> bool {
+        self.complete_below.is_some_and(|n| n > index)
+    }
 }
 
 impl Got {
@@ -203,12 +278,17 @@ impl Got {
 /// A test participant: a session and everything it received.
 struct Peer {
     session: Session,
-    rx: mpsc::UnboundedReceiver<Got>,
+    rx: mpsc::UnboundedReceiver<Arrival>,
     /// Packets that overtook the greeting (datagrams can), delivered first.
     early: VecDeque<Got>,
     /// For traces: the URL's path.
     name: String,
+    /// The user id the server admitted (MEETING_STARTED's creator).
+    user: String,
     session_id: u64,
+    streams: StreamOrder,
+    /// RTT probes sent by [`Peer::settle`], each with its own timestamp.
+    probes: u32,
 }
 
 impl Peer {
@@ -222,23 +302,27 @@ impl Peer {
         tokio::spawn(async move {
             while let Ok(mut r) = s.accept_uni().await {
                 let tx = streams.clone();
+                let index = r.quic_id().index();
                 tokio::spawn(async move {
-                    if let Ok(b) = r.read_to_end(8 << 20).await {
-                        let _ = tx.send(Got {
+                    let _ = tx.send(match r.read_to_end(8 << 20).await {
+                        Ok(b) => Arrival::Packet(Got {
                             bytes: b.into(),
                             datagram: false,
-                        });
-                    }
+                            stream: Some(index),
+                        }),
+                        Err(_) => Arrival::Unreadable(index),
+                    });
                 });
             }
         });
         let s = session.clone();
         tokio::spawn(async move {
             while let Ok(bytes) = s.read_datagram().await {
-                let _ = tx.send(Got {
+                let _ = tx.send(Arrival::Packet(Got {
                     bytes,
                     datagram: true,
-                });
+                    stream: None,
+                }));
             }
         });
         let mut p = Peer {
@@ -246,26 +330,36 @@ impl Peer {
             rx,
             early: VecDeque::new(),
             name,
+            user: String::new(),
             session_id: 0,
+            streams: StreamOrder::default(),
+            probes: 0,
         };
         // SESSION_ASSIGNED and MEETING_STARTED, each on a stream, in either order.
-        let (mut assigned, mut started) = (None, false);
+        let (mut assigned, mut started) = (None, None);
+        let mut first_stream = u64::MAX;
         let mut early = VecDeque::new();
-        while assigned.is_none() || !started {
+        while assigned.is_none() || started.is_none() {
             let g = p.next().await;
             let started_now = g.meeting().map(|m| m.0) == Some(MeetingEventType::MEETING_STARTED);
             match g.packet_type() {
                 packet_type::SESSION_ASSIGNED => assigned = Some(g.wrapper().session_id),
-                packet_type::MEETING if started_now => started = true,
+                packet_type::MEETING if started_now => {
+                    let m = MeetingPacket::parse_from_bytes(&g.wrapper().data).unwrap();
+                    started = Some(String::from_utf8_lossy(&m.creator_id).into_owned());
+                }
                 _ => {
                     early.push_back(g);
                     continue;
                 }
             }
             assert!(!g.datagram, "greeting on a uni stream");
+            first_stream = first_stream.min(g.stream.unwrap());
         }
+        p.streams.start_at(first_stream);
         p.early = early;
         p.session_id = assigned.unwrap();
+        p.user = started.unwrap();
         assert_ne!(p.session_id, 0);
         Ok(p)
     }
@@ -285,15 +379,34 @@ impl Peer {
             .unwrap();
     }
 
-    async fn recv(&mut self) -> Option<Got> {
+    async fn arrival(&mut self) -> Arrival {
         if let Some(g) = self.early.pop_front() {
-            return Some(g);
+            return Arrival::Packet(g);
         }
-        let g = self.rx.recv().await;
-        if let (Some(g), Ok(_)) = (&g, std::env::var("SYNTH_TEST_TRACE")) {
-            eprintln!("[{}] {}", self.name, g.describe());
+        let a = self.rx.recv().await.unwrap_or(Arrival::Closed);
+        match &a {
+            Arrival::Packet(g) => {
+                if let Some(i) = g.stream {
+                    self.streams.arrived(i);
+                }
+                if std::env::var("SYNTH_TEST_TRACE").is_ok() {
+                    eprintln!("[{}] {}", self.name, g.describe());
+                }
+            }
+            Arrival::Unreadable(i) => self.streams.arrived(*i),
+            Arrival::Closed => {}
         }
-        g
+        a
+    }
+
+    async fn recv(&mut self) -> Option<Got> {
+        loop {
+            match self.arrival().await {
+                Arrival::Packet(g) => return Some(g),
+                Arrival::Unreadable(_) => {}
+                Arrival::Closed => return None,
+            }
+        }
     }
 
     async fn next(&mut self) -> Got {
@@ -317,13 +430,39 @@ impl Peer {
         .await
     }
 
-    /// Everything that arrives until nothing has come for [`QUIET`].
-    async fn drain(&mut self) -> Vec<Got> {
-        let mut v = Vec::new();
-        while let Ok(Some(g)) = tokio::time::timeout(QUIET, self.recv()).await {
-            v.push(g);
-        }
-        v
+    /// Everything that arrives until the echo of an RTT probe sent now, and
+    /// until `done` holds for it.
+    ///
+    /// The relay queues the echo behind whatever it had already queued for
+    /// this session, and every stream the server opened before the echo's is
+    /// waited for (streams are read concurrently), so once the relay has
+    /// counted what the test sent, nothing it relayed of that can come later.
+    /// Datagrams keep no order against streams: callers that expect some
+    /// wait for them with `done`. Upstream relays through NATS, a path the
+    /// echo does not take, so there `done` must name everything expected.
+    async fn settle(&mut self, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+        self.probes += 1;
+        let probe = wire::rtt(&self.user, self.probes as f64);
+        self.send(&probe).await;
+        within(what, async {
+            let mut echo = None;
+            let mut got = Vec::new();
+            loop {
+                if echo.is_some_and(|e| self.streams.complete_through(e)) && done(&got) {
+                    return got;
+                }
+                match self.arrival().await {
+                    Arrival::Packet(g) if echo.is_none() && g.bytes[..] == probe[..] => {
+                        assert!(!g.datagram, "stream probe echoed on a stream");
+                        echo = g.stream;
+                    }
+                    Arrival::Packet(g) => got.push(g),
+                    Arrival::Unreadable(_) => {}
+                    Arrival::Closed => panic!("{what}: session closed"),
+                }
+            }
+        })
+        .await
     }
 
     fn close(&self) {
@@ -376,9 +515,8 @@ async fn meeting_isolation(t: &Target) {
         .map(|(u, p)| (u.to_string(), p.session_id))
         .collect();
 
-    // Upstream subscribes a new session to its room asynchronously: give it a
-    // moment, or a join announced right away may be missed.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every session in its room before anyone is announced.
+    t.members(&[("room-a", 3), ("room-b", 1)]).await;
     // Activate everyone, then wait until each A member has seen all three joins.
     for (u, p) in names.iter().zip(&peers) {
         p.send(&wire::connection(u, room(u))).await;
@@ -395,9 +533,6 @@ async fn meeting_isolation(t: &Target) {
             seen.insert(g.meeting().unwrap().1);
         }
         assert_eq!(seen, ["a1", "a2", "a3"].map(String::from).into());
-    }
-    for p in &mut peers {
-        p.drain().await;
     }
 
     // Each sends 20 audio packets, 5 video frames (one of 200 kB, read in
@@ -420,6 +555,17 @@ async fn meeting_isolation(t: &Target) {
         p.send(&wire::heartbeat(u, 1.0, true, true)).await;
         sent.insert(u.to_string(), (ab, vb));
     }
+    // Everything counted (and so relayed) before anyone looks: the marker
+    // each receiver sends then comes back behind all of it.
+    let s = t
+        .stats_when(|s| {
+            names.iter().all(|u| {
+                s.per_user.get(*u).is_some_and(|st| {
+                    (st.audio_packets, st.video_packets, st.heartbeats) == (20, 5, 1)
+                })
+            })
+        })
+        .await;
 
     for (i, p) in peers.iter_mut().enumerate() {
         let me = names[i];
@@ -429,14 +575,15 @@ async fn meeting_isolation(t: &Target) {
             .filter(|u| *u != me && room(u) == room(me))
             .collect();
         let want = 26 * others.len();
-        let mut got = Vec::new();
-        while got.len() < want {
-            let g = p.next().await;
-            if g.media().is_some() {
-                got.push(g);
-            }
-        }
-        got.extend(p.drain().await.into_iter().filter(|g| g.media().is_some()));
+        let is_media = |g: &&Got| g.media().is_some();
+        let got: Vec<Got> = p
+            .settle("the others' media", |got| {
+                got.iter().filter(is_media).count() >= want
+            })
+            .await
+            .into_iter()
+            .filter(|g| g.media().is_some())
+            .collect();
         assert_eq!(got.len(), want, "{me} got {} media packets", got.len());
         let mut per: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
         for g in &got {
@@ -460,9 +607,6 @@ async fn meeting_isolation(t: &Target) {
     }
 
     // The relay counted exactly what was sent.
-    let s = t
-        .stats_when(|s| s.per_user.get("a3").is_some_and(|u| u.heartbeats == 1))
-        .await;
     if let Some(s) = s {
         assert_eq!(s.sessions_accepted, 4);
         assert_eq!(s.meetings.get("room-a"), Some(&3));
@@ -508,16 +652,33 @@ async fn activation_and_rtt(t: &Target) {
     let (echo, _) = a.until("RTT echo", |g| g.media().is_some()).await;
     assert_eq!(&echo.bytes[..], &probe[..], "echoed as sent");
     assert!(!echo.datagram, "stream probe echoed on a stream");
+    // The keep-alive goes first, so the relay has read it once the probe is echoed.
+    a.send_datagram(b"ping");
     a.send_datagram(&probe);
     let (echo, _) = a.until("datagram RTT echo", |g| g.media().is_some()).await;
     assert!(echo.datagram, "datagram probe echoed as a datagram");
-    a.send_datagram(b"ping");
-    assert!(b.drain().await.is_empty(), "RTT and ping are not relayed");
+    if let Some(s) = t
+        .stats_when(|s| s.per_user.get("act-a").is_some_and(|u| u.rtt == 2))
+        .await
+    {
+        assert_eq!(
+            s.per_user["act-a"].relayed_to, 0,
+            "RTT and ping not relayed"
+        );
+    }
+    let got = b.settle("a's probes and ping", |_| true).await;
+    assert!(got.is_empty(), "RTT and ping are not relayed: {got:?}");
 
-    // b has sent nothing yet and still receives a's packets.
+    // b has sent only an RTT probe (which does not activate) and still receives a's packets.
     let hb = wire::heartbeat("act-a", 1.0, true, true);
     a.send(&hb).await;
-    let mut got = b.drain().await;
+    t.stats_when(|s| s.per_user.get("act-a").is_some_and(|u| u.heartbeats == 1))
+        .await;
+    let mut got = b
+        .settle("a's heartbeat and JOINED", |got| {
+            got.iter().any(|g| g.media().is_some()) && got.iter().any(is_joined("act-a"))
+        })
+        .await;
     got.sort_by_key(|g| g.datagram);
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
@@ -563,39 +724,49 @@ async fn joined_and_left(t: &Target) {
 }
 
 /// KEYFRAME_REQUEST goes to the room, at most two a second per sender.
+///
+/// Of three requests sent back to back at most one can be limited, however
+/// long they take (two pass in any window); which ones were is the relay's
+/// count. The two-a-second rule itself is tested on explicit instants in
+/// `session.rs`.
 async fn keyframe_requests(t: &Target) {
     let mut a = t.join("kf-a", "room-kf").await;
-    let mut b = t.join("kf-b", "room-kf").await;
+    let b = t.join("kf-b", "room-kf").await;
     a.send(&wire::connection("kf-a", "room-kf")).await;
-    b.drain().await;
     for _ in 0..3 {
         b.send(&wire::keyframe_request("kf-b", "kf-a", 1.0)).await;
     }
-    let got: Vec<_> = a
-        .drain()
-        .await
-        .into_iter()
-        .filter(|g| {
-            g.media()
-                .is_some_and(|m| m.media_type.value() == media_type::KEYFRAME_REQUEST)
-        })
-        .collect();
-    assert_eq!(got.len(), 2, "rate-limited to 2 a second");
-    assert_eq!(
-        got[0].media().unwrap().user_id,
-        b"kf-a",
-        "target in MediaPacket.user_id"
-    );
-    if let Some(s) = t
+    let limited = t
         .stats_when(|s| {
             s.per_user
                 .get("kf-b")
                 .is_some_and(|u| u.keyframe_requests == 3)
         })
         .await
-    {
-        assert_eq!(s.per_user["kf-b"].keyframe_requests_limited, 1);
+        .map(|s| s.per_user["kf-b"].keyframe_requests_limited);
+    let is_request = |g: &&Got| {
+        g.media()
+            .is_some_and(|m| m.media_type.value() == media_type::KEYFRAME_REQUEST)
+    };
+    let relayed = 3 - limited.unwrap_or(1) as usize;
+    let got: Vec<Got> = a
+        .settle("the key-frame requests", |got| {
+            got.iter().filter(is_request).count() >= relayed
+        })
+        .await
+        .into_iter()
+        .filter(|g| is_request(&g))
+        .collect();
+    assert!(limited.is_none_or(|n| n <= 1), "limited {limited:?} of 3");
+    if limited.is_some() {
+        assert_eq!(got.len(), relayed, "all the relay let through, no more");
     }
+    assert!((2..=3).contains(&got.len()), "{} of 3 relayed", got.len());
+    assert_eq!(
+        got[0].media().unwrap().user_id,
+        b"kf-a",
+        "target in MediaPacket.user_id"
+    );
     a.close();
     b.close();
 }
@@ -651,9 +822,16 @@ async fn tokens(t: &Target) {
         .expect("an observer token is accepted");
     let mut pre = MediaPrefix::new("tok-obs");
     o.send(&audio(&mut pre, 0)).await;
+    t.stats_when(|s| {
+        s.per_user
+            .get("tok-obs")
+            .is_some_and(|u| u.audio_packets == 1)
+    })
+    .await;
+    let got = a.settle("the observer's audio", |_| true).await;
     assert!(
-        a.drain().await.iter().all(|g| g.media().is_none()),
-        "observer media dropped"
+        got.iter().all(|g| g.media().is_none()),
+        "observer media dropped: {got:?}"
     );
     let mut pre = MediaPrefix::new("tok-a");
     a.send(&audio(&mut pre, 0)).await;
@@ -678,7 +856,7 @@ async fn slow_receiver(t: &Target) {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.members(&[("room-sl", 3)]).await;
     let mut pre = MediaPrefix::new("sl-a");
     let n = 600;
     for seq in 0..n {
@@ -711,12 +889,14 @@ async fn greeting_on_accept() {
     let t = Target::default_relay().await;
     // `join` asserts SESSION_ASSIGNED and MEETING_STARTED arrive unasked.
     let mut p = t.join("greet", "room-g").await;
-    assert!(
-        p.drain().await.is_empty(),
-        "nothing else before the first packet"
-    );
     let s = t.stats_when(|s| s.sessions_accepted == 1).await.unwrap();
     assert_eq!(s.per_user["greet"].meeting, "room-g");
+    // An RTT probe does not activate: its echo is all that follows the greeting.
+    let got = p.settle("anything after the greeting", |_| true).await;
+    assert!(
+        got.is_empty(),
+        "nothing else before the first packet: {got:?}"
+    );
     p.close();
     t.close().await;
 }
@@ -742,10 +922,14 @@ async fn participant_joined_and_left() {
     t.close().await;
 }
 
+/// A user back within the grace period is announced neither as gone nor as
+/// new. The grace period is far longer than the test, so the reconnection is
+/// always within it; that none is announced when it runs out is tested with
+/// a paused clock in `session.rs`.
 #[tokio::test]
 async fn reconnection_within_grace_is_silent() {
     let t = Target::relay(RelayConfig {
-        leave_grace: Duration::from_millis(600),
+        leave_grace: Duration::from_secs(600),
         ..RelayConfig::default()
     })
     .await;
@@ -753,13 +937,28 @@ async fn reconnection_within_grace_is_silent() {
     let b = t.join("rc-b", "room-rc").await;
     a.send(&wire::connection("rc-a", "room-rc")).await;
     b.send(&wire::connection("rc-b", "room-rc")).await;
-    a.until("b joined", is_joined("rc-b")).await;
+    let (_, before) = a.until("b joined", is_joined("rc-b")).await;
     b.close();
     t.stats_when(|s| s.sessions_active == 1).await;
     let b2 = t.join("rc-b", "room-rc").await;
     b2.send(&wire::connection("rc-b", "room-rc")).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let got = a.drain().await;
+    t.stats_when(|s| {
+        s.per_user
+            .get("rc-b")
+            .is_some_and(|u| u.connection_packets == 2)
+    })
+    .await;
+    // A JOINED for b2 would go out just before its CONNECTION, both as
+    // datagrams: wait for that CONNECTION too.
+    let from_b = |got: &[Got]| {
+        got.iter()
+            .filter(|g| g.packet_type() == packet_type::CONNECTION && g.user() == "rc-b")
+            .count()
+    };
+    let seen = from_b(&before);
+    let got = a
+        .settle("b's reconnection", |got| seen + from_b(got) == 2)
+        .await;
     assert!(
         got.iter().all(|g| g.meeting().is_none()),
         "no JOINED/LEFT for a reconnection: {got:?}"
@@ -881,7 +1080,9 @@ async fn drain_only_counts_without_relaying() {
     assert_eq!((u.audio_seq.first, u.audio_seq.last), (Some(1), Some(9)));
     assert_eq!((u.video_keyframes, u.datagrams), (1, 1));
     assert_eq!(u.relayed_to, 0);
-    let got = b.drain().await;
+    let got = b
+        .settle("a's packets", |got| got.iter().any(is_joined("dr-a")))
+        .await;
     assert!(
         got.iter().all(|g| g.meeting().is_some()),
         "only meeting events in drain-only mode: {got:?}"
@@ -1013,148 +1214,4 @@ async fn upstream_token_form() {
         return;
     };
     tokens(&t).await;
-}
-
-// ---------------------------------------------------------------------------
-// Throughput (not a pass/fail test: prints what it measured)
-
-/// CPU time this thread has run, from `/proc/thread-self/schedstat` (ns).
-fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Runs the relay alone on one thread (a current-thread runtime: everything
-/// it does, QUIC included, is on that thread), has `sessions` clients send it
-/// small packets for `secs` (as fast as they can, or `pps` a second each),
-/// and prints packets/s received and the relay thread's CPU per packet.
-/// `room_size` > 1 relays within rooms of that size.
-async fn throughput(
-    drain_only: bool,
-    sessions: usize,
-    room_size: usize,
-    secs: u64,
-    pps: Option<u64>,
-) {
-    type Probe = tokio::sync::oneshot::Sender<(u64, RelayStats)>;
-    let (info_tx, info_rx) = tokio::sync::oneshot::channel();
-    let (probe_tx, mut probe_rx) = mpsc::channel::<Probe>(1);
-    let relay_thread = std::thread::Builder::new()
-        .name("relay".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let relay = Relay::start(RelayConfig {
-                    drain_only,
-                    ..RelayConfig::default()
-                })
-                .await
-                .unwrap();
-                let _ = info_tx.send((relay.url(), relay.cert_sha256()));
-                while let Some(reply) = probe_rx.recv().await {
-                    let _ = reply.send((thread_cpu_ns(), relay.stats()));
-                }
-                relay.shutdown().await;
-            })
-        })
-        .unwrap();
-    let (url, hash) = within("relay thread", info_rx).await.unwrap();
-    let probe = || async {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        probe_tx.send(tx).await.unwrap();
-        within("probe", rx).await.unwrap()
-    };
-    let client = ClientBuilder::new()
-        .with_server_certificate_hashes(vec![hash.to_vec()])
-        .unwrap();
-    let base: Url = url.parse().unwrap();
-    let mut peers = Vec::new();
-    for i in 0..sessions {
-        let mut u = base.clone();
-        u.set_path(&format!("/lobby/tp{i}/room{}", i / room_size.max(1)));
-        peers.push(Peer::connect(&client, u).await.unwrap());
-    }
-    let (cpu0, s0) = probe().await;
-    let t0 = std::time::Instant::now();
-    let stop = t0 + Duration::from_secs(secs);
-    let mut senders = Vec::new();
-    for (i, p) in peers.iter().enumerate() {
-        let session = p.session.clone();
-        let user = format!("tp{i}");
-        let phase = Duration::from_micros(i as u64 * 997 % 20_000);
-        senders.push(tokio::spawn(async move {
-            let mut pre = MediaPrefix::new(&user);
-            let mut seq = 0;
-            let mut tick = pps.map(|n| {
-                let period = Duration::from_secs(1) / n as u32;
-                tokio::time::interval_at(tokio::time::Instant::now() + phase, period)
-            });
-            while std::time::Instant::now() < stop {
-                if let Some(t) = &mut tick {
-                    t.tick().await;
-                }
-                let pkt = Bytes::from(audio(&mut pre, seq));
-                seq += 1;
-                let Ok(mut s) = session.open_uni().await else {
-                    break;
-                };
-                if s.write_chunk(pkt).await.is_err() {
-                    break;
-                }
-                let _ = s.finish();
-            }
-            seq
-        }));
-    }
-    let mut sent = 0;
-    for s in senders {
-        sent += s.await.unwrap();
-    }
-    // Let the relay finish what is in flight.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (cpu1, s1) = probe().await;
-    let wall = t0.elapsed().as_secs_f64();
-    let got = s1.total().audio_packets - s0.total().audio_packets;
-    let deliveries = s1.total().relayed_to - s0.total().relayed_to;
-    let drops = s1.relay_drops - s0.relay_drops;
-    let cpu = (cpu1 - cpu0) as f64 / 1e9;
-    eprintln!(
-        "relay throughput ({} build, drain_only={drain_only}, {sessions} sessions, rooms of {room_size}, {}): \
-         sent {sent}, relay received {got} packets in {wall:.1} s = {:.0}/s, {deliveries} deliveries ({drops} dropped at full queues); \
-         relay thread CPU {cpu:.2} s = {:.1} us/packet => ~{:.0} packets/s per core",
-        if cfg!(debug_assertions) { "debug" } else { "release" },
-        pps.map_or("as fast as possible".to_string(), |n| format!("{n} packets/s each")),
-        got as f64 / wall,
-        cpu * 1e6 / got.max(1) as f64,
-        got as f64 / cpu.max(1e-9),
-    );
-    for p in &peers {
-        p.close();
-    }
-    drop(probe_tx);
-    relay_thread.join().unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-#[ignore = "measurement: run with --ignored --nocapture"]
-async fn relay_throughput_drain_only() {
-    throughput(true, 20, 1, 5, None).await;
-    throughput(true, 200, 1, 5, Some(80)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-#[ignore = "measurement: run with --ignored --nocapture"]
-async fn relay_throughput_paced_only() {
-    throughput(true, 200, 1, 8, Some(80)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-#[ignore = "measurement: run with --ignored --nocapture"]
-async fn relay_throughput_fan_out() {
-    throughput(false, 50, 5, 5, Some(80)).await;
 }

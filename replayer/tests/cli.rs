@@ -1,28 +1,128 @@
 //! The `synth-replay` binary as a user runs it: bad input gives one line and
 //! the documented exit code; SIGTERM mid-run still writes a complete report;
 //! a violated threshold exits 3; tokens are checked.
+//!
+//! Runs that must be under way before the test acts are watched through
+//! their metrics endpoint and stopped by the test, never given a time.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use synth_relay::{Relay, RelayConfig};
 use synth_replayer::config::Credentials;
 use synth_replayer::run;
+use tokio::sync::oneshot;
 
-use crate::support::{pack, quiet, settings, within};
+use crate::support::{metric, pack, quiet, scrape, settings, stopped, within};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synth-replay");
 
-fn replay(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
         .env_remove("SERVER_URL")
         .env_remove("CONFIG")
         .env_remove("PACK")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running synth-replay")
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn replay(args: &[&str]) -> Output {
+    command(args).output().expect("running synth-replay")
+}
+
+fn spawn(args: &[&str]) -> Child {
+    command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting synth-replay")
+}
+
+/// Waits for `child` to exit, killing it and failing the test after `secs`
+/// seconds (a bound on a hang).
+fn finish(child: Child, secs: u64, what: &str) -> Output {
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out.expect("waiting for synth-replay"),
+        Err(_) => {
+            // SAFETY: kill with our child's pid and a valid signal number has no memory effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("synth-replay still running after {secs} s: {what}");
+        }
+    }
+}
+
+/// A loopback TCP port that is free now, for a child's metrics endpoint (the
+/// child does not say which port it bound; were the port taken meanwhile,
+/// the child would fail to bind it and say so).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// `GET /metrics` from 127.0.0.1:`port`; None while nothing answers there.
+fn get_metrics(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// Kills the child if the test fails while it runs (its run lasts an hour).
+struct KillOnPanic<'a>(&'a mut Child);
+
+impl Drop for KillOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.kill();
+        }
+    }
+}
+
+/// The child's metrics once `ready` holds for them; fails the test if the
+/// child exits first, or after 60 s (a bound on a hang).
+fn metrics_when(child: &mut Child, port: u16, ready: impl Fn(&str) -> bool) -> String {
+    let child = KillOnPanic(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("synth-replay exited mid-run ({status}); last metrics: {last:?}");
+        }
+        if let Some(text) = get_metrics(port) {
+            if ready(&text) {
+                return text;
+            }
+            last = Some(text);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "synth-replay's metrics never got there: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const CONNECTED: &str = "synth_clients{state=\"connected\"}";
+const AUDIO_SENT: &str = "synth_packets_sent_total{media=\"audio\"}";
+const AUDIO_RECEIVED: &str = "synth_packets_received_total{media=\"audio\"}";
+
+/// SIGTERM to our child.
+fn sigterm(child: &Child) {
+    // SAFETY: kill with a valid pid and signal number has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -112,28 +212,31 @@ fn unreachable_server_fails_with_one_line() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
     let cfg = write(
         dir.path(),
         "c.yaml",
         &format!(
-            "server_url: https://127.0.0.1:{port}\nconnect_timeout: 1s\nconnect_attempts: 1\nduration: 20s\ntls: {{insecure: true}}\nclients: [{{user_id: a, meeting_id: m}}]\n"
+            "server_url: https://127.0.0.1:{port}\nconnect_timeout: 1s\nconnect_attempts: 1\nduration: 1h\ntls: {{insecure: true}}\nclients: [{{user_id: a, meeting_id: m}}]\n"
         ),
     );
-    let started = Instant::now();
-    let o = replay(&[
+    let child = spawn(&[
         "run",
         "--quiet",
         "--config",
         &cfg,
         "--pack",
         &pack().display().to_string(),
+        "--report",
+        &report.display().to_string(),
     ]);
+    let o = finish(child, 60, "giving up on an unreachable server");
     assert_one_line_error(&o, 1, "no client could connect");
     assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")));
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "gave up early, not at the end of the run"
-    );
+    // It gave up once its only client had failed, not at the end of the (hour-long) run.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["stopped_by"], "failure");
+    assert_eq!(v["clients"]["connected"], 0);
 }
 
 #[test]
@@ -187,50 +290,45 @@ fn sigterm_mid_run_exits_0_with_a_complete_report() {
     let cfg = write(
         dir.path(),
         "c.yaml",
-        "duration: 60s\nramp_up_delay_ms: 0\ngroups: [{count: 3, user_id: \"u{index}\", meeting_id: m}]\n",
+        "duration: 1h\nramp_up_delay_ms: 0\ngroups: [{count: 3, user_id: \"u{index}\", meeting_id: m}]\n",
     );
-    let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--quiet",
-            "--config",
-            &cfg,
-            "--pack",
-            &pack().display().to_string(),
-            "--report",
-            &report.display().to_string(),
-        ])
-        .env_remove("SERVER_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    // SAFETY: kill with a valid pid and signal number has no memory effects.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = child.wait_with_output().unwrap();
+    let port = free_port();
+    let mut child = spawn(&[
+        "run",
+        "--quiet",
+        "--config",
+        &cfg,
+        "--pack",
+        &pack().display().to_string(),
+        "--report",
+        &report.display().to_string(),
+        "--metrics-listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    // Mid-run: all three connected, sending and receiving.
+    let mid = metrics_when(&mut child, port, |m| {
+        metric(m, CONNECTED) == 3.0
+            && metric(m, AUDIO_SENT) > 150.0
+            && metric(m, AUDIO_RECEIVED) > 0.0
+    });
+    sigterm(&child);
+    let out = finish(child, 30, "exit after SIGTERM");
     assert_eq!(
-        status.code(),
+        out.status.code(),
         Some(0),
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("synth-replay report"));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    // Stopped by the signal, not by the hour-long duration.
     assert_eq!(v["stopped_by"], "signal");
     assert_eq!(v["clients"]["planned"], 3);
     assert_eq!(v["clients"]["connected"], 3);
-    assert!(v["audio"]["sent"]["packets"].as_u64().unwrap() > 3 * 50);
-    assert!(v["audio"]["received"]["packets"].as_u64().unwrap() > 0);
-    assert!(v["elapsed_s"].as_f64().unwrap() < 30.0);
+    // Counters only grow: the report holds at least what was scraped mid-run.
+    let (sent, received) = (metric(&mid, AUDIO_SENT), metric(&mid, AUDIO_RECEIVED));
+    assert!(v["audio"]["sent"]["packets"].as_f64().unwrap() >= sent);
+    assert!(v["audio"]["received"]["packets"].as_f64().unwrap() >= received);
     validate_against_schema(&v);
 }
 
@@ -241,9 +339,10 @@ fn violated_threshold_exits_3() {
     let cfg = write(
         dir.path(),
         "t.yaml",
-        "duration: 2s\nramp_up_delay_ms: 0\nthresholds:\n  audio_latency_p99_ms: \"< 0\"\n  connect_success_rate: \">= 1\"\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
+        "duration: 1h\nramp_up_delay_ms: 0\nthresholds:\n  audio_latency_p99_ms: \"< 0\"\n  connect_success_rate: \">= 1\"\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
     );
-    let o = replay(&[
+    let port = free_port();
+    let mut child = spawn(&[
         "run",
         "--quiet",
         "--config",
@@ -252,7 +351,15 @@ fn violated_threshold_exits_3() {
         &pack().display().to_string(),
         "--report",
         &report.display().to_string(),
+        "--metrics-listen",
+        &format!("127.0.0.1:{port}"),
     ]);
+    // Both connected and audio latency measured: then end the run.
+    metrics_when(&mut child, port, |m| {
+        metric(m, CONNECTED) == 2.0 && metric(m, AUDIO_RECEIVED) > 0.0
+    });
+    sigterm(&child);
+    let o = finish(child, 30, "exit after SIGTERM");
     assert_eq!(o.status.code(), Some(run::EXIT_THRESHOLD), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("FAIL audio_latency_p99_ms < 0"), "{out}");
@@ -282,21 +389,39 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
     )
     .await
     .unwrap();
-    let yaml = "duration: 2s\nramp_up_delay_ms: 0\nconnect_attempts: 1\nclients: [{user_id: a, meeting_id: m}, {user_id: b, meeting_id: m}]\n";
+    // Runs end when stopped, or (refused) once every client has failed.
+    let yaml = "duration: 1h\nramp_up_delay_ms: 0\nconnect_attempts: 1\nclients: [{user_id: a, meeting_id: m}, {user_id: b, meeting_id: m}]\n";
     let mut s = settings(yaml, &relay);
     s.credentials = Credentials::Mint {
         secret: b"right-secret".to_vec(),
         ttl: Duration::from_secs(60),
     };
-    let ok = within(
-        20,
-        "run with the right secret",
-        run::run(s, quiet(), std::future::pending()),
-    )
-    .await
-    .expect("accepted");
+    s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let (bound_tx, bound_rx) = oneshot::channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let opts = run::Options {
+        metrics_bound: Some(bound_tx),
+        ..quiet()
+    };
+    let ok = tokio::spawn(run::run(s, opts, stopped(stop_rx)));
+    let addr = within(10, "metrics bound", bound_rx).await.unwrap();
+    let mid = within(20, "both in and hearing each other", async {
+        loop {
+            let m = scrape(addr, "/metrics").await;
+            if metric(&m, CONNECTED) == 2.0 && metric(&m, AUDIO_RECEIVED) > 0.0 {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop_tx.send(()).unwrap();
+    let ok = within(20, "run with the right secret", ok)
+        .await
+        .unwrap()
+        .expect("accepted");
     assert_eq!(ok.report.clients.connected, 2);
-    assert!(ok.report.audio.received.packets > 0);
+    assert!(ok.report.audio.received.packets as f64 >= metric(&mid, AUDIO_RECEIVED));
 
     let mut s = settings(yaml, &relay);
     s.credentials = Credentials::Mint {

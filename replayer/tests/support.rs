@@ -1,5 +1,6 @@
 //! Shared by the test modules: a small pack built once, settings aimed at an
-//! in-process relay, a probe participant, and a timeout on every await.
+//! in-process relay, a probe participant, a scrape of the metrics endpoint,
+//! and a timeout on every await (a bound on a hang, never a measure of speed).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,38 @@ pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
 }
 
-/// A 4 s pack: speech + one 160x90@100 rendition whose only key frame is
-/// frame 0, so a key frame that arrives out of schedule proves a request was answered.
+/// Awaits `check` every 20 ms until it gives a value, failing the test after `secs` seconds.
+pub async fn until<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    within(secs, what, async {
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// `sample` every 20 ms until `done` holds for it; after `secs` seconds the
+/// last sample anyway, for the caller's assertions to show what is wrong.
+pub async fn settled<T>(secs: u64, mut sample: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = sample();
+        if done(&v) || tokio::time::Instant::now() >= deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Length of the test pack's loop, in seconds.
+pub const PACK_SECONDS: u64 = 30;
+
+/// A 30 s pack: speech + one 160x90@100 rendition whose only key frame is
+/// frame 0. No test lets a client send for as long as the loop, so any other
+/// key frame from a client proves a request was answered.
 pub fn pack() -> &'static Path {
     static PACK: OnceLock<PathBuf> = OnceLock::new();
     PACK.get_or_init(|| {
@@ -30,8 +61,8 @@ pub fn pack() -> &'static Path {
             audio: AudioSource::Speech,
             video: VideoSource::Pattern(Pattern::Bars),
             renditions: vec![Rendition::new(160, 90, 100).unwrap()],
-            duration: Duration::from_secs(4),
-            keyframe_interval: Duration::from_secs(4),
+            duration: Duration::from_secs(PACK_SECONDS),
+            keyframe_interval: Duration::from_secs(PACK_SECONDS),
             output: path.clone(),
             ..BuildOptions::default()
         };
@@ -65,7 +96,8 @@ pub fn quiet() -> synth_replayer::run::Options {
 /// A participant made by hand, to look at what the server relays.
 pub struct Probe {
     pub session: web_transport_quinn::Session,
-    pub packets: tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, Vec<u8>)>,
+    /// Every packet it received, in the order they were read.
+    pub packets: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
 }
 
 impl Probe {
@@ -88,13 +120,13 @@ impl Probe {
                     st = s.accept_uni() => match st {
                         Ok(mut st) => {
                             if let Ok(b) = st.read_to_end(4_000_000).await {
-                                let _ = tx.send((std::time::Instant::now(), b));
+                                let _ = tx.send(b);
                             }
                         }
                         Err(_) => return,
                     },
                     d = s.read_datagram() => match d {
-                        Ok(d) => { let _ = tx.send((std::time::Instant::now(), d.to_vec())); }
+                        Ok(d) => { let _ = tx.send(d.to_vec()); }
                         Err(_) => return,
                     },
                 }
@@ -118,5 +150,34 @@ impl Probe {
             .unwrap();
         within(5, "probe write", s.write_all(bytes)).await.unwrap();
         s.finish().unwrap();
+    }
+}
+
+/// GETs `path` from a metrics endpoint; the body.
+pub async fn scrape(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out)
+}
+
+/// The value of the sample `name` (with its labels) in a scrape.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// The shutdown future of an in-process run: completes when `rx` gets its
+/// message (a dropped sender never stops the run).
+pub async fn stopped(rx: tokio::sync::oneshot::Receiver<()>) {
+    if rx.await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
