@@ -6,7 +6,9 @@
 //! Every videocall-rs packet is one whole uni stream. Reading streams one
 //! after another would let one large key frame hold up every small audio
 //! packet behind it (and skew the latency a receiver measures), so streams are
-//! polled together and each packet is handed on the moment its stream ends.
+//! read together and each packet is handed on the moment its stream ends.
+//! Only a stream that has news is polled (a `FuturesUnordered`), so a wake-up
+//! costs the same with one stream in flight as with hundreds.
 
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,6 +16,7 @@ use std::pin::pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, Stream as _};
 use web_transport_quinn::RecvStream;
 
 use crate::wire::MAX_STREAM_BYTES;
@@ -98,6 +101,15 @@ struct Pending {
 }
 
 impl Pending {
+    fn new(stream: RecvStream) -> Pending {
+        Pending {
+            stream,
+            first: Bytes::new(),
+            more: Vec::new(),
+            len: 0,
+        }
+    }
+
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
         loop {
             // Quinn keeps the waker with the stream, not in this future, so a
@@ -135,10 +147,18 @@ impl Pending {
     }
 }
 
-/// The uni streams of one session being read, polled together.
+impl std::future::Future for Pending {
+    type Output = Result<Bytes, ReadFail>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_read(cx)
+    }
+}
+
+/// The uni streams of one session being read, each to its end.
 #[derive(Default)]
 pub struct Reads {
-    pending: Vec<Pending>,
+    pending: FuturesUnordered<Pending>,
 }
 
 impl std::fmt::Debug for Reads {
@@ -162,26 +182,36 @@ impl Reads {
 
     /// Starts reading `stream`.
     pub fn push(&mut self, stream: RecvStream) {
-        self.pending.push(Pending {
-            stream,
-            first: Bytes::new(),
-            more: Vec::new(),
-            len: 0,
-        });
+        self.pending.push(Pending::new(stream));
     }
 
-    /// The next stream read to its end. Streams are polled in the order they
-    /// were accepted (the sender's order), so of those complete at once the
-    /// oldest goes first and packets are not reordered needlessly. Pending
-    /// while no stream is being read.
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
-        for i in 0..self.pending.len() {
-            if let Poll::Ready(r) = self.pending[i].poll_read(cx) {
-                self.pending.remove(i);
-                return Poll::Ready(r);
+    /// Starts reading `stream` and reads what has already arrived: most
+    /// packets are whole by the time their stream is accepted, and are
+    /// returned at once without being queued. A stream not yet ended is
+    /// queued like [`Reads::push`] (and polled at the next
+    /// [`Reads::poll_next`]).
+    pub fn start(
+        &mut self,
+        stream: RecvStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Bytes, ReadFail>> {
+        let mut p = Pending::new(stream);
+        match p.poll_read(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => {
+                self.pending.push(p);
+                Poll::Pending
             }
         }
-        Poll::Pending
+    }
+
+    /// The next stream read to its end, whichever ends first. Pending while
+    /// no stream is being read.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
+        match std::pin::Pin::new(&mut self.pending).poll_next(cx) {
+            Poll::Ready(Some(r)) => Poll::Ready(r),
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
     }
 
     /// [`Reads::poll_next`] as a future.

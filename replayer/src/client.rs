@@ -12,8 +12,10 @@
 //! only to the client's own [`ClientStats`] and to sharded histograms.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -489,6 +491,14 @@ async fn run_session(
     finish(end, done_tx, receiver).await
 }
 
+/// What the receive loop waits for.
+enum Event {
+    /// A packet (a whole stream or a datagram), or why a stream gave none.
+    Read(Result<Bytes, ReadFail>),
+    /// The session closed or the sender is done.
+    End,
+}
+
 /// Drains the session until it closes or `done` fires: streams are read
 /// concurrently, each to its end, and datagrams as they come. Returns the
 /// accounting for the next session.
@@ -508,29 +518,55 @@ async fn receive(
     let finished = done.changed();
     tokio::pin!(accept, datagram, finished);
     loop {
-        let buf = tokio::select! {
-            s = &mut accept => {
-                accept.set(session.accept_uni());
-                match s {
-                    Ok(s) => { reads.push(s); continue; }
-                    Err(_) => break,
+        // One poll function instead of a select!, so a newly accepted stream
+        // is read at once with this task's context: a packet that has fully
+        // arrived costs no queueing and no second wake-up.
+        let event = std::future::poll_fn(|cx| {
+            if finished.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::End);
+            }
+            // Streams already being read first, so they never wait behind
+            // a run of new ones.
+            if !reads.is_empty() {
+                if let Poll::Ready(r) = reads.poll_next(cx) {
+                    return Poll::Ready(Event::Read(r));
                 }
             }
-            r = std::future::poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => match r {
-                Ok(b) => b,
-                Err(ReadFail::TooLong | ReadFail::Reset) => {
-                    stats.bad_packets.fetch_add(1, Relaxed);
-                    continue;
-                }
-            },
-            d = &mut datagram => {
-                datagram.set(session.read_datagram());
-                match d {
-                    Ok(d) => d,
-                    Err(_) => break,
+            loop {
+                match accept.as_mut().poll(cx) {
+                    Poll::Ready(Ok(stream)) => {
+                        accept.set(session.accept_uni());
+                        match reads.start(stream, cx) {
+                            Poll::Ready(r) => return Poll::Ready(Event::Read(r)),
+                            // Queued: poll it once with the queue's waker.
+                            Poll::Pending => {
+                                if let Poll::Ready(r) = reads.poll_next(cx) {
+                                    return Poll::Ready(Event::Read(r));
+                                }
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Event::End),
+                    Poll::Pending => break,
                 }
             }
-            _ = &mut finished => break,
+            match datagram.as_mut().poll(cx) {
+                Poll::Ready(Ok(d)) => {
+                    datagram.set(session.read_datagram());
+                    Poll::Ready(Event::Read(Ok(d)))
+                }
+                Poll::Ready(Err(_)) => Poll::Ready(Event::End),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let buf = match event {
+            Event::Read(Ok(b)) => b,
+            Event::Read(Err(ReadFail::TooLong | ReadFail::Reset)) => {
+                stats.bad_packets.fetch_add(1, Relaxed);
+                continue;
+            }
+            Event::End => break,
         };
         let h = accounting.handle(&buf, unix_ms(), &shared.ours, &stats);
         if let Some((media, us)) = h.latency {

@@ -12,7 +12,7 @@
 //! then backward (ping-pong: 1 2 3 … n n-1 … 2, then again), until the loop
 //! is full. Ping-pong keeps consecutive frames similar even where the
 //! sequence turns, as a camera's would be, and a directory holding a few
-//! consecutive camera frames (like `../shared/upstream-media/`) plays as
+//! consecutive camera frames (like the ones `encoder/tests/camera.rs` draws) plays as
 //! real motion with the default `hold` of 1.
 
 use std::cmp::Ordering;
