@@ -321,18 +321,42 @@ mod tests {
         (dir, Reader::open(&path).unwrap())
     }
 
+    /// A video lane over [`pack`] starting now, with what building needs.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        pack: Reader,
+        t0: Instant,
+        lane: Lane,
+        prefix: MediaPrefix,
+        heads: Heads,
+    }
+
+    impl Fixture {
+        fn video() -> Fixture {
+            let (_dir, pack) = pack();
+            let t0 = Instant::now();
+            let lane = Lane::new(&pack, 0, Media::Video, t0);
+            Fixture {
+                _dir,
+                pack,
+                t0,
+                lane,
+                prefix: MediaPrefix::new("u"),
+                heads: Heads::default(),
+            }
+        }
+    }
+
     #[test]
     fn schedule_loops_without_drift_and_sequence_keeps_rising() {
-        let (_d, pack) = pack();
-        let t0 = Instant::now();
-        let mut lane = Lane::new(&pack, 0, Media::Video, t0);
-        let mut prefix = MediaPrefix::new("u");
-        let mut heads = Heads::default();
+        let mut f = Fixture::video();
+        let t0 = f.t0;
         for i in 0..13u64 {
-            let due = lane.due();
+            let due = f.lane.due();
             assert_eq!(due, t0 + Duration::from_nanos(i * 100_000_000 / 3));
-            let p = lane
-                .next_packet(&pack, &mut prefix, &mut heads, due, 1.0)
+            let p = f
+                .lane
+                .next_packet(&f.pack, &mut f.prefix, &mut f.heads, due, 1.0)
                 .unwrap();
             assert_eq!(p.data[0] as u64, i % 6, "frame {i} loops over the 6 frames");
             assert_eq!(p.lateness, Duration::ZERO);
@@ -344,7 +368,7 @@ mod tests {
         }
         // 13 frames at 30 fps: exactly 13/30 s after the start, no accumulated error.
         assert_eq!(
-            lane.due() - t0,
+            f.lane.due() - t0,
             Duration::from_nanos(13 * 1_000_000_000 / 30)
         );
     }
@@ -363,29 +387,29 @@ mod tests {
 
     #[test]
     fn lateness_backlog_and_keyframe_jump() {
-        let (_d, pack) = pack();
-        let t0 = Instant::now();
-        let mut lane = Lane::new(&pack, 0, Media::Video, t0);
-        let mut prefix = MediaPrefix::new("u");
-        let mut heads = Heads::default();
+        let mut f = Fixture::video();
+        let t0 = f.t0;
         let late = t0 + Duration::from_millis(5);
-        let p = lane
-            .next_packet(&pack, &mut prefix, &mut heads, late, 1.0)
+        let p = f
+            .lane
+            .next_packet(&f.pack, &mut f.prefix, &mut f.heads, late, 1.0)
             .unwrap();
         assert_eq!(p.lateness, Duration::from_millis(5));
         // A stall of 3 s: resume from now, not 90 frames of backlog.
         let stalled = t0 + Duration::from_secs(3);
-        lane.next_packet(&pack, &mut prefix, &mut heads, stalled, 1.0)
+        f.lane
+            .next_packet(&f.pack, &mut f.prefix, &mut f.heads, stalled, 1.0)
             .unwrap();
-        assert_eq!(lane.due(), stalled);
+        assert_eq!(f.lane.due(), stalled);
         // At frame 2, a key-frame request jumps to frame 3 (the next key), due now.
-        assert!(lane.jump_to_keyframe(&pack, stalled));
-        let p = lane
-            .next_packet(&pack, &mut prefix, &mut heads, stalled, 1.0)
+        assert!(f.lane.jump_to_keyframe(&f.pack, stalled));
+        let p = f
+            .lane
+            .next_packet(&f.pack, &mut f.prefix, &mut f.heads, stalled, 1.0)
             .unwrap();
         assert_eq!(p.data[0], 3);
         assert_eq!(
-            lane.seq(),
+            f.lane.seq(),
             3,
             "sequence numbers stay consecutive across the jump"
         );
@@ -428,6 +452,17 @@ mod tests {
             }
         }
         sent
+    }
+
+    /// A schedule with a 7 ms batch window whose first wake-up (audio, video
+    /// and a heartbeat at `t0`) has been sent.
+    fn started() -> (tempfile::TempDir, Reader, Instant, Schedule) {
+        let (dir, pack) = av_pack();
+        let t0 = Instant::now();
+        let mut s = schedule(&pack, t0, 7);
+        let due = s.poll(&pack, t0);
+        send(&mut s, &pack, due, t0);
+        (dir, pack, t0, s)
     }
 
     #[test]
@@ -482,11 +517,8 @@ mod tests {
 
     #[test]
     fn a_keyframe_request_jumps_video_to_its_next_key_frame_now() {
-        let (_d, pack) = av_pack();
-        let t0 = Instant::now();
-        let mut s = schedule(&pack, t0, 7);
-        let due = s.poll(&pack, t0);
-        send(&mut s, &pack, due, t0); // video frame 0 (key) sent
+        // Video frame 0 (key) sent at t0.
+        let (_d, pack, t0, mut s) = started();
         let t = t0 + Duration::from_millis(5);
         s.request_keyframe();
         assert_eq!(s.next_wake(), t0 + Duration::from_millis(20));
@@ -505,11 +537,7 @@ mod tests {
 
     #[test]
     fn resume_after_a_reconnect_does_not_burst() {
-        let (_d, pack) = av_pack();
-        let t0 = Instant::now();
-        let mut s = schedule(&pack, t0, 7);
-        let due = s.poll(&pack, t0);
-        send(&mut s, &pack, due, t0);
+        let (_d, pack, t0, mut s) = started();
         // Session down for 600 ms (under the 1 s backlog limit): resume from now.
         let back = t0 + Duration::from_millis(600);
         s.resume(back);

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use synth_relay::{Relay, RelayConfig};
 use synth_replayer::config::Credentials;
 use synth_replayer::run;
-use tokio::sync::oneshot;
 
-use crate::support::{metric, pack, quiet, scrape, settings, stopped, within};
+use crate::support::{metric, pack, quiet, run_in_background, scrape, settings, within};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synth-replay");
 
@@ -212,24 +211,12 @@ fn unreachable_server_fails_with_one_line() {
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let cfg = write(
+    let (child, report, _) = spawn_run(
         dir.path(),
-        "c.yaml",
         &format!(
             "server_url: https://127.0.0.1:{port}\nconnect_timeout: 1s\nconnect_attempts: 1\nduration: 1h\ntls: {{insecure: true}}\nclients: [{{user_id: a, meeting_id: m}}]\n"
         ),
     );
-    let child = spawn(&[
-        "run",
-        "--quiet",
-        "--config",
-        &cfg,
-        "--pack",
-        &pack().display().to_string(),
-        "--report",
-        &report.display().to_string(),
-    ]);
     let o = finish(child, 60, "giving up on an unreachable server");
     assert_one_line_error(&o, 1, "no client could connect");
     assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")));
@@ -283,17 +270,14 @@ fn validate_against_schema(report: &serde_json::Value) {
     assert!(errors.is_empty(), "report violates the schema: {errors:#?}");
 }
 
-#[test]
-fn sigterm_mid_run_exits_0_with_a_complete_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let cfg = write(
-        dir.path(),
-        "c.yaml",
-        "duration: 1h\nramp_up_delay_ms: 0\ngroups: [{count: 3, user_id: \"u{index}\", meeting_id: m}]\n",
-    );
+/// `synth-replay run --quiet` of the config `yaml` (written into `dir`) on
+/// the test pack, with metrics on a free port: the child, where its report
+/// goes, and the port.
+fn spawn_run(dir: &Path, yaml: &str) -> (Child, std::path::PathBuf, u16) {
+    let cfg = write(dir, "run.yaml", yaml);
+    let report = dir.join("report.json");
     let port = free_port();
-    let mut child = spawn(&[
+    let child = spawn(&[
         "run",
         "--quiet",
         "--config",
@@ -305,6 +289,16 @@ fn sigterm_mid_run_exits_0_with_a_complete_report() {
         "--metrics-listen",
         &format!("127.0.0.1:{port}"),
     ]);
+    (child, report, port)
+}
+
+#[test]
+fn sigterm_mid_run_exits_0_with_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, report, port) = spawn_run(
+        dir.path(),
+        "duration: 1h\nramp_up_delay_ms: 0\ngroups: [{count: 3, user_id: \"u{index}\", meeting_id: m}]\n",
+    );
     // Mid-run: all three connected, sending and receiving.
     let mid = metrics_when(&mut child, port, |m| {
         metric(m, CONNECTED) == 3.0
@@ -335,25 +329,10 @@ fn sigterm_mid_run_exits_0_with_a_complete_report() {
 #[test]
 fn violated_threshold_exits_3() {
     let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.json");
-    let cfg = write(
+    let (mut child, report, port) = spawn_run(
         dir.path(),
-        "t.yaml",
         "duration: 1h\nramp_up_delay_ms: 0\nthresholds:\n  audio_latency_p99_ms: \"< 0\"\n  connect_success_rate: \">= 1\"\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
     );
-    let port = free_port();
-    let mut child = spawn(&[
-        "run",
-        "--quiet",
-        "--config",
-        &cfg,
-        "--pack",
-        &pack().display().to_string(),
-        "--report",
-        &report.display().to_string(),
-        "--metrics-listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
     // Both connected and audio latency measured: then end the run.
     metrics_when(&mut child, port, |m| {
         metric(m, CONNECTED) == 2.0 && metric(m, AUDIO_RECEIVED) > 0.0
@@ -396,15 +375,7 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
         secret: b"right-secret".to_vec(),
         ttl: Duration::from_secs(60),
     };
-    s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    let (bound_tx, bound_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let opts = run::Options {
-        metrics_bound: Some(bound_tx),
-        ..quiet()
-    };
-    let ok = tokio::spawn(run::run(s, opts, stopped(stop_rx)));
-    let addr = within(10, "metrics bound", bound_rx).await.unwrap();
+    let (ok, addr, stop_tx) = run_in_background(s).await;
     let mid = within(20, "both in and hearing each other", async {
         loop {
             let m = scrape(addr, "/metrics").await;

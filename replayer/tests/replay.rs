@@ -18,7 +18,8 @@ use synth_replayer::run;
 use tokio::sync::oneshot;
 
 use crate::support::{
-    metric, pack, quiet, scrape, settings, settled, stopped, until, within, Probe, PACK_SECONDS,
+    metric, pack, quiet, run_in_background, scrape, settings, settled, stopped, until, within,
+    Probe, PACK_SECONDS,
 };
 
 const ROOMS: &str = r#"
@@ -87,18 +88,10 @@ async fn meetings_rates_decoding_and_keyframes() {
     let relay = relay().await;
     let mut s = settings(ROOMS, &relay);
     s.duration = UNTIL_STOPPED;
-    s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    let (metrics_tx, metrics_rx) = oneshot::channel();
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let opts = run::Options {
-        metrics_bound: Some(metrics_tx),
-        ..quiet()
-    };
     // The probe is in the room before the clients start, so it sees all of
     // a1's video and a2's first (in this pack, only scheduled) key frame.
     let mut probe = Probe::join(&relay, "probe", "room-a").await;
-    let run = tokio::spawn(run::run(s, opts, stopped(stop_rx)));
-    let metrics_addr = within(10, "metrics bound", metrics_rx).await.unwrap();
+    let (run, metrics_addr, stop_tx) = run_in_background(s).await;
 
     // Mid-run. The whole of it is bounded well inside the pack's loop, so a2
     // cannot reach a scheduled key frame other than its first.

@@ -181,3 +181,24 @@ pub async fn stopped(rx: tokio::sync::oneshot::Receiver<()>) {
         std::future::pending::<()>().await;
     }
 }
+
+/// A quiet run of `s` in the background with metrics on a free port: its
+/// task, the metrics address once bound, and the sender that stops it.
+pub async fn run_in_background(
+    mut s: Settings,
+) -> (
+    tokio::task::JoinHandle<anyhow::Result<synth_replayer::run::Outcome>>,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let opts = synth_replayer::run::Options {
+        metrics_bound: Some(bound_tx),
+        ..quiet()
+    };
+    let run = tokio::spawn(synth_replayer::run::run(s, opts, stopped(stop_rx)));
+    let addr = within(10, "metrics bound", bound_rx).await.unwrap();
+    (run, addr, stop_tx)
+}
