@@ -21,6 +21,11 @@ use web_transport_quinn::RecvStream;
 
 use crate::wire::MAX_STREAM_BYTES;
 
+/// Both socket buffers (SO_RCVBUF and SO_SNDBUF) of the relay's and the
+/// clients' sockets: 4 MiB, enough for hundreds of handshakes at once (the
+/// kernel's default of about 200 KB lost handshakes at 500).
+pub const UDP_BUFFER_BYTES: usize = 4 << 20;
+
 /// The application error code a too-long stream is stopped with.
 pub const STOP_TOO_LONG: u32 = 1;
 
@@ -175,11 +180,6 @@ impl Reads {
         self.pending.is_empty()
     }
 
-    /// Streams being read.
-    pub fn len(&self) -> usize {
-        self.pending.len()
-    }
-
     /// Starts reading `stream`.
     pub fn push(&mut self, stream: RecvStream) {
         self.pending.push(Pending::new(stream));
@@ -212,11 +212,6 @@ impl Reads {
             Poll::Ready(Some(r)) => Poll::Ready(r),
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
-    }
-
-    /// [`Reads::poll_next`] as a future.
-    pub async fn next(&mut self) -> Result<Bytes, ReadFail> {
-        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::{Relay, RelayConfig, RelayStats, DEFAULT_UDP_BUFFER};
+use super::{Relay, RelayConfig, RelayStats, UDP_BUFFER_BYTES};
 use crate::tls::Identity;
 use synth_common::fingerprint::hex;
 
@@ -33,7 +33,7 @@ pub struct RelayArgs {
     #[arg(long, env = "RELAY_DRAIN_ONLY")]
     pub drain_only: bool,
     /// UDP socket buffer size (SO_RCVBUF and SO_SNDBUF), bytes.
-    #[arg(long, env = "RELAY_UDP_BUFFER", value_name = "BYTES", default_value_t = DEFAULT_UDP_BUFFER)]
+    #[arg(long, env = "RELAY_UDP_BUFFER", value_name = "BYTES", default_value_t = UDP_BUFFER_BYTES)]
     pub udp_buffer: usize,
     /// Certificate chain (PEM) instead of a generated self-signed one.
     #[arg(long, env = "RELAY_CERT", value_name = "PEM", requires = "key")]
@@ -158,7 +158,7 @@ mod tests {
     fn defaults_and_checks() {
         let c = Cli::try_parse_from(["relay"]).unwrap().relay;
         assert_eq!(c.listen, "127.0.0.1:4433".parse().unwrap());
-        assert_eq!(c.udp_buffer, DEFAULT_UDP_BUFFER);
+        assert_eq!(c.udp_buffer, UDP_BUFFER_BYTES);
         assert_eq!(c.leave_grace, DEFAULT_LEAVE_GRACE);
         let cfg = c.config().unwrap();
         assert!(cfg.jwt_secret.is_none() && !cfg.require_token);

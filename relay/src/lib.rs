@@ -35,11 +35,8 @@ pub use stats::{RelayStats, UserStats};
 
 use room::Rooms;
 use session::Live;
+pub use synth_common::net::UDP_BUFFER_BYTES;
 pub use tls::Identity;
-
-/// Default UDP socket buffer size (SO_RCVBUF and SO_SNDBUF): 4 MiB, enough
-/// for hundreds of handshakes at once.
-pub const DEFAULT_UDP_BUFFER: usize = 4 << 20;
 
 /// How long PARTICIPANT_LEFT waits for the same user to reconnect (upstream: 2 s).
 pub const DEFAULT_LEAVE_GRACE: Duration = Duration::from_secs(2);
@@ -78,7 +75,7 @@ impl Default for RelayConfig {
             jwt_secret: None,
             require_token: false,
             drain_only: false,
-            udp_buffer_bytes: DEFAULT_UDP_BUFFER,
+            udp_buffer_bytes: UDP_BUFFER_BYTES,
             cert: None,
             leave_grace: DEFAULT_LEAVE_GRACE,
         }

@@ -20,9 +20,6 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use crate::config::Trust;
 use synth_common::fingerprint::{hex, sha256};
 
-/// Socket buffer size asked for (the kernel may cap it at `net.core.rmem_max`).
-pub const UDP_BUFFER_BYTES: usize = 4 << 20;
-
 /// Builds the shared WebTransport client.
 pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_quinn::Client> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -77,7 +74,7 @@ pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_q
         .context("QUIC needs a TLS 1.3 config")?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(Arc::new(transport_config()));
-    let socket = synth_common::net::udp_socket(bind, UDP_BUFFER_BYTES)
+    let socket = synth_common::net::udp_socket(bind, synth_common::net::UDP_BUFFER_BYTES)
         .with_context(|| format!("binding UDP {bind}"))?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
