@@ -308,6 +308,15 @@ fn meeting(p: MeetingPacket) -> Bytes {
     system_wrapper(PacketType::MEETING, data, 0)
 }
 
+/// `PacketWrapper.session_id` (field 4) alone: appended to a wrapper as
+/// received, it sets the session id the relayed copy carries (a later field
+/// overrides an earlier one), without re-encoding the packet.
+pub fn session_id_field(session_id: u64) -> Bytes {
+    let mut v = Vec::with_capacity(11);
+    put_varint_field(&mut v, 4, session_id);
+    v.into()
+}
+
 /// SESSION_ASSIGNED: the wrapper's `session_id` is the new session.
 pub fn session_assigned(session_id: u64) -> Bytes {
     system_wrapper(PacketType::SESSION_ASSIGNED, Vec::new(), session_id)
@@ -722,5 +731,16 @@ mod tests {
             (Ok(PacketType::CONGESTION), 7)
         );
         assert_eq!(parse_meeting(&[0xff]), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn appended_session_id_field_sets_the_session_id() {
+        for id in [1u64, 127, 128, 0xdead_beef_cafe, u64::MAX] {
+            let mut w = connection("u", "m");
+            w.extend_from_slice(&session_id_field(id));
+            let p = PacketWrapper::parse_from_bytes(&w).unwrap();
+            assert_eq!(p.session_id, id);
+            assert_eq!(parse(&w).unwrap().session_id, id);
+        }
     }
 }

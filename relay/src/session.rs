@@ -80,18 +80,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     s.finish(&who);
 }
 
-/// `PacketWrapper.session_id` (field 4, varint) as bytes to append to a relayed wrapper.
-fn session_id_suffix(id: u64) -> Bytes {
-    let mut v = vec![4 << 3];
-    let mut n = id;
-    while n >= 0x80 {
-        v.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    v.push(n as u8);
-    v.into()
-}
-
 /// A session's reading side and its state as a sender.
 struct Sender {
     shared: Arc<Shared>,
@@ -146,7 +134,7 @@ impl Sender {
         });
         shared.live().insert(session_id, live.clone());
         Sender {
-            suffix: session_id_suffix(session_id),
+            suffix: wire::session_id_field(session_id),
             shared,
             view: View::new(joined.room),
             announce: !joined.reconnection && !who.observer,
@@ -431,7 +419,6 @@ mod tests {
     use synth_common::wire::{media_type, packet_type, MediaFields, MediaPrefix};
     use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
     use videocall_types::protos::meeting_packet::MeetingPacket;
-    use videocall_types::protos::packet_wrapper::PacketWrapper;
 
     fn who(user: &str, room: &str) -> Identity {
         Identity {
@@ -504,17 +491,6 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    #[test]
-    fn suffix_sets_session_id() {
-        for id in [1u64, 127, 128, 0xdead_beef_cafe, u64::MAX] {
-            let mut w = wire::connection("u", "m");
-            w.extend_from_slice(&session_id_suffix(id));
-            let p = PacketWrapper::parse_from_bytes(&w).unwrap();
-            assert_eq!(p.session_id, id);
-            assert_eq!(wire::parse(&w).unwrap().session_id, id);
-        }
     }
 
     #[test]
