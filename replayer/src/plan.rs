@@ -29,8 +29,6 @@ pub struct ClientPlan {
     pub audio_track: Option<usize>,
     /// The video track (rendition) it sends, if any.
     pub video_track: Option<usize>,
-    /// The video track's name, if video is on.
-    pub rendition: Option<String>,
     /// Pack bitrate (bps) of the audio and the video it sends (0 if not sent).
     pub target_bps: [f64; 2],
     /// When it starts, after the run's start (the ramp).
@@ -107,7 +105,6 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             meeting_id: c.meeting_id.clone(),
             audio_track: audio,
             video_track,
-            rendition: video_track.map(|t| pack.tracks()[t].name.clone()),
             target_bps: [
                 audio.map_or(0.0, |t| bitrate[t]),
                 video_track.map_or(0.0, |t| bitrate[t]),
@@ -186,7 +183,7 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
             meeting_id: c.meeting_id.clone(),
             audio: c.audio_track.is_some(),
             video: c.video_track.is_some(),
-            rendition: c.rendition.clone(),
+            rendition: c.video_track.map(|t| plan.pack.tracks()[t].name.clone()),
         });
     }
     let ramp = plan
