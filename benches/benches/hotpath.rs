@@ -12,6 +12,10 @@
 //!   (parse, per-sender tracker, counters, latency).
 //! - `metrics/{per_packet,render_1000_clients}`: what metrics cost per packet
 //!   sent, and one `/metrics` scrape of 1000 clients.
+//! - `digest/new`: hashing every frame of the default pack at load;
+//!   `digest/contains/{video,audio}`: checking one received payload against
+//!   the pack's frames (the 640x360 frame nearest 2 KB, the audio frame
+//!   nearest 100 bytes).
 //!
 //! Run: `cargo bench -p synth-benches --bench hotpath` (results in BENCHMARKS.md).
 
@@ -22,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use synth_common::pack::{Reader, TrackKind};
+use synth_common::pack::{FrameDigests, Reader, TrackKind};
 use synth_common::seq::Tracker;
 use synth_common::wire::{self, MediaPrefix};
 use synth_replayer::metrics::{Media, Metrics};
@@ -243,9 +247,39 @@ fn metrics_cost(c: &mut Criterion) {
     g.finish();
 }
 
+fn digest(c: &mut Criterion) {
+    let pack = Reader::open(pack_path()).unwrap();
+    let mut g = c.benchmark_group("digest");
+    let all: u64 = (0..pack.tracks().len())
+        .map(|t| pack.payload_bytes(t))
+        .sum();
+    g.throughput(Throughput::Bytes(all));
+    g.bench_function("new", |b| b.iter(|| black_box(FrameDigests::new(&pack))));
+    let digests = FrameDigests::new(&pack);
+    let nearest = |track: usize, len: usize| {
+        pack.frames(track)
+            .min_by_key(|f| f.data.len().abs_diff(len))
+            .unwrap()
+            .data
+    };
+    let audio = pack.first_track(TrackKind::Audio).unwrap();
+    let video = pack.track_by_name("video-640x360").unwrap();
+    for (name, kind, frame) in [
+        ("contains/video", TrackKind::Video, nearest(video, 2000)),
+        ("contains/audio", TrackKind::Audio, nearest(audio, 100)),
+    ] {
+        eprintln!("digest/{name}: a frame of {} bytes", frame.len());
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(digests.contains(kind, black_box(frame))))
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = packet_build, pacer_tick, pack_access, receive, metrics_cost
+    targets = packet_build, pacer_tick, pack_access, receive, metrics_cost, digest
 }
 criterion_main!(benches);

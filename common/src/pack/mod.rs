@@ -14,11 +14,13 @@
 //! checks everything once at open (bounds, order, checksums), after which every
 //! frame access is a bounds-safe slice of the map.
 
+mod digest;
 mod error;
 mod format;
 mod reader;
 mod writer;
 
+pub use digest::FrameDigests;
 pub use error::Error;
 pub use format::{Codec, Track, TrackKind, MAGIC, VERSION};
 pub use reader::{Frame, Reader};
