@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod pacer;

@@ -1,0 +1,685 @@
+//! Generator health: whether this process, rather than the system under test,
+//! was the bottleneck of a run.
+//!
+//! A load generator that runs out of CPU or whose event loops fall behind
+//! sends late and measures its own delay as the server's. Three signals tell:
+//!
+//! - send lateness (the pacer's actual minus scheduled send time, measured
+//!   elsewhere and passed in as its p99);
+//! - the CPU share: [`CpuSampler`] turns successive readings of this
+//!   process's CPU seconds into the share of [`cores_available`] used in each
+//!   interval, the cores being the cgroup's CPU quota when there is one;
+//! - event-loop delay: [`LoopDelay::probe`], spawned on each client runtime,
+//!   asks to wake every [`LoopDelay::PERIOD`] and records how late it woke. A
+//!   runtime thread busy with other tasks, or starved of CPU, wakes it late.
+//!
+//! [`assess`] compares the three with [`Limits`] and returns a [`Health`]:
+//! the figures, whether any limit was broken, and one line per broken limit
+//! saying what it means. It is pure, so it is tested on made-up numbers.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::metrics::{Hist, LATENESS_BUCKETS};
+
+/// Event-loop delay of the runtimes it is spawned on, in microseconds.
+///
+/// Each wake-up is scheduled one period after the previous one actually
+/// happened, so one late wake-up is counted once and not carried into the
+/// next. Tokio's timer has a resolution of 1 ms, so an idle runtime reads
+/// 0 to 1 ms.
+#[derive(Debug)]
+pub struct LoopDelay {
+    period: Duration,
+    delay: Hist,
+}
+
+impl Default for LoopDelay {
+    fn default() -> Self {
+        LoopDelay::new(LoopDelay::PERIOD)
+    }
+}
+
+impl LoopDelay {
+    /// How often a probe asks to wake up.
+    pub const PERIOD: Duration = Duration::from_millis(50);
+
+    /// A probe set that wakes every `period`, with nothing recorded yet.
+    pub fn new(period: Duration) -> LoopDelay {
+        LoopDelay {
+            period,
+            delay: Hist::new(LATENESS_BUCKETS),
+        }
+    }
+
+    /// The probe of one runtime, to spawn on it: it sleeps one period at a
+    /// time and records how late each wake-up was, until `stop` is true (or
+    /// its sender is gone). `shard` spreads lock use: pass the runtime's index.
+    pub fn probe(
+        self: &Arc<Self>,
+        shard: usize,
+        mut stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let me = Arc::clone(self);
+        async move {
+            let mut due = tokio::time::Instant::now() + me.period;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|&stopped| stopped) => return,
+                    () = tokio::time::sleep_until(due) => {}
+                }
+                let now = tokio::time::Instant::now();
+                me.record(now.saturating_duration_since(due), shard);
+                due = now + me.period;
+            }
+        }
+    }
+
+    /// Records one wake-up that came `late` after it was due.
+    pub fn record(&self, late: Duration, shard: usize) {
+        self.delay.record(late.as_micros() as u64, shard);
+    }
+
+    /// Wake-ups recorded.
+    pub fn count(&self) -> u64 {
+        self.delay.count()
+    }
+
+    /// 99th percentile of the delay, ms (0 when nothing was recorded).
+    pub fn p99_ms(&self) -> f64 {
+        self.delay.merged().value_at_quantile(0.99) as f64 / 1000.0
+    }
+
+    /// Largest delay, ms (0 when nothing was recorded).
+    pub fn max_ms(&self) -> f64 {
+        self.delay.merged().max() as f64 / 1000.0
+    }
+}
+
+/// The CPU cores this process may use: the cgroup's CPU quota (v2 `cpu.max`,
+/// v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, the smallest along the
+/// cgroup's path) when it has one, bounded by the CPUs its affinity mask
+/// allows. The quota may be fractional (`1.5`).
+///
+/// `std::thread::available_parallelism` alone would not do: it rounds a
+/// quota down to whole cores. It is the fallback when the affinity mask
+/// cannot be read.
+pub fn cores_available() -> f64 {
+    let cpus = affinity_cpus()
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1) as f64;
+    match cgroup_quota() {
+        Some(quota) => quota.min(cpus),
+        None => cpus,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn affinity_cpus() -> Option<usize> {
+    // SAFETY: cpu_set_t is plain data, zero is a valid value, and
+    // sched_getaffinity writes at most the size we pass into it.
+    let n = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        libc::CPU_COUNT(&set)
+    };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity_cpus() -> Option<usize> {
+    None
+}
+
+fn cgroup_quota() -> Option<f64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let paths = cgroup_paths(&own);
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+    let mut quotas = Vec::new();
+    if let Some(path) = paths.v2 {
+        for dir in along(Path::new("/sys/fs/cgroup"), path) {
+            quotas.extend(read(dir.join("cpu.max")).and_then(|s| parse_cpu_max(&s)));
+        }
+    }
+    if let Some(path) = paths.v1 {
+        for root in ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"] {
+            for dir in along(Path::new(root), path) {
+                let quota = read(dir.join("cpu.cfs_quota_us"));
+                let period = read(dir.join("cpu.cfs_period_us"));
+                if let (Some(q), Some(p)) = (quota, period) {
+                    quotas.extend(parse_cfs(&q, &p));
+                }
+            }
+        }
+    }
+    quotas.into_iter().reduce(f64::min)
+}
+
+/// This process's cgroup paths, as `/proc/self/cgroup` gives them.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CgroupPaths<'a> {
+    /// The unified (v2) hierarchy's path: the `0::` line.
+    v2: Option<&'a str>,
+    /// The v1 `cpu` controller's path.
+    v1: Option<&'a str>,
+}
+
+fn cgroup_paths(proc_self_cgroup: &str) -> CgroupPaths<'_> {
+    let mut paths = CgroupPaths::default();
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if id == "0" && controllers.is_empty() {
+            paths.v2 = Some(path);
+        } else if controllers.split(',').any(|c| c == "cpu") {
+            paths.v1 = Some(path);
+        }
+    }
+    paths
+}
+
+/// `root` joined with `path` and each of its ancestors, the deepest first:
+/// a quota set on any of them applies.
+fn along(root: &Path, path: &str) -> Vec<PathBuf> {
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return vec![root.to_path_buf()];
+    }
+    rel.ancestors().map(|a| root.join(a)).collect()
+}
+
+/// Cores allowed by a cgroup v2 `cpu.max` ("quota period", or "max period"
+/// for no limit).
+fn parse_cpu_max(cpu_max: &str) -> Option<f64> {
+    let mut parts = cpu_max.split_whitespace();
+    let quota = parts.next()?;
+    let period = parts.next().unwrap_or("100000");
+    quota_over_period(quota, period)
+}
+
+/// Cores allowed by cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us`
+/// (a quota of -1 for no limit).
+fn parse_cfs(quota_us: &str, period_us: &str) -> Option<f64> {
+    quota_over_period(quota_us.trim(), period_us.trim())
+}
+
+fn quota_over_period(quota: &str, period: &str) -> Option<f64> {
+    let quota: f64 = quota.parse().ok()?; // "max" fails here: no limit
+    let period: f64 = period.parse().ok()?;
+    (quota > 0.0 && period > 0.0).then_some(quota / period)
+}
+
+/// The share of the available cores this process used, interval by interval.
+///
+/// Feed it [`crate::metrics::Process::now`]'s `cpu_seconds` with the time of
+/// each reading, e.g. on every progress tick; each interval's share is the
+/// CPU seconds used over the wall seconds times the cores, 0 to 1.
+#[derive(Debug, Clone)]
+pub struct CpuSampler {
+    cores: f64,
+    last: Option<(Instant, f64)>,
+    shares: Vec<f64>,
+    busy_s: f64,
+    wall_s: f64,
+}
+
+impl CpuSampler {
+    /// A sampler for a process that may use `cores` cores ([`cores_available`]).
+    pub fn new(cores: f64) -> CpuSampler {
+        CpuSampler {
+            cores: if cores > 0.0 { cores } else { 1.0 },
+            last: None,
+            shares: Vec::new(),
+            busy_s: 0.0,
+            wall_s: 0.0,
+        }
+    }
+
+    /// Takes a reading of the process's CPU seconds at `at`; returns the
+    /// share of the interval since the previous reading (none for the first
+    /// reading, or one no later than the previous).
+    pub fn sample(&mut self, at: Instant, cpu_seconds: f64) -> Option<f64> {
+        let Some((then, cpu_then)) = self.last else {
+            self.last = Some((at, cpu_seconds));
+            return None;
+        };
+        let wall = at.checked_duration_since(then)?.as_secs_f64();
+        if wall <= 0.0 {
+            return None;
+        }
+        self.last = Some((at, cpu_seconds));
+        let busy = (cpu_seconds - cpu_then).max(0.0);
+        self.busy_s += busy;
+        self.wall_s += wall;
+        // CPU time and wall time are read a moment apart, so a fully busy
+        // interval can come out a little over 1.
+        let share = (busy / (wall * self.cores)).min(1.0);
+        self.shares.push(share);
+        Some(share)
+    }
+
+    /// The cores the shares are of.
+    pub fn cores(&self) -> f64 {
+        self.cores
+    }
+
+    /// Each interval's share, in order.
+    pub fn shares(&self) -> &[f64] {
+        &self.shares
+    }
+
+    /// The share over all intervals together, 0 to 1 (0 before two readings).
+    pub fn mean(&self) -> f64 {
+        if self.wall_s <= 0.0 {
+            return 0.0;
+        }
+        (self.busy_s / (self.wall_s * self.cores)).min(1.0)
+    }
+
+    /// The largest share of one interval, 0 to 1.
+    pub fn max(&self) -> f64 {
+        self.shares.iter().copied().fold(0.0, f64::max)
+    }
+
+    /// The most intervals in a row whose share was at least `share`.
+    pub fn longest_run(&self, share: f64) -> usize {
+        let (mut run, mut longest) = (0, 0);
+        for &s in &self.shares {
+            run = if s >= share { run + 1 } else { 0 };
+            longest = longest.max(run);
+        }
+        longest
+    }
+}
+
+/// When the generator counts as saturated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Send lateness p99 above this, ms.
+    pub lateness_p99_ms: f64,
+    /// An interval whose CPU share is at least this counts as busy (0 to 1).
+    pub cpu_share: f64,
+    /// This many busy intervals in a row, or more.
+    pub cpu_intervals: usize,
+    /// A mean CPU share over the run of at least this (0 to 1).
+    pub cpu_share_mean: f64,
+    /// Event-loop delay p99 above this, ms.
+    pub loop_delay_p99_ms: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            lateness_p99_ms: 50.0,
+            cpu_share: 0.95,
+            cpu_intervals: 3,
+            cpu_share_mean: 0.9,
+            loop_delay_p99_ms: 50.0,
+        }
+    }
+}
+
+/// Whether this process kept up with the load it generated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// 99th percentile of send lateness (actual minus scheduled send time), ms.
+    pub lateness_p99_ms: f64,
+    /// CPU share of the available cores over the whole run, 0 to 1.
+    pub cpu_share_mean: f64,
+    /// Largest CPU share of one sampling interval, 0 to 1.
+    pub cpu_share_max: f64,
+    /// Most sampling intervals in a row at or above the busy share of [`Limits::cpu_share`].
+    pub cpu_busy_intervals: u64,
+    /// Sampling intervals the CPU shares come from.
+    pub cpu_intervals: u64,
+    /// Cores available to this process (cgroup quota or CPUs allowed), may be fractional.
+    pub cores: f64,
+    /// 99th percentile of event-loop delay (how late a timer fired), ms.
+    pub loop_delay_p99_ms: f64,
+    /// Largest event-loop delay, ms.
+    pub loop_delay_max_ms: f64,
+    /// True when any limit was broken: the figures measured this process as much as the server.
+    pub saturated: bool,
+    /// One line per broken limit: what was measured, the limit, and what it means.
+    pub reasons: Vec<String>,
+}
+
+/// Compares the run's figures with `limits`.
+pub fn assess(
+    lateness_p99_ms: f64,
+    cpu: &CpuSampler,
+    loop_delay: &LoopDelay,
+    limits: &Limits,
+) -> Health {
+    let mut reasons = Vec::new();
+    if lateness_p99_ms > limits.lateness_p99_ms {
+        reasons.push(format!(
+            "send lateness p99 {} ms > {} ms: this process could not keep its schedule",
+            num(lateness_p99_ms),
+            num(limits.lateness_p99_ms)
+        ));
+    }
+    let (mean, max) = (cpu.mean(), cpu.max());
+    let busy = cpu.longest_run(limits.cpu_share);
+    let cores = num(cpu.cores());
+    if busy >= limits.cpu_intervals.max(1) {
+        reasons.push(format!(
+            "CPU at least {}% of {cores} cores for {busy} intervals in a row (limit {}), \
+             at most {}%: this process was CPU-bound",
+            pct(limits.cpu_share),
+            limits.cpu_intervals,
+            pct(max)
+        ));
+    } else if mean >= limits.cpu_share_mean {
+        reasons.push(format!(
+            "mean CPU {}% of {cores} cores >= {}%: this process ran at its CPU limit",
+            pct(mean),
+            pct(limits.cpu_share_mean)
+        ));
+    }
+    let (loop_p99, loop_max) = (loop_delay.p99_ms(), loop_delay.max_ms());
+    if loop_p99 > limits.loop_delay_p99_ms {
+        reasons.push(format!(
+            "event-loop delay p99 {} ms > {} ms (max {} ms): client tasks woke late, \
+             so the timings include this process's own delay",
+            num(loop_p99),
+            num(limits.loop_delay_p99_ms),
+            num(loop_max)
+        ));
+    }
+    Health {
+        lateness_p99_ms,
+        cpu_share_mean: mean,
+        cpu_share_max: max,
+        cpu_busy_intervals: busy as u64,
+        cpu_intervals: cpu.shares().len() as u64,
+        cores: cpu.cores(),
+        loop_delay_p99_ms: loop_p99,
+        loop_delay_max_ms: loop_max,
+        saturated: !reasons.is_empty(),
+        reasons,
+    }
+}
+
+/// A figure for a reason line: whole numbers from 100 up, else one decimal
+/// without a trailing `.0` (`548`, `50`, `50.4`).
+fn num(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        return format!("{v:.0}");
+    }
+    let s = format!("{v:.1}");
+    match s.strip_suffix(".0") {
+        Some(whole) => whole.to_owned(),
+        None => s,
+    }
+}
+
+fn pct(share: f64) -> String {
+    format!("{:.0}", share * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sampler on 2 cores fed `shares` one second apart.
+    fn sampler(shares: &[f64]) -> CpuSampler {
+        let mut s = CpuSampler::new(2.0);
+        let t0 = Instant::now();
+        let mut cpu = 10.0;
+        s.sample(t0, cpu);
+        for (i, share) in shares.iter().enumerate() {
+            cpu += share * 2.0;
+            s.sample(t0 + Duration::from_secs(i as u64 + 1), cpu);
+        }
+        s
+    }
+
+    fn delay(ms: &[u64]) -> LoopDelay {
+        let d = LoopDelay::default();
+        for (i, &v) in ms.iter().enumerate() {
+            d.record(Duration::from_millis(v), i);
+        }
+        d
+    }
+
+    #[test]
+    fn a_healthy_run_has_no_reasons() {
+        let h = assess(
+            3.0,
+            &sampler(&[0.5, 0.96, 0.96, 0.5, 0.7]),
+            &delay(&[0, 1, 1, 2]),
+            &Limits::default(),
+        );
+        assert!(!h.saturated, "{:?}", h.reasons);
+        assert!(h.reasons.is_empty());
+        assert_eq!(h.cpu_busy_intervals, 2);
+        assert_eq!(h.cpu_intervals, 5);
+        assert_eq!(h.cores, 2.0);
+        assert!((h.cpu_share_max - 0.96).abs() < 1e-9);
+        assert!((h.cpu_share_mean - 0.724).abs() < 1e-9);
+        assert!(h.loop_delay_max_ms >= 2.0 && h.loop_delay_max_ms < 2.01);
+    }
+
+    #[test]
+    fn late_sends_are_one_reason() {
+        let h = assess(548.2, &sampler(&[0.4]), &delay(&[1]), &Limits::default());
+        assert!(h.saturated);
+        assert_eq!(
+            h.reasons,
+            ["send lateness p99 548 ms > 50 ms: this process could not keep its schedule"]
+        );
+        assert_eq!(h.lateness_p99_ms, 548.2);
+    }
+
+    #[test]
+    fn three_busy_intervals_in_a_row_saturate_the_cpu() {
+        let limits = Limits::default();
+        let h = assess(
+            1.0,
+            &sampler(&[0.5, 0.96, 1.0, 0.97, 0.2]),
+            &delay(&[]),
+            &limits,
+        );
+        assert_eq!(h.cpu_busy_intervals, 3);
+        assert_eq!(
+            h.reasons,
+            [
+                "CPU at least 95% of 2 cores for 3 intervals in a row (limit 3), at most 100%: \
+                 this process was CPU-bound"
+            ]
+        );
+        // Busy intervals that are not consecutive do not.
+        let h = assess(
+            1.0,
+            &sampler(&[0.99, 0.99, 0.1, 0.99, 0.99]),
+            &delay(&[]),
+            &limits,
+        );
+        assert!(!h.saturated, "{:?}", h.reasons);
+    }
+
+    #[test]
+    fn a_high_mean_saturates_the_cpu_without_a_busy_run() {
+        let h = assess(
+            1.0,
+            &sampler(&[0.9, 0.94, 0.9, 0.94]),
+            &delay(&[]),
+            &Limits::default(),
+        );
+        assert_eq!(
+            h.reasons,
+            ["mean CPU 92% of 2 cores >= 90%: this process ran at its CPU limit"]
+        );
+    }
+
+    #[test]
+    fn a_late_event_loop_is_one_reason() {
+        let mut ms = vec![1; 90];
+        ms.extend([120; 10]);
+        let h = assess(1.0, &sampler(&[]), &delay(&ms), &Limits::default());
+        assert_eq!(h.reasons.len(), 1, "{:?}", h.reasons);
+        assert!(
+            h.reasons[0].starts_with("event-loop delay p99 120 ms > 50 ms (max 120 ms)"),
+            "{}",
+            h.reasons[0]
+        );
+        assert!(h.loop_delay_p99_ms >= 120.0 && h.loop_delay_p99_ms < 120.2);
+    }
+
+    #[test]
+    fn every_broken_limit_adds_a_reason_and_the_health_round_trips_as_json() {
+        let h = assess(
+            80.0,
+            &sampler(&[1.0, 1.0, 1.0]),
+            &delay(&[200; 5]),
+            &Limits::default(),
+        );
+        assert!(h.saturated);
+        assert_eq!(h.reasons.len(), 3, "{:?}", h.reasons);
+        let json = serde_json::to_string(&h).unwrap();
+        assert!(json.contains("\"cpu_share_mean\":1.0"), "{json}");
+        let back: Health = serde_json::from_str(&json).unwrap();
+        assert_eq!((back.saturated, &back.reasons), (true, &h.reasons));
+        assert!((back.loop_delay_p99_ms - h.loop_delay_p99_ms).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cpu_shares_are_of_the_available_cores() {
+        let mut s = CpuSampler::new(1.5);
+        let t0 = Instant::now();
+        assert_eq!(
+            s.sample(t0, 4.0),
+            None,
+            "the first reading starts the first interval"
+        );
+        // 0.75 CPU seconds over 1 s on 1.5 cores.
+        let share = s.sample(t0 + Duration::from_secs(1), 4.75).unwrap();
+        assert!((share - 0.5).abs() < 1e-9);
+        assert_eq!(
+            s.sample(t0 + Duration::from_secs(1), 5.0),
+            None,
+            "no time passed"
+        );
+        // 4.85 CPU seconds in 3 s is more than 1.5 cores give (the reads
+        // jitter): capped at 1.
+        let share = s.sample(t0 + Duration::from_secs(4), 9.6).unwrap();
+        assert_eq!(share, 1.0);
+        // The mean weighs intervals by their length: (0.75 + 4.85) / (4 × 1.5).
+        assert!((s.mean() - 5.6 / 6.0).abs() < 1e-9, "{}", s.mean());
+        assert_eq!(s.max(), 1.0);
+        assert_eq!(CpuSampler::new(0.0).cores(), 1.0);
+    }
+
+    #[test]
+    fn cgroup_v2_cpu_max() {
+        assert_eq!(parse_cpu_max("150000 100000\n"), Some(1.5));
+        assert_eq!(parse_cpu_max("200000 100000"), Some(2.0));
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("max"), None);
+        assert_eq!(parse_cpu_max("50000"), Some(0.5), "the default period");
+        assert_eq!(parse_cpu_max(""), None);
+        assert_eq!(parse_cpu_max("100000 0"), None);
+    }
+
+    #[test]
+    fn cgroup_v1_cfs_quota() {
+        assert_eq!(parse_cfs("50000\n", "100000\n"), Some(0.5));
+        assert_eq!(parse_cfs("400000", "100000"), Some(4.0));
+        assert_eq!(parse_cfs("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs("", "100000"), None);
+    }
+
+    #[test]
+    fn cgroup_paths_of_v1_v2_and_hybrid_hosts() {
+        let v2 = "0::/system.slice/synth.service\n";
+        assert_eq!(
+            cgroup_paths(v2),
+            CgroupPaths {
+                v2: Some("/system.slice/synth.service"),
+                v1: None
+            }
+        );
+        let v1 = "12:cpuset:/\n4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n";
+        assert_eq!(
+            cgroup_paths(v1),
+            CgroupPaths {
+                v2: None,
+                v1: Some("/docker/abc")
+            }
+        );
+        let hybrid = "2:cpuacct:/\n1:cpu:/k\n0::/u\n";
+        assert_eq!(
+            cgroup_paths(hybrid),
+            CgroupPaths {
+                v2: Some("/u"),
+                v1: Some("/k")
+            }
+        );
+        assert_eq!(
+            along(Path::new("/sys/fs/cgroup"), "/a/b"),
+            [
+                PathBuf::from("/sys/fs/cgroup/a/b"),
+                PathBuf::from("/sys/fs/cgroup/a"),
+                PathBuf::from("/sys/fs/cgroup/")
+            ]
+        );
+        assert_eq!(
+            along(Path::new("/sys/fs/cgroup"), "/"),
+            [PathBuf::from("/sys/fs/cgroup/")]
+        );
+        assert_eq!(
+            along(Path::new("/r"), "/../etc"),
+            [PathBuf::from("/r")],
+            "a path that climbs out is not followed"
+        );
+    }
+
+    #[test]
+    fn cores_available_is_positive_and_within_the_cpus() {
+        let cores = cores_available();
+        let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+        // available_parallelism rounds a fractional quota down, never below 1.
+        assert!(cores > 0.0 && cores < cpus + 1.0, "{cores} of {cpus}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_probe_records_how_late_it_woke_and_stops_on_the_signal() {
+        let d = Arc::new(LoopDelay::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let probe = tokio::spawn(d.probe(0, stop_rx));
+        // Let the probe arm its first timer (due at 50 ms), then jump the
+        // clock to 120 ms as a runtime blocked for that long would.
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(120)).await;
+        // Sleeping lets the probe run: woken 70 ms late, it re-arms for 170 ms.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(d.count(), 1);
+        assert!(d.max_ms() >= 70.0 && d.max_ms() < 70.1, "{}", d.max_ms());
+        // On a paused clock an idle runtime's wake-ups are on time: 0 ms late
+        // (recorded as 1 µs, the histogram's floor).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(d.count(), 5);
+        assert!(d.p99_ms() >= 70.0 && d.p99_ms() < 70.1, "{}", d.p99_ms());
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), probe)
+            .await
+            .expect("the probe stops when told")
+            .unwrap();
+        assert_eq!(d.count(), 5);
+    }
+}
