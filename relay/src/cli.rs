@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::{Relay, RelayConfig, RelayStats, UDP_BUFFER_BYTES};
+use super::{Relay, RelayConfig, RelayStats, Stall, DEFAULT_DROP_SEED, UDP_BUFFER_BYTES};
 use crate::tls::Identity;
 use synth_common::fingerprint::hex;
 
@@ -47,6 +47,30 @@ pub struct RelayArgs {
     /// Delay before PARTICIPANT_LEFT, cancelled by a reconnection, e.g. 2s or 0s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub leave_grace: Duration,
+    /// Fault: drop each delivery of an audio or video packet to a receiver
+    /// with this probability, 0 to 1 (never heartbeats, key-frame requests or
+    /// meeting packets). Counted per receiver in the stats (`dropped_audio`,
+    /// `dropped_video`).
+    #[arg(long, env = "RELAY_DROP_RATE", value_name = "P", value_parser = probability, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Seed of --drop-rate's drops.
+    #[arg(long, env = "RELAY_DROP_SEED", value_name = "S", default_value_t = DEFAULT_DROP_SEED)]
+    pub drop_seed: u64,
+    /// Fault: this long after start (e.g. 5s), stop reading from every session
+    /// for --stall-for, then read what queued up in QUIC meanwhile and go on.
+    #[arg(long, env = "RELAY_STALL_AFTER", value_name = "D", value_parser = humantime::parse_duration, requires = "stall_for")]
+    pub stall_after: Option<Duration>,
+    /// How long the stall of --stall-after lasts, e.g. 1500ms.
+    #[arg(long, env = "RELAY_STALL_FOR", value_name = "D", value_parser = humantime::parse_duration, requires = "stall_after")]
+    pub stall_for: Option<Duration>,
+}
+
+/// `--drop-rate`: a number from 0 to 1.
+fn probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err("a probability from 0 to 1 was expected".to_string()),
+    }
 }
 
 impl RelayArgs {
@@ -74,6 +98,12 @@ impl RelayArgs {
             udp_buffer_bytes: self.udp_buffer,
             cert,
             leave_grace: self.leave_grace,
+            drop_rate: self.drop_rate,
+            drop_seed: self.drop_seed,
+            stall: match (self.stall_after, self.stall_for) {
+                (Some(after), Some(duration)) => Some(Stall { after, duration }),
+                _ => None,
+            },
         })
     }
 }
@@ -92,10 +122,23 @@ pub async fn run_cli(
         writeln!(out, "{line}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
+    let mut mode = String::new();
+    if args.drain_only {
+        mode += ", drain-only";
+    }
+    if args.drop_rate > 0.0 {
+        mode += &format!(
+            ", dropping audio and video at {} (seed {})",
+            args.drop_rate, args.drop_seed
+        );
+    }
+    if let (Some(after), Some(d)) = (args.stall_after, args.stall_for) {
+        let f = humantime::format_duration;
+        mode += &format!(", stalling for {} after {}", f(d), f(after));
+    }
     eprintln!(
-        "relay listening on {} (certificate sha256 {hash}){}; Ctrl-C to stop",
-        relay.url(),
-        if args.drain_only { ", drain-only" } else { "" }
+        "relay listening on {} (certificate sha256 {hash}){mode}; Ctrl-C to stop",
+        relay.url()
     );
     shutdown.await;
     eprintln!("stopping");
@@ -139,6 +182,24 @@ pub(crate) fn summary(s: &RelayStats) -> String {
         "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION sent\n",
         t.relayed_to, s.relay_drops, s.congestion_sent
     );
+    let d = s.injected_drops;
+    if d.audio + d.video > 0 || !s.stalls.is_empty() {
+        let stalls: Vec<String> = s
+            .stalls
+            .iter()
+            .map(|w| match w.duration_ms() {
+                Some(ms) => format!("{ms} ms"),
+                None => "not over".to_string(),
+            })
+            .collect();
+        out += &format!(
+            "injected faults: {} audio and {} video deliveries dropped, stalls [{}], {} stalled deliveries\n",
+            d.audio,
+            d.video,
+            stalls.join(", "),
+            t.stalled_deliveries
+        );
+    }
     out
 }
 
@@ -179,6 +240,50 @@ mod tests {
     }
 
     #[test]
+    fn fault_flags() {
+        let cfg = Cli::try_parse_from(["relay"])
+            .unwrap()
+            .relay
+            .config()
+            .unwrap();
+        assert_eq!((cfg.drop_rate, cfg.drop_seed, cfg.stall), (0.0, 1, None));
+
+        let c = Cli::try_parse_from([
+            "relay",
+            "--drop-rate",
+            "0.25",
+            "--drop-seed",
+            "9",
+            "--stall-after",
+            "5s",
+            "--stall-for",
+            "1500ms",
+        ])
+        .unwrap()
+        .relay;
+        let cfg = c.config().unwrap();
+        assert_eq!((cfg.drop_rate, cfg.drop_seed), (0.25, 9));
+        let stall = Stall {
+            after: Duration::from_secs(5),
+            duration: Duration::from_millis(1500),
+        };
+        assert_eq!(cfg.stall, Some(stall));
+
+        for bad in ["1.5", "-0.1", "NaN", "x"] {
+            let e = Cli::try_parse_from(["relay".to_string(), format!("--drop-rate={bad}")])
+                .unwrap_err()
+                .to_string();
+            let first = e.lines().next().unwrap();
+            assert!(first.contains("--drop-rate"), "{e}");
+            assert!(first.contains("from 0 to 1"), "{e}");
+        }
+        for half in [["--stall-for", "1s"], ["--stall-after", "1s"]] {
+            let e = Cli::try_parse_from(["relay", half[0], half[1]]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+    }
+
+    #[test]
     fn summary_mentions_totals() {
         let user = crate::UserStats {
             audio_packets: 50,
@@ -192,5 +297,20 @@ mod tests {
         let text = summary(&s);
         assert!(text.contains("3 accepted"), "{text}");
         assert!(text.contains("audio 50 packets"), "{text}");
+        assert!(!text.contains("injected"), "no faults, no line: {text}");
+
+        let s = RelayStats {
+            injected_drops: crate::InjectedDrops { audio: 4, video: 7 },
+            stalls: vec![crate::StallWindow {
+                start_unix_ms: 1000,
+                end_unix_ms: Some(2500),
+            }],
+            ..Default::default()
+        };
+        let text = summary(&s);
+        assert!(
+            text.contains("4 audio and 7 video deliveries dropped, stalls [1500 ms]"),
+            "{text}"
+        );
     }
 }

@@ -11,9 +11,15 @@
 //! other member: media on a new uni stream each, other packets as datagrams
 //! when small. What each user sent is counted (`stats`) so tests can check
 //! a sender against what the relay saw.
+//!
+//! The relay can also be told to misbehave (`fault`): drop a share of the
+//! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall
+//! every reader for a while ([`RelayConfig::stall`]), counting exactly what
+//! it did so tests can check receivers against it.
 
 mod admission;
 mod cli;
+mod fault;
 mod room;
 mod session;
 mod stats;
@@ -31,8 +37,10 @@ use tokio::task::JoinSet;
 
 pub use admission::Refusal;
 pub use cli::{run_cli, RelayArgs};
-pub use stats::{RelayStats, UserStats};
+pub use fault::Stall;
+pub use stats::{InjectedDrops, RelayStats, StallWindow, UserStats};
 
+use fault::Stalls;
 use room::Rooms;
 use session::Live;
 pub use synth_common::net::UDP_BUFFER_BYTES;
@@ -40,6 +48,9 @@ pub use tls::Identity;
 
 /// How long PARTICIPANT_LEFT waits for the same user to reconnect (upstream: 2 s).
 pub const DEFAULT_LEAVE_GRACE: Duration = Duration::from_secs(2);
+
+/// Seed of [`RelayConfig::drop_rate`]'s drops unless given.
+pub const DEFAULT_DROP_SEED: u64 = 1;
 
 /// QUIC idle timeout and keep-alive, as upstream's defaults.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +77,15 @@ pub struct RelayConfig {
     pub cert: Option<Identity>,
     /// Delay before PARTICIPANT_LEFT, cancelled if the user reconnects meanwhile.
     pub leave_grace: Duration,
+    /// Probability, in [0, 1], that a delivery of an audio or video packet to
+    /// one receiver is dropped instead (counted per receiver: `dropped_audio`,
+    /// `dropped_video`). Heartbeats, key-frame requests and other packets are
+    /// never dropped. 0 turns drops off.
+    pub drop_rate: f64,
+    /// Seed of the drops.
+    pub drop_seed: u64,
+    /// Stop reading from every session for a while, then catch up.
+    pub stall: Option<Stall>,
 }
 
 impl Default for RelayConfig {
@@ -78,6 +98,9 @@ impl Default for RelayConfig {
             udp_buffer_bytes: UDP_BUFFER_BYTES,
             cert: None,
             leave_grace: DEFAULT_LEAVE_GRACE,
+            drop_rate: 0.0,
+            drop_seed: DEFAULT_DROP_SEED,
+            stall: None,
         }
     }
 }
@@ -89,6 +112,9 @@ pub(crate) struct Shared {
     require_token: bool,
     pub(crate) drain_only: bool,
     pub(crate) leave_grace: Duration,
+    pub(crate) drop_rate: f64,
+    pub(crate) drop_seed: u64,
+    pub(crate) stalls: Option<Stalls>,
     pub(crate) rooms: Rooms,
     pub(crate) shutdown: watch::Sender<bool>,
     live: Mutex<HashMap<u64, Arc<Live>>>,
@@ -116,6 +142,9 @@ impl Shared {
             require_token: cfg.require_token,
             drain_only: cfg.drain_only,
             leave_grace: cfg.leave_grace,
+            drop_rate: cfg.drop_rate,
+            drop_seed: cfg.drop_seed,
+            stalls: cfg.stall.map(Stalls::new),
             rooms: Rooms::default(),
             shutdown,
             live: Mutex::default(),
@@ -152,9 +181,8 @@ impl Shared {
         let Some(live) = self.live().remove(&session_id) else {
             return;
         };
-        let tally = live.tally();
         let mut retired = lock(&self.retired);
-        for (user, s) in tally.snapshot() {
+        for (user, s) in live.snapshot() {
             retired.entry(user).or_default().merge_later(&s);
         }
     }
@@ -167,11 +195,16 @@ impl Shared {
     fn stats(&self) -> RelayStats {
         let mut per_user = lock(&self.retired).clone();
         let mut live: Vec<Arc<Live>> = self.live().values().cloned().collect();
-        live.sort_by_key(|l| l.order);
+        live.sort_by_key(|l| l.member.order);
         for l in &live {
-            for (user, s) in l.tally().snapshot() {
+            for (user, s) in l.snapshot() {
                 per_user.entry(user).or_default().merge_later(&s);
             }
+        }
+        let mut injected_drops = InjectedDrops::default();
+        for u in per_user.values() {
+            injected_drops.audio += u.dropped_audio;
+            injected_drops.video += u.dropped_video;
         }
         RelayStats {
             sessions_accepted: self.accepted.load(Ordering::Relaxed),
@@ -184,6 +217,12 @@ impl Shared {
             meetings: self.rooms.sizes(),
             relay_drops: self.relay_drops.load(Ordering::Relaxed),
             congestion_sent: self.congestion_sent.load(Ordering::Relaxed),
+            injected_drops,
+            stalls: self
+                .stalls
+                .as_ref()
+                .map(Stalls::snapshot)
+                .unwrap_or_default(),
             per_user,
         }
     }
@@ -201,6 +240,9 @@ pub struct Relay {
 impl Relay {
     /// Binds, spawns the accept loop on the current runtime and returns at once.
     pub async fn start(cfg: RelayConfig) -> anyhow::Result<Relay> {
+        if !(0.0..=1.0).contains(&cfg.drop_rate) {
+            anyhow::bail!("drop rate {} is not a probability in [0, 1]", cfg.drop_rate);
+        }
         let shared = Arc::new(Shared::new(&cfg));
         let identity = match cfg.cert {
             Some(id) => id,
@@ -219,9 +261,24 @@ impl Relay {
         .with_context(|| format!("starting QUIC on {}", cfg.listen))?;
         let local_addr = endpoint.local_addr().context("relay socket address")?;
 
+        if shared.stalls.is_some() {
+            // `Stall::after` counts from here, once the relay is up.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                if let Some(stalls) = &shared.stalls {
+                    stalls.run(shared.shutdown.subscribe()).await;
+                }
+            });
+        }
         let server = web_transport_quinn::Server::new(endpoint.clone());
         let accept_task = tokio::spawn(accept_loop(shared.clone(), server, endpoint));
-        tracing::info!(%local_addr, drain_only = cfg.drain_only, "relay listening");
+        tracing::info!(
+            %local_addr,
+            drain_only = cfg.drain_only,
+            drop_rate = cfg.drop_rate,
+            stall = ?cfg.stall,
+            "relay listening"
+        );
         Ok(Relay {
             shared,
             local_addr,

@@ -15,6 +15,8 @@ use bytes::Bytes;
 use synth_common::wire;
 use tokio::sync::mpsc;
 
+use super::stats::Injected;
+
 /// Packets queued per receiving session before the relay drops (upstream's channel size).
 pub(crate) const QUEUE_LEN: usize = 256;
 
@@ -60,10 +62,14 @@ pub(crate) enum Offer {
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) session_id: u64,
+    /// Join order (the relay's count of sessions before this one).
+    pub(crate) order: u64,
     pub(crate) user_id: String,
     pub(crate) display_name: String,
     pub(crate) observer: bool,
     pub(crate) tx: mpsc::Sender<Outbound>,
+    /// What injected faults did to deliveries to this session.
+    pub(crate) injected: Injected,
 }
 
 impl Member {
@@ -307,10 +313,12 @@ mod tests {
         let (tx, rx) = mpsc::channel(2);
         let m = Member {
             session_id: sid,
+            order: sid,
             user_id: user.into(),
             display_name: user.into(),
             observer,
             tx,
+            injected: Injected::default(),
         };
         (Arc::new(m), rx)
     }

@@ -9,11 +9,17 @@
 //! first non-RTT packet ("activation"), which also announces it with
 //! PARTICIPANT_JOINED; it receives from the moment it is accepted, as a
 //! session of the upstream server does once it has subscribed to its room.
+//!
+//! Injected faults (`fault`) act here: a drop where the reader would queue
+//! a packet for one receiver, and the stall as the reader's own event: it
+//! stops reading until the stall is over, then catches up on what is ready
+//! before it waits for anything again.
 
 use std::collections::HashMap;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future as _};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,10 +27,11 @@ use synth_common::clock;
 use synth_common::net::{ReadFail, Reads};
 use synth_common::wire::{self, MAX_STREAM_BYTES};
 use tokio::sync::{mpsc, watch};
-use web_transport_quinn::{Session, WriteError};
+use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
 
+use super::fault::{Phase, SenderFaults};
 use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
-use super::stats::{Kind, Tally};
+use super::stats::{Injected, Kind, Tally, UserStats};
 use super::Shared;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
@@ -55,8 +62,9 @@ pub(crate) struct Identity {
 /// The part of a session that the relay's stats read.
 #[derive(Debug)]
 pub(crate) struct Live {
-    /// Start order, to merge sessions of one user oldest first.
-    pub(crate) order: u64,
+    /// The session as its room sees it: its join order (to merge sessions
+    /// of one user oldest first) and what faults did to deliveries to it.
+    pub(crate) member: Arc<Member>,
     pub(crate) tally: Mutex<Tally>,
 }
 
@@ -64,6 +72,16 @@ impl Live {
     pub(crate) fn tally(&self) -> MutexGuard<'_, Tally> {
         // Counting cannot leave the tally torn; keep counting after a panic elsewhere.
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// This session's counters per user, ready to merge: what it sent,
+    /// and under its own user id what faults did to what it was sent.
+    pub(crate) fn snapshot(&self) -> Vec<(String, UserStats)> {
+        let mut users: Vec<_> = self.tally().snapshot().collect();
+        if let Some((_, own)) = users.first_mut() {
+            self.member.injected.add_to(own);
+        }
+        users
     }
 }
 
@@ -77,6 +95,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let why = s.read_loop(&session, shared.shutdown.subscribe()).await;
     tracing::debug!(session_id, user = %who.user_id, why, "session ended");
     writer.abort();
+    // Once the writer (and its queue) is gone, senders see this session as
+    // closed and count no drop for it that its filed tally would miss.
+    let _ = writer.await;
     s.finish(&who);
 }
 
@@ -94,6 +115,36 @@ struct Sender {
     /// Drops of this sender's packets, per receiving session.
     congestion: HashMap<u64, Drops>,
     last_heard: Instant,
+    /// `None` unless the relay injects faults: the only check they add per packet.
+    faults: Option<SenderFaults>,
+}
+
+/// What woke a session's reader.
+enum Event {
+    Accepted(Result<RecvStream, SessionError>),
+    Datagram(Result<Bytes, SessionError>),
+    Read(Result<Bytes, ReadFail>),
+    Tick,
+    Stop,
+    Stall(Phase),
+}
+
+/// A reader's part in the stall, until it is behind it.
+enum Stalling {
+    /// Watching for the stall to begin.
+    Waiting(watch::Receiver<Phase>),
+    /// The stall is over: reading what is ready, without waiting.
+    CatchingUp,
+}
+
+/// The stall's next phase; never, without one to watch.
+async fn phase_change(stall: &mut Option<Stalling>) -> Phase {
+    if let Some(Stalling::Waiting(rx)) = stall {
+        if rx.changed().await.is_ok() {
+            return *rx.borrow_and_update();
+        }
+    }
+    std::future::pending().await
 }
 
 impl Sender {
@@ -115,12 +166,15 @@ impl Sender {
             let _ = tx.try_send(Outbound::Stream(g, Bytes::new()));
         }
 
+        let order = shared.next_order();
         let me = Arc::new(Member {
             session_id,
+            order,
             user_id: who.user_id.clone(),
             display_name: who.display_name.clone(),
             observer: who.observer,
             tx,
+            injected: Injected::default(),
         });
         let joined = shared.rooms.join(&who.room, me.clone());
         // As upstream: the newcomer hears about everyone already there.
@@ -129,10 +183,12 @@ impl Sender {
             let _ = me.tx.try_send(Outbound::auto(p, Bytes::new(), false));
         }
         let live = Arc::new(Live {
-            order: shared.next_order(),
+            member: me.clone(),
             tally: Mutex::new(Tally::new(&who.user_id, &who.room)),
         });
         shared.live().insert(session_id, live.clone());
+        let faults = (shared.drop_rate > 0.0 || shared.stalls.is_some())
+            .then(|| SenderFaults::new(shared.drop_rate, shared.drop_seed, order));
         Sender {
             suffix: wire::session_id_field(session_id),
             shared,
@@ -144,6 +200,7 @@ impl Sender {
             keyframes: Limiter::default(),
             congestion: HashMap::new(),
             last_heard: Instant::now(),
+            faults,
         }
     }
 
@@ -159,40 +216,104 @@ impl Sender {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = shutdown.wait_for(|v| *v);
         let mut stop = pin!(stop);
+        // `None` without a stall, and once this reader is past it.
+        let mut stall = self
+            .shared
+            .stalls
+            .as_ref()
+            .map(|s| Stalling::Waiting(s.subscribe()));
         loop {
-            tokio::select! {
-                r = &mut accept => match r {
-                    Ok(stream) => {
-                        reads.push(stream);
-                        accept.set(session.accept_uni());
-                    }
-                    Err(_) => return "closed",
+            let event = match &mut stall {
+                // The stall begins (or is over) now: stop before the next packet.
+                Some(Stalling::Waiting(rx)) if rx.has_changed().unwrap_or(false) => {
+                    Event::Stall(*rx.borrow_and_update())
+                }
+                Some(Stalling::CatchingUp) => {
+                    let ready = poll_fn(|cx| {
+                        Poll::Ready(if stop.as_mut().poll(cx).is_ready() {
+                            Some(Event::Stop)
+                        } else if let Poll::Ready(r) = accept.as_mut().poll(cx) {
+                            Some(Event::Accepted(r))
+                        } else if let Poll::Ready(r) = datagram.as_mut().poll(cx) {
+                            Some(Event::Datagram(r))
+                        } else if let Poll::Ready(r) = reads.poll_next(cx) {
+                            Some(Event::Read(r))
+                        } else {
+                            None
+                        })
+                    })
+                    .await;
+                    let Some(event) = ready else {
+                        // Nothing held back is left: read as usual.
+                        stall = None;
+                        if let Some(f) = &mut self.faults {
+                            f.catching_up = false;
+                        }
+                        continue;
+                    };
+                    // Everything is ready at once here: let other tasks run now and then.
+                    tokio::task::coop::consume_budget().await;
+                    event
+                }
+                _ => tokio::select! {
+                    r = &mut accept => Event::Accepted(r),
+                    r = &mut datagram => Event::Datagram(r),
+                    r = poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => Event::Read(r),
+                    _ = tick.tick() => Event::Tick,
+                    _ = &mut stop => Event::Stop,
+                    p = phase_change(&mut stall) => Event::Stall(p),
                 },
-                r = &mut datagram => match r {
-                    Ok(bytes) => {
-                        self.on_packet(bytes, true, Instant::now());
-                        datagram.set(session.read_datagram());
-                    }
-                    Err(_) => return "closed",
-                },
-                r = poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => match r {
-                    Ok(bytes) => self.on_packet(bytes, false, Instant::now()),
-                    Err(ReadFail::TooLong) => {
-                        self.last_heard = Instant::now();
-                        self.live.tally().count(None, MAX_STREAM_BYTES + 1, false);
-                    }
-                    Err(ReadFail::Reset) => {}
-                },
-                _ = tick.tick() => {
+            };
+            match event {
+                Event::Accepted(Ok(stream)) => {
+                    reads.push(stream);
+                    accept.set(session.accept_uni());
+                }
+                Event::Accepted(Err(_)) | Event::Datagram(Err(_)) => return "closed",
+                Event::Datagram(Ok(bytes)) => {
+                    self.on_packet(bytes, true, Instant::now());
+                    datagram.set(session.read_datagram());
+                }
+                Event::Read(Ok(bytes)) => self.on_packet(bytes, false, Instant::now()),
+                Event::Read(Err(ReadFail::TooLong)) => {
+                    self.last_heard = Instant::now();
+                    self.live.tally().count(None, MAX_STREAM_BYTES + 1, false);
+                }
+                Event::Read(Err(ReadFail::Reset)) => {}
+                Event::Tick => {
                     if self.last_heard.elapsed() > CLIENT_TIMEOUT {
                         session.close(0, b"no packets for 30 s");
                         return "timeout";
                     }
                 }
-                _ = &mut stop => {
+                Event::Stop => {
                     session.close(0, b"relay shutting down");
                     return "relay shutdown";
                 }
+                Event::Stall(Phase::Before) => {}
+                Event::Stall(Phase::Stalled) => {
+                    // Read nothing, QUIC going on underneath, until it is over.
+                    let over = async {
+                        if let Some(Stalling::Waiting(rx)) = &mut stall {
+                            let _ = rx.wait_for(|p| *p == Phase::Over).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = over => {}
+                        _ = &mut stop => {
+                            session.close(0, b"relay shutting down");
+                            return "relay shutdown";
+                        }
+                    }
+                    // Not heard from because not listened to.
+                    self.last_heard = Instant::now();
+                    stall = Some(Stalling::CatchingUp);
+                    if let Some(f) = &mut self.faults {
+                        f.catching_up = true;
+                    }
+                }
+                // Over before this reader saw it begin (or begun before it was started).
+                Event::Stall(Phase::Over) => stall = None,
             }
         }
     }
@@ -246,7 +367,7 @@ impl Sender {
                 }
                 true
             }
-            Kind::Media => true,
+            Kind::Audio | Kind::Video | Kind::Media => true,
             Kind::Other => false,
         };
         // As upstream: the sender's session id goes into wrappers that have none.
@@ -256,13 +377,30 @@ impl Sender {
             Bytes::new()
         };
         let out = Outbound::auto(bytes.clone(), suffix, media);
+        let inject = match &mut self.faults {
+            Some(f) => f.packet(kind),
+            None => None,
+        };
         let (mut queued, mut full) = (0u64, 0u64);
         for m in self.view.members() {
             if m.session_id == self.me.session_id {
                 continue;
             }
+            if let Some(track) = inject.as_ref().and_then(|i| i.drops(m.order)) {
+                // Dropped instead of queued. Not counted for a receiver that
+                // is gone: it would not have had the packet anyway.
+                if !m.tx.is_closed() {
+                    m.injected.dropped(track);
+                }
+                continue;
+            }
             match m.offer(out.clone()) {
-                Offer::Queued => queued += 1,
+                Offer::Queued => {
+                    queued += 1;
+                    if inject.as_ref().is_some_and(|i| i.stalled) {
+                        m.injected.stalled();
+                    }
+                }
                 Offer::Full => {
                     full += 1;
                     let d = self.congestion.entry(m.session_id).or_insert(Drops {
@@ -571,6 +709,36 @@ mod tests {
         assert_eq!(queued(&mut a_rx), ["congestion slow"]);
         assert_eq!(shared.stats().congestion_sent, 2);
         assert_eq!(queued(&mut slow_rx), ["assigned", "started", "joined a"]);
+    }
+
+    #[test]
+    fn injected_drops_are_counted_at_receivers_still_there() {
+        let shared = Arc::new(Shared::new(&RelayConfig {
+            drop_rate: 1.0,
+            ..RelayConfig::default()
+        }));
+        let (mut a, _a_rx) = session(&shared, "a", "r", 64);
+        let (_b, mut b_rx) = session(&shared, "b", "r", 64);
+        let (_gone, gone_rx) = session(&shared, "gone", "r", 64);
+        drop(gone_rx);
+        let t = Instant::now();
+        a.on_packet(audio("a", 0), false, t);
+        a.on_packet(wire::heartbeat("a", 1.0, true, true).into(), false, t);
+        // Everything but the audio reaches b: a's JOINED (as existing
+        // member, then on activation) and the heartbeat.
+        let got = queued(&mut b_rx);
+        assert_eq!(got[2..], ["joined a", "joined a", "media 4 a"]);
+        let s = shared.stats();
+        let b = &s.per_user["b"];
+        assert_eq!((b.dropped_audio, b.dropped_video), (1, 0));
+        assert_eq!(
+            s.per_user["gone"].dropped_audio, 0,
+            "no drop for a closed receiver"
+        );
+        assert_eq!(s.injected_drops.audio, 1);
+        // Received from a all the same; delivered only where not dropped.
+        let a = &s.per_user["a"];
+        assert_eq!((a.audio_packets, a.relayed_to), (1, 1));
     }
 
     #[tokio::test(start_paused = true)]

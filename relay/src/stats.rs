@@ -5,12 +5,19 @@
 //! lock on the packet path. [`RelayStats`] is built on demand by merging the
 //! tallies of live sessions with those of closed ones. Keys are the user id in
 //! the received `PacketWrapper` (normally the session's own id).
+//!
+//! What injected faults (`fault`) did to deliveries is counted at the
+//! receiving session ([`Injected`], atomics that senders' tasks add to only
+//! when a fault strikes) and filed under that session's own user id.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use synth_common::seq;
 use synth_common::wire::{self, media_type, packet_type};
+
+use super::fault::Track;
 
 /// Most distinct wrapper user ids counted separately per session; the rest
 /// are counted under the session's own id (a client may put anything there).
@@ -54,10 +61,47 @@ pub struct UserStats {
     pub audio_seq: seq::Counts,
     /// Video sequence accounting, as for audio.
     pub video_seq: seq::Counts,
-    /// Deliveries of this user's packets to other participants (one per receiver).
+    /// Deliveries of this user's packets to other participants (one per
+    /// receiver; not those dropped by `--drop-rate`).
     pub relayed_to: u64,
     /// Deliveries dropped because the receiver's queue was full.
     pub relay_drops: u64,
+    /// Audio packets of others that `--drop-rate` dropped instead of
+    /// delivering them to this user (counted at the receiver: these packets
+    /// are still counted as received from their senders).
+    pub dropped_audio: u64,
+    /// Video packets of others dropped for this user, as for audio.
+    pub dropped_video: u64,
+    /// Deliveries to this user of packets held back by a stall: those a
+    /// sender's reader read in its catch-up, from the end of the stall until
+    /// it first found none of its streams or datagrams holding a whole packet.
+    pub stalled_deliveries: u64,
+}
+
+/// Deliveries dropped by `--drop-rate`, all receivers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct InjectedDrops {
+    /// Audio packets.
+    pub audio: u64,
+    /// Video packets.
+    pub video: u64,
+}
+
+/// One stall of the relay's readers (`--stall-after`, `--stall-for`), as it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StallWindow {
+    /// When the readers were told to stop (read just before), Unix ms.
+    pub start_unix_ms: u64,
+    /// When they were let go again (read just before), Unix ms; `None`
+    /// while the stall lasts.
+    pub end_unix_ms: Option<u64>,
+}
+
+impl StallWindow {
+    /// How long it lasted, once over.
+    pub fn duration_ms(&self) -> Option<u64> {
+        Some(self.end_unix_ms?.saturating_sub(self.start_unix_ms))
+    }
 }
 
 /// A snapshot of the whole relay.
@@ -77,7 +121,13 @@ pub struct RelayStats {
     pub relay_drops: u64,
     /// CONGESTION packets sent to senders whose packets were dropped.
     pub congestion_sent: u64,
-    /// Per sending user, keyed by the wrapper's user id.
+    /// Deliveries dropped by `--drop-rate` (the sum of the users'
+    /// `dropped_audio` and `dropped_video`).
+    pub injected_drops: InjectedDrops,
+    /// The stall, once begun (`--stall-after`); empty without one.
+    pub stalls: Vec<StallWindow>,
+    /// Per user: what it sent, keyed by the wrapper's user id, and what
+    /// faults did to deliveries to it, under its session's user id.
     pub per_user: BTreeMap<String, UserStats>,
 }
 
@@ -120,6 +170,9 @@ impl UserStats {
         self.datagrams += o.datagrams;
         self.relayed_to += o.relayed_to;
         self.relay_drops += o.relay_drops;
+        self.dropped_audio += o.dropped_audio;
+        self.dropped_video += o.dropped_video;
+        self.stalled_deliveries += o.stalled_deliveries;
     }
 
     /// Merges a later session's counters for the same user into these: counts
@@ -131,6 +184,37 @@ impl UserStats {
         if !later.meeting.is_empty() {
             self.meeting.clone_from(&later.meeting);
         }
+    }
+}
+
+/// What injected faults did to the deliveries to one session.
+#[derive(Debug, Default)]
+pub(crate) struct Injected {
+    dropped_audio: AtomicU64,
+    dropped_video: AtomicU64,
+    stalled_deliveries: AtomicU64,
+}
+
+impl Injected {
+    /// Counts a packet of `track` dropped instead of delivered.
+    pub(crate) fn dropped(&self, track: Track) {
+        match track {
+            Track::Audio => &self.dropped_audio,
+            Track::Video => &self.dropped_video,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a delivery of a packet held back by a stall.
+    pub(crate) fn stalled(&self) {
+        self.stalled_deliveries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds these counts to the receiving user's stats.
+    pub(crate) fn add_to(&self, s: &mut UserStats) {
+        s.dropped_audio += self.dropped_audio.load(Ordering::Relaxed);
+        s.dropped_video += self.dropped_video.load(Ordering::Relaxed);
+        s.stalled_deliveries += self.stalled_deliveries.load(Ordering::Relaxed);
     }
 }
 
@@ -147,7 +231,11 @@ struct UserTally {
 pub(crate) enum Kind {
     /// Not a valid packet: dropped.
     Malformed,
-    /// A MEDIA packet (audio, video, heartbeat, screen, ...): uni stream to peers.
+    /// A MEDIA packet of type AUDIO: uni stream to peers (`--drop-rate` applies).
+    Audio,
+    /// A MEDIA packet of type VIDEO, as audio.
+    Video,
+    /// Any other MEDIA packet (heartbeat, screen, ...): uni stream to peers.
     Media,
     /// RTT probe: echo to the sender only.
     Rtt,
@@ -218,7 +306,7 @@ impl Tally {
                         if let Some(seq) = m.sequence {
                             t.audio.see(seq);
                         }
-                        Kind::Media
+                        Kind::Audio
                     }
                     media_type::VIDEO => {
                         s.video_packets += 1;
@@ -227,7 +315,7 @@ impl Tally {
                         if let Some(seq) = m.sequence {
                             t.video.see(seq);
                         }
-                        Kind::Media
+                        Kind::Video
                     }
                     media_type::HEARTBEAT => {
                         s.heartbeats += 1;
@@ -314,12 +402,12 @@ mod tests {
         let mut t = Tally::new("alice", "room");
         assert_eq!(
             count(&mut t, &media("alice", media_type::AUDIO, 7, true), false),
-            Kind::Media
+            Kind::Audio
         );
         let a2 = media("alice", media_type::AUDIO, 8, true);
-        assert_eq!(count(&mut t, &a2, true), Kind::Media);
+        assert_eq!(count(&mut t, &a2, true), Kind::Audio);
         let v = media("alice", media_type::VIDEO, 1, true);
-        assert_eq!(count(&mut t, &v, false), Kind::Media);
+        assert_eq!(count(&mut t, &v, false), Kind::Video);
         assert_eq!(
             count(&mut t, &wire::heartbeat("alice", 1.0, true, true), false),
             Kind::Media

@@ -1,7 +1,8 @@
 //! The relay against docs/PROTOCOL.md: in-process on port 0, clients made directly
 //! with `web_transport_quinn`, every await under a timeout.
 //!
-//! Nothing here is timed. Counts are asserted once the relay has counted
+//! Nothing here is timed (but for generous bounds on how long a configured
+//! stall lasted). Counts are asserted once the relay has counted
 //! them ([`Target::stats_when`]), and "nothing else arrived" is asserted at a
 //! marker ([`Peer::settle`]): the echo of an RTT probe sent once the relay
 //! has counted what the test sent, which comes back behind everything the
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use protobuf::Message;
 use synth_common::jwt::{self, Claims};
 use synth_common::wire::{self, media_type, packet_type, MediaFields, MediaPrefix};
-use synth_relay::{Relay, RelayConfig, RelayStats};
+use synth_relay::{Relay, RelayConfig, RelayStats, Stall};
 use tokio::sync::mpsc;
 use url::Url;
 use videocall_types::protos::media_packet::MediaPacket;
@@ -881,6 +882,116 @@ async fn slow_receiver(t: &Target) {
     fast.close();
 }
 
+/// Audio, video and heartbeat counts of the media among `got`.
+fn media_counts(got: &[Got]) -> (u64, u64, u64) {
+    let mut c = (0, 0, 0);
+    for g in got {
+        match g.media().map(|m| m.media_type.value()) {
+            Some(media_type::AUDIO) => c.0 += 1,
+            Some(media_type::VIDEO) => c.1 += 1,
+            Some(media_type::HEARTBEAT) => c.2 += 1,
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Each of `users` (one meeting) sends `n` audio packets, `n` video frames
+/// and 5 heartbeats; each receives exactly what was sent to it less what the
+/// relay counts as dropped for it (`dropped_audio`, `dropped_video`), all the
+/// heartbeats, and nothing more. Returns the relay's stats.
+async fn drops_match_what_receivers_miss(t: &Target, users: &[&str], n: u64) -> RelayStats {
+    let room = "room-drop";
+    let mut peers = Vec::new();
+    for u in users {
+        peers.push(t.join(u, room).await);
+    }
+    t.members(&[(room, users.len() as u64)]).await;
+    for (u, p) in users.iter().zip(&peers) {
+        let mut pre = MediaPrefix::new(u);
+        for seq in 0..n {
+            p.send(&audio(&mut pre, seq)).await;
+            p.send(&media(&mut pre, media_type::VIDEO, seq, seq % 10 == 0, 600))
+                .await;
+        }
+        for _ in 0..5 {
+            p.send(&wire::heartbeat(u, 1.0, true, true)).await;
+        }
+    }
+    // Once everything is counted it has been relayed or dropped: the
+    // receivers' counts are final and each marker comes back behind it all.
+    let s = t
+        .stats_when(|s| {
+            users.iter().all(|u| {
+                s.per_user.get(*u).is_some_and(|st| {
+                    (st.audio_packets, st.video_packets, st.heartbeats) == (n, n, 5)
+                })
+            })
+        })
+        .await
+        .expect("an in-process relay");
+    assert_eq!(s.relay_drops, 0, "no queue overflowed");
+    let others = users.len() as u64 - 1;
+    for (me, p) in users.iter().zip(&mut peers) {
+        let st = &s.per_user[*me];
+        let want = (
+            others * n - st.dropped_audio,
+            others * n - st.dropped_video,
+            others * 5,
+        );
+        let got = p
+            .settle("the others' media", |got| {
+                let c = media_counts(got);
+                c.0 >= want.0 && c.1 >= want.1 && c.2 >= want.2
+            })
+            .await;
+        assert_eq!(
+            media_counts(&got),
+            want,
+            "{me} received what was sent to it less what the relay dropped for it"
+        );
+        // Dropped for a receiver, still received from the sender.
+        assert_eq!((st.audio_seq.missing(), st.video_seq.missing()), (0, 0));
+        assert_eq!(st.stalled_deliveries, 0, "no stall configured");
+    }
+    let dropped = s.injected_drops.audio + s.injected_drops.video;
+    let t = s.total();
+    assert_eq!(
+        (s.injected_drops.audio, s.injected_drops.video),
+        (t.dropped_audio, t.dropped_video),
+        "totals are the users' sums"
+    );
+    // Every delivery was either made or dropped on purpose, never both.
+    let deliveries = users.len() as u64 * others * (2 * n + 5);
+    assert_eq!(t.relayed_to + dropped, deliveries);
+    for p in &peers {
+        p.close();
+    }
+    s
+}
+
+/// `drops_match_what_receivers_miss` at a drop rate of 0.1: each receiver
+/// lost some audio and some video, about a tenth of what was sent to it.
+async fn a_tenth_dropped(users: &[&str], seed: u64) {
+    let t = Target::relay(RelayConfig {
+        drop_rate: 0.1,
+        drop_seed: seed,
+        leave_grace: Duration::ZERO,
+        ..RelayConfig::default()
+    })
+    .await;
+    let n = 150;
+    let s = drops_match_what_receivers_miss(&t, users, n).await;
+    let others = users.len() as u64 - 1;
+    for u in users {
+        let st = &s.per_user[*u];
+        assert!(st.dropped_audio > 0 && st.dropped_video > 0, "{u}: {st:?}");
+        let rate = (st.dropped_audio + st.dropped_video) as f64 / (2 * n * others) as f64;
+        assert!((0.03..0.2).contains(&rate), "{u}: rate {rate}");
+    }
+    t.close().await;
+}
+
 // ---------------------------------------------------------------------------
 // In-process relay
 
@@ -1110,6 +1221,151 @@ async fn slow_receiver_does_not_hold_up_others() {
     t.close().await;
 }
 
+#[tokio::test]
+async fn drop_rate_three_participants_exact_counts() {
+    a_tenth_dropped(&["dr3-a", "dr3-b", "dr3-c"], 1).await;
+}
+
+#[tokio::test]
+async fn drop_rate_two_participants_exact_counts() {
+    a_tenth_dropped(&["dr2-a", "dr2-b"], 7).await;
+}
+
+#[tokio::test]
+async fn drop_rate_zero_drops_nothing() {
+    let t = Target::default_relay().await;
+    let s = drops_match_what_receivers_miss(&t, &["dr0-a", "dr0-b", "dr0-c"], 30).await;
+    assert_eq!((s.injected_drops.audio, s.injected_drops.video), (0, 0));
+    assert!(s.stalls.is_empty());
+    t.close().await;
+}
+
+#[tokio::test]
+async fn drop_rate_outside_0_to_1_refused() {
+    for drop_rate in [1.5, -0.1, f64::NAN] {
+        let e = Relay::start(RelayConfig {
+            drop_rate,
+            ..RelayConfig::default()
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("drop rate"), "{e}");
+    }
+}
+
+/// A stall of 1 s: while it lasts the relay reads (and so relays) nothing;
+/// once over, everything sent meanwhile is read and relayed, nothing lost,
+/// and the deliveries it held back are counted as stalled.
+#[tokio::test]
+async fn stall_holds_back_then_relays_everything() {
+    let t = Target::relay(RelayConfig {
+        stall: Some(Stall {
+            after: Duration::from_millis(300),
+            duration: Duration::from_secs(1),
+        }),
+        leave_grace: Duration::ZERO,
+        ..RelayConfig::default()
+    })
+    .await;
+    let users = ["st-a", "st-b"];
+    let mut peers = Vec::new();
+    for u in users {
+        peers.push(t.join(u, "room-st").await);
+    }
+    t.members(&[("room-st", 2)]).await;
+    t.stats_when(|s| !s.stalls.is_empty()).await;
+    // 60 streams each: within the relay's 100 concurrent streams, so no
+    // send waits for the stall to end.
+    let n = 30;
+    for (u, p) in users.iter().zip(&peers) {
+        let mut pre = MediaPrefix::new(u);
+        for seq in 0..n {
+            p.send(&audio(&mut pre, seq)).await;
+            p.send(&media(&mut pre, media_type::VIDEO, seq, seq == 0, 1200))
+                .await;
+        }
+    }
+    let relay = t.relay.as_ref().unwrap();
+    let during = relay.stats();
+    // Still stalled after that snapshot: it was taken, and everything sent,
+    // while the relay read nothing.
+    let sent_during = relay.stats().stalls[0].end_unix_ms.is_none();
+    if sent_during {
+        for u in users {
+            let st = &during.per_user[u];
+            assert_eq!(
+                (st.audio_packets, st.video_packets, st.relayed_to),
+                (0, 0, 0),
+                "{u}: nothing read during the stall"
+            );
+        }
+    } else {
+        eprintln!(
+            "the stall was over before everything was sent: what it held back is not checked"
+        );
+    }
+
+    let s = t
+        .stats_when(|s| {
+            s.stalls[0].end_unix_ms.is_some()
+                && users.iter().all(|u| {
+                    s.per_user
+                        .get(*u)
+                        .is_some_and(|st| (st.audio_packets, st.video_packets) == (n, n))
+                })
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.stalls.len(), 1, "{:?}", s.stalls);
+    let ms = s.stalls[0].duration_ms().unwrap();
+    assert!((1000..5000).contains(&ms), "stalled {ms} ms");
+    assert_eq!(s.relay_drops, 0);
+    for (me, p) in users.iter().zip(&mut peers) {
+        let got = p
+            .settle("the other's media", |got| {
+                let c = media_counts(got);
+                (c.0, c.1) >= (n, n)
+            })
+            .await;
+        assert_eq!(media_counts(&got), (n, n, 0), "{me}: everything relayed");
+        let st = &s.per_user[*me];
+        assert_eq!((st.audio_seq.missing(), st.video_seq.missing()), (0, 0));
+        assert_eq!(st.relayed_to, 2 * n, "{me}");
+        assert_eq!((st.dropped_audio, st.dropped_video), (0, 0));
+        assert!(st.stalled_deliveries <= 2 * n, "{me}: {st:?}");
+        if sent_during {
+            assert!(st.stalled_deliveries > 0, "{me}: {st:?}");
+        }
+        eprintln!("{me}: {} stalled deliveries", st.stalled_deliveries);
+    }
+    for p in &peers {
+        p.close();
+    }
+    t.close().await;
+}
+
+/// The fault flags' checks: one line naming the flag, and no relay started.
+#[test]
+fn cli_refuses_bad_fault_flags() {
+    use std::process::Command;
+    for (args, names) in [
+        (&["--drop-rate", "1.5"][..], "--drop-rate"),
+        (&["--stall-for", "1s"][..], "--stall-after"),
+        (&["--stall-after", "1s"][..], "--stall-for"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_synth-relay"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: started");
+        assert!(stderr.contains(names), "{args:?}: {stderr}");
+    }
+}
+
 /// `synth-relay` (as `synth-replay relay`): one JSON line with the URL and the certificate hash
 /// on stdout, serves until SIGTERM, then writes the stats file.
 #[tokio::test]
@@ -1180,6 +1436,16 @@ async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
         serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
     assert_eq!(stats["sessions_accepted"], 2);
     assert_eq!(stats["per_user"]["cli-a"]["heartbeats"], 1);
+    // The fault counters are there, at nothing.
+    let b = &stats["per_user"]["cli-b"];
+    for field in ["dropped_audio", "dropped_video", "stalled_deliveries"] {
+        assert_eq!(b[field], 0, "{field}");
+    }
+    assert_eq!(
+        stats["injected_drops"],
+        serde_json::json!({"audio": 0, "video": 0})
+    );
+    assert_eq!(stats["stalls"], serde_json::json!([]));
 }
 
 // ---------------------------------------------------------------------------
