@@ -49,7 +49,8 @@ pub struct RelayArgs {
     pub leave_grace: Duration,
     /// Fault: drop each delivery of an audio or video packet to a receiver
     /// with this probability, 0 to 1 (never heartbeats, key-frame requests or
-    /// meeting packets). Counted per receiver in the stats (`dropped_audio`,
+    /// meeting packets, nor a sender's first audio or video packet to each
+    /// receiver). Counted per receiver in the stats (`dropped_audio`,
     /// `dropped_video`).
     #[arg(long, env = "RELAY_DROP_RATE", value_name = "P", value_parser = probability, default_value_t = 0.0)]
     pub drop_rate: f64,

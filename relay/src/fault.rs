@@ -34,7 +34,7 @@ pub struct Stall {
 }
 
 /// The media a drop applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Track {
     Audio,
     Video,
@@ -51,6 +51,10 @@ pub(crate) struct SenderFaults {
     packets: u64,
     /// The reader is catching up after a stall: deliveries count as stalled.
     pub(crate) catching_up: bool,
+    /// (receiver's join order, media) that already had a delivery from this
+    /// sender: the first of each is never dropped, so a receiver's first
+    /// packet of a sender marks where what it must receive begins.
+    delivered: std::collections::HashSet<(u64, Track)>,
 }
 
 /// What to inject into the fan-out of one packet.
@@ -71,6 +75,7 @@ impl SenderFaults {
             key: mix(seed ^ mix(order)),
             packets: 0,
             catching_up: false,
+            delivered: std::collections::HashSet::new(),
         }
     }
 
@@ -95,10 +100,15 @@ impl SenderFaults {
     }
 }
 
-impl Inject {
-    /// The packet's media if it is to be dropped for the receiver that joined `order`-th.
-    pub(crate) fn drops(&self, order: u64) -> Option<Track> {
-        let (rate, key, track) = self.drop?;
+impl SenderFaults {
+    /// Whether `inject` drops its packet for the receiver that joined
+    /// `order`-th: never the first audio or video packet this sender's
+    /// session delivers to it, otherwise with the drop probability.
+    pub(crate) fn drops(&mut self, inject: &Inject, order: u64) -> Option<Track> {
+        let (rate, key, track) = inject.drop?;
+        if self.delivered.insert((order, track)) {
+            return None;
+        }
         (unit(mix(key ^ mix(order))) < rate).then_some(track)
     }
 }
@@ -199,7 +209,10 @@ mod tests {
     fn dropped(rate: f64, seed: u64, n: u64) -> Vec<u64> {
         let mut f = SenderFaults::new(rate, seed, 0);
         (0..n)
-            .filter(|_| f.packet(Kind::Audio).is_some_and(|i| i.drops(1).is_some()))
+            .filter(|_| match f.packet(Kind::Audio) {
+                Some(i) => f.drops(&i, 1).is_some(),
+                None => false,
+            })
             .collect()
     }
 
@@ -216,21 +229,29 @@ mod tests {
         );
         assert_ne!(d, dropped(0.1, 2, n), "another seed drops others");
         assert!(dropped(0.0, 1, 1000).is_empty());
-        assert_eq!(dropped(1.0, 1, 1000).len(), 1000);
+        // Everything but the first delivery, which is never dropped.
+        assert_eq!(dropped(1.0, 1, 1000), (1..1000).collect::<Vec<_>>());
     }
 
     #[test]
     fn only_audio_and_video_are_dropped() {
         let mut f = SenderFaults::new(1.0, 7, 3);
-        assert_eq!(f.packet(Kind::Video).unwrap().drops(4), Some(Track::Video));
+        // The first video and the first audio packet to receiver 4 go through.
+        for k in [Kind::Video, Kind::Audio] {
+            let i = f.packet(k).unwrap();
+            assert_eq!(f.drops(&i, 4), None, "{k:?}");
+        }
+        let i = f.packet(Kind::Video).unwrap();
+        assert_eq!(f.drops(&i, 4), Some(Track::Video));
         for k in [Kind::Media, Kind::KeyframeRequest, Kind::Other] {
             assert!(f.packet(k).is_none(), "{k:?}");
         }
         // While catching up, every packet is marked stalled; audio still drops.
         f.catching_up = true;
         let i = f.packet(Kind::Other).unwrap();
-        assert!(i.stalled && i.drops(4).is_none());
-        assert_eq!(f.packet(Kind::Audio).unwrap().drops(4), Some(Track::Audio));
+        assert!(i.stalled && f.drops(&i, 4).is_none());
+        let i = f.packet(Kind::Audio).unwrap();
+        assert_eq!(f.drops(&i, 4), Some(Track::Audio));
     }
 
     #[test]
@@ -239,7 +260,7 @@ mod tests {
         let (mut both, n) = (0, 10_000);
         for _ in 0..n {
             let i = f.packet(Kind::Audio).unwrap();
-            both += (i.drops(1).is_some() && i.drops(2).is_some()) as u32;
+            both += (f.drops(&i, 1).is_some() && f.drops(&i, 2).is_some()) as u32;
         }
         // Independent halves: a quarter dropped at both.
         assert!((2300..2700).contains(&both), "{both}");

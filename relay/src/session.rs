@@ -386,7 +386,11 @@ impl Sender {
             if m.session_id == self.me.session_id {
                 continue;
             }
-            if let Some(track) = inject.as_ref().and_then(|i| i.drops(m.order)) {
+            let drop = match (&inject, &mut self.faults) {
+                (Some(i), Some(f)) => f.drops(i, m.order),
+                _ => None,
+            };
+            if let Some(track) = drop {
                 // Dropped instead of queued. Not counted for a receiver that
                 // is gone: it would not have had the packet anyway.
                 if !m.tx.is_closed() {
@@ -723,11 +727,13 @@ mod tests {
         drop(gone_rx);
         let t = Instant::now();
         a.on_packet(audio("a", 0), false, t);
+        a.on_packet(audio("a", 1), false, t);
         a.on_packet(wire::heartbeat("a", 1.0, true, true).into(), false, t);
-        // Everything but the audio reaches b: a's JOINED (as existing
-        // member, then on activation) and the heartbeat.
+        // Everything but the second audio packet reaches b: a's JOINED (as
+        // existing member, then on activation), the first audio packet
+        // (never dropped) and the heartbeat.
         let got = queued(&mut b_rx);
-        assert_eq!(got[2..], ["joined a", "joined a", "media 4 a"]);
+        assert_eq!(got[2..], ["joined a", "joined a", "audio a", "media 4 a"]);
         let s = shared.stats();
         let b = &s.per_user["b"];
         assert_eq!((b.dropped_audio, b.dropped_video), (1, 0));
@@ -738,7 +744,7 @@ mod tests {
         assert_eq!(s.injected_drops.audio, 1);
         // Received from a all the same; delivered only where not dropped.
         let a = &s.per_user["a"];
-        assert_eq!((a.audio_packets, a.relayed_to), (1, 1));
+        assert_eq!((a.audio_packets, a.relayed_to), (2, 2));
     }
 
     #[tokio::test(start_paused = true)]
