@@ -31,7 +31,7 @@ use synth_common::seq::Tracker;
 use synth_common::wire::{self, MediaPrefix};
 use synth_replayer::metrics::{Media, Metrics};
 use synth_replayer::pacer::{Heads, Lane};
-use synth_replayer::receive::Accounting;
+use synth_replayer::receive::{Accounting, Context};
 
 struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -206,17 +206,36 @@ fn receive(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    let ours: std::collections::HashSet<Box<[u8]>> = (0..4)
-        .map(|k| format!("bot-{k:04}").into_bytes().into_boxed_slice())
+    // The four senders are of this process (latency, lateness and the
+    // integrity check all run), client 4 is the receiver.
+    let ours: std::collections::HashMap<Box<[u8]>, usize> = (0..4)
+        .map(|k| (format!("bot-{k:04}").into_bytes().into_boxed_slice(), k))
         .collect();
-    let metrics = Metrics::new(1);
+    let metrics = Metrics::new(5);
+    let digests = FrameDigests::new(&pack);
+    let cx = Context {
+        ours: &ours,
+        clients: &metrics.clients,
+        digests: &digests,
+        late_after_ms: [200.0, 500.0],
+    };
     let mut acc = Accounting::new("me");
+    acc.join(
+        1,
+        (0..4).map(|k| {
+            (
+                format!("bot-{k:04}").into_bytes().into_boxed_slice(),
+                k,
+                [0, 0],
+            )
+        }),
+    );
     let mut n = 0usize;
     g.bench_function("handle", |b| {
         b.iter(|| {
             n += 1;
             let pkt = &senders[n % 4][(n / 4) % 256];
-            black_box(acc.handle(black_box(pkt), 1.7e12 + 5.0, &ours, &metrics.clients[0]));
+            black_box(acc.handle(black_box(pkt), 1.7e12 + 5.0, &cx, &metrics.clients[4]));
         })
     });
     g.finish();

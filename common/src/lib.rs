@@ -14,6 +14,8 @@
 //!   PARTICIPANT_*, CONGESTION), the packet types and the stream limit.
 //! - [`seq`] is the loss model: one sequence tracker, used by the relay for
 //!   what each sender delivered and by each client for what each peer did.
+//!   [`quality`] builds on it what a receiver experiences of one sender:
+//!   late packets, jitter, frame rate, freezes, and the exact loss check.
 //! - [`ids`] (the server's id rule), [`jwt`] (room-access tokens),
 //!   [`fingerprint`] (certificate pins), [`redact`] (secrets out of logs) and
 //!   [`clock`] (the wall clock on the wire).
@@ -30,6 +32,7 @@ pub mod jwt;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod pack;
+pub mod quality;
 pub mod redact;
 pub mod seq;
 pub mod wire;

@@ -11,9 +11,9 @@
 //! packet to the accounting. Both are tasks on the client's thread and write
 //! only to the client's own [`ClientStats`] and to sharded histograms.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future as _;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use rand::Rng;
 use synth_common::clock::unix_ms;
 use synth_common::net::{ReadFail, Reads};
-use synth_common::pack::Reader;
+use synth_common::pack::{FrameDigests, Reader};
 use synth_common::wire::{self, MediaPrefix};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::{sleep_until, timeout};
@@ -30,9 +30,9 @@ use web_transport_quinn::{ClientError, SendStream, Session};
 
 use crate::config::Credentials;
 use crate::metrics::{ClientStats, FailReason, Media, Metrics, State};
-use crate::pacer::{Heads, Lane, Schedule};
+use crate::pacer::{Backlog, Heads, Lane, Schedule};
 use crate::plan::ClientPlan;
-use crate::receive::Accounting;
+use crate::receive::{Accounting, Context};
 
 /// Run-wide context shared by every client.
 #[derive(Debug)]
@@ -55,8 +55,24 @@ pub struct Shared {
     pub connect_slots: Semaphore,
     /// Measurements.
     pub metrics: Arc<Metrics>,
-    /// Every user id of this process, to tell our own senders (same clock) from others.
-    pub ours: HashSet<Box<[u8]>>,
+    /// Every user id of this process with its client index, to tell our own
+    /// senders (same clock, known frames) from others.
+    pub ours: HashMap<Box<[u8]>, usize>,
+    /// Each client's user id, by index.
+    pub users: Vec<Box<[u8]>>,
+    /// The client indexes of each meeting.
+    pub meetings: HashMap<String, Vec<usize>>,
+    /// The pack's frame digests, for the integrity check.
+    pub digests: FrameDigests,
+    /// Audio and video playout budgets, ms.
+    pub late_after_ms: [f64; 2],
+    /// At the end, the wait for a session's streams to be acknowledged.
+    pub ack_wait: Duration,
+    /// Sessions still sending or waiting for their acknowledgements: the run
+    /// waits for none before it lets receivers drain.
+    pub sending: AtomicUsize,
+    /// Flips to `true` when receivers have drained and sessions may close.
+    pub close: watch::Receiver<bool>,
     /// When the run started: clients start at `t0 + plan.start_after`.
     pub t0: Instant,
     /// Flips to `true` when the run must stop.
@@ -208,7 +224,25 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
             .record(took.as_micros() as u64, plan.index);
         failures = 0;
         stats.set_state(State::Connected);
-        let Some(acc) = accounting.take() else { break };
+        let Some(mut acc) = accounting.take() else {
+            break;
+        };
+        if stats.joined_unix_us.load(Relaxed) == 0 {
+            let now = (unix_ms() * 1000.0) as u64;
+            stats.joined_unix_us.store(now, Relaxed);
+            let peers = shared
+                .meetings
+                .get(&plan.meeting_id)
+                .into_iter()
+                .flatten()
+                .filter(|&&i| i != plan.index)
+                .map(|&i| {
+                    let c = &shared.metrics.clients[i];
+                    let next = [c.next_seq[0].load(Relaxed), c.next_seq[1].load(Relaxed)];
+                    (shared.users[i].clone(), i, next)
+                });
+            acc.join(now, peers);
+        }
         let (end, acc) = run_session(&shared, &plan, &stats, &mut sender, acc, session).await;
         accounting = Some(acc);
         match end {
@@ -260,17 +294,21 @@ async fn fail(
     backoff(*failures, stop).await
 }
 
-/// Exponential backoff with jitter: 250 ms × 2^(n-1), at most 10 s, ±50 %.
+/// Exponential backoff with jitter: 250 ms × 2^(n-1), at most 2 s, ±50 %, so
+/// a client is back within a few seconds of a server's restart.
 /// Returns true if the run stopped while waiting.
 async fn backoff(n: u32, stop: &mut watch::Receiver<bool>) -> bool {
     let base = Duration::from_millis(250).saturating_mul(1 << n.saturating_sub(1).min(6));
-    let base = base.min(Duration::from_secs(10));
+    let base = base.min(MAX_BACKOFF);
     let jitter = rand::thread_rng().gen_range(0.5..1.5);
     tokio::select! {
         _ = tokio::time::sleep(base.mul_f64(jitter)) => false,
         _ = stop.wait_for(|s| *s) => true,
     }
 }
+
+/// The longest wait between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// A client's send state, kept across reconnects so sequence numbers and
 /// timestamps keep rising.
@@ -279,8 +317,83 @@ struct Sender {
     heads: Heads,
     schedule: Schedule,
     keyframe: Arc<Notify>,
-    /// The last streams sent, awaited at the end so nothing written is lost.
-    tail: VecDeque<SendStream>,
+    inflight: Inflight,
+}
+
+/// The session's streams not yet acknowledged, oldest first, each with its
+/// media and when its send began (µs after the run started, plus one).
+struct Inflight {
+    q: VecDeque<(SendStream, Media, u64)>,
+}
+
+/// Streams remembered at most; beyond, the oldest is forgotten (and stays unacknowledged).
+const MAX_INFLIGHT: usize = 1 << 16;
+
+/// Whether a stream's data and FIN were all acknowledged: `Some(true)`,
+/// `Some(false)` when it never will be (stopped by the peer, or the session
+/// is gone), `None` while it is in flight. Never waits.
+fn acked(s: &SendStream) -> Option<bool> {
+    let fut = s.stopped();
+    let mut fut = std::pin::pin!(fut);
+    match fut
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(Ok(None)) => Some(true),
+        Poll::Ready(_) => Some(false),
+        Poll::Pending => None,
+    }
+}
+
+impl Inflight {
+    /// Counts what was acknowledged since the last call, and notes when the
+    /// oldest send still waiting began.
+    fn settle(&mut self, stats: &ClientStats) {
+        while let Some((s, media, _)) = self.q.front() {
+            match acked(s) {
+                None => break,
+                Some(ok) => {
+                    if ok {
+                        stats.acked[*media as usize].fetch_add(1, Relaxed);
+                    }
+                    self.q.pop_front();
+                }
+            }
+        }
+        let since = self.q.front().map_or(0, |e| e.2);
+        stats.waiting_since_us.store(since, Relaxed);
+    }
+
+    fn push(&mut self, s: SendStream, media: Media, began_us: u64) {
+        if self.q.len() == MAX_INFLIGHT {
+            self.q.pop_front();
+        }
+        self.q.push_back((s, media, began_us));
+    }
+
+    /// Waits (at most `limit`) until every stream is acknowledged, then
+    /// counts each one that was; the rest never will be.
+    async fn drain(&mut self, stats: &ClientStats, limit: Duration) {
+        let all = async {
+            for (s, _, _) in self.q.iter() {
+                let _ = s.stopped().await;
+            }
+        };
+        let _ = timeout(limit, all).await;
+        for (s, media, _) in self.q.drain(..) {
+            if acked(&s) == Some(true) {
+                stats.acked[media as usize].fetch_add(1, Relaxed);
+            }
+        }
+        stats.waiting_since_us.store(0, Relaxed);
+    }
+
+    /// The session is gone: what was not acknowledged never will be (and a
+    /// dead connection's answers are not trusted).
+    fn forget(&mut self, stats: &ClientStats) {
+        self.q.clear();
+        stats.waiting_since_us.store(0, Relaxed);
+    }
 }
 
 impl Sender {
@@ -299,29 +412,60 @@ impl Sender {
                 shared.batch_window,
             ),
             keyframe: Arc::new(Notify::new()),
-            tail: VecDeque::with_capacity(TAIL),
+            inflight: Inflight {
+                q: VecDeque::with_capacity(64),
+            },
         }
     }
 }
 
-/// Sends one packet on its own uni stream.
-async fn send_packet(session: &Session, chunks: &mut [Bytes]) -> Result<SendStream, String> {
-    let mut s = session.open_uni().await.map_err(|e| e.to_string())?;
-    s.write_all_chunks(chunks)
-        .await
-        .map_err(|e| e.to_string())?;
-    s.finish().map_err(|e| e.to_string())?;
-    Ok(s)
+/// µs since the run started, plus one (0 means "never" in the stats).
+fn since_start(shared: &Shared) -> u64 {
+    shared.metrics.started.elapsed().as_micros() as u64 + 1
 }
 
-/// Streams kept at the end of a session, to wait for their acknowledgement.
-const TAIL: usize = 4;
+/// Records the frames a lane skipped as late sends (no coordinated omission).
+fn record_backlog(shared: &Shared, b: Backlog, shard: usize) {
+    shared.metrics.lateness.record_correct(
+        b.late.as_micros() as u64,
+        b.interval.as_micros() as u64,
+        shard,
+    );
+}
 
-fn keep(tail: &mut VecDeque<SendStream>, s: SendStream) {
-    if tail.len() == TAIL {
-        tail.pop_front();
+impl Sender {
+    /// Sends one packet on its own uni stream and counts it; the stream is
+    /// kept until the server acknowledges it. A send waiting for stream
+    /// credit counts as waiting from its start (a stalled server shows).
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        session: &Session,
+        stats: &ClientStats,
+        media: Media,
+        chunks: &mut [Bytes],
+    ) -> Result<(), String> {
+        let began = since_start(shared);
+        self.inflight.settle(stats);
+        if stats.waiting_since_us.load(Relaxed) == 0 {
+            stats.waiting_since_us.store(began, Relaxed);
+        }
+        let len = chunks.iter().map(|c| c.len()).sum();
+        let mut s = session.open_uni().await.map_err(|e| e.to_string())?;
+        s.write_all_chunks(chunks)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.finish().map_err(|e| e.to_string())?;
+        if stats.first_packet_unix_us.load(Relaxed) == 0 {
+            stats
+                .first_packet_unix_us
+                .store((unix_ms() * 1000.0) as u64, Relaxed);
+        }
+        stats.sent(media, len);
+        self.inflight.push(s, media, began);
+        self.inflight.settle(stats);
+        Ok(())
     }
-    tail.push_back(s);
 }
 
 impl Sender {
@@ -350,14 +494,18 @@ impl Sender {
         ) else {
             return Err("frame index out of range".into());
         };
+        let i = p.media as usize;
+        stats.next_seq[i].store(lane.seq(), Relaxed);
         shared
             .metrics
             .lateness
             .record(p.lateness.as_micros() as u64, shard);
-        let (total, payload, media) = (p.len(), p.data.len(), p.media);
-        let stream = send_packet(session, &mut [p.head, p.data]).await?;
-        keep(&mut self.tail, stream);
-        stats.sent(media, total);
+        if let Some(b) = p.skipped {
+            record_backlog(shared, b, shard);
+        }
+        let (payload, media) = (p.data.len(), p.media);
+        self.send(shared, session, stats, media, &mut [p.head, p.data])
+            .await?;
         stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
         stats.mark_media_sent(shared.metrics.started);
         Ok(())
@@ -376,6 +524,11 @@ impl Sender {
         let due = self.schedule.poll(&shared.pack, now);
         if due.keyframe_jump {
             stats.keyframes_answered.fetch_add(1, Relaxed);
+            let asked = stats.keyframe_asked_us.swap(0, Relaxed);
+            if asked != 0 {
+                let took = since_start(shared).saturating_sub(asked);
+                shared.metrics.keyframe_answer.record(took, shard);
+            }
         }
         if due.audio {
             self.send_frame(shared, session, stats, false, shard, now)
@@ -392,12 +545,26 @@ impl Sender {
                 self.schedule.audio.is_some(),
                 self.schedule.video.is_some(),
             ));
-            let len = hb.len();
-            let s = send_packet(session, &mut [hb]).await?;
-            keep(&mut self.tail, s);
-            stats.sent(Media::Heartbeat, len);
+            self.send(shared, session, stats, Media::Heartbeat, &mut [hb])
+                .await?;
         }
         Ok(())
+    }
+}
+
+/// Counts a session as sending until dropped.
+struct Sending<'a>(&'a AtomicUsize);
+
+impl<'a> Sending<'a> {
+    fn new(n: &'a AtomicUsize) -> Sending<'a> {
+        n.fetch_add(1, Relaxed);
+        Sending(n)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -434,14 +601,24 @@ async fn run_session(
         };
         (end, acc)
     };
-    let len = connection.len();
-    match send_packet(&session, &mut [connection]).await {
-        Ok(s) => keep(&mut sender.tail, s),
-        Err(e) => return finish(End::Lost(e), done_tx, receiver).await,
+    let sending = Sending::new(&shared.sending);
+    if let Err(e) = sender
+        .send(shared, &session, stats, Media::Other, &mut [connection])
+        .await
+    {
+        sender.inflight.forget(stats);
+        return finish(End::Lost(e), done_tx, receiver).await;
     }
-    stats.sent(Media::Other, len);
-    // After a reconnect, resume on schedule from now rather than bursting.
-    sender.schedule.resume(Instant::now());
+    // After a reconnect, resume on schedule from now rather than bursting;
+    // what the outage skipped still counts as late (no coordinated omission).
+    for b in sender
+        .schedule
+        .resume(Instant::now(), &shared.pack)
+        .into_iter()
+        .flatten()
+    {
+        record_backlog(shared, b, shard);
+    }
     // The futures the loop waits on are made once, not at every wake-up.
     let keyframe = sender.keyframe.clone();
     let stopped = async {
@@ -476,18 +653,26 @@ async fn run_session(
             break End::Lost(e);
         }
     };
-    if matches!(end, End::Stopped) {
-        // Let what was written reach the server before closing the session:
-        // wait (briefly) until the last streams are acknowledged.
-        let drain = async {
-            for s in sender.tail.drain(..) {
-                let _ = s.stopped().await;
+    match end {
+        End::Stopped => {
+            // An honest end: what was written reaches the server before the
+            // session closes. Wait (bounded) for every stream's
+            // acknowledgement, then for the run's word that receivers have
+            // drained, and close properly.
+            sender.inflight.drain(stats, shared.ack_wait).await;
+            drop(sending);
+            let mut close = shared.close.clone();
+            tokio::select! {
+                _ = close.wait_for(|c| *c) => {}
+                _ = &mut closed => {}
             }
-        };
-        let _ = timeout(Duration::from_secs(2), drain).await;
-        session.close(0, b"run finished");
+            session.close(0, b"run finished");
+        }
+        End::Lost(_) => {
+            sender.inflight.forget(stats);
+            drop(sending);
+        }
     }
-    sender.tail.clear();
     finish(end, done_tx, receiver).await
 }
 
@@ -511,6 +696,12 @@ async fn receive(
     shard: usize,
     mut done: watch::Receiver<bool>,
 ) -> Accounting {
+    let cx = Context {
+        ours: &shared.ours,
+        clients: &shared.metrics.clients,
+        digests: &shared.digests,
+        late_after_ms: shared.late_after_ms,
+    };
     let mut reads = Reads::default();
     // Each future is re-armed only when it completes, not at every packet.
     let accept = session.accept_uni();
@@ -568,17 +759,33 @@ async fn receive(
             }
             Event::End => break,
         };
-        let h = accounting.handle(&buf, unix_ms(), &shared.ours, &stats);
-        if let Some((media, us)) = h.latency {
-            shared.metrics.latency[media as usize].record(us, shard);
+        let h = accounting.handle(&buf, unix_ms(), &cx, &stats);
+        let m = &shared.metrics;
+        if let Some((media, us, ours)) = h.latency {
+            let hist = if ours {
+                &m.latency
+            } else {
+                &m.cross_host_latency
+            };
+            hist[media as usize].record(us, shard);
+        }
+        if let Some((media, us)) = h.jitter {
+            m.jitter[media as usize].record(us, shard);
+        }
+        if let Some(us) = h.visibility_us {
+            m.join_visibility.record(us, shard);
         }
         if h.keyframe_request {
+            let _ =
+                stats
+                    .keyframe_asked_us
+                    .compare_exchange(0, since_start(&shared), Relaxed, Relaxed);
             keyframe.notify_one();
         }
     }
     if let Ok(mut peers) = stats.peers.lock() {
-        for (id, [a, v]) in accounting.peers() {
-            peers.insert(String::from_utf8_lossy(id).into_owned(), [*a, *v]);
+        for (id, view) in accounting.peers() {
+            peers.insert(String::from_utf8_lossy(id).into_owned(), view);
         }
     }
     accounting

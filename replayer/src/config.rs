@@ -35,6 +35,22 @@ pub mod defaults {
     pub const JWT_TTL: Duration = Duration::from_secs(3600);
     /// Attempts for a client's first connection before it counts as failed.
     pub const CONNECT_ATTEMPTS: u32 = 3;
+    /// QUIC keep-alive period: a dead server is noticed within the idle timeout.
+    pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
+    /// A session that hears nothing from the server for this long is dead.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// A session with nothing acknowledged (or a send waiting) this long is stalled.
+    pub const STALL_AFTER: Duration = Duration::from_secs(2);
+    /// At the end, how long each session waits for its streams to be acknowledged.
+    pub const ACK_WAIT: Duration = Duration::from_secs(2);
+    /// At the end, how long receivers keep reading after every sender stopped.
+    pub const DRAIN: Duration = Duration::from_secs(1);
+    /// Audio later than this after it was sent missed its playout (a jitter
+    /// buffer of a few 20 ms frames over the adaptive target browsers start from).
+    pub const AUDIO_LATE_AFTER: Duration = Duration::from_millis(200);
+    /// Video later than this missed its playout (the largest playout delay
+    /// of the videocall-rs video jitter buffer).
+    pub const VIDEO_LATE_AFTER: Duration = Duration::from_millis(500);
     /// Clients one thread takes before another is added.
     pub const CLIENTS_PER_THREAD: usize = 500;
 
@@ -76,6 +92,24 @@ pub struct File {
     /// How early a video frame may be sent to share a wake-up with an audio packet.
     #[serde(default, with = "humantime_serde")]
     pub batch_window: Option<Duration>,
+    /// QUIC keep-alive period.
+    #[serde(default, with = "humantime_serde")]
+    pub keep_alive: Option<Duration>,
+    /// A session that hears nothing from the server this long is closed (and reconnects).
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// A session with nothing acknowledged this long counts as stalled.
+    #[serde(default, with = "humantime_serde")]
+    pub stall_after: Option<Duration>,
+    /// At the end, how long a session waits for its streams to be acknowledged.
+    #[serde(default, with = "humantime_serde")]
+    pub ack_wait: Option<Duration>,
+    /// At the end, how long receivers keep reading after the senders stopped.
+    #[serde(default, with = "humantime_serde")]
+    pub drain: Option<Duration>,
+    /// Per media, how long after it was due a packet counts as late.
+    #[serde(default)]
+    pub late_after: LateAfter,
     /// How to trust the server's certificate.
     #[serde(default)]
     pub tls: Tls,
@@ -95,6 +129,18 @@ pub struct File {
     pub metrics_listen: Option<String>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
+}
+
+/// `late_after` of the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LateAfter {
+    /// Audio's playout budget.
+    #[serde(default, with = "humantime_serde")]
+    pub audio: Option<Duration>,
+    /// Video's playout budget.
+    #[serde(default, with = "humantime_serde")]
+    pub video: Option<Duration>,
 }
 
 /// TLS options of the file.
@@ -268,6 +314,18 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// How early a video frame may go to share a wake-up with an audio packet.
     pub batch_window: Duration,
+    /// QUIC keep-alive period.
+    pub keep_alive: Duration,
+    /// QUIC idle timeout: a silent server is dead after this.
+    pub idle_timeout: Duration,
+    /// Nothing acknowledged this long: the client is stalled.
+    pub stall_after: Duration,
+    /// At the end, the wait for each session's streams to be acknowledged.
+    pub ack_wait: Duration,
+    /// At the end, receivers read this long after every sender stopped.
+    pub drain: Duration,
+    /// Audio and video: how long after it was due a packet counts as late.
+    pub late_after: [Duration; 2],
     /// Certificate trust.
     pub trust: Trust,
     /// Credentials.
@@ -335,6 +393,23 @@ impl Settings {
         if duration.is_zero() {
             bail!("duration must be more than 0");
         }
+        let keep_alive = file.keep_alive.unwrap_or(defaults::KEEP_ALIVE);
+        let idle_timeout = file.idle_timeout.unwrap_or(defaults::IDLE_TIMEOUT);
+        if keep_alive.is_zero() || idle_timeout <= keep_alive {
+            bail!(
+                "keep_alive ({}) must be more than 0 and less than idle_timeout ({})",
+                humantime::format_duration(keep_alive),
+                humantime::format_duration(idle_timeout)
+            );
+        }
+        let stall_after = file.stall_after.unwrap_or(defaults::STALL_AFTER);
+        if stall_after.is_zero() {
+            bail!("stall_after must be more than 0");
+        }
+        let late_after = [
+            file.late_after.audio.unwrap_or(defaults::AUDIO_LATE_AFTER),
+            file.late_after.video.unwrap_or(defaults::VIDEO_LATE_AFTER),
+        ];
         let max_concurrent_connects = file
             .max_concurrent_connects
             .unwrap_or(defaults::MAX_CONCURRENT_CONNECTS);
@@ -372,6 +447,12 @@ impl Settings {
                 }
                 w => w,
             },
+            keep_alive,
+            idle_timeout,
+            stall_after,
+            ack_wait: file.ack_wait.unwrap_or(defaults::ACK_WAIT),
+            drain: file.drain.unwrap_or(defaults::DRAIN),
+            late_after,
             trust,
             credentials,
             clients,

@@ -86,6 +86,11 @@ impl LoopDelay {
         self.delay.record(late.as_micros() as u64, shard);
     }
 
+    /// The distribution, for `/metrics`.
+    pub fn hist(&self) -> &Hist {
+        &self.delay
+    }
+
     /// Wake-ups recorded.
     pub fn count(&self) -> u64 {
         self.delay.count()

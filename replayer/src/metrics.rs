@@ -48,17 +48,21 @@ pub enum State {
     Failed = 4,
     /// Finished cleanly at the end of the run.
     Done = 5,
+    /// Session open, but nothing sent has been acknowledged for `stall_after`
+    /// (or a send has waited that long): derived when read, never stored.
+    Stalled = 6,
 }
 
 impl State {
     /// Every state, indexed by its `u8`.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Pending,
         State::Connecting,
         State::Connected,
         State::Reconnecting,
         State::Failed,
         State::Done,
+        State::Stalled,
     ];
 
     fn from_u8(v: u8) -> State {
@@ -66,9 +70,10 @@ impl State {
     }
 }
 
-const STATES: [(State, &str); 4] = [
+const STATES: [(State, &str); 5] = [
     (State::Connecting, "connecting"),
     (State::Connected, "connected"),
+    (State::Stalled, "stalled"),
     (State::Reconnecting, "reconnecting"),
     (State::Failed, "failed"),
 ];
@@ -128,10 +133,38 @@ pub struct ClientStats {
     pub joined_events: AtomicU64,
     /// PARTICIPANT_LEFT events seen.
     pub left_events: AtomicU64,
-    /// Each sender's audio and video sequence counts as this client saw them,
-    /// published when each of its sessions ends (for library users and tests;
-    /// the run's totals are the atomics above).
-    pub peers: Mutex<BTreeMap<String, [synth_common::seq::Counts; 2]>>,
+    /// Packets the server acknowledged (every byte of their stream), by [`Media`].
+    pub acked: [AtomicU64; 4],
+    /// Received media packets that were late (more than `late_after` after
+    /// they were due), audio and video.
+    pub late: [AtomicU64; 2],
+    /// Received frames from senders of this process that matched no frame of
+    /// the pack (corrupted or truncated), audio and video.
+    pub corrupted: [AtomicU64; 2],
+    /// Video freezes seen, and their total duration in µs.
+    pub freezes: AtomicU64,
+    /// Total duration of those freezes, µs.
+    pub freeze_us: AtomicU64,
+    /// The sequence number this client's sender assigns next, audio and
+    /// video: what it really sent, for its peers' exact loss check.
+    pub next_seq: [AtomicU64; 2],
+    /// µs after the run started (plus one) of the oldest send not yet
+    /// acknowledged, or of a send still waiting to go out; 0 when none.
+    pub waiting_since_us: AtomicU64,
+    /// Unix µs of this client's first packet sent (0 = none yet).
+    pub first_packet_unix_us: AtomicU64,
+    /// Unix µs when its first session was established (0 = never).
+    pub joined_unix_us: AtomicU64,
+    /// µs after the run started (plus one) of a key-frame request not yet
+    /// answered (0 = none).
+    pub keyframe_asked_us: AtomicU64,
+    /// Times the client went [`State::Stalled`], counted by the run's monitor.
+    pub stalls: AtomicU64,
+    /// Time spent stalled, µs, as the run's monitor saw it (1 s steps).
+    pub stalled_us: AtomicU64,
+    /// Each sender as this client saw it, published when each of its
+    /// sessions ends (the report's per-pair figures, library users and tests).
+    pub peers: Mutex<BTreeMap<String, PeerView>>,
     /// Current [`State`], as its `u8`: read through [`ClientStats::state`].
     state: AtomicU8,
     /// Whether the client was connected at least once.
@@ -180,10 +213,35 @@ impl ClientStats {
         }
     }
 
-    /// The state.
+    /// The state as set by the client (never [`State::Stalled`]).
     pub fn state(&self) -> State {
         State::from_u8(self.state.load(Relaxed))
     }
+
+    /// The state at `now_us` (µs after the run started): [`State::Stalled`]
+    /// for a connected client whose oldest unacknowledged send is older than
+    /// `stall_after_us`.
+    pub fn state_at(&self, now_us: u64, stall_after_us: u64) -> State {
+        let s = self.state();
+        let since = self.waiting_since_us.load(Relaxed);
+        if s == State::Connected && since != 0 && now_us + 1 > since + stall_after_us {
+            State::Stalled
+        } else {
+            s
+        }
+    }
+}
+
+/// One sender as one receiver saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeerView {
+    /// Audio and video: sequence accounting and experience figures.
+    pub media: [synth_common::quality::Summary; 2],
+    /// For a sender of this process: its next audio and video sequence
+    /// numbers when this receiver joined (everything from there on had to arrive).
+    pub expect_from: Option<[u64; 2]>,
+    /// This sender belongs to this process (same clock, known pack).
+    pub ours: bool,
 }
 
 const SHARDS: usize = 16;
@@ -206,6 +264,10 @@ pub const LATENESS_BUCKETS: &[u64] = &[
 pub const LATENCY_BUCKETS: &[u64] = &[
     500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 150_000, 250_000, 500_000,
     1_000_000, 2_500_000,
+];
+/// Prometheus bucket bounds (µs) for interarrival jitter.
+pub const JITTER_BUCKETS: &[u64] = &[
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
 ];
 /// Prometheus bucket bounds (µs) for connect time.
 pub const CONNECT_BUCKETS: &[u64] = &[
@@ -230,6 +292,21 @@ impl Hist {
                     )
                 })
                 .collect(),
+        }
+    }
+
+    /// Records `us` and, as HdrHistogram's coordinated-omission correction
+    /// does, the values a sample every `interval_us` would have had while the
+    /// recorder was held up: `us - interval_us`, `us - 2 × interval_us`, …
+    pub fn record_correct(&self, us: u64, interval_us: u64, shard: usize) {
+        self.record(us, shard);
+        if interval_us == 0 {
+            return;
+        }
+        let mut v = us;
+        while v > interval_us {
+            v -= interval_us;
+            self.record(v, shard);
         }
     }
 
@@ -295,6 +372,19 @@ pub struct Metrics {
     pub lateness: Hist,
     /// One-way latency of received audio (index 0) and video (index 1) from our own senders.
     pub latency: [Hist; 2],
+    /// The same from senders in other processes: depends on their clock sync.
+    pub cross_host_latency: [Hist; 2],
+    /// RFC 3550 interarrival jitter at each received audio and video packet.
+    pub jitter: [Hist; 2],
+    /// From a key-frame request's arrival to the key frame's send.
+    pub keyframe_answer: Hist,
+    /// From a client's first packet (or a receiver's join, if later) to
+    /// when a peer in this process receives its first packet.
+    pub join_visibility: Hist,
+    /// Lateness of the event loops' timers (the generator's own health).
+    pub loop_delay: Arc<crate::health::LoopDelay>,
+    /// A session with nothing acknowledged for this long is stalled, µs.
+    pub stall_after_us: u64,
     /// Failed connection attempts, by [`FailReason`].
     pub connect_failures: [AtomicU64; 4],
     /// Set once the pack is mapped and the clients are starting.
@@ -306,7 +396,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics for `clients` planned clients.
+    /// Metrics for `clients` planned clients; a session with nothing
+    /// acknowledged for [`crate::config::defaults::STALL_AFTER`] counts as
+    /// stalled (see [`Metrics::with_stall_after`]).
     pub fn new(clients: usize) -> Metrics {
         Metrics {
             clients: (0..clients)
@@ -315,11 +407,23 @@ impl Metrics {
             connect: Hist::new(CONNECT_BUCKETS),
             lateness: Hist::new(LATENESS_BUCKETS),
             latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
+            cross_host_latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
+            jitter: [Hist::new(JITTER_BUCKETS), Hist::new(JITTER_BUCKETS)],
+            keyframe_answer: Hist::new(LATENCY_BUCKETS),
+            join_visibility: Hist::new(CONNECT_BUCKETS),
+            loop_delay: Arc::default(),
+            stall_after_us: crate::config::defaults::STALL_AFTER.as_micros() as u64,
             connect_failures: Default::default(),
             ready: AtomicBool::new(false),
             first_failure: Mutex::new(None),
             started: Instant::now(),
         }
+    }
+
+    /// The same metrics with another stall limit.
+    pub fn with_stall_after(mut self, stall_after: std::time::Duration) -> Metrics {
+        self.stall_after_us = stall_after.as_micros() as u64;
+        self
     }
 
     /// Counts a failed connection attempt.
@@ -332,11 +436,12 @@ impl Metrics {
         self.clients.iter().map(|c| f(c)).sum()
     }
 
-    /// Clients in each state, indexed by `State as usize`.
-    pub fn states(&self) -> [u64; 6] {
-        let mut n = [0u64; 6];
+    /// Clients in each state now, indexed by `State as usize`.
+    pub fn states(&self) -> [u64; 7] {
+        let now = self.started.elapsed().as_micros() as u64;
+        let mut n = [0u64; 7];
         for c in &self.clients {
-            n[c.state() as usize] += 1;
+            n[c.state_at(now, self.stall_after_us) as usize] += 1;
         }
         n
     }
@@ -418,6 +523,16 @@ impl Metrics {
                 "Key frames sent in answer to a request.",
                 |c| c.keyframes_answered.load(Relaxed),
             ),
+            (
+                "synth_video_freezes_total",
+                "Video freezes seen: a frame interval above max(3 x mean, mean + 150 ms).",
+                |c| c.freezes.load(Relaxed),
+            ),
+            (
+                "synth_stalls_total",
+                "Times a client stalled: session open, nothing acknowledged for stall_after.",
+                |c| c.stalls.load(Relaxed),
+            ),
         ] {
             help(&mut o, name, "counter", text);
             let _ = writeln!(o, "{name} {}", self.sum(f));
@@ -432,6 +547,11 @@ impl Metrics {
             ("synth_bytes_sent_total", "Bytes sent by media.", |c, m| {
                 c.sent_bytes[m].load(Relaxed)
             }),
+            (
+                "synth_packets_acked_total",
+                "Packets sent whose stream the server acknowledged, by media.",
+                |c, m| c.acked[m].load(Relaxed),
+            ),
             (
                 "synth_packets_received_total",
                 "Packets received by media.",
@@ -469,6 +589,54 @@ impl Metrics {
                 &format!("media=\"{label}\""),
             );
         }
+        for (name, text, hists) in [
+            (
+                "synth_cross_host_latency_seconds",
+                "One-way latency of received media from senders in other processes (depends on clock sync).",
+                &self.cross_host_latency,
+            ),
+            (
+                "synth_jitter_seconds",
+                "RFC 3550 interarrival jitter of each sender's stream at each received packet.",
+                &self.jitter,
+            ),
+        ] {
+            help(&mut o, name, "histogram", text);
+            for (i, label) in ["audio", "video"].iter().enumerate() {
+                hists[i].render(&mut o, name, &format!("media=\"{label}\""));
+            }
+        }
+        for (name, text, h) in [
+            (
+                "synth_keyframe_answer_seconds",
+                "From a key-frame request's arrival to the key frame's send.",
+                &self.keyframe_answer,
+            ),
+            (
+                "synth_join_visibility_seconds",
+                "From a client's first packet (or its peer's join) to its first packet at a peer in this process.",
+                &self.join_visibility,
+            ),
+            (
+                "synth_event_loop_delay_seconds",
+                "How late the event loops' timers fire: the generator's own health.",
+                self.loop_delay.hist(),
+            ),
+        ] {
+            help(&mut o, name, "histogram", text);
+            h.render(&mut o, name, "");
+        }
+        help(
+            &mut o,
+            "synth_video_freeze_seconds_total",
+            "counter",
+            "Total duration of video freezes.",
+        );
+        let _ = writeln!(
+            o,
+            "synth_video_freeze_seconds_total {}",
+            self.sum(|c| c.freeze_us.load(Relaxed)) as f64 / 1e6
+        );
         help(
             &mut o,
             "synth_packets_missing",
@@ -493,6 +661,16 @@ impl Metrics {
                 "synth_duplicate_packets_total",
                 "Received media packets whose sequence number had already arrived.",
                 |c, i| c.duplicates[i].load(Relaxed),
+            ),
+            (
+                "synth_late_packets_total",
+                "Received media packets that came more than late_after after they were due (audio: concealed).",
+                |c, i| c.late[i].load(Relaxed),
+            ),
+            (
+                "synth_corrupted_frames_total",
+                "Received frames from senders of this process that match no frame of the pack.",
+                |c, i| c.corrupted[i].load(Relaxed),
             ),
         ] {
             help(&mut o, name, "counter", h);

@@ -33,6 +33,20 @@ pub struct Packet {
     pub media: Media,
     /// How late this packet is against its schedule.
     pub lateness: Duration,
+    /// Frames skipped because the lane fell too far behind (see [`Backlog`]).
+    pub skipped: Option<Backlog>,
+}
+
+/// Frames a lane skipped instead of bursting them: the oldest was `late` behind
+/// its schedule, one every `interval`. Recorded as if each had been sent
+/// when the lane caught up, so a stall shows in send lateness instead of
+/// vanishing from it (no coordinated omission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// How late the oldest skipped frame was.
+    pub late: Duration,
+    /// The frame interval.
+    pub interval: Duration,
 }
 
 impl Packet {
@@ -162,14 +176,20 @@ impl Lane {
         self.seq += 1;
         self.pos = (self.pos + 1) % self.frames;
         self.ticks += duration;
-        if now.saturating_duration_since(self.due()) > MAX_BACKLOG {
+        let behind = now.saturating_duration_since(self.due());
+        let skipped = (behind > MAX_BACKLOG).then(|| {
             self.restart(now);
-        }
+            Backlog {
+                late: behind,
+                interval: Duration::from_nanos(duration * 1_000_000_000 / self.clock),
+            }
+        });
         Some(Packet {
             head,
             data,
             media: self.media,
             lateness,
+            skipped,
         })
     }
 
@@ -186,11 +206,21 @@ impl Lane {
         }
     }
 
-    /// After a reconnect: resume on schedule from `now` rather than bursting.
-    pub fn resume(&mut self, now: Instant) {
-        if self.due() < now {
-            self.restart(now);
+    /// After a reconnect: resume on schedule from `now` rather than bursting;
+    /// returns what was skipped.
+    pub fn resume(&mut self, now: Instant, pack: &Reader) -> Option<Backlog> {
+        let due = self.due();
+        if due >= now {
+            return None;
         }
+        self.restart(now);
+        let duration = pack
+            .frame(self.track, self.pos)
+            .map_or(0, |f| f.duration as u64);
+        Some(Backlog {
+            late: now - due,
+            interval: Duration::from_nanos(duration * 1_000_000_000 / self.clock),
+        })
     }
 }
 
@@ -285,11 +315,10 @@ impl Schedule {
         due
     }
 
-    /// After a reconnect: resume on schedule from `now` rather than bursting.
-    pub fn resume(&mut self, now: Instant) {
-        for lane in [&mut self.audio, &mut self.video].into_iter().flatten() {
-            lane.resume(now);
-        }
+    /// After a reconnect: resume on schedule from `now` rather than bursting;
+    /// returns what each lane skipped.
+    pub fn resume(&mut self, now: Instant, pack: &Reader) -> [Option<Backlog>; 2] {
+        [&mut self.audio, &mut self.video].map(|l| l.as_mut().and_then(|l| l.resume(now, pack)))
     }
 }
 
@@ -395,12 +424,22 @@ mod tests {
             .next_packet(&f.pack, &mut f.prefix, &mut f.heads, late, 1.0)
             .unwrap();
         assert_eq!(p.lateness, Duration::from_millis(5));
-        // A stall of 3 s: resume from now, not 90 frames of backlog.
+        // A stall of 3 s: resume from now, not 90 frames of backlog; the
+        // skipped frames are reported, from the oldest (frame 2, due at
+        // 2/30 s) on, one per 1/30 s.
         let stalled = t0 + Duration::from_secs(3);
-        f.lane
+        let p = f
+            .lane
             .next_packet(&f.pack, &mut f.prefix, &mut f.heads, stalled, 1.0)
             .unwrap();
         assert_eq!(f.lane.due(), stalled);
+        assert_eq!(
+            p.skipped,
+            Some(Backlog {
+                late: Duration::from_secs(3) - Duration::from_nanos(2 * 1_000_000_000 / 30),
+                interval: Duration::from_nanos(1_000_000_000 / 30),
+            })
+        );
         // At frame 2, a key-frame request jumps to frame 3 (the next key), due now.
         assert!(f.lane.jump_to_keyframe(&f.pack, stalled));
         let p = f
@@ -540,7 +579,17 @@ mod tests {
         let (_d, pack, t0, mut s) = started();
         // Session down for 600 ms (under the 1 s backlog limit): resume from now.
         let back = t0 + Duration::from_millis(600);
-        s.resume(back);
+        let [audio, video] = s.resume(back, &pack);
+        // Audio frame 1 was due at 20 ms: 580 ms behind, one per 20 ms.
+        assert_eq!(
+            audio,
+            Some(Backlog {
+                late: Duration::from_millis(580),
+                interval: Duration::from_millis(20)
+            })
+        );
+        assert!(video.is_some());
+        assert_eq!(s.resume(back, &pack), [None, None], "nothing more to skip");
         let due = s.poll(&pack, back);
         assert!(due.audio && due.video);
         send(&mut s, &pack, due, back);

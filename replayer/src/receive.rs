@@ -1,34 +1,73 @@
 //! What a client does with each packet it receives: count it, follow each
-//! sender's sequence numbers ([`synth_common::seq::Tracker`], one per sender
-//! and media), measure latency from senders of this process (they share its
-//! clock), and notice key-frame requests aimed at it.
+//! sender's stream ([`synth_common::quality::Stream`], one per sender and
+//! media: sequence accounting, late packets, jitter, freezes), measure
+//! latency (same-process senders share its clock; others are cross-host),
+//! check frames from senders of this process against the pack, and notice
+//! key-frame requests aimed at it.
 //!
 //! Pure: the driver hands over the bytes and the wall-clock time; the state
 //! outlives sessions, so a packet lost while the client reconnected stays
 //! missing instead of vanishing with a fresh tracker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
-use synth_common::seq::{Counts, Tracker};
+use synth_common::pack::{FrameDigests, TrackKind};
+use synth_common::quality::Stream;
 use synth_common::wire::{self, media_type, packet_type, MeetingEvent};
 
-use crate::metrics::{ClientStats, Media};
+use crate::metrics::{ClientStats, Media, PeerView};
 
-/// One sender as this client sees it: audio and video trackers.
-#[derive(Debug, Default)]
+/// One sender as this client sees it.
+#[derive(Debug)]
 struct Peer {
-    seq: [Tracker; 2],
+    media: [Stream; 2],
+    /// Its next sequence numbers when this client joined (senders of this process).
+    expect_from: Option<[u64; 2]>,
+    /// Its index in this process, if it is one of ours.
+    ours: Option<usize>,
+    /// Anything of it arrived yet.
+    heard: bool,
 }
 
-/// What one packet asks of the driver.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+impl Peer {
+    fn new(ours: Option<usize>) -> Peer {
+        Peer {
+            media: [Stream::new(false), Stream::new(true)],
+            expect_from: None,
+            ours,
+            heard: false,
+        }
+    }
+}
+
+/// What the accounting needs to know about the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// User id → client index, for every client of this process.
+    pub ours: &'a HashMap<Box<[u8]>, usize>,
+    /// Every client's stats (first packet times, for join visibility).
+    pub clients: &'a [Arc<ClientStats>],
+    /// The pack's frame digests (integrity of frames from our senders).
+    pub digests: &'a FrameDigests,
+    /// Audio and video playout budgets, ms.
+    pub late_after_ms: [f64; 2],
+}
+
+/// What one packet asks of the driver, and what it measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Handled {
     /// A KEYFRAME_REQUEST for this client: answer with a key frame.
     pub keyframe_request: bool,
-    /// One-way latency of a media packet from a sender of this process (µs),
-    /// with its media (audio or video).
-    pub latency: Option<(Media, u64)>,
+    /// One-way latency of a media packet (µs), with its media and whether
+    /// its sender is in this process (same clock) or cross-host.
+    pub latency: Option<(Media, u64, bool)>,
+    /// The stream's interarrival jitter after this packet, µs.
+    pub jitter: Option<(Media, u64)>,
+    /// The first packet of a sender of this process: how long after it (or
+    /// this client, if later) joined, µs.
+    pub visibility_us: Option<u64>,
 }
 
 /// A client's receive accounting, kept across its sessions.
@@ -36,6 +75,7 @@ pub struct Handled {
 pub struct Accounting {
     me: Box<[u8]>,
     peers: HashMap<Box<[u8]>, Peer>,
+    joined_unix_us: u64,
 }
 
 impl Accounting {
@@ -44,17 +84,40 @@ impl Accounting {
         Accounting {
             me: user_id.as_bytes().into(),
             peers: HashMap::new(),
+            joined_unix_us: 0,
         }
     }
 
-    /// Counts one received packet into `stats`. `ours` holds the user ids of
-    /// this process (latency is measured only from them); `now_ms` is the
-    /// wall clock in ms since the Unix epoch.
+    /// This client joined at `unix_us` (its first session is up): from now on,
+    /// everything the senders of this process in its meeting send must
+    /// arrive. `peers` holds each one's user id, index and next audio and
+    /// video sequence numbers. Later sessions change nothing: what a sender
+    /// sends while this client reconnects is lost to it.
+    pub fn join(
+        &mut self,
+        unix_us: u64,
+        peers: impl IntoIterator<Item = (Box<[u8]>, usize, [u64; 2])>,
+    ) {
+        if self.joined_unix_us != 0 {
+            return;
+        }
+        self.joined_unix_us = unix_us;
+        for (id, index, next) in peers {
+            let p = self
+                .peers
+                .entry(id)
+                .or_insert_with(|| Peer::new(Some(index)));
+            p.expect_from.get_or_insert(next);
+        }
+    }
+
+    /// Counts one received packet into `stats`; `now_ms` is the wall clock in
+    /// ms since the Unix epoch.
     pub fn handle(
         &mut self,
         buf: &[u8],
         now_ms: f64,
-        ours: &HashSet<Box<[u8]>>,
+        cx: &Context,
         stats: &ClientStats,
     ) -> Handled {
         let mut out = Handled::default();
@@ -75,48 +138,73 @@ impl Accounting {
                     _ => Media::Other,
                 };
                 stats.received(media, buf.len());
-                match media {
-                    Media::Audio | Media::Video => {
-                        let i = media as usize;
-                        let sender = if p.user_id.is_empty() {
-                            m.user_id
-                        } else {
-                            p.user_id
-                        };
-                        if let Some(seq) = m.sequence {
-                            let peer = match self.peers.get_mut(sender) {
-                                Some(peer) => peer,
-                                None => self.peers.entry(sender.into()).or_default(),
-                            };
-                            let t = &mut peer.seq[i];
-                            let before = t.counts().missing();
-                            let seen = t.see(seq);
-                            let after = t.counts().missing();
-                            if after > before {
-                                stats.missing[i].fetch_add(after - before, Relaxed);
-                            } else if before > after {
-                                stats.missing[i].fetch_sub(before - after, Relaxed);
-                            }
-                            if seen.reordered {
-                                stats.reordered[i].fetch_add(1, Relaxed);
-                            }
-                            if seen.duplicate {
-                                stats.duplicates[i].fetch_add(1, Relaxed);
-                            }
-                        }
-                        if ours.contains(sender) && m.timestamp_ms > 0.0 {
-                            let us = ((now_ms - m.timestamp_ms).max(0.0) * 1000.0) as u64;
-                            out.latency = Some((media, us));
-                        }
-                    }
-                    Media::Other
-                        if m.media_type == media_type::KEYFRAME_REQUEST
-                            && m.user_id == &*self.me =>
-                    {
+                if media == Media::Other {
+                    if m.media_type == media_type::KEYFRAME_REQUEST && m.user_id == &*self.me {
                         stats.keyframe_requests.fetch_add(1, Relaxed);
                         out.keyframe_request = true;
                     }
-                    _ => {}
+                    return out;
+                }
+                let sender = if p.user_id.is_empty() {
+                    m.user_id
+                } else {
+                    p.user_id
+                };
+                let peer = match self.peers.get_mut(sender) {
+                    Some(peer) => peer,
+                    None => self
+                        .peers
+                        .entry(sender.into())
+                        .or_insert_with(|| Peer::new(cx.ours.get(sender).copied())),
+                };
+                if !peer.heard {
+                    peer.heard = true;
+                    if let Some(c) = peer.ours.and_then(|i| cx.clients.get(i)) {
+                        let first = c.first_packet_unix_us.load(Relaxed);
+                        if first != 0 {
+                            let from = first.max(self.joined_unix_us);
+                            out.visibility_us =
+                                Some(((now_ms * 1000.0) as u64).saturating_sub(from));
+                        }
+                    }
+                }
+                let i = match media {
+                    Media::Audio => 0,
+                    Media::Video => 1,
+                    _ => return out,
+                };
+                let ours = peer.ours.is_some();
+                let kind = [TrackKind::Audio, TrackKind::Video][i];
+                if ours && !cx.digests.contains(kind, m.data) {
+                    stats.corrupted[i].fetch_add(1, Relaxed);
+                }
+                let Some(seq) = m.sequence else { return out };
+                let s = &mut peer.media[i];
+                let before = s.counts().missing();
+                let a = s.see(seq, m.timestamp_ms, now_ms, ours, cx.late_after_ms[i]);
+                let after = s.counts().missing();
+                if after > before {
+                    stats.missing[i].fetch_add(after - before, Relaxed);
+                } else if before > after {
+                    stats.missing[i].fetch_sub(before - after, Relaxed);
+                }
+                if a.seen.reordered {
+                    stats.reordered[i].fetch_add(1, Relaxed);
+                }
+                if a.seen.duplicate {
+                    stats.duplicates[i].fetch_add(1, Relaxed);
+                }
+                if a.late {
+                    stats.late[i].fetch_add(1, Relaxed);
+                }
+                if let Some(ms) = a.freeze_ms {
+                    stats.freezes.fetch_add(1, Relaxed);
+                    stats.freeze_us.fetch_add((ms * 1000.0) as u64, Relaxed);
+                }
+                out.jitter = Some((media, (s.summary().jitter_ms * 1000.0) as u64));
+                if m.timestamp_ms > 0.0 {
+                    let us = ((now_ms - m.timestamp_ms).max(0.0) * 1000.0) as u64;
+                    out.latency = Some((media, us, ours));
                 }
             }
             packet_type::MEETING => {
@@ -143,95 +231,171 @@ impl Accounting {
         out
     }
 
-    /// Each sender's audio and video counts so far.
-    pub fn peers(&self) -> impl Iterator<Item = (&[u8], [&Counts; 2])> {
-        self.peers
-            .iter()
-            .map(|(id, p)| (&id[..], [p.seq[0].counts(), p.seq[1].counts()]))
+    /// Each sender as this client saw it so far.
+    pub fn peers(&self) -> impl Iterator<Item = (&[u8], PeerView)> {
+        self.peers.iter().map(|(id, p)| {
+            (
+                &id[..],
+                PeerView {
+                    media: [p.media[0].summary(), p.media[1].summary()],
+                    expect_from: p.expect_from,
+                    ours: p.ours.is_some(),
+                },
+            )
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synth_common::pack::{Reader, Track, Writer};
     use synth_common::wire::MediaFields;
 
-    fn media(user: &str, media_type: i32, sequence: u64, timestamp_ms: f64) -> Vec<u8> {
+    fn media(
+        user: &str,
+        media_type: i32,
+        sequence: u64,
+        timestamp_ms: f64,
+        data: &[u8],
+    ) -> Vec<u8> {
         let f = MediaFields {
             media_type,
             sequence,
             timestamp_ms,
             ..MediaFields::default()
         };
-        wire::media_packet(user, &f, &[1, 2])
+        wire::media_packet(user, &f, data)
+    }
+
+    /// A pack with one audio frame `[1, 2]` and one video frame `[3, 4, 5]`.
+    fn digests() -> FrameDigests {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pack");
+        let mut w = Writer::create(&path).unwrap();
+        let a = w.add_track(Track::opus("audio", 32_000, 960)).unwrap();
+        w.push_frame(a, &[1, 2], 0, 960, true).unwrap();
+        let v = w
+            .add_track(Track::vp9("video", (16, 16), 30, 1000, 1800))
+            .unwrap();
+        w.push_frame(v, &[3, 4, 5], 0, 1800, true).unwrap();
+        w.finish().unwrap();
+        FrameDigests::new(&Reader::open(&path).unwrap())
+    }
+
+    struct Fixture {
+        ours: HashMap<Box<[u8]>, usize>,
+        clients: Vec<Arc<ClientStats>>,
+        digests: FrameDigests,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let clients: Vec<Arc<ClientStats>> = (0..2).map(|_| Arc::default()).collect();
+            Fixture {
+                ours: [(b"a".as_slice().into(), 0), (b"me".as_slice().into(), 1)].into(),
+                clients,
+                digests: digests(),
+            }
+        }
+
+        fn cx(&self) -> Context<'_> {
+            Context {
+                ours: &self.ours,
+                clients: &self.clients,
+                digests: &self.digests,
+                late_after_ms: [100.0, 500.0],
+            }
+        }
     }
 
     #[test]
-    fn counts_loss_reordering_and_latency_per_sender() {
-        let ours: HashSet<Box<[u8]>> = [b"a".as_slice().into()].into();
-        let stats = ClientStats::default();
+    fn counts_loss_lateness_latency_and_integrity_per_sender() {
+        let f = Fixture::new();
+        let cx = f.cx();
+        let stats = &f.clients[1];
+        f.clients[0].first_packet_unix_us.store(990_000, Relaxed);
         let mut acc = Accounting::new("me");
-        // a: audio 0, 2, 1 (reordered), 5 (3 and 4 missing), 5 again.
-        for seq in [0, 2, 1, 5, 5] {
+        acc.join(995_000, [(b"a".as_slice().into(), 0, [0, 0])]);
+        // a (ours): audio 0, 2, 1 (reordered), 5 (3 and 4 missing), 5 again.
+        for (k, seq) in [0, 2, 1, 5, 5].into_iter().enumerate() {
             let h = acc.handle(
-                &media("a", media_type::AUDIO, seq, 1000.0),
+                &media("a", media_type::AUDIO, seq, 1000.0, &[1, 2]),
                 1012.5,
-                &ours,
-                &stats,
+                &cx,
+                stats,
             );
-            assert_eq!(h.latency, Some((Media::Audio, 12_500)));
+            assert_eq!(h.latency, Some((Media::Audio, 12_500, true)));
+            // Seen 1012.5 ms after the epoch, 5 ms after the receiver joined.
+            let vis = (k == 0).then_some(17_500);
+            assert_eq!(h.visibility_us, vis, "{k}");
         }
-        // b is not ours: counted, no latency.
-        let h = acc.handle(
-            &media("b", media_type::VIDEO, 7, 1000.0),
-            1012.5,
-            &ours,
-            &stats,
+        // 150 ms late (budget 100 ms), and a corrupted frame.
+        acc.handle(
+            &media("a", media_type::AUDIO, 6, 1000.0, &[1, 2]),
+            1150.0,
+            &cx,
+            stats,
         );
-        assert_eq!(h, Handled::default());
-        assert_eq!(stats.recv_packets[Media::Audio as usize].load(Relaxed), 5);
+        acc.handle(
+            &media("a", media_type::AUDIO, 7, 1000.0, &[1, 9]),
+            1001.0,
+            &cx,
+            stats,
+        );
+        // b is not ours: cross-host latency, no integrity check.
+        let h = acc.handle(
+            &media("b", media_type::VIDEO, 7, 1000.0, &[0]),
+            1012.5,
+            &cx,
+            stats,
+        );
+        assert_eq!(h.latency, Some((Media::Video, 12_500, false)));
+        assert_eq!(h.visibility_us, None);
+        assert_eq!(stats.recv_packets[Media::Audio as usize].load(Relaxed), 7);
         assert_eq!(stats.missing[0].load(Relaxed), 2);
         assert_eq!(stats.reordered[0].load(Relaxed), 1);
         assert_eq!(stats.duplicates[0].load(Relaxed), 1);
+        assert_eq!(stats.late[0].load(Relaxed), 1);
+        assert_eq!(stats.corrupted[0].load(Relaxed), 1);
+        assert_eq!(stats.corrupted[1].load(Relaxed), 0);
         // 3 arrives late: no longer missing.
         acc.handle(
-            &media("a", media_type::AUDIO, 3, 1000.0),
+            &media("a", media_type::AUDIO, 3, 1000.0, &[1, 2]),
             1012.5,
-            &ours,
-            &stats,
+            &cx,
+            stats,
         );
         assert_eq!(stats.missing[0].load(Relaxed), 1);
-        let peers: HashMap<Vec<u8>, [Counts; 2]> = acc
-            .peers()
-            .map(|(id, c)| (id.to_vec(), [*c[0], *c[1]]))
-            .collect();
-        assert_eq!(peers[&b"a"[..]][0].lost(), 1);
-        assert_eq!(peers[&b"b"[..]][1].received, 1);
+        let peers: HashMap<Vec<u8>, PeerView> =
+            acc.peers().map(|(id, v)| (id.to_vec(), v)).collect();
+        let a = &peers[&b"a"[..]];
+        assert!(a.ours);
+        assert_eq!(a.expect_from, Some([0, 0]));
+        assert_eq!(a.media[0].seq.lost(), 1);
+        assert_eq!(peers[&b"b"[..]].media[1].seq.received, 1);
+        assert!(!peers[&b"b"[..]].ours);
     }
 
     #[test]
     fn keyframe_requests_meeting_events_congestion_and_garbage() {
-        let ours = HashSet::new();
-        let stats = ClientStats::default();
+        let f = Fixture::new();
+        let cx = f.cx();
+        let stats = &f.clients[1];
         let mut acc = Accounting::new("me");
-        let h = acc.handle(&wire::keyframe_request("x", "me", 1.0), 2.0, &ours, &stats);
+        let h = acc.handle(&wire::keyframe_request("x", "me", 1.0), 2.0, &cx, stats);
         assert!(h.keyframe_request);
-        let h = acc.handle(
-            &wire::keyframe_request("x", "other", 1.0),
-            2.0,
-            &ours,
-            &stats,
-        );
+        let h = acc.handle(&wire::keyframe_request("x", "other", 1.0), 2.0, &cx, stats);
         assert!(!h.keyframe_request, "aimed at somebody else");
         let who = wire::Participant {
             user_id: "x",
             session_id: 1,
             display_name: "x",
         };
-        acc.handle(&wire::participant("m", who, true), 0.0, &ours, &stats);
-        acc.handle(&wire::participant("m", who, false), 0.0, &ours, &stats);
-        acc.handle(&wire::congestion("x", 1), 0.0, &ours, &stats);
-        acc.handle(&[0xff, 0xff], 0.0, &ours, &stats);
+        acc.handle(&wire::participant("m", who, true), 0.0, &cx, stats);
+        acc.handle(&wire::participant("m", who, false), 0.0, &cx, stats);
+        acc.handle(&wire::congestion("x", 1), 0.0, &cx, stats);
+        acc.handle(&[0xff, 0xff], 0.0, &cx, stats);
         assert_eq!(stats.keyframe_requests.load(Relaxed), 1);
         assert_eq!(
             (

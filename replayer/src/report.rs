@@ -12,12 +12,15 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::metrics::{Media, Metrics, Process, State, REASONS};
+use synth_common::quality::{Exact, Freezes};
+
+use crate::health::Health;
+use crate::metrics::{Media, Metrics, PeerView, Process, State, REASONS};
 use crate::plan::ClientPlan;
 use crate::threshold::{Threshold, Verdict};
 
 /// Version of the JSON layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -46,8 +49,14 @@ pub struct Report {
     pub video: MediaReport,
     /// Heartbeats sent and received.
     pub heartbeats: Counts,
+    /// What the server told the clients: CONGESTION, key-frame requests,
+    /// participants joining and leaving.
+    pub server_signals: Signals,
     /// Actual minus scheduled send time of media packets (ms).
     pub send_lateness_ms: Percentiles,
+    /// Whether this process kept its schedule; when `saturated`, the figures
+    /// describe this machine as much as the server.
+    pub generator: Health,
     /// This process's cost.
     pub process: ProcessReport,
     /// Per-meeting breakdown.
@@ -69,6 +78,36 @@ pub struct Clients {
     pub failed: usize,
     /// Reconnections after a dropped session.
     pub reconnects: u64,
+    /// Times a client went stalled (session open, nothing acknowledged for
+    /// `stall_after`), sampled every second.
+    pub stalls: u64,
+    /// Time clients spent stalled, summed, seconds (1 s samples).
+    pub stalled_s: f64,
+}
+
+/// Server signals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signals {
+    /// CONGESTION packets received (the server dropped packets of ours).
+    pub congestion_received: u64,
+    /// Clients that received at least one.
+    pub clients_with_congestion: usize,
+    /// The most one client received.
+    pub congestion_max_per_client: u64,
+    /// Key-frame requests aimed at our clients.
+    pub keyframe_requests_received: u64,
+    /// Key frames sent in answer.
+    pub keyframes_answered: u64,
+    /// From a request's arrival to the key frame's send (ms).
+    pub keyframe_answer_ms: Percentiles,
+    /// PARTICIPANT_JOINED packets seen.
+    pub participant_joined_seen: u64,
+    /// PARTICIPANT_LEFT packets seen.
+    pub participant_left_seen: u64,
+    /// From a client's first packet (or its peer's join, if later) to the
+    /// first packet of it a peer in this process received (ms): "I joined
+    /// and nobody saw me".
+    pub join_visibility_ms: Percentiles,
 }
 
 /// Percentiles in milliseconds; `null` when nothing was recorded.
@@ -115,8 +154,13 @@ pub struct MediaReport {
 /// Sent figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sent {
-    /// Packets.
+    /// Packets written to a stream.
     pub packets: u64,
+    /// Of those, acknowledged by the server (every byte and the end of the stream).
+    pub acked: u64,
+    /// Written but never acknowledged: into a dead session, or still in
+    /// flight when the end-of-run wait (`ack_wait`) ran out.
+    pub unacked: u64,
     /// Bytes on the wire (whole PacketWrapper).
     pub bytes: u64,
     /// Frame bytes only.
@@ -136,12 +180,95 @@ pub struct Received {
     pub packets: u64,
     /// Bytes.
     pub bytes: u64,
-    /// Sequence numbers never received (lost).
-    pub gaps: u64,
-    /// Packets that arrived after a higher sequence number (not lost).
+    /// Packets that never arrived by the end of the run (after the drain):
+    /// for senders of this process, everything they sent after the receiver
+    /// joined that did not arrive (`exact`); for others, the holes in the
+    /// span of numbers seen.
+    pub lost: u64,
+    /// The part of `lost` checked against what senders of this process sent.
+    pub exact: ExactReport,
+    /// Arrived, but more than `late_after` after it was due.
+    pub late: u64,
+    /// Arrived after a higher sequence number (not lost).
     pub reordered: u64,
-    /// One-way latency from senders in this process (ms).
+    /// Arrived again.
+    pub duplicate: u64,
+    /// Frames from senders of this process that matched no frame of the pack.
+    pub corrupted: u64,
+    /// One-way latency from senders in this process (same clock, ms).
     pub latency_ms: Percentiles,
+    /// One-way latency from senders in other processes (ms): only as good
+    /// as the clock sync between the hosts.
+    pub cross_host_latency_ms: Percentiles,
+    /// RFC 3550 interarrival jitter at each received packet (ms).
+    pub jitter_ms: Percentiles,
+    /// Packets (frames) per second each receiver got from each sender,
+    /// across (sender, receiver) pairs.
+    pub rate_per_sender: Rate,
+    /// Video freezes (video only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freezes: Option<FreezeReport>,
+    /// Audio concealment (audio only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concealment: Option<Concealment>,
+}
+
+/// Loss checked against what senders of this process sent.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ExactReport {
+    /// (sender, receiver) pairs checked.
+    pub pairs: u64,
+    /// Packets sent after each receiver joined, summed over pairs.
+    pub expected: u64,
+    /// Of those, never received.
+    pub lost: u64,
+}
+
+/// A rate across pairs.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rate {
+    /// Pairs with any watched time.
+    pub pairs: u64,
+    /// 5th percentile (the worst-served receivers).
+    pub p5: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+}
+
+/// Video freezes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FreezeReport {
+    /// Freezes, all pairs.
+    pub count: u64,
+    /// Their total duration (ms).
+    pub total_ms: f64,
+    /// The longest (ms).
+    pub longest_ms: f64,
+    /// Frozen time over watched time, all pairs (0..1).
+    pub share: f64,
+    /// Receivers that saw at least one freeze.
+    pub receivers_with_freezes: u64,
+    /// Freezes per receiver, median and largest.
+    pub per_receiver_p50: f64,
+    /// Largest number of freezes one receiver saw.
+    pub per_receiver_max: f64,
+    /// Frozen time of the receiver that was frozen longest (ms).
+    pub per_receiver_total_max_ms: f64,
+}
+
+/// Audio concealment: 20 ms slots with no packet by their playout time.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Concealment {
+    /// Slots that had to be played (packets expected).
+    pub slots: u64,
+    /// Of those, concealed: lost, or late.
+    pub concealed: u64,
+    /// `concealed / slots` (0..1).
+    pub share: f64,
+    /// The share of the worst 5 % of pairs (95th percentile).
+    pub pair_p95: Option<f64>,
 }
 
 /// Packet counts.
@@ -181,8 +308,8 @@ pub struct Meeting {
     pub audio_received: u64,
     /// Video packets its clients received.
     pub video_received: u64,
-    /// Sequence gaps its clients saw.
-    pub gaps: u64,
+    /// Packets its clients never received (audio and video).
+    pub lost: u64,
 }
 
 /// Why a run ended (`stopped_by` in the report).
@@ -220,6 +347,88 @@ pub struct Inputs<'a> {
     pub stopped_by: StopReason,
     /// Thresholds to check.
     pub thresholds: &'a [Threshold],
+    /// The generator's own health.
+    pub health: Health,
+}
+
+/// One (sender, receiver, media) pair's loss at the end: exact for senders
+/// of this process the receiver joined with, inferred from the span otherwise.
+fn pair_loss(
+    m: &Metrics,
+    view: &PeerView,
+    sender: Option<usize>,
+    i: usize,
+) -> (u64, Option<Exact>) {
+    let c = &view.media[i].seq;
+    match (view.expect_from, sender.and_then(|s| m.clients.get(s))) {
+        (Some(from), Some(s)) if view.ours => {
+            let e = Exact::check(c, from[i], s.next_seq[i].load(Relaxed));
+            (e.lost, Some(e))
+        }
+        _ => (c.missing(), None),
+    }
+}
+
+/// Per media, what the report computes from every (sender, receiver) pair.
+#[derive(Debug, Default)]
+struct Pairs {
+    lost: u64,
+    exact: ExactReport,
+    rates: Vec<f64>,
+    /// Audio: (slots, concealed) per pair.
+    slots: Vec<(u64, u64)>,
+    freezes: Freezes,
+    watched_ms: f64,
+    /// Video: per receiver, (freezes, frozen ms).
+    per_receiver: Vec<(u64, f64)>,
+}
+
+fn pairs(m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
+    let mut p = Pairs::default();
+    for c in &m.clients {
+        let Ok(peers) = c.peers.lock() else { continue };
+        let mut mine = Freezes::default();
+        let mut heard = false;
+        for (id, view) in peers.iter() {
+            let sum = &view.media[i];
+            let (lost, exact) = pair_loss(m, view, index.get(id.as_str()).copied(), i);
+            p.lost += lost;
+            let slots = match exact {
+                Some(e) => {
+                    p.exact.pairs += 1;
+                    p.exact.expected += e.expected;
+                    p.exact.lost += e.lost;
+                    e.expected
+                }
+                None => sum.seq.span(),
+            };
+            if slots == 0 && sum.seq.received == 0 {
+                continue;
+            }
+            heard = true;
+            if let Some(r) = sum.rate() {
+                p.rates.push(r);
+            }
+            p.slots.push((slots, (lost + sum.late).min(slots)));
+            p.freezes.merge(&sum.freezes);
+            mine.merge(&sum.freezes);
+            p.watched_ms += sum.watched_ms;
+        }
+        if heard {
+            p.per_receiver.push((mine.count, mine.total_ms));
+        }
+    }
+    p
+}
+
+/// The `q` quantile of `v` (sorted in place), nearest rank.
+fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
 }
 
 impl Report {
@@ -239,7 +448,13 @@ impl Report {
 
     /// Builds the report from the run's measurements.
     pub fn build(m: &Metrics, inp: &Inputs) -> Report {
+        let index: BTreeMap<&str, usize> = inp
+            .plan
+            .iter()
+            .map(|p| (p.user_id.as_str(), p.index))
+            .collect();
         let media = |i: usize| -> MediaReport {
+            let mut pr = pairs(m, &index, i);
             let mut bits = 0f64;
             let mut expected = 0f64;
             let mut active = 0f64;
@@ -263,9 +478,61 @@ impl Report {
                 (Some(b), Some(t)) if t > 0.0 => Some(((b - t) / t * 100.0).abs()),
                 _ => None,
             };
+            let sent = m.sum(|c| c.sent_packets[i].load(Relaxed));
+            let acked = m.sum(|c| c.acked[i].load(Relaxed));
+            let freezes = (i == Media::Video as usize).then(|| {
+                let mut counts: Vec<f64> = pr.per_receiver.iter().map(|r| r.0 as f64).collect();
+                FreezeReport {
+                    count: pr.freezes.count,
+                    total_ms: round3(pr.freezes.total_ms),
+                    longest_ms: round3(pr.freezes.longest_ms),
+                    share: if pr.watched_ms > 0.0 {
+                        round6((pr.freezes.total_ms / pr.watched_ms).min(1.0))
+                    } else {
+                        0.0
+                    },
+                    receivers_with_freezes: pr.per_receiver.iter().filter(|r| r.0 > 0).count()
+                        as u64,
+                    per_receiver_p50: quantile(&mut counts, 0.5).unwrap_or(0.0),
+                    per_receiver_max: counts.last().copied().unwrap_or(0.0),
+                    per_receiver_total_max_ms: round3(
+                        pr.per_receiver.iter().map(|r| r.1).fold(0.0, f64::max),
+                    ),
+                }
+            });
+            let concealment = (i == Media::Audio as usize).then(|| {
+                let slots: u64 = pr.slots.iter().map(|s| s.0).sum();
+                let concealed: u64 = pr.slots.iter().map(|s| s.1).sum();
+                let mut shares: Vec<f64> = pr
+                    .slots
+                    .iter()
+                    .filter(|s| s.0 > 0)
+                    .map(|s| s.1 as f64 / s.0 as f64)
+                    .collect();
+                Concealment {
+                    slots,
+                    concealed,
+                    share: if slots > 0 {
+                        round6(concealed as f64 / slots as f64)
+                    } else {
+                        0.0
+                    },
+                    pair_p95: quantile(&mut shares, 0.95).map(round6),
+                }
+            });
+            let n = pr.rates.len();
+            let mean = (n > 0).then(|| pr.rates.iter().sum::<f64>() / n as f64);
+            let rate = Rate {
+                pairs: n as u64,
+                p5: quantile(&mut pr.rates, 0.05).map(round3),
+                p50: quantile(&mut pr.rates, 0.5).map(round3),
+                mean: mean.map(round3),
+            };
             MediaReport {
                 sent: Sent {
-                    packets: m.sum(|c| c.sent_packets[i].load(Relaxed)),
+                    packets: sent,
+                    acked,
+                    unacked: sent.saturating_sub(acked),
                     bytes: m.sum(|c| c.sent_bytes[i].load(Relaxed)),
                     payload_bytes: m.sum(|c| c.sent_payload[i].load(Relaxed)),
                     bitrate_kbps: bitrate.map(round3),
@@ -275,9 +542,18 @@ impl Report {
                 received: Received {
                     packets: m.sum(|c| c.recv_packets[i].load(Relaxed)),
                     bytes: m.sum(|c| c.recv_bytes[i].load(Relaxed)),
-                    gaps: m.sum(|c| c.missing[i].load(Relaxed)),
+                    lost: pr.lost,
+                    exact: pr.exact,
+                    late: m.sum(|c| c.late[i].load(Relaxed)),
                     reordered: m.sum(|c| c.reordered[i].load(Relaxed)),
+                    duplicate: m.sum(|c| c.duplicates[i].load(Relaxed)),
+                    corrupted: m.sum(|c| c.corrupted[i].load(Relaxed)),
                     latency_ms: Percentiles::from_us(&m.latency[i].merged()),
+                    cross_host_latency_ms: Percentiles::from_us(&m.cross_host_latency[i].merged()),
+                    jitter_ms: Percentiles::from_us(&m.jitter[i].merged()),
+                    rate_per_sender: rate,
+                    freezes,
+                    concealment,
                 },
             }
         };
@@ -292,7 +568,7 @@ impl Report {
                 video_sent: 0,
                 audio_received: 0,
                 video_received: 0,
-                gaps: 0,
+                lost: 0,
             });
             e.clients += 1;
             e.connected += c.ever_connected.load(Relaxed) as usize;
@@ -300,8 +576,18 @@ impl Report {
             e.video_sent += c.sent_packets[Media::Video as usize].load(Relaxed);
             e.audio_received += c.recv_packets[Media::Audio as usize].load(Relaxed);
             e.video_received += c.recv_packets[Media::Video as usize].load(Relaxed);
-            e.gaps += c.missing[0].load(Relaxed) + c.missing[1].load(Relaxed);
+            if let Ok(peers) = c.peers.lock() {
+                for (id, view) in peers.iter() {
+                    let sender = index.get(id.as_str()).copied();
+                    e.lost += pair_loss(m, view, sender, 0).0 + pair_loss(m, view, sender, 1).0;
+                }
+            }
         }
+        let congestion: Vec<u64> = m
+            .clients
+            .iter()
+            .map(|c| c.congestion.load(Relaxed))
+            .collect();
         let p = Process::now();
         let mut r = Report {
             schema: "synth-replay-report",
@@ -319,6 +605,8 @@ impl Report {
                     .count(),
                 failed: states[State::Failed as usize] as usize,
                 reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
+                stalls: m.sum(|c| c.stalls.load(Relaxed)),
+                stalled_s: round3(m.sum(|c| c.stalled_us.load(Relaxed)) as f64 / 1e6),
             },
             connect_ms: Percentiles::from_us(&m.connect.merged()),
             connect_failures: REASONS
@@ -332,7 +620,19 @@ impl Report {
                 sent: m.sum(|c| c.sent_packets[Media::Heartbeat as usize].load(Relaxed)),
                 received: m.sum(|c| c.recv_packets[Media::Heartbeat as usize].load(Relaxed)),
             },
+            server_signals: Signals {
+                congestion_received: congestion.iter().sum(),
+                clients_with_congestion: congestion.iter().filter(|&&n| n > 0).count(),
+                congestion_max_per_client: congestion.iter().copied().max().unwrap_or(0),
+                keyframe_requests_received: m.sum(|c| c.keyframe_requests.load(Relaxed)),
+                keyframes_answered: m.sum(|c| c.keyframes_answered.load(Relaxed)),
+                keyframe_answer_ms: Percentiles::from_us(&m.keyframe_answer.merged()),
+                participant_joined_seen: m.sum(|c| c.joined_events.load(Relaxed)),
+                participant_left_seen: m.sum(|c| c.left_events.load(Relaxed)),
+                join_visibility_ms: Percentiles::from_us(&m.join_visibility.merged()),
+            },
             send_lateness_ms: Percentiles::from_us(&m.lateness.merged()),
+            generator: inp.health.clone(),
             process: ProcessReport {
                 cpu_seconds: round3(p.cpu_seconds),
                 peak_rss_bytes: p.peak_rss_bytes,
@@ -353,15 +653,15 @@ impl Report {
 
     /// The value of a threshold figure (see [`crate::threshold::NAMES`]).
     pub fn figure(&self, name: &str) -> Option<f64> {
-        let lat = |m: &MediaReport, q: &str| {
-            let l = &m.received.latency_ms;
-            match q {
-                "p50" => l.p50,
-                "p95" => l.p95,
-                "p99" => l.p99,
-                _ => l.max,
-            }
+        let q = |l: &Percentiles, q: &str| match q {
+            "p50" => l.p50,
+            "p95" => l.p95,
+            "p99" => l.p99,
+            "max" => l.max,
+            _ => None,
         };
+        let (a, v) = (&self.audio.received, &self.video.received);
+        let sig = &self.server_signals;
         Some(match name {
             "connect_success_rate" => {
                 if self.clients.planned == 0 {
@@ -378,18 +678,43 @@ impl Report {
             "send_lateness_max_ms" => return self.send_lateness_ms.max,
             "audio_bitrate_error_pct" => return self.audio.sent.bitrate_error_pct,
             "video_bitrate_error_pct" => return self.video.sent.bitrate_error_pct,
-            "audio_gaps" => self.audio.received.gaps as f64,
-            "video_gaps" => self.video.received.gaps as f64,
-            "audio_received_packets" => self.audio.received.packets as f64,
-            "video_received_packets" => self.video.received.packets as f64,
+            "audio_lost" | "audio_gaps" => a.lost as f64,
+            "video_lost" | "video_gaps" => v.lost as f64,
+            "audio_late" => a.late as f64,
+            "video_late" => v.late as f64,
+            "audio_unacked" => self.audio.sent.unacked as f64,
+            "video_unacked" => self.video.sent.unacked as f64,
+            "corrupted_frames" => (a.corrupted + v.corrupted) as f64,
+            "audio_concealment" => a.concealment?.share,
+            "video_freezes" => v.freezes?.count as f64,
+            "video_freeze_share" => v.freezes?.share,
+            "video_longest_freeze_ms" => v.freezes?.longest_ms,
+            "video_fps_p5" => return v.rate_per_sender.p5,
+            "video_fps_p50" => return v.rate_per_sender.p50,
+            "audio_rate_p5" => return a.rate_per_sender.p5,
+            "audio_received_packets" => a.packets as f64,
+            "video_received_packets" => v.packets as f64,
+            "congestion_received" => sig.congestion_received as f64,
+            "keyframe_answer_p99_ms" => return sig.keyframe_answer_ms.p99,
+            "join_visibility_p99_ms" => return sig.join_visibility_ms.p99,
+            "stalls" => self.clients.stalls as f64,
+            "generator_saturated" => f64::from(u8::from(self.generator.saturated)),
             n => {
-                let (media, q) = n.strip_suffix("_ms")?.split_once("_latency_")?;
-                let m = match media {
-                    "audio" => &self.audio,
-                    "video" => &self.video,
+                let n = n.strip_suffix("_ms")?;
+                let (media, rest) = n.split_once('_')?;
+                let r = match media {
+                    "audio" => a,
+                    "video" => v,
                     _ => return None,
                 };
-                return lat(m, q);
+                let (which, quantile) = rest.rsplit_once('_')?;
+                let l = match which {
+                    "latency" => &r.latency_ms,
+                    "cross_host_latency" => &r.cross_host_latency_ms,
+                    "jitter" => &r.jitter_ms,
+                    _ => return None,
+                };
+                return q(l, quantile);
             }
         })
     }
@@ -418,8 +743,8 @@ impl Report {
         let c = &self.clients;
         let _ = writeln!(
             o,
-            "clients  {} planned, {} connected, {} failed, {} reconnects",
-            c.planned, c.connected, c.failed, c.reconnects
+            "clients  {} planned, {} connected, {} failed, {} reconnects, {} stalls ({:.0} s)",
+            c.planned, c.connected, c.failed, c.reconnects, c.stalls, c.stalled_s
         );
         let fails: Vec<String> = self
             .connect_failures
@@ -443,18 +768,94 @@ impl Report {
                 s.bitrate_error_pct
                     .map_or("-".into(), |e| format!("{e:.2}")),
             );
+            let _ = writeln!(
+                o,
+                "         acked {} of them, {} unacknowledged",
+                s.acked, s.unacked
+            );
             let r = &m.received;
             let _ = writeln!(
                 o,
-                "         recv {} pkts {:.2} MB, {} gaps, {} reordered, latency {}",
+                "         recv {} pkts {:.2} MB: {} lost ({} checked of {} expected), {} late, {} reordered, {} duplicate, {} corrupted",
                 r.packets,
                 r.bytes as f64 / 1e6,
-                r.gaps,
+                r.lost,
+                r.exact.lost,
+                r.exact.expected,
+                r.late,
                 r.reordered,
-                pct(&r.latency_ms)
+                r.duplicate,
+                r.corrupted,
             );
+            let _ = writeln!(o, "         latency {}", pct(&r.latency_ms));
+            if r.cross_host_latency_ms.count > 0 {
+                let _ = writeln!(
+                    o,
+                    "         cross-host latency {}",
+                    pct(&r.cross_host_latency_ms)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "         jitter {}; {} per sender p5 {} / p50 {}",
+                pct(&r.jitter_ms),
+                if name == "video" { "fps" } else { "packets/s" },
+                f(r.rate_per_sender.p5),
+                f(r.rate_per_sender.p50)
+            );
+            if let Some(fr) = &r.freezes {
+                let _ = writeln!(
+                    o,
+                    "         freezes {} ({:.0} ms in all, longest {:.0} ms, {:.2} % of watched time, {} receivers)",
+                    fr.count,
+                    fr.total_ms,
+                    fr.longest_ms,
+                    fr.share * 100.0,
+                    fr.receivers_with_freezes
+                );
+            }
+            if let Some(c) = &r.concealment {
+                let _ = writeln!(
+                    o,
+                    "         concealed {} of {} slots ({:.3} %)",
+                    c.concealed,
+                    c.slots,
+                    c.share * 100.0
+                );
+            }
         }
+        let sig = &self.server_signals;
+        let _ = writeln!(
+            o,
+            "server   {} CONGESTION ({} clients), {} key-frame requests ({} answered, {}), joined/left seen {}/{}",
+            sig.congestion_received,
+            sig.clients_with_congestion,
+            sig.keyframe_requests_received,
+            sig.keyframes_answered,
+            pct(&sig.keyframe_answer_ms),
+            sig.participant_joined_seen,
+            sig.participant_left_seen
+        );
+        let _ = writeln!(o, "visible  {}", pct(&sig.join_visibility_ms));
         let _ = writeln!(o, "lateness {}", pct(&self.send_lateness_ms));
+        let g = &self.generator;
+        let _ = writeln!(
+            o,
+            "generator CPU {:.0} % of {:.1} cores (max {:.0} %), event-loop delay p99 {:.1} ms",
+            g.cpu_share_mean * 100.0,
+            g.cores,
+            g.cpu_share_max * 100.0,
+            g.loop_delay_p99_ms
+        );
+        if g.saturated {
+            let _ = writeln!(
+                o,
+                "WARNING  the generator was saturated: these figures describe this machine, not only the server"
+            );
+            for r in &g.reasons {
+                let _ = writeln!(o, "         {r}");
+            }
+        }
         let _ = writeln!(
             o,
             "process  {:.2} CPU s, peak RSS {:.1} MB",
@@ -465,7 +866,7 @@ impl Report {
             for mt in &self.meetings {
                 let _ = writeln!(
                     o,
-                    "meeting  {}: {}/{} connected, sent a/v {}/{}, received a/v {}/{}, gaps {}",
+                    "meeting  {}: {}/{} connected, sent a/v {}/{}, received a/v {}/{}, lost {}",
                     mt.meeting_id,
                     mt.connected,
                     mt.clients,
@@ -473,7 +874,7 @@ impl Report {
                     mt.video_sent,
                     mt.audio_received,
                     mt.video_received,
-                    mt.gaps
+                    mt.lost
                 );
             }
         } else {
@@ -510,4 +911,8 @@ impl Report {
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }

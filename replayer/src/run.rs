@@ -3,7 +3,7 @@
 //! stop on time, on failure or when the caller's shutdown future completes,
 //! and build the report.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -75,7 +75,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Outcome> {
     let plan = plan::resolve(&s).map_err(BadInput)?;
-    let metrics = Arc::new(Metrics::new(plan.clients.len()));
+    let metrics = Arc::new(Metrics::new(plan.clients.len()).with_stall_after(s.stall_after));
 
     // Without a server, the embedded relay is the target: pinned by hash.
     let mut relay = None;
@@ -108,6 +108,14 @@ pub async fn run(
         let _ = tx.send(*addr);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (close_tx, close_rx) = watch::channel(false);
+    let mut meetings: HashMap<String, Vec<usize>> = HashMap::new();
+    for c in &plan.clients {
+        meetings
+            .entry(c.meeting_id.clone())
+            .or_default()
+            .push(c.index);
+    }
     let t0 = Instant::now();
     let shared = Arc::new(Shared {
         pack: plan.pack.clone(),
@@ -122,11 +130,30 @@ pub async fn run(
         ours: plan
             .clients
             .iter()
+            .map(|c| (c.user_id.as_bytes().into(), c.index))
+            .collect(),
+        users: plan
+            .clients
+            .iter()
             .map(|c| c.user_id.as_bytes().into())
-            .collect::<HashSet<_>>(),
+            .collect(),
+        meetings,
+        digests: synth_common::pack::FrameDigests::new(&plan.pack),
+        late_after_ms: s.late_after.map(|d| d.as_secs_f64() * 1000.0),
+        ack_wait: s.ack_wait,
+        sending: Default::default(),
+        close: close_rx,
         t0,
-        stop: stop_rx,
+        stop: stop_rx.clone(),
     });
+    let live = crate::transport::Liveness {
+        keep_alive: s.keep_alive,
+        idle_timeout: s.idle_timeout,
+    };
+    // The event loops' own delay: one probe on this runtime, one per client thread.
+    tokio::spawn(metrics.loop_delay.probe(usize::MAX, stop_rx.clone()));
+    let mut cpu = crate::health::CpuSampler::new(crate::health::cores_available());
+    cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
 
     let deadline = t0 + s.duration;
     let threads = s.threads.clamp(1, plan.clients.len().max(1));
@@ -137,7 +164,7 @@ pub async fn run(
     let bind = crate::transport::bind_for(&server);
     let mut tasks = Vec::with_capacity(threads);
     for (k, plans) in per_thread.into_iter().enumerate() {
-        tasks.push(spawn_thread(k, shared.clone(), trust.clone(), bind, plans).await?);
+        tasks.push(spawn_thread(k, shared.clone(), trust.clone(), bind, live, plans).await?);
     }
     metrics.ready.store(true, Relaxed);
     tracing::info!(clients = plan.clients.len(), server = %label, "run started");
@@ -146,19 +173,28 @@ pub async fn run(
         .progress
         .then(|| Progress::new(std::io::stderr().is_terminal()));
     tokio::pin!(shutdown);
+    // Sampling (CPU share, stalls) every second; the progress line every
+    // second on a terminal, every 5 s otherwise.
+    let every = if progress.as_ref().is_some_and(|p| p.tty) {
+        1
+    } else {
+        5
+    };
+    let mut stalls = StallMonitor::new(plan.clients.len());
+    let mut ticks = 0u64;
     let stopped_by = loop {
-        let tick = Instant::now()
-            + Duration::from_secs(if progress.as_ref().is_some_and(|p| p.tty) {
-                1
-            } else {
-                5
-            });
+        let tick = Instant::now() + Duration::from_secs(1);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline.min(tick).into()) => {}
             _ = &mut shutdown => break StopReason::Signal,
         }
-        if let Some(p) = progress.as_mut() {
-            p.print(&metrics);
+        cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
+        stalls.sample(&metrics);
+        ticks += 1;
+        if ticks % every == 0 {
+            if let Some(p) = progress.as_mut() {
+                p.print(&metrics);
+            }
         }
         if Instant::now() >= deadline {
             break StopReason::Duration;
@@ -171,7 +207,27 @@ pub async fn run(
     if let Some(p) = progress.as_mut() {
         p.finish();
     }
+    // An honest end: senders stop and wait (bounded) for their streams to
+    // be acknowledged; once none is sending, receivers drain for a grace
+    // period; then every session closes properly.
     let _ = stop_tx.send(true);
+    let senders_done = async {
+        while shared.sending.load(Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(s.ack_wait + Duration::from_secs(1), senders_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} sessions were still sending {:?} after the stop",
+            shared.sending.load(Relaxed),
+            s.ack_wait + Duration::from_secs(1)
+        );
+    }
+    tokio::time::sleep(s.drain).await;
+    let _ = close_tx.send(true);
     let all_done = async {
         for t in tasks {
             let _ = t.await;
@@ -183,6 +239,21 @@ pub async fn run(
     {
         tracing::warn!("some clients did not stop within 5 s");
     }
+    cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
+    let lateness_p99_ms = {
+        let h = metrics.lateness.merged();
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(0.99) as f64 / 1000.0
+        }
+    };
+    let health = crate::health::assess(
+        lateness_p99_ms,
+        &cpu,
+        &metrics.loop_delay,
+        &crate::health::Limits::default(),
+    );
 
     let report = Report::build(
         &metrics,
@@ -192,6 +263,7 @@ pub async fn run(
             pack: s.pack.display().to_string(),
             stopped_by,
             thresholds: &s.thresholds,
+            health,
         },
     );
     if let Some(r) = relay {
@@ -242,6 +314,7 @@ async fn spawn_thread(
     shared: Arc<Shared>,
     trust: Trust,
     bind: SocketAddr,
+    live: crate::transport::Liveness,
     plans: Vec<ClientPlan>,
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
@@ -261,7 +334,7 @@ async fn spawn_thread(
                 }
             };
             rt.block_on(async move {
-                let endpoint = match crate::transport::client(&trust, bind) {
+                let endpoint = match crate::transport::client(&trust, bind, live) {
                     Ok(e) => e,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -269,6 +342,7 @@ async fn spawn_thread(
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                tokio::spawn(shared.metrics.loop_delay.probe(k, shared.stop.clone()));
                 let tasks: Vec<_> = plans
                     .into_iter()
                     .map(|plan| tokio::spawn(client::run(shared.clone(), endpoint.clone(), plan)))
@@ -286,6 +360,39 @@ async fn spawn_thread(
         .await
         .context("client thread ended before its endpoint was up")??;
     Ok(done_rx)
+}
+
+/// Counts each client's stalls: a client that is stalled at a sample and was
+/// not at the one before begins a stall; each stalled sample adds the time
+/// since the previous one.
+struct StallMonitor {
+    was: Vec<bool>,
+    last: Instant,
+}
+
+impl StallMonitor {
+    fn new(clients: usize) -> StallMonitor {
+        StallMonitor {
+            was: vec![false; clients],
+            last: Instant::now(),
+        }
+    }
+
+    fn sample(&mut self, m: &Metrics) {
+        let now_us = m.started.elapsed().as_micros() as u64;
+        let step = self.last.elapsed().as_micros() as u64;
+        self.last = Instant::now();
+        for (c, was) in m.clients.iter().zip(self.was.iter_mut()) {
+            let stalled = c.state_at(now_us, m.stall_after_us) == State::Stalled;
+            if stalled {
+                if !*was {
+                    c.stalls.fetch_add(1, Relaxed);
+                }
+                c.stalled_us.fetch_add(step, Relaxed);
+            }
+            *was = stalled;
+        }
+    }
 }
 
 /// The live progress line.
@@ -329,10 +436,11 @@ impl Progress {
                 .map(|f| f.load(Relaxed))
                 .sum::<u64>();
         let line = format!(
-            "[{:>6.1}s] clients {}/{} connected ({} connecting, {} reconnecting, {} failed) | out {:.1} Mbit/s in {:.1} Mbit/s | lateness p99 {} ms | errors {} | audio sent {}",
+            "[{:>6.1}s] clients {}/{} connected ({} stalled, {} connecting, {} reconnecting, {} failed) | out {:.1} Mbit/s in {:.1} Mbit/s | lateness p99 {} ms | errors {} | audio sent {} missing {}",
             m.started.elapsed().as_secs_f64(),
-            st[State::Connected as usize],
+            st[State::Connected as usize] + st[State::Stalled as usize],
             m.clients.len(),
+            st[State::Stalled as usize],
             st[State::Connecting as usize],
             st[State::Reconnecting as usize],
             st[State::Failed as usize],
@@ -341,6 +449,7 @@ impl Progress {
             p99,
             errors,
             m.sum(|c| c.sent_packets[Media::Audio as usize].load(Relaxed)),
+            m.sum(|c| c.missing[0].load(Relaxed) + c.missing[1].load(Relaxed)),
         );
         if self.tty {
             eprint!("\r\x1b[2K{line}");

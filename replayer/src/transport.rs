@@ -20,8 +20,21 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use crate::config::Trust;
 use synth_common::fingerprint::{hex, sha256};
 
+/// How quickly a silent server is noticed.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// QUIC keep-alive period (PINGs, so the server's silence shows).
+    pub keep_alive: Duration,
+    /// QUIC idle timeout: the session closes after this much silence.
+    pub idle_timeout: Duration,
+}
+
 /// Builds the shared WebTransport client.
-pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_quinn::Client> {
+pub fn client(
+    trust: &Trust,
+    bind: SocketAddr,
+    live: Liveness,
+) -> anyhow::Result<web_transport_quinn::Client> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -73,7 +86,7 @@ pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_q
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .context("QUIC needs a TLS 1.3 config")?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport_config()));
+    config.transport_config(Arc::new(transport_config(live)?));
     let socket = synth_common::net::udp_socket(bind, synth_common::net::UDP_BUFFER_BYTES)
         .with_context(|| format!("binding UDP {bind}"))?;
     let endpoint = quinn::Endpoint::new(
@@ -87,17 +100,18 @@ pub fn client(trust: &Trust, bind: SocketAddr) -> anyhow::Result<web_transport_q
 }
 
 /// Transport parameters for a media client: the server opens a uni stream per
-/// relayed packet, so allow many at once; keep-alive under the server's 30 s idle.
-pub fn transport_config() -> quinn::TransportConfig {
+/// relayed packet, so allow many at once; keep-alives and the idle timeout
+/// from `live`, so a dead server is seen in seconds rather than in the
+/// server's own 30 s (QUIC uses the smaller of both sides' timeouts).
+pub fn transport_config(live: Liveness) -> anyhow::Result<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(live.idle_timeout).map_err(|_| {
+        anyhow::anyhow!("idle_timeout {:?} is too long for QUIC", live.idle_timeout)
+    })?;
     t.max_concurrent_uni_streams(1024u32.into())
-        .keep_alive_interval(Some(Duration::from_secs(5)))
-        .max_idle_timeout(Some(
-            Duration::from_secs(30)
-                .try_into()
-                .expect("30 s fits a QUIC idle timeout"),
-        ));
-    t
+        .keep_alive_interval(Some(live.keep_alive))
+        .max_idle_timeout(Some(idle));
+    Ok(t)
 }
 
 /// The local address to bind for reaching `server`.

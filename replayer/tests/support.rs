@@ -73,14 +73,20 @@ pub fn pack() -> &'static Path {
 
 /// Settings from `yaml`, aimed at `relay` (pinned by hash) and the test pack.
 pub fn settings(yaml: &str, relay: &Relay) -> Settings {
+    settings_at(yaml, relay.url(), relay.cert_sha256())
+}
+
+/// Settings from `yaml`, aimed at the server at `url` with the certificate
+/// hash `pin`, and the test pack.
+pub fn settings_at(yaml: &str, url: String, pin: [u8; 32]) -> Settings {
     let file = config::parse(yaml).expect("test config parses");
     let o = Overrides {
-        server_url: Some(relay.url()),
+        server_url: Some(url),
         pack: Some(pack().to_path_buf()),
         ..Default::default()
     };
     let mut s = Settings::resolve(file, &o, &|_| None).expect("test config resolves");
-    s.trust = Trust::Pinned(vec![relay.cert_sha256()]);
+    s.trust = Trust::Pinned(vec![pin]);
     s
 }
 

@@ -1,0 +1,384 @@
+//! What one receiver experiences of one sender's audio or video: the
+//! sequence accounting of [`crate::seq`] plus the figures a person notices —
+//! late packets, interarrival jitter, frame rate, video freezes and audio
+//! concealment.
+//!
+//! One [`Stream`] per (sender, receiver, media). Sans-IO: the caller hands
+//! over each packet's sequence number, the sender's timestamp and the arrival
+//! time (both wall-clock ms); nothing here reads a clock or allocates.
+//!
+//! - **late**: arrived more than `late_after` after it was due. A packet is due
+//!   when it was sent: for a sender sharing the receiver's clock (same
+//!   process) that is its timestamp; for any other sender the clocks may
+//!   differ, so the due time is estimated as the timestamp plus the lowest
+//!   transit time seen from that sender.
+//! - **jitter**: RFC 3550 §6.4.1 interarrival jitter, `J += (|D| - J) / 16`
+//!   with `D` the change in transit time between consecutive arrivals (clock
+//!   offsets cancel, so it holds across hosts).
+//! - **freeze** (video): a frame interval longer than
+//!   `max(3 × mean, mean + 150 ms)`, the mean taken over the last
+//!   [`FREEZE_WINDOW`] intervals that were not freezes (WebRTC's rule, as its
+//!   `VideoQualityObserver` applies it); detected once [`FREEZE_MIN_SAMPLES`]
+//!   intervals are known. Its duration is the whole interval.
+//! - **watched**: from the first to the last arrival.
+//! - **concealment** (audio): each packet is one 20 ms slot; a slot is
+//!   concealed when its packet was lost or late (it had not arrived by its
+//!   playout time, `late_after` after it was due).
+
+use serde::{Deserialize, Serialize};
+
+use crate::seq::{Counts, Seen, Tracker};
+
+/// Frame intervals the freeze rule averages over.
+pub const FREEZE_WINDOW: usize = 30;
+/// Intervals needed before a freeze can be detected.
+pub const FREEZE_MIN_SAMPLES: usize = 5;
+/// The least increase over the mean interval that is a freeze, ms.
+pub const FREEZE_MIN_INCREASE_MS: f64 = 150.0;
+
+/// Freezes of one video stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Freezes {
+    /// How many.
+    pub count: u64,
+    /// Their total duration, ms.
+    pub total_ms: f64,
+    /// The longest, ms.
+    pub longest_ms: f64,
+}
+
+impl Freezes {
+    /// Adds another stream's (or session's) freezes.
+    pub fn merge(&mut self, o: &Freezes) {
+        self.count += o.count;
+        self.total_ms += o.total_ms;
+        self.longest_ms = self.longest_ms.max(o.longest_ms);
+    }
+}
+
+/// Everything a [`Stream`] measured, as plain data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Sequence accounting.
+    pub seq: Counts,
+    /// Packets that arrived more than `late_after` after they were due.
+    pub late: u64,
+    /// RFC 3550 interarrival jitter at the last arrival, ms.
+    pub jitter_ms: f64,
+    /// First to last arrival, ms.
+    pub watched_ms: f64,
+    /// Video freezes (zero for audio).
+    pub freezes: Freezes,
+}
+
+impl Summary {
+    /// Frames (packets) received per second of watched time: the intervals
+    /// between the distinct arrivals over their total.
+    pub fn rate(&self) -> Option<f64> {
+        (self.watched_ms > 0.0)
+            .then(|| self.seq.distinct.saturating_sub(1) as f64 * 1000.0 / self.watched_ms)
+    }
+
+    /// Share of watched time spent frozen (0..1).
+    pub fn freeze_share(&self) -> Option<f64> {
+        (self.watched_ms > 0.0).then(|| (self.freezes.total_ms / self.watched_ms).min(1.0))
+    }
+}
+
+/// What one packet was.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Arrival {
+    /// Its sequence accounting.
+    pub seen: Seen,
+    /// It was late.
+    pub late: bool,
+    /// It ended a freeze of this many ms (video).
+    pub freeze_ms: Option<f64>,
+}
+
+/// The freeze rule's state.
+#[derive(Debug, Clone, PartialEq)]
+struct FreezeRule {
+    intervals: [f32; FREEZE_WINDOW],
+    next: usize,
+    filled: usize,
+    sum: f64,
+    last_frame_ms: Option<f64>,
+    freezes: Freezes,
+}
+
+impl Default for FreezeRule {
+    fn default() -> FreezeRule {
+        FreezeRule {
+            intervals: [0.0; FREEZE_WINDOW],
+            next: 0,
+            filled: 0,
+            sum: 0.0,
+            last_frame_ms: None,
+            freezes: Freezes::default(),
+        }
+    }
+}
+
+impl FreezeRule {
+    /// A frame shown at `at_ms`; returns the freeze it ended, if any.
+    fn frame(&mut self, at_ms: f64) -> Option<f64> {
+        let last = self.last_frame_ms.replace(at_ms)?;
+        let interval = (at_ms - last).max(0.0);
+        if self.filled >= FREEZE_MIN_SAMPLES {
+            let mean = self.sum / self.filled as f64;
+            if interval > (3.0 * mean).max(mean + FREEZE_MIN_INCREASE_MS) {
+                let f = &mut self.freezes;
+                f.count += 1;
+                f.total_ms += interval;
+                f.longest_ms = f.longest_ms.max(interval);
+                return Some(interval);
+            }
+        }
+        if self.filled == FREEZE_WINDOW {
+            self.sum -= self.intervals[self.next] as f64;
+        } else {
+            self.filled += 1;
+        }
+        self.intervals[self.next] = interval as f32;
+        self.sum += interval as f32 as f64;
+        self.next = (self.next + 1) % FREEZE_WINDOW;
+        None
+    }
+}
+
+/// One sender's audio or video at one receiver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    seq: Tracker,
+    late: u64,
+    jitter_ms: f64,
+    last_transit_ms: Option<f64>,
+    min_transit_ms: f64,
+    first_arrival_ms: Option<f64>,
+    last_arrival_ms: f64,
+    freeze: Option<Box<FreezeRule>>,
+}
+
+impl Stream {
+    /// A stream of audio (`video` false) or video, which also watches for freezes.
+    pub fn new(video: bool) -> Stream {
+        Stream {
+            seq: Tracker::default(),
+            late: 0,
+            jitter_ms: 0.0,
+            last_transit_ms: None,
+            min_transit_ms: f64::INFINITY,
+            first_arrival_ms: None,
+            last_arrival_ms: 0.0,
+            freeze: video.then(Box::default),
+        }
+    }
+
+    /// Records a packet numbered `seq`, stamped `sent_ms` by its sender and
+    /// arriving at `arrival_ms`. `same_clock` when the sender shares the
+    /// receiver's clock; `late_after_ms` is the playout budget.
+    pub fn see(
+        &mut self,
+        seq: u64,
+        sent_ms: f64,
+        arrival_ms: f64,
+        same_clock: bool,
+        late_after_ms: f64,
+    ) -> Arrival {
+        let seen = self.seq.see(seq);
+        let transit = arrival_ms - sent_ms;
+        if let Some(prev) = self.last_transit_ms {
+            let d = (transit - prev).abs();
+            self.jitter_ms += (d - self.jitter_ms) / 16.0;
+        }
+        self.last_transit_ms = Some(transit);
+        self.min_transit_ms = self.min_transit_ms.min(transit);
+        let due = if same_clock {
+            sent_ms
+        } else {
+            sent_ms + self.min_transit_ms
+        };
+        let late = arrival_ms - due > late_after_ms;
+        if late {
+            self.late += 1;
+        }
+        self.first_arrival_ms.get_or_insert(arrival_ms);
+        self.last_arrival_ms = self.last_arrival_ms.max(arrival_ms);
+        // A frame that filled a hole or repeated one was never shown in
+        // its turn: only frames moving the stream forward count.
+        let freeze_ms = match &mut self.freeze {
+            Some(f) if !seen.duplicate && !seen.reordered => f.frame(arrival_ms),
+            _ => None,
+        };
+        Arrival {
+            seen,
+            late,
+            freeze_ms,
+        }
+    }
+
+    /// The sequence counts so far.
+    pub fn counts(&self) -> &Counts {
+        self.seq.counts()
+    }
+
+    /// Everything measured so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            seq: *self.seq.counts(),
+            late: self.late,
+            jitter_ms: self.jitter_ms,
+            watched_ms: self
+                .first_arrival_ms
+                .map_or(0.0, |f| (self.last_arrival_ms - f).max(0.0)),
+            freezes: self
+                .freeze
+                .as_ref()
+                .map_or_else(Freezes::default, |f| f.freezes),
+        }
+    }
+}
+
+/// Loss of one stream checked against what its sender really sent: every
+/// number from `from` (the sender's next number when the receiver joined)
+/// up to, not including, `until` (its next number when it stopped) was sent
+/// after the receiver joined and had to arrive. Numbers below `from` that
+/// arrived anyway widen the span; nothing is inferred from what arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exact {
+    /// Numbers that had to arrive.
+    pub expected: u64,
+    /// Of those, how many never did.
+    pub lost: u64,
+}
+
+impl Exact {
+    /// The check for `counts`, the receiver's view of the sender's numbers.
+    pub fn check(counts: &Counts, from: u64, until: u64) -> Exact {
+        let low = counts.first.map_or(from, |f| f.min(from));
+        let expected = until.saturating_sub(low);
+        // Distinct numbers received all lie below `until`, so they are in the span.
+        Exact {
+            expected,
+            lost: expected.saturating_sub(counts.distinct),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_follows_rfc3550() {
+        let mut s = Stream::new(false);
+        // Transit 10, 14, 10, 14 ms: |D| = 4 each time after the first.
+        let mut j = 0.0f64;
+        for (i, transit) in [10.0, 14.0, 10.0, 14.0].into_iter().enumerate() {
+            let sent = i as f64 * 20.0;
+            s.see(i as u64, sent, sent + transit, true, 100.0);
+            if i > 0 {
+                j += (4.0 - j) / 16.0;
+            }
+        }
+        assert!((s.summary().jitter_ms - j).abs() < 1e-9);
+        assert!(j > 0.7 && j < 0.8, "{j}");
+        // A constant offset (another host's clock) changes nothing.
+        let mut t = Stream::new(false);
+        for (i, transit) in [10.0, 14.0, 10.0, 14.0].into_iter().enumerate() {
+            let sent = i as f64 * 20.0 - 5_000.0;
+            t.see(i as u64, sent, sent + 5_000.0 + transit, false, 100.0);
+        }
+        assert!((t.summary().jitter_ms - j).abs() < 1e-9);
+    }
+
+    #[test]
+    fn late_is_against_the_due_time() {
+        let mut s = Stream::new(false);
+        assert!(!s.see(0, 0.0, 99.0, true, 100.0).late);
+        assert!(s.see(1, 20.0, 121.0, true, 100.0).late);
+        assert_eq!(s.summary().late, 1);
+        // Another clock, 1 s ahead: the due time is the lowest transit.
+        let mut o = Stream::new(false);
+        assert!(!o.see(0, -1000.0, 5.0, false, 100.0).late);
+        assert!(!o.see(1, -980.0, 125.0, false, 100.0).late);
+        assert!(o.see(2, -960.0, 146.0, false, 100.0).late);
+    }
+
+    /// Frames every 33 ms with one 1 s stall: exactly one freeze of 1 s.
+    #[test]
+    fn one_stall_is_one_freeze() {
+        let mut s = Stream::new(true);
+        let mut t = 0.0;
+        let mut freezes = Vec::new();
+        for seq in 0..100u64 {
+            t += if seq == 50 { 1000.0 } else { 33.0 };
+            if let Some(f) = s.see(seq, t - 2.0, t, true, 500.0).freeze_ms {
+                freezes.push((seq, f));
+            }
+        }
+        assert_eq!(freezes, vec![(50, 1000.0)]);
+        let sum = s.summary();
+        assert_eq!(sum.freezes.count, 1);
+        assert_eq!(sum.freezes.longest_ms, 1000.0);
+        let share = sum.freeze_share().unwrap();
+        assert!(
+            (share - 1000.0 / (99.0 * 33.0 + 967.0)).abs() < 1e-9,
+            "{share}"
+        );
+        let rate = sum.rate().unwrap();
+        assert!((rate - 99.0 * 1000.0 / sum.watched_ms).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_freeze_below_the_rule() {
+        let mut s = Stream::new(true);
+        let mut t = 0.0;
+        // A mean of 33 ms: 160 ms is below mean + 150 ms, 3 × 33 is less.
+        for seq in 0..40u64 {
+            t += if seq == 20 { 180.0 } else { 33.0 };
+            assert_eq!(s.see(seq, t, t, true, 500.0).freeze_ms, None, "{seq}");
+        }
+        // Too few intervals to judge: nothing is a freeze yet.
+        let mut s = Stream::new(true);
+        for (seq, t) in [0.0, 33.0, 2000.0].into_iter().enumerate() {
+            assert_eq!(s.see(seq as u64, t, t, true, 500.0).freeze_ms, None);
+        }
+        // Audio never freezes; a late or refilled frame is not a new one.
+        let mut a = Stream::new(false);
+        for seq in 0..10 {
+            a.see(seq, 0.0, seq as f64 * 5000.0, true, 100.0);
+        }
+        assert_eq!(a.summary().freezes, Freezes::default());
+    }
+
+    #[test]
+    fn exact_loss_counts_what_was_sent_after_the_join() {
+        let mut t = Tracker::default();
+        // Sender was at 10 when the receiver joined and stopped at 20;
+        // 8 and 9 arrived anyway, 12 and 19 (the tail) never did.
+        for n in [8, 9, 10, 11, 13, 14, 15, 16, 17, 18] {
+            t.see(n);
+        }
+        let e = Exact::check(t.counts(), 10, 20);
+        assert_eq!(
+            e,
+            Exact {
+                expected: 12,
+                lost: 2
+            }
+        );
+        // Inferred from the span alone, the tail would not count.
+        assert_eq!(t.counts().missing(), 1);
+        // Nothing arrived: everything sent after the join is lost.
+        let e = Exact::check(&Counts::default(), 5, 9);
+        assert_eq!(
+            e,
+            Exact {
+                expected: 4,
+                lost: 4
+            }
+        );
+    }
+}
