@@ -451,7 +451,17 @@ impl Sender {
             stats.waiting_since_us.store(began, Relaxed);
         }
         let len = chunks.iter().map(|c| c.len()).sum();
-        let mut s = session.open_uni().await.map_err(|e| e.to_string())?;
+        let opened = Instant::now();
+        let s = session.open_uni().await;
+        // Counted whether or not the wait ended in a stream: a session that
+        // dies while waiting waited all the same.
+        let waited = opened.elapsed();
+        if waited >= Duration::from_millis(1) {
+            stats
+                .credit_wait_us
+                .fetch_add(waited.as_micros() as u64, Relaxed);
+        }
+        let mut s = s.map_err(|e| e.to_string())?;
         s.write_all_chunks(chunks)
             .await
             .map_err(|e| e.to_string())?;

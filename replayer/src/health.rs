@@ -53,7 +53,7 @@ impl LoopDelay {
     pub fn new(period: Duration) -> LoopDelay {
         LoopDelay {
             period,
-            delay: Hist::new(LATENESS_BUCKETS),
+            delay: Hist::with_shards(LATENESS_BUCKETS, 4),
         }
     }
 
@@ -343,6 +343,9 @@ impl Default for Limits {
 pub struct Health {
     /// 99th percentile of send lateness (actual minus scheduled send time), ms.
     pub lateness_p99_ms: f64,
+    /// Time sends waited for the server's stream credit, all clients, s:
+    /// lateness the server caused by reading too slowly.
+    pub credit_wait_s: f64,
     /// CPU share of the available cores over the whole run, 0 to 1.
     pub cpu_share_mean: f64,
     /// Largest CPU share of one sampling interval, 0 to 1.
@@ -363,17 +366,29 @@ pub struct Health {
     pub reasons: Vec<String>,
 }
 
-/// Compares the run's figures with `limits`.
+/// Compares the run's figures with `limits`. `credit_wait_s` is the time
+/// sends spent waiting for the server's stream credit, summed over clients:
+/// back-pressure, which makes sends late without this process being busy.
 pub fn assess(
     lateness_p99_ms: f64,
+    credit_wait_s: f64,
     cpu: &CpuSampler,
     loop_delay: &LoopDelay,
     limits: &Limits,
 ) -> Health {
     let mut reasons = Vec::new();
     if lateness_p99_ms > limits.lateness_p99_ms {
+        let why = if credit_wait_s >= 1.0 {
+            format!(
+                "sends waited {} s in all for the server's stream credit (the server read \
+                 too slowly: back-pressure)",
+                num(credit_wait_s)
+            )
+        } else {
+            "this process could not keep its schedule".to_string()
+        };
         reasons.push(format!(
-            "send lateness p99 {} ms > {} ms: this process could not keep its schedule",
+            "send lateness p99 {} ms > {} ms: {why}",
             num(lateness_p99_ms),
             num(limits.lateness_p99_ms)
         ));
@@ -408,6 +423,7 @@ pub fn assess(
     }
     Health {
         lateness_p99_ms,
+        credit_wait_s,
         cpu_share_mean: mean,
         cpu_share_max: max,
         cpu_busy_intervals: busy as u64,
@@ -466,6 +482,7 @@ mod tests {
     fn a_healthy_run_has_no_reasons() {
         let h = assess(
             3.0,
+            0.0,
             &sampler(&[0.5, 0.96, 0.96, 0.5, 0.7]),
             &delay(&[0, 1, 1, 2]),
             &Limits::default(),
@@ -482,13 +499,34 @@ mod tests {
 
     #[test]
     fn late_sends_are_one_reason() {
-        let h = assess(548.2, &sampler(&[0.4]), &delay(&[1]), &Limits::default());
+        let h = assess(
+            548.2,
+            0.0,
+            &sampler(&[0.4]),
+            &delay(&[1]),
+            &Limits::default(),
+        );
         assert!(h.saturated);
         assert_eq!(
             h.reasons,
             ["send lateness p99 548 ms > 50 ms: this process could not keep its schedule"]
         );
         assert_eq!(h.lateness_p99_ms, 548.2);
+        // The same lateness while sends waited for the server's stream credit.
+        let h = assess(
+            548.2,
+            12.5,
+            &sampler(&[0.4]),
+            &delay(&[1]),
+            &Limits::default(),
+        );
+        assert_eq!(
+            h.reasons,
+            [
+                "send lateness p99 548 ms > 50 ms: sends waited 12.5 s in all for the server's \
+              stream credit (the server read too slowly: back-pressure)"
+            ]
+        );
     }
 
     #[test]
@@ -496,6 +534,7 @@ mod tests {
         let limits = Limits::default();
         let h = assess(
             1.0,
+            0.0,
             &sampler(&[0.5, 0.96, 1.0, 0.97, 0.2]),
             &delay(&[]),
             &limits,
@@ -511,6 +550,7 @@ mod tests {
         // Busy intervals that are not consecutive do not.
         let h = assess(
             1.0,
+            0.0,
             &sampler(&[0.99, 0.99, 0.1, 0.99, 0.99]),
             &delay(&[]),
             &limits,
@@ -522,6 +562,7 @@ mod tests {
     fn a_high_mean_saturates_the_cpu_without_a_busy_run() {
         let h = assess(
             1.0,
+            0.0,
             &sampler(&[0.9, 0.94, 0.9, 0.94]),
             &delay(&[]),
             &Limits::default(),
@@ -536,7 +577,7 @@ mod tests {
     fn a_late_event_loop_is_one_reason() {
         let mut ms = vec![1; 90];
         ms.extend([120; 10]);
-        let h = assess(1.0, &sampler(&[]), &delay(&ms), &Limits::default());
+        let h = assess(1.0, 0.0, &sampler(&[]), &delay(&ms), &Limits::default());
         assert_eq!(h.reasons.len(), 1, "{:?}", h.reasons);
         assert!(
             h.reasons[0].starts_with("event-loop delay p99 120 ms > 50 ms (max 120 ms)"),
@@ -550,6 +591,7 @@ mod tests {
     fn every_broken_limit_adds_a_reason_and_the_health_round_trips_as_json() {
         let h = assess(
             80.0,
+            0.0,
             &sampler(&[1.0, 1.0, 1.0]),
             &delay(&[200; 5]),
             &Limits::default(),

@@ -158,6 +158,9 @@ pub struct ClientStats {
     /// µs after the run started (plus one) of a key-frame request not yet
     /// answered (0 = none).
     pub keyframe_asked_us: AtomicU64,
+    /// Time its sends waited for the server's stream credit (waits of a
+    /// millisecond or more), µs: back-pressure.
+    pub credit_wait_us: AtomicU64,
     /// Times the client went [`State::Stalled`], counted by the run's monitor.
     pub stalls: AtomicU64,
     /// Time spent stalled, µs, as the run's monitor saw it (1 s steps).
@@ -278,12 +281,18 @@ pub const CONNECT_BUCKETS: &[u64] = &[
 impl Hist {
     /// An empty distribution with the given Prometheus bucket bounds.
     pub fn new(bounds_us: &'static [u64]) -> Hist {
+        Hist::with_shards(bounds_us, SHARDS)
+    }
+
+    /// The same with `shards` HdrHistograms (each about 190 KB) instead of
+    /// [`SHARDS`]: for what is recorded now and then, not per packet.
+    pub fn with_shards(bounds_us: &'static [u64], shards: usize) -> Hist {
         Hist {
             bounds_us,
             buckets: (0..bounds_us.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_us: AtomicU64::new(0),
             count: AtomicU64::new(0),
-            shards: (0..SHARDS)
+            shards: (0..shards.max(1))
                 .map(|_| {
                     // 1 µs to 1 hour, 3 significant digits.
                     Mutex::new(
@@ -318,7 +327,7 @@ impl Hist {
         }
         self.sum_us.fetch_add(us, Relaxed);
         self.count.fetch_add(1, Relaxed);
-        if let Ok(mut h) = self.shards[shard % SHARDS].lock() {
+        if let Ok(mut h) = self.shards[shard % self.shards.len()].lock() {
             h.saturating_record(us.max(1));
         }
     }
@@ -404,13 +413,13 @@ impl Metrics {
             clients: (0..clients)
                 .map(|_| Arc::new(ClientStats::default()))
                 .collect(),
-            connect: Hist::new(CONNECT_BUCKETS),
+            connect: Hist::with_shards(CONNECT_BUCKETS, 4),
             lateness: Hist::new(LATENESS_BUCKETS),
             latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
             cross_host_latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
             jitter: [Hist::new(JITTER_BUCKETS), Hist::new(JITTER_BUCKETS)],
-            keyframe_answer: Hist::new(LATENCY_BUCKETS),
-            join_visibility: Hist::new(CONNECT_BUCKETS),
+            keyframe_answer: Hist::with_shards(LATENCY_BUCKETS, 2),
+            join_visibility: Hist::with_shards(CONNECT_BUCKETS, 2),
             loop_delay: Arc::default(),
             stall_after_us: crate::config::defaults::STALL_AFTER.as_micros() as u64,
             connect_failures: Default::default(),

@@ -250,6 +250,7 @@ pub async fn run(
     };
     let health = crate::health::assess(
         lateness_p99_ms,
+        metrics.sum(|c| c.credit_wait_us.load(Relaxed)) as f64 / 1e6,
         &cpu,
         &metrics.loop_delay,
         &crate::health::Limits::default(),
