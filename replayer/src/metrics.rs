@@ -285,7 +285,7 @@ impl Hist {
     }
 
     /// The same with `shards` HdrHistograms (each about 190 KB) instead of
-    /// [`SHARDS`]: for what is recorded now and then, not per packet.
+    /// the usual 16: for what is recorded now and then, not per packet.
     pub fn with_shards(bounds_us: &'static [u64], shards: usize) -> Hist {
         Hist {
             bounds_us,

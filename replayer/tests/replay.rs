@@ -205,6 +205,30 @@ async fn meetings_rates_decoding_and_keyframes() {
     let a2 = &outcome.metrics.clients[1];
     assert_eq!(a2.keyframe_requests.load(Relaxed), 1);
     assert_eq!(a2.keyframes_answered.load(Relaxed), 1);
+    let sig = &r.server_signals;
+    assert_eq!(
+        (sig.keyframe_requests_received, sig.keyframes_answered),
+        (1, 1)
+    );
+    assert_eq!(sig.keyframe_answer_ms.count, 1, "the answer was timed");
+    // Every client of room-a saw its two peers (join visibility), b1 none.
+    assert_eq!(sig.join_visibility_ms.count, 6);
+    // The figures thresholds read exist for a run like this one.
+    for name in [
+        "audio_lost",
+        "video_late",
+        "audio_concealment",
+        "video_freeze_share",
+        "video_fps_p5",
+        "audio_jitter_p99_ms",
+        "keyframe_answer_p99_ms",
+        "join_visibility_p99_ms",
+        "generator_saturated",
+        "audio_unacked",
+        "corrupted_frames",
+    ] {
+        assert!(r.figure(name).is_some(), "{name}");
+    }
 
     // The probe's recording, once it holds all of a1's video the relay counted.
     let a1_counted = relay_stats.per_user["a1"].video_packets;
