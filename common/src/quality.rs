@@ -16,14 +16,17 @@
 //!   with `D` the change in transit time between consecutive arrivals (clock
 //!   offsets cancel, so it holds across hosts).
 //! - **freeze** (video): a frame interval longer than
-//!   `max(3 × mean, mean + 150 ms)`, the mean taken over the last
-//!   [`FREEZE_WINDOW`] intervals that were not freezes (WebRTC's rule, as its
-//!   `VideoQualityObserver` applies it); detected once [`FREEZE_MIN_SAMPLES`]
-//!   intervals are known. Its duration is the whole interval.
+//!   `max(3 × mean, mean + 150 ms)`, WebRTC's rule. Where WebRTC's
+//!   `VideoQualityObserver` averages the last intervals including the one
+//!   tested, the mean here is over the last [`FREEZE_WINDOW`] intervals
+//!   before it that were not freezes, so one long stall does not raise the
+//!   bar for the next; detected once [`FREEZE_MIN_SAMPLES`] intervals are
+//!   known. Its duration is the whole interval.
 //! - **watched**: from the first to the last arrival.
-//! - **concealment** (audio): each packet is one 20 ms slot; a slot is
-//!   concealed when its packet was lost or late (it had not arrived by its
-//!   playout time, `late_after` after it was due).
+//! - **concealment** (audio), which the report computes from these figures:
+//!   each packet is one 20 ms slot; a slot is concealed when its packet was
+//!   lost or late (it had not arrived by its playout time, `late_after`
+//!   after it was due).
 
 use serde::{Deserialize, Serialize};
 
@@ -335,7 +338,7 @@ mod tests {
     fn no_freeze_below_the_rule() {
         let mut s = Stream::new(true);
         let mut t = 0.0;
-        // A mean of 33 ms: 160 ms is below mean + 150 ms, 3 × 33 is less.
+        // A mean of 33 ms: 180 ms is below mean + 150 ms (3 × 33 is less).
         for seq in 0..40u64 {
             t += if seq == 20 { 180.0 } else { 33.0 };
             assert_eq!(s.see(seq, t, t, true, 500.0).freeze_ms, None, "{seq}");

@@ -104,12 +104,20 @@ impl SenderFaults {
     /// Whether `inject` drops its packet for the receiver that joined
     /// `order`-th: never the first audio or video packet this sender's
     /// session delivers to it, otherwise with the drop probability.
-    pub(crate) fn drops(&mut self, inject: &Inject, order: u64) -> Option<Track> {
+    pub(crate) fn drops(&self, inject: &Inject, order: u64) -> Option<Track> {
         let (rate, key, track) = inject.drop?;
-        if self.delivered.insert((order, track)) {
+        if !self.delivered.contains(&(order, track)) {
             return None;
         }
         (unit(mix(key ^ mix(order))) < rate).then_some(track)
+    }
+
+    /// `inject`'s packet was queued for the receiver that joined `order`-th
+    /// (its first of that media, once, is what [`SenderFaults::drops`] spares).
+    pub(crate) fn delivered(&mut self, inject: &Inject, order: u64) {
+        if let Some((_, _, track)) = inject.drop {
+            self.delivered.insert((order, track));
+        }
     }
 }
 
@@ -210,7 +218,13 @@ mod tests {
         let mut f = SenderFaults::new(rate, seed, 0);
         (0..n)
             .filter(|_| match f.packet(Kind::Audio) {
-                Some(i) => f.drops(&i, 1).is_some(),
+                Some(i) => {
+                    let dropped = f.drops(&i, 1).is_some();
+                    if !dropped {
+                        f.delivered(&i, 1);
+                    }
+                    dropped
+                }
                 None => false,
             })
             .collect()
@@ -240,6 +254,7 @@ mod tests {
         for k in [Kind::Video, Kind::Audio] {
             let i = f.packet(k).unwrap();
             assert_eq!(f.drops(&i, 4), None, "{k:?}");
+            f.delivered(&i, 4);
         }
         let i = f.packet(Kind::Video).unwrap();
         assert_eq!(f.drops(&i, 4), Some(Track::Video));
@@ -261,6 +276,8 @@ mod tests {
         for _ in 0..n {
             let i = f.packet(Kind::Audio).unwrap();
             both += (f.drops(&i, 1).is_some() && f.drops(&i, 2).is_some()) as u32;
+            f.delivered(&i, 1);
+            f.delivered(&i, 2);
         }
         // Independent halves: a quarter dropped at both.
         assert!((2300..2700).contains(&both), "{both}");

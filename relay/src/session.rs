@@ -401,6 +401,9 @@ impl Sender {
             match m.offer(out.clone()) {
                 Offer::Queued => {
                     queued += 1;
+                    if let (Some(i), Some(f)) = (&inject, &mut self.faults) {
+                        f.delivered(i, m.order);
+                    }
                     if inject.as_ref().is_some_and(|i| i.stalled) {
                         m.injected.stalled();
                     }

@@ -318,6 +318,8 @@ struct Sender {
     schedule: Schedule,
     keyframe: Arc<Notify>,
     inflight: Inflight,
+    /// The run's stop signal: a send waiting for stream credit gives up on it.
+    stop: watch::Receiver<bool>,
 }
 
 /// The session's streams not yet acknowledged, oldest first, each with its
@@ -325,6 +327,10 @@ struct Sender {
 struct Inflight {
     q: VecDeque<(SendStream, Media, u64)>,
 }
+
+/// How often a session with sends in flight looks for their acknowledgements
+/// when nothing is due.
+const SETTLE_EVERY: Duration = Duration::from_millis(200);
 
 /// Streams remembered at most; beyond, the oldest is forgotten (and stays unacknowledged).
 const MAX_INFLIGHT: usize = 1 << 16;
@@ -415,6 +421,7 @@ impl Sender {
             inflight: Inflight {
                 q: VecDeque::with_capacity(64),
             },
+            stop: shared.stop.clone(),
         }
     }
 }
@@ -425,7 +432,10 @@ fn since_start(shared: &Shared) -> u64 {
 }
 
 /// Records the frames a lane skipped as late sends (no coordinated omission).
-fn record_backlog(shared: &Shared, b: Backlog, shard: usize) {
+fn record_backlog(shared: &Shared, stats: &ClientStats, b: Backlog, shard: usize) {
+    stats
+        .skipped_us
+        .fetch_add(b.late.as_micros() as u64, Relaxed);
     shared.metrics.lateness.record_correct(
         b.late.as_micros() as u64,
         b.interval.as_micros() as u64,
@@ -433,10 +443,32 @@ fn record_backlog(shared: &Shared, b: Backlog, shard: usize) {
     );
 }
 
+/// Why a packet did not go out whole.
+#[derive(Debug)]
+enum SendError {
+    /// No stream was opened: nothing of it left (the session is gone).
+    Unsent(String),
+    /// Its stream was opened and written to, then failed: counted as sent,
+    /// and it will never be acknowledged.
+    Broken(String),
+    /// The run stopped while the send waited for stream credit.
+    Stopped,
+}
+
+impl SendError {
+    fn why(self) -> String {
+        match self {
+            SendError::Unsent(w) | SendError::Broken(w) => w,
+            SendError::Stopped => "the run stopped".into(),
+        }
+    }
+}
+
 impl Sender {
     /// Sends one packet on its own uni stream and counts it; the stream is
     /// kept until the server acknowledges it. A send waiting for stream
-    /// credit counts as waiting from its start (a stalled server shows).
+    /// credit counts as waiting from its start (a stalled server shows),
+    /// and gives up when the run stops.
     async fn send(
         &mut self,
         shared: &Shared,
@@ -444,7 +476,7 @@ impl Sender {
         stats: &ClientStats,
         media: Media,
         chunks: &mut [Bytes],
-    ) -> Result<(), String> {
+    ) -> Result<(), SendError> {
         let began = since_start(shared);
         self.inflight.settle(stats);
         if stats.waiting_since_us.load(Relaxed) == 0 {
@@ -452,7 +484,11 @@ impl Sender {
         }
         let len = chunks.iter().map(|c| c.len()).sum();
         let opened = Instant::now();
-        let s = session.open_uni().await;
+        let s = tokio::select! {
+            biased;
+            s = session.open_uni() => Some(s),
+            _ = self.stop.wait_for(|s| *s) => None,
+        };
         // Counted whether or not the wait ended in a stream: a session that
         // dies while waiting waited all the same.
         let waited = opened.elapsed();
@@ -461,11 +497,17 @@ impl Sender {
                 .credit_wait_us
                 .fetch_add(waited.as_micros() as u64, Relaxed);
         }
-        let mut s = s.map_err(|e| e.to_string())?;
-        s.write_all_chunks(chunks)
-            .await
-            .map_err(|e| e.to_string())?;
-        s.finish().map_err(|e| e.to_string())?;
+        let mut s = s
+            .ok_or(SendError::Stopped)?
+            .map_err(|e| SendError::Unsent(e.to_string()))?;
+        let written = match s.write_all_chunks(chunks).await {
+            Ok(()) => s.finish().map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = written {
+            stats.sent(media, len);
+            return Err(SendError::Broken(e));
+        }
         if stats.first_packet_unix_us.load(Relaxed) == 0 {
             stats
                 .first_packet_unix_us
@@ -488,7 +530,7 @@ impl Sender {
         video: bool,
         shard: usize,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), SendError> {
         let lane = if video {
             self.schedule.video.as_mut()
         } else {
@@ -502,8 +544,10 @@ impl Sender {
             now,
             unix_ms(),
         ) else {
-            return Err("frame index out of range".into());
+            return Err(SendError::Unsent("frame index out of range".into()));
         };
+        // Published before the send: a peer that joins meanwhile does not
+        // expect a packet that may have reached the server before it did.
         let i = p.media as usize;
         stats.next_seq[i].store(lane.seq(), Relaxed);
         shared
@@ -511,11 +555,26 @@ impl Sender {
             .lateness
             .record(p.lateness.as_micros() as u64, shard);
         if let Some(b) = p.skipped {
-            record_backlog(shared, b, shard);
+            record_backlog(shared, stats, b, shard);
         }
         let (payload, media) = (p.data.len(), p.media);
-        self.send(shared, session, stats, media, &mut [p.head, p.data])
-            .await?;
+        let r = self
+            .send(shared, session, stats, media, &mut [p.head, p.data])
+            .await;
+        if matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
+            // Nothing of it left: its number goes to the next packet, so no
+            // receiver expects a packet that was never sent.
+            let lane = if video {
+                self.schedule.video.as_mut()
+            } else {
+                self.schedule.audio.as_mut()
+            };
+            if let Some(lane) = lane {
+                lane.unsend();
+                stats.next_seq[i].store(lane.seq(), Relaxed);
+            }
+        }
+        r?;
         stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
         stats.mark_media_sent(shared.metrics.started);
         Ok(())
@@ -530,7 +589,7 @@ impl Sender {
         user: &str,
         shard: usize,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), SendError> {
         let due = self.schedule.poll(&shared.pack, now);
         if due.keyframe_jump {
             stats.keyframes_answered.fetch_add(1, Relaxed);
@@ -612,22 +671,27 @@ async fn run_session(
         (end, acc)
     };
     let sending = Sending::new(&shared.sending);
+    let first_session = stats.first_packet_unix_us.load(Relaxed) == 0;
     if let Err(e) = sender
         .send(shared, &session, stats, Media::Other, &mut [connection])
         .await
     {
         sender.inflight.forget(stats);
-        return finish(End::Lost(e), done_tx, receiver).await;
+        let end = match e {
+            SendError::Stopped => End::Stopped,
+            e => End::Lost(e.why()),
+        };
+        return finish(end, done_tx, receiver).await;
     }
-    // After a reconnect, resume on schedule from now rather than bursting;
-    // what the outage skipped still counts as late (no coordinated omission).
-    for b in sender
-        .schedule
-        .resume(Instant::now(), &shared.pack)
-        .into_iter()
-        .flatten()
-    {
-        record_backlog(shared, b, shard);
+    // Resume on schedule from now rather than bursting. After a reconnect,
+    // what the outage skipped still counts as late (no coordinated
+    // omission); before the first session, the plan's start waited for the
+    // connection, which is not a late send.
+    let skipped = sender.schedule.resume(Instant::now(), &shared.pack);
+    if !first_session {
+        for b in skipped.into_iter().flatten() {
+            record_backlog(shared, stats, b, shard);
+        }
     }
     // The futures the loop waits on are made once, not at every wake-up.
     let keyframe = sender.keyframe.clone();
@@ -643,7 +707,14 @@ async fn run_session(
     let sleep = tokio::time::sleep_until(sender.schedule.next_wake().into());
     tokio::pin!(stopped, closed, notified, sleep);
     let end = loop {
-        sleep.as_mut().reset(sender.schedule.next_wake().into());
+        // With sends in flight, wake at least every SETTLE_EVERY to see
+        // their acknowledgements (a client with no media only sends
+        // heartbeats, and must not look stalled between them).
+        let mut wake = sender.schedule.next_wake();
+        if !sender.inflight.q.is_empty() {
+            wake = wake.min(Instant::now() + SETTLE_EVERY);
+        }
+        sleep.as_mut().reset(wake.into());
         tokio::select! {
             biased;
             _ = &mut stopped => break End::Stopped,
@@ -655,13 +726,18 @@ async fn run_session(
             _ = &mut sleep => {}
         }
         let now = Instant::now();
-        if let Err(e) = sender
+        match sender
             .send_due(shared, &session, stats, user, shard, now)
             .await
         {
-            stats.send_errors.fetch_add(1, Relaxed);
-            break End::Lost(e);
+            Ok(()) => {}
+            Err(SendError::Stopped) => break End::Stopped,
+            Err(e) => {
+                stats.send_errors.fetch_add(1, Relaxed);
+                break End::Lost(e.why());
+            }
         }
+        sender.inflight.settle(stats);
     };
     match end {
         End::Stopped => {

@@ -346,6 +346,13 @@ pub struct Health {
     /// Time sends waited for the server's stream credit, all clients, s:
     /// lateness the server caused by reading too slowly.
     pub credit_wait_s: f64,
+    /// Schedule skipped while sessions were down or stalled, all clients, s.
+    pub skipped_s: f64,
+    /// Send lateness p99 within its limit.
+    pub schedule_kept: bool,
+    /// Why the schedule was not kept when the server explains it (then the
+    /// generator is not called saturated for it).
+    pub notes: Vec<String>,
     /// CPU share of the available cores over the whole run, 0 to 1.
     pub cpu_share_mean: f64,
     /// Largest CPU share of one sampling interval, 0 to 1.
@@ -366,32 +373,54 @@ pub struct Health {
     pub reasons: Vec<String>,
 }
 
-/// Compares the run's figures with `limits`. `credit_wait_s` is the time
-/// sends spent waiting for the server's stream credit, summed over clients:
-/// back-pressure, which makes sends late without this process being busy.
+/// What the server did to the schedule, summed over clients, seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerDelays {
+    /// Sends waited this long for the server's stream credit (back-pressure).
+    pub credit_wait_s: f64,
+    /// Frames skipped while a session was down or stalled, as schedule time.
+    pub skipped_s: f64,
+}
+
+/// Compares the run's figures with `limits`. Late sends that the server
+/// explains (`server`: a second or more of back-pressure or of schedule
+/// skipped during outages) do not make the generator saturated: they are a
+/// note that the schedule was not kept, and why.
 pub fn assess(
     lateness_p99_ms: f64,
-    credit_wait_s: f64,
+    server: ServerDelays,
     cpu: &CpuSampler,
     loop_delay: &LoopDelay,
     limits: &Limits,
 ) -> Health {
     let mut reasons = Vec::new();
-    if lateness_p99_ms > limits.lateness_p99_ms {
-        let why = if credit_wait_s >= 1.0 {
-            format!(
-                "sends waited {} s in all for the server's stream credit (the server read \
-                 too slowly: back-pressure)",
-                num(credit_wait_s)
-            )
-        } else {
-            "this process could not keep its schedule".to_string()
-        };
-        reasons.push(format!(
-            "send lateness p99 {} ms > {} ms: {why}",
+    let mut notes = Vec::new();
+    let schedule_kept = lateness_p99_ms <= limits.lateness_p99_ms;
+    if !schedule_kept {
+        let late = format!(
+            "send lateness p99 {} ms > {} ms",
             num(lateness_p99_ms),
             num(limits.lateness_p99_ms)
-        ));
+        );
+        let mut why = Vec::new();
+        if server.credit_wait_s >= 1.0 {
+            why.push(format!(
+                "sends waited {} s in all for the server's stream credit (the server read too \
+                 slowly: back-pressure)",
+                num(server.credit_wait_s)
+            ));
+        }
+        if server.skipped_s >= 1.0 {
+            why.push(format!(
+                "{} s of schedule in all was skipped while sessions were down or stalled",
+                num(server.skipped_s)
+            ));
+        }
+        if why.is_empty() {
+            reasons.push(format!("{late}: this process could not keep its schedule"));
+        } else {
+            notes.push(format!("{late}: {}", why.join("; ")));
+        }
     }
     let (mean, max) = (cpu.mean(), cpu.max());
     let busy = cpu.longest_run(limits.cpu_share);
@@ -423,7 +452,10 @@ pub fn assess(
     }
     Health {
         lateness_p99_ms,
-        credit_wait_s,
+        credit_wait_s: server.credit_wait_s,
+        skipped_s: server.skipped_s,
+        schedule_kept,
+        notes,
         cpu_share_mean: mean,
         cpu_share_max: max,
         cpu_busy_intervals: busy as u64,
@@ -482,7 +514,7 @@ mod tests {
     fn a_healthy_run_has_no_reasons() {
         let h = assess(
             3.0,
-            0.0,
+            ServerDelays::default(),
             &sampler(&[0.5, 0.96, 0.96, 0.5, 0.7]),
             &delay(&[0, 1, 1, 2]),
             &Limits::default(),
@@ -501,7 +533,7 @@ mod tests {
     fn late_sends_are_one_reason() {
         let h = assess(
             548.2,
-            0.0,
+            ServerDelays::default(),
             &sampler(&[0.4]),
             &delay(&[1]),
             &Limits::default(),
@@ -512,19 +544,27 @@ mod tests {
             ["send lateness p99 548 ms > 50 ms: this process could not keep its schedule"]
         );
         assert_eq!(h.lateness_p99_ms, 548.2);
-        // The same lateness while sends waited for the server's stream credit.
+        assert!(!h.schedule_kept);
+        // The same lateness while sends waited for the server's stream
+        // credit and sessions were down: the server's doing, a note.
+        let server = ServerDelays {
+            credit_wait_s: 12.5,
+            skipped_s: 3.0,
+        };
         let h = assess(
             548.2,
-            12.5,
+            server,
             &sampler(&[0.4]),
             &delay(&[1]),
             &Limits::default(),
         );
+        assert!(!h.saturated && !h.schedule_kept && h.reasons.is_empty());
         assert_eq!(
-            h.reasons,
+            h.notes,
             [
                 "send lateness p99 548 ms > 50 ms: sends waited 12.5 s in all for the server's \
-              stream credit (the server read too slowly: back-pressure)"
+              stream credit (the server read too slowly: back-pressure); 3 s of schedule in all \
+              was skipped while sessions were down or stalled"
             ]
         );
     }
@@ -534,7 +574,7 @@ mod tests {
         let limits = Limits::default();
         let h = assess(
             1.0,
-            0.0,
+            ServerDelays::default(),
             &sampler(&[0.5, 0.96, 1.0, 0.97, 0.2]),
             &delay(&[]),
             &limits,
@@ -550,7 +590,7 @@ mod tests {
         // Busy intervals that are not consecutive do not.
         let h = assess(
             1.0,
-            0.0,
+            ServerDelays::default(),
             &sampler(&[0.99, 0.99, 0.1, 0.99, 0.99]),
             &delay(&[]),
             &limits,
@@ -562,7 +602,7 @@ mod tests {
     fn a_high_mean_saturates_the_cpu_without_a_busy_run() {
         let h = assess(
             1.0,
-            0.0,
+            ServerDelays::default(),
             &sampler(&[0.9, 0.94, 0.9, 0.94]),
             &delay(&[]),
             &Limits::default(),
@@ -577,7 +617,13 @@ mod tests {
     fn a_late_event_loop_is_one_reason() {
         let mut ms = vec![1; 90];
         ms.extend([120; 10]);
-        let h = assess(1.0, 0.0, &sampler(&[]), &delay(&ms), &Limits::default());
+        let h = assess(
+            1.0,
+            ServerDelays::default(),
+            &sampler(&[]),
+            &delay(&ms),
+            &Limits::default(),
+        );
         assert_eq!(h.reasons.len(), 1, "{:?}", h.reasons);
         assert!(
             h.reasons[0].starts_with("event-loop delay p99 120 ms > 50 ms (max 120 ms)"),
@@ -591,7 +637,7 @@ mod tests {
     fn every_broken_limit_adds_a_reason_and_the_health_round_trips_as_json() {
         let h = assess(
             80.0,
-            0.0,
+            ServerDelays::default(),
             &sampler(&[1.0, 1.0, 1.0]),
             &delay(&[200; 5]),
             &Limits::default(),

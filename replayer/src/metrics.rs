@@ -141,7 +141,7 @@ pub struct ClientStats {
     /// Received frames from senders of this process that matched no frame of
     /// the pack (corrupted or truncated), audio and video.
     pub corrupted: [AtomicU64; 2],
-    /// Video freezes seen, and their total duration in µs.
+    /// Video freezes seen.
     pub freezes: AtomicU64,
     /// Total duration of those freezes, µs.
     pub freeze_us: AtomicU64,
@@ -161,6 +161,8 @@ pub struct ClientStats {
     /// Time its sends waited for the server's stream credit (waits of a
     /// millisecond or more), µs: back-pressure.
     pub credit_wait_us: AtomicU64,
+    /// Schedule its lanes skipped while its session was down or stalled, µs.
+    pub skipped_us: AtomicU64,
     /// Times the client went [`State::Stalled`], counted by the run's monitor.
     pub stalls: AtomicU64,
     /// Time spent stalled, µs, as the run's monitor saw it (1 s steps).
@@ -259,6 +261,9 @@ pub struct Hist {
     shards: Box<[Mutex<Histogram<u64>>]>,
 }
 
+/// The most values one [`Hist::record_correct`] adds.
+const MAX_CORRECTED: usize = 10_000;
+
 /// Prometheus bucket bounds (µs) for send lateness.
 pub const LATENESS_BUCKETS: &[u64] = &[
     250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000,
@@ -312,8 +317,12 @@ impl Hist {
         if interval_us == 0 {
             return;
         }
+        // At most MAX_CORRECTED values (a 200 s stall of 20 ms frames).
         let mut v = us;
-        while v > interval_us {
+        for _ in 0..MAX_CORRECTED {
+            if v <= interval_us {
+                break;
+            }
             v -= interval_us;
             self.record(v, shard);
         }

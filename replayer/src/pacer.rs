@@ -145,6 +145,12 @@ impl Lane {
         self.seq
     }
 
+    /// The last packet built never went out: its sequence number goes to the
+    /// next one (the frame is skipped, the schedule moves on).
+    pub fn unsend(&mut self) {
+        self.seq = self.seq.saturating_sub(1);
+    }
+
     /// Audio or video.
     pub fn media(&self) -> Media {
         self.media

@@ -246,11 +246,11 @@ pub struct FreezeReport {
     pub total_ms: f64,
     /// The longest (ms).
     pub longest_ms: f64,
-    /// Frozen time over watched time, all pairs (0..1).
-    pub share: f64,
+    /// Frozen time over watched time, all pairs (0..1); `null` when nothing was watched.
+    pub share: Option<f64>,
     /// Receivers that saw at least one freeze.
     pub receivers_with_freezes: u64,
-    /// Freezes per receiver, median and largest.
+    /// Freezes per receiver, median.
     pub per_receiver_p50: f64,
     /// Largest number of freezes one receiver saw.
     pub per_receiver_max: f64,
@@ -265,8 +265,8 @@ pub struct Concealment {
     pub slots: u64,
     /// Of those, concealed: lost, or late.
     pub concealed: u64,
-    /// `concealed / slots` (0..1).
-    pub share: f64,
+    /// `concealed / slots` (0..1); `null` when no slot was expected.
+    pub share: Option<f64>,
     /// The share of the worst 5 % of pairs (95th percentile).
     pub pair_p95: Option<f64>,
 }
@@ -486,11 +486,8 @@ impl Report {
                     count: pr.freezes.count,
                     total_ms: round3(pr.freezes.total_ms),
                     longest_ms: round3(pr.freezes.longest_ms),
-                    share: if pr.watched_ms > 0.0 {
-                        round6((pr.freezes.total_ms / pr.watched_ms).min(1.0))
-                    } else {
-                        0.0
-                    },
+                    share: (pr.watched_ms > 0.0)
+                        .then(|| round6((pr.freezes.total_ms / pr.watched_ms).min(1.0))),
                     receivers_with_freezes: pr.per_receiver.iter().filter(|r| r.0 > 0).count()
                         as u64,
                     per_receiver_p50: quantile(&mut counts, 0.5).unwrap_or(0.0),
@@ -512,11 +509,7 @@ impl Report {
                 Concealment {
                     slots,
                     concealed,
-                    share: if slots > 0 {
-                        round6(concealed as f64 / slots as f64)
-                    } else {
-                        0.0
-                    },
+                    share: (slots > 0).then(|| round6(concealed as f64 / slots as f64)),
                     pair_p95: quantile(&mut shares, 0.95).map(round6),
                 }
             });
@@ -685,9 +678,9 @@ impl Report {
             "audio_unacked" => self.audio.sent.unacked as f64,
             "video_unacked" => self.video.sent.unacked as f64,
             "corrupted_frames" => (a.corrupted + v.corrupted) as f64,
-            "audio_concealment" => a.concealment?.share,
+            "audio_concealment" => return a.concealment?.share,
             "video_freezes" => v.freezes?.count as f64,
-            "video_freeze_share" => v.freezes?.share,
+            "video_freeze_share" => return v.freezes?.share,
             "video_longest_freeze_ms" => v.freezes?.longest_ms,
             "video_fps_p5" => return v.rate_per_sender.p5,
             "video_fps_p50" => return v.rate_per_sender.p50,
@@ -806,21 +799,21 @@ impl Report {
             if let Some(fr) = &r.freezes {
                 let _ = writeln!(
                     o,
-                    "         freezes {} ({:.0} ms in all, longest {:.0} ms, {:.2} % of watched time, {} receivers)",
+                    "         freezes {} ({:.0} ms in all, longest {:.0} ms, {} % of watched time, {} receivers)",
                     fr.count,
                     fr.total_ms,
                     fr.longest_ms,
-                    fr.share * 100.0,
+                    fr.share.map_or("-".into(), |v| format!("{:.2}", v * 100.0)),
                     fr.receivers_with_freezes
                 );
             }
             if let Some(c) = &r.concealment {
                 let _ = writeln!(
                     o,
-                    "         concealed {} of {} slots ({:.3} %)",
+                    "         concealed {} of {} slots ({} %)",
                     c.concealed,
                     c.slots,
-                    c.share * 100.0
+                    c.share.map_or("-".into(), |v| format!("{:.3}", v * 100.0))
                 );
             }
         }
@@ -847,6 +840,15 @@ impl Report {
             g.cpu_share_max * 100.0,
             g.loop_delay_p99_ms
         );
+        if !g.notes.is_empty() {
+            let _ = writeln!(
+                o,
+                "NOTE     the schedule was not kept, because of the server (not this machine):"
+            );
+            for n in &g.notes {
+                let _ = writeln!(o, "         {n}");
+            }
+        }
         if g.saturated {
             let _ = writeln!(
                 o,

@@ -250,7 +250,10 @@ pub async fn run(
     };
     let health = crate::health::assess(
         lateness_p99_ms,
-        metrics.sum(|c| c.credit_wait_us.load(Relaxed)) as f64 / 1e6,
+        crate::health::ServerDelays {
+            credit_wait_s: metrics.sum(|c| c.credit_wait_us.load(Relaxed)) as f64 / 1e6,
+            skipped_s: metrics.sum(|c| c.skipped_us.load(Relaxed)) as f64 / 1e6,
+        },
         &cpu,
         &metrics.loop_delay,
         &crate::health::Limits::default(),

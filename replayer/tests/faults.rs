@@ -52,6 +52,8 @@ async fn dropped_packets_are_lost_exactly() {
         (t.0 + d.0, t.1 + d.1)
     });
     assert!(total.0 > 0 && total.1 > 0, "the relay dropped {total:?}");
+    // Only the injected drops: no delivery was lost to a full queue.
+    assert_eq!(stats.relay_drops, 0, "the relay's queues overflowed");
     assert_eq!(
         (r.audio.received.lost, r.video.received.lost),
         total,
@@ -116,21 +118,26 @@ groups:
     for c in outcome.metrics.clients.iter() {
         for (from, view) in c.peers.lock().unwrap().iter() {
             let f = view.media[1].freezes;
-            assert_eq!(f.count, 1, "one freeze from {from}: {f:?}");
+            // One freeze as long as the stall; a loaded test machine may
+            // add short ones of its own, never another of a second.
             assert!(
                 f.longest_ms >= 900.0 && f.longest_ms < 4000.0,
-                "about the stall's 1 s: {f:?}"
+                "from {from}: about the stall's 1 s: {f:?}"
+            );
+            assert!(
+                f.total_ms - f.longest_ms < 900.0,
+                "from {from}: one freeze as long as the stall: {f:?}"
             );
             pairs += 1;
         }
     }
     assert_eq!(pairs, 4);
     let fr = r.video.received.freezes.unwrap();
-    assert_eq!((fr.count, fr.receivers_with_freezes), (4, 4), "{fr:?}");
-    assert!(fr.share > 0.0 && fr.share < 1.0, "{fr:?}");
+    assert!(fr.count >= 4 && fr.receivers_with_freezes == 4, "{fr:?}");
+    assert!(fr.share.is_some_and(|s| s > 0.0 && s < 1.0), "{fr:?}");
     // Audio held up for a second missed its playout.
     let c = r.audio.received.concealment.unwrap();
-    assert!(c.concealed > 0 && c.share < 1.0, "{c:?}");
+    assert!(c.concealed > 0 && c.share.is_some_and(|s| s < 1.0), "{c:?}");
     // Nothing was lost: the stall delayed, it did not drop.
     assert_eq!((r.audio.received.lost, r.video.received.lost), (0, 0));
 }
