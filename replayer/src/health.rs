@@ -405,8 +405,8 @@ pub fn assess(
         let mut why = Vec::new();
         if server.credit_wait_s >= 1.0 {
             why.push(format!(
-                "sends waited {} s in all for the server's stream credit (the server read too \
-                 slowly: back-pressure)",
+                "sends waited {} s in all for the server's stream credit (the server did not \
+                 read them in time: back-pressure, or a dead server)",
                 num(server.credit_wait_s)
             ));
         }
@@ -563,7 +563,8 @@ mod tests {
             h.notes,
             [
                 "send lateness p99 548 ms > 50 ms: sends waited 12.5 s in all for the server's \
-              stream credit (the server read too slowly: back-pressure); 3 s of schedule in all \
+              stream credit (the server did not read them in time: back-pressure, or a dead \
+              server); 3 s of schedule in all \
               was skipped while sessions were down or stalled"
             ]
         );

@@ -769,7 +769,7 @@ impl Report {
             let r = &m.received;
             let _ = writeln!(
                 o,
-                "         recv {} pkts {:.2} MB: {} lost ({} checked of {} expected), {} late, {} reordered, {} duplicate, {} corrupted",
+                "         recv {} pkts {:.2} MB: {} lost (exact: {} of {} expected), {} late, {} reordered, {} duplicate, {} corrupted",
                 r.packets,
                 r.bytes as f64 / 1e6,
                 r.lost,
