@@ -232,12 +232,49 @@ pub async fn terminated() {
     }
 }
 
+/// Targets whose debug lines print the CONNECT request, token included:
+/// never logged below `info`, whatever the filter says.
+const SECRET_TARGETS: &[&str] = &["web_transport_quinn"];
+
+/// `filter` with the targets that print secrets held at `info` or above: a directive
+/// naming one at `debug` or `trace` becomes `info`, and a filter that does not
+/// name one gets `target=info` added (a plain `debug` would reach it).
+pub fn cap_secret_logs(filter: &str) -> String {
+    let mut named = vec![false; SECRET_TARGETS.len()];
+    let mut out: Vec<String> = filter
+        .split(',')
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| {
+            let d = d.trim();
+            let (target, level) = d.split_once('=').unwrap_or((d, ""));
+            match SECRET_TARGETS.iter().position(|t| target.starts_with(t)) {
+                Some(i) => {
+                    named[i] = true;
+                    let lower = level.to_ascii_lowercase();
+                    if lower == "debug" || lower == "trace" || lower.is_empty() {
+                        format!("{target}=info")
+                    } else {
+                        d.to_string()
+                    }
+                }
+                None => d.to_string(),
+            }
+        })
+        .collect();
+    for (t, named) in SECRET_TARGETS.iter().zip(named) {
+        if !named {
+            out.push(format!("{t}=info"));
+        }
+    }
+    out.join(",")
+}
+
 /// What a binary's `main` sets up first: logging to stderr with `filter`
 /// (tracing env-filter syntax; an invalid one falls back to `warn`), then a
 /// multi-threaded runtime. `None` (after printing why) if the runtime cannot
 /// start.
 pub fn main_runtime(filter: &str) -> Option<tokio::runtime::Runtime> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    let filter = tracing_subscriber::EnvFilter::try_new(cap_secret_logs(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -254,5 +291,24 @@ pub fn main_runtime(filter: &str) -> Option<tokio::runtime::Runtime> {
             eprintln!("error: starting the async runtime: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_carrying_targets_never_log_below_info() {
+        assert_eq!(cap_secret_logs("debug"), "debug,web_transport_quinn=info");
+        assert_eq!(
+            cap_secret_logs("warn,web_transport_quinn=error"),
+            "warn,web_transport_quinn=error"
+        );
+        assert_eq!(
+            cap_secret_logs("info,web_transport_quinn=trace"),
+            "info,web_transport_quinn=info"
+        );
+        assert_eq!(cap_secret_logs(""), "web_transport_quinn=info");
     }
 }

@@ -183,6 +183,9 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
         }
     };
     let mut failures = 0u32;
+    // When the current run of failed attempts began (a client that had
+    // connected retries a refusal or a TLS failure for RETRY_REFUSED).
+    let mut failing_since: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -194,25 +197,23 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
             let r = timeout(shared.connect_timeout, endpoint.connect(url.clone())).await;
             (r, started.elapsed())
         };
-        let session = match attempt {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let f = classify(&e, &url);
-                if fail(&shared, &stats, &plan, f, &mut failures, &mut stop).await {
-                    return;
-                }
-                continue;
-            }
-            Err(_) => {
-                let f = ConnectFailure {
-                    reason: FailReason::Timeout,
-                    message: format!(
-                        "{}: no session within {:?} (is a server listening there?)",
-                        synth_common::redact::url(&url),
-                        shared.connect_timeout
-                    ),
-                };
-                if fail(&shared, &stats, &plan, f, &mut failures, &mut stop).await {
+        let f = match attempt {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(classify(&e, &url)),
+            Err(_) => Err(ConnectFailure {
+                reason: FailReason::Timeout,
+                message: format!(
+                    "{}: no session within {:?} (is a server listening there?)",
+                    synth_common::redact::url(&url),
+                    shared.connect_timeout
+                ),
+            }),
+        };
+        let session = match f {
+            Ok(s) => s,
+            Err(f) => {
+                let (n, since) = (&mut failures, &mut failing_since);
+                if fail(&shared, &stats, &plan, f, n, since, &mut stop).await {
                     return;
                 }
                 continue;
@@ -223,6 +224,7 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
             .connect
             .record(took.as_micros() as u64, plan.index);
         failures = 0;
+        failing_since = None;
         stats.set_state(State::Connected);
         let Some(mut acc) = accounting.take() else {
             break;
@@ -262,6 +264,11 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
     }
 }
 
+/// How long a client that had connected keeps retrying a refusal or a TLS
+/// failure (a server mid-deploy may refuse, or serve another certificate,
+/// for a while) before it counts as failed.
+pub const RETRY_REFUSED: Duration = Duration::from_secs(30);
+
 /// Counts a failed attempt; returns true when the client gives up (or the run stops).
 async fn fail(
     shared: &Shared,
@@ -269,14 +276,19 @@ async fn fail(
     plan: &ClientPlan,
     f: ConnectFailure,
     failures: &mut u32,
+    failing_since: &mut Option<Instant>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     shared.metrics.connect_failed(f.reason);
     *failures += 1;
+    let since = *failing_since.get_or_insert_with(Instant::now);
     let ever = stats.ever_connected.load(Relaxed);
-    let give_up = f.reason == FailReason::Rejected
-        || f.reason == FailReason::Tls
-        || (!ever && *failures >= shared.connect_attempts);
+    let refused = f.reason == FailReason::Rejected || f.reason == FailReason::Tls;
+    let give_up = if ever {
+        refused && since.elapsed() >= RETRY_REFUSED
+    } else {
+        refused || *failures >= shared.connect_attempts
+    };
     if give_up {
         // One line per client would flood a large run: the run reports the
         // first failure and the counts by reason.

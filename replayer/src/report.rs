@@ -74,8 +74,15 @@ pub struct Clients {
     pub planned: usize,
     /// Clients connected at least once.
     pub connected: usize,
-    /// Clients that gave up (rejected, or every first attempt failed).
+    /// Clients that gave up: rejected or refused by TLS (a client that had
+    /// connected retries those for 30 s first), or every first attempt
+    /// failed. A client that connected and later gave up counts in
+    /// `connected` and in `failed`.
     pub failed: usize,
+    /// Clients connected (or stalled) when the run stopped.
+    pub connected_at_end: usize,
+    /// Clients that had started (were past their ramp-up) when the run stopped.
+    pub started_at_end: usize,
     /// Reconnections after a dropped session.
     pub reconnects: u64,
     /// Times a client went stalled (session open, nothing acknowledged for
@@ -349,7 +356,13 @@ pub struct Inputs<'a> {
     pub thresholds: &'a [Threshold],
     /// The generator's own health.
     pub health: Health,
+    /// Clients connected (or stalled) when the run stopped, and clients started by then.
+    pub at_end: (usize, usize),
 }
+
+/// The share of started clients connected at the end below which a run
+/// fails whatever its thresholds (`connected_at_end_share`).
+pub const CONNECTED_AT_END_FLOOR: f64 = 0.5;
 
 /// One (sender, receiver, media) pair's loss at the end: exact for senders
 /// of this process the receiver joined with, inferred from the span otherwise.
@@ -429,6 +442,37 @@ fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     Some(v[rank - 1])
+}
+
+/// Checks before a run that its report can be written to `path`: not a
+/// directory, its folder creatable, and a file creatable there.
+pub fn check_path(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("report {} is a directory: give a file name", path.display());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("report {}: creating its folder", path.display()))?;
+    }
+    let probe = path.with_extension("json.tmp");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("report {}: cannot write there", path.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Where the report goes when its own path could not be written at the end:
+/// the working folder, or the temporary one when that is not writable.
+pub fn fallback_path() -> std::path::PathBuf {
+    let name = format!(
+        "synth-replay-report-{}.json",
+        synth_common::clock::unix_secs()
+    );
+    let here = std::path::PathBuf::from(&name);
+    if std::fs::write(&here, b"").is_ok() {
+        return here;
+    }
+    std::env::temp_dir().join(name)
 }
 
 impl Report {
@@ -598,6 +642,8 @@ impl Report {
                     .count(),
                 failed: states[State::Failed as usize] as usize,
                 reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
+                connected_at_end: inp.at_end.0,
+                started_at_end: inp.at_end.1,
                 stalls: m.sum(|c| c.stalls.load(Relaxed)),
                 stalled_s: round3(m.sum(|c| c.stalled_us.load(Relaxed)) as f64 / 1e6),
             },
@@ -640,6 +686,14 @@ impl Report {
             .iter()
             .map(|t| t.check(r.figure(&t.name)))
             .collect();
+        // Built in: a run whose clients are mostly gone at the end never passes.
+        let share = r.figure("connected_at_end_share");
+        r.thresholds.push(Verdict {
+            name: "connected_at_end_share".into(),
+            expr: format!(">= {CONNECTED_AT_END_FLOOR} (built in)"),
+            actual: share,
+            pass: share.is_some_and(|v| v >= CONNECTED_AT_END_FLOOR),
+        });
         r.passed = r.thresholds.iter().all(|v| v.pass);
         r
     }
@@ -691,6 +745,12 @@ impl Report {
             "keyframe_answer_p99_ms" => return sig.keyframe_answer_ms.p99,
             "join_visibility_p99_ms" => return sig.join_visibility_ms.p99,
             "stalls" => self.clients.stalls as f64,
+            "connected_at_end_share" => {
+                if self.clients.started_at_end == 0 {
+                    return None;
+                }
+                self.clients.connected_at_end as f64 / self.clients.started_at_end as f64
+            }
             "generator_saturated" => f64::from(u8::from(self.generator.saturated)),
             n => {
                 let n = n.strip_suffix("_ms")?;
@@ -917,4 +977,67 @@ fn round3(v: f64) -> f64 {
 
 fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn plan(n: usize) -> Vec<ClientPlan> {
+        (0..n)
+            .map(|i| ClientPlan {
+                index: i,
+                user_id: format!("u{i}"),
+                meeting_id: "m".into(),
+                audio_track: Some(0),
+                video_track: None,
+                target_bps: [32_000.0, 0.0],
+                start_after: Duration::ZERO,
+                phase: Duration::ZERO,
+            })
+            .collect()
+    }
+
+    fn build(at_end: (usize, usize)) -> Report {
+        let m = Metrics::new(4);
+        let plan = plan(4);
+        let cpu = crate::health::CpuSampler::new(2.0);
+        let health = crate::health::assess(
+            1.0,
+            crate::health::ServerDelays::default(),
+            &cpu,
+            &m.loop_delay,
+            &crate::health::Limits::default(),
+        );
+        Report::build(
+            &m,
+            &Inputs {
+                plan: &plan,
+                server: "s".into(),
+                pack: "p".into(),
+                stopped_by: StopReason::Duration,
+                thresholds: &[],
+                health,
+                at_end,
+            },
+        )
+    }
+
+    /// A run whose clients are mostly gone at the end (or all failed)
+    /// fails whatever its thresholds: its exit code is never 0.
+    #[test]
+    fn clients_mostly_gone_at_the_end_fail_the_run() {
+        let r = build((1, 4));
+        assert!(!r.passed);
+        let v = r.thresholds.last().unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.actual, v.pass),
+            ("connected_at_end_share", Some(0.25), false)
+        );
+        assert!(build((2, 4)).passed, "half is the floor");
+        assert!(!build((0, 4)).passed, "every client failed");
+        // Clients still in their ramp-up do not count against the run.
+        assert!(build((2, 2)).passed);
+    }
 }

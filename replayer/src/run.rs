@@ -75,6 +75,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Outcome> {
     let plan = plan::resolve(&s).map_err(BadInput)?;
+    if let Some(path) = &s.report {
+        crate::report::check_path(path).map_err(BadInput)?;
+    }
     let metrics = Arc::new(Metrics::new(plan.clients.len()).with_stall_after(s.stall_after));
 
     // Without a server, the embedded relay is the target: pinned by hash.
@@ -207,6 +210,11 @@ pub async fn run(
     if let Some(p) = progress.as_mut() {
         p.finish();
     }
+    let states = metrics.states();
+    let at_end = (
+        (states[State::Connected as usize] + states[State::Stalled as usize]) as usize,
+        plan.clients.len() - states[State::Pending as usize] as usize,
+    );
     // An honest end: senders stop and wait (bounded) for their streams to
     // be acknowledged; once none is sending, receivers drain for a grace
     // period; then every session closes properly.
@@ -268,6 +276,7 @@ pub async fn run(
             stopped_by,
             thresholds: &s.thresholds,
             health,
+            at_end,
         },
     );
     if let Some(r) = relay {
@@ -276,11 +285,23 @@ pub async fn run(
     if let Some((_, task)) = &metrics_addr {
         task.abort();
     }
-    if let Some(path) = &s.report {
-        report.write(path)?;
-    }
+    // The summary first: whatever happens to the file, the results are seen.
     if opts.summary {
         print!("{}", report.summary());
+    }
+    let mut wrote_elsewhere = false;
+    if let Some(path) = &s.report {
+        if let Err(e) = report.write(path) {
+            let fallback = crate::report::fallback_path();
+            match report.write(&fallback) {
+                Ok(()) => eprintln!(
+                    "error: {e:#}; the report was written to {} instead",
+                    fallback.display()
+                ),
+                Err(e2) => eprintln!("error: {e:#}; and the fallback failed too: {e2:#}"),
+            }
+            wrote_elsewhere = true;
+        }
     }
     if report.clients.failed > 0 && report.clients.connected > 0 {
         if let Some(first) = metrics.first_failure.lock().ok().and_then(|f| f.clone()) {
@@ -299,7 +320,13 @@ pub async fn run(
             .unwrap_or_else(|| "no client connected before the run ended".to_string());
         bail!("no client could connect: {first}");
     }
-    let exit_code = if report.passed { 0 } else { EXIT_THRESHOLD };
+    let exit_code = if !report.passed {
+        EXIT_THRESHOLD
+    } else if wrote_elsewhere {
+        1
+    } else {
+        0
+    };
     Ok(Outcome {
         report,
         exit_code,

@@ -426,3 +426,133 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
     assert!(format!("{e:#}").contains("rejected"));
     relay.shutdown().await;
 }
+
+#[test]
+fn report_path_that_is_a_directory_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = replay(&[
+        "run",
+        "--quiet",
+        "--pack",
+        &pack().display().to_string(),
+        "--report",
+        &dir.path().display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    assert!(o.stdout.is_empty(), "refused before any client ran");
+}
+
+/// The report's folder is replaced by a file mid-run: the summary still
+/// prints, the JSON goes to a fallback in the working folder, and the exit
+/// code says the report is not where it was asked for.
+#[test]
+fn report_unwritable_at_the_end_goes_to_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        "duration: 3s\nramp_up_delay_ms: 0\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
+    );
+    let out = dir.path().join("out");
+    let port = free_port();
+    let child = command(&[
+        "run",
+        "--quiet",
+        "--config",
+        &cfg,
+        "--pack",
+        &pack().display().to_string(),
+        "--report",
+        &out.join("r.json").display().to_string(),
+        "--metrics-listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .current_dir(dir.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Once the run is up (its metrics answer), its report folder goes away.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the run never served metrics");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::write(&out, b"now a file").unwrap();
+    let o = finish(child, 60, "run ends");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("synth-replay report"));
+    assert!(err.contains("the report was written to"), "{err}");
+    let fallback: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("synth-replay-report-")
+        })
+        .collect();
+    assert_eq!(fallback.len(), 1, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fallback[0].path()).unwrap()).unwrap();
+    assert_eq!(v["clients"]["planned"], 2);
+}
+
+/// Debug logs of runs with minted tokens, a fixed token and a password in
+/// the server URL never show the token, the secret or the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_carry_no_secret() {
+    let relay = Relay::start(RelayConfig {
+        jwt_secret: Some(b"s3cret-signing-key".to_vec()),
+        ..RelayConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pin = synth_common::fingerprint::hex(&relay.cert_sha256());
+    let url = relay
+        .url()
+        .replace("https://", "https://alice:hunter2pass@");
+    let base = format!(
+        "duration: 2s\nramp_up_delay_ms: 0\nserver_url: \"{url}\"\ntls: {{cert_sha256: \"{pin}\"}}\nclients: [{{user_id: a, meeting_id: m}}, {{user_id: b, meeting_id: m}}]\n"
+    );
+    for (name, auth) in [
+        ("minted", "auth: {jwt_secret_env: SYNTH_TEST_SECRET}\n"),
+        ("fixed", "auth: {token: fixed.tok3n.value}\n"),
+    ] {
+        let cfg = write(dir.path(), &format!("{name}.yaml"), &(base.clone() + auth));
+        let o = tokio::task::spawn_blocking(move || {
+            command(&[
+                "run",
+                "--quiet",
+                "--config",
+                &cfg,
+                "--pack",
+                &pack().display().to_string(),
+            ])
+            .env("RUST_LOG", "debug")
+            .env("SYNTH_TEST_SECRET", "s3cret-signing-key")
+            .output()
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+        assert!(all.contains("DEBUG"), "{name}: debug logging is on");
+        for secret in [
+            "s3cret-signing-key",
+            "hunter2pass",
+            "fixed.tok3n.value",
+            "token=eyJ",
+        ] {
+            assert!(!all.contains(secret), "{name}: {secret} leaked:\n{all}");
+        }
+    }
+    relay.shutdown().await;
+}
