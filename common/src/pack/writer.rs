@@ -54,7 +54,7 @@ impl Writer {
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp_path = PathBuf::from(tmp);
-        refuse_special(&path, fs::metadata(&path))?;
+        Writer::check_output(&path)?;
         // A stale temporary from a killed build is replaced; a FIFO there would
         // block the open below, a directory would fail it less clearly.
         refuse_special(&tmp_path, fs::symlink_metadata(&tmp_path))?;
@@ -75,6 +75,14 @@ impl Writer {
             entries: Vec::new(),
             done: false,
         })
+    }
+
+    /// Whether a pack may be written at `path`: missing or a regular file (or a
+    /// symbolic link to one). [`Writer::create`] checks it too; a caller with
+    /// slow work to do before creating the writer checks it first.
+    pub fn check_output(path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        refuse_special(path, fs::metadata(path))
     }
 
     /// Declares a track and returns its id for [`Writer::push_frame`].
