@@ -137,6 +137,8 @@ struct EncodedVideo {
 /// Builds the pack described by `options`, reporting progress to `events`.
 pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<BuildSummary, Error> {
     let started = Instant::now();
+    // Before any slow work: a device, FIFO or directory at `-o` is refused.
+    Writer::check_output(&options.output).map_err(|e| pack_write_error(&options.output, e))?;
     let plan = Plan::new(options.fps, options.duration, options.keyframe_interval)?;
     check_renditions(&options.renditions)?;
     let audio_encoder = OpusFrameEncoder::new(options.audio_bitrate)?;
@@ -305,6 +307,10 @@ fn pack_write_error(output: &Path, e: synth_common::pack::Error) -> Error {
             path: output.to_path_buf(),
             source,
         },
+        // The user's `-o` names something a pack must not replace.
+        e @ synth_common::pack::Error::OutputNotAFile { .. } => {
+            Error::invalid("output", e.to_string())
+        }
         e => Error::Pack(e),
     }
 }

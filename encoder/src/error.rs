@@ -37,6 +37,15 @@ pub enum Error {
         #[source]
         source: hound::Error,
     },
+    /// The WAV file ends early: inside its header, or before its data chunk's
+    /// promised length.
+    #[error("{}: truncated WAV file ({detail})", path.display())]
+    TruncatedWav {
+        /// The WAV file.
+        path: PathBuf,
+        /// Where it ends, e.g. "data chunk promises 96000 bytes, 4000 present".
+        detail: String,
+    },
     /// The WAV file is well-formed but uses a rate or sample format we do not take.
     #[error("unsupported WAV {}: {reason}", path.display())]
     UnsupportedWav {
@@ -109,6 +118,7 @@ impl Error {
         match self {
             Error::Read { .. }
             | Error::Wav { .. }
+            | Error::TruncatedWav { .. }
             | Error::UnsupportedWav { .. }
             | Error::Image { .. }
             | Error::NoImages(_)

@@ -1,5 +1,5 @@
 //! synth-encoder: pre-encodes Opus audio and VP9 video into a pack that
-//! `synth-replay` memory-maps and sends, so synthetic clients cost no encoding.
+//! `synth-replay` reads once and sends, so synthetic clients cost no encoding.
 //!
 //! How the parts fit:
 //!

@@ -23,7 +23,7 @@ use synth_encoder::video::VideoSource;
 #[command(
     name = "synth-encode",
     version,
-    about = "Pre-encode Opus audio and VP9 video into a memory-mappable pack for synth-replay",
+    about = "Pre-encode Opus audio and VP9 video into a pack for synth-replay",
     after_help = "Examples:
   synth-encode build                      # the default pack: speech + bars, 640x360@500 and 320x180@150, 10 s
   synth-encode inspect packs/default.pack

@@ -199,3 +199,39 @@ fn unsupported_and_malformed_wavs_are_bad_input() {
     assert!(matches!(err, Error::Read { .. }), "{err}");
     assert!(err.is_bad_input());
 }
+
+/// Regression: a truncated WAV said only "Failed to read enough bytes."
+#[test]
+fn truncated_wav_says_what_its_data_chunk_promised_and_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.wav");
+    TestWav::tone(48_000, 1, 16, false, 0.1).write(&full);
+    let bytes = std::fs::read(&full).unwrap();
+    let data_start = bytes.len() - 9600;
+    assert_eq!(&bytes[data_start - 8..data_start - 4], b"data");
+
+    let cut = dir.path().join("cut.wav");
+    std::fs::write(&cut, &bytes[..data_start + 1000]).unwrap();
+    let err = audio::render(&AudioSource::Wav(cut.clone()), 4800).unwrap_err();
+    assert!(matches!(err, Error::TruncatedWav { .. }), "{err}");
+    assert!(err.is_bad_input());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: truncated WAV file (data chunk promises 9600 bytes, 1000 present)",
+            cut.display()
+        )
+    );
+
+    let head = dir.path().join("head.wav");
+    std::fs::write(&head, &bytes[..20]).unwrap();
+    let err = audio::render(&AudioSource::Wav(head.clone()), 4800).unwrap_err();
+    assert!(matches!(err, Error::TruncatedWav { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: truncated WAV file (the file ends after 20 bytes, inside its header)",
+            head.display()
+        )
+    );
+}

@@ -243,6 +243,44 @@ fn damaged_foreign_and_missing_packs_exit_2() {
     );
 }
 
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// Regression: `synth-encode build -o /dev/null` as root replaced the device
+/// node with a regular file. A FIFO and a directory stand in for the device.
+#[test]
+fn build_output_that_is_not_a_regular_file_is_refused_and_left_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.pack");
+    mkfifo(&fifo);
+    let sub = dir.path().join("sub.pack");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("keep"), b"x").unwrap();
+    for (out, kind) in [(&fifo, "a FIFO"), (&sub, "a directory")] {
+        let o = out.to_str().unwrap();
+        let args = ["build", "--audio", "tone", "--video", "bars", "-o", o];
+        assert_bad_input(
+            &run(&args),
+            &format!("{o} is {kind}, not a regular file: refusing to replace it"),
+        );
+    }
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::read(sub.join("keep")).unwrap(), b"x");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "no .tmp");
+    // The reader's side: a directory or a FIFO as the pack to inspect.
+    assert_bad_input(
+        &run(&["inspect", sub.to_str().unwrap()]),
+        "is a directory, not a regular file",
+    );
+    assert_bad_input(
+        &run(&["inspect", fifo.to_str().unwrap()]),
+        "is a FIFO, not a regular file",
+    );
+}
+
 #[test]
 fn bad_arguments_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

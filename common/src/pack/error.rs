@@ -1,14 +1,40 @@
 //! Errors from reading or writing a pack.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Everything that can go wrong opening, validating or writing a pack.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The file could not be opened, mapped, read or written.
+    /// The file could not be opened, read or written.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The pack path is a directory, a device, a FIFO or a socket, not a file.
+    #[error("{} is {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead ("a directory", "a FIFO"...).
+        kind: &'static str,
+    },
+    /// The file is larger than a pack may be, or grew past that while it was read.
+    #[error("{} is larger than {limit} bytes, the most a pack may hold", path.display())]
+    TooLarge {
+        /// The path given.
+        path: PathBuf,
+        /// The limit, [`MAX_LEN`](super::MAX_LEN) bytes.
+        limit: u64,
+    },
+    /// The writer's output path exists and is not a regular file; renaming the
+    /// pack over it would replace a device node, a FIFO or a directory entry.
+    #[error("{} is {kind}, not a regular file: refusing to replace it with a pack", path.display())]
+    OutputNotAFile {
+        /// The output path given.
+        path: PathBuf,
+        /// What it is ("a character device", "a directory"...).
+        kind: &'static str,
+    },
     /// The file is shorter than its header or than the sizes its header declares.
     #[error("truncated pack: {what} needs {needed} bytes but the file has {len}")]
     Truncated {
@@ -53,6 +79,16 @@ pub enum Error {
         frame: usize,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A track's loop (its last frame's end) differs from the header's loop duration.
+    #[error("track {track} loops after {track_us} µs but the header says {header_us} µs")]
+    LoopMismatch {
+        /// Track number.
+        track: usize,
+        /// The track's loop, from its last pts + duration, in µs.
+        track_us: u64,
+        /// The header's `loop_duration_us`.
+        header_us: u64,
     },
     /// A stored checksum does not match the bytes.
     #[error("checksum mismatch in {what}: stored {stored:08x}, computed {computed:08x}")]

@@ -1,7 +1,7 @@
 //! Fixed little-endian records: the header and the track table, and the index entry.
 //!
 //! Every record has a fixed size and explicit field offsets, so a reader can
-//! decode it straight from the map with no parser state. Reserved bytes are
+//! decode it straight from the file's bytes with no parser state. Reserved bytes are
 //! written as zero and ignored on read.
 
 use super::Error;
@@ -11,10 +11,15 @@ pub const MAGIC: [u8; 8] = *b"SYNTHPAK";
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
 
+/// The largest pack the reader reads, in bytes (4 GiB). The reader holds the
+/// whole file in memory, and frame lengths are 32-bit; the default pack is
+/// under 1 MB, a long 1080p one a few hundred.
+pub const MAX_LEN: u64 = 4 << 30;
+
 pub(crate) const HEADER_LEN: usize = 128;
 pub(crate) const TRACK_LEN: usize = 96;
 pub(crate) const ENTRY_LEN: usize = 32;
-/// Payloads start on a page boundary so the first frame is page-aligned in the map.
+/// Payloads start on a page boundary (a file offset of 4096).
 pub(crate) const PAYLOAD_START: u64 = 4096;
 /// Each frame's payload starts on this alignment.
 pub(crate) const FRAME_ALIGN: u64 = 16;

@@ -1,4 +1,4 @@
-//! The pack: one file of pre-encoded frames, laid out to be memory-mapped.
+//! The pack: one file of pre-encoded frames, read once into memory and shared by every client.
 //!
 //! Layout (all integers little-endian; see `common/PACK_FORMAT.md`):
 //!
@@ -11,8 +11,9 @@
 //!
 //! The writer streams payloads first and writes the tables at the end, so it
 //! never holds the media in memory; the header is written last. The reader
-//! checks everything once at open (bounds, order, checksums), after which every
-//! frame access is a bounds-safe slice of the map.
+//! reads the whole file once into memory it owns (so the file changing later
+//! cannot affect it) and checks everything there (bounds, order, timing,
+//! checksums), after which every frame access is a bounds-safe slice.
 
 mod digest;
 mod error;
@@ -22,7 +23,7 @@ mod writer;
 
 pub use digest::FrameDigests;
 pub use error::Error;
-pub use format::{Codec, Track, TrackKind, MAGIC, VERSION};
+pub use format::{Codec, Track, TrackKind, MAGIC, MAX_LEN, VERSION};
 pub use reader::{Frame, Reader};
 pub use writer::Writer;
 

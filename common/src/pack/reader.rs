@@ -1,16 +1,24 @@
-//! Memory-mapped pack reader: validate once at open, then slice without copying.
+//! Pack reader: read the file once into memory, validate it, then slice without copying.
+//!
+//! The reader owns its bytes. A memory map would share pages with the file,
+//! so another process truncating or rewriting the pack while it runs would kill
+//! this one with SIGBUS (or change frames under its feet); a copy costs one
+//! read of the file at open and the pack's size in memory once per process,
+//! however many clients share the reader.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
+use std::io::Read;
 use std::path::Path;
 
 use bytes::Bytes;
 
 use super::format::{
-    decode_track, Entry, Header, Track, TrackKind, ENTRY_LEN, FLAG_KEY, HEADER_LEN, TRACK_LEN,
+    decode_track, Entry, Header, Track, TrackKind, ENTRY_LEN, FLAG_KEY, HEADER_LEN, MAX_LEN,
+    TRACK_LEN,
 };
 use super::Error;
 
-/// One frame of a track, borrowed from the map.
+/// One frame of a track, borrowed from the reader's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
     /// The encoded frame (one Opus packet or one VP9 frame).
@@ -25,12 +33,14 @@ pub struct Frame<'a> {
 
 /// An open, validated pack.
 ///
-/// The whole file is mapped once; [`Reader::frame`] and [`Reader::frame_bytes`]
-/// return views of the map. Cloning a [`Bytes`] from [`Reader::frame_bytes`]
-/// costs a reference count, so one reader serves any number of clients.
+/// The whole file is read once at open; [`Reader::frame`] and
+/// [`Reader::frame_bytes`] return views of that one buffer, so later changes
+/// to the file have no effect on a reader. Cloning a [`Bytes`] from
+/// [`Reader::frame_bytes`] costs a reference count, so one reader serves any
+/// number of clients.
 #[derive(Debug)]
 pub struct Reader {
-    map: Bytes,
+    bytes: Bytes,
     header: Header,
     tracks: Vec<Track>,
     first_entry: Vec<usize>,
@@ -38,26 +48,19 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Maps and validates the pack at `path`.
+    /// Reads and validates the pack at `path`.
+    ///
+    /// Only a regular file of at most [`MAX_LEN`](super::MAX_LEN) bytes is
+    /// read: a directory, a device or a FIFO is refused before it is opened
+    /// (a FIFO would block the open, `/dev/zero` would never end), and a file
+    /// that grows while it is read is cut off at the limit and refused.
     pub fn open(path: impl AsRef<Path>) -> Result<Reader, Error> {
-        let file = File::open(path.as_ref())?;
-        let len = file.metadata()?.len();
-        if len < HEADER_LEN as u64 {
-            // Too short to map meaningfully; read what is there for the error.
-            let bytes = std::fs::read(path.as_ref())?;
-            return Reader::from_bytes(Bytes::from(bytes));
-        }
-        // SAFETY: the map is read-only and private to this process. Another process
-        // truncating or rewriting the file while it is mapped would be undefined
-        // behaviour; packs are written once (to a temporary name, then renamed) and
-        // never modified in place, which is what makes sharing one map sound.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Reader::from_bytes(Bytes::from_owner(map))
+        Reader::from_bytes(read_bounded(path.as_ref(), MAX_LEN)?)
     }
 
     /// Validates a pack held in memory (or any [`Bytes`] owner).
-    pub fn from_bytes(map: Bytes) -> Result<Reader, Error> {
-        let b: &[u8] = &map;
+    pub fn from_bytes(bytes: Bytes) -> Result<Reader, Error> {
+        let b: &[u8] = &bytes;
         let header = Header::decode(b)?;
         let len = b.len() as u64;
         if header.file_len > len {
@@ -113,6 +116,16 @@ impl Reader {
                 });
             }
             keyframes.push(check_entries(b, &header, i, &track, first as usize)?);
+            // All tracks loop together after the header's time; the writer
+            // tolerates a microsecond of rounding between tracks, so does this.
+            let track_us = track.loop_duration_us();
+            if track_us.abs_diff(header.loop_duration_us) > 1 {
+                return Err(Error::LoopMismatch {
+                    track: i,
+                    track_us,
+                    header_us: header.loop_duration_us,
+                });
+            }
             first_entry.push(first as usize);
             tracks.push(track);
         }
@@ -123,7 +136,7 @@ impl Reader {
             )));
         }
         Ok(Reader {
-            map,
+            bytes,
             header,
             tracks,
             first_entry,
@@ -176,26 +189,26 @@ impl Reader {
             return None;
         }
         let at = self.header.index_offset as usize + (self.first_entry[track] + index) * ENTRY_LEN;
-        Some(Entry::decode(&self.map[at..at + ENTRY_LEN]))
+        Some(Entry::decode(&self.bytes[at..at + ENTRY_LEN]))
     }
 
-    /// Frame `index` of `track`, borrowed from the map.
+    /// Frame `index` of `track`, borrowed from the reader.
     pub fn frame(&self, track: usize, index: usize) -> Option<Frame<'_>> {
         let e = self.entry(track, index)?;
         let start = e.offset as usize;
         Some(Frame {
-            data: &self.map[start..start + e.len as usize],
+            data: &self.bytes[start..start + e.len as usize],
             pts: e.pts,
             duration: e.duration,
             key: e.flags & FLAG_KEY != 0,
         })
     }
 
-    /// Frame `index` of `track` as a [`Bytes`] sharing the map (no copy).
+    /// Frame `index` of `track` as a [`Bytes`] sharing the reader's buffer (no copy).
     pub fn frame_bytes(&self, track: usize, index: usize) -> Option<Bytes> {
         let e = self.entry(track, index)?;
         let start = e.offset as usize;
-        Some(self.map.slice(start..start + e.len as usize))
+        Some(self.bytes.slice(start..start + e.len as usize))
     }
 
     /// All frames of `track`, in order.
@@ -294,7 +307,13 @@ fn check_entries(
                 e.pts, e.duration
             )));
         }
-        next_pts = e.pts + e.duration as u64;
+        // A wrapped sum would let a later frame "go back" to tick 0 unnoticed.
+        next_pts = e.pts.checked_add(e.duration as u64).ok_or_else(|| {
+            bad(format!(
+                "pts {} + duration {} overflows a 64-bit tick count",
+                e.pts, e.duration
+            ))
+        })?;
         if e.flags & FLAG_KEY != 0 {
             keys.push(i as u32);
         }
@@ -318,4 +337,82 @@ fn check_entries(
         });
     }
     Ok(keys)
+}
+
+/// Reads the whole regular file at `path`, refusing anything else and anything
+/// over `limit` bytes.
+pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Bytes, Error> {
+    // Before opening: opening a FIFO blocks until something writes to it.
+    check_regular(path, &std::fs::metadata(path)?)?;
+    let file = File::open(path)?;
+    // Again on what was opened, in case the path was replaced in between.
+    let meta = file.metadata()?;
+    check_regular(path, &meta)?;
+    if meta.len() > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    // The length is a hint, not a promise: the file may shrink or grow while it
+    // is read, which the validation or the bound below catches.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    read_limited(file, path, limit, &mut bytes)?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Appends at most `limit` bytes of `from` to `buf`; one more is an error.
+pub(super) fn read_limited(
+    from: impl Read,
+    path: &Path,
+    limit: u64,
+    buf: &mut Vec<u8>,
+) -> Result<(), Error> {
+    from.take(limit.saturating_add(1)).read_to_end(buf)?;
+    if buf.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a directory, a device, a FIFO or a socket, naming which it is.
+pub(super) fn check_regular(path: &Path, meta: &Metadata) -> Result<(), Error> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(Error::NotAFile {
+        path: path.to_path_buf(),
+        kind: file_kind(meta),
+    })
+}
+
+/// What a file that is not a regular file is, for an error message.
+pub(super) fn file_kind(meta: &Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a directory";
+    }
+    if t.is_symlink() {
+        return "a symbolic link";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "a special file"
 }

@@ -97,6 +97,14 @@ fn reseal(b: &mut [u8]) {
     Header::decode(b).unwrap();
 }
 
+/// `good` with `bytes` written at `at`, resealed.
+fn patched(good: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut b = good.to_vec();
+    b[at..at + bytes.len()].copy_from_slice(bytes);
+    reseal(&mut b);
+    b
+}
+
 #[test]
 fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,4 +320,265 @@ fn dropped_writer_removes_its_temporary_file() {
 fn missing_file_is_io_error() {
     let e = Reader::open("/nonexistent/dir/x.pack").unwrap_err();
     assert!(matches!(e, Error::Io(_)));
+}
+
+/// Every frame of every track, copied out, with its timing.
+fn all_frames(r: &Reader) -> Vec<(Vec<u8>, u64, u32, bool)> {
+    (0..r.tracks().len())
+        .flat_map(|t| {
+            r.frames(t)
+                .map(|f| (f.data.to_vec(), f.pts, f.duration, f.key))
+        })
+        .collect()
+}
+
+/// Regression: a memory-mapped pack killed `synth-replay run` with SIGBUS
+/// (exit 135, results lost) when the file was truncated or overwritten while
+/// it ran. The reader now owns its bytes; the file changing has no effect.
+#[test]
+fn pack_truncated_or_overwritten_after_open_reads_the_same_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(&dir);
+    let r = Reader::open(&path).unwrap();
+    let before = all_frames(&r);
+    let bytes_before: Vec<Bytes> = (0..r.frame_count(1))
+        .map(|i| r.frame_bytes(1, i).unwrap())
+        .collect();
+    // `truncate -s 1000 PACK`, then `cp other PACK`: both in place, same inode.
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(1000).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 1000);
+    let other = vec![0xee; 9000];
+    std::fs::write(&path, &other).unwrap();
+    f.set_len(0).unwrap();
+    assert_eq!(all_frames(&r), before);
+    for (i, b) in bytes_before.iter().enumerate() {
+        assert_eq!(b, &r.frame_bytes(1, i).unwrap());
+    }
+    assert!(r.frame(0, 4).unwrap().data.iter().all(|&x| x == 5));
+}
+
+/// Regression: a directory as pack said "No such device (os error 19)".
+#[test]
+fn pack_path_that_is_a_directory_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Reader::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotAFile {
+                kind: "a directory",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+    assert!(msg.ends_with("is a directory, not a regular file"), "{msg}");
+    assert!(!msg.contains('\n'));
+}
+
+/// Regression: `/dev/zero` as pack read until memory ran out.
+#[test]
+fn pack_path_that_is_a_device_is_refused_without_reading() {
+    let e = Reader::open("/dev/zero").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotAFile {
+                kind: "a character device",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "/dev/zero is a character device, not a regular file"
+    );
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// Regression: a FIFO as pack hung in `open` (waiting for a writer).
+#[test]
+fn pack_path_that_is_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("p.pack");
+    mkfifo(&fifo);
+    // If the open blocked, this thread would never send.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = fifo.clone();
+    std::thread::spawn(move || tx.send(Reader::open(&f).map(|_| ())).unwrap());
+    let e = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("Reader::open on a FIFO returns")
+        .unwrap_err();
+    assert!(matches!(e, Error::NotAFile { kind: "a FIFO", .. }), "{e}");
+}
+
+/// Regression: an unbounded input (a file growing while it is read, a
+/// device) could exhaust memory. The read stops one byte past the limit.
+#[test]
+fn pack_reads_are_bounded_by_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sample(&dir);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(super::reader::read_bounded(&path, len).is_ok());
+    let e = super::reader::read_bounded(&path, len - 1).unwrap_err();
+    assert!(
+        matches!(e, Error::TooLarge { limit, .. } if limit == len - 1),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&format!("{} bytes", len - 1)), "{e}");
+    // An endless stream (what a growing file or /dev/zero looks like to read).
+    let mut buf = Vec::new();
+    let e = super::reader::read_limited(std::io::repeat(0), &path, 1 << 20, &mut buf).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert_eq!(buf.len(), (1 << 20) + 1);
+    // The real limit is in the message of a sparse file over it.
+    let big = dir.path().join("big.pack");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_LEN + 1)
+        .unwrap();
+    let e = Reader::open(&big).unwrap_err();
+    assert!(e.to_string().contains(&MAX_LEN.to_string()), "{e}");
+}
+
+/// Regression: `pts + duration` was unchecked in the reader: a panic in debug
+/// builds, and in release a wrap that let an invalid pack through.
+#[test]
+fn index_pts_plus_duration_overflow_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(sample(&dir)).unwrap();
+    let index_offset = u64_at(&good, 40) as usize;
+    // Last audio frame: pts near u64::MAX, so pts + 960 wraps to 0.
+    let pts_at = index_offset + 4 * ENTRY_LEN + 16;
+    let e = open_bytes(patched(&good, pts_at, &(u64::MAX - 959).to_le_bytes()));
+    assert!(
+        matches!(
+            e,
+            Error::BadIndex {
+                track: 0,
+                frame: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("overflows"), "{e}");
+}
+
+/// Regression: the header's `loop_duration_us` was never checked against the
+/// tracks; a pack whose tracks loop after another time was accepted.
+#[test]
+fn header_loop_duration_must_match_the_tracks() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(sample(&dir)).unwrap();
+    assert_eq!(u64_at(&good, 72), 100_000);
+    for (us, ok) in [
+        (100_001u64, true),
+        (99_999, true),
+        (100_002, false),
+        (10_000_000, false),
+        (0, false),
+    ] {
+        match Reader::from_bytes(Bytes::from(patched(&good, 72, &us.to_le_bytes()))) {
+            Ok(_) => assert!(ok, "{us} µs accepted"),
+            Err(e) => {
+                assert!(!ok, "{us} µs refused: {e}");
+                assert!(
+                    matches!(e, Error::LoopMismatch { track: 0, track_us: 100_000, header_us } if header_us == us),
+                    "{e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn writer_rejects_pts_that_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Writer::create(dir.path().join("o.pack")).unwrap();
+    let a = w.add_track(audio()).unwrap();
+    let e = w.push_frame(a, &[1], u64::MAX - 10, 960, true).unwrap_err();
+    assert!(e.to_string().contains("overflows"), "{e}");
+}
+
+/// Regression: `synth-encode build -o /dev/null` as root replaced the device
+/// node with a regular file (the pack is renamed over its output path).
+#[test]
+fn writer_refuses_an_output_that_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.pack");
+    mkfifo(&fifo);
+    let sub = dir.path().join("sub.pack");
+    std::fs::create_dir(&sub).unwrap();
+    let link = dir.path().join("link.pack");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    for (path, kind) in [(&fifo, "a FIFO"), (&sub, "a directory"), (&link, "a FIFO")] {
+        let e = Writer::create(path).err().expect("refused");
+        assert!(
+            matches!(&e, Error::OutputNotAFile { kind: k, .. } if *k == kind),
+            "{}: {e}",
+            path.display()
+        );
+        assert!(e.to_string().contains("refusing to replace it"), "{e}");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::metadata(&sub).unwrap().is_dir());
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["fifo.pack", "link.pack", "sub.pack"],
+        "no .tmp left"
+    );
+    // A stale temporary that is a FIFO would block the open: refused too.
+    let out = dir.path().join("x.pack");
+    mkfifo(&dir.path().join("x.pack.tmp"));
+    assert!(matches!(
+        Writer::create(&out).err(),
+        Some(Error::OutputNotAFile { kind: "a FIFO", .. })
+    ));
+}
+
+#[test]
+fn writer_temporary_file_is_beside_the_target_and_replaces_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.pack");
+    std::fs::write(&path, b"old").unwrap();
+    let stale = dir.path().join("r.pack.tmp");
+    std::fs::write(&stale, b"stale").unwrap();
+    let mut w = Writer::create(&path).unwrap();
+    // The only new entry is the temporary, in the target's own directory.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["r.pack", "r.pack.tmp"]);
+    let a = w.add_track(Track::opus("a", 32_000, 960)).unwrap();
+    w.push_frame(a, &[1], 0, 960, true).unwrap();
+    w.finish().unwrap();
+    assert!(!stale.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(Reader::open(&path).unwrap().frame_count(0), 1);
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::format::{
     encode_track, validate_track, Entry, Header, Track, TrackKind, ENTRY_LEN, FLAG_KEY,
-    FRAME_ALIGN, HEADER_LEN, PAYLOAD_START, VERSION,
+    FRAME_ALIGN, HEADER_LEN, MAX_LEN, PAYLOAD_START, VERSION,
 };
+use super::reader::file_kind;
 use super::Error;
 
 /// Builds a pack in one pass. Frames of different tracks may be pushed in any
@@ -41,11 +42,22 @@ const ZEROS: [u8; FRAME_ALIGN as usize] = [0; FRAME_ALIGN as usize];
 
 impl Writer {
     /// Starts a pack at `path` (written to `path.tmp` until [`Writer::finish`]).
+    ///
+    /// `path` may be missing or a regular file (which the pack replaces). A
+    /// directory, a device node, a FIFO or a socket (or a symbolic link to one)
+    /// is refused before anything is written: renaming the pack over it would
+    /// replace the node, and `-o /dev/null` run as root would delete the device.
+    /// The temporary file is `path` with `.tmp` appended, so it sits in the
+    /// same directory and the rename never crosses file systems.
     pub fn create(path: impl AsRef<Path>) -> Result<Writer, Error> {
         let path = path.as_ref().to_path_buf();
         let mut tmp = path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp_path = PathBuf::from(tmp);
+        Writer::check_output(&path)?;
+        // A stale temporary from a killed build is replaced; a FIFO there would
+        // block the open below, a directory would fail it less clearly.
+        refuse_special(&tmp_path, fs::symlink_metadata(&tmp_path))?;
         let file = File::create(&tmp_path)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // Header placeholder plus zero padding up to the payload area. The padding
@@ -63,6 +75,14 @@ impl Writer {
             entries: Vec::new(),
             done: false,
         })
+    }
+
+    /// Whether a pack may be written at `path`: missing or a regular file (or a
+    /// symbolic link to one). [`Writer::create`] checks it too; a caller with
+    /// slow work to do before creating the writer checks it first.
+    pub fn check_output(path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        refuse_special(path, fs::metadata(path))
     }
 
     /// Declares a track and returns its id for [`Writer::push_frame`].
@@ -108,6 +128,7 @@ impl Writer {
             )));
         }
         if let Some(last) = entries.last() {
+            // The previous end was checked not to overflow when it was pushed.
             if pts < last.pts + last.duration as u64 {
                 return Err(Error::InvalidInput(format!(
                     "track {}: pts {pts} overlaps the previous frame ({} + {})",
@@ -117,6 +138,12 @@ impl Writer {
         } else if info.kind == TrackKind::Video && !key {
             return Err(Error::InvalidInput(format!(
                 "track {}: a video track must start with a key frame",
+                info.name
+            )));
+        }
+        if pts.checked_add(duration as u64).is_none() {
+            return Err(Error::InvalidInput(format!(
+                "track {}: pts {pts} + duration {duration} overflows a 64-bit tick count",
                 info.name
             )));
         }
@@ -202,6 +229,12 @@ impl Writer {
             index.extend_from_slice(&e.encode());
         }
         self.write_body(&index)?;
+        if self.pos > MAX_LEN {
+            return Err(Error::InvalidInput(format!(
+                "the pack would be {} bytes, over the {MAX_LEN} a reader takes",
+                self.pos
+            )));
+        }
         let header = Header {
             version: VERSION,
             track_count: self.tracks.len() as u32,
@@ -222,5 +255,19 @@ impl Writer {
         fs::rename(&self.tmp_path, &self.path)?;
         self.done = true;
         Ok(())
+    }
+}
+
+/// Refuses an existing path that is not a regular file (`meta` is its metadata,
+/// or the error getting it: a missing path is fine).
+fn refuse_special(path: &Path, meta: std::io::Result<fs::Metadata>) -> Result<(), Error> {
+    match meta {
+        Ok(meta) if !meta.is_file() => Err(Error::OutputNotAFile {
+            path: path.to_path_buf(),
+            kind: file_kind(&meta),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io(e)),
     }
 }

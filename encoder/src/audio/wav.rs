@@ -12,6 +12,8 @@
 //! output is aligned with the input to within one input sample: sample `n` of
 //! the output is at time `n/48000` of the input.
 
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use rubato::{
@@ -63,7 +65,25 @@ pub fn read_mono(path: &Path, max_seconds: f64) -> Result<(Vec<f32>, WavInfo), E
             source,
         },
     };
-    let mut reader = hound::WavReader::open(path).map_err(wav_err)?;
+    let file = File::open(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let truncated = |detail: String| Error::TruncatedWav {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
+        hound::Error::IoError(e) if ran_out(&e) => truncated(match std::fs::metadata(path) {
+            Ok(m) => format!("the file ends after {} bytes, inside its header", m.len()),
+            Err(_) => "the file ends inside its header".into(),
+        }),
+        e => wav_err(e),
+    })?;
+    let sample_err = |e: hound::Error| match e {
+        hound::Error::IoError(e) if ran_out(&e) => truncated(data_shortfall(path)),
+        e => wav_err(e),
+    };
     let spec = reader.spec();
     let info = WavInfo {
         sample_rate: spec.sample_rate,
@@ -113,15 +133,48 @@ pub fn read_mono(path: &Path, max_seconds: f64) -> Result<(Vec<f32>, WavInfo), E
     let wanted = frames * channels;
     if info.float {
         for s in reader.samples::<f32>().take(wanted) {
-            push(s.map_err(wav_err)?);
+            push(s.map_err(sample_err)?);
         }
     } else {
         let scale = 1.0 / (1u64 << (info.bits - 1)) as f32;
         for s in reader.samples::<i32>().take(wanted) {
-            push(s.map_err(wav_err)? as f32 * scale);
+            push(s.map_err(sample_err)? as f32 * scale);
         }
     }
     Ok((mono, info))
+}
+
+/// Whether hound's I/O error means the file ended early: hound says so with
+/// an `Other` error, "Failed to read enough bytes.", std with `UnexpectedEof`.
+fn ran_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::Other
+    )
+}
+
+/// What a WAV file whose samples ran out holds: its data chunk's promised
+/// length against the bytes after the chunk's start.
+fn data_shortfall(path: &Path) -> String {
+    let measure = || -> io::Result<(u32, u64)> {
+        let wav = hound::WavReader::new(BufReader::new(File::open(path)?))
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        // hound leaves the reader at the first sample, just after the data
+        // chunk's 8-byte header, whose last four bytes are its length.
+        let mut file = wav.into_inner();
+        let data_start = file.stream_position()?;
+        file.seek(SeekFrom::Start(data_start.saturating_sub(4)))?;
+        let mut len = [0u8; 4];
+        file.read_exact(&mut len)?;
+        let file_len = file.get_ref().metadata()?.len();
+        Ok((u32::from_le_bytes(len), file_len.saturating_sub(data_start)))
+    };
+    match measure() {
+        Ok((promised, present)) => {
+            format!("data chunk promises {promised} bytes, {present} present")
+        }
+        Err(_) => "the samples end before the data chunk does".into(),
+    }
 }
 
 /// Resamples mono `input` from `from` Hz to `to` Hz with a windowed-sinc filter.
