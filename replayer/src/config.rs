@@ -63,6 +63,60 @@ pub mod defaults {
     }
 }
 
+/// Limits on what a config may ask for: past them a run would panic, hang,
+/// run out of memory or mean nothing, so resolving refuses them and says which.
+pub mod limits {
+    use std::time::Duration;
+    /// Largest config file (and largest `tls.ca_cert` file) read, in bytes (16 MiB).
+    pub const FILE_BYTES: u64 = 16 << 20;
+    /// Clients in one process, all groups and `clients` together (run more pods for more).
+    pub const CLIENTS: usize = 100_000;
+    /// `max_concurrent_connects`.
+    pub const MAX_CONCURRENT_CONNECTS: usize = 100_000;
+    /// `threads`.
+    pub const THREADS: usize = 1024;
+    /// Width of a zero-padded template variable, `{index:032}`.
+    pub const TEMPLATE_WIDTH: usize = 32;
+    /// `ramp_up_delay_ms` (one hour between two starts).
+    pub const RAMP_UP_DELAY_MS: u64 = 3_600_000;
+    /// Bytes of a path (`pack`, `report`, `tls.ca_cert`): Linux's `PATH_MAX`.
+    pub const PATH_BYTES: usize = 4096;
+    /// YAML nodes (scalars, sequences, mappings) of one config: room for
+    /// [`CLIENTS`] explicit clients of 11 nodes each, and then some.
+    pub const YAML_NODES: usize = 2_000_000;
+    /// Parser events of one config (a node is one or two events).
+    pub const YAML_EVENTS: usize = 4_000_000;
+    /// Characters of a user's value an error echoes before it cuts with `…`.
+    pub const SHOWN_CHARS: usize = 100;
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+    /// `duration` and `auth.jwt_ttl` (30 days).
+    pub const DURATION: Duration = Duration::from_secs(30 * 86_400);
+    /// Shortest `heartbeat_interval` (shorter is a busy loop, not a heartbeat).
+    pub const HEARTBEAT_MIN: Duration = Duration::from_millis(10);
+    /// `(field, shortest, longest)` of the other durations; a shortest of
+    /// 1 ns reads "more than 0". The idle timeout is far inside QUIC's
+    /// limit (2^62 ms), and stall and liveness checks add them to clock
+    /// readings without overflowing.
+    pub const DURATIONS: &[(&str, Duration, Duration)] = &[
+        ("duration", Duration::from_nanos(1), DURATION),
+        (
+            "connect_timeout",
+            Duration::from_nanos(1),
+            Duration::from_secs(600),
+        ),
+        ("heartbeat_interval", HEARTBEAT_MIN, HOUR),
+        ("keep_alive", Duration::from_nanos(1), HOUR),
+        ("idle_timeout", Duration::from_nanos(1), HOUR),
+        ("stall_after", Duration::from_nanos(1), HOUR),
+        ("ack_wait", Duration::ZERO, Duration::from_secs(600)),
+        ("drain", Duration::ZERO, Duration::from_secs(600)),
+        ("late_after.audio", Duration::ZERO, MINUTE),
+        ("late_after.video", Duration::ZERO, MINUTE),
+        ("auth.jwt_ttl", Duration::from_nanos(1), DURATION),
+    ];
+}
+
 /// The config file, as written. Every field is optional except that at least one
 /// client must come from `clients` or `groups`.
 #[derive(Debug, Default, Deserialize)]
@@ -342,18 +396,128 @@ pub struct Settings {
 
 /// Reads and parses a config file; errors name the file, line and field.
 pub fn read_file(path: &Path) -> anyhow::Result<File> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config {}", path.display()))?;
+    let bytes = read_limited(path).with_context(|| format!("reading config {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("config {}: not UTF-8 text ({e})", path.display()))?;
     parse(&text).with_context(|| format!("config {}", path.display()))
 }
 
-/// Parses config text. The error is serde-saphyr's first line: `line L column C: what`.
+/// Reads a regular file of at most [`limits::FILE_BYTES`]. Anything else is
+/// refused before it is opened: reading a FIFO blocks, a device never ends.
+fn read_limited(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else {
+            "a FIFO, socket or device"
+        };
+        bail!("is {what}, not a regular file");
+    }
+    let too_big = || {
+        anyhow::anyhow!(
+            "larger than {} MiB ({} bytes)",
+            limits::FILE_BYTES >> 20,
+            limits::FILE_BYTES
+        )
+    };
+    if meta.len() > limits::FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        // Swapped for a FIFO since the check, it still must not block.
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path)?;
+    if !file.metadata()?.is_file() {
+        bail!("is not a regular file");
+    }
+    let mut out = Vec::new();
+    file.take(limits::FILE_BYTES + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limits::FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
+/// `s` as an error shows it: at most [`limits::SHOWN_CHARS`] characters, then `…`.
+pub(crate) fn shown(s: &str) -> String {
+    match s.char_indices().nth(limits::SHOWN_CHARS) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
+}
+
+/// Parses config text. The error is one line: `line L column C: what`.
 pub fn parse(text: &str) -> anyhow::Result<File> {
-    serde_saphyr::from_str::<File>(text).map_err(|e| {
-        let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid YAML");
-        anyhow::anyhow!("{}", first.trim_start_matches("error: "))
-    })
+    if text.len() as u64 > limits::FILE_BYTES {
+        bail!(
+            "config is {} bytes, more than {} MiB",
+            text.len(),
+            limits::FILE_BYTES >> 20
+        );
+    }
+    // The parser's default budget (250 000 nodes) is smaller than a file of
+    // `limits::CLIENTS` explicit clients.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: limits::YAML_NODES,
+            max_events: limits::YAML_EVENTS,
+        },
+    };
+    serde_saphyr::from_str_with_options::<File>(text, options)
+        .map_err(|e| anyhow::anyhow!("{}", message(&e)))
+}
+
+/// One line for a parser error: `line L column C: what`, in words of the
+/// config rather than of the parser's options.
+fn message(full: &serde_saphyr::Error) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+    let e = full.without_snippet();
+    let what = match e {
+        serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
+            format!("duplicate key `{}`", shown(k))
+        }
+        serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => "duplicate key".to_owned(),
+        serde_saphyr::Error::Budget { breach, .. } => match breach {
+            BudgetBreach::Nodes { .. } => format!(
+                "config too large: more than {} YAML nodes (at most {} clients)",
+                limits::YAML_NODES,
+                limits::CLIENTS
+            ),
+            BudgetBreach::Events { .. } => format!(
+                "config too large: more than {} YAML events (at most {} clients)",
+                limits::YAML_EVENTS,
+                limits::CLIENTS
+            ),
+            BudgetBreach::Depth { .. } => "config nested too deeply".to_owned(),
+            other => format!("config too large or too repetitive ({other:?})"),
+        },
+        _ => {
+            // The parser's own first line, which has the location. It may
+            // echo a value; the longest of our own (an unknown field and
+            // the list of known ones) fits in 1000 characters.
+            let msg = full.to_string();
+            let first = msg.lines().next().unwrap_or("invalid YAML");
+            let first = first.trim_start_matches("error: ");
+            let cut: String = first.chars().take(1000).collect();
+            return if cut.len() < first.len() {
+                format!("{cut}…")
+            } else {
+                cut
+            };
+        }
+    };
+    match e.location() {
+        Some(l) => format!("line {} column {}: {what}", l.line(), l.column()),
+        None => what,
+    }
 }
 
 impl Settings {
@@ -374,7 +538,12 @@ impl Settings {
         let mut o = o.clone();
         if o.pod_index.is_none() {
             // A Kubernetes indexed Job names the pod's index this way.
-            o.pod_index = env("JOB_COMPLETION_INDEX").and_then(|v| v.trim().parse().ok());
+            if let Some(v) = env("JOB_COMPLETION_INDEX") {
+                let n = v.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("JOB_COMPLETION_INDEX {:?} is not a number", shown(&v))
+                })?;
+                o.pod_index = Some(n);
+            }
         }
         let o = &o;
         let clients = expand(&file.clients, &file.groups, o)?;
@@ -386,29 +555,44 @@ impl Settings {
         let metrics_listen = match o.metrics_listen.clone().or(file.metrics_listen) {
             None => None,
             Some(s) => Some(s.parse().with_context(|| {
-                format!("metrics_listen {s:?} is not an address like 127.0.0.1:9090")
+                format!(
+                    "metrics_listen {:?} is not an address like 127.0.0.1:9090",
+                    shown(&s)
+                )
             })?),
         };
-        let duration = o.duration.or(file.duration).unwrap_or(defaults::DURATION);
-        if duration.is_zero() {
-            bail!("duration must be more than 0");
-        }
-        let keep_alive = file.keep_alive.unwrap_or(defaults::KEEP_ALIVE);
-        let idle_timeout = file.idle_timeout.unwrap_or(defaults::IDLE_TIMEOUT);
-        if keep_alive.is_zero() || idle_timeout <= keep_alive {
+        let duration = bounded(
+            "duration",
+            o.duration.or(file.duration).unwrap_or(defaults::DURATION),
+        )?;
+        let keep_alive = bounded(
+            "keep_alive",
+            file.keep_alive.unwrap_or(defaults::KEEP_ALIVE),
+        )?;
+        let idle_timeout = bounded(
+            "idle_timeout",
+            file.idle_timeout.unwrap_or(defaults::IDLE_TIMEOUT),
+        )?;
+        if idle_timeout <= keep_alive {
             bail!(
-                "keep_alive ({}) must be more than 0 and less than idle_timeout ({})",
+                "keep_alive ({}) must be less than idle_timeout ({})",
                 humantime::format_duration(keep_alive),
                 humantime::format_duration(idle_timeout)
             );
         }
-        let stall_after = file.stall_after.unwrap_or(defaults::STALL_AFTER);
-        if stall_after.is_zero() {
-            bail!("stall_after must be more than 0");
-        }
+        let stall_after = bounded(
+            "stall_after",
+            file.stall_after.unwrap_or(defaults::STALL_AFTER),
+        )?;
         let late_after = [
-            file.late_after.audio.unwrap_or(defaults::AUDIO_LATE_AFTER),
-            file.late_after.video.unwrap_or(defaults::VIDEO_LATE_AFTER),
+            bounded(
+                "late_after.audio",
+                file.late_after.audio.unwrap_or(defaults::AUDIO_LATE_AFTER),
+            )?,
+            bounded(
+                "late_after.video",
+                file.late_after.video.unwrap_or(defaults::VIDEO_LATE_AFTER),
+            )?,
         ];
         let max_concurrent_connects = file
             .max_concurrent_connects
@@ -416,18 +600,38 @@ impl Settings {
         if max_concurrent_connects == 0 {
             bail!("max_concurrent_connects must be at least 1");
         }
+        if max_concurrent_connects > limits::MAX_CONCURRENT_CONNECTS {
+            bail!(
+                "max_concurrent_connects {max_concurrent_connects} is more than {}",
+                limits::MAX_CONCURRENT_CONNECTS
+            );
+        }
+        let ramp_up_delay_ms = file.ramp_up_delay_ms.unwrap_or(defaults::RAMP_UP_DELAY_MS);
+        if ramp_up_delay_ms > limits::RAMP_UP_DELAY_MS {
+            bail!(
+                "ramp_up_delay_ms {ramp_up_delay_ms} is more than {} (1 h)",
+                limits::RAMP_UP_DELAY_MS
+            );
+        }
+        let pack = o
+            .pack
+            .clone()
+            .or(file.pack)
+            .unwrap_or_else(|| PathBuf::from(defaults::PACK));
+        let report = o.report.clone().or(file.report);
+        path_fits("pack", &pack)?;
+        if let Some(r) = &report {
+            path_fits("report", r)?;
+        }
         Ok(Settings {
             server_url,
-            pack: o
-                .pack
-                .clone()
-                .or(file.pack)
-                .unwrap_or_else(|| PathBuf::from(defaults::PACK)),
+            pack,
             duration,
-            ramp_up_delay: Duration::from_millis(
-                file.ramp_up_delay_ms.unwrap_or(defaults::RAMP_UP_DELAY_MS),
-            ),
-            connect_timeout: file.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
+            ramp_up_delay: Duration::from_millis(ramp_up_delay_ms),
+            connect_timeout: bounded(
+                "connect_timeout",
+                file.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
+            )?,
             max_concurrent_connects,
             connect_attempts: file
                 .connect_attempts
@@ -435,12 +639,17 @@ impl Settings {
                 .max(1),
             threads: match file.threads {
                 Some(0) => bail!("threads must be at least 1"),
+                Some(n) if n > limits::THREADS => {
+                    bail!("threads {n} is more than {}", limits::THREADS)
+                }
                 Some(n) => n,
                 None => defaults::threads(clients.len()),
             },
-            heartbeat_interval: file
-                .heartbeat_interval
-                .unwrap_or(defaults::HEARTBEAT_INTERVAL),
+            heartbeat_interval: bounded(
+                "heartbeat_interval",
+                file.heartbeat_interval
+                    .unwrap_or(defaults::HEARTBEAT_INTERVAL),
+            )?,
             batch_window: match file.batch_window.unwrap_or(defaults::BATCH_WINDOW) {
                 w if w >= Duration::from_millis(20) => {
                     bail!("batch_window must be under 20 ms (one audio frame)")
@@ -450,22 +659,53 @@ impl Settings {
             keep_alive,
             idle_timeout,
             stall_after,
-            ack_wait: file.ack_wait.unwrap_or(defaults::ACK_WAIT),
-            drain: file.drain.unwrap_or(defaults::DRAIN),
+            ack_wait: bounded("ack_wait", file.ack_wait.unwrap_or(defaults::ACK_WAIT))?,
+            drain: bounded("drain", file.drain.unwrap_or(defaults::DRAIN))?,
             late_after,
             trust,
             credentials,
             clients,
             thresholds,
             metrics_listen,
-            report: o.report.clone().or(file.report),
+            report,
         })
     }
 }
 
+/// `d` if it is within the bounds [`limits::DURATIONS`] gives `name`.
+fn bounded(name: &str, d: Duration) -> anyhow::Result<Duration> {
+    let Some(&(_, min, max)) = limits::DURATIONS.iter().find(|(n, ..)| *n == name) else {
+        bail!("no limits for {name}");
+    };
+    let f = humantime::format_duration;
+    if d < min {
+        if min == Duration::from_nanos(1) {
+            bail!("{name} must be more than 0");
+        }
+        bail!("{name} {} is less than {}", f(d), f(min));
+    }
+    if d > max {
+        bail!("{name} {} is more than {}", f(d), f(max));
+    }
+    Ok(d)
+}
+
+/// Refuses a path longer than the system would open.
+fn path_fits(name: &str, p: &Path) -> anyhow::Result<()> {
+    let len = p.as_os_str().len();
+    if len > limits::PATH_BYTES {
+        bail!(
+            "{name} path {:?} is {len} bytes, more than {}",
+            shown(&p.to_string_lossy()),
+            limits::PATH_BYTES
+        );
+    }
+    Ok(())
+}
+
 fn parse_server_url(s: &str) -> anyhow::Result<url::Url> {
     // Errors show the URL without a password or token.
-    let shown = synth_common::redact::url_str(s);
+    let shown = shown(&synth_common::redact::url_str(s));
     let u = url::Url::parse(s).with_context(|| format!("server_url {shown:?} is not a URL"))?;
     if u.scheme() != "https" {
         bail!("server_url {shown:?} must start with https:// (WebTransport runs over HTTP/3)");
@@ -482,6 +722,7 @@ fn trust(t: &Tls) -> anyhow::Result<Trust> {
         bail!("tls: give only one of ca_cert, cert_sha256 and insecure");
     }
     if let Some(p) = &t.ca_cert {
+        check_ca_file(p)?;
         return Ok(Trust::CaFile(p.clone()));
     }
     if let Some(h) = &t.cert_sha256 {
@@ -498,11 +739,35 @@ fn trust(t: &Tls) -> anyhow::Result<Trust> {
     })
 }
 
+/// Reads `tls.ca_cert` as the run will (PEM certificates, each a valid trust
+/// anchor), so a missing or broken file is a config error, not a failed run.
+fn check_ca_file(p: &Path) -> anyhow::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    path_fits("tls.ca_cert", p)?;
+    let shown = || shown(&p.display().to_string());
+    let bytes = read_limited(p).with_context(|| format!("reading tls.ca_cert {}", shown()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("tls.ca_cert {}: not PEM", shown()))?;
+    if certs.is_empty() {
+        bail!("tls.ca_cert {} holds no PEM certificate", shown());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(c)
+            .with_context(|| format!("tls.ca_cert {}", shown()))?;
+    }
+    Ok(())
+}
+
 /// Parses a SHA-256 given as 64 hex digits, optionally with `:` between bytes.
 pub fn parse_sha256(s: &str) -> anyhow::Result<[u8; 32]> {
     let hex: String = s.chars().filter(|&c| c != ':').collect();
-    let bad = || anyhow::anyhow!("tls.cert_sha256 {s:?} is not 64 hex digits");
-    if hex.len() != 64 {
+    let bad = || anyhow::anyhow!("tls.cert_sha256 {:?} is not 64 hex digits", shown(s));
+    // Checked as ASCII first: the pairs below are byte offsets.
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
     let mut out = [0u8; 32];
@@ -520,9 +785,12 @@ fn credentials(a: &Auth, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result
         (None, Some(var)) => match env(var) {
             Some(s) if !s.is_empty() => Ok(Credentials::Mint {
                 secret: s.into_bytes(),
-                ttl: a.jwt_ttl.unwrap_or(defaults::JWT_TTL),
+                ttl: bounded("auth.jwt_ttl", a.jwt_ttl.unwrap_or(defaults::JWT_TTL))?,
             }),
-            _ => bail!("auth.jwt_secret_env: environment variable {var} is not set (or empty)"),
+            _ => bail!(
+                "auth.jwt_secret_env: environment variable {} is not set (or empty)",
+                shown(var)
+            ),
         },
         (None, None) => Ok(Credentials::None),
     }
@@ -541,10 +809,11 @@ struct Vars<'a> {
 fn render(template: &str, v: &Vars) -> anyhow::Result<String> {
     let mut out = String::with_capacity(template.len() + 8);
     let mut rest = template;
+    let t = shown(template);
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let Some(close) = rest[open..].find('}') else {
-            bail!("template {template:?} has an unclosed '{{'");
+            bail!("template {t:?} has an unclosed '{{'");
         };
         let inner = &rest[open + 1..open + close];
         let (name, width) = match inner.split_once(':') {
@@ -552,9 +821,17 @@ fn render(template: &str, v: &Vars) -> anyhow::Result<String> {
                 let w = w.strip_prefix('0').unwrap_or(w);
                 let width: usize = w.parse().map_err(|_| {
                     anyhow::anyhow!(
-                        "template {template:?}: bad width in {{{inner}}}, use like {{index:03}}"
+                        "template {t:?}: bad width in {{{}}}, use like {{index:03}}",
+                        shown(inner)
                     )
                 })?;
+                if width > limits::TEMPLATE_WIDTH {
+                    bail!(
+                        "template {t:?}: width {width} in {{{}}} is more than {}",
+                        shown(inner),
+                        limits::TEMPLATE_WIDTH
+                    );
+                }
                 (n, width)
             }
             None => (inner, 0),
@@ -570,7 +847,8 @@ fn render(template: &str, v: &Vars) -> anyhow::Result<String> {
                 continue;
             }
             other => bail!(
-                "template {template:?}: unknown variable {{{other}}} (use index, global, pod, pod_index, meeting)"
+                "template {t:?}: unknown variable {{{}}} (use index, global, pod, pod_index, meeting)",
+                shown(other)
             ),
         };
         out.push_str(&format!("{num:0width$}"));
@@ -593,27 +871,85 @@ fn pod_token(name: &str) -> String {
         .collect()
 }
 
+/// Checks an id against the server's rule; the error shows at most the id's start.
+fn check_id(id: &str) -> anyhow::Result<()> {
+    use synth_common::ids::{check, IdError, MAX_LEN};
+    match check(id) {
+        Ok(()) => Ok(()),
+        Err(IdError::TooLong(_)) => bail!(
+            "id {:?} is {} bytes, more than {MAX_LEN}",
+            shown(id),
+            id.len()
+        ),
+        Err(IdError::BadChar { ch, .. }) => bail!(
+            "id {:?} has {ch:?}: only letters, digits, '_' and '-' are allowed",
+            shown(id)
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn expand(
     clients: &[ClientSpec],
     groups: &[GroupSpec],
     o: &Overrides,
 ) -> anyhow::Result<Vec<Participant>> {
-    let mut out = Vec::new();
-    for c in clients {
-        out.push(Participant {
-            index: out.len(),
-            user_id: c.user_id.clone(),
-            meeting_id: c.meeting_id.clone(),
-            audio: c.enable_audio,
-            video: c.enable_video,
-            rendition: c.rendition.clone(),
-        });
-    }
     if o.clients_per_pod.is_some() && groups.len() != 1 {
         bail!(
             "CLIENTS_PER_POD is set but the config has {} groups: it needs exactly one",
             groups.len()
         );
+    }
+    // Counted before anything is made, so a huge count is an error, not an
+    // allocation failure.
+    let mut total = clients.len();
+    for (g_no, g) in groups.iter().enumerate() {
+        let count = match o.clients_per_pod {
+            Some(n) if n > limits::CLIENTS => {
+                bail!("CLIENTS_PER_POD {n} is more than {}", limits::CLIENTS)
+            }
+            Some(n) => n,
+            None if g.count > limits::CLIENTS => bail!(
+                "groups[{g_no}].count {} is more than {}",
+                g.count,
+                limits::CLIENTS
+            ),
+            None => g.count,
+        };
+        total = total.saturating_add(count);
+    }
+    if total > limits::CLIENTS {
+        bail!(
+            "the config makes {total} clients, more than {} in one process (run more pods)",
+            limits::CLIENTS
+        );
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut seen = HashSet::with_capacity(total);
+    let mut add = |p: Participant| -> anyhow::Result<()> {
+        check_id(&p.user_id).with_context(|| format!("client {} user_id", p.index))?;
+        check_id(&p.meeting_id)
+            .with_context(|| format!("client {} ({}) meeting_id", p.index, p.user_id))?;
+        if !seen.insert(synth_common::ids::normalize(&p.user_id)) {
+            bail!(
+                "user_id {:?} is used by more than one client (ids must be distinct; use {{index}} in a group template)",
+                p.user_id
+            );
+        }
+        out.push(p);
+        Ok(())
+    };
+    let mut index = 0;
+    for c in clients {
+        add(Participant {
+            index,
+            user_id: c.user_id.clone(),
+            meeting_id: c.meeting_id.clone(),
+            audio: c.enable_audio,
+            video: c.enable_video,
+            rendition: c.rendition.clone(),
+        })?;
+        index += 1;
     }
     let pod = pod_token(o.pod_name.as_deref().unwrap_or("local"));
     let pod_index = o.pod_index.unwrap_or(0);
@@ -624,26 +960,37 @@ fn expand(
             (Some(0), _) => bail!("groups[{g_no}].meeting_size must be at least 1"),
             (Some(_), false) => bail!(
                 "groups[{g_no}]: meeting_size is set but meeting_id {:?} has no {{meeting}}",
-                g.meeting_id
+                shown(&g.meeting_id)
             ),
             (Some(n), true) => n,
             (None, true) => bail!(
                 "groups[{g_no}]: meeting_id {:?} uses {{meeting}}, so meeting_size is needed",
-                g.meeting_id
+                shown(&g.meeting_id)
             ),
             (None, false) => usize::MAX,
         };
-        for index in 0..count {
-            let global = pod_index * count + index;
+        // `{global}` of this pod's clients: pod_index × count + index. Were it
+        // to wrap, a far pod's ids would be those of pod 0.
+        let first = pod_index
+            .checked_mul(count)
+            .filter(|f| f.checked_add(count).is_some())
+            .with_context(|| {
+                format!(
+                    "pod_index {pod_index} × {count} clients overflows the {{global}} index (at most {})",
+                    usize::MAX / count.max(1) - 1
+                )
+            })?;
+        for i in 0..count {
+            let global = first + i;
             let vars = Vars {
-                index,
+                index: i,
                 global,
                 pod: &pod,
                 pod_index,
                 meeting: global / size,
             };
-            out.push(Participant {
-                index: out.len(),
+            add(Participant {
+                index,
                 user_id: render(&g.user_id, &vars)
                     .with_context(|| format!("groups[{g_no}].user_id"))?,
                 meeting_id: render(&g.meeting_id, &vars)
@@ -651,24 +998,12 @@ fn expand(
                 audio: g.enable_audio,
                 video: g.enable_video,
                 rendition: g.rendition.clone(),
-            });
+            })?;
+            index += 1;
         }
     }
     if out.is_empty() {
         bail!("no clients: add `clients:` or `groups:` to the config");
-    }
-    let mut seen = HashSet::new();
-    for c in &out {
-        synth_common::ids::check(&c.user_id)
-            .with_context(|| format!("client {} user_id", c.index))?;
-        synth_common::ids::check(&c.meeting_id)
-            .with_context(|| format!("client {} ({}) meeting_id", c.index, c.user_id))?;
-        if !seen.insert(synth_common::ids::normalize(&c.user_id)) {
-            bail!(
-                "user_id {:?} is used by more than one client (ids must be distinct; use {{index}} in a group template)",
-                c.user_id
-            );
-        }
     }
     Ok(out)
 }

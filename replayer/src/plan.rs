@@ -84,8 +84,9 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
                     .filter(|&t| pack.tracks()[t].kind == TrackKind::Video)
                     .with_context(|| {
                         format!(
-                            "client {}: rendition {name:?} is not a video track of pack {} (it has: {})",
+                            "client {}: rendition {:?} is not a video track of pack {} (it has: {})",
                             c.user_id,
+                            crate::config::shown(name),
                             path.display(),
                             videos.join(", ")
                         )

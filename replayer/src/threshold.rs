@@ -7,6 +7,8 @@
 use anyhow::bail;
 use serde::Serialize;
 
+use crate::config::shown;
+
 /// The figures a threshold may name, with what each measures.
 pub const NAMES: &[(&str, &str)] = &[
     (
@@ -152,7 +154,8 @@ impl Threshold {
         if !NAMES.iter().any(|(n, _)| *n == name) {
             let known: Vec<_> = NAMES.iter().map(|(n, _)| *n).collect();
             bail!(
-                "thresholds: unknown figure {name:?} (known: {})",
+                "thresholds: unknown figure {:?} (known: {})",
+                shown(name),
                 known.join(", ")
             );
         }
@@ -168,15 +171,23 @@ impl Threshold {
         .find_map(|(s, op)| e.strip_prefix(s).map(|rest| (*op, rest)))
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "thresholds.{name}: {expr:?} must look like \"< 150\" (ops < <= > >= ==)"
+                "thresholds.{name}: {:?} must look like \"< 150\" (ops < <= > >= ==)",
+                shown(expr)
             )
         })?;
-        let value: f64 = rest.trim().parse().map_err(|_| {
-            anyhow::anyhow!(
-                "thresholds.{name}: {:?} in {expr:?} is not a number",
-                rest.trim()
-            )
-        })?;
+        let value: f64 = rest
+            .trim()
+            .parse()
+            // `NaN` and `inf` parse, but no figure compares with them as meant.
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "thresholds.{name}: {:?} in {:?} is not a finite number",
+                    shown(rest.trim()),
+                    shown(expr)
+                )
+            })?;
         Ok(Threshold {
             name: name.to_owned(),
             expr: e.to_owned(),

@@ -2,5 +2,6 @@
 
 mod cli;
 mod faults;
+mod regression;
 mod replay;
 mod support;
