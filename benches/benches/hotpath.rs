@@ -1,7 +1,7 @@
 //! The replayer's per-packet hot paths, one at a time.
 //!
 //! - `packet_build/{audio,video}`: one packet of a client's lane (prefix into
-//!   the reused buffer, the frame as a slice of the map), plus the allocations
+//!   the reused buffer, the frame as a slice of the pack's buffer), plus the allocations
 //!   it makes, printed once (a counting global allocator).
 //! - `pacer_tick/1000_clients`: one tick in which 1000 clients each have an
 //!   audio and a video frame due: build, lateness histogram, counters.

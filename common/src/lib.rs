@@ -4,13 +4,13 @@
 //!
 //! - [`pack`] is the on-disk file of pre-encoded Opus and VP9 frames: a fixed
 //!   little-endian header, a track table, a fixed-size frame index and aligned
-//!   payloads, made to be memory-mapped once and shared by every client.
+//!   payloads, made to be read once and shared by every client.
 //!   [`pack::Writer`] builds one in a single streaming pass; [`pack::Reader`]
 //!   maps and validates one and hands out frames as `&[u8]` without copying.
 //! - [`wire`] builds and parses the videocall-rs packets: what a client sends
 //!   (`PacketWrapper` around `MediaPacket`, from `videocall-types`, media
 //!   built as a per-client prefix followed by the frame bytes straight from
-//!   the map), what the server sends (SESSION_ASSIGNED, MEETING_STARTED,
+//!   the pack), what the server sends (SESSION_ASSIGNED, MEETING_STARTED,
 //!   PARTICIPANT_*, CONGESTION), the packet types and the stream limit.
 //! - [`seq`] is the loss model: one sequence tracker, used by the relay for
 //!   what each sender delivered and by each client for what each peer did.

@@ -37,7 +37,7 @@ use crate::receive::{Accounting, Context};
 /// Run-wide context shared by every client.
 #[derive(Debug)]
 pub struct Shared {
-    /// The pack, mapped once.
+    /// The pack, read once.
     pub pack: Arc<Reader>,
     /// `https://host:port` of the server.
     pub server: url::Url,

@@ -1,5 +1,5 @@
 //! The Prometheus endpoint: `GET /metrics` (text format 0.0.4) and `GET /healthz`
-//! (200 once the pack is mapped and the clients are starting, 503 before).
+//! (200 once the pack is read and the clients are starting, 503 before).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! `synth-replay`: synthetic participants for videocall-rs load tests.
 //!
-//! A run ([`run::run`]) resolves one [`plan`] (the pack, mapped once and
+//! A run ([`run::run`]) resolves one [`plan`] (the pack, read once and
 //! shared by every client, and one [`plan::ClientPlan`] per client). Each
 //! client ([`client`], a thin driver) joins its meeting
 //! over WebTransport, sends a CONNECTION packet, heartbeats, and the pack's

@@ -405,7 +405,7 @@ pub struct Metrics {
     pub stall_after_us: u64,
     /// Failed connection attempts, by [`FailReason`].
     pub connect_failures: [AtomicU64; 4],
-    /// Set once the pack is mapped and the clients are starting.
+    /// Set once the pack is read and the clients are starting.
     pub ready: AtomicBool,
     /// The first reason a client gave up, for the error when none connects.
     pub first_failure: Mutex<Option<String>>,

@@ -12,7 +12,7 @@
 //! every 20 ms and a 30 fps VP9 track every 33.3 ms without drift); sequence
 //! numbers only ever rise, across loops and reconnects. Building a packet is a
 //! prefix written into the client's reused buffer plus a reference-counted
-//! slice of the map: the frame itself is never copied.
+//! slice of the pack's buffer: the frame itself is never copied.
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use crate::metrics::Media;
 pub struct Packet {
     /// The wrapper and media header (per client).
     pub head: Bytes,
-    /// The frame, shared with the map.
+    /// The frame, shared with the pack's buffer.
     pub data: Bytes,
     /// Audio or video.
     pub media: Media,

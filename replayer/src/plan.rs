@@ -38,10 +38,10 @@ pub struct ClientPlan {
     pub phase: Duration,
 }
 
-/// The mapped pack and every client's plan.
+/// The pack, read once, and every client's plan.
 #[derive(Debug)]
 pub struct Plan {
-    /// The pack, mapped once and shared by every client.
+    /// The pack, read once and shared by every client.
     pub pack: Arc<Reader>,
     /// The clients, in start order.
     pub clients: Vec<ClientPlan>,

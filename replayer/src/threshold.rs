@@ -80,6 +80,7 @@ pub const NAMES: &[(&str, &str)] = &[
     ("congestion_received", "CONGESTION packets the server sent our clients"),
     ("keyframe_answer_p99_ms", "99th percentile from a key-frame request's arrival to the key frame's send"),
     ("join_visibility_p99_ms", "99th percentile from a client's first packet to its first packet at a peer"),
+    ("connected_at_end_share", "clients connected (or stalled) when the run stopped over clients started (0..1); also built in as >= 0.5"),
     ("stalls", "times a client stalled: session open, nothing acknowledged for stall_after"),
     ("generator_saturated", "1 when this process could not keep its schedule (so \"< 1\" requires it false)"),
     ("audio_cross_host_latency_p50_ms", "median one-way audio latency from senders in other processes (clock sync)"),
