@@ -394,18 +394,25 @@ struct Pairs {
     watched_ms: f64,
     /// Video: per receiver, (freezes, frozen ms).
     per_receiver: Vec<(u64, f64)>,
+    /// Lost, per receiving client (in the metrics' order).
+    lost_by_receiver: Vec<u64>,
 }
 
 fn pairs(m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
     let mut p = Pairs::default();
     for c in &m.clients {
-        let Ok(peers) = c.peers.lock() else { continue };
+        let Ok(peers) = c.peers.lock() else {
+            p.lost_by_receiver.push(0);
+            continue;
+        };
         let mut mine = Freezes::default();
         let mut heard = false;
+        let mut mine_lost = 0;
         for (id, view) in peers.iter() {
             let sum = &view.media[i];
             let (lost, exact) = pair_loss(m, view, index.get(id.as_str()).copied(), i);
             p.lost += lost;
+            mine_lost += lost;
             let slots = match exact {
                 Some(e) => {
                     p.exact.pairs += 1;
@@ -430,6 +437,7 @@ fn pairs(m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
         if heard {
             p.per_receiver.push((mine.count, mine.total_ms));
         }
+        p.lost_by_receiver.push(mine_lost);
     }
     p
 }
@@ -497,8 +505,14 @@ impl Report {
             .iter()
             .map(|p| (p.user_id.as_str(), p.index))
             .collect();
-        let media = |i: usize| -> MediaReport {
-            let mut pr = pairs(m, &index, i);
+        let pr = [pairs(m, &index, 0), pairs(m, &index, 1)];
+        let mut meeting_lost = vec![0u64; m.clients.len()];
+        for p in &pr {
+            for (l, n) in meeting_lost.iter_mut().zip(&p.lost_by_receiver) {
+                *l += n;
+            }
+        }
+        let media = |mut pr: Pairs, i: usize| -> MediaReport {
             let mut bits = 0f64;
             let mut expected = 0f64;
             let mut active = 0f64;
@@ -596,7 +610,7 @@ impl Report {
         };
         let states = m.states();
         let mut meetings: BTreeMap<&str, Meeting> = BTreeMap::new();
-        for (p, c) in inp.plan.iter().zip(&m.clients) {
+        for ((p, c), lost) in inp.plan.iter().zip(&m.clients).zip(&meeting_lost) {
             let e = meetings.entry(&p.meeting_id).or_insert_with(|| Meeting {
                 meeting_id: p.meeting_id.clone(),
                 clients: 0,
@@ -613,18 +627,14 @@ impl Report {
             e.video_sent += c.sent_packets[Media::Video as usize].load(Relaxed);
             e.audio_received += c.recv_packets[Media::Audio as usize].load(Relaxed);
             e.video_received += c.recv_packets[Media::Video as usize].load(Relaxed);
-            if let Ok(peers) = c.peers.lock() {
-                for (id, view) in peers.iter() {
-                    let sender = index.get(id.as_str()).copied();
-                    e.lost += pair_loss(m, view, sender, 0).0 + pair_loss(m, view, sender, 1).0;
-                }
-            }
+            e.lost += lost;
         }
         let congestion: Vec<u64> = m
             .clients
             .iter()
             .map(|c| c.congestion.load(Relaxed))
             .collect();
+        let [pa, pv] = pr;
         let p = Process::now();
         let mut r = Report {
             schema: "synth-replay-report",
@@ -653,8 +663,8 @@ impl Report {
                 .enumerate()
                 .map(|(i, r)| (r.to_string(), m.connect_failures[i].load(Relaxed)))
                 .collect(),
-            audio: media(0),
-            video: media(1),
+            audio: media(pa, 0),
+            video: media(pv, 1),
             heartbeats: Counts {
                 sent: m.sum(|c| c.sent_packets[Media::Heartbeat as usize].load(Relaxed)),
                 received: m.sum(|c| c.recv_packets[Media::Heartbeat as usize].load(Relaxed)),
