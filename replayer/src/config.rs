@@ -722,7 +722,7 @@ fn trust(t: &Tls) -> anyhow::Result<Trust> {
         bail!("tls: give only one of ca_cert, cert_sha256 and insecure");
     }
     if let Some(p) = &t.ca_cert {
-        check_ca_file(p)?;
+        ca_roots(p)?;
         return Ok(Trust::CaFile(p.clone()));
     }
     if let Some(h) = &t.cert_sha256 {
@@ -739,9 +739,11 @@ fn trust(t: &Tls) -> anyhow::Result<Trust> {
     })
 }
 
-/// Reads `tls.ca_cert` as the run will (PEM certificates, each a valid trust
-/// anchor), so a missing or broken file is a config error, not a failed run.
-fn check_ca_file(p: &Path) -> anyhow::Result<()> {
+/// Reads `tls.ca_cert` (PEM certificates, each a valid trust anchor) into the
+/// roots a client trusts. Resolving a config reads it once, so a missing or
+/// broken file is a config error, not a failed run; the run reads it again
+/// the same way.
+pub fn ca_roots(p: &Path) -> anyhow::Result<rustls::RootCertStore> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     path_fits("tls.ca_cert", p)?;
@@ -759,7 +761,7 @@ fn check_ca_file(p: &Path) -> anyhow::Result<()> {
             .add(c)
             .with_context(|| format!("tls.ca_cert {}", shown()))?;
     }
-    Ok(())
+    Ok(roots)
 }
 
 /// Parses a SHA-256 given as 64 hex digits, optionally with `:` between bytes.

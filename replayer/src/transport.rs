@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
@@ -51,22 +50,9 @@ pub fn client(
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        Trust::CaFile(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("reading tls.ca_cert {}", path.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("parsing tls.ca_cert {}", path.display()))?;
-            if certs.is_empty() {
-                bail!("tls.ca_cert {} holds no PEM certificate", path.display());
-            }
-            for c in certs {
-                roots
-                    .add(c)
-                    .with_context(|| format!("tls.ca_cert {}", path.display()))?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
+        Trust::CaFile(path) => builder
+            .with_root_certificates(crate::config::ca_roots(path)?)
+            .with_no_client_auth(),
         Trust::Pinned(hashes) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Verifier {
