@@ -226,6 +226,11 @@ impl Stream {
         self.seq.counts()
     }
 
+    /// RFC 3550 interarrival jitter at the last arrival, ms.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter_ms
+    }
+
     /// Everything measured so far.
     pub fn summary(&self) -> Summary {
         Summary {

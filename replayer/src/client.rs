@@ -229,9 +229,10 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
         let Some(mut acc) = accounting.take() else {
             break;
         };
-        if stats.joined_unix_us.load(Relaxed) == 0 {
+        // Only the first session counts (`join` ignores later ones); the
+        // peers' numbers are read only then.
+        {
             let now = (unix_ms() * 1000.0) as u64;
-            stats.joined_unix_us.store(now, Relaxed);
             let peers = shared
                 .meetings
                 .get(&plan.meeting_id)
@@ -526,8 +527,9 @@ impl Sender {
                 .store((unix_ms() * 1000.0) as u64, Relaxed);
         }
         stats.sent(media, len);
+        // Polled for its acknowledgement at the next settle (before the next
+        // send, or after this wake-up's sends).
         self.inflight.push(s, media, began);
-        self.inflight.settle(stats);
         Ok(())
     }
 }

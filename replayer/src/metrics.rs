@@ -153,8 +153,6 @@ pub struct ClientStats {
     pub waiting_since_us: AtomicU64,
     /// Unix µs of this client's first packet sent (0 = none yet).
     pub first_packet_unix_us: AtomicU64,
-    /// Unix µs when its first session was established (0 = never).
-    pub joined_unix_us: AtomicU64,
     /// µs after the run started (plus one) of a key-frame request not yet
     /// answered (0 = none).
     pub keyframe_asked_us: AtomicU64,

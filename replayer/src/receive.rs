@@ -201,7 +201,7 @@ impl Accounting {
                     stats.freezes.fetch_add(1, Relaxed);
                     stats.freeze_us.fetch_add((ms * 1000.0) as u64, Relaxed);
                 }
-                out.jitter = Some((media, (s.summary().jitter_ms * 1000.0) as u64));
+                out.jitter = Some((media, (s.jitter_ms() * 1000.0) as u64));
                 if m.timestamp_ms > 0.0 {
                     let us = ((now_ms - m.timestamp_ms).max(0.0) * 1000.0) as u64;
                     out.latency = Some((media, us, ours));
