@@ -64,6 +64,11 @@ pub struct RelayArgs {
     /// How long the stall of --stall-after lasts, e.g. 1500ms.
     #[arg(long, env = "RELAY_STALL_FOR", value_name = "D", value_parser = humantime::parse_duration, requires = "stall_after")]
     pub stall_for: Option<Duration>,
+    /// Refuse new sessions (HTTP 403, `max_sessions` in the stats'
+    /// rejections) while N are open: a server at its capacity, to test a
+    /// capacity search against.
+    #[arg(long, env = "RELAY_MAX_SESSIONS", value_name = "N")]
+    pub max_sessions: Option<usize>,
 }
 
 /// `--drop-rate`: a number from 0 to 1.
@@ -105,6 +110,7 @@ impl RelayArgs {
                 (Some(after), Some(duration)) => Some(Stall { after, duration }),
                 _ => None,
             },
+            max_sessions: self.max_sessions,
         })
     }
 }
@@ -136,6 +142,9 @@ pub async fn run_cli(
     if let (Some(after), Some(d)) = (args.stall_after, args.stall_for) {
         let f = humantime::format_duration;
         mode += &format!(", stalling for {} after {}", f(d), f(after));
+    }
+    if let Some(n) = args.max_sessions {
+        mode += &format!(", at most {n} sessions open");
     }
     eprintln!(
         "relay listening on {} (certificate sha256 {hash}){mode}; Ctrl-C to stop",

@@ -86,6 +86,10 @@ pub struct RelayConfig {
     pub drop_seed: u64,
     /// Stop reading from every session for a while, then catch up.
     pub stall: Option<Stall>,
+    /// Refuse a session (HTTP 403, counted as `max_sessions` in the
+    /// rejections) while this many are open: a server at its capacity, for
+    /// testing a capacity search. `None`: no limit.
+    pub max_sessions: Option<usize>,
 }
 
 impl Default for RelayConfig {
@@ -101,6 +105,7 @@ impl Default for RelayConfig {
             drop_rate: 0.0,
             drop_seed: DEFAULT_DROP_SEED,
             stall: None,
+            max_sessions: None,
         }
     }
 }
@@ -115,6 +120,9 @@ pub(crate) struct Shared {
     pub(crate) drop_rate: f64,
     pub(crate) drop_seed: u64,
     pub(crate) stalls: Option<Stalls>,
+    max_sessions: Option<usize>,
+    /// Sessions admitted and not yet over.
+    open: AtomicU64,
     pub(crate) rooms: Rooms,
     pub(crate) shutdown: watch::Sender<bool>,
     live: Mutex<HashMap<u64, Arc<Live>>>,
@@ -145,6 +153,8 @@ impl Shared {
             drop_rate: cfg.drop_rate,
             drop_seed: cfg.drop_seed,
             stalls: cfg.stall.map(Stalls::new),
+            max_sessions: cfg.max_sessions,
+            open: AtomicU64::new(0),
             rooms: Rooms::default(),
             shutdown,
             live: Mutex::default(),
@@ -384,19 +394,50 @@ async fn accept_loop(
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
 }
 
+/// A place among the open sessions, given back when the session is over.
+struct Seat(Arc<Shared>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// A seat for one more session, unless `max_sessions` are open.
+    fn seat(self: &Arc<Self>) -> Option<Seat> {
+        let open = self.open.fetch_add(1, Ordering::Relaxed);
+        let seat = Seat(self.clone());
+        match self.max_sessions {
+            Some(max) if open >= max as u64 => None,
+            _ => Some(seat),
+        }
+    }
+}
+
+async fn refuse(req: web_transport_quinn::Request) {
+    let conn = req.conn().clone();
+    // Upstream just drops the request; a 403 tells the client why it failed.
+    let _ = req.reject(http_forbidden()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+    conn.close(0u32.into(), b"refused");
+}
+
 async fn handle_request(shared: Arc<Shared>, req: web_transport_quinn::Request) {
     let remote = req.conn().remote_address();
     match admission::admit(&req.url, shared.jwt_secret.as_deref(), shared.require_token) {
         Err(refusal) => {
             shared.reject(refusal.reason());
             tracing::info!(%remote, url = %synth_common::redact::url(&req.url), %refusal, "session refused");
-            let conn = req.conn().clone();
-            // Upstream just drops the request; a 403 tells the client why it failed.
-            let _ = req.reject(http_forbidden()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
-            conn.close(0u32.into(), b"refused");
+            refuse(req).await;
         }
         Ok(who) => {
+            let Some(_seat) = shared.seat() else {
+                shared.reject("max_sessions");
+                tracing::info!(%remote, "session refused: max_sessions are open");
+                refuse(req).await;
+                return;
+            };
             let session = match req.ok().await {
                 Ok(s) => s,
                 Err(e) => {

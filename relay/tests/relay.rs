@@ -1101,6 +1101,41 @@ async fn bad_id_in_path_refused() {
     t.close().await;
 }
 
+/// `max_sessions`: while N sessions are open the next is refused with 403
+/// (counted as `max_sessions`); once one closes, a new one gets in.
+#[tokio::test]
+async fn max_sessions_refuses_beyond_n_until_one_closes() {
+    let t = Target::relay(RelayConfig {
+        max_sessions: Some(2),
+        ..RelayConfig::default()
+    })
+    .await;
+    let a = t.join("cap-a", "cap").await;
+    let b = t.join("cap-b", "cap").await;
+    let e = Peer::connect(&t.client, t.path_url("cap-c", "cap"))
+        .await
+        .err()
+        .expect("a third session is refused")
+        .to_string();
+    assert!(e.contains("403"), "refused with 403: {e}");
+    let s = t.stats_when(|s| s.sessions_rejected == 1).await.unwrap();
+    assert_eq!(s.rejections.get("max_sessions"), Some(&1));
+    a.close();
+    // The seat is given back when the relay sees the session end.
+    let c = within("a seat after a close", async {
+        loop {
+            if let Ok(p) = Peer::connect(&t.client, t.path_url("cap-c", "cap")).await {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    c.close();
+    b.close();
+    t.close().await;
+}
+
 #[tokio::test]
 async fn token_form() {
     let t = Target::relay(RelayConfig {

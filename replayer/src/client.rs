@@ -77,6 +77,8 @@ pub struct Shared {
     pub t0: Instant,
     /// Flips to `true` when the run must stop.
     pub stop: watch::Receiver<bool>,
+    /// The capacity-search step whose clients may start (0 without a search).
+    pub gate: watch::Receiver<usize>,
 }
 
 /// How a session ended.
@@ -166,10 +168,20 @@ pub fn classify(e: &ClientError, url: &url::Url) -> ConnectFailure {
 pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, plan: ClientPlan) {
     let stats = shared.metrics.clients[plan.index].clone();
     let mut stop = shared.stop.clone();
-    let start_at = shared.t0 + plan.start_after;
+    let mut start_at = shared.t0 + plan.start_after;
     tokio::select! {
         _ = sleep_until(start_at.into()) => {}
         _ = stop.wait_for(|s| *s) => return,
+    }
+    if plan.step > 0 {
+        // A search step's clients start once the step before has passed;
+        // their schedule starts then, not at the (earlier) planned time.
+        let mut gate = shared.gate.clone();
+        tokio::select! {
+            _ = gate.wait_for(|&g| g >= plan.step) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        start_at = start_at.max(Instant::now());
     }
     stats.set_state(State::Connecting);
     let mut sender = Sender::new(&shared, &plan, start_at + plan.phase);

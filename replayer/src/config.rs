@@ -41,6 +41,8 @@ pub mod defaults {
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
     /// A session with nothing acknowledged (or a send waiting) this long is stalled.
     pub const STALL_AFTER: Duration = Duration::from_secs(2);
+    /// Timeline sampling interval.
+    pub const TIMELINE_INTERVAL: Duration = Duration::from_secs(1);
     /// At the end, how long each session waits for its streams to be acknowledged.
     pub const ACK_WAIT: Duration = Duration::from_secs(2);
     /// At the end, how long receivers keep reading after every sender stopped.
@@ -114,7 +116,12 @@ pub mod limits {
         ("late_after.audio", Duration::ZERO, MINUTE),
         ("late_after.video", Duration::ZERO, MINUTE),
         ("auth.jwt_ttl", Duration::from_nanos(1), DURATION),
+        ("timeline_interval", Duration::from_millis(100), HOUR),
+        ("thresholds.delay_abort_eval", Duration::ZERO, DURATION),
+        ("search.hold", Duration::from_secs(1), HOUR),
     ];
+    /// `search.max`: clients a capacity search may reach in one process.
+    pub const SEARCH_STEPS: usize = 10_000;
 }
 
 /// The config file, as written. Every field is optional except that at least one
@@ -176,13 +183,137 @@ pub struct File {
     /// Groups of clients from id templates.
     #[serde(default)]
     pub groups: Vec<GroupSpec>,
-    /// Pass/fail thresholds, k6-style: `name: "< 150"`.
+    /// Pass/fail thresholds, k6-style: `name: "< 150"`, or
+    /// `name: {threshold: "< 150", abort_on_fail: true, delay_abort_eval: 10s}`.
     #[serde(default)]
-    pub thresholds: BTreeMap<String, String>,
+    pub thresholds: BTreeMap<String, ThresholdSpec>,
+    /// Timeline sampling interval.
+    #[serde(default, with = "humantime_serde")]
+    pub timeline_interval: Option<Duration>,
+    /// Where to stream the timeline as JSON lines while the run goes.
+    pub timeline: Option<PathBuf>,
+    /// A capacity search instead of a fixed set of clients.
+    pub search: Option<SearchSpec>,
     /// Address for the Prometheus endpoint.
     pub metrics_listen: Option<String>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
+}
+
+/// One threshold of the file: an expression, or one with abort options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdSpec {
+    /// `"< 150"`.
+    Expr(String),
+    /// `{threshold: "< 150", abort_on_fail: true, delay_abort_eval: 10s}`.
+    Full(ThresholdFull),
+}
+
+/// A threshold with k6's abort options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdFull {
+    /// The expression, `"< 150"`.
+    pub threshold: String,
+    /// End the run at once when the threshold fails while the run goes.
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// Do not abort before this much of the run has passed (the ramp).
+    #[serde(default, with = "humantime_serde")]
+    pub delay_abort_eval: Option<Duration>,
+}
+
+/// The `search` section: add clients step by step until an SLO breaks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpec {
+    /// Clients of the first step.
+    pub start: usize,
+    /// Clients each further step adds.
+    pub step: usize,
+    /// The most clients to try.
+    pub max: usize,
+    /// How long each step is held (and measured).
+    #[serde(with = "humantime_serde")]
+    pub hold: Duration,
+    /// Participants per meeting.
+    pub meeting_size: usize,
+    /// Template of the user ids.
+    #[serde(default = "search_user_id")]
+    pub user_id: String,
+    /// Template of the meeting ids.
+    #[serde(default = "search_meeting_id")]
+    pub meeting_id: String,
+    /// Send audio.
+    #[serde(default = "yes")]
+    pub enable_audio: bool,
+    /// Send video.
+    #[serde(default = "yes")]
+    pub enable_video: bool,
+    /// Video track of the pack to send.
+    pub rendition: Option<String>,
+    /// What must hold in every step, as thresholds: `audio_latency_p99_ms: "< 150"`.
+    #[serde(default)]
+    pub slo: BTreeMap<String, String>,
+}
+
+fn search_user_id() -> String {
+    "search-{pod_index}-{index}".into()
+}
+
+fn search_meeting_id() -> String {
+    "search-{pod_index}-{meeting}".into()
+}
+
+/// The resolved capacity search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    /// Clients of the first step.
+    pub start: usize,
+    /// Clients each further step adds.
+    pub step: usize,
+    /// The most clients to try.
+    pub max: usize,
+    /// Each step's length.
+    pub hold: Duration,
+    /// Participants per meeting.
+    pub meeting_size: usize,
+    /// What must hold in every step (checked on the step's own window).
+    pub slo: Vec<Threshold>,
+}
+
+impl Search {
+    /// Number of steps: the first, then one per `step` up to `max`.
+    pub fn steps(&self) -> usize {
+        1 + (self.max - self.start).div_ceil(self.step)
+    }
+
+    /// Clients running in step `k` (0-based).
+    pub fn clients_at(&self, k: usize) -> usize {
+        (self.start + k * self.step).min(self.max)
+    }
+
+    /// The step client `i` (0-based) joins in.
+    pub fn step_of(&self, i: usize) -> usize {
+        if i < self.start {
+            0
+        } else {
+            1 + (i - self.start) / self.step
+        }
+    }
+
+    /// When client `i` starts: its step's start, plus `ramp` per client
+    /// before it in the same step.
+    pub fn start_of(&self, i: usize, ramp: Duration) -> Duration {
+        let k = self.step_of(i);
+        let within = if k == 0 {
+            i
+        } else {
+            (i - self.start) % self.step
+        };
+        self.hold.saturating_mul(k as u32) + ramp.saturating_mul(within as u32)
+    }
 }
 
 /// `late_after` of the file.
@@ -288,6 +419,10 @@ pub struct Overrides {
     /// Write the JSON report here (run only; schema: docs/report-schema.json).
     #[arg(long, env = "REPORT")]
     pub report: Option<PathBuf>,
+    /// Stream the timeline here as JSON lines while the run goes, one sample
+    /// per `timeline_interval` (run only; a killed run still leaves its history).
+    #[arg(long, env = "TIMELINE")]
+    pub timeline: Option<PathBuf>,
     /// Pod name, for `{pod}` in id templates.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
@@ -392,6 +527,12 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// JSON report path.
     pub report: Option<PathBuf>,
+    /// Timeline sampling interval.
+    pub timeline_interval: Duration,
+    /// Where the timeline is streamed as JSON lines.
+    pub timeline: Option<PathBuf>,
+    /// The capacity search, if the config has one.
+    pub search: Option<Search>,
 }
 
 /// Reads and parses a config file; errors name the file, line and field.
@@ -546,11 +687,23 @@ impl Settings {
             }
         }
         let o = &o;
-        let clients = expand(&file.clients, &file.groups, o)?;
+        let search = match &file.search {
+            Some(spec) => Some(search(
+                spec,
+                !file.clients.is_empty() || !file.groups.is_empty(),
+                file.ramp_up_delay_ms,
+                o,
+            )?),
+            None => None,
+        };
+        let clients = match &file.search {
+            Some(spec) => expand(&[], &[search_group(spec)], o)?,
+            None => expand(&file.clients, &file.groups, o)?,
+        };
         let thresholds = file
             .thresholds
             .iter()
-            .map(|(k, v)| Threshold::parse(k, v))
+            .map(|(k, v)| threshold(k, v))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let metrics_listen = match o.metrics_listen.clone().or(file.metrics_listen) {
             None => None,
@@ -619,10 +772,24 @@ impl Settings {
             .or(file.pack)
             .unwrap_or_else(|| PathBuf::from(defaults::PACK));
         let report = o.report.clone().or(file.report);
+        let timeline = o.timeline.clone().or(file.timeline);
         path_fits("pack", &pack)?;
         if let Some(r) = &report {
             path_fits("report", r)?;
         }
+        if let Some(t) = &timeline {
+            path_fits("timeline", t)?;
+        }
+        let timeline_interval = bounded(
+            "timeline_interval",
+            file.timeline_interval
+                .unwrap_or(defaults::TIMELINE_INTERVAL),
+        )?;
+        // A search lasts as long as its steps; --duration can only cut it short.
+        let duration = match (&search, o.duration) {
+            (Some(se), None) => se.hold.saturating_mul(se.steps() as u32),
+            _ => duration,
+        };
         Ok(Settings {
             server_url,
             pack,
@@ -668,7 +835,125 @@ impl Settings {
             thresholds,
             metrics_listen,
             report,
+            timeline_interval,
+            timeline,
+            search,
         })
+    }
+}
+
+/// One threshold of the file, parsed.
+fn threshold(name: &str, spec: &ThresholdSpec) -> anyhow::Result<Threshold> {
+    match spec {
+        ThresholdSpec::Expr(e) => Threshold::parse(name, e),
+        ThresholdSpec::Full(f) => {
+            let mut t = Threshold::parse(name, &f.threshold)?;
+            t.abort_on_fail = f.abort_on_fail;
+            if let Some(d) = f.delay_abort_eval {
+                t.delay_abort_eval = bounded("thresholds.delay_abort_eval", d)?;
+            }
+            if (t.abort_on_fail || f.delay_abort_eval.is_some())
+                && !crate::timeline::window_figure(name)
+            {
+                bail!(
+                    "thresholds.{name}: abort_on_fail needs a figure known while the run goes, and {name} is only known at the end (live figures: the latency, cross-host latency and jitter percentiles, {})",
+                    crate::timeline::WINDOW_FIGURES.join(", ")
+                );
+            }
+            if !f.abort_on_fail && f.delay_abort_eval.is_some() {
+                bail!("thresholds.{name}: delay_abort_eval is set without abort_on_fail: true");
+            }
+            Ok(t)
+        }
+    }
+}
+
+/// The `search` section, checked.
+fn search(
+    spec: &SearchSpec,
+    has_clients: bool,
+    ramp_up_delay_ms: Option<u64>,
+    o: &Overrides,
+) -> anyhow::Result<Search> {
+    if has_clients {
+        bail!("search makes its own clients: remove `clients:` and `groups:` from the config");
+    }
+    if o.clients_per_pod.is_some() {
+        bail!("CLIENTS_PER_POD cannot be used with search (search.max sets the clients)");
+    }
+    if spec.start == 0 || spec.step == 0 {
+        bail!("search.start and search.step must be at least 1");
+    }
+    if spec.max < spec.start {
+        bail!(
+            "search.max {} is less than search.start {}",
+            spec.max,
+            spec.start
+        );
+    }
+    if spec.max > limits::CLIENTS {
+        bail!("search.max {} is more than {}", spec.max, limits::CLIENTS);
+    }
+    if spec.meeting_size == 0 {
+        bail!("search.meeting_size must be at least 1");
+    }
+    let hold = bounded("search.hold", spec.hold)?;
+    let se = Search {
+        start: spec.start,
+        step: spec.step,
+        max: spec.max,
+        hold,
+        meeting_size: spec.meeting_size,
+        slo: Vec::new(),
+    };
+    if se.steps() > limits::SEARCH_STEPS {
+        bail!(
+            "search from {} to {} by {} makes {} steps, more than {}",
+            spec.start,
+            spec.max,
+            spec.step,
+            se.steps(),
+            limits::SEARCH_STEPS
+        );
+    }
+    let ramp = Duration::from_millis(ramp_up_delay_ms.unwrap_or(defaults::RAMP_UP_DELAY_MS));
+    let longest = ramp.saturating_mul(spec.start.max(spec.step) as u32);
+    if longest.saturating_mul(2) > hold {
+        bail!(
+            "search.hold {} is too short: starting {} clients at ramp_up_delay_ms {} takes {}; hold at least twice that, or lower ramp_up_delay_ms",
+            humantime::format_duration(hold),
+            spec.start.max(spec.step),
+            ramp.as_millis(),
+            humantime::format_duration(longest)
+        );
+    }
+    let mut slo = Vec::with_capacity(spec.slo.len());
+    for (name, expr) in &spec.slo {
+        let t = Threshold::parse(name, expr).context("search.slo")?;
+        if !crate::timeline::window_figure(name) {
+            bail!(
+                "search.slo.{name}: a step is judged on its own window, and {name} is only known at the end of a run (use one of: the latency, cross-host latency and jitter percentiles, {})",
+                crate::timeline::WINDOW_FIGURES.join(", ")
+            );
+        }
+        slo.push(t);
+    }
+    Ok(Search { slo, ..se })
+}
+
+/// The search's clients, as one group of `search.max`.
+fn search_group(spec: &SearchSpec) -> GroupSpec {
+    GroupSpec {
+        count: spec.max,
+        user_id: spec.user_id.clone(),
+        meeting_id: spec.meeting_id.clone(),
+        meeting_size: spec
+            .meeting_id
+            .contains("{meeting")
+            .then_some(spec.meeting_size),
+        enable_audio: spec.enable_audio,
+        enable_video: spec.enable_video,
+        rendition: spec.rendition.clone(),
     }
 }
 

@@ -22,7 +22,9 @@
 pub mod client;
 pub mod config;
 pub mod health;
+pub mod hist;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod pacer;
 pub mod plan;
@@ -30,6 +32,7 @@ pub mod receive;
 pub mod report;
 pub mod run;
 pub mod threshold;
+pub mod timeline;
 pub mod transport;
 
 pub use run::{EXIT_CONFIG, EXIT_THRESHOLD};

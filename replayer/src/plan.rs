@@ -36,6 +36,9 @@ pub struct ClientPlan {
     /// Offset of its media schedule within one audio frame, so clients that
     /// start together do not all send at the same instant.
     pub phase: Duration,
+    /// The capacity-search step it joins in (0 without a search): it starts
+    /// only once the step before has passed.
+    pub step: usize,
 }
 
 /// The pack, read once, and every client's plan.
@@ -110,12 +113,17 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
                 audio.map_or(0.0, |t| bitrate[t]),
                 video_track.map_or(0.0, |t| bitrate[t]),
             ],
-            start_after: s
-                .ramp_up_delay
-                .saturating_mul(u32::try_from(i).unwrap_or(u32::MAX)),
+            start_after: match &s.search {
+                // A search starts each step's clients at the step's start.
+                Some(se) => se.start_of(i, s.ramp_up_delay),
+                None => s
+                    .ramp_up_delay
+                    .saturating_mul(u32::try_from(i).unwrap_or(u32::MAX)),
+            },
             // Spread over one audio frame (20 ms) by a prime stride, so a
             // ramp in multiples of 20 ms does not line every client up.
             phase: Duration::from_micros((i as u64 * 7_919) % 20_000),
+            step: s.search.as_ref().map_or(0, |se| se.step_of(i)),
         });
     }
     Ok(Plan {

@@ -10,23 +10,28 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use synth_common::quality::{Exact, Freezes};
 
 use crate::health::Health;
+use crate::live::SearchReport;
 use crate::metrics::{Media, Metrics, PeerView, Process, State, REASONS};
 use crate::plan::ClientPlan;
 use crate::threshold::{Threshold, Verdict};
+use crate::timeline::{Event, Timeline};
 
 /// Version of the JSON layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The `schema` field of every report.
+pub const SCHEMA: &str = "synth-replay-report";
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    /// Always `"synth-replay-report"`.
-    pub schema: &'static str,
+    /// Always [`SCHEMA`].
+    pub schema: String,
     /// [`SCHEMA_VERSION`].
     pub version: u32,
     /// The server the clients talked to (`embedded relay` included in the text).
@@ -63,12 +68,31 @@ pub struct Report {
     pub meetings: Vec<Meeting>,
     /// Each threshold with its verdict.
     pub thresholds: Vec<Verdict>,
-    /// True when every threshold holds.
+    /// The threshold (with `abort_on_fail`) that ended the run early, as
+    /// its verdict line; `null` when none did.
+    #[serde(default)]
+    pub aborted: Option<String>,
+    /// True when every threshold holds, no threshold aborted the run, and a
+    /// capacity search found a step that passed.
     pub passed: bool,
+    /// The run over time: one sample per `timeline_interval`, then one for
+    /// the end (`null` in reports merged from reports without one).
+    #[serde(default)]
+    pub timeline: Option<Timeline>,
+    /// What happened when: thresholds failing and recovering, an abort,
+    /// search steps.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// The capacity search, when the config had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
+    /// The reports this one was merged from (`report merge`), else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 /// Client counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Clients {
     /// Clients in the plan.
     pub planned: usize,
@@ -93,7 +117,7 @@ pub struct Clients {
 }
 
 /// Server signals.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Signals {
     /// CONGESTION packets received (the server dropped packets of ours).
     pub congestion_received: u64,
@@ -118,7 +142,7 @@ pub struct Signals {
 }
 
 /// Percentiles in milliseconds; `null` when nothing was recorded.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Percentiles {
     /// Number of samples.
     pub count: u64,
@@ -130,6 +154,10 @@ pub struct Percentiles {
     pub p99: Option<f64>,
     /// Largest.
     pub max: Option<f64>,
+    /// The histogram itself (µs), HdrHistogram's V2 deflate format in
+    /// base64, so that reports can be merged exactly (`report merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hist: Option<String>,
 }
 
 impl Percentiles {
@@ -145,12 +173,13 @@ impl Percentiles {
             p95: ms(0.95),
             p99: ms(0.99),
             max: Some(h.max() as f64 / 1000.0),
+            hist: crate::hist::encode(h),
         }
     }
 }
 
 /// One media kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MediaReport {
     /// What was sent.
     pub sent: Sent,
@@ -159,7 +188,7 @@ pub struct MediaReport {
 }
 
 /// Sent figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sent {
     /// Packets written to a stream.
     pub packets: u64,
@@ -178,10 +207,19 @@ pub struct Sent {
     pub target_kbps: Option<f64>,
     /// `|bitrate - target| / target`, in percent.
     pub bitrate_error_pct: Option<f64>,
+    /// Sending clients' active time, summed (s): what the bitrates average over.
+    #[serde(default)]
+    pub active_s: f64,
+    /// Frame bits those clients sent in it.
+    #[serde(default)]
+    pub bits: f64,
+    /// Frame bits the pack's bitrate would have sent in it.
+    #[serde(default)]
+    pub target_bits: f64,
 }
 
 /// Received figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Received {
     /// Packets.
     pub packets: u64,
@@ -221,7 +259,7 @@ pub struct Received {
 }
 
 /// Loss checked against what senders of this process sent.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExactReport {
     /// (sender, receiver) pairs checked.
     pub pairs: u64,
@@ -232,7 +270,7 @@ pub struct ExactReport {
 }
 
 /// A rate across pairs.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Rate {
     /// Pairs with any watched time.
     pub pairs: u64,
@@ -242,10 +280,16 @@ pub struct Rate {
     pub p50: Option<f64>,
     /// Mean.
     pub mean: Option<f64>,
+    /// Sum of the pairs' rates (for an exact mean when reports are merged).
+    #[serde(default)]
+    pub sum: f64,
+    /// The pairs' rates in thousandths, as a histogram ([`Percentiles::hist`]'s format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hist: Option<String>,
 }
 
 /// Video freezes.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FreezeReport {
     /// Freezes, all pairs.
     pub count: u64,
@@ -263,10 +307,16 @@ pub struct FreezeReport {
     pub per_receiver_max: f64,
     /// Frozen time of the receiver that was frozen longest (ms).
     pub per_receiver_total_max_ms: f64,
+    /// Watched time, all pairs (ms): what `share` is a share of.
+    #[serde(default)]
+    pub watched_ms: f64,
+    /// Freezes per receiver, as a histogram ([`Percentiles::hist`]'s format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_receiver_hist: Option<String>,
 }
 
 /// Audio concealment: 20 ms slots with no packet by their playout time.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Concealment {
     /// Slots that had to be played (packets expected).
     pub slots: u64,
@@ -276,10 +326,13 @@ pub struct Concealment {
     pub share: Option<f64>,
     /// The share of the worst 5 % of pairs (95th percentile).
     pub pair_p95: Option<f64>,
+    /// The pairs' shares in millionths, as a histogram ([`Percentiles::hist`]'s format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_hist: Option<String>,
 }
 
 /// Packet counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Counts {
     /// Sent.
     pub sent: u64,
@@ -288,7 +341,7 @@ pub struct Counts {
 }
 
 /// Process cost.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProcessReport {
     /// User + system CPU seconds.
     pub cpu_seconds: f64,
@@ -299,7 +352,7 @@ pub struct ProcessReport {
 }
 
 /// One meeting's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meeting {
     /// Meeting id.
     pub meeting_id: String,
@@ -320,7 +373,7 @@ pub struct Meeting {
 }
 
 /// Why a run ended (`stopped_by` in the report).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StopReason {
     /// Its duration was over.
@@ -329,6 +382,10 @@ pub enum StopReason {
     Signal,
     /// Every client had failed.
     Failure,
+    /// A threshold with `abort_on_fail` failed while the run went.
+    Abort,
+    /// The capacity search was over (a step broke, or the last passed).
+    Search,
 }
 
 impl std::fmt::Display for StopReason {
@@ -337,6 +394,8 @@ impl std::fmt::Display for StopReason {
             StopReason::Duration => "duration",
             StopReason::Signal => "signal",
             StopReason::Failure => "failure",
+            StopReason::Abort => "abort",
+            StopReason::Search => "search",
         })
     }
 }
@@ -358,6 +417,10 @@ pub struct Inputs<'a> {
     pub health: Health,
     /// Clients connected (or stalled) when the run stopped, and clients started by then.
     pub at_end: (usize, usize),
+    /// The timeline, the events and the search, from [`crate::live::Live::finish`].
+    pub live: Option<(Timeline, Vec<Event>, Option<SearchReport>)>,
+    /// The verdict line of the threshold that aborted the run.
+    pub aborted: Option<String>,
 }
 
 /// The share of started clients connected at the end below which a run
@@ -553,6 +616,8 @@ impl Report {
                     per_receiver_total_max_ms: round3(
                         pr.per_receiver.iter().map(|r| r.1).fold(0.0, f64::max),
                     ),
+                    watched_ms: round3(pr.watched_ms),
+                    per_receiver_hist: crate::hist::encode_values(&counts, 1.0),
                 }
             });
             let concealment = (i == Media::Audio as usize).then(|| {
@@ -569,6 +634,7 @@ impl Report {
                     concealed,
                     share: (slots > 0).then(|| round6(concealed as f64 / slots as f64)),
                     pair_p95: quantile(&mut shares, 0.95).map(round6),
+                    pair_hist: crate::hist::encode_values(&shares, 1e6),
                 }
             });
             let n = pr.rates.len();
@@ -578,6 +644,8 @@ impl Report {
                 p5: quantile(&mut pr.rates, 0.05).map(round3),
                 p50: quantile(&mut pr.rates, 0.5).map(round3),
                 mean: mean.map(round3),
+                sum: pr.rates.iter().sum(),
+                hist: crate::hist::encode_values(&pr.rates, 1000.0),
             };
             MediaReport {
                 sent: Sent {
@@ -589,6 +657,9 @@ impl Report {
                     bitrate_kbps: bitrate.map(round3),
                     target_kbps: target.map(round3),
                     bitrate_error_pct: err.map(round3),
+                    active_s: active,
+                    bits,
+                    target_bits: expected,
                 },
                 received: Received {
                     packets: m.sum(|c| c.recv_packets[i].load(Relaxed)),
@@ -637,7 +708,7 @@ impl Report {
         let [pa, pv] = pr;
         let p = Process::now();
         let mut r = Report {
-            schema: "synth-replay-report",
+            schema: SCHEMA.to_string(),
             version: SCHEMA_VERSION,
             server: inp.server.clone(),
             pack: inp.pack.clone(),
@@ -689,23 +760,39 @@ impl Report {
             },
             meetings: meetings.into_values().collect(),
             thresholds: Vec::new(),
+            aborted: inp.aborted.clone(),
             passed: true,
+            timeline: None,
+            events: Vec::new(),
+            search: None,
+            merged_from: Vec::new(),
         };
-        r.thresholds = inp
-            .thresholds
+        if let Some((timeline, events, search)) = inp.live.clone() {
+            r.timeline = Some(timeline);
+            r.events = events;
+            r.search = search;
+        }
+        r.judge(inp.thresholds);
+        r
+    }
+
+    /// Checks `thresholds` and the built-in verdicts against the report's
+    /// figures and sets `thresholds` and `passed`.
+    pub fn judge(&mut self, thresholds: &[Threshold]) {
+        self.thresholds = thresholds
             .iter()
-            .map(|t| t.check(r.figure(&t.name)))
+            .map(|t| t.check(self.figure(&t.name)))
             .collect();
         // Built in: a run whose clients are mostly gone at the end never passes.
-        let share = r.figure("connected_at_end_share");
-        r.thresholds.push(Verdict {
+        let share = self.figure("connected_at_end_share");
+        self.thresholds.push(Verdict {
             name: "connected_at_end_share".into(),
             expr: format!(">= {CONNECTED_AT_END_FLOOR} (built in)"),
             actual: share,
             pass: share.is_some_and(|v| v >= CONNECTED_AT_END_FLOOR),
         });
-        r.passed = r.thresholds.iter().all(|v| v.pass);
-        r
+        let no_knee = self.search.as_ref().is_some_and(|s| s.knee.is_none());
+        self.passed = self.thresholds.iter().all(|v| v.pass) && self.aborted.is_none() && !no_knee;
     }
 
     /// The value of a threshold figure (see [`crate::threshold::NAMES`]).
@@ -742,10 +829,10 @@ impl Report {
             "audio_unacked" => self.audio.sent.unacked as f64,
             "video_unacked" => self.video.sent.unacked as f64,
             "corrupted_frames" => (a.corrupted + v.corrupted) as f64,
-            "audio_concealment" => return a.concealment?.share,
-            "video_freezes" => v.freezes?.count as f64,
-            "video_freeze_share" => return v.freezes?.share,
-            "video_longest_freeze_ms" => v.freezes?.longest_ms,
+            "audio_concealment" => return a.concealment.as_ref()?.share,
+            "video_freezes" => v.freezes.as_ref()?.count as f64,
+            "video_freeze_share" => return v.freezes.as_ref()?.share,
+            "video_longest_freeze_ms" => v.freezes.as_ref()?.longest_ms,
             "video_fps_p5" => return v.rate_per_sender.p5,
             "video_fps_p50" => return v.rate_per_sender.p50,
             "audio_rate_p5" => return a.rate_per_sender.p5,
@@ -966,12 +1053,58 @@ impl Report {
                 f(t.actual)
             );
         }
+        if let Some(se) = &self.search {
+            let _ = writeln!(
+                o,
+                "search   from {} by {} to {} clients, {:.0} s a step, meetings of {}:",
+                se.start, se.step, se.max, se.hold_s, se.meeting_size
+            );
+            for st in se.steps.iter().rev().take(30).rev() {
+                let _ = writeln!(
+                    o,
+                    "         {:>6} clients {:>8.1}-{:<8.1} s  {}",
+                    st.clients,
+                    st.t_start_s,
+                    st.t_end_s,
+                    if st.passed {
+                        "passed".to_string()
+                    } else {
+                        format!("BROKE: {}", st.broken.join("; "))
+                    }
+                );
+            }
+            let _ = writeln!(
+                o,
+                "knee     {}",
+                match (se.knee, se.ended.as_str()) {
+                    (Some(k), "max") =>
+                        format!("{k} clients: every step passed, up to the maximum"),
+                    (Some(k), "broken") => format!(
+                        "{k} clients: the largest step that passed; then {}",
+                        se.first_broken.as_deref().unwrap_or("?")
+                    ),
+                    (Some(k), _) =>
+                        format!("at least {k} clients (the run ended before the search did)"),
+                    (None, _) => format!(
+                        "none: the first step broke ({})",
+                        se.first_broken.as_deref().unwrap_or("the run ended first")
+                    ),
+                }
+            );
+        }
+        if let Some(a) = &self.aborted {
+            let _ = writeln!(o, "ABORTED  the run was ended early by a threshold: {a}");
+        }
         if !self.thresholds.is_empty() {
             let _ = writeln!(
                 o,
                 "result   {}",
                 if self.passed {
                     "passed"
+                } else if self.aborted.is_some() {
+                    "FAILED: aborted by a threshold"
+                } else if self.thresholds.iter().all(|t| t.pass) {
+                    "FAILED: no step of the search passed"
                 } else {
                     "FAILED: a threshold was violated"
                 }
@@ -1005,6 +1138,7 @@ mod tests {
                 target_bps: [32_000.0, 0.0],
                 start_after: Duration::ZERO,
                 phase: Duration::ZERO,
+                step: 0,
             })
             .collect()
     }
@@ -1030,6 +1164,8 @@ mod tests {
                 thresholds: &[],
                 health,
                 at_end,
+                live: None,
+                aborted: None,
             },
         )
     }

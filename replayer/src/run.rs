@@ -78,6 +78,9 @@ pub async fn run(
     if let Some(path) = &s.report {
         crate::report::check_path(path).map_err(BadInput)?;
     }
+    if let Some(path) = &s.timeline {
+        crate::live::check_path(path).map_err(BadInput)?;
+    }
     let metrics = Arc::new(Metrics::new(plan.clients.len()).with_stall_after(s.stall_after));
 
     // Without a server, the embedded relay is the target: pinned by hash.
@@ -112,6 +115,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (close_tx, close_rx) = watch::channel(false);
+    let (gate_tx, gate_rx) = watch::channel(0usize);
     let mut meetings: HashMap<String, Vec<usize>> = HashMap::new();
     for c in &plan.clients {
         meetings
@@ -148,6 +152,7 @@ pub async fn run(
         close: close_rx,
         t0,
         stop: stop_rx.clone(),
+        gate: gate_rx,
     });
     let live = crate::transport::Liveness {
         keep_alive: s.keep_alive,
@@ -155,8 +160,18 @@ pub async fn run(
     };
     // The event loops' own delay: one probe on this runtime, one per client thread.
     tokio::spawn(metrics.loop_delay.probe(usize::MAX, stop_rx.clone()));
-    let mut cpu = crate::health::CpuSampler::new(crate::health::cores_available());
+    let cores = crate::health::cores_available();
+    let mut cpu = crate::health::CpuSampler::new(cores);
     cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
+    let mut during = crate::live::Live::new(
+        &metrics,
+        s.timeline_interval,
+        s.timeline.as_deref(),
+        &s.thresholds,
+        s.search.as_ref(),
+        cores,
+    )
+    .map_err(BadInput)?;
 
     let deadline = t0 + s.duration;
     let threads = s.threads.clamp(1, plan.clients.len().max(1));
@@ -185,19 +200,47 @@ pub async fn run(
     };
     let mut stalls = StallMonitor::new(plan.clients.len());
     let mut ticks = 0u64;
+    let mut next_second = t0 + Duration::from_secs(1);
+    let mut aborted = None;
     let stopped_by = loop {
-        let tick = Instant::now() + Duration::from_secs(1);
+        let wake = deadline
+            .min(next_second)
+            .min(metrics.started + during.next_wake());
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline.min(tick).into()) => {}
+            _ = tokio::time::sleep_until(wake.into()) => {}
             _ = &mut shutdown => break StopReason::Signal,
         }
-        cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
-        stalls.sample(&metrics);
-        ticks += 1;
-        if ticks % every == 0 {
-            if let Some(p) = progress.as_mut() {
-                p.print(&metrics);
+        let now = Instant::now();
+        if now >= next_second {
+            next_second += Duration::from_secs(1);
+            if next_second <= now {
+                next_second = now + Duration::from_secs(1);
             }
+            cpu.sample(now, crate::metrics::Process::now().cpu_seconds);
+            stalls.sample(&metrics);
+            ticks += 1;
+            if ticks % every == 0 {
+                if let Some(p) = progress.as_mut() {
+                    p.print(&metrics);
+                }
+            }
+        }
+        if metrics.started + during.next_wake() <= Instant::now() {
+            match during.tick(&metrics) {
+                Some(crate::live::Stop::Abort(line)) => {
+                    aborted = Some(line);
+                    break StopReason::Abort;
+                }
+                Some(crate::live::Stop::Search) => break StopReason::Search,
+                None => {}
+            }
+            // The search's next step may start once this one has passed.
+            let step = during.step();
+            gate_tx.send_if_modified(|g| {
+                let changed = *g != step;
+                *g = step;
+                changed
+            });
         }
         if Instant::now() >= deadline {
             break StopReason::Duration;
@@ -277,6 +320,8 @@ pub async fn run(
             thresholds: &s.thresholds,
             health,
             at_end,
+            live: Some(during.finish(&metrics)),
+            aborted,
         },
     );
     if let Some(r) = relay {

@@ -5,7 +5,7 @@
 //! lists every threshold with its measured value and verdict.
 
 use anyhow::bail;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::shown;
 
@@ -134,10 +134,16 @@ pub struct Threshold {
     /// Bound.
     #[serde(skip)]
     pub value: f64,
+    /// End the run at once when this fails while the run goes (k6's `abortOnFail`).
+    #[serde(skip)]
+    pub abort_on_fail: bool,
+    /// No abort before this much of the run has passed (k6's `delayAbortEval`).
+    #[serde(skip)]
+    pub delay_abort_eval: std::time::Duration,
 }
 
 /// A threshold checked against a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Figure name.
     pub name: String,
@@ -194,6 +200,8 @@ impl Threshold {
             expr: e.to_owned(),
             op,
             value,
+            abort_on_fail: false,
+            delay_abort_eval: std::time::Duration::ZERO,
         })
     }
 

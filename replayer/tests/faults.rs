@@ -83,7 +83,7 @@ async fn dropped_packets_are_lost_exactly() {
         );
     }
     // Dropped packets are concealed audio slots.
-    let c = r.audio.received.concealment.unwrap();
+    let c = r.audio.received.concealment.clone().unwrap();
     assert!(c.concealed >= total.0, "{c:?}");
 }
 
@@ -132,11 +132,11 @@ groups:
         }
     }
     assert_eq!(pairs, 4);
-    let fr = r.video.received.freezes.unwrap();
+    let fr = r.video.received.freezes.clone().unwrap();
     assert!(fr.count >= 4 && fr.receivers_with_freezes == 4, "{fr:?}");
     assert!(fr.share.is_some_and(|s| s > 0.0 && s < 1.0), "{fr:?}");
     // Audio held up for a second missed its playout.
-    let c = r.audio.received.concealment.unwrap();
+    let c = r.audio.received.concealment.clone().unwrap();
     assert!(c.concealed > 0 && c.share.is_some_and(|s| s < 1.0), "{c:?}");
     // Nothing was lost: the stall delayed, it did not drop.
     assert_eq!((r.audio.received.lost, r.video.received.lost), (0, 0));

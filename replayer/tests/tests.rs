@@ -2,6 +2,7 @@
 
 mod cli;
 mod faults;
+mod live;
 mod regression;
 mod replay;
 mod support;

@@ -1,0 +1,432 @@
+//! What a run does while it goes, every `timeline_interval`: a timeline
+//! sample (streamed as JSON lines when asked), the thresholds checked on the
+//! figures so far (and an abort when one marked `abort_on_fail` fails after
+//! its `delay_abort_eval`), and the capacity search's steps judged on their
+//! own windows.
+//!
+//! [`Live`] is driven by the run's loop: [`Live::next_wake`] says when it
+//! wants to be called, [`Live::tick`] takes a snapshot and says whether the
+//! run must stop, [`Live::finish`] takes the last sample (after the honest
+//! end) and hands over the timeline, the events and the search.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Search;
+use crate::metrics::Metrics;
+use crate::threshold::Threshold;
+use crate::timeline::{Event, Sample, Snapshot, Timeline, Window};
+
+/// Why [`Live::tick`] ends the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// A threshold with `abort_on_fail` failed: its verdict line.
+    Abort(String),
+    /// The capacity search is over: a step broke, or the last one passed.
+    Search,
+}
+
+/// One step of a capacity search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Clients running in the step.
+    pub clients: usize,
+    /// Its start, seconds since the run started.
+    pub t_start_s: f64,
+    /// Its end.
+    pub t_end_s: f64,
+    /// Every SLO held, every new client connected, and the generator kept up.
+    pub passed: bool,
+    /// What broke: SLO verdicts (`audio_latency_p99_ms < 150 (was 180.2)`),
+    /// `connect_success_rate >= 1 (built in)`, `generator saturated`.
+    pub broken: Vec<String>,
+    /// The generator could not keep up in the step (its figures measure this machine).
+    pub saturated: bool,
+    /// The step's figures: each SLO's, and the usual ones.
+    pub figures: BTreeMap<String, Option<f64>>,
+}
+
+/// The capacity search's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchReport {
+    /// Clients of the first step.
+    pub start: usize,
+    /// Clients each step added.
+    pub step: usize,
+    /// The most clients it would try.
+    pub max: usize,
+    /// Each step's length, seconds.
+    pub hold_s: f64,
+    /// Participants per meeting.
+    pub meeting_size: usize,
+    /// The largest step that passed; `null` when the first one broke.
+    pub knee: Option<usize>,
+    /// What broke first in the first step that broke (`null` when none broke).
+    pub first_broken: Option<String>,
+    /// `broken` (a step broke), `max` (every step up to `max` passed), or
+    /// `stopped` (the run ended before the search did: a signal, `--duration`, an abort).
+    pub ended: String,
+    /// Every step run, in order.
+    pub steps: Vec<Step>,
+}
+
+/// Figures every step reports besides its SLOs'.
+const STEP_FIGURES: &[&str] = &[
+    "connect_success_rate",
+    "failed_clients",
+    "audio_latency_p99_ms",
+    "video_latency_p99_ms",
+    "audio_lost",
+    "video_lost",
+    "send_lateness_p99_ms",
+    "congestion_received",
+];
+
+struct SearchState {
+    cfg: Search,
+    /// The step under way.
+    k: usize,
+    from: Snapshot,
+    report: SearchReport,
+}
+
+/// The run's live side: see the module's doc.
+pub struct Live {
+    zero: Snapshot,
+    prev: Snapshot,
+    cores: f64,
+    interval: Duration,
+    next_sample: Duration,
+    samples: Vec<Sample>,
+    events: Vec<Event>,
+    jsonl: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+    thresholds: Vec<Threshold>,
+    failing: BTreeSet<String>,
+    search: Option<SearchState>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("samples", &self.samples.len())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks before a run that the timeline can be streamed to `path`.
+pub fn check_path(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "timeline {} is a directory: give a file name",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+impl Live {
+    /// Starts the live side of a run of `m` (its clock started): opens the
+    /// timeline's JSON lines file when one is asked for.
+    pub fn new(
+        m: &Metrics,
+        interval: Duration,
+        jsonl: Option<&Path>,
+        thresholds: &[Threshold],
+        search: Option<&Search>,
+        cores: f64,
+    ) -> anyhow::Result<Live> {
+        let zero = Snapshot::zero(m);
+        let jsonl = match jsonl {
+            Some(p) => {
+                check_path(p)?;
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).with_context(|| {
+                        format!("timeline {}: creating its folder", p.display())
+                    })?;
+                }
+                let f = std::fs::File::create(p)
+                    .with_context(|| format!("timeline {}: cannot write there", p.display()))?;
+                Some((p.to_path_buf(), std::io::BufWriter::new(f)))
+            }
+            None => None,
+        };
+        let mut live = Live {
+            prev: zero.clone(),
+            zero,
+            cores,
+            interval,
+            next_sample: interval,
+            samples: Vec::new(),
+            events: Vec::new(),
+            jsonl,
+            thresholds: thresholds.to_vec(),
+            failing: BTreeSet::new(),
+            search: search.map(|cfg| SearchState {
+                report: SearchReport {
+                    start: cfg.start,
+                    step: cfg.step,
+                    max: cfg.max,
+                    hold_s: cfg.hold.as_secs_f64(),
+                    meeting_size: cfg.meeting_size,
+                    knee: None,
+                    first_broken: None,
+                    ended: "stopped".into(),
+                    steps: Vec::new(),
+                },
+                cfg: cfg.clone(),
+                k: 0,
+                from: Snapshot::zero(m),
+            }),
+        };
+        let start = Event::at(
+            &live.zero,
+            "start",
+            "run",
+            format!("timeline every {:?}", interval),
+        );
+        live.event(start);
+        if let Some(s) = &live.search {
+            let e = Event::at(&live.zero, "step", step_label(&s.cfg, 0), "");
+            live.event(e);
+        }
+        Ok(live)
+    }
+
+    /// The capacity-search step under way (0 without a search): clients of
+    /// later steps wait for it.
+    pub fn step(&self) -> usize {
+        self.search.as_ref().map_or(0, |s| s.k)
+    }
+
+    /// Time after the run's start when [`Live::tick`] wants to run next.
+    pub fn next_wake(&self) -> Duration {
+        let step_end = self
+            .search
+            .as_ref()
+            .map_or(Duration::MAX, |s| step_end(&s.cfg, s.k));
+        self.next_sample.min(step_end)
+    }
+
+    /// Does what is due at `m`'s time: a sample, the live thresholds, a
+    /// search step's verdict. `Some` when the run must stop.
+    pub fn tick(&mut self, m: &Metrics) -> Option<Stop> {
+        let now = m.started.elapsed();
+        let snap = Snapshot::take(m);
+        let mut stop = None;
+        if now >= self.next_sample {
+            // Catch up without a burst of empty samples after a long stall.
+            while self.next_sample <= now {
+                self.next_sample += self.interval;
+            }
+            let failing = self.check_thresholds(&snap, now, &mut stop);
+            let sample = Window::new(&self.prev, &snap, self.cores).sample(self.phase(), failing);
+            self.push_sample(sample);
+            self.prev = snap.clone();
+        }
+        if let Some(s) = self.search.as_ref() {
+            if now >= step_end(&s.cfg, s.k) && self.judge_step(snap) {
+                stop = stop.or(Some(Stop::Search));
+            }
+        }
+        stop
+    }
+
+    /// The last sample (what happened after the last tick: the honest end),
+    /// and everything recorded.
+    pub fn finish(mut self, m: &Metrics) -> (Timeline, Vec<Event>, Option<SearchReport>) {
+        let snap = Snapshot::take(m);
+        let sample =
+            Window::new(&self.prev, &snap, self.cores).sample(Some("end".into()), Vec::new());
+        self.push_sample(sample);
+        if let Some((path, w)) = &mut self.jsonl {
+            if let Err(e) = w.flush() {
+                tracing::warn!("timeline {}: {e}", path.display());
+            }
+        }
+        let timeline = Timeline {
+            interval_s: self.interval.as_secs_f64(),
+            start_unix_ms: self.zero.unix_ms,
+            samples: self.samples,
+        };
+        (timeline, self.events, self.search.map(|s| s.report))
+    }
+
+    fn phase(&self) -> Option<String> {
+        self.search.as_ref().map(|s| step_label(&s.cfg, s.k))
+    }
+
+    /// Checks every threshold whose figure a window gives on the run so far;
+    /// records what started or stopped failing; sets `stop` for an abort.
+    fn check_thresholds(
+        &mut self,
+        snap: &Snapshot,
+        now: Duration,
+        stop: &mut Option<Stop>,
+    ) -> Vec<String> {
+        let so_far = Window::new(&self.zero, snap, self.cores);
+        let mut failing = Vec::new();
+        let mut events = Vec::new();
+        for t in &self.thresholds {
+            if !crate::timeline::window_figure(&t.name) {
+                continue;
+            }
+            // No data yet (no latency before the first packet) is not a failure while the run goes.
+            let Some(v) = so_far.figure(&t.name) else {
+                continue;
+            };
+            let verdict = t.check(Some(v));
+            let line = format!("{} {} (was {})", t.name, t.expr, short(v));
+            if verdict.pass {
+                if self.failing.remove(&t.name) {
+                    events.push(Event::at(snap, "threshold_recovered", &t.name, line));
+                }
+                continue;
+            }
+            failing.push(t.name.clone());
+            if self.failing.insert(t.name.clone()) {
+                events.push(Event::at(snap, "threshold_failed", &t.name, line.clone()));
+            }
+            if t.abort_on_fail && now >= t.delay_abort_eval && stop.is_none() {
+                events.push(Event::at(snap, "abort", &t.name, line.clone()));
+                *stop = Some(Stop::Abort(line));
+            }
+        }
+        for e in events {
+            self.event(e);
+        }
+        failing
+    }
+
+    /// Judges the step under way on its own window; true when the search is over.
+    fn judge_step(&mut self, snap: Snapshot) -> bool {
+        let cores = self.cores;
+        let Some(s) = self.search.as_mut() else {
+            return true;
+        };
+        let w = Window::new(&s.from, &snap, cores);
+        let mut broken = Vec::new();
+        let mut figures = BTreeMap::new();
+        for t in &s.cfg.slo {
+            let v = w.figure(&t.name);
+            figures.insert(t.name.clone(), v.map(round3));
+            if !t.check(v).pass {
+                broken.push(format!(
+                    "{} {} (was {})",
+                    t.name,
+                    t.expr,
+                    v.map_or("no data".into(), short)
+                ));
+            }
+        }
+        for name in STEP_FIGURES {
+            figures
+                .entry(name.to_string())
+                .or_insert_with(|| w.figure(name).map(round3));
+        }
+        figures.insert("cpu_share".into(), w.cpu_share().map(round3));
+        // Built in: every client of the step connected.
+        if let Some(rate) = w.figure("connect_success_rate").filter(|&r| r < 1.0) {
+            broken.push(format!(
+                "connect_success_rate >= 1 (built in) (was {})",
+                short(rate)
+            ));
+        }
+        let saturated = w.saturated(&crate::health::Limits::default());
+        if saturated {
+            broken.push(
+                "generator saturated: this machine, not the server, could not keep up".into(),
+            );
+        }
+        let clients = s.cfg.clients_at(s.k);
+        let passed = broken.is_empty();
+        let t_start_s = round3(s.from.t_s);
+        let step = Step {
+            clients,
+            t_start_s,
+            t_end_s: round3(snap.t_s),
+            passed,
+            broken: broken.clone(),
+            saturated,
+            figures,
+        };
+        s.report.steps.push(step);
+        let detail = if passed {
+            "passed".to_string()
+        } else {
+            format!("broke: {}", broken.join("; "))
+        };
+        let mut events = vec![Event::at(
+            &snap,
+            "step_end",
+            step_label(&s.cfg, s.k),
+            detail,
+        )];
+        let over = if passed {
+            s.report.knee = Some(clients);
+            if clients >= s.cfg.max {
+                s.report.ended = "max".into();
+                true
+            } else {
+                s.k += 1;
+                events.push(Event::at(&snap, "step", step_label(&s.cfg, s.k), ""));
+                false
+            }
+        } else {
+            s.report.first_broken = broken.first().cloned();
+            s.report.ended = "broken".into();
+            true
+        };
+        s.from = snap;
+        for e in events {
+            self.event(e);
+        }
+        over
+    }
+
+    fn push_sample(&mut self, s: Sample) {
+        if let Some((path, w)) = &mut self.jsonl {
+            let ok = serde_json::to_writer(&mut *w, &s).is_ok()
+                && w.write_all(b"\n").is_ok()
+                && w.flush().is_ok();
+            if !ok {
+                tracing::warn!(
+                    "timeline {}: write failed; no more lines go there",
+                    path.display()
+                );
+                self.jsonl = None;
+            }
+        }
+        self.samples.push(s);
+    }
+
+    fn event(&mut self, e: Event) {
+        if let Some((_, w)) = &mut self.jsonl {
+            let _ = serde_json::to_writer(&mut *w, &e);
+            let _ = w.write_all(b"\n");
+            let _ = w.flush();
+        }
+        self.events.push(e);
+    }
+}
+
+fn step_label(cfg: &Search, k: usize) -> String {
+    format!("step {}: {} clients", k + 1, cfg.clients_at(k))
+}
+
+fn step_end(cfg: &Search, k: usize) -> Duration {
+    cfg.hold.saturating_mul(k as u32 + 1)
+}
+
+fn short(v: f64) -> String {
+    format!("{}", round3(v))
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
