@@ -210,6 +210,9 @@ fn print_plan(p: &plan::Summary) {
     if p.clients.len() > 5 {
         println!("          ... and {} more", p.clients.len() - 5);
     }
+    if let Some(se) = &p.search {
+        println!("search    {se}");
+    }
     for w in &p.warnings {
         println!("warning   {w}");
     }

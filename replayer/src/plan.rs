@@ -149,6 +149,9 @@ pub struct Summary {
     pub meetings: BTreeMap<String, usize>,
     /// Expected send bitrate of all clients together, kbps.
     pub expected_kbps: ExpectedKbps,
+    /// The capacity search, in words, when the config has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
     /// Warnings about the plan.
     pub warnings: Vec<String>,
 }
@@ -226,6 +229,27 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
             audio: (audio * 10.0).round() / 10.0,
             video: (video * 10.0).round() / 10.0,
         },
+        search: s.search.as_ref().map(|se| {
+            let slo: Vec<String> = se
+                .slo
+                .iter()
+                .map(|t| format!("{} {}", t.name, t.expr))
+                .collect();
+            format!(
+                "from {} by {} to {} clients, {} a step ({} steps), meetings of {}; SLOs: {}",
+                se.start,
+                se.step,
+                se.max,
+                humantime::format_duration(se.hold),
+                se.steps(),
+                se.meeting_size,
+                if slo.is_empty() {
+                    "none (only connecting and the generator)".to_string()
+                } else {
+                    slo.join(", ")
+                }
+            )
+        }),
         warnings,
     })
 }
