@@ -18,10 +18,13 @@
 //! - [`receive`]: the receive accounting of one packet (pure).
 //! - [`transport`]: the QUIC endpoint of each client thread and TLS trust.
 //! - [`http`]: the Prometheus endpoint.
+//! - [`html`]: the report as a self-contained HTML page; [`saved`]: reports
+//!   read back from their JSON files.
 
 pub mod client;
 pub mod config;
 pub mod health;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod pacer;
@@ -29,6 +32,7 @@ pub mod plan;
 pub mod receive;
 pub mod report;
 pub mod run;
+pub mod saved;
 pub mod threshold;
 pub mod transport;
 
