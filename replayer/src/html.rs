@@ -260,11 +260,13 @@ fn header(o: &mut String, r: &Value) {
         o,
         "<div id=\"verdict\" class=\"verdict {class}\">{word}</div>"
     );
-    let started = num(r, &["timeline", "start_unix_ms"]).map_or("–".into(), utc);
+    let started = num(r, &["timeline", "start_unix_ms"]).map_or(String::new(), |ms| {
+        format!("<dt>started</dt><dd>{}</dd>", utc(ms))
+    });
     let _ = writeln!(
         o,
         "<dl class=\"head\"><dt>server</dt><dd id=\"server\">{}</dd><dt>pack</dt><dd>{}</dd>\
-         <dt>ran</dt><dd>{} s (ended by {})</dd><dt>started</dt><dd>{started}</dd>\
+         <dt>ran</dt><dd>{} s (ended by {})</dd>{started}\
          <dt>report</dt><dd>schema {} version {}</dd></dl>",
         txt(r, &["server"]),
         txt(r, &["pack"]),
@@ -1178,6 +1180,10 @@ mod tests {
         assert!(page.contains("A timeline is not in this report"));
         assert!(!page.contains("<svg"));
         assert!(!page.contains("Capacity search"));
+        assert!(
+            !page.contains("<dt>started</dt>"),
+            "the start comes from the timeline"
+        );
         assert!(page.contains("id=\"table-meetings\""));
         // Whatever the JSON, a page and no panic.
         for odd in [
