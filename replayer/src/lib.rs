@@ -18,11 +18,17 @@
 //! - [`receive`]: the receive accounting of one packet (pure).
 //! - [`transport`]: the QUIC endpoint of each client thread and TLS trust.
 //! - [`http`]: the Prometheus endpoint.
+//! - [`timeline`]: snapshots of the metrics and the windows between them;
+//!   [`live`]: the timeline, live thresholds and the capacity search while
+//!   the run goes; [`hist`]: histograms carried in the report.
+//! - [`html`]: the report as a self-contained HTML page; [`saved`]: reports
+//!   read back from their JSON files.
 
 pub mod client;
 pub mod config;
 pub mod health;
 pub mod hist;
+pub mod html;
 pub mod http;
 pub mod live;
 pub mod metrics;
@@ -31,6 +37,7 @@ pub mod plan;
 pub mod receive;
 pub mod report;
 pub mod run;
+pub mod saved;
 pub mod threshold;
 pub mod timeline;
 pub mod transport;

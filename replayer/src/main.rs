@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
-use synth_replayer::plan;
 use synth_replayer::run::{self, Options, EXIT_CONFIG};
+use synth_replayer::{html, plan, report, saved};
 
 /// Synthetic videocall-rs participants: join meetings over WebTransport and
 /// replay a pack of pre-encoded Opus audio and VP9 video, measuring what the
@@ -52,6 +52,33 @@ enum Command {
     /// Example: synth-replay relay --listen 127.0.0.1:4433 --stats-json relay.json
     #[command(verbatim_doc_comment)]
     Relay(synth_relay::RelayArgs),
+    /// Work with a JSON report written by `run --report`.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Render a report as one self-contained HTML page: the verdict, plots of
+    /// the timeline (clients, Mbit/s, latency, loss, freezes, send lateness,
+    /// CPU, memory) with events marked, and the tables of the summary. It
+    /// loads nothing from the network; open it in any browser.
+    ///
+    /// Example: synth-replay report html report.json -o report.html
+    ///
+    /// Exit codes: 0 written, 1 the page could not be written, 2 bad input
+    /// (no such file, not JSON, not a synth-replay report).
+    #[command(verbatim_doc_comment)]
+    Html(HtmlArgs),
+}
+
+#[derive(Debug, Args)]
+struct HtmlArgs {
+    /// The JSON report (from `synth-replay run --report FILE.json`).
+    report: PathBuf,
+    /// Where to write the page (written whole, through a temporary file).
+    #[arg(long, short)]
+    output: PathBuf,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -71,6 +98,10 @@ struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Also write the report as a self-contained HTML page here (as
+    /// `synth-replay report html` does); its folder is checked before the run.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -109,16 +140,27 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => return fail(&e, EXIT_CONFIG),
                 };
+                if let Some(path) = &a.html {
+                    if let Err(e) = report::check_path(path) {
+                        return fail(&e.context("--html"), EXIT_CONFIG);
+                    }
+                }
                 let opts = Options {
                     progress: !a.quiet,
                     ..Options::default()
                 };
                 match run::run(s, opts, shutdown_on_signal()).await {
                     Ok(o) => {
+                        let mut code = o.exit_code;
+                        if let Some(path) = &a.html {
+                            if let Err(e) = write_html(&o.report, path) {
+                                code = fail(&e, 1).max(code);
+                            }
+                        }
                         if o.exit_code == run::EXIT_THRESHOLD {
                             eprintln!("error: a threshold was violated (see the report)");
                         }
-                        o.exit_code
+                        code
                     }
                     Err(e) if e.is::<run::BadInput>() => fail(&e, EXIT_CONFIG),
                     Err(e) => fail(&e, 1),
@@ -147,9 +189,35 @@ fn main() -> ExitCode {
                     Err(e) => fail(&e, 1),
                 }
             }
+            Command::Report(c) => report_command(c),
         }
     });
     ExitCode::from(code as u8)
+}
+
+/// `synth-replay report …`: bad input exits 2, a file that cannot be written 1.
+fn report_command(c: ReportCommand) -> i32 {
+    match c {
+        ReportCommand::Html(a) => {
+            let v = match saved::read(&a.report) {
+                Ok(v) => v,
+                Err(e) => return fail(&e, EXIT_CONFIG),
+            };
+            if let Err(e) = report::check_path(&a.output) {
+                return fail(&e.context("--output"), EXIT_CONFIG);
+            }
+            match saved::write(&a.output, html::render(&v).as_bytes()) {
+                Ok(()) => 0,
+                Err(e) => fail(&e, 1),
+            }
+        }
+    }
+}
+
+/// Renders the run's report to `path` (`run --html`).
+fn write_html(r: &report::Report, path: &std::path::Path) -> anyhow::Result<()> {
+    let v = serde_json::to_value(r)?;
+    saved::write(path, html::render(&v).as_bytes())
 }
 
 /// The run's shutdown: the first Ctrl-C or SIGTERM ends the run with a

@@ -272,7 +272,7 @@ fn validate_against_schema(report: &serde_json::Value) {
 
 /// `synth-replay run --quiet` of the config `yaml` (written into `dir`) on
 /// the test pack, with metrics on a free port: the child, where its report
-/// goes, and the port.
+/// goes (its HTML page beside it, as `.html`), and the port.
 fn spawn_run(dir: &Path, yaml: &str) -> (Child, std::path::PathBuf, u16) {
     let cfg = write(dir, "run.yaml", yaml);
     let report = dir.join("report.json");
@@ -286,6 +286,8 @@ fn spawn_run(dir: &Path, yaml: &str) -> (Child, std::path::PathBuf, u16) {
         &pack().display().to_string(),
         "--report",
         &report.display().to_string(),
+        "--html",
+        &report.with_extension("html").display().to_string(),
         "--metrics-listen",
         &format!("127.0.0.1:{port}"),
     ]);
@@ -324,6 +326,9 @@ fn sigterm_mid_run_exits_0_with_a_complete_report() {
     assert!(v["audio"]["sent"]["packets"].as_f64().unwrap() >= sent);
     assert!(v["audio"]["received"]["packets"].as_f64().unwrap() >= received);
     validate_against_schema(&v);
+    let page = std::fs::read_to_string(report.with_extension("html")).unwrap();
+    assert!(page.contains("class=\"verdict pass\">PASSED<"), "{page}");
+    assert!(page.contains("<td>m</td><td class=\"n\">3</td><td class=\"n\">3</td>"));
 }
 
 #[test]
@@ -353,6 +358,47 @@ fn violated_threshold_exits_3() {
     assert_eq!(lat["pass"], false);
     assert!(lat["actual"].as_f64().unwrap() >= 0.0);
     validate_against_schema(&v);
+    let page = std::fs::read_to_string(report.with_extension("html")).unwrap();
+    assert!(page.contains("class=\"verdict fail\">FAILED<"));
+    assert!(page.contains("<td>audio_latency_p99_ms</td><td>&lt;</td><td class=\"n\">0</td>"));
+}
+
+/// `report html` renders a written report; bad input is one line and exit 2.
+#[test]
+fn report_html_renders_a_report_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = write(
+        dir.path(),
+        "r.json",
+        r#"{"schema": "synth-replay-report", "version": 2, "server": "embedded relay", "passed": true,
+            "meetings": [{"meeting_id": "room-<0>", "clients": 2}]}"#,
+    );
+    let page = dir.path().join("out").join("r.html");
+    let o = replay(&["report", "html", &report, "-o", &page.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(">PASSED<"));
+    assert!(html.contains("<td>room-&lt;0&gt;</td>"));
+    assert!(html.contains("A timeline is not in this report"));
+    let out = page.display().to_string();
+    let not_json = write(dir.path(), "bad.json", "{\"schema\": ");
+    let not_ours = write(dir.path(), "other.json", r#"{"schema": "k6"}"#);
+    let none = dir.path().join("none.json").display().to_string();
+    for (input, want) in [
+        (none.as_str(), "reading report"),
+        (not_json.as_str(), "is not JSON"),
+        (not_ours.as_str(), "is not a synth-replay report"),
+    ] {
+        assert_one_line_error(&replay(&["report", "html", input, "-o", &out]), 2, want);
+    }
+    let to_dir = replay(&[
+        "report",
+        "html",
+        &report,
+        "-o",
+        &dir.path().display().to_string(),
+    ]);
+    assert_one_line_error(&to_dir, 2, "is a directory");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,7 +474,7 @@ async fn minted_tokens_accepted_wrong_secret_rejected() {
 }
 
 #[test]
-fn report_path_that_is_a_directory_is_refused_before_the_run() {
+fn report_or_html_path_that_is_a_directory_is_refused_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let o = replay(&[
         "run",
@@ -442,6 +488,16 @@ fn report_path_that_is_a_directory_is_refused_before_the_run() {
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("is a directory"), "{err}");
+    assert!(o.stdout.is_empty(), "refused before any client ran");
+    let o = replay(&[
+        "run",
+        "--quiet",
+        "--pack",
+        &pack().display().to_string(),
+        "--html",
+        &dir.path().display().to_string(),
+    ]);
+    assert_one_line_error(&o, 2, "--html: report");
     assert!(o.stdout.is_empty(), "refused before any client ran");
 }
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The Prometheus endpoint as Prometheus' own linter sees it: a short real run against the
+# embedded relay serves /metrics on a free loopback port; it is scraped as soon as it answers
+# and again mid-run (clients connected, media flowing), and each scrape must pass
+# `promtool check metrics` clean (exposition format, counters ending in _total, base units,
+# HELP and TYPE). The metric families served must also be exactly those of the README's
+# metrics table.
+#
+#   scripts/check-metrics.sh [--replay-bin BIN] [--pack PACK]
+#
+# Installs Debian's prometheus package (for promtool) if missing. Scrapes stay in
+# target/check-metrics/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=target/release/synth-replay
+PACK=packs/default.pack
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --replay-bin) BIN=$2; shift 2 ;;
+    --pack) PACK=$2; shift 2 ;;
+    *) echo "usage: $0 [--replay-bin BIN] [--pack PACK]" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v promtool >/dev/null; then
+  echo "check-metrics: installing prometheus (for promtool)" >&2
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+OUT=target/check-metrics
+rm -rf "$OUT" && mkdir -p "$OUT"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+
+RUN_PID=
+trap '[ -n "$RUN_PID" ] && kill "$RUN_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+"$BIN" run --quiet --pack "$PACK" --duration 15s --metrics-listen "127.0.0.1:$PORT" \
+  >"$OUT/run.log" 2>&1 &
+RUN_PID=$!
+
+# Polls /metrics until `ready` (an awk program over the scrape) holds, for at most 30 s.
+scrape_when() {
+  local file=$1 ready=$2
+  for _ in $(seq 150); do
+    if curl -sf --max-time 2 "http://127.0.0.1:$PORT/metrics" >"$file" && awk "$ready" "$file"; then
+      return 0
+    fi
+    kill -0 "$RUN_PID" 2>/dev/null || { cat "$OUT/run.log" >&2; echo "check-metrics: the run ended early" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "check-metrics: /metrics never showed what was waited for ($file)" >&2
+  exit 1
+}
+scrape_when "$OUT/early.txt" 'END { exit !(NR > 0) }'
+scrape_when "$OUT/mid.txt" '
+  /^synth_clients\{state="connected"\} / { c = $2 }
+  /^synth_clients_planned / { p = $2 }
+  /^synth_packets_received_total\{media="video"\} / { v = $2 }
+  END { exit !(p > 0 && c == p && v > 0) }'
+
+fail=0
+for s in early mid; do
+  if promtool check metrics <"$OUT/$s.txt" >"$OUT/$s.promtool" 2>&1; then
+    echo "check-metrics: promtool: $s scrape clean ($(grep -c '^# TYPE' "$OUT/$s.txt") families)"
+  else
+    echo "check-metrics: FAIL promtool on the $s scrape:" >&2
+    sed 's/^/  /' "$OUT/$s.promtool" >&2
+    fail=1
+  fi
+done
+
+# The README's table lists exactly the families served.
+python3 - "$OUT/mid.txt" README.md <<'PY' || fail=1
+import re, sys
+served = set(re.findall(r"^# TYPE (\S+) ", open(sys.argv[1]).read(), re.M))
+readme = open(sys.argv[2]).read()
+table = readme.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+listed = set()
+for line in table.splitlines():
+    if line.startswith("| `synth_"):
+        listed |= set(re.findall(r"`(synth_[a-z0-9_]+)`", line.split("|")[1]))
+problems = [f"served but not in the README's metrics table: {n}" for n in sorted(served - listed)]
+problems += [f"in the README's metrics table but not served: {n}" for n in sorted(listed - served)]
+for p in problems:
+    print(f"check-metrics: FAIL {p}", file=sys.stderr)
+if problems:
+    sys.exit(1)
+print(f"check-metrics: the README lists the {len(served)} families served")
+PY
+
+kill "$RUN_PID" 2>/dev/null || true
+wait "$RUN_PID" 2>/dev/null || true
+RUN_PID=
+[ "$fail" = 0 ] || exit 1
+echo "check-metrics: ok"
