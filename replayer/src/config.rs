@@ -256,6 +256,10 @@ pub struct SearchSpec {
     /// What must hold in every step, as thresholds: `audio_latency_p99_ms: "< 150"`.
     #[serde(default)]
     pub slo: BTreeMap<String, String>,
+    /// A step in which this machine could not keep up is marked `saturated`
+    /// but does not end the search.
+    #[serde(default)]
+    pub ignore_saturation: bool,
 }
 
 fn search_user_id() -> String {
@@ -281,6 +285,8 @@ pub struct Search {
     pub meeting_size: usize,
     /// What must hold in every step (checked on the step's own window).
     pub slo: Vec<Threshold>,
+    /// A saturated generator does not break a step.
+    pub ignore_saturation: bool,
 }
 
 impl Search {
@@ -905,6 +911,7 @@ fn search(
         hold,
         meeting_size: spec.meeting_size,
         slo: Vec::new(),
+        ignore_saturation: spec.ignore_saturation,
     };
     if se.steps() > limits::SEARCH_STEPS {
         bail!(

@@ -338,7 +338,7 @@ impl Live {
             ));
         }
         let saturated = w.saturated(&crate::health::Limits::default());
-        if saturated {
+        if saturated && !s.cfg.ignore_saturation {
             broken.push(
                 "generator saturated: this machine, not the server, could not keep up".into(),
             );

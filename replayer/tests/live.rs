@@ -161,6 +161,8 @@ search:
   hold: 1500ms
   meeting_size: 2
   enable_video: false
+  # The relay runs in this process: its CPU would count as the generator's.
+  ignore_saturation: true
   slo:
     audio_lost: "< 1000000"
 "#,
