@@ -11,6 +11,8 @@ pub struct Sample {
     pub rss: u64,
     /// Peak resident set size so far, bytes.
     pub peak_rss: u64,
+    /// Threads now.
+    pub threads: u64,
 }
 
 /// Reads `/proc/PID/stat` and `/proc/PID/status`; `None` once the process is gone.
@@ -24,19 +26,43 @@ pub fn sample(pid: u32) -> Option<Sample> {
     // SAFETY: sysconf has no memory effects.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
+    let kb = |key: &str| status_value(&status, key).unwrap_or(0) * 1024;
     Some(Sample {
         cpu: Duration::from_nanos(ticks * 1_000_000_000 / hz),
         rss: kb("VmRSS:"),
         peak_rss: kb("VmHWM:"),
+        threads: status_value(&status, "Threads:").unwrap_or(0),
     })
+}
+
+/// The number after `key` in a `/proc/PID/status` text (`VmRSS:` gives kB,
+/// `Threads:` a count).
+pub fn status_value(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+}
+
+/// Open file descriptors of `pid` (entries of `/proc/PID/fd`); `None` once
+/// the process is gone (or not ours to look at).
+pub fn fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// Makes `cmd`'s process get SIGKILL when the thread that starts it ends
+/// (Linux `PR_SET_PDEATHSIG`), so a harness killed outright leaves no relay
+/// or replayer behind; the harnesses start their children from `main`.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only prctl, which is async-signal-safe and touches no shared memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 /// CPU time used by the calling thread so far, to the nanosecond
@@ -83,9 +109,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn status_values_are_read_by_key() {
+        let status = "Name:\tsynth-replay\nVmHWM:\t  351212 kB\nVmRSS:\t  272000 kB\nThreads:\t5\n";
+        assert_eq!(status_value(status, "VmRSS:"), Some(272_000));
+        assert_eq!(status_value(status, "VmHWM:"), Some(351_212));
+        assert_eq!(status_value(status, "Threads:"), Some(5));
+        assert_eq!(status_value(status, "VmSwap:"), None);
+    }
+
+    #[test]
     fn samples_this_process() {
         let s = sample(std::process::id()).unwrap();
         assert!(s.rss > 0 && s.peak_rss >= s.rss);
+        assert!(s.threads >= 1);
+        assert!(fds(std::process::id()).unwrap() >= 3);
         let mut x = 0u64;
         for i in 0..5_000_000u64 {
             x = x.wrapping_mul(31).wrapping_add(i);

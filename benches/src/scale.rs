@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::proc::{sample, Sample};
+use crate::proc::{die_with_parent, sample, Sample};
 
 /// How to run one measurement.
 #[derive(Debug, Clone)]
@@ -88,16 +88,24 @@ pub struct Row {
     pub lost: u64,
 }
 
-struct Relay {
-    child: Child,
-    url: String,
-    cert: String,
-    stats: PathBuf,
+/// The relay in its own process (`synth-replay relay` on 127.0.0.1, port 0),
+/// killed when dropped.
+pub(crate) struct Relay {
+    pub(crate) child: Killed,
+    pub(crate) url: String,
+    pub(crate) cert: String,
+    pub(crate) stats: PathBuf,
 }
 
-fn start_relay(s: &Setup, drain: bool, tag: &str) -> anyhow::Result<Relay> {
-    let stats = s.work.join(format!("relay-{tag}.json"));
-    let mut cmd = Command::new(&s.replay_bin);
+/// Starts `replay_bin relay` (drain-only if `drain`), its stats file in `work`.
+pub(crate) fn start_relay(
+    replay_bin: &Path,
+    work: &Path,
+    drain: bool,
+    tag: &str,
+) -> anyhow::Result<Relay> {
+    let stats = work.join(format!("relay-{tag}.json"));
+    let mut cmd = Command::new(replay_bin);
     cmd.args([
         "relay",
         "--listen",
@@ -114,9 +122,10 @@ fn start_relay(s: &Setup, drain: bool, tag: &str) -> anyhow::Result<Relay> {
     if drain {
         cmd.arg("--drain-only");
     }
-    let mut child = cmd.spawn().context("starting the relay")?;
+    die_with_parent(&mut cmd);
+    let mut child = Killed(cmd.spawn().context("starting the relay")?);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().context("relay stdout")?)
+    BufReader::new(child.0.stdout.take().context("relay stdout")?)
         .read_line(&mut line)
         .context("reading the relay's first line")?;
     let v: serde_json::Value =
@@ -132,7 +141,9 @@ fn start_relay(s: &Setup, drain: bool, tag: &str) -> anyhow::Result<Relay> {
     })
 }
 
-fn stop(child: &mut Child) {
+/// Ends `child` with SIGTERM (a clean end: the replayer writes its report),
+/// and kills it if it is still there 10 s later.
+pub(crate) fn stop(child: &mut Child) {
     // SAFETY: kill with a valid pid and signal number has no memory effects.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -146,14 +157,15 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free TCP port on 127.0.0.1 (for `--metrics-listen`).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// Sums every sample of a metric (all label sets) in a scrape.
-fn metric_sum(text: &str, name: &str) -> f64 {
+pub(crate) fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
@@ -164,7 +176,8 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-fn scrape(port: u16) -> Option<String> {
+/// `GET /metrics` from 127.0.0.1:`port`, the body; `None` if it does not answer.
+pub(crate) fn scrape(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -174,11 +187,82 @@ fn scrape(port: u16) -> Option<String> {
     Some(out.split_once("\r\n\r\n")?.1.to_string())
 }
 
-fn connected(text: &str) -> f64 {
+/// Clients connected now (stalled ones not included), from a scrape.
+pub(crate) fn connected(text: &str) -> f64 {
+    clients_in(text, "connected")
+}
+
+/// Clients in `state` now, from a scrape.
+pub(crate) fn clients_in(text: &str, state: &str) -> f64 {
+    let prefix = format!("synth_clients{{state=\"{state}\"}} ");
     text.lines()
-        .find_map(|l| l.strip_prefix("synth_clients{state=\"connected\"} "))
+        .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The shape of one replayer run.
+pub(crate) struct Load {
+    /// Clients.
+    pub(crate) clients: usize,
+    /// Participants per meeting; 1: each client alone in its meeting.
+    pub(crate) meeting_size: usize,
+    /// Delay between client starts, ms.
+    pub(crate) ramp_ms: u64,
+    /// The run's `duration`, seconds.
+    pub(crate) secs: u64,
+}
+
+/// A `synth-replay run` config for `load` against `relay`, sending
+/// `rendition` of `pack`, with the `extra` top-level lines first.
+pub(crate) fn replay_config(
+    relay: &Relay,
+    pack: &Path,
+    rendition: &str,
+    load: &Load,
+    extra: &[String],
+) -> String {
+    let (meeting, size_line) = if load.meeting_size <= 1 {
+        ("solo-{index}", String::new())
+    } else {
+        (
+            "room-{meeting}",
+            format!("    meeting_size: {}\n", load.meeting_size),
+        )
+    };
+    let config = format!(
+        "server_url: {url}\npack: {pack}\nduration: {secs}s\nramp_up_delay_ms: {ramp_ms}\nconnect_timeout: 15s\nmax_concurrent_connects: 64\ntls: {{cert_sha256: \"{cert}\"}}\ngroups:\n  - count: {clients}\n    user_id: \"c{{index}}\"\n    meeting_id: \"{meeting}\"\n{size_line}    rendition: {rendition}\n",
+        url = relay.url,
+        pack = pack.display(),
+        secs = load.secs,
+        ramp_ms = load.ramp_ms,
+        cert = relay.cert,
+        clients = load.clients,
+    );
+    extra.iter().fold(config, |c, line| format!("{line}\n{c}"))
+}
+
+/// Starts `replay_bin run` with `config`, writing its JSON report to
+/// `report` and serving `/metrics` on 127.0.0.1:`port`; its stderr goes to
+/// `stderr` (a pipe must be read, or a chatty run blocks on it), stdout is
+/// dropped.
+pub(crate) fn spawn_replayer(
+    replay_bin: &Path,
+    config: &Path,
+    report: &Path,
+    port: u16,
+    stderr: Stdio,
+) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(replay_bin);
+    cmd.args(["run", "--quiet", "--config"])
+        .arg(config)
+        .arg("--report")
+        .arg(report)
+        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    die_with_parent(&mut cmd);
+    cmd.spawn().context("starting synth-replay")
 }
 
 /// Runs `clients` clients in meetings of `meeting_size` (1 = send path against a drain-only relay).
@@ -193,50 +277,30 @@ pub fn run(
         "{}-{clients}-m{meeting_size}",
         if drain { "send" } else { "recv" }
     );
-    let relay = start_relay(s, drain, &tag)?;
-    let mut relay = scopeguard(relay);
+    let mut relay = start_relay(&s.replay_bin, &s.work, drain, &tag)?;
     let ramp_ms = 5u64; // 1000 clients start over 5 s
     let ramp = Duration::from_millis(ramp_ms * clients as u64);
     // Room for a slow connect phase, so the steady window always fits in the run.
     let connect_allowance = Duration::from_secs(30);
     let total = ramp + connect_allowance + s.settle + s.window + Duration::from_secs(3);
-    let meeting = if drain {
-        "solo-{index}"
-    } else {
-        "room-{meeting}"
-    };
-    let size_line = if drain {
-        String::new()
-    } else {
-        format!("    meeting_size: {meeting_size}\n")
-    };
-    let config = format!(
-        "server_url: {url}\npack: {pack}\nduration: {secs}s\nramp_up_delay_ms: {ramp_ms}\nconnect_timeout: 15s\nmax_concurrent_connects: 64\ntls: {{cert_sha256: \"{cert}\"}}\ngroups:\n  - count: {clients}\n    user_id: \"c{{index}}\"\n    meeting_id: \"{meeting}\"\n{size_line}    rendition: {rendition}\n",
-        url = relay.0.url,
-        pack = s.pack.display(),
-        secs = total.as_secs(),
-        cert = relay.0.cert,
-        rendition = s.rendition,
+    let config = replay_config(
+        &relay,
+        &s.pack,
+        &s.rendition,
+        &Load {
+            clients,
+            meeting_size,
+            ramp_ms,
+            secs: total.as_secs(),
+        },
+        &s.extra_config,
     );
-    let config = s
-        .extra_config
-        .iter()
-        .fold(config, |c, line| format!("{line}\n{c}"));
     let cfg = s.work.join(format!("{tag}.yaml"));
     std::fs::write(&cfg, config)?;
     let report = s.work.join(format!("{tag}-report.json"));
     let port = free_port()?;
     let started = Instant::now();
-    let mut child = Command::new(&s.replay_bin)
-        .args(["run", "--quiet", "--config"])
-        .arg(&cfg)
-        .arg("--report")
-        .arg(&report)
-        .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting synth-replay")?;
+    let mut child = spawn_replayer(&s.replay_bin, &cfg, &report, port, Stdio::piped())?;
     let pid = child.id();
 
     // Wait for every client to connect.
@@ -263,7 +327,7 @@ pub fn run(
 
     // The steady window.
     let first: Sample = sample(pid).context("sampling synth-replay")?;
-    let relay_first = sample(relay.0.child.id()).unwrap_or_default();
+    let relay_first = sample(relay.child.0.id()).unwrap_or_default();
     let m0 = scrape(port).context("scraping synth-replay's metrics")?;
     let window_start = Instant::now();
     let mut rss_sum = 0f64;
@@ -276,7 +340,7 @@ pub fn run(
         }
     }
     let last: Sample = sample(pid).context("sampling synth-replay")?;
-    let relay_last = sample(relay.0.child.id()).unwrap_or_default();
+    let relay_last = sample(relay.child.0.id()).unwrap_or_default();
     let m1 = scrape(port).context("synth-replay ended before the measurement window did")?;
     let secs = window_start.elapsed().as_secs_f64();
     let cpu = (last.cpu - first.cpu).as_secs_f64();
@@ -295,13 +359,13 @@ pub fn run(
     if !status.success() {
         bail!("synth-replay failed ({status}): {}", err.trim());
     }
-    stop(&mut relay.0.child);
+    stop(&mut relay.child.0);
     let report: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?,
     )?;
     let relay_stats: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&relay.0.stats)
-            .with_context(|| format!("reading {}", relay.0.stats.display()))?,
+        &std::fs::read(&relay.stats)
+            .with_context(|| format!("reading {}", relay.stats.display()))?,
     )?;
     let report_sent = ["audio", "video"]
         .iter()
@@ -375,18 +439,15 @@ fn relay_total(stats: &serde_json::Value) -> u64 {
         .sum()
 }
 
-/// Kills the relay if a run fails half-way.
-struct Guard(Relay);
+/// A child process killed when dropped, so a run that fails half-way (or a
+/// harness that panics) leaves nothing running.
+pub(crate) struct Killed(pub(crate) Child);
 
-fn scopeguard(r: Relay) -> Guard {
-    Guard(r)
-}
-
-impl Drop for Guard {
+impl Drop for Killed {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.child.try_wait() {
-            let _ = self.0.child.kill();
-            let _ = self.0.child.wait();
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }
@@ -440,9 +501,47 @@ pub fn per_client_rss(rows: &mut [Row]) {
     }
 }
 
-/// Default work folder.
-pub fn work_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale")
+/// A harness's work folder: `target/NAME` of the workspace.
+pub fn work_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(name)
+}
+
+/// What the harnesses run, as command-line options (`synth-scale` and
+/// `synth-soak` flatten it into theirs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Replay {
+    /// The synth-replay binary to measure (a release build); it also runs the relay.
+    #[arg(long, default_value = "target/release/synth-replay")]
+    pub replay_bin: PathBuf,
+    /// Pack to replay.
+    #[arg(long, default_value = "packs/default.pack")]
+    pub pack: PathBuf,
+    /// Video rendition each client sends.
+    #[arg(long, default_value = "video-640x360")]
+    pub rendition: String,
+    /// An extra top-level line for every replayer config, e.g. `--config-line "threads: 1"`
+    /// or `--config-line "batch_window: 0ms"` (repeatable).
+    #[arg(long)]
+    pub config_line: Vec<String>,
+}
+
+impl Replay {
+    /// Checks the binary is there and returns the pack's absolute path.
+    pub fn check(&self) -> anyhow::Result<PathBuf> {
+        anyhow::ensure!(
+            self.replay_bin.exists(),
+            "{} not found: cargo build --release -p synth-replayer",
+            self.replay_bin.display()
+        );
+        std::fs::canonicalize(&self.pack).with_context(|| {
+            format!(
+                "pack {} (build it with synth-encode build)",
+                self.pack.display()
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -451,8 +550,10 @@ mod tests {
 
     #[test]
     fn metric_sums() {
-        let t = "# HELP x y\nsynth_packets_sent_total{media=\"audio\"} 10\nsynth_packets_sent_total{media=\"video\"} 5\nsynth_packets_sent_totally 99\nsynth_clients{state=\"connected\"} 7\n";
+        let t = "# HELP x y\nsynth_packets_sent_total{media=\"audio\"} 10\nsynth_packets_sent_total{media=\"video\"} 5\nsynth_packets_sent_totally 99\nsynth_clients{state=\"connected\"} 7\nsynth_clients{state=\"stalled\"} 2\n";
         assert_eq!(metric_sum(t, "synth_packets_sent_total"), 15.0);
         assert_eq!(connected(t), 7.0);
+        assert_eq!(clients_in(t, "stalled"), 2.0);
+        assert_eq!(clients_in(t, "failed"), 0.0);
     }
 }

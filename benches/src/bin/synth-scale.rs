@@ -18,15 +18,8 @@ use synth_benches::{live, proc, scale};
 #[derive(Debug, Parser)]
 #[command(name = "synth-scale")]
 struct Args {
-    /// The synth-replay binary to measure (a release build).
-    #[arg(long, default_value = "target/release/synth-replay")]
-    replay_bin: PathBuf,
-    /// Pack to replay.
-    #[arg(long, default_value = "packs/default.pack")]
-    pack: PathBuf,
-    /// Video rendition each client sends.
-    #[arg(long, default_value = "video-640x360")]
-    rendition: String,
+    #[command(flatten)]
+    replay: scale::Replay,
     /// Client counts of the send path (each client alone in its meeting, drain-only relay;
     /// `--send` alone: none).
     #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "10,100,300,500,1000")]
@@ -43,10 +36,6 @@ struct Args {
     /// Seconds of live encoding for the side-by-side client (0 to skip).
     #[arg(long, default_value_t = 20.0)]
     live_seconds: f64,
-    /// An extra top-level line for every replayer config, e.g. `--config-line "threads: 1"`
-    /// or `--config-line "batch_window: 0ms"` (repeatable).
-    #[arg(long)]
-    config_line: Vec<String>,
     /// Write all figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -54,27 +43,17 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
-    let work = scale::work_dir();
+    let work = scale::work_dir("scale");
     std::fs::create_dir_all(&work)?;
     let setup = scale::Setup {
-        replay_bin: a.replay_bin.clone(),
-        pack: std::fs::canonicalize(&a.pack).with_context(|| {
-            format!(
-                "pack {} (build it with synth-encode build)",
-                a.pack.display()
-            )
-        })?,
-        rendition: a.rendition.clone(),
+        pack: a.replay.check()?,
+        replay_bin: a.replay.replay_bin.clone(),
+        rendition: a.replay.rendition.clone(),
         window: a.window,
         settle: Duration::from_secs(3),
         work,
-        extra_config: a.config_line.clone(),
+        extra_config: a.replay.config_line.clone(),
     };
-    anyhow::ensure!(
-        setup.replay_bin.exists(),
-        "{} not found: cargo build --release -p synth-replayer",
-        setup.replay_bin.display()
-    );
     eprintln!("machine: {}", proc::machine());
     let mut rows = Vec::new();
     for &n in &a.send {
@@ -112,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         .map(|r| (r.clients, r.mcpu_per_client));
     let mut live_cost = None;
     if a.live_seconds > 0.0 {
-        let (w, h, kbps) = parse_rendition(&a.rendition)?;
+        let (w, h, kbps) = parse_rendition(&a.replay.rendition)?;
         eprintln!(
             "live encoding: one client at {w}x{h}@{kbps} for {} s ...",
             a.live_seconds

@@ -342,12 +342,9 @@ fn check_entries(
 /// Reads the whole regular file at `path`, refusing anything else and anything
 /// over `limit` bytes.
 pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Bytes, Error> {
-    // Before opening: opening a FIFO blocks until something writes to it.
+    // Before opening, so the error names a directory or device as such.
     check_regular(path, &std::fs::metadata(path)?)?;
-    let file = File::open(path)?;
-    // Again on what was opened, in case the path was replaced in between.
-    let meta = file.metadata()?;
-    check_regular(path, &meta)?;
+    let (file, meta) = open_regular(path)?;
     if meta.len() > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
@@ -359,6 +356,26 @@ pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Bytes, Error> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     read_limited(file, path, limit, &mut bytes)?;
     Ok(Bytes::from(bytes))
+}
+
+/// Opens `path` for reading if what it names is a regular file, with its
+/// metadata. The open never blocks: `O_NONBLOCK` makes opening a FIFO return
+/// at once (a path swapped for one after a check would otherwise wait for a
+/// writer), and the check is made on the opened file itself (fstat), so no
+/// swap between a check and the open can get anything but a regular file read.
+pub(super) fn open_regular(path: &Path) -> Result<(File, Metadata), Error> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // No effect on a regular file's reads.
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = open.open(path)?;
+    let meta = file.metadata()?;
+    check_regular(path, &meta)?;
+    Ok((file, meta))
 }
 
 /// Appends at most `limit` bytes of `from` to `buf`; one more is an error.

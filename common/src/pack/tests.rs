@@ -408,20 +408,33 @@ fn mkfifo(path: &std::path::Path) {
     assert!(ok, "mkfifo {}", path.display());
 }
 
-/// Regression: a FIFO as pack hung in `open` (waiting for a writer).
-#[test]
-fn pack_path_that_is_a_fifo_is_refused_without_blocking() {
+/// The error of `open` on a fresh FIFO that no writer ever opens: if the
+/// open blocked, the thread running it would never answer.
+fn error_on_a_fifo(open: fn(&std::path::Path) -> Result<(), Error>) -> Error {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("p.pack");
     mkfifo(&fifo);
-    // If the open blocked, this thread would never send.
     let (tx, rx) = std::sync::mpsc::channel();
-    let f = fifo.clone();
-    std::thread::spawn(move || tx.send(Reader::open(&f).map(|_| ())).unwrap());
-    let e = rx
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .expect("Reader::open on a FIFO returns")
-        .unwrap_err();
+    std::thread::spawn(move || tx.send(open(&fifo)).unwrap());
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("opening a FIFO returns")
+        .unwrap_err()
+}
+
+/// Regression: a FIFO as pack hung in `open` (waiting for a writer).
+#[test]
+fn pack_path_that_is_a_fifo_is_refused_without_blocking() {
+    let e = error_on_a_fifo(|p| Reader::open(p).map(|_| ()));
+    assert!(matches!(e, Error::NotAFile { kind: "a FIFO", .. }), "{e}");
+}
+
+/// Regression: the pack's path was checked, then opened, so a path swapped
+/// for a FIFO in between still blocked the open. The open itself
+/// (`open_regular`, no check before it) returns at once on a FIFO and
+/// refuses what it opened.
+#[test]
+fn pack_open_of_a_fifo_swapped_in_after_the_check_does_not_block() {
+    let e = error_on_a_fifo(|p| super::reader::open_regular(p).map(|_| ()));
     assert!(matches!(e, Error::NotAFile { kind: "a FIFO", .. }), "{e}");
 }
 
