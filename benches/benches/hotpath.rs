@@ -12,6 +12,10 @@
 //!   (parse, per-sender tracker, counters, latency).
 //! - `metrics/{per_packet,render_1000_clients}`: what metrics cost per packet
 //!   sent, and one `/metrics` scrape of 1000 clients.
+//! - `timeline/tick_1000_clients`: what the run does every `timeline_interval`
+//!   (1 s by default) at 1000 clients whose histograms hold a run's values:
+//!   a snapshot of every counter and histogram, the interval's window as a
+//!   sample, and the window since the start for the live thresholds.
 //! - `digest/new`: hashing every frame of the default pack at load;
 //!   `digest/contains/{video,audio}`: checking one received payload against
 //!   the pack's frames (the 640x360 frame nearest 2 KB, the audio frame
@@ -266,6 +270,31 @@ fn metrics_cost(c: &mut Criterion) {
     g.finish();
 }
 
+fn timeline_tick(c: &mut Criterion) {
+    use synth_replayer::timeline::{Snapshot, Window};
+    let m = Metrics::new(1000);
+    // A minute of 1000 clients in meetings of 5: each shard holds many values.
+    for i in 0..200_000u64 {
+        let shard = (i % 1000) as usize;
+        m.latency[(i % 2) as usize].record(1_000 + i % 50_000, shard);
+        m.jitter[(i % 2) as usize].record(100 + i % 5_000, shard);
+        m.lateness.record(200 + i % 20_000, shard);
+    }
+    let zero = Snapshot::zero(&m);
+    let prev = Snapshot::take(&m);
+    let mut g = c.benchmark_group("timeline");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("tick_1000_clients", |b| {
+        b.iter(|| {
+            let now = Snapshot::take(&m);
+            let sample = Window::new(&prev, &now, 2.0).sample(None, Vec::new());
+            let so_far = Window::new(&zero, &now, 2.0).figure("audio_latency_p99_ms");
+            black_box((sample, so_far))
+        })
+    });
+    g.finish();
+}
+
 fn digest(c: &mut Criterion) {
     let pack = Reader::open(pack_path()).unwrap();
     let mut g = c.benchmark_group("digest");
@@ -299,6 +328,6 @@ fn digest(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = packet_build, pacer_tick, pack_access, receive, metrics_cost, digest
+    targets = packet_build, pacer_tick, pack_access, receive, metrics_cost, timeline_tick, digest
 }
 criterion_main!(benches);
