@@ -25,6 +25,7 @@ pub mod health;
 pub mod hist;
 pub mod http;
 pub mod live;
+pub mod merge;
 pub mod metrics;
 pub mod pacer;
 pub mod plan;
