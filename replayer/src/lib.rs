@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod config;
+pub mod diff;
 pub mod health;
 pub mod hist;
 pub mod http;
