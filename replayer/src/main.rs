@@ -137,7 +137,18 @@ struct RunArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// After the summary, print the JSON report on stdout between the lines
+    /// "----- BEGIN SYNTH-REPLAY JSON REPORT -----" and "----- END
+    /// SYNTH-REPLAY JSON REPORT -----", for pods whose files are out of reach
+    /// (scripts/merge-pod-reports.sh reads them from `kubectl logs`).
+    #[arg(long, env = "PRINT_REPORT")]
+    print_report: bool,
 }
+
+/// The lines around the JSON report printed by `run --print-report`.
+const REPORT_BEGIN: &str = "----- BEGIN SYNTH-REPLAY JSON REPORT -----";
+/// See [`REPORT_BEGIN`].
+const REPORT_END: &str = "----- END SYNTH-REPLAY JSON REPORT -----";
 
 #[derive(Debug, Args)]
 struct ValidateArgs {
@@ -181,6 +192,12 @@ fn main() -> ExitCode {
                 };
                 match run::run(s, opts, shutdown_on_signal()).await {
                     Ok(o) => {
+                        if a.print_report {
+                            match serde_json::to_string_pretty(&o.report) {
+                                Ok(json) => println!("{REPORT_BEGIN}\n{json}\n{REPORT_END}"),
+                                Err(e) => eprintln!("error: encoding the report: {e}"),
+                            }
+                        }
                         if o.exit_code == run::EXIT_THRESHOLD {
                             eprintln!("error: a threshold was violated (see the report)");
                         }
