@@ -6,7 +6,8 @@ helm/tests/*.yaml, each deep-merged over values.yaml) must pass the schema, rend
 `kubernetes-validate --strict`; CRD kinds it has no schema for (ServiceMonitor) are skipped by
 name. Each helm/tests/invalid/*.yaml must be rejected with an error naming its `# expect:`
 line. With --replay-bin and --pack, the rendered config is expanded by `synth-replay validate
---json` for several pods, and every participant id across pods must be distinct.
+--json` for several pods, and every participant id across pods must be distinct; and two short
+real runs are merged by scripts/merge-pod-reports.sh, from a folder and from a stand-in kubectl.
 Run through scripts/check-chart.sh, which installs the pinned Python packages.
 """
 import argparse, copy, json, os, random, string, subprocess, sys, tempfile
@@ -120,6 +121,57 @@ def replay_validate(args, vals, work, container, cfg):
     return f"{len(ids)} distinct ids over {pods} pods, {len(meetings)} meetings"
 
 
+FAKE_KUBECTL = """#!/bin/sh
+# Stands in for kubectl: the pods of the job, then each pod's log (a file named after it).
+case "$*" in
+  *"get pods"*) printf '1 2025-01-01T00:00:09Z synth-1-b\\n0 2025-01-01T00:00:00Z synth-0-a\\n1 2025-01-01T00:00:01Z synth-1-old\\n' ;;
+  *logs*) for a in "$@"; do case "$a" in synth-[0-9]*) cat "$FAKE_LOGS/$a.log" ;; esac; done ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def merge_pod_reports(args, docs):
+    """Two real runs as two pods: scripts/merge-pod-reports.sh merges their reports, from a folder
+    and from `kubectl logs` (a stand-in kubectl serving the runs' stdout), into the sums."""
+    container = next(d for d in docs if d["kind"] == "Job")["spec"]["template"]["spec"]["containers"][0]
+    assert "--print-report" in container["args"], "job mode does not print the report"
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "reports").mkdir()
+    (tmp / "logs").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVER_URL", "CONFIG", "PACK", "RUST_LOG")}
+    for i, pod in enumerate(["synth-0-a", "synth-1-b"]):
+        p = subprocess.run([args.replay_bin, "run", "--pack", args.pack, "--duration", "2s", "--quiet",
+                            "--report", str(tmp / "reports" / f"pod-{i}.json"), "--print-report"],
+                           env=env, capture_output=True, text=True)
+        assert p.returncode == 0, f"run {i} exit {p.returncode}: {p.stderr.strip()}"
+        (tmp / "logs" / f"{pod}.log").write_text(p.stdout)
+    (tmp / "logs" / "synth-1-old.log").write_text("an earlier try of pod 1, without a report\n")
+    parts = [json.loads((tmp / "reports" / f"pod-{i}.json").read_text()) for i in range(2)]
+    fake = tmp / "bin"
+    fake.mkdir()
+    (fake / "kubectl").write_text(FAKE_KUBECTL)
+    (fake / "kubectl").chmod(0o755)
+    script = str(ROOT / "scripts/merge-pod-reports.sh")
+    env = {**env, "SYNTH_REPLAY": args.replay_bin, "FAKE_LOGS": str(tmp / "logs"),
+           "PATH": f"{fake}:{os.environ['PATH']}"}
+    for how, cmd in [("folder", [script, str(tmp / "reports"), "-o", str(tmp / "merged.json")]),
+                     ("kubectl", [script, "--namespace", "load", "--job", "synth", "-o", str(tmp / "merged.json"),
+                                  "--keep", str(tmp / "collected")])]:
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert p.returncode == 0, f"merge-pod-reports ({how}) exit {p.returncode}: {p.stderr.strip()}"
+        m = json.loads((tmp / "merged.json").read_text())
+        for key in [("clients", "planned"), ("audio", "sent"), ("video", "received")]:
+            got, want = m[key[0]][key[1]], [r[key[0]][key[1]] for r in parts]
+            if isinstance(got, dict):
+                got, want = got.get("packets"), sum(w["packets"] for w in want)
+            else:
+                want = sum(want)
+            assert got == want, f"{how}: merged {key} {got} != {want}"
+        assert len(m["merged_from"]) == 2, f"{how}: merged from {m['merged_from']}"
+    return "merge-pod-reports: 2 pods' reports merged from a folder and from kubectl logs"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--replay-bin", help="synth-replay binary for the `validate` step")
@@ -158,6 +210,13 @@ def main():
             ok = expect.lower() in msg.lower()
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} invalid/{f.name}: rejected{'' if ok else f' but not for {expect!r}'}: {msg[:140]}")
+    if args.replay_bin:
+        try:
+            print(f"ok   {merge_pod_reports(args, render(values_for(extra={'serverUrl': SERVER})))}")
+        except Exception as e:  # noqa: BLE001 - reported, then counted
+            failures += 1
+            print(f"FAIL merge-pod-reports: {type(e).__name__}: {e}")
+        valid.append(("merge-pod-reports", [], None))
     cases = len(valid) + len(list((TESTS / "invalid").glob("*.yaml")))
     print(f"chart: {cases - failures} passed, {failures} failed")
     return 1 if failures else 0

@@ -27,12 +27,14 @@ pub fn encode(h: &Histogram<u64>) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(buf))
 }
 
-/// A histogram of `values × scale` (rounded, at least 1), encoded; `None`
-/// when there are none.
+/// A histogram of `values × scale` (rounded, negatives as 0), encoded;
+/// `None` when there are none.
 pub fn encode_values(values: &[f64], scale: f64) -> Option<String> {
     let mut h = new();
     for v in values {
-        h.saturating_record(((v * scale).round().max(1.0) as u64).min(HIGHEST));
+        // Zero stays zero (HdrHistogram counts it below its lowest
+        // discernible value): a receiver with no freeze is not one with one.
+        h.saturating_record(((v * scale).round().max(0.0) as u64).min(HIGHEST));
     }
     encode(&h)
 }
@@ -64,9 +66,11 @@ pub fn merge<'a>(
     Ok(any.then_some(all))
 }
 
-/// The `q` quantile of a histogram of scaled values, unscaled.
+/// The `q` quantile of a histogram of scaled values, unscaled: the lowest
+/// value of its bucket, so a value recorded on a bucket's edge (a whole
+/// 30 fps) comes back as it was, and any other at most 0.1 % below.
 pub fn quantile(h: &Histogram<u64>, q: f64, scale: f64) -> Option<f64> {
-    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / scale)
+    (!h.is_empty()).then(|| h.lowest_equivalent(h.value_at_quantile(q)) as f64 / scale)
 }
 
 #[cfg(test)]
@@ -107,6 +111,18 @@ mod tests {
         assert!(merge([Some("bm90IGEgaGlzdG9ncmFt")]).is_err());
     }
 
+    /// Regression: zeros were recorded as 1, so the median of freezes per
+    /// receiver (mostly none) read 1 once taken from the histogram.
+    #[test]
+    fn zero_values_stay_zero() {
+        let h = decode(&encode_values(&[0.0, 0.0, 0.0, 2.0], 1.0).unwrap()).unwrap();
+        assert_eq!(quantile(&h, 0.5, 1.0), Some(0.0));
+        assert_eq!(h.len(), 4);
+        assert_eq!(quantile(&h, 1.0, 1.0), Some(2.0));
+    }
+
+    /// Regression: the quantile was the highest value of its bucket, so a
+    /// rate of 30 fps recorded as 30000 read 30.015.
     #[test]
     fn scaled_values_come_back_unscaled() {
         let h = decode(&encode_values(&[29.5, 30.0, 30.0, 30.0], 1000.0).unwrap()).unwrap();

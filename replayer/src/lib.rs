@@ -26,11 +26,13 @@
 
 pub mod client;
 pub mod config;
+pub mod diff;
 pub mod health;
 pub mod hist;
 pub mod html;
 pub mod http;
 pub mod live;
+pub mod merge;
 pub mod metrics;
 pub mod pacer;
 pub mod plan;

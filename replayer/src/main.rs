@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
+use synth_replayer::report::Report;
 use synth_replayer::run::{self, Options, EXIT_CONFIG};
 use synth_replayer::{html, plan, report, saved};
 
@@ -52,7 +53,9 @@ enum Command {
     /// Example: synth-replay relay --listen 127.0.0.1:4433 --stats-json relay.json
     #[command(verbatim_doc_comment)]
     Relay(synth_relay::RelayArgs),
-    /// Work with a JSON report written by `run --report`.
+    /// Work with JSON reports written by `run --report`: render one as an
+    /// HTML page, merge the reports of several pods into one verdict, or
+    /// compare a report with a baseline.
     #[command(subcommand)]
     Report(ReportCommand),
 }
@@ -70,6 +73,39 @@ enum ReportCommand {
     /// (no such file, not JSON, not a synth-replay report).
     #[command(verbatim_doc_comment)]
     Html(HtmlArgs),
+    /// Merge the reports of several pods of one test into one report, as if
+    /// one process had run every client: counts add, percentiles come from
+    /// the pods' histograms added together (exact), thresholds are checked
+    /// again on the merged figures. Prints the merged summary.
+    ///
+    /// Examples:
+    ///   synth-replay report merge pod-0.json pod-1.json pod-2.json -o all.json
+    ///   synth-replay report merge reports/*.json
+    ///
+    /// Exit codes: 0 the merged report passes, 2 bad input (a file missing,
+    /// not JSON, not a synth-replay report of schema version 3, reports that
+    /// cannot be merged), 3 a threshold fails on the merged figures.
+    #[command(verbatim_doc_comment)]
+    Merge(MergeArgs),
+    /// Compare a report with a baseline, figure by figure: both values, the
+    /// change and the change in %, "worse" where it regressed. --fail-on
+    /// sets how much a figure may get worse:
+    ///   NAME:+X%   fail when it rises more than X % of the baseline
+    ///   NAME:+N    fail when it rises more than N
+    ///   NAME:-X%   fail when it falls more than X % (for figures where
+    ///   NAME:-N    lower is worse, e.g. video_fps_p5:-10%)
+    /// With a baseline of 0, a % limit fails on any change its way. A figure
+    /// the current report has no value for (the baseline has) fails its limit.
+    ///
+    /// Examples:
+    ///   synth-replay report diff baseline.json current.json
+    ///   synth-replay report diff baseline.json current.json --fail-on audio_latency_p99_ms:+10% --fail-on video_fps_p5:-10%
+    ///   synth-replay report diff baseline.json current.json --json
+    ///
+    /// Exit codes: 0 no limit crossed, 2 bad input or a bad --fail-on,
+    /// 3 a limit was crossed.
+    #[command(verbatim_doc_comment)]
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +115,30 @@ struct HtmlArgs {
     /// Where to write the page (written whole, through a temporary file).
     #[arg(long, short)]
     output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The pods' JSON reports.
+    #[arg(required = true)]
+    reports: Vec<PathBuf>,
+    /// Write the merged JSON report here.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The report to compare with.
+    baseline: PathBuf,
+    /// The report under test.
+    current: PathBuf,
+    /// A limit: NAME:+X%, NAME:+N, NAME:-X% or NAME:-N (repeatable).
+    #[arg(long = "fail-on", value_name = "LIMIT", allow_hyphen_values = true)]
+    fail_on: Vec<String>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -102,7 +162,18 @@ struct RunArgs {
     /// `synth-replay report html` does); its folder is checked before the run.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// After the summary, print the JSON report on stdout between the lines
+    /// "----- BEGIN SYNTH-REPLAY JSON REPORT -----" and "----- END
+    /// SYNTH-REPLAY JSON REPORT -----", for pods whose files are out of reach
+    /// (scripts/merge-pod-reports.sh reads them from `kubectl logs`).
+    #[arg(long, env = "PRINT_REPORT")]
+    print_report: bool,
 }
+
+/// The lines around the JSON report printed by `run --print-report`.
+const REPORT_BEGIN: &str = "----- BEGIN SYNTH-REPLAY JSON REPORT -----";
+/// See [`REPORT_BEGIN`].
+const REPORT_END: &str = "----- END SYNTH-REPLAY JSON REPORT -----";
 
 #[derive(Debug, Args)]
 struct ValidateArgs {
@@ -152,6 +223,12 @@ fn main() -> ExitCode {
                 match run::run(s, opts, shutdown_on_signal()).await {
                     Ok(o) => {
                         let mut code = o.exit_code;
+                        if a.print_report {
+                            match serde_json::to_string_pretty(&o.report) {
+                                Ok(json) => println!("{REPORT_BEGIN}\n{json}\n{REPORT_END}"),
+                                Err(e) => eprintln!("error: encoding the report: {e}"),
+                            }
+                        }
                         if let Some(path) = &a.html {
                             if let Err(e) = write_html(&o.report, path) {
                                 code = fail(&e, 1).max(code);
@@ -211,6 +288,8 @@ fn report_command(c: ReportCommand) -> i32 {
                 Err(e) => fail(&e, 1),
             }
         }
+        ReportCommand::Merge(a) => report_merge(&a),
+        ReportCommand::Diff(a) => report_diff(&a),
     }
 }
 
@@ -230,6 +309,73 @@ async fn shutdown_on_signal() {
         eprintln!("second signal: exiting now");
         std::process::exit(130);
     });
+}
+
+/// `report merge`: the merged summary on stdout, the exit code of its verdict.
+fn report_merge(a: &MergeArgs) -> i32 {
+    let merged = a
+        .reports
+        .iter()
+        .map(|p| Ok((p.display().to_string(), Report::read(p)?)))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .and_then(|reports| synth_replayer::merge::merge(&reports));
+    let merged = match merged {
+        Ok(m) => m,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    print!("{}", merged.summary());
+    println!("merged   {}", merged.merged_from.join(", "));
+    if let Some(out) = &a.output {
+        if let Err(e) = merged.write(out) {
+            return fail(&e, 1);
+        }
+    }
+    if merged.passed {
+        0
+    } else {
+        eprintln!("error: the merged report fails (see its thresholds)");
+        run::EXIT_THRESHOLD
+    }
+}
+
+/// `report diff`: the comparison on stdout, exit 3 when a limit is crossed.
+fn report_diff(a: &DiffArgs) -> i32 {
+    let inputs = (|| -> anyhow::Result<_> {
+        let limits = a
+            .fail_on
+            .iter()
+            .map(|l| synth_replayer::diff::Limit::parse(l))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((
+            Report::read(&a.baseline)?,
+            Report::read(&a.current)?,
+            limits,
+        ))
+    })();
+    let (baseline, current, limits) = match inputs {
+        Ok(i) => i,
+        Err(e) => return fail(&e, EXIT_CONFIG),
+    };
+    let d = synth_replayer::diff::diff(&baseline, &current, &limits);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+    } else {
+        print!("{}", d.text());
+    }
+    if d.passed {
+        0
+    } else {
+        eprintln!(
+            "error: {} limit(s) crossed: {}",
+            d.failed.len(),
+            d.failed
+                .iter()
+                .map(|b| b.limit.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        run::EXIT_THRESHOLD
+    }
 }
 
 fn fail(e: &anyhow::Error, code: i32) -> i32 {

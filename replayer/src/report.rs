@@ -505,6 +505,23 @@ fn pairs(m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
     p
 }
 
+/// Frame bitrate, the pack's bitrate (kbps) and the error between them (%),
+/// rounded as reported, from the frame bits sent, the bits the pack's
+/// bitrate would have sent, and the active seconds they were sent in.
+pub(crate) fn bitrates(
+    bits: f64,
+    target_bits: f64,
+    active_s: f64,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let bitrate = (active_s > 0.0).then(|| bits / active_s / 1000.0);
+    let target = (active_s > 0.0).then(|| target_bits / active_s / 1000.0);
+    let err = match (bitrate, target) {
+        (Some(b), Some(t)) if t > 0.0 => Some(((b - t) / t * 100.0).abs()),
+        _ => None,
+    };
+    (bitrate.map(round3), target.map(round3), err.map(round3))
+}
+
 /// The `q` quantile of `v` (sorted in place), nearest rank.
 fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     if v.is_empty() {
@@ -561,6 +578,29 @@ impl Report {
         Ok(())
     }
 
+    /// Reads a JSON report written by [`Report::write`]: one line of error
+    /// naming the file when it is missing, not JSON, not a synth-replay
+    /// report, or of another [`SCHEMA_VERSION`].
+    pub fn read(path: &std::path::Path) -> anyhow::Result<Report> {
+        let shown = path.display();
+        let bytes = std::fs::read(path).with_context(|| format!("report {shown}: cannot read"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).with_context(|| format!("report {shown}: not JSON"))?;
+        if v.get("schema").and_then(|s| s.as_str()) != Some(SCHEMA) {
+            anyhow::bail!(
+                "report {shown}: not a synth-replay report (no \"schema\": \"{SCHEMA}\")"
+            );
+        }
+        match v.get("version").and_then(|n| n.as_u64()) {
+            Some(n) if n == u64::from(SCHEMA_VERSION) => {}
+            n => anyhow::bail!(
+                "report {shown}: schema version {} is not {SCHEMA_VERSION}, the one this synth-replay reads",
+                n.map_or("missing".to_string(), |n| n.to_string())
+            ),
+        }
+        serde_json::from_value(v).with_context(|| format!("report {shown}: not a valid report"))
+    }
+
     /// Builds the report from the run's measurements.
     pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         let index: BTreeMap<&str, usize> = inp
@@ -593,12 +633,7 @@ impl Report {
                 expected += t[i] * secs;
                 active += secs;
             }
-            let bitrate = (active > 0.0).then(|| bits / active / 1000.0);
-            let target = (active > 0.0).then(|| expected / active / 1000.0);
-            let err = match (bitrate, target) {
-                (Some(b), Some(t)) if t > 0.0 => Some(((b - t) / t * 100.0).abs()),
-                _ => None,
-            };
+            let (bitrate, target, err) = bitrates(bits, expected, active);
             let sent = m.sum(|c| c.sent_packets[i].load(Relaxed));
             let acked = m.sum(|c| c.acked[i].load(Relaxed));
             let freezes = (i == Media::Video as usize).then(|| {
@@ -654,9 +689,9 @@ impl Report {
                     unacked: sent.saturating_sub(acked),
                     bytes: m.sum(|c| c.sent_bytes[i].load(Relaxed)),
                     payload_bytes: m.sum(|c| c.sent_payload[i].load(Relaxed)),
-                    bitrate_kbps: bitrate.map(round3),
-                    target_kbps: target.map(round3),
-                    bitrate_error_pct: err.map(round3),
+                    bitrate_kbps: bitrate,
+                    target_kbps: target,
+                    bitrate_error_pct: err,
                     active_s: active,
                     bits,
                     target_bits: expected,
@@ -1114,11 +1149,11 @@ impl Report {
     }
 }
 
-fn round3(v: f64) -> f64 {
+pub(crate) fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-fn round6(v: f64) -> f64 {
+pub(crate) fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 

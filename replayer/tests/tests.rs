@@ -3,6 +3,7 @@
 mod cli;
 mod faults;
 mod live;
+mod merge;
 mod regression;
 mod replay;
 mod support;

@@ -87,6 +87,9 @@ spec:
         - run
         - --config
         - {{ include "synth.configPath" . }}
+        {{- if and (eq .Values.mode "job") .Values.job.printReport }}
+        - --print-report
+        {{- end }}
         {{- range .Values.extraArgs }}
         - {{ . | quote }}
         {{- end }}

@@ -1,0 +1,983 @@
+//! `report merge`: one report from the reports of several pods (processes)
+//! of the same test, as if one process had run every client.
+//!
+//! Exact where the reports carry what it takes: counts add, and every
+//! percentile comes from the sources' histograms added together (the
+//! `hist` fields), never from averaging percentiles, so the merged p99 is the
+//! p99 one process would have measured. Rates, shares and bitrates are
+//! recomputed from their summed parts (bits over active seconds, frozen over
+//! watched time, concealed over slots). Distributions over pairs (frames per
+//! second per pair, concealment per pair, freezes per receiver) come from
+//! their histograms, so their percentiles are at the histograms' precision
+//! (3 significant digits) where a single run's are of the exact values.
+//!
+//! Not exact, and said so where they appear:
+//! - process `peak_rss_bytes` is the sum of each pod's peak, an upper bound
+//!   of the peaks' sum at any one time;
+//! - the generator's `cpu_share_mean` is the mean over sources (each pod's
+//!   share of its own cores), its maxima are the largest of any pod;
+//! - the timeline's percentile fields (latency p50/p99, jitter, send
+//!   lateness) are the largest of the pods' in each interval, an upper bound:
+//!   per-interval histograms are not kept in the report.
+//!
+//! Thresholds are checked again on the merged figures ([`Report::judge`]),
+//! so a loss budget that each pod kept alone can fail for the whole test.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{bail, Context as _};
+use hdrhistogram::Histogram;
+
+use crate::health::Health;
+use crate::hist;
+use crate::report::{
+    bitrates, round3, round6, Clients, Concealment, Counts, ExactReport, FreezeReport, MediaReport,
+    Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sent, Signals, StopReason, SCHEMA,
+    SCHEMA_VERSION,
+};
+use crate::threshold::Threshold;
+use crate::timeline::{Av, ByState, Event, Sample, Timeline, P2};
+
+/// Merges the reports of several pods, each with the name it is shown by
+/// (its file name, or its pod); see the module's doc for the rules.
+///
+/// Fails on no reports, a report of another schema version, histograms that
+/// do not decode, timelines sampled at different intervals, or two sources
+/// with the same threshold under different expressions.
+pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
+    if reports.is_empty() {
+        bail!("no reports to merge");
+    }
+    for (name, r) in reports {
+        if r.schema != SCHEMA || r.version != SCHEMA_VERSION {
+            bail!(
+                "{name}: a {} report of version {}, not {SCHEMA} {SCHEMA_VERSION}",
+                r.schema,
+                r.version
+            );
+        }
+    }
+    let all = || reports.iter().map(|(_, r)| r);
+    let sum = |f: fn(&Report) -> u64| all().map(f).sum::<u64>();
+    let sum_us = |f: fn(&Report) -> usize| all().map(f).sum::<usize>();
+    let max = |f: fn(&Report) -> u64| all().map(f).max().unwrap_or(0);
+    let pct = |what: &str, f: fn(&Report) -> &Percentiles| {
+        percentiles(reports.iter().map(|(n, r)| (n.as_str(), f(r))))
+            .with_context(|| format!("merging {what}"))
+    };
+
+    let mut connect_failures = BTreeMap::new();
+    for r in all() {
+        for (reason, n) in &r.connect_failures {
+            *connect_failures.entry(reason.clone()).or_insert(0) += n;
+        }
+    }
+    let mut meetings: BTreeMap<String, Meeting> = BTreeMap::new();
+    for m in all().flat_map(|r| &r.meetings) {
+        match meetings.get_mut(&m.meeting_id) {
+            Some(e) => {
+                e.clients += m.clients;
+                e.connected += m.connected;
+                e.audio_sent += m.audio_sent;
+                e.video_sent += m.video_sent;
+                e.audio_received += m.audio_received;
+                e.video_received += m.video_received;
+                e.lost += m.lost;
+            }
+            None => {
+                meetings.insert(m.meeting_id.clone(), m.clone());
+            }
+        }
+    }
+    let searches: Vec<_> = all().filter_map(|r| r.search.as_ref()).collect();
+
+    let mut merged = Report {
+        schema: SCHEMA.to_string(),
+        version: SCHEMA_VERSION,
+        server: common_or_joined(all().map(|r| r.server.as_str())),
+        pack: common_or_joined(all().map(|r| r.pack.as_str())),
+        elapsed_s: all().map(|r| r.elapsed_s).fold(0.0, f64::max),
+        stopped_by: all()
+            .map(|r| r.stopped_by)
+            .find(|s| *s != StopReason::Duration)
+            .unwrap_or(StopReason::Duration),
+        clients: Clients {
+            planned: sum_us(|r| r.clients.planned),
+            connected: sum_us(|r| r.clients.connected),
+            failed: sum_us(|r| r.clients.failed),
+            connected_at_end: sum_us(|r| r.clients.connected_at_end),
+            started_at_end: sum_us(|r| r.clients.started_at_end),
+            reconnects: sum(|r| r.clients.reconnects),
+            stalls: sum(|r| r.clients.stalls),
+            stalled_s: round3(all().map(|r| r.clients.stalled_s).sum()),
+        },
+        connect_ms: pct("connect_ms", |r| &r.connect_ms)?,
+        connect_failures,
+        audio: media(reports, |r| &r.audio).context("merging audio")?,
+        video: media(reports, |r| &r.video).context("merging video")?,
+        heartbeats: Counts {
+            sent: sum(|r| r.heartbeats.sent),
+            received: sum(|r| r.heartbeats.received),
+        },
+        server_signals: Signals {
+            congestion_received: sum(|r| r.server_signals.congestion_received),
+            clients_with_congestion: sum_us(|r| r.server_signals.clients_with_congestion),
+            congestion_max_per_client: max(|r| r.server_signals.congestion_max_per_client),
+            keyframe_requests_received: sum(|r| r.server_signals.keyframe_requests_received),
+            keyframes_answered: sum(|r| r.server_signals.keyframes_answered),
+            keyframe_answer_ms: pct("server_signals.keyframe_answer_ms", |r| {
+                &r.server_signals.keyframe_answer_ms
+            })?,
+            participant_joined_seen: sum(|r| r.server_signals.participant_joined_seen),
+            participant_left_seen: sum(|r| r.server_signals.participant_left_seen),
+            join_visibility_ms: pct("server_signals.join_visibility_ms", |r| {
+                &r.server_signals.join_visibility_ms
+            })?,
+        },
+        send_lateness_ms: pct("send_lateness_ms", |r| &r.send_lateness_ms)?,
+        generator: generator(reports),
+        process: ProcessReport {
+            cpu_seconds: round3(all().map(|r| r.process.cpu_seconds).sum()),
+            // Each pod's own peak, summed: an upper bound of the pods'
+            // memory at any one time (their peaks need not coincide).
+            peak_rss_bytes: sum(|r| r.process.peak_rss_bytes),
+            rss_bytes: sum(|r| r.process.rss_bytes),
+        },
+        meetings: meetings.into_values().collect(),
+        thresholds: Vec::new(),
+        aborted: all().find_map(|r| r.aborted.clone()),
+        passed: true,
+        timeline: timeline(reports)?,
+        events: events(reports),
+        search: match searches.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        },
+        merged_from: reports.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    merged.judge(&thresholds(reports)?);
+    Ok(merged)
+}
+
+/// The one value all sources share, else the distinct values joined with `, `.
+fn common_or_joined<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for v in values {
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
+    }
+    seen.join(", ")
+}
+
+/// Percentiles of the sources' histograms added together, as
+/// [`Percentiles::from_us`] computes them for one run.
+fn percentiles<'a>(
+    parts: impl Iterator<Item = (&'a str, &'a Percentiles)> + Clone,
+) -> anyhow::Result<Percentiles> {
+    for (name, p) in parts.clone() {
+        if p.count > 0 && p.hist.is_none() {
+            bail!(
+                "{name} has {} samples but no histogram: cannot merge exactly",
+                p.count
+            );
+        }
+    }
+    let h = merged_hist(parts.map(|(name, p)| (name, p.hist.as_deref())))?;
+    Ok(h.map_or_else(Percentiles::default, |h| Percentiles::from_us(&h)))
+}
+
+/// The encoded histograms of `parts` added together; `None` when all are empty.
+fn merged_hist<'a>(
+    parts: impl Iterator<Item = (&'a str, Option<&'a str>)> + Clone,
+) -> anyhow::Result<Option<Histogram<u64>>> {
+    // Decode one by one first, so that a bad one is named.
+    for (name, text) in parts.clone() {
+        if let Some(t) = text {
+            hist::decode(t).map_err(|e| anyhow::anyhow!("{name}: histogram {e}"))?;
+        }
+    }
+    hist::merge(parts.map(|(_, t)| t)).map_err(anyhow::Error::msg)
+}
+
+fn media(
+    reports: &[(String, Report)],
+    pick: fn(&Report) -> &MediaReport,
+) -> anyhow::Result<MediaReport> {
+    let sent = || reports.iter().map(|(_, r)| &pick(r).sent);
+    let recv = || reports.iter().map(|(n, r)| (n.as_str(), &pick(r).received));
+    let add = |f: fn(&Received) -> u64| recv().map(|(_, r)| f(r)).sum::<u64>();
+    let add_sent = |f: fn(&Sent) -> u64| sent().map(f).sum::<u64>();
+    let fsum = |f: fn(&Sent) -> f64| sent().map(f).sum::<f64>();
+    let pct = |what: &str, f: fn(&Received) -> &Percentiles| {
+        percentiles(recv().map(|(n, r)| (n, f(r)))).with_context(|| format!("merging {what}"))
+    };
+    let (bits, target_bits, active_s) = (
+        fsum(|s| s.bits),
+        fsum(|s| s.target_bits),
+        fsum(|s| s.active_s),
+    );
+    let (bitrate_kbps, target_kbps, bitrate_error_pct) = bitrates(bits, target_bits, active_s);
+
+    let rates = || recv().map(|(n, r)| (n, r.rate_per_sender.hist.as_deref()));
+    let rate_hist = merged_hist(rates())?;
+    let pairs = add(|r| r.rate_per_sender.pairs);
+    let rate_sum: f64 = recv().map(|(_, r)| r.rate_per_sender.sum).sum();
+    let rate = Rate {
+        pairs,
+        p5: rate_hist
+            .as_ref()
+            .and_then(|h| hist::quantile(h, 0.05, 1000.0))
+            .map(round3),
+        p50: rate_hist
+            .as_ref()
+            .and_then(|h| hist::quantile(h, 0.5, 1000.0))
+            .map(round3),
+        mean: (pairs > 0).then(|| round3(rate_sum / pairs as f64)),
+        sum: rate_sum,
+        hist: rate_hist.as_ref().and_then(hist::encode),
+    };
+
+    let freezes = if recv().any(|(_, r)| r.freezes.is_some()) {
+        let fr = || recv().filter_map(|(n, r)| Some((n, r.freezes.as_ref()?)));
+        let h = merged_hist(fr().map(|(n, f)| (n, f.per_receiver_hist.as_deref())))?;
+        let total_ms: f64 = fr().map(|(_, f)| f.total_ms).sum();
+        let watched_ms: f64 = fr().map(|(_, f)| f.watched_ms).sum();
+        let fmax = |g: fn(&FreezeReport) -> f64| fr().map(|(_, f)| g(f)).fold(0.0, f64::max);
+        Some(FreezeReport {
+            count: fr().map(|(_, f)| f.count).sum(),
+            total_ms: round3(total_ms),
+            longest_ms: fmax(|f| f.longest_ms),
+            share: (watched_ms > 0.0).then(|| round6((total_ms / watched_ms).min(1.0))),
+            receivers_with_freezes: fr().map(|(_, f)| f.receivers_with_freezes).sum(),
+            per_receiver_p50: h
+                .as_ref()
+                .and_then(|h| hist::quantile(h, 0.5, 1.0))
+                .unwrap_or(0.0),
+            per_receiver_max: fmax(|f| f.per_receiver_max),
+            per_receiver_total_max_ms: fmax(|f| f.per_receiver_total_max_ms),
+            watched_ms: round3(watched_ms),
+            per_receiver_hist: h.as_ref().and_then(hist::encode),
+        })
+    } else {
+        None
+    };
+
+    let concealment = if recv().any(|(_, r)| r.concealment.is_some()) {
+        let co = || recv().filter_map(|(n, r)| Some((n, r.concealment.as_ref()?)));
+        let h = merged_hist(co().map(|(n, c)| (n, c.pair_hist.as_deref())))?;
+        let slots: u64 = co().map(|(_, c)| c.slots).sum();
+        let concealed: u64 = co().map(|(_, c)| c.concealed).sum();
+        Some(Concealment {
+            slots,
+            concealed,
+            share: (slots > 0).then(|| round6(concealed as f64 / slots as f64)),
+            pair_p95: h
+                .as_ref()
+                .and_then(|h| hist::quantile(h, 0.95, 1e6))
+                .map(round6),
+            pair_hist: h.as_ref().and_then(hist::encode),
+        })
+    } else {
+        None
+    };
+
+    Ok(MediaReport {
+        sent: Sent {
+            packets: add_sent(|s| s.packets),
+            acked: add_sent(|s| s.acked),
+            unacked: add_sent(|s| s.unacked),
+            bytes: add_sent(|s| s.bytes),
+            payload_bytes: add_sent(|s| s.payload_bytes),
+            bitrate_kbps,
+            target_kbps,
+            bitrate_error_pct,
+            active_s,
+            bits,
+            target_bits,
+        },
+        received: Received {
+            packets: add(|r| r.packets),
+            bytes: add(|r| r.bytes),
+            lost: add(|r| r.lost),
+            exact: ExactReport {
+                pairs: add(|r| r.exact.pairs),
+                expected: add(|r| r.exact.expected),
+                lost: add(|r| r.exact.lost),
+            },
+            late: add(|r| r.late),
+            reordered: add(|r| r.reordered),
+            duplicate: add(|r| r.duplicate),
+            corrupted: add(|r| r.corrupted),
+            latency_ms: pct("latency_ms", |r| &r.latency_ms)?,
+            cross_host_latency_ms: pct("cross_host_latency_ms", |r| &r.cross_host_latency_ms)?,
+            jitter_ms: pct("jitter_ms", |r| &r.jitter_ms)?,
+            rate_per_sender: rate,
+            freezes,
+            concealment,
+        },
+    })
+}
+
+/// The generator's health over every pod: saturated if any pod was (each
+/// reason and note prefixed with its source), the largest lateness, CPU
+/// share and event-loop delay of any pod, server delays and intervals
+/// summed, cores summed. `cpu_share_mean` is the mean of the pods' means,
+/// each a share of its own cores (pods of unequal cores weigh the same).
+fn generator(reports: &[(String, Report)]) -> Health {
+    let g = || reports.iter().map(|(_, r)| &r.generator);
+    let fmax = |f: fn(&Health) -> f64| g().map(f).fold(0.0, f64::max);
+    let fsum = |f: fn(&Health) -> f64| g().map(f).sum::<f64>();
+    let prefixed = |f: fn(&Health) -> &Vec<String>| {
+        reports
+            .iter()
+            .flat_map(|(n, r)| f(&r.generator).iter().map(move |l| format!("{n}: {l}")))
+            .collect()
+    };
+    Health {
+        lateness_p99_ms: fmax(|h| h.lateness_p99_ms),
+        credit_wait_s: fsum(|h| h.credit_wait_s),
+        skipped_s: fsum(|h| h.skipped_s),
+        schedule_kept: g().all(|h| h.schedule_kept),
+        notes: prefixed(|h| &h.notes),
+        cpu_share_mean: fsum(|h| h.cpu_share_mean) / reports.len().max(1) as f64,
+        cpu_share_max: fmax(|h| h.cpu_share_max),
+        cpu_busy_intervals: g().map(|h| h.cpu_busy_intervals).max().unwrap_or(0),
+        cpu_intervals: g().map(|h| h.cpu_intervals).sum(),
+        cores: fsum(|h| h.cores),
+        loop_delay_p99_ms: fmax(|h| h.loop_delay_p99_ms),
+        loop_delay_max_ms: fmax(|h| h.loop_delay_max_ms),
+        saturated: g().any(|h| h.saturated),
+        reasons: prefixed(|h| &h.reasons),
+    }
+}
+
+/// The thresholds of every source (their union by name), without the
+/// built-in verdicts, which [`Report::judge`] adds again.
+fn thresholds(reports: &[(String, Report)]) -> anyhow::Result<Vec<Threshold>> {
+    let mut by_name: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for (source, r) in reports {
+        for v in r
+            .thresholds
+            .iter()
+            .filter(|v| !v.expr.ends_with("(built in)"))
+        {
+            match by_name.get(v.name.as_str()) {
+                Some((expr, other)) if *expr != v.expr => bail!(
+                    "threshold {} is \"{}\" in {other} but \"{}\" in {source}: merge reports of the same test",
+                    v.name,
+                    expr,
+                    v.expr
+                ),
+                Some(_) => {}
+                None => {
+                    by_name.insert(&v.name, (&v.expr, source));
+                }
+            }
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(name, (expr, source))| {
+            Threshold::parse(name, expr).with_context(|| format!("{source}: threshold {name}"))
+        })
+        .collect()
+}
+
+/// Every source's events in time order, each name prefixed with its source,
+/// `t_s` counted from the earliest source's start.
+fn events(reports: &[(String, Report)]) -> Vec<Event> {
+    let start = reports
+        .iter()
+        .filter_map(|(_, r)| r.timeline.as_ref().map(|t| t.start_unix_ms))
+        .min();
+    let mut all: Vec<Event> = reports
+        .iter()
+        .flat_map(|(n, r)| {
+            r.events.iter().map(move |e| Event {
+                name: format!("{n}: {}", e.name),
+                ..e.clone()
+            })
+        })
+        .collect();
+    if let Some(start) = start {
+        for e in &mut all {
+            e.t_s = round3(e.unix_ms.saturating_sub(start) as f64 / 1000.0);
+        }
+    }
+    all.sort_by_key(|e| e.unix_ms);
+    all
+}
+
+/// The sources' timelines on one grid: the earliest start, every interval.
+///
+/// Each source's samples go to the grid point nearest their end (`unix_ms`).
+/// Within a source, samples sharing a point add their counts, average
+/// their Mbit/s over their lengths, and give their last client states,
+/// memory and CPU. Across sources, counts, Mbit/s, client states and memory
+/// add, the CPU share is the mean, `failing` the union, and the percentile
+/// fields the largest of the sources': an upper bound, since per-interval
+/// histograms are not kept. `null` unless every source has a timeline.
+fn timeline(reports: &[(String, Report)]) -> anyhow::Result<Option<Timeline>> {
+    let mut lines = Vec::new();
+    for (name, r) in reports {
+        match &r.timeline {
+            Some(t) => lines.push((name.as_str(), t)),
+            None => return Ok(None),
+        }
+    }
+    let Some((first_name, first)) = lines.first() else {
+        return Ok(None);
+    };
+    for (name, t) in &lines {
+        if t.interval_s != first.interval_s {
+            bail!(
+                "timelines sampled every {} s ({first_name}) and {} s ({name}) cannot be aligned: give every pod the same timeline_interval",
+                first.interval_s,
+                t.interval_s
+            );
+        }
+    }
+    if !first.interval_s.is_finite() || first.interval_s <= 0.0 {
+        bail!("{first_name}: timeline interval {} s", first.interval_s);
+    }
+    let start = lines
+        .iter()
+        .map(|(_, t)| t.start_unix_ms)
+        .min()
+        .unwrap_or(0);
+    let step_ms = first.interval_s * 1000.0;
+    let point = |unix_ms: u64| (unix_ms.saturating_sub(start) as f64 / step_ms).round() as u64;
+
+    // Per grid point, each source's samples there folded into one.
+    let mut grid: BTreeMap<u64, Vec<Sample>> = BTreeMap::new();
+    for (_, t) in &lines {
+        let mut mine: BTreeMap<u64, (Sample, f64, f64, f64)> = BTreeMap::new();
+        let mut prev_t = 0.0;
+        for s in &t.samples {
+            let secs = (s.t_s - prev_t).max(0.0);
+            prev_t = s.t_s;
+            let (sent_bits, recv_bits) = (s.sent_mbps * secs, s.recv_mbps * secs);
+            mine.entry(point(s.unix_ms))
+                .and_modify(|(acc, sb, rb, len)| {
+                    *acc = within_source(acc, s);
+                    *sb += sent_bits;
+                    *rb += recv_bits;
+                    *len += secs;
+                })
+                .or_insert_with(|| (s.clone(), sent_bits, recv_bits, secs));
+        }
+        for (k, (mut s, sb, rb, len)) in mine {
+            if len > 0.0 {
+                s.sent_mbps = round3(sb / len);
+                s.recv_mbps = round3(rb / len);
+            }
+            grid.entry(k).or_default().push(s);
+        }
+    }
+    let samples = grid
+        .into_iter()
+        .map(|(k, parts)| across_sources(k, first.interval_s, start, &parts))
+        .collect();
+    Ok(Some(Timeline {
+        interval_s: first.interval_s,
+        start_unix_ms: start,
+        samples,
+    }))
+}
+
+/// Two samples of one source at the same grid point: counts add, the
+/// later gives the states, memory and CPU share (Mbit/s are set by the caller).
+fn within_source(a: &Sample, b: &Sample) -> Sample {
+    let mut failing: BTreeSet<String> = a.failing.iter().cloned().collect();
+    failing.extend(b.failing.iter().cloned());
+    Sample {
+        phase: b.phase.clone().or_else(|| a.phase.clone()),
+        sent_packets: add_av(a.sent_packets, b.sent_packets),
+        recv_packets: add_av(a.recv_packets, b.recv_packets),
+        lost: add_av(a.lost, b.lost),
+        latency_ms: Av {
+            audio: max_p2(a.latency_ms.audio, b.latency_ms.audio),
+            video: max_p2(a.latency_ms.video, b.latency_ms.video),
+        },
+        jitter_ms: Av {
+            audio: max_opt(a.jitter_ms.audio, b.jitter_ms.audio),
+            video: max_opt(a.jitter_ms.video, b.jitter_ms.video),
+        },
+        freezes: a.freezes + b.freezes,
+        lateness_p99_ms: max_opt(a.lateness_p99_ms, b.lateness_p99_ms),
+        failing: failing.into_iter().collect(),
+        ..b.clone()
+    }
+}
+
+/// One merged sample from each source's sample at grid point `k`.
+fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Sample {
+    let mut out = Sample {
+        t_s: round3(k as f64 * interval_s),
+        unix_ms: start + (k as f64 * interval_s * 1000.0).round() as u64,
+        phase: parts.iter().find_map(|s| s.phase.clone()),
+        clients: ByState::default(),
+        sent_packets: Av::default(),
+        recv_packets: Av::default(),
+        sent_mbps: 0.0,
+        recv_mbps: 0.0,
+        lost: Av::default(),
+        latency_ms: Av::default(),
+        jitter_ms: Av::default(),
+        freezes: 0,
+        lateness_p99_ms: None,
+        cpu_share: None,
+        rss_mb: 0.0,
+        failing: Vec::new(),
+    };
+    let mut failing = BTreeSet::new();
+    for s in parts {
+        let (c, o) = (&s.clients, &mut out.clients);
+        o.pending += c.pending;
+        o.connecting += c.connecting;
+        o.connected += c.connected;
+        o.stalled += c.stalled;
+        o.reconnecting += c.reconnecting;
+        o.failed += c.failed;
+        o.done += c.done;
+        let folded = within_source(&out, s);
+        out.sent_packets = folded.sent_packets;
+        out.recv_packets = folded.recv_packets;
+        out.lost = folded.lost;
+        out.latency_ms = folded.latency_ms;
+        out.jitter_ms = folded.jitter_ms;
+        out.freezes = folded.freezes;
+        out.lateness_p99_ms = folded.lateness_p99_ms;
+        out.sent_mbps = round3(out.sent_mbps + s.sent_mbps);
+        out.recv_mbps = round3(out.recv_mbps + s.recv_mbps);
+        out.rss_mb = round3(out.rss_mb + s.rss_mb);
+        failing.extend(s.failing.iter().cloned());
+    }
+    let cpu: Vec<f64> = parts.iter().filter_map(|s| s.cpu_share).collect();
+    out.cpu_share = (!cpu.is_empty()).then(|| round3(cpu.iter().sum::<f64>() / cpu.len() as f64));
+    out.failing = failing.into_iter().collect();
+    out
+}
+
+fn add_av<T: std::ops::Add<Output = T>>(a: Av<T>, b: Av<T>) -> Av<T> {
+    Av {
+        audio: a.audio + b.audio,
+        video: a.video + b.video,
+    }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn max_p2(a: P2, b: P2) -> P2 {
+    P2 {
+        p50: max_opt(a.p50, b.p50),
+        p99: max_opt(a.p99, b.p99),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{assess, CpuSampler, Limits, ServerDelays};
+    use crate::metrics::{Media, Metrics};
+    use crate::plan::ClientPlan;
+    use crate::report::Inputs;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    /// Client `c` of the whole test (0..4), recorded into slot `slot` of `m`:
+    /// the same values whichever process it ran in.
+    fn record(m: &Metrics, slot: usize, c: usize) {
+        let s = &m.clients[slot];
+        let k = c as u64;
+        s.ever_connected.store(true, Relaxed);
+        for _ in 0..(100 + k) {
+            s.sent(Media::Audio, 120);
+        }
+        for _ in 0..(30 + k) {
+            s.sent(Media::Video, 1_000 + c);
+        }
+        s.acked[0].store(100 + k - k % 2, Relaxed);
+        s.acked[1].store(30 + k, Relaxed);
+        s.sent_payload[0].store(10_000 * (k + 1), Relaxed);
+        s.sent_payload[1].store(90_000 * (k + 1), Relaxed);
+        // Whole seconds, so that sums of active time are exact in any order.
+        s.media_span_us[0].store(1, Relaxed);
+        s.media_span_us[1].store(1 + (2 + k) * 1_000_000, Relaxed);
+        for _ in 0..(200 + 3 * k) {
+            s.received(Media::Audio, 100);
+        }
+        for _ in 0..(50 + k) {
+            s.received(Media::Video, 900);
+        }
+        s.late[0].store(k, Relaxed);
+        s.reordered[1].store(2 * k, Relaxed);
+        s.duplicates[0].store(1, Relaxed);
+        s.corrupted[1].store(k % 2, Relaxed);
+        s.congestion.store(5 * k, Relaxed);
+        s.keyframe_requests.store(k + 1, Relaxed);
+        s.keyframes_answered.store(k, Relaxed);
+        s.joined_events.store(3, Relaxed);
+        s.left_events.store(k, Relaxed);
+        s.reconnects.store(k / 2, Relaxed);
+        s.stalls.store(k % 3, Relaxed);
+        s.stalled_us.store(k * 250_000, Relaxed);
+        s.sent_packets[Media::Heartbeat as usize].store(10 + k, Relaxed);
+        s.recv_packets[Media::Heartbeat as usize].store(9 + k, Relaxed);
+        for j in 0..500 {
+            m.latency[0].record(1_000 + 37 * j * (k + 1), slot);
+            m.jitter[0].record(100 + 11 * j + 7 * k, slot);
+            m.lateness.record(50 + 3 * j * k, slot);
+        }
+        for j in 0..120 {
+            m.latency[1].record(20_000 + 997 * j + 13_000 * k, slot);
+            m.jitter[1].record(2_000 + 51 * j, slot);
+            m.cross_host_latency[0].record(40_000 + 301 * j * k, slot);
+        }
+        m.connect.record(30_000 + 7_919 * k, slot);
+        m.keyframe_answer.record(4_000 + 1_001 * k, slot);
+        m.join_visibility.record(90_000 + 10_007 * k, slot);
+        m.connect_failed(crate::metrics::FailReason::Timeout);
+    }
+
+    fn plan(clients: &[usize]) -> Vec<ClientPlan> {
+        clients
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| ClientPlan {
+                index: i,
+                user_id: format!("u{c}"),
+                meeting_id: format!("m{}", c / 2),
+                audio_track: Some(0),
+                video_track: Some(1),
+                target_bps: [32_000.0, 300_000.0],
+                start_after: Duration::ZERO,
+                phase: Duration::ZERO,
+                step: 0,
+            })
+            .collect()
+    }
+
+    /// The report of one process that ran `clients`.
+    fn report(clients: &[usize], thresholds: &[Threshold]) -> Report {
+        let m = Metrics::new(clients.len());
+        for (slot, &c) in clients.iter().enumerate() {
+            record(&m, slot, c);
+        }
+        let plan = plan(clients);
+        let health = assess(
+            1.0,
+            ServerDelays::default(),
+            &CpuSampler::new(2.0),
+            &m.loop_delay,
+            &Limits::default(),
+        );
+        Report::build(
+            &m,
+            &Inputs {
+                plan: &plan,
+                server: "https://relay".into(),
+                pack: "p.pack".into(),
+                stopped_by: StopReason::Duration,
+                thresholds,
+                health,
+                at_end: (clients.len(), clients.len()),
+                live: None,
+                aborted: None,
+            },
+        )
+    }
+
+    fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    /// Two pods' reports merged equal the report of one process that ran
+    /// both pods' clients: every count, and every percentile (the same
+    /// histograms, so the same percentiles, to the last digit).
+    #[test]
+    fn merged_pods_equal_one_process_running_every_client() {
+        let a = report(&[0, 1], &[]);
+        let b = report(&[2, 3], &[]);
+        let c = report(&[0, 1, 2, 3], &[]);
+        let m = merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
+        assert_eq!(json(&m.clients), json(&c.clients));
+        assert_eq!(json(&m.connect_ms), json(&c.connect_ms));
+        assert_eq!(m.connect_failures, c.connect_failures);
+        assert_eq!(json(&m.audio), json(&c.audio));
+        assert_eq!(json(&m.video), json(&c.video));
+        assert_eq!(json(&m.heartbeats), json(&c.heartbeats));
+        assert_eq!(json(&m.server_signals), json(&c.server_signals));
+        assert_eq!(json(&m.send_lateness_ms), json(&c.send_lateness_ms));
+        assert_eq!(json(&m.meetings), json(&c.meetings));
+        assert_eq!(m.merged_from, ["a", "b"]);
+        // Not a vacuous comparison: the parts differ from the whole.
+        assert_eq!(c.audio.sent.packets, 100 + 101 + 102 + 103);
+        assert_eq!(
+            m.audio.sent.packets,
+            a.audio.sent.packets + b.audio.sent.packets
+        );
+        assert_eq!(m.audio.received.latency_ms.count, 2_000);
+        assert_ne!(
+            a.audio.received.latency_ms.p99,
+            m.audio.received.latency_ms.p99
+        );
+        assert_ne!(
+            b.audio.received.latency_ms.p50,
+            m.audio.received.latency_ms.p50
+        );
+        assert_eq!(m.server_signals.congestion_max_per_client, 15);
+        assert!(m.video.sent.bitrate_kbps.is_some());
+        // Merging is associative with itself: merging the merged report with nothing changes nothing.
+        let again = merge(&[("ab".into(), m.clone())]).unwrap();
+        assert_eq!(json(&again.audio), json(&m.audio));
+    }
+
+    /// Rates per pair, concealment per pair and freezes per receiver come
+    /// from the merged histograms of the pairs' values.
+    #[test]
+    fn pair_distributions_come_from_the_merged_histograms() {
+        let mut a = report(&[0], &[]);
+        let mut b = report(&[1], &[]);
+        let (ra, rb) = ([30.0, 29.5, 12.0], [30.0, 25.0, 31.5, 30.0]);
+        let set = |r: &mut Report, rates: &[f64], shares: &[f64], freezes: &[f64]| {
+            let rate = &mut r.video.received.rate_per_sender;
+            rate.pairs = rates.len() as u64;
+            rate.sum = rates.iter().sum();
+            rate.hist = hist::encode_values(rates, 1000.0);
+            let c = r.audio.received.concealment.as_mut().unwrap();
+            (c.slots, c.concealed) = (1_000 * shares.len() as u64, 7);
+            c.pair_hist = hist::encode_values(shares, 1e6);
+            let f = r.video.received.freezes.as_mut().unwrap();
+            (f.count, f.total_ms, f.watched_ms) =
+                (freezes.iter().sum::<f64>() as u64, 500.0, 10_000.0);
+            f.per_receiver_max = freezes.iter().copied().fold(0.0, f64::max);
+            f.per_receiver_hist = hist::encode_values(freezes, 1.0);
+        };
+        set(&mut a, &ra, &[0.0, 0.001, 0.002], &[0.0, 0.0, 1.0]);
+        set(&mut b, &rb, &[0.004, 0.0], &[3.0, 0.0]);
+        let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        let r = &m.video.received.rate_per_sender;
+        let all: Vec<f64> = ra.iter().chain(&rb).copied().collect();
+        let h = hist::decode(&hist::encode_values(&all, 1000.0).unwrap()).unwrap();
+        assert_eq!(r.pairs, 7);
+        assert_eq!(r.p5, hist::quantile(&h, 0.05, 1000.0).map(round3));
+        assert_eq!(r.p50, hist::quantile(&h, 0.5, 1000.0).map(round3));
+        assert_eq!(r.p5, Some(12.0));
+        assert_eq!(r.mean, Some(round3(all.iter().sum::<f64>() / 7.0)));
+        let c = m.audio.received.concealment.as_ref().unwrap();
+        assert_eq!((c.slots, c.concealed, c.share), (5_000, 14, Some(0.0028)));
+        assert_eq!(c.pair_p95, Some(0.004));
+        let f = m.video.received.freezes.as_ref().unwrap();
+        assert_eq!((f.count, f.total_ms, f.share), (4, 1_000.0, Some(0.05)));
+        // Receivers saw 0, 0, 1, 3, 0 freezes: the median is 0, not 1.
+        assert_eq!((f.per_receiver_p50, f.per_receiver_max), (0.0, 3.0));
+    }
+
+    /// A loss budget each pod kept alone (3 < 5) fails for the whole test
+    /// (6); the built-in verdict is added once.
+    #[test]
+    fn thresholds_are_checked_again_on_the_merged_figures() {
+        let t = [Threshold::parse("audio_lost", "< 5").unwrap()];
+        let pod = |c: usize| {
+            let mut r = report(&[c], &t);
+            r.audio.received.lost = 3;
+            r.judge(&t);
+            assert!(r.passed, "{:?}", r.thresholds);
+            r
+        };
+        let m = merge(&[("a".into(), pod(0)), ("b".into(), pod(1))]).unwrap();
+        assert!(!m.passed);
+        assert_eq!(m.thresholds.len(), 2, "{:?}", m.thresholds);
+        let v = &m.thresholds[0];
+        assert_eq!(
+            (v.name.as_str(), v.actual, v.pass),
+            ("audio_lost", Some(6.0), false)
+        );
+        assert!(m.thresholds[1].expr.ends_with("(built in)") && m.thresholds[1].pass);
+        assert!(m.summary().contains("FAIL audio_lost < 5 (actual 6.0)"));
+    }
+
+    /// Timelines align on wall-clock time: a pod that started 1.2 s later
+    /// lands on the grid of the earliest, counts and states add, and the
+    /// percentile fields are the largest of the pods'.
+    #[test]
+    fn timelines_align_on_wall_clock_time() {
+        let sample = |t_s: f64, unix_ms: u64, sent: u64, p99: f64, fail: &[&str]| Sample {
+            t_s,
+            unix_ms,
+            phase: None,
+            clients: ByState {
+                connected: 2,
+                ..ByState::default()
+            },
+            sent_packets: Av {
+                audio: sent,
+                video: 1,
+            },
+            recv_packets: Av::default(),
+            sent_mbps: 1.0,
+            recv_mbps: 0.5,
+            lost: Av {
+                audio: 1,
+                video: -1,
+            },
+            latency_ms: Av {
+                audio: P2 {
+                    p50: Some(p99 / 2.0),
+                    p99: Some(p99),
+                },
+                video: P2::default(),
+            },
+            jitter_ms: Av::default(),
+            freezes: 0,
+            lateness_p99_ms: Some(p99 / 10.0),
+            cpu_share: Some(p99 / 100.0),
+            rss_mb: 10.0,
+            failing: fail.iter().map(|s| s.to_string()).collect(),
+        };
+        let t0 = 1_700_000_000_000;
+        let mut a = report(&[0], &[]);
+        a.timeline = Some(Timeline {
+            interval_s: 1.0,
+            start_unix_ms: t0,
+            samples: (1..=4)
+                .map(|k| sample(k as f64, t0 + k * 1_000 + 3, 10, 20.0, &[]))
+                .collect(),
+        });
+        a.events = vec![Event {
+            t_s: 2.0,
+            unix_ms: t0 + 2_000,
+            kind: "threshold_failed".into(),
+            name: "audio_lost".into(),
+            detail: "x".into(),
+        }];
+        let mut b = report(&[1], &[]);
+        b.timeline = Some(Timeline {
+            interval_s: 1.0,
+            start_unix_ms: t0 + 1_200,
+            samples: (1..=3)
+                .map(|k| sample(k as f64, t0 + 1_200 + k * 1_000 + 2, 100, 50.0, &["stalls"]))
+                .collect(),
+        });
+        b.events = vec![Event {
+            t_s: 0.5,
+            unix_ms: t0 + 1_700,
+            kind: "threshold_failed".into(),
+            name: "stalls".into(),
+            detail: "y".into(),
+        }];
+        let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        let t = m.timeline.unwrap();
+        assert_eq!((t.start_unix_ms, t.interval_s), (t0, 1.0));
+        let rows: Vec<_> = t
+            .samples
+            .iter()
+            .map(|s| {
+                (
+                    s.t_s,
+                    s.sent_packets.audio,
+                    s.clients.connected,
+                    s.latency_ms.audio.p99,
+                )
+            })
+            .collect();
+        // b's samples end at 2.2, 3.2 and 4.2 s of a's clock: the points 2, 3, 4.
+        assert_eq!(
+            rows,
+            [
+                (1.0, 10, 2, Some(20.0)),
+                (2.0, 110, 4, Some(50.0)),
+                (3.0, 110, 4, Some(50.0)),
+                (4.0, 110, 4, Some(50.0)),
+            ]
+        );
+        let s = &t.samples[1];
+        assert_eq!(
+            (s.sent_mbps, s.rss_mb, s.cpu_share),
+            (2.0, 20.0, Some(0.35))
+        );
+        assert_eq!((s.lost.audio, s.lost.video), (2, -2));
+        assert_eq!(s.failing, ["stalls"]);
+        assert_eq!(s.unix_ms, t0 + 2_000);
+        let total: u64 = t.samples.iter().map(|s| s.sent_packets.audio).sum();
+        assert_eq!(
+            total,
+            4 * 10 + 3 * 100,
+            "every packet in exactly one sample"
+        );
+        let ev: Vec<_> = m.events.iter().map(|e| (e.t_s, e.name.as_str())).collect();
+        assert_eq!(ev, [(1.7, "b: stalls"), (2.0, "a: audio_lost")]);
+    }
+
+    #[test]
+    fn what_cannot_be_merged_is_an_error() {
+        let a = report(&[0], &[Threshold::parse("audio_lost", "< 5").unwrap()]);
+        let b = report(&[1], &[Threshold::parse("audio_lost", "< 9").unwrap()]);
+        let e = merge(&[("a.json".into(), a.clone()), ("b.json".into(), b)]).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("audio_lost") && e.contains("a.json") && e.contains("b.json"),
+            "{e}"
+        );
+
+        assert!(merge(&[]).is_err());
+
+        let mut old = a.clone();
+        old.version = 2;
+        let e = format!("{:#}", merge(&[("old.json".into(), old)]).unwrap_err());
+        assert!(e.contains("old.json") && e.contains("version 2"), "{e}");
+
+        let mut bad = a.clone();
+        bad.audio.received.latency_ms.hist = Some("bm90IGEgaGlzdG9ncmFt".into());
+        let e = format!("{:#}", merge(&[("bad.json".into(), bad)]).unwrap_err());
+        assert!(e.contains("bad.json") && e.contains("latency_ms"), "{e}");
+
+        let mut stripped = a.clone();
+        stripped.connect_ms.hist = None;
+        let e = format!("{:#}", merge(&[("s.json".into(), stripped)]).unwrap_err());
+        assert!(e.contains("no histogram"), "{e}");
+
+        let line = |interval_s| Timeline {
+            interval_s,
+            start_unix_ms: 1,
+            samples: Vec::new(),
+        };
+        let (mut x, mut y) = (a.clone(), a);
+        x.timeline = Some(line(1.0));
+        y.timeline = Some(line(0.5));
+        let e = format!(
+            "{:#}",
+            merge(&[("x".into(), x), ("y".into(), y)]).unwrap_err()
+        );
+        assert!(e.contains("timeline_interval"), "{e}");
+    }
+
+    #[test]
+    fn generator_and_run_facts_combine() {
+        let mut a = report(&[0], &[]);
+        let mut b = report(&[1], &[]);
+        a.generator.saturated = true;
+        a.generator.reasons = vec!["CPU 97 %".into()];
+        a.generator.cpu_share_mean = 0.5;
+        b.generator.cpu_share_mean = 0.25;
+        b.server = "https://other".into();
+        b.stopped_by = StopReason::Signal;
+        (a.process.peak_rss_bytes, b.process.peak_rss_bytes) = (100, 50);
+        let m = merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
+        assert!(m.generator.saturated);
+        assert_eq!(m.generator.reasons, ["a: CPU 97 %"]);
+        assert_eq!(m.generator.cpu_share_mean, 0.375);
+        assert_eq!(m.generator.cores, a.generator.cores + b.generator.cores);
+        assert_eq!(m.server, "https://relay, https://other");
+        assert_eq!(m.stopped_by, StopReason::Signal);
+        assert_eq!(m.process.peak_rss_bytes, 150);
+        assert!(m.search.is_none());
+    }
+}
