@@ -194,7 +194,7 @@ pub fn signalled() -> bool {
 /// still connecting and each is connected, stalled (its session is open but
 /// nothing is acknowledged), reconnecting (it had connected) or failed. A
 /// saturated run seldom has every client connected at one instant.
-pub(crate) fn all_past_first_connect(text: &str, clients: usize) -> bool {
+pub fn all_past_first_connect(text: &str, clients: usize) -> bool {
     let past: f64 = ["connected", "stalled", "reconnecting", "failed"]
         .iter()
         .map(|s| clients_in(text, s))

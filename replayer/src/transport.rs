@@ -85,16 +85,36 @@ pub fn client(
     Ok(web_transport_quinn::Client::new(endpoint, config))
 }
 
+/// Uni streams the server may have open to one client at once, read or not.
+///
+/// The server opens a stream per relayed packet, and a stream's credit comes
+/// back only once the client has read it; so this is how many packets a
+/// session can hold unread. A receiver that keeps up has a few open (meetings
+/// of 10 relay about 730 packets a second). One that falls behind (a
+/// saturated machine) holds up to this many in quinn, each with the buffer
+/// it arrived in, until the server's own queue fills and it drops, as the
+/// videocall-rs server does for a slow receiver. At 1024, 300 clients on a
+/// saturated 2-core machine held 1.4 GB this way (see RELIABILITY.md, Soak).
+pub const MAX_INCOMING_STREAMS: u32 = 256;
+
+/// Unread bytes a server may send one client across all its streams (QUIC's
+/// connection flow-control window; quinn's default is unbounded, leaving
+/// only the per-stream window of 1.25 MB times [`MAX_INCOMING_STREAMS`]):
+/// 8 MiB is about 14 s of a meeting of 10 at 640x360.
+pub const MAX_UNREAD_BYTES: u32 = 8 << 20;
+
 /// Transport parameters for a media client: the server opens a uni stream per
-/// relayed packet, so allow many at once; keep-alives and the idle timeout
-/// from `live`, so a dead server is seen in seconds rather than in the
-/// server's own 30 s (QUIC uses the smaller of both sides' timeouts).
+/// relayed packet, so allow many at once, but not without bound
+/// ([`MAX_INCOMING_STREAMS`], [`MAX_UNREAD_BYTES`]); keep-alives and the
+/// idle timeout from `live`, so a dead server is seen in seconds rather than
+/// in the server's own 30 s (QUIC uses the smaller of both sides' timeouts).
 pub fn transport_config(live: Liveness) -> anyhow::Result<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     let idle = quinn::IdleTimeout::try_from(live.idle_timeout).map_err(|_| {
         anyhow::anyhow!("idle_timeout {:?} is too long for QUIC", live.idle_timeout)
     })?;
-    t.max_concurrent_uni_streams(1024u32.into())
+    t.max_concurrent_uni_streams(MAX_INCOMING_STREAMS.into())
+        .receive_window(MAX_UNREAD_BYTES.into())
         .keep_alive_interval(Some(live.keep_alive))
         .max_idle_timeout(Some(idle));
     Ok(t)

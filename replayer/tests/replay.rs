@@ -437,3 +437,77 @@ fn clients_send_audio_50_and_video_30_times_a_second() {
         }
     }
 }
+
+/// Regression: a client let the server open 1024 uni streams at once, and a
+/// stream's credit returns only once it is read, so a client that fell behind
+/// (a saturated machine) held up to 1024 unread packets a session in quinn:
+/// 1.4 GB at 300 clients. A client that reads nothing now holds at most
+/// `MAX_INCOMING_STREAMS`; the relay's queue takes 256 more, and it drops the
+/// rest, as the videocall-rs server does for a slow receiver.
+#[tokio::test]
+async fn a_client_that_reads_nothing_holds_at_most_max_incoming_streams() {
+    use synth_replayer::config::Trust;
+    use synth_replayer::transport::{self, Liveness, MAX_INCOMING_STREAMS};
+    const SENT: u64 = 1200;
+    let relay = relay().await;
+    let url: url::Url = format!("{}/lobby/slow/room", relay.url()).parse().unwrap();
+    let live = Liveness {
+        keep_alive: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(10),
+    };
+    let client = transport::client(
+        &Trust::Pinned(vec![relay.cert_sha256()]),
+        transport::bind_for(&url),
+        live,
+    )
+    .unwrap();
+    let slow = within(10, "slow client connects", client.connect(url))
+        .await
+        .unwrap();
+    // Joins the room, then never accepts a stream.
+    let mut s = within(5, "open_uni", slow.open_uni()).await.unwrap();
+    within(5, "write", s.write_all(&wire::connection("slow", "room")))
+        .await
+        .unwrap();
+    s.finish().unwrap();
+    until(10, "the relay counts slow's CONNECTION", || {
+        relay.stats().per_user.get("slow").map(|_| ())
+    })
+    .await;
+    let a = Probe::join(&relay, "a", "room").await;
+    let mut prefix = MediaPrefix::new("a");
+    for seq in 0..SENT {
+        let f = wire::MediaFields {
+            media_type: media_type::AUDIO,
+            sequence: seq,
+            timestamp_ms: 1.0,
+            duration_ms: 20.0,
+            key: true,
+        };
+        let mut p = prefix.build(&f, 3).to_vec();
+        p.extend_from_slice(&[1, 2, 3]);
+        a.send(&p).await;
+    }
+    let s = until(20, "the relay counts every packet of a", || {
+        let s = relay.stats();
+        (s.per_user.get("a")?.audio_packets == SENT).then_some(s)
+    })
+    .await;
+    let a = &s.per_user["a"];
+    // Held by slow's quinn (its greeting took two of the streams), one in the
+    // relay's writer, and the writer's queue.
+    let most = MAX_INCOMING_STREAMS as u64 + 1 + 256;
+    assert!(
+        a.relayed_to <= most,
+        "{} of a's packets were queued for slow, more than {most}",
+        a.relayed_to
+    );
+    // Its CONNECTION packet was relayed too.
+    assert_eq!(
+        a.relayed_to + a.relay_drops,
+        SENT + 1,
+        "each queued or dropped"
+    );
+    assert!(a.relay_drops > 0);
+    drop(slow);
+}
