@@ -410,8 +410,8 @@ async fn spawn_thread(
                 }
             };
             rt.block_on(async move {
-                let endpoint = match crate::transport::client(&trust, bind, live) {
-                    Ok(e) => e,
+                let endpoint = match crate::transport::client(&trust, bind, live, None) {
+                    Ok((e, _)) => e,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
