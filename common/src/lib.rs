@@ -19,6 +19,9 @@
 //! - [`ids`] (the server's id rule), [`jwt`] (room-access tokens),
 //!   [`fingerprint`] (certificate pins), [`redact`] (secrets out of logs) and
 //!   [`clock`] (the wall clock on the wire).
+//! - [`netem`] models a hostile network per participant (loss, delay and
+//!   jitter, a rate cap, duplication, reordering, a schedule) as verdicts on
+//!   datagrams; the replayer's socket wrapper carries them out.
 //! - [`net`] (feature `net`): a UDP socket builder and a reader of whole uni
 //!   streams, the only parts that touch sockets.
 //!
@@ -31,6 +34,7 @@ pub mod ids;
 pub mod jwt;
 #[cfg(feature = "net")]
 pub mod net;
+pub mod netem;
 pub mod pack;
 pub mod quality;
 pub mod redact;

@@ -162,10 +162,20 @@ pub fn classify(e: &ClientError, url: &url::Url) -> ConnectFailure {
     }
 }
 
+/// How often an impaired client's QUIC statistics are sampled.
+const QUIC_SAMPLE_EVERY: Duration = Duration::from_millis(500);
+
 /// Runs one client until the run stops, connecting through `endpoint` (the
 /// QUIC endpoint of the client's thread). Never returns an error: failures are
 /// counted in metrics and logged.
-pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, plan: ClientPlan) {
+/// With `quic`, each session's QUIC statistics are sampled into it (the
+/// client has a network, `netem`).
+pub async fn run(
+    shared: Arc<Shared>,
+    endpoint: web_transport_quinn::Client,
+    plan: ClientPlan,
+    quic: Option<Arc<crate::netem::QuicStats>>,
+) {
     let stats = shared.metrics.clients[plan.index].clone();
     let mut stop = shared.stop.clone();
     let mut start_at = shared.t0 + plan.start_after;
@@ -257,6 +267,10 @@ pub async fn run(shared: Arc<Shared>, endpoint: web_transport_quinn::Client, pla
                     (shared.users[i].clone(), i, next)
                 });
             acc.join(now, peers);
+        }
+        if let Some(q) = &quic {
+            let conn: quinn::Connection = (*session).clone();
+            tokio::spawn(crate::netem::sample(q.clone(), conn, QUIC_SAMPLE_EVERY));
         }
         let (end, acc) = run_session(&shared, &plan, &stats, &mut sender, acc, session).await;
         accounting = Some(acc);

@@ -55,6 +55,8 @@ pub mod defaults {
     pub const VIDEO_LATE_AFTER: Duration = Duration::from_millis(500);
     /// Clients one thread takes before another is added.
     pub const CLIENTS_PER_THREAD: usize = 500;
+    /// Seed of the networks' randomness.
+    pub const SEED: u64 = 1;
 
     /// Threads for `clients` clients: one per [`CLIENTS_PER_THREAD`], at most one
     /// per core. A thread that has more to do per wake-up spends less per packet
@@ -122,6 +124,16 @@ pub mod limits {
     ];
     /// `search.max`: clients a capacity search may reach in one process.
     pub const SEARCH_STEPS: usize = 10_000;
+    /// A network's `delay` and `jitter`, each way.
+    pub const NETWORK_DELAY: Duration = MINUTE;
+    /// A network's `rate_kbps` (10 Gbit/s).
+    pub const NETWORK_RATE_KBPS: f64 = 10_000_000.0;
+    /// A network's `queue_bytes` (1 GiB).
+    pub const NETWORK_QUEUE_BYTES: u64 = 1 << 30;
+    /// A network's `queue_packets`.
+    pub const NETWORK_QUEUE_PACKETS: u64 = 1_000_000;
+    /// Steps of one network's `schedule`.
+    pub const NETWORK_STEPS: usize = 1000;
 }
 
 /// The config file, as written. Every field is optional except that at least one
@@ -198,6 +210,11 @@ pub struct File {
     pub metrics_listen: Option<String>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
+    /// Custom network profiles by name, for a group's `network:`.
+    #[serde(default)]
+    pub networks: BTreeMap<String, ProfileSpec>,
+    /// Seed of the networks' randomness (each client's derived from it and its index).
+    pub seed: Option<u64>,
 }
 
 /// One threshold of the file: an expression, or one with abort options.
@@ -402,6 +419,186 @@ pub struct GroupSpec {
     pub enable_video: bool,
     /// Video track of the pack to send.
     pub rendition: Option<String>,
+    /// The group's network: a profile's name, or a profile written out.
+    pub network: Option<NetworkSpec>,
+}
+
+/// A group's `network:`: a profile's name (built in or from `networks:`),
+/// or a profile written out.
+#[derive(Debug, Clone)]
+pub enum NetworkSpec {
+    /// `network: 3g`.
+    Name(String),
+    /// `network: {uplink: {...}, downlink: {...}, schedule: [...]}`.
+    Inline(Box<ProfileSpec>),
+}
+
+impl<'de> Deserialize<'de> for NetworkSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NetworkSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a network profile's name or a profile {uplink, downlink, schedule}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NetworkSpec, E> {
+                Ok(NetworkSpec::Name(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                a: A,
+            ) -> Result<NetworkSpec, A::Error> {
+                ProfileSpec::deserialize(serde::de::value::MapAccessDeserializer::new(a))
+                    .map(|p| NetworkSpec::Inline(Box::new(p)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A network profile as written: each direction and a schedule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// Client to server.
+    #[serde(default)]
+    pub uplink: LinkSpec,
+    /// Server to client.
+    #[serde(default)]
+    pub downlink: LinkSpec,
+    /// Changes over the run: `[{at: 60s, profile: 3g}, {at: 90s, down: 5s}]`.
+    #[serde(default)]
+    pub schedule: Vec<StepSpec>,
+}
+
+/// One direction of a network as written; every knob is off unless set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// Probability that a datagram is lost, independently of the others.
+    pub loss: Option<f64>,
+    /// Burst loss, Gilbert–Elliott, named as netem's `loss gemodel`.
+    pub gilbert_elliott: Option<GilbertElliottSpec>,
+    /// Added one-way delay.
+    #[serde(default, with = "humantime_serde")]
+    pub delay: Option<Duration>,
+    /// Jitter around the delay.
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
+    /// `uniform` (the default) or `normal`.
+    pub jitter_dist: Option<JitterDist>,
+    /// Rate cap, kbit/s.
+    pub rate_kbps: Option<f64>,
+    /// With a rate cap: bytes queued before the tail drops.
+    pub queue_bytes: Option<u64>,
+    /// With a rate cap: datagrams queued before the tail drops.
+    pub queue_packets: Option<u64>,
+    /// Probability that a datagram is sent twice.
+    pub duplicate: Option<f64>,
+    /// Probability that a datagram skips its delay (reordering).
+    pub reorder: Option<f64>,
+}
+
+/// Gilbert–Elliott loss, as netem's `loss gemodel p r 1-h 1-k`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GilbertElliottSpec {
+    /// P(good → bad) per datagram.
+    pub p: f64,
+    /// P(bad → good) per datagram (default `1 - p`, as netem).
+    pub r: Option<f64>,
+    /// 1 - loss probability in the bad state (default 0: the bad state loses all).
+    #[serde(default)]
+    pub h: f64,
+    /// 1 - loss probability in the good state (default 1: the good state loses none).
+    #[serde(default = "one")]
+    pub k: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The jitter's distribution.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JitterDist {
+    /// Uniform in delay ± jitter.
+    Uniform,
+    /// Normal, mean delay, standard deviation jitter.
+    Normal,
+}
+
+/// One step of a schedule: at `at`, switch to `profile`, or go `down` for a while.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// When, after the run's start.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// The profile's name to switch to.
+    pub profile: Option<String>,
+    /// How long the link is down (every datagram dropped, both ways).
+    #[serde(default, with = "humantime_serde")]
+    pub down: Option<Duration>,
+}
+
+/// A group's network, resolved.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The group, as the report names it: its `user_id` template.
+    pub group: String,
+    /// The profile's name, `inline` for one written out.
+    pub profile_name: String,
+    /// The profile from the start.
+    pub profile: synth_common::netem::Profile,
+    /// Its schedule.
+    pub schedule: Vec<synth_common::netem::Step>,
+}
+
+impl Network {
+    /// One line for `validate`.
+    pub fn describe(&self) -> String {
+        let link = |l: &synth_common::netem::Link| {
+            let mut parts = Vec::new();
+            let loss = l.loss.mean();
+            if loss > 0.0 {
+                parts.push(format!("loss {:.2} %", loss * 100.0));
+            }
+            if l.delay_us > 0 || l.jitter_us > 0 {
+                parts.push(format!(
+                    "delay {} ms ± {} ms",
+                    l.delay_us as f64 / 1000.0,
+                    l.jitter_us as f64 / 1000.0
+                ));
+            }
+            if let Some(r) = l.rate_bps {
+                parts.push(format!("{} kbit/s", r / 1000));
+            }
+            if l.duplicate > 0.0 {
+                parts.push(format!("duplicate {} %", l.duplicate * 100.0));
+            }
+            if l.reorder > 0.0 {
+                parts.push(format!("reorder {} %", l.reorder * 100.0));
+            }
+            if parts.is_empty() {
+                "clean".to_owned()
+            } else {
+                parts.join(", ")
+            }
+        };
+        let mut out = format!(
+            "{}: {} (up: {}; down: {})",
+            self.group,
+            self.profile_name,
+            link(&self.profile.uplink),
+            link(&self.profile.downlink)
+        );
+        if !self.schedule.is_empty() {
+            out.push_str(&format!(", {} scheduled changes", self.schedule.len()));
+        }
+        out
+    }
 }
 
 /// The options a command line or the environment may set over the config
@@ -484,6 +681,8 @@ pub struct Participant {
     pub video: bool,
     /// Video track name, `None` for the pack's first video track.
     pub rendition: Option<String>,
+    /// Its network: an index into [`Settings::networks`]; `None` for the plain socket.
+    pub network: Option<usize>,
 }
 
 /// Everything a run needs, resolved.
@@ -539,6 +738,10 @@ pub struct Settings {
     pub timeline: Option<PathBuf>,
     /// The capacity search, if the config has one.
     pub search: Option<Search>,
+    /// The groups' networks (a participant's `network` indexes here).
+    pub networks: Vec<Network>,
+    /// Seed of the networks' randomness.
+    pub seed: u64,
 }
 
 /// Reads and parses a config file; errors name the file, line and field.
@@ -702,10 +905,29 @@ impl Settings {
             )?),
             None => None,
         };
+        let mut networks = Vec::new();
         let clients = match &file.search {
-            Some(spec) => expand(&[], &[search_group(spec)], o)?,
-            None => expand(&file.clients, &file.groups, o)?,
+            Some(spec) => expand(&[], &[search_group(spec)], o, &mut |_, _| Ok(None))?,
+            None => expand(&file.clients, &file.groups, o, &mut |g_no, g| {
+                let Some(spec) = &g.network else {
+                    return Ok(None);
+                };
+                let n = network(spec, &file.networks)
+                    .with_context(|| format!("groups[{g_no}].network"))?;
+                networks.push(Network {
+                    group: g.user_id.clone(),
+                    ..n
+                });
+                Ok(Some(networks.len() - 1))
+            })?,
         };
+        for name in file.networks.keys() {
+            if synth_common::netem::Profile::named(name).is_some() {
+                bail!("networks.{name}: {name} is a built-in profile; give yours another name");
+            }
+            network(&NetworkSpec::Name(name.clone()), &file.networks)
+                .with_context(|| format!("networks.{name}"))?;
+        }
         let thresholds = file
             .thresholds
             .iter()
@@ -844,8 +1066,176 @@ impl Settings {
             timeline_interval,
             timeline,
             search,
+            networks,
+            seed: file.seed.unwrap_or(defaults::SEED),
         })
     }
+}
+
+/// Resolves a `network:` against the built-in and the custom profiles.
+fn network(spec: &NetworkSpec, custom: &BTreeMap<String, ProfileSpec>) -> anyhow::Result<Network> {
+    use synth_common::netem::{Change, Profile, Step};
+    let named = |name: &str| -> anyhow::Result<(Profile, Option<&ProfileSpec>)> {
+        if let Some(p) = Profile::named(name) {
+            return Ok((p, None));
+        }
+        match custom.get(name) {
+            Some(c) => Ok((
+                Profile {
+                    uplink: link(&c.uplink).context("uplink")?,
+                    downlink: link(&c.downlink).context("downlink")?,
+                },
+                Some(c),
+            )),
+            None => {
+                let known: Vec<&str> = synth_common::netem::PROFILES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .chain(custom.keys().map(|k| k.as_str()))
+                    .collect();
+                bail!(
+                    "no network profile {:?} (known: {})",
+                    shown(name),
+                    known.join(", ")
+                )
+            }
+        }
+    };
+    let (profile_name, profile, steps) = match spec {
+        NetworkSpec::Name(n) => {
+            let (p, c) = named(n)?;
+            (n.clone(), p, c.map_or(&[][..], |c| &c.schedule[..]))
+        }
+        NetworkSpec::Inline(c) => (
+            "inline".to_owned(),
+            Profile {
+                uplink: link(&c.uplink).context("uplink")?,
+                downlink: link(&c.downlink).context("downlink")?,
+            },
+            &c.schedule[..],
+        ),
+    };
+    if steps.len() > limits::NETWORK_STEPS {
+        bail!(
+            "schedule has {} steps, more than {}",
+            steps.len(),
+            limits::NETWORK_STEPS
+        );
+    }
+    let mut schedule = Vec::with_capacity(steps.len());
+    for (i, st) in steps.iter().enumerate() {
+        let f = humantime::format_duration;
+        if st.at > limits::DURATION {
+            bail!(
+                "schedule[{i}].at {} is more than {}",
+                f(st.at),
+                f(limits::DURATION)
+            );
+        }
+        let change = match (&st.profile, st.down) {
+            (Some(name), None) => {
+                let (p, c) = named(name).with_context(|| format!("schedule[{i}].profile"))?;
+                if c.is_some_and(|c| !c.schedule.is_empty()) {
+                    bail!("schedule[{i}].profile {name} has a schedule of its own; switch to one without");
+                }
+                Change::Profile(Box::new(p))
+            }
+            (None, Some(d)) if d > Duration::ZERO && d <= limits::DURATION => {
+                Change::Down(d.as_micros() as u64)
+            }
+            (None, Some(d)) => bail!(
+                "schedule[{i}].down must be more than 0 and at most {} (got {})",
+                f(limits::DURATION),
+                f(d)
+            ),
+            _ => bail!("schedule[{i}] needs exactly one of `profile` and `down`"),
+        };
+        schedule.push(Step {
+            at_us: st.at.as_micros() as u64,
+            change,
+        });
+    }
+    Ok(Network {
+        group: String::new(),
+        profile_name,
+        profile,
+        schedule,
+    })
+}
+
+/// One direction of a network as written, checked against [`limits`].
+fn link(l: &LinkSpec) -> anyhow::Result<synth_common::netem::Link> {
+    use synth_common::netem::{Jitter, Link, Loss};
+    let prob = |name: &str, v: Option<f64>| -> anyhow::Result<f64> {
+        match v {
+            None => Ok(0.0),
+            Some(p) if (0.0..=1.0).contains(&p) => Ok(p),
+            Some(p) => bail!("{name} {p} is not a probability in [0, 1]"),
+        }
+    };
+    let loss = match (l.loss, l.gilbert_elliott) {
+        (Some(_), Some(_)) => bail!("set only one of loss and gilbert_elliott"),
+        (Some(p), None) => Loss::Bernoulli(prob("loss", Some(p))?),
+        (None, Some(ge)) => Loss::GilbertElliott {
+            p: prob("gilbert_elliott.p", Some(ge.p))?,
+            r: prob("gilbert_elliott.r", Some(ge.r.unwrap_or(1.0 - ge.p)))?,
+            h: prob("gilbert_elliott.h", Some(ge.h))?,
+            k: prob("gilbert_elliott.k", Some(ge.k))?,
+        },
+        (None, None) => Loss::None,
+    };
+    let time = |name: &str, d: Option<Duration>| -> anyhow::Result<u64> {
+        let d = d.unwrap_or_default();
+        if d > limits::NETWORK_DELAY {
+            bail!(
+                "{name} {} is more than {}",
+                humantime::format_duration(d),
+                humantime::format_duration(limits::NETWORK_DELAY)
+            );
+        }
+        Ok(d.as_micros() as u64)
+    };
+    let rate_bps = match l.rate_kbps {
+        None => None,
+        Some(r) if r > 0.0 && r <= limits::NETWORK_RATE_KBPS => Some((r * 1000.0).round() as u64),
+        Some(r) => bail!(
+            "rate_kbps {r} must be more than 0 and at most {} (10 Gbit/s)",
+            limits::NETWORK_RATE_KBPS
+        ),
+    };
+    if (l.queue_bytes.is_some() || l.queue_packets.is_some()) && rate_bps.is_none() {
+        bail!("queue_bytes and queue_packets need rate_kbps (the queue is the rate cap's)");
+    }
+    let queue_bytes = match l.queue_bytes {
+        Some(q) if q == 0 || q > limits::NETWORK_QUEUE_BYTES => bail!(
+            "queue_bytes {q} must be at least 1 and at most {}",
+            limits::NETWORK_QUEUE_BYTES
+        ),
+        Some(q) => q,
+        None => rate_bps.map_or(0, synth_common::netem::default_queue_bytes),
+    };
+    let queue_packets = match l.queue_packets {
+        Some(q) if q == 0 || q > limits::NETWORK_QUEUE_PACKETS => bail!(
+            "queue_packets {q} must be at least 1 and at most {}",
+            limits::NETWORK_QUEUE_PACKETS
+        ),
+        Some(q) => q,
+        None => synth_common::netem::DEFAULT_QUEUE_PACKETS,
+    };
+    Ok(Link {
+        loss,
+        delay_us: time("delay", l.delay)?,
+        jitter_us: time("jitter", l.jitter)?,
+        jitter_dist: match l.jitter_dist {
+            Some(JitterDist::Normal) => Jitter::Normal,
+            _ => Jitter::Uniform,
+        },
+        rate_bps,
+        queue_bytes,
+        queue_packets,
+        duplicate: prob("duplicate", l.duplicate)?,
+        reorder: prob("reorder", l.reorder)?,
+    })
 }
 
 /// One threshold of the file, parsed.
@@ -961,6 +1351,7 @@ fn search_group(spec: &SearchSpec) -> GroupSpec {
         enable_audio: spec.enable_audio,
         enable_video: spec.enable_video,
         rendition: spec.rendition.clone(),
+        network: None,
     }
 }
 
@@ -1183,10 +1574,12 @@ fn check_id(id: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `network` resolves a group's network into an index of the run's networks.
 fn expand(
     clients: &[ClientSpec],
     groups: &[GroupSpec],
     o: &Overrides,
+    network: &mut dyn FnMut(usize, &GroupSpec) -> anyhow::Result<Option<usize>>,
 ) -> anyhow::Result<Vec<Participant>> {
     if o.clients_per_pod.is_some() && groups.len() != 1 {
         bail!(
@@ -1242,6 +1635,7 @@ fn expand(
             audio: c.enable_audio,
             video: c.enable_video,
             rendition: c.rendition.clone(),
+            network: None,
         })?;
         index += 1;
     }
@@ -1249,6 +1643,7 @@ fn expand(
     let pod_index = o.pod_index.unwrap_or(0);
     for (g_no, g) in groups.iter().enumerate() {
         let count = o.clients_per_pod.unwrap_or(g.count);
+        let net = network(g_no, g)?;
         let uses_meeting = g.meeting_id.contains("{meeting");
         let size = match (g.meeting_size, uses_meeting) {
             (Some(0), _) => bail!("groups[{g_no}].meeting_size must be at least 1"),
@@ -1292,6 +1687,7 @@ fn expand(
                 audio: g.enable_audio,
                 video: g.enable_video,
                 rendition: g.rendition.clone(),
+                network: net,
             })?;
             index += 1;
         }
@@ -1456,6 +1852,60 @@ groups:
         let e =
             parse("clients:\n  - user_id: a\n    meeting_id: m\n    colour: red\n").unwrap_err();
         assert!(e.to_string().starts_with("line 4 column 5"), "{e}");
+    }
+
+    #[test]
+    fn networks_resolve_and_errors_name_the_field() {
+        let yaml = r#"
+seed: 9
+networks:
+  mine: {uplink: {gilbert_elliott: {p: 0.01, r: 0.3}, rate_kbps: 500}, schedule: [{at: 2s, down: 1s}, {at: 3s, profile: 3g}]}
+groups:
+  - {count: 1, user_id: "a{index}", meeting_id: m, network: 3g}
+  - {count: 1, user_id: "b{index}", meeting_id: m, network: mine}
+  - {count: 1, user_id: "c{index}", meeting_id: m}
+"#;
+        let s = resolve(yaml, &Overrides::default()).unwrap();
+        assert_eq!(s.seed, 9);
+        assert_eq!(s.networks.len(), 2);
+        let n: Vec<_> = s.clients.iter().map(|c| c.network).collect();
+        assert_eq!(n, [Some(0), Some(1), None]);
+        assert_eq!(s.networks[0].profile_name, "3g");
+        let mine = &s.networks[1];
+        assert_eq!(mine.profile.uplink.rate_bps, Some(500_000));
+        assert_eq!(mine.schedule.len(), 2);
+        assert!(mine.describe().contains("b{index}: mine"));
+        let cases = [
+            ("network: 5g", "no network profile \"5g\""),
+            (
+                "network: {uplink: {loss: 1.5}}",
+                "loss 1.5 is not a probability",
+            ),
+            ("network: {uplink: {delay: 2m}}", "delay 2m is more than 1m"),
+            (
+                "network: {downlink: {rate_kbps: 0}}",
+                "rate_kbps 0 must be more than 0",
+            ),
+            ("network: {uplink: {queue_bytes: 10}}", "need rate_kbps"),
+            ("network: {uplink: {colour: red}}", "unknown field `colour`"),
+            (
+                "network: {schedule: [{at: 1s}]}",
+                "exactly one of `profile` and `down`",
+            ),
+        ];
+        for (net, want) in cases {
+            let yaml = format!("groups: [{{count: 1, user_id: a, meeting_id: m, {net}}}]");
+            let e = resolve(&yaml, &Overrides::default()).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains(want), "{net}: got {msg:?}, want {want:?}");
+            assert!(!msg.contains('\n'), "one line: {msg:?}");
+        }
+        let e = resolve(
+            "networks: {3g: {}}\nclients: [{user_id: a, meeting_id: m}]",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("built-in profile"), "{e:#}");
     }
 
     #[test]

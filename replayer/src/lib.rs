@@ -16,7 +16,8 @@
 //! - [`config`]: the YAML file, env and CLI overrides, group expansion.
 //! - [`pacer`]: the send schedule as a state machine polled with `now`.
 //! - [`receive`]: the receive accounting of one packet (pure).
-//! - [`transport`]: the QUIC endpoint of each client thread and TLS trust.
+//! - [`transport`]: the QUIC endpoint of each client thread and TLS trust;
+//!   [`netem`]: the socket wrapper that gives a participant a hostile network.
 //! - [`http`]: the Prometheus endpoint.
 //! - [`timeline`]: snapshots of the metrics and the windows between them;
 //!   [`live`]: the timeline, live thresholds and the capacity search while
@@ -34,6 +35,7 @@ pub mod http;
 pub mod live;
 pub mod merge;
 pub mod metrics;
+pub mod netem;
 pub mod pacer;
 pub mod plan;
 pub mod receive;

@@ -427,6 +427,9 @@ fn print_plan(p: &plan::Summary) {
     if let Some(se) = &p.search {
         println!("search    {se}");
     }
+    for n in &p.networks {
+        println!("network   {n}");
+    }
     for w in &p.warnings {
         println!("warning   {w}");
     }

@@ -154,6 +154,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             _ => None,
         },
         merged_from: reports.iter().map(|(n, _)| n.clone()).collect(),
+        networks: crate::netem::merge(all().map(|r| &r.networks[..])),
     };
     merged.judge(&thresholds(reports)?);
     Ok(merged)
@@ -660,6 +661,7 @@ mod tests {
                 start_after: Duration::ZERO,
                 phase: Duration::ZERO,
                 step: 0,
+                network: None,
             })
             .collect()
     }

@@ -39,6 +39,8 @@ pub struct ClientPlan {
     /// The capacity-search step it joins in (0 without a search): it starts
     /// only once the step before has passed.
     pub step: usize,
+    /// Its network: an index into `Settings::networks`; `None` for the plain socket.
+    pub network: Option<usize>,
 }
 
 /// The pack, read once, and every client's plan.
@@ -124,6 +126,7 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             // ramp in multiples of 20 ms does not line every client up.
             phase: Duration::from_micros((i as u64 * 7_919) % 20_000),
             step: s.search.as_ref().map_or(0, |se| se.step_of(i)),
+            network: c.network,
         });
     }
     Ok(Plan {
@@ -152,6 +155,9 @@ pub struct Summary {
     /// The capacity search, in words, when the config has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
+    /// Each group's network, in words (`group: profile (up: …; down: …)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
     /// Warnings about the plan.
     pub warnings: Vec<String>,
 }
@@ -250,6 +256,7 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
                 }
             )
         }),
+        networks: s.networks.iter().map(|n| n.describe()).collect(),
         warnings,
     })
 }

@@ -89,6 +89,10 @@ pub struct Report {
     /// The reports this one was merged from (`report merge`), else empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// Per group with a `network`: what the impairment did and what QUIC
+    /// saw ([`crate::netem::report`]); absent when no group has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::netem::NetworkReport>,
 }
 
 /// Client counts.
@@ -801,6 +805,7 @@ impl Report {
             events: Vec::new(),
             search: None,
             merged_from: Vec::new(),
+            networks: Vec::new(),
         };
         if let Some((timeline, events, search)) = inp.live.clone() {
             r.timeline = Some(timeline);
@@ -1127,6 +1132,9 @@ impl Report {
                 }
             );
         }
+        for n in &self.networks {
+            let _ = writeln!(o, "network  {}", n.line());
+        }
         if let Some(a) = &self.aborted {
             let _ = writeln!(o, "ABORTED  the run was ended early by a threshold: {a}");
         }
@@ -1174,6 +1182,7 @@ mod tests {
                 start_after: Duration::ZERO,
                 phase: Duration::ZERO,
                 step: 0,
+                network: None,
             })
             .collect()
     }

@@ -180,9 +180,23 @@ pub async fn run(
         per_thread[c.index % threads].push(c.clone());
     }
     let bind = crate::transport::bind_for(&server);
+    let nets = Arc::new(Nets {
+        networks: s.networks.clone(),
+        seed: s.seed,
+        taps: Default::default(),
+    });
     let mut tasks = Vec::with_capacity(threads);
     for (k, plans) in per_thread.into_iter().enumerate() {
-        tasks.push(spawn_thread(k, shared.clone(), trust.clone(), bind, live, plans).await?);
+        let t = spawn_thread(
+            k,
+            shared.clone(),
+            trust.clone(),
+            bind,
+            live,
+            plans,
+            nets.clone(),
+        );
+        tasks.push(t.await?);
     }
     metrics.ready.store(true, Relaxed);
     tracing::info!(clients = plan.clients.len(), server = %label, "run started");
@@ -310,7 +324,7 @@ pub async fn run(
         &crate::health::Limits::default(),
     );
 
-    let report = Report::build(
+    let mut report = Report::build(
         &metrics,
         &Inputs {
             plan: &plan.clients,
@@ -324,6 +338,10 @@ pub async fn run(
             aborted,
         },
     );
+    report.networks = match nets.taps.lock() {
+        Ok(taps) => crate::netem::report(&s.networks, &taps),
+        Err(_) => Vec::new(),
+    };
     if let Some(r) = relay {
         r.shutdown().await;
     }
@@ -385,6 +403,11 @@ pub async fn run(
 /// driver then share one thread and one cache, and never wake each other
 /// across cores. Resolves once the endpoint is up; the returned receiver
 /// completes when every client of the thread has finished.
+///
+/// A client with a network gets an endpoint of its own on an impaired socket
+/// (its loss, delay and rate cap are its own, as a participant's access
+/// link is); the others share the thread's plain endpoint, as if networks
+/// did not exist.
 async fn spawn_thread(
     k: usize,
     shared: Arc<Shared>,
@@ -392,6 +415,7 @@ async fn spawn_thread(
     bind: SocketAddr,
     live: crate::transport::Liveness,
     plans: Vec<ClientPlan>,
+    nets: Arc<Nets>,
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -410,18 +434,41 @@ async fn spawn_thread(
                 }
             };
             rt.block_on(async move {
-                let endpoint = match crate::transport::client(&trust, bind, live) {
-                    Ok(e) => e,
+                let plain = plans.iter().any(|p| p.network.is_none());
+                let endpoint = match plain
+                    .then(|| crate::transport::client(&trust, bind, live, None))
+                    .transpose()
+                {
+                    Ok(e) => e.map(|(e, _)| e),
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
+                let mut starts = Vec::with_capacity(plans.len());
+                for plan in plans {
+                    let (ep, quic) = match (plan.network, &endpoint) {
+                        (None, Some(e)) => (e.clone(), None),
+                        (Some(n), _) => match nets.endpoint(n, plan.index, &trust, bind, live) {
+                            Ok(x) => x,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        },
+                        (None, None) => {
+                            unreachable!("a plain endpoint exists when a client has no network")
+                        }
+                    };
+                    starts.push((plan, ep, quic));
+                }
                 let _ = ready_tx.send(Ok(()));
                 tokio::spawn(shared.metrics.loop_delay.probe(k, shared.stop.clone()));
-                let tasks: Vec<_> = plans
+                let tasks: Vec<_> = starts
                     .into_iter()
-                    .map(|plan| tokio::spawn(client::run(shared.clone(), endpoint.clone(), plan)))
+                    .map(|(plan, ep, quic)| {
+                        tokio::spawn(client::run(shared.clone(), ep, plan, quic))
+                    })
                     .collect();
                 for t in tasks {
                     let _ = t.await;
@@ -436,6 +483,48 @@ async fn spawn_thread(
         .await
         .context("client thread ended before its endpoint was up")??;
     Ok(done_rx)
+}
+
+/// The run's networks and the impaired clients' taps, shared by the threads.
+struct Nets {
+    networks: Vec<crate::config::Network>,
+    seed: u64,
+    /// Every impaired client's tap, for the report.
+    taps: std::sync::Mutex<Vec<crate::netem::Tap>>,
+}
+
+impl Nets {
+    /// An endpoint on an impaired socket for client `index` of network `n`.
+    fn endpoint(
+        &self,
+        n: usize,
+        index: usize,
+        trust: &Trust,
+        bind: SocketAddr,
+        live: crate::transport::Liveness,
+    ) -> anyhow::Result<(
+        web_transport_quinn::Client,
+        Option<Arc<crate::netem::QuicStats>>,
+    )> {
+        let net = &self.networks[n];
+        let model = synth_common::netem::Netem::new(
+            net.profile.clone(),
+            net.schedule.clone(),
+            synth_common::netem::client_seed(self.seed, index),
+        );
+        let (client, impaired) = crate::transport::client(trust, bind, live, Some(model))?;
+        let impaired = impaired.context("an impaired endpoint has its wrapper")?;
+        let quic = Arc::new(crate::netem::QuicStats::default());
+        if let Ok(mut taps) = self.taps.lock() {
+            taps.push(crate::netem::Tap {
+                client: index,
+                network: n,
+                impaired,
+                quic: quic.clone(),
+            });
+        }
+        Ok((client, Some(quic)))
+    }
 }
 
 /// Counts each client's stalls: a client that is stalled at a sample and was

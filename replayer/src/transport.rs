@@ -17,7 +17,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::config::Trust;
+use crate::netem::Impaired;
 use synth_common::fingerprint::{hex, sha256};
+use synth_common::netem::Netem;
 
 /// How quickly a silent server is noticed.
 #[derive(Debug, Clone, Copy)]
@@ -28,12 +30,16 @@ pub struct Liveness {
     pub idle_timeout: Duration,
 }
 
-/// Builds the shared WebTransport client.
+/// Builds the shared WebTransport client. With `network`, its socket is
+/// wrapped in an [`Impaired`] that carries out that model (and is returned,
+/// for its counters); without, the endpoint is built on the plain socket,
+/// exactly as if impairment did not exist.
 pub fn client(
     trust: &Trust,
     bind: SocketAddr,
     live: Liveness,
-) -> anyhow::Result<web_transport_quinn::Client> {
+    network: Option<Netem>,
+) -> anyhow::Result<(web_transport_quinn::Client, Option<Arc<Impaired>>)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -75,14 +81,33 @@ pub fn client(
     config.transport_config(Arc::new(transport_config(live)?));
     let socket = synth_common::net::udp_socket(bind, synth_common::net::UDP_BUFFER_BYTES)
         .with_context(|| format!("binding UDP {bind}"))?;
-    let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .context("creating the QUIC endpoint")?;
-    Ok(web_transport_quinn::Client::new(endpoint, config))
+    let (endpoint, impaired) = match network {
+        None => (
+            quinn::Endpoint::new(
+                quinn::EndpointConfig::default(),
+                None,
+                socket,
+                Arc::new(quinn::TokioRuntime),
+            ),
+            None,
+        ),
+        Some(model) => {
+            let inner = quinn::Runtime::wrap_udp_socket(&quinn::TokioRuntime, socket)
+                .context("wrapping the UDP socket")?;
+            let impaired = Impaired::new(inner, model);
+            (
+                quinn::Endpoint::new_with_abstract_socket(
+                    quinn::EndpointConfig::default(),
+                    None,
+                    impaired.clone(),
+                    Arc::new(quinn::TokioRuntime),
+                ),
+                Some(impaired),
+            )
+        }
+    };
+    let endpoint = endpoint.context("creating the QUIC endpoint")?;
+    Ok((web_transport_quinn::Client::new(endpoint, config), impaired))
 }
 
 /// Uni streams the server may have open to one client at once, read or not.
@@ -200,5 +225,26 @@ impl ServerCertVerifier for Verifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client without a network gets the plain socket: no wrapper is
+    /// built at all, so the impairment costs it nothing.
+    #[tokio::test]
+    async fn plain_path_without_a_network_wrapper_with_one() {
+        let live = Liveness {
+            keep_alive: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(10),
+        };
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (_, impaired) = client(&Trust::Insecure, bind, live, None).unwrap();
+        assert!(impaired.is_none());
+        let model = Netem::new(Default::default(), Vec::new(), 1);
+        let (_, impaired) = client(&Trust::Insecure, bind, live, Some(model)).unwrap();
+        assert!(impaired.is_some());
     }
 }

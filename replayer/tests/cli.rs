@@ -259,7 +259,7 @@ fn validate_prints_the_plan() {
     assert!(v["expected_kbps"]["video"].as_f64().unwrap() > 0.0);
 }
 
-fn validate_against_schema(report: &serde_json::Value) {
+pub fn validate_against_schema(report: &serde_json::Value) {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../docs/report-schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");

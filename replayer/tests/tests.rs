@@ -4,6 +4,7 @@ mod cli;
 mod faults;
 mod live;
 mod merge;
+mod networks;
 mod regression;
 mod replay;
 mod support;
