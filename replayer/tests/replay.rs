@@ -455,10 +455,11 @@ async fn a_client_that_reads_nothing_holds_at_most_max_incoming_streams() {
         keep_alive: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(10),
     };
-    let client = transport::client(
+    let (client, _) = transport::client(
         &Trust::Pinned(vec![relay.cert_sha256()]),
         transport::bind_for(&url),
         live,
+        None,
     )
     .unwrap();
     let slow = within(10, "slow client connects", client.connect(url))
