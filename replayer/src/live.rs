@@ -75,6 +75,14 @@ pub struct SearchReport {
     pub steps: Vec<Step>,
 }
 
+/// Samples the report keeps: past this, pairs of samples are merged into one
+/// of twice the interval (see [`Sample::absorb`]), so a run of days keeps a
+/// timeline of bounded size. The JSON lines stream keeps every interval.
+pub const MAX_SAMPLES: usize = 10_000;
+
+/// Events the report keeps; later ones only go to the JSON lines stream.
+pub const MAX_EVENTS: usize = 10_000;
+
 /// Figures every step reports besides its SLOs'.
 const STEP_FIGURES: &[&str] = &[
     "connect_success_rate",
@@ -103,7 +111,13 @@ pub struct Live {
     interval: Duration,
     next_sample: Duration,
     samples: Vec<Sample>,
+    /// Intervals merged into one sample of the report (doubles each time
+    /// the report reaches [`MAX_SAMPLES`]).
+    coarse: u32,
+    /// The sample being filled when `coarse` > 1, and how many intervals it holds.
+    pending: Option<(Sample, u32)>,
     events: Vec<Event>,
+    events_dropped: u64,
     jsonl: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
     thresholds: Vec<Threshold>,
     failing: BTreeSet<String>,
@@ -163,7 +177,10 @@ impl Live {
             interval,
             next_sample: interval,
             samples: Vec::new(),
+            coarse: 1,
+            pending: None,
             events: Vec::new(),
+            events_dropped: 0,
             jsonl,
             thresholds: thresholds.to_vec(),
             failing: BTreeSet::new(),
@@ -249,8 +266,22 @@ impl Live {
                 tracing::warn!("timeline {}: {e}", path.display());
             }
         }
+        if let Some((s, _)) = self.pending.take() {
+            self.samples.push(s);
+        }
+        if self.events_dropped > 0 {
+            self.events.push(Event::at(
+                &snap,
+                "truncated",
+                "events",
+                format!(
+                    "{} later events are only in the timeline stream",
+                    self.events_dropped
+                ),
+            ));
+        }
         let timeline = Timeline {
-            interval_s: self.interval.as_secs_f64(),
+            interval_s: self.interval.as_secs_f64() * f64::from(self.coarse),
             start_unix_ms: self.zero.unix_ms,
             samples: self.samples,
         };
@@ -402,7 +433,30 @@ impl Live {
                 self.jsonl = None;
             }
         }
-        self.samples.push(s);
+        if self.coarse == 1 {
+            self.samples.push(s);
+        } else {
+            match &mut self.pending {
+                Some((p, n)) => {
+                    p.absorb(&s);
+                    *n += 1;
+                }
+                None => self.pending = Some((s, 1)),
+            }
+            if self
+                .pending
+                .as_ref()
+                .is_some_and(|(_, n)| *n >= self.coarse)
+            {
+                if let Some((p, _)) = self.pending.take() {
+                    self.samples.push(p);
+                }
+            }
+        }
+        if self.samples.len() >= MAX_SAMPLES {
+            self.samples = coarsen(std::mem::take(&mut self.samples));
+            self.coarse = self.coarse.saturating_mul(2);
+        }
     }
 
     fn event(&mut self, e: Event) {
@@ -411,8 +465,25 @@ impl Live {
             let _ = w.write_all(b"\n");
             let _ = w.flush();
         }
-        self.events.push(e);
+        if self.events.len() < MAX_EVENTS {
+            self.events.push(e);
+        } else {
+            self.events_dropped += 1;
+        }
     }
+}
+
+/// Merges each pair of consecutive samples into one.
+fn coarsen(samples: Vec<Sample>) -> Vec<Sample> {
+    let mut out = Vec::with_capacity(samples.len() / 2 + 1);
+    let mut it = samples.into_iter();
+    while let Some(mut a) = it.next() {
+        if let Some(b) = it.next() {
+            a.absorb(&b);
+        }
+        out.push(a);
+    }
+    out
 }
 
 fn step_label(cfg: &Search, k: usize) -> String {
@@ -429,4 +500,99 @@ fn short(v: f64) -> String {
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{Av, ByState, P2};
+
+    fn sample(k: u64) -> Sample {
+        Sample {
+            t_s: k as f64,
+            unix_ms: 1_000 * k,
+            phase: None,
+            clients: ByState {
+                connected: k,
+                ..ByState::default()
+            },
+            sent_packets: Av {
+                audio: 50,
+                video: 30,
+            },
+            recv_packets: Av {
+                audio: 100,
+                video: 60,
+            },
+            sent_mbps: 1.0,
+            recv_mbps: 2.0,
+            lost: Av {
+                audio: 1,
+                video: -1,
+            },
+            latency_ms: Av {
+                audio: P2 {
+                    p50: Some(1.0),
+                    p99: Some(k as f64),
+                },
+                video: P2::default(),
+            },
+            jitter_ms: Av::default(),
+            freezes: 1,
+            lateness_p99_ms: Some(2.0),
+            cpu_share: Some(0.5),
+            rss_mb: k as f64,
+            failing: if k == 7 {
+                vec!["audio_lost".into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// A run of days keeps a timeline of bounded size: past MAX_SAMPLES the
+    /// samples are merged in pairs, the interval doubles, and the counts
+    /// still add up to what every interval had.
+    #[test]
+    fn a_long_run_keeps_a_bounded_timeline_whose_counts_still_add_up() {
+        let m = Metrics::new(1);
+        let mut live = Live::new(&m, Duration::from_secs(1), None, &[], None, 2.0).unwrap();
+        let n = 2 * MAX_SAMPLES as u64 + 5;
+        for k in 1..=n {
+            live.push_sample(sample(k));
+        }
+        let (t, events, _) = live.finish(&m);
+        assert!(t.samples.len() <= MAX_SAMPLES, "{}", t.samples.len());
+        assert_eq!(t.interval_s, 4.0);
+        let sent: u64 = t.samples.iter().map(|s| s.sent_packets.audio).sum();
+        let lost: i64 = t.samples.iter().map(|s| s.lost.audio).sum();
+        // n samples pushed, plus the end's (nothing happened in it: zero counts).
+        assert_eq!((sent, lost), (50 * n, n as i64));
+        let last = &t.samples[t.samples.len() - 2];
+        assert!(last.latency_ms.audio.p99.unwrap() >= last.t_s - 4.0);
+        assert!(t.samples.iter().any(|s| s.failing == ["audio_lost"]));
+        // (The end's sample is a real snapshot, taken at this test's clock.)
+        let ticks = &t.samples[..t.samples.len() - 1];
+        assert!(ticks.windows(2).all(|w| w[0].t_s < w[1].t_s));
+        assert_eq!(events.len(), 1, "the start only");
+    }
+
+    #[test]
+    fn events_past_the_cap_are_counted_not_kept() {
+        let m = Metrics::new(1);
+        let mut live = Live::new(&m, Duration::from_secs(1), None, &[], None, 2.0).unwrap();
+        let snap = Snapshot::zero(&m);
+        for _ in 0..MAX_EVENTS + 9 {
+            live.event(Event::at(&snap, "threshold_failed", "audio_lost", ""));
+        }
+        let (_, events, _) = live.finish(&m);
+        assert_eq!(events.len(), MAX_EVENTS + 1);
+        let last = events.last().unwrap();
+        assert_eq!(last.kind, "truncated");
+        assert!(
+            last.detail.starts_with("10 later events"),
+            "{}",
+            last.detail
+        );
+    }
 }

@@ -461,6 +461,53 @@ pub struct Sample {
     pub failing: Vec<String>,
 }
 
+impl Sample {
+    /// Takes in the interval right after this one: counts add, states,
+    /// memory and time are the later interval's, Mbit/s and the CPU share
+    /// are averaged, percentiles take the larger (an upper bound of the
+    /// pair's), the failing thresholds are the union.
+    pub fn absorb(&mut self, later: &Sample) {
+        let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
+        let mean = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(x), Some(y)) => Some(round3((x + y) / 2.0)),
+            (x, y) => x.or(y),
+        };
+        self.t_s = later.t_s;
+        self.unix_ms = later.unix_ms;
+        self.phase = later.phase.clone();
+        self.clients = later.clients;
+        self.sent_packets.audio += later.sent_packets.audio;
+        self.sent_packets.video += later.sent_packets.video;
+        self.recv_packets.audio += later.recv_packets.audio;
+        self.recv_packets.video += later.recv_packets.video;
+        self.sent_mbps = round3((self.sent_mbps + later.sent_mbps) / 2.0);
+        self.recv_mbps = round3((self.recv_mbps + later.recv_mbps) / 2.0);
+        self.lost.audio += later.lost.audio;
+        self.lost.video += later.lost.video;
+        for (a, b) in [
+            (&mut self.latency_ms.audio, &later.latency_ms.audio),
+            (&mut self.latency_ms.video, &later.latency_ms.video),
+        ] {
+            a.p50 = max(a.p50, b.p50);
+            a.p99 = max(a.p99, b.p99);
+        }
+        self.jitter_ms.audio = max(self.jitter_ms.audio, later.jitter_ms.audio);
+        self.jitter_ms.video = max(self.jitter_ms.video, later.jitter_ms.video);
+        self.freezes += later.freezes;
+        self.lateness_p99_ms = max(self.lateness_p99_ms, later.lateness_p99_ms);
+        self.cpu_share = mean(self.cpu_share, later.cpu_share);
+        self.rss_mb = later.rss_mb;
+        for f in &later.failing {
+            if !self.failing.contains(f) {
+                self.failing.push(f.clone());
+            }
+        }
+    }
+}
+
 /// The report's timeline.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
