@@ -245,7 +245,12 @@ fn write_pack(
         Ok(())
     })?;
 
+    // Key-frame positions per track, to check the renditions share them.
+    let mut keys: Vec<Vec<u32>> = vec![Vec::new(); tracks.len()];
     encode_video(plan, footage, &options.renditions, |frame| {
+        if frame.key {
+            keys[frame.track].push(tracks[frame.track].frames);
+        }
         writer
             .push_frame(
                 frame.track,
@@ -262,11 +267,33 @@ fn write_pack(
         events(Event::Encoded(1));
         Ok(())
     })?;
+    check_keyframes_aligned(&tracks[1..], &keys[1..])?;
 
     writer
         .finish()
         .map_err(|e| pack_write_error(&options.output, e))?;
     Ok(tracks)
+}
+
+/// Fails unless every video track has its key frames where the first one has
+/// them: the replayer's adaptation switches renditions at a key frame.
+fn check_keyframes_aligned(videos: &[TrackSummary], keys: &[Vec<u32>]) -> Result<(), Error> {
+    let shown = |k: &[u32]| {
+        let mut s: Vec<String> = k.iter().take(8).map(u32::to_string).collect();
+        if k.len() > 8 {
+            s.push(format!("… {} in all", k.len()));
+        }
+        s.join(", ")
+    };
+    match keys.iter().position(|k| *k != keys[0]) {
+        None => Ok(()),
+        Some(i) => Err(Error::KeyframesMisaligned {
+            first: videos[0].name.clone(),
+            first_keys: shown(&keys[0]),
+            other: videos[i].name.clone(),
+            other_keys: shown(&keys[i]),
+        }),
+    }
 }
 
 fn check_renditions(renditions: &[Rendition]) -> Result<(), Error> {
@@ -427,6 +454,28 @@ mod tests {
         assert_eq!(o.renditions, Rendition::DEFAULTS.to_vec());
         assert_eq!(o.duration, Duration::from_secs(10));
         assert_eq!(o.output, PathBuf::from("packs/default.pack"));
+    }
+
+    #[test]
+    fn renditions_with_key_frames_elsewhere_are_refused() {
+        let t = |name: &str| TrackSummary {
+            name: name.into(),
+            frames: 90,
+            keyframes: 0,
+            bytes: 0,
+            target_bps: 0,
+        };
+        let videos = [t("video-640x360"), t("video-320x180")];
+        let same = vec![vec![0, 30, 60], vec![0, 30, 60]];
+        assert!(check_keyframes_aligned(&videos, &same).is_ok());
+        let err = check_keyframes_aligned(&videos, &[vec![0, 30, 60], vec![0, 30, 45, 60]])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "key frames differ between renditions video-640x360 (frames 0, 30, 60) and \
+             video-320x180 (frames 0, 30, 45, 60); renditions must share key-frame positions"
+        );
     }
 
     #[test]

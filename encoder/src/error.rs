@@ -105,6 +105,19 @@ pub enum Error {
         #[source]
         source: synth_common::pack::Error,
     },
+    /// The renditions came out with key frames at different positions, so a
+    /// client could not switch between them at a key frame.
+    #[error("key frames differ between renditions {first} (frames {first_keys}) and {other} (frames {other_keys}); renditions must share key-frame positions")]
+    KeyframesMisaligned {
+        /// The first video rendition.
+        first: String,
+        /// Its key-frame positions, shortened.
+        first_keys: String,
+        /// The rendition that differs.
+        other: String,
+        /// Its key-frame positions, shortened.
+        other_keys: String,
+    },
     /// Writing the pack failed.
     #[error("writing pack: {0}")]
     Pack(#[from] synth_common::pack::Error),
@@ -129,6 +142,7 @@ impl Error {
             | Error::Resample(_)
             | Error::Opus(_)
             | Error::Vpx { .. }
+            | Error::KeyframesMisaligned { .. }
             | Error::Pack(_) => false,
         }
     }

@@ -31,6 +31,22 @@ pub struct Report {
     pub loop_seconds: f64,
     /// The tracks, in file order.
     pub tracks: Vec<TrackReport>,
+    /// Whether a client can switch between the video renditions at a key
+    /// frame; `None` with fewer than two video tracks.
+    pub keyframes: Option<Alignment>,
+}
+
+/// How the video renditions' key frames line up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alignment {
+    /// Same frame times and key frames at the same positions in every rendition.
+    pub aligned: bool,
+    /// How many video renditions.
+    pub renditions: usize,
+    /// The distance between key frames when it is regular (seconds), else `None`.
+    pub interval_s: Option<f64>,
+    /// When not aligned, the two renditions that differ first.
+    pub differ: Option<[String; 2]>,
 }
 
 /// One track of the report.
@@ -121,8 +137,27 @@ impl Report {
                     keyframes: reader.keyframes(id).to_vec(),
                 }
             })
-            .collect();
+            .collect::<Vec<TrackReport>>();
+        let renditions = reader
+            .tracks()
+            .iter()
+            .filter(|t| t.kind == TrackKind::Video)
+            .count();
+        let first_video = tracks.iter().find(|t| t.kind == "video");
+        let keyframes = first_video.filter(|_| renditions >= 2).map(|first| {
+            let differ = reader
+                .keyframe_mismatch()
+                .map(|(a, b)| [a, b].map(|t| reader.tracks()[t].name.clone()));
+            Alignment {
+                aligned: differ.is_none(),
+                renditions,
+                interval_s: regular_interval(&first.keyframes, first.frames)
+                    .map(|n| n as f64 / first.fps.max(f64::MIN_POSITIVE)),
+                differ,
+            }
+        });
         Report {
+            keyframes,
             path: path.to_path_buf(),
             file_size: reader.file_len(),
             version: reader.version(),
@@ -131,6 +166,16 @@ impl Report {
             loop_seconds: reader.loop_duration_us() as f64 / 1e6,
             tracks,
         }
+    }
+}
+
+/// The distance in frames between key frames when they come every `n`
+/// frames from frame 0 (the last interval of the loop may be shorter).
+fn regular_interval(keys: &[u32], frames: u32) -> Option<u32> {
+    match keys {
+        [0] => Some(frames),
+        [0, n, ..] => keys.windows(2).all(|w| w[1] - w[0] == *n).then_some(*n),
+        _ => None,
     }
 }
 
@@ -198,6 +243,24 @@ impl fmt::Display for Report {
                 .map(|&k| format!("{k} ({:.2} s)", k as f64 / t.fps.max(f64::MIN_POSITIVE)))
                 .collect();
             writeln!(f, "{} key frames: {}", t.name, times.join(", "))?;
+        }
+        if let Some(a) = &self.keyframes {
+            match (&a.differ, a.interval_s) {
+                (None, Some(s)) => writeln!(
+                    f,
+                    "key frames: aligned across the {} video renditions (every {s:.1} s)",
+                    a.renditions
+                )?,
+                (None, None) => writeln!(
+                    f,
+                    "key frames: aligned across the {} video renditions",
+                    a.renditions
+                )?,
+                (Some([x, y]), _) => writeln!(
+                    f,
+                    "key frames: NOT aligned: {x} and {y} differ (clients cannot switch between them cleanly)"
+                )?,
+            }
         }
         Ok(())
     }

@@ -3,8 +3,9 @@
 //! [`Encoder`] is set up for real-time calls: profile 0 (8-bit 4:2:0), one
 //! pass, no look-ahead (`g_lag_in_frames = 0`, so every input frame comes out
 //! at once as exactly one packet), CBR at the target bitrate, no frame drops,
-//! and a key frame at most every `keyframe_interval` frames (the caller can
-//! also force one). The rate-control buffer and limits follow what WebRTC
+//! and key frames only on the first frame and where the caller forces one
+//! (libvpx places none of its own, so renditions encoded with the same
+//! forced frames have their key frames at the same positions). The rate-control buffer and limits follow what WebRTC
 //! uses for VP9 (1 s buffer, 0.5 s initial, 0.6 s optimal, q 2–56 on libvpx's
 //! 0–63 scale, key frames capped at 9× an average frame, 50 % overshoot),
 //! with the undershoot allowance cut from 50 % to 25 %: measured on the
@@ -38,7 +39,9 @@ pub struct EncoderConfig {
     pub fps: u32,
     /// Target bitrate in kbit/s.
     pub bitrate_kbps: u32,
-    /// Longest distance between key frames, in frames (`kf_max_dist`).
+    /// Longest distance between key frames, in frames (`kf_max_dist`; with
+    /// automatic key frames off, only forced ones come, so it is a bound the
+    /// caller keeps by forcing them).
     pub keyframe_interval: u32,
     /// Encoder threads (tiles and row multi-threading use them).
     pub threads: u32,
@@ -194,7 +197,11 @@ impl Encoder {
         cfg.rc_buf_sz = 1000;
         cfg.rc_buf_initial_sz = 500;
         cfg.rc_buf_optimal_sz = 600;
-        cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_AUTO;
+        // Key frames only where the caller forces them: libvpx adds none of
+        // its own (a scene cut would put one in one rendition and not in
+        // another), so every rendition has them at the same positions and a
+        // client can switch between renditions at any of them.
+        cfg.kf_mode = vpx::vpx_kf_mode::VPX_KF_DISABLED;
         cfg.kf_min_dist = 0;
         cfg.kf_max_dist = keyframe_interval;
 
@@ -551,6 +558,22 @@ mod tests {
             assert_eq!(dec.decode(data).unwrap(), Some((160, 96)));
         }
         assert_eq!(enc.flush().unwrap().count(), 0);
+    }
+
+    /// libvpx adds no key frame of its own, even past `keyframe_interval`.
+    #[test]
+    fn key_frames_come_only_where_forced() {
+        let mut config = EncoderConfig::new(64, 64, 30, 200);
+        config.keyframe_interval = 3;
+        let mut enc = Encoder::new(config).unwrap();
+        let mut rng = Rng::new(2);
+        let keys: Vec<usize> = (0..12)
+            .filter(|&i| {
+                let frame = noisy_frame(64, 64, &mut rng);
+                enc.encode(&frame, i == 7).unwrap().any(|p| p.key)
+            })
+            .collect();
+        assert_eq!(keys, vec![0, 7]);
     }
 
     #[test]

@@ -126,6 +126,11 @@ fn build_inspect_export_end_to_end() {
         assert_eq!(t["codec"], "vp9");
         assert_eq!(t["keyframes"], serde_json::json!([0, 30]));
     }
+    // The renditions share their key frames: a client can switch at any.
+    assert_eq!(
+        report["keyframes"],
+        serde_json::json!({"aligned": true, "renditions": 2, "interval_s": 1.0, "differ": null})
+    );
     for t in tracks {
         let err = t["error_pct"].as_f64().unwrap();
         assert!(err.abs() <= 10.0, "{}: {err:+.1} %", t["name"]);
@@ -138,6 +143,10 @@ fn build_inspect_export_end_to_end() {
     assert!(out.status.success());
     assert!(
         table.contains("(ok)") && table.contains("video-256x144") && table.contains("kb/s"),
+        "{table}"
+    );
+    assert!(
+        table.contains("key frames: aligned across the 2 video renditions (every 1.0 s)"),
         "{table}"
     );
 

@@ -14,7 +14,8 @@
 //! and runs against it, so the tool works with no network.
 //!
 //! - [`config`]: the YAML file, env and CLI overrides, group expansion.
-//! - [`pacer`]: the send schedule as a state machine polled with `now`.
+//! - [`pacer`]: the send schedule as a state machine polled with `now`;
+//!   [`adapt`]: when an adapting client steps its video rendition down or up.
 //! - [`receive`]: the receive accounting of one packet (pure).
 //! - [`transport`]: the QUIC endpoint of each client thread and TLS trust;
 //!   [`netem`]: the socket wrapper that gives a participant a hostile network.
@@ -25,6 +26,7 @@
 //! - [`html`]: the report as a self-contained HTML page; [`saved`]: reports
 //!   read back from their JSON files.
 
+pub mod adapt;
 pub mod client;
 pub mod config;
 pub mod diff;

@@ -100,6 +100,8 @@ pub struct Lane {
     ticks: u64,
     /// Ticks per second of the track clock.
     clock: u64,
+    /// A track to switch to at its next key frame (rendition adaptation).
+    pending: Option<usize>,
 }
 
 /// A sender this far behind (a stall) resumes from now instead of bursting the backlog.
@@ -125,7 +127,23 @@ impl Lane {
                 .tracks()
                 .get(track)
                 .map_or(1, |t| t.clock_rate.max(1) as u64),
+            pending: None,
         }
+    }
+
+    /// The track the lane walks.
+    pub fn track(&self) -> usize {
+        self.track
+    }
+
+    /// Switches to `track` at the first of its key frames that is due
+    /// (rendition adaptation). The renditions' key frames must sit at the
+    /// same positions, with the same frame count and clock
+    /// (`Reader::keyframes_aligned`): position, sequence numbers and
+    /// timestamps go on across the switch. Asking for the current track
+    /// cancels a pending switch.
+    pub fn switch_at_key(&mut self, track: usize) {
+        self.pending = (track != self.track).then_some(track);
     }
 
     /// When the next frame is due.
@@ -166,6 +184,13 @@ impl Lane {
         now: Instant,
         timestamp_ms: f64,
     ) -> Option<Packet> {
+        if let Some(t) = self.pending {
+            if pack.frame(t, self.pos).is_some_and(|f| f.key) {
+                self.track = t;
+                self.frames = pack.frame_count(t).max(1);
+                self.pending = None;
+            }
+        }
         let frame = pack.frame(self.track, self.pos)?;
         let duration = frame.duration as u64;
         let fields = MediaFields {
@@ -458,6 +483,56 @@ mod tests {
             3,
             "sequence numbers stay consecutive across the jump"
         );
+    }
+
+    /// Two aligned renditions (tracks 0 and 1, frames tagged 0..6 and 10..16,
+    /// keys at 0 and 3): a switch waits for the next key frame, then the
+    /// sequence numbers and due times go on as if nothing happened.
+    #[test]
+    fn a_switch_happens_at_the_next_key_frame_and_numbering_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.pack");
+        let mut w = Writer::create(&path).unwrap();
+        video_track(&mut w);
+        let low = w
+            .add_track(Track::vp9("video-8x8", (8, 8), 30, 1000, 6 * 3000))
+            .unwrap();
+        for i in 0..6u64 {
+            w.push_frame(low, &[10 + i as u8; 5], i * 3000, 3000, i == 0 || i == 3)
+                .unwrap();
+        }
+        w.finish().unwrap();
+        let pack = Reader::open(&path).unwrap();
+        let t0 = Instant::now();
+        let mut lane = Lane::new(&pack, 0, Media::Video, t0);
+        let (mut prefix, mut heads) = (MediaPrefix::new("u"), Heads::default());
+        let mut sent = Vec::new();
+        for i in 0..9u64 {
+            if i == 1 {
+                lane.switch_at_key(low);
+            }
+            if i == 7 {
+                lane.switch_at_key(0);
+            }
+            let due = lane.due();
+            assert_eq!(due, t0 + Duration::from_nanos(i * 100_000_000 / 3));
+            let p = lane
+                .next_packet(&pack, &mut prefix, &mut heads, due, 1.0)
+                .unwrap();
+            let mut bytes = p.head.to_vec();
+            bytes.extend_from_slice(&p.data);
+            let m = wire::parse_media(wire::parse(&bytes).unwrap().data).unwrap();
+            assert_eq!(m.sequence, Some(i));
+            sent.push(p.data[0]);
+        }
+        // Asked at frame 1: the low track from frame 3 on; asked back at
+        // frame 7 (frame 1 of the loop): the high one again from frame 3.
+        assert_eq!(sent, vec![0, 1, 2, 13, 14, 15, 10, 11, 12]);
+        assert_eq!(lane.track(), low);
+        let p = lane
+            .next_packet(&pack, &mut prefix, &mut heads, lane.due(), 1.0)
+            .unwrap();
+        assert_eq!((p.data[0], lane.track()), (3, 0));
     }
 
     /// A pack with 20 ms audio (10 frames) and 30 fps video (6 frames, key at 0 and 3).

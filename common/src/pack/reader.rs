@@ -233,6 +233,32 @@ impl Reader {
         self.keyframes.get(track).map_or(&[], |k| k.as_slice())
     }
 
+    /// Whether a client can switch between the video renditions at any key
+    /// frame: every video track has the same frame count, clock and frame
+    /// times as the first one, and its key frames at the same positions.
+    /// True for a pack with fewer than two video tracks.
+    pub fn keyframes_aligned(&self) -> bool {
+        self.keyframe_mismatch().is_none()
+    }
+
+    /// The first video track whose frames or key frames do not line up with
+    /// the first video track's, as `(first, other)`; `None` when all do.
+    pub fn keyframe_mismatch(&self) -> Option<(usize, usize)> {
+        let mut videos =
+            (0..self.tracks.len()).filter(|&t| self.tracks[t].kind == TrackKind::Video);
+        let first = videos.next()?;
+        let same = |t: usize| {
+            self.frame_count(t) == self.frame_count(first)
+                && self.tracks[t].clock_rate == self.tracks[first].clock_rate
+                && self.keyframes(t) == self.keyframes(first)
+                && self
+                    .frames(t)
+                    .zip(self.frames(first))
+                    .all(|(a, b)| a.pts == b.pts)
+        };
+        videos.find(|&t| !same(t)).map(|t| (first, t))
+    }
+
     /// The first key frame at or after `index`, wrapping to the loop's start.
     pub fn next_keyframe(&self, track: usize, index: usize) -> Option<usize> {
         let keys = self.keyframes(track);

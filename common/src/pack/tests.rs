@@ -595,3 +595,39 @@ fn writer_temporary_file_is_beside_the_target_and_replaces_a_regular_file() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert_eq!(Reader::open(&path).unwrap().frame_count(0), 1);
 }
+
+/// A pack with two video renditions of 4 frames, keys at `a` and `b`.
+fn two_renditions(dir: &tempfile::TempDir, a: [bool; 4], b: [bool; 4]) -> Reader {
+    let path = dir.path().join("two.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let hi = w
+        .add_track(Track::vp9("video-64x36", (64, 36), 30, 100_000, 4 * 3000))
+        .unwrap();
+    let lo = w
+        .add_track(Track::vp9("video-32x18", (32, 18), 30, 50_000, 4 * 3000))
+        .unwrap();
+    for i in 0..4 {
+        w.push_frame(hi, &[1; 20], i as u64 * 3000, 3000, a[i])
+            .unwrap();
+        w.push_frame(lo, &[2; 10], i as u64 * 3000, 3000, b[i])
+            .unwrap();
+    }
+    w.finish().unwrap();
+    Reader::open(&path).unwrap()
+}
+
+#[test]
+fn keyframe_alignment_across_renditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [true, false, true, false];
+    let r = two_renditions(&dir, keys, keys);
+    assert!(r.keyframes_aligned());
+    assert_eq!(r.keyframe_mismatch(), None);
+    // A key frame the other rendition lacks: not aligned, and it says which.
+    let r = two_renditions(&dir, keys, [true, true, false, false]);
+    assert!(!r.keyframes_aligned());
+    assert_eq!(r.keyframe_mismatch(), Some((0, 1)));
+    // One video track: trivially aligned.
+    let path = sample(&dir);
+    assert!(Reader::open(&path).unwrap().keyframes_aligned());
+}
