@@ -421,6 +421,11 @@ pub struct GroupSpec {
     pub rendition: Option<String>,
     /// The group's network: a profile's name, or a profile written out.
     pub network: Option<NetworkSpec>,
+    /// Step the video rendition down when the uplink cannot carry it, and
+    /// back up when it recovers (the pack needs two or more renditions with
+    /// aligned key frames).
+    #[serde(default)]
+    pub adapt: bool,
 }
 
 /// A group's `network:`: a profile's name (built in or from `networks:`),
@@ -683,6 +688,8 @@ pub struct Participant {
     pub rendition: Option<String>,
     /// Its network: an index into [`Settings::networks`]; `None` for the plain socket.
     pub network: Option<usize>,
+    /// It adapts its video rendition to its uplink (`adapt: true`).
+    pub adapt: bool,
 }
 
 /// Everything a run needs, resolved.
@@ -1352,6 +1359,7 @@ fn search_group(spec: &SearchSpec) -> GroupSpec {
         enable_video: spec.enable_video,
         rendition: spec.rendition.clone(),
         network: None,
+        adapt: false,
     }
 }
 
@@ -1636,6 +1644,7 @@ fn expand(
             video: c.enable_video,
             rendition: c.rendition.clone(),
             network: None,
+            adapt: false,
         })?;
         index += 1;
     }
@@ -1688,6 +1697,7 @@ fn expand(
                 video: g.enable_video,
                 rendition: g.rendition.clone(),
                 network: net,
+                adapt: g.adapt,
             })?;
             index += 1;
         }

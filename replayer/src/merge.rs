@@ -662,6 +662,7 @@ mod tests {
                 phase: Duration::ZERO,
                 step: 0,
                 network: None,
+                adapt: false,
             })
             .collect()
     }

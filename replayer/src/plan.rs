@@ -41,6 +41,8 @@ pub struct ClientPlan {
     pub step: usize,
     /// Its network: an index into `Settings::networks`; `None` for the plain socket.
     pub network: Option<usize>,
+    /// It adapts its video rendition to its uplink (`crate::adapt`).
+    pub adapt: bool,
 }
 
 /// The pack, read once, and every client's plan.
@@ -104,6 +106,25 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
         } else {
             None
         };
+        if c.adapt && c.video {
+            if videos.len() < 2 {
+                bail!(
+                    "client {}: adapt needs a pack with two or more video renditions; pack {} has {}",
+                    c.user_id,
+                    path.display(),
+                    if videos.is_empty() { "none".to_string() } else { videos.join(", ") }
+                );
+            }
+            if let Some((a, b)) = pack.keyframe_mismatch() {
+                bail!(
+                    "client {}: adapt needs renditions with key frames at the same positions; in pack {}, {} and {} differ (rebuild it with synth-encode build)",
+                    c.user_id,
+                    path.display(),
+                    pack.tracks()[a].name,
+                    pack.tracks()[b].name
+                );
+            }
+        }
         let audio = audio_track.filter(|_| c.audio);
         clients.push(ClientPlan {
             index: i,
@@ -127,6 +148,7 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             phase: Duration::from_micros((i as u64 * 7_919) % 20_000),
             step: s.search.as_ref().map_or(0, |se| se.step_of(i)),
             network: c.network,
+            adapt: c.adapt && video_track.is_some(),
         });
     }
     Ok(Plan {

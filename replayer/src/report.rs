@@ -1183,6 +1183,7 @@ mod tests {
                 phase: Duration::ZERO,
                 step: 0,
                 network: None,
+                adapt: false,
             })
             .collect()
     }

@@ -487,3 +487,27 @@ fn search_refuses_what_it_cannot_run() {
     assert_eq!((s.clients.len(), se.steps()), (30, 5));
     assert_eq!(s.duration, std::time::Duration::from_secs(50));
 }
+
+/// `adapt: true` needs two video renditions to choose from: the test pack
+/// has one, and the run is refused in one line naming the client and the pack.
+#[test]
+fn adapt_on_a_pack_with_one_rendition_is_an_error() {
+    let yaml = "groups: [{count: 2, user_id: \"a-{index}\", meeting_id: m, adapt: true}]\n";
+    assert_config_error(
+        &validate(yaml, &[], &[]),
+        &[
+            "client a-0",
+            "adapt needs a pack with two or more video renditions",
+            "has video-",
+        ],
+    );
+    // Without video there is nothing to adapt: accepted.
+    let yaml = "groups: [{count: 2, user_id: \"a-{index}\", meeting_id: m, adapt: true, enable_video: false}]\n";
+    let o = validate(yaml, &[], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
