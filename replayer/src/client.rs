@@ -28,6 +28,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::{sleep_until, timeout};
 use web_transport_quinn::{ClientError, SendStream, Session};
 
+use crate::adapt;
 use crate::config::Credentials;
 use crate::metrics::{ClientStats, FailReason, Media, Metrics, State};
 use crate::pacer::{Backlog, Heads, Lane, Schedule};
@@ -359,6 +360,19 @@ struct Sender {
     inflight: Inflight,
     /// The run's stop signal: a send waiting for stream credit gives up on it.
     stop: watch::Receiver<bool>,
+    /// Rendition adaptation, for a client with `adapt: true` only.
+    adapt: Option<Adapting>,
+}
+
+/// An adapting client's controller, and the rendition its video lane is on.
+struct Adapting {
+    controller: adapt::Controller,
+    /// When the next sample is due.
+    next: Instant,
+    /// The lane's track as last seen.
+    track: usize,
+    /// Since when it has been on it, while a session is up.
+    since: Option<Instant>,
 }
 
 /// The session's streams not yet acknowledged, oldest first, each with its
@@ -461,8 +475,95 @@ impl Sender {
                 q: VecDeque::with_capacity(64),
             },
             stop: shared.stop.clone(),
+            adapt: if plan.adapt {
+                plan.video_track.and_then(|t| adapting(pack, t, start))
+            } else {
+                None
+            },
         }
     }
+
+    /// Samples the session for an adapting client when a sample is due,
+    /// and hands the controller's switch to the video lane.
+    fn adapt_sample(&mut self, shared: &Shared, session: &Session, stats: &ClientStats) {
+        let Some(a) = self.adapt.as_mut() else { return };
+        let now = Instant::now();
+        if now < a.next {
+            return;
+        }
+        a.next = now + adapt::SAMPLE_EVERY;
+        let conn: &quinn::Connection = session;
+        let cwnd = conn.stats().path.cwnd;
+        let rtt = conn.rtt().as_secs_f64().max(1e-4);
+        let waiting = stats.waiting_since_us.load(Relaxed);
+        let oldest = if waiting == 0 {
+            0
+        } else {
+            since_start(shared).saturating_sub(waiting)
+        };
+        let sample = adapt::Sample {
+            now,
+            estimate_bps: cwnd as f64 * 8.0 / rtt,
+            congestion: stats.congestion.load(Relaxed),
+            oldest_unacked: Duration::from_micros(oldest),
+            credit_wait: Duration::from_micros(stats.credit_wait_us.load(Relaxed)),
+        };
+        if let adapt::Decision::SwitchTo(t) = a.controller.sample(&sample) {
+            if let Some(lane) = self.schedule.video.as_mut() {
+                lane.switch_at_key(t);
+            }
+        }
+    }
+
+    /// For an adapting client: counts the time on the rendition just left
+    /// and the switch when the video lane changed track; with `end`, counts
+    /// the time on the current one and stops the clock (the session ended).
+    fn adapt_track(&mut self, shared: &Shared, stats: &ClientStats, end: bool) {
+        let Some(a) = self.adapt.as_mut() else { return };
+        let Some(lane) = self.schedule.video.as_ref() else {
+            return;
+        };
+        let now = Instant::now();
+        let track = lane.track();
+        if track == a.track && !end {
+            a.since.get_or_insert(now);
+            return;
+        }
+        let pack = &shared.pack;
+        if let Some(since) = a.since.take() {
+            stats.add_rendition_time(
+                &pack.tracks()[a.track].name,
+                pack.bitrate_bps(a.track),
+                now.saturating_duration_since(since).as_micros() as u64,
+            );
+        }
+        if track != a.track {
+            let up = pack.bitrate_bps(track) > pack.bitrate_bps(a.track);
+            stats.switches[up as usize].fetch_add(1, Relaxed);
+            a.track = track;
+        }
+        if !end {
+            a.since = Some(now);
+        }
+    }
+}
+
+/// The adaptation state of a client starting on video track `track`: the
+/// ladder is the pack's video tracks with their bitrates.
+fn adapting(pack: &Reader, track: usize, start: Instant) -> Option<Adapting> {
+    let ladder = pack
+        .tracks()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == synth_common::pack::TrackKind::Video)
+        .map(|(i, _)| (i, pack.bitrate_bps(i)))
+        .collect();
+    Some(Adapting {
+        controller: adapt::Controller::new(ladder, track)?,
+        next: start,
+        track,
+        since: None,
+    })
 }
 
 /// µs since the run started, plus one (0 means "never" in the stats).
@@ -728,6 +829,7 @@ async fn run_session(
     // omission); before the first session, the plan's start waited for the
     // connection, which is not a late send.
     let skipped = sender.schedule.resume(Instant::now(), &shared.pack);
+    sender.adapt_track(shared, stats, false);
     if !first_session {
         for b in skipped.into_iter().flatten() {
             record_backlog(shared, stats, b, shard);
@@ -754,6 +856,9 @@ async fn run_session(
         if !sender.inflight.q.is_empty() {
             wake = wake.min(Instant::now() + SETTLE_EVERY);
         }
+        if let Some(a) = &sender.adapt {
+            wake = wake.min(a.next);
+        }
         sleep.as_mut().reset(wake.into());
         tokio::select! {
             biased;
@@ -765,11 +870,13 @@ async fn run_session(
             }
             _ = &mut sleep => {}
         }
+        sender.adapt_sample(shared, &session, stats);
         let now = Instant::now();
-        match sender
+        let sent = sender
             .send_due(shared, &session, stats, user, shard, now)
-            .await
-        {
+            .await;
+        sender.adapt_track(shared, stats, false);
+        match sent {
             Ok(()) => {}
             Err(SendError::Stopped) => break End::Stopped,
             Err(e) => {
@@ -779,6 +886,7 @@ async fn run_session(
         }
         sender.inflight.settle(stats);
     };
+    sender.adapt_track(shared, stats, true);
     match end {
         End::Stopped => {
             // An honest end: what was written reaches the server before the

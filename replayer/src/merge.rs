@@ -155,6 +155,14 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         },
         merged_from: reports.iter().map(|(n, _)| n.clone()).collect(),
         networks: crate::netem::merge(all().map(|r| &r.networks[..])),
+        adaptation: all().filter_map(|r| r.adaptation.as_ref()).fold(
+            None,
+            |acc: Option<crate::report::Adaptation>, a| {
+                let mut acc = acc.unwrap_or_default();
+                acc.add(a);
+                Some(acc)
+            },
+        ),
     };
     merged.judge(&thresholds(reports)?);
     Ok(merged)
@@ -917,6 +925,43 @@ mod tests {
         );
         let ev: Vec<_> = m.events.iter().map(|e| (e.t_s, e.name.as_str())).collect();
         assert_eq!(ev, [(1.7, "b: stalls"), (2.0, "a: audio_lost")]);
+    }
+
+    /// The adaptation sections add up; a pod without one adds nothing, and
+    /// pods without any merge into none.
+    #[test]
+    fn adaptation_sections_add_up() {
+        let section = |clients, down, up, times: &[(&str, f64)]| crate::report::Adaptation {
+            clients,
+            switches_down: down,
+            switches_up: up,
+            time_per_rendition_s: times.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        let mut a = report(&[0], &[]);
+        let mut b = report(&[1], &[]);
+        let c = report(&[2], &[]);
+        let pods = |a: &Report, b: &Report, c: &Report| {
+            merge(&[
+                ("a".into(), a.clone()),
+                ("b".into(), b.clone()),
+                ("c".into(), c.clone()),
+            ])
+            .unwrap()
+        };
+        assert_eq!(pods(&a, &b, &c).adaptation, None);
+        a.adaptation = Some(section(2, 3, 1, &[("hi", 4.5), ("lo", 15.25)]));
+        b.adaptation = Some(section(1, 1, 0, &[("lo", 9.0), ("mid", 1.0)]));
+        assert_eq!(
+            pods(&a, &b, &c).adaptation,
+            Some(section(
+                3,
+                4,
+                1,
+                &[("hi", 4.5), ("lo", 24.25), ("mid", 1.0)]
+            ))
+        );
+        b.adaptation = None;
+        assert_eq!(pods(&a, &b, &c).adaptation, a.adaptation);
     }
 
     #[test]

@@ -168,13 +168,53 @@ pub struct ClientStats {
     /// Each sender as this client saw it, published when each of its
     /// sessions ends (the report's per-pair figures, library users and tests).
     pub peers: Mutex<BTreeMap<String, PeerView>>,
+    /// Rendition switches of an adapting client (`adapt: true`), down and
+    /// up, counted when its video lane really changed track.
+    pub switches: [AtomicU64; 2],
+    /// Time an adapting client's video lane spent on each rendition, in the
+    /// order it first went there (empty for a client that does not adapt).
+    pub renditions: Mutex<Vec<RenditionTime>>,
     /// Current [`State`], as its `u8`: read through [`ClientStats::state`].
     state: AtomicU8,
     /// Whether the client was connected at least once.
     pub ever_connected: AtomicBool,
 }
 
+/// Time an adapting client spent sending one video rendition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionTime {
+    /// The pack's track name.
+    pub name: String,
+    /// The track's pack bitrate, bits per second.
+    pub bps: f64,
+    /// Time on it, µs.
+    pub us: u64,
+}
+
 impl ClientStats {
+    /// Adds `us` on rendition `name` (of `bps`) to the client's time per rendition.
+    pub fn add_rendition_time(&self, name: &str, bps: f64, us: u64) {
+        let Ok(mut r) = self.renditions.lock() else {
+            return;
+        };
+        match r.iter_mut().find(|t| t.name == name) {
+            Some(t) => t.us += us,
+            None => r.push(RenditionTime {
+                name: name.to_owned(),
+                bps,
+                us,
+            }),
+        }
+    }
+
+    /// The pack bitrate of the video it sent, weighted by the time on each
+    /// rendition; `None` for a client that did not adapt (or no time yet).
+    pub fn adapted_video_bps(&self) -> Option<f64> {
+        let r = self.renditions.lock().ok()?;
+        let total: u64 = r.iter().map(|t| t.us).sum();
+        (total > 0).then(|| r.iter().map(|t| t.bps * t.us as f64).sum::<f64>() / total as f64)
+    }
+
     /// Counts a sent packet.
     #[inline]
     pub fn sent(&self, m: Media, bytes: usize) {

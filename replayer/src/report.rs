@@ -93,6 +93,78 @@ pub struct Report {
     /// saw ([`crate::netem::report`]); absent when no group has one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<crate::netem::NetworkReport>,
+    /// The clients that adapt their rendition (`adapt: true`): their
+    /// switches and time per rendition; absent when none adapts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptation: Option<Adaptation>,
+}
+
+/// What the adapting clients did ([`crate::adapt`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Adaptation {
+    /// Clients with `adapt: true` (and video).
+    pub clients: u64,
+    /// Switches to a lower rendition, summed over them.
+    pub switches_down: u64,
+    /// Switches to a higher rendition.
+    pub switches_up: u64,
+    /// Time their video lanes spent on each rendition, seconds, summed.
+    pub time_per_rendition_s: BTreeMap<String, f64>,
+}
+
+impl Adaptation {
+    /// Adds `o` to this one (`report merge`).
+    pub fn add(&mut self, o: &Adaptation) {
+        self.clients += o.clients;
+        self.switches_down += o.switches_down;
+        self.switches_up += o.switches_up;
+        for (k, v) in &o.time_per_rendition_s {
+            let t = self.time_per_rendition_s.entry(k.clone()).or_insert(0.0);
+            *t = round3(*t + v);
+        }
+    }
+
+    /// The summary line.
+    pub fn line(&self) -> String {
+        let times: Vec<String> = self
+            .time_per_rendition_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1} s"))
+            .collect();
+        format!(
+            "{} adapting client(s): {} switch(es) down, {} up; time per rendition: {}",
+            self.clients,
+            self.switches_down,
+            self.switches_up,
+            if times.is_empty() {
+                "none".to_string()
+            } else {
+                times.join(", ")
+            }
+        )
+    }
+}
+
+/// The adapting clients' switches and time per rendition; `None` when none adapts.
+fn adaptation(m: &Metrics, plan: &[ClientPlan]) -> Option<Adaptation> {
+    let mut a = Adaptation::default();
+    for (c, p) in m.clients.iter().zip(plan) {
+        if !p.adapt {
+            continue;
+        }
+        a.clients += 1;
+        a.switches_down += c.switches[0].load(Relaxed);
+        a.switches_up += c.switches[1].load(Relaxed);
+        if let Ok(r) = c.renditions.lock() {
+            for t in r.iter() {
+                *a.time_per_rendition_s.entry(t.name.clone()).or_insert(0.0) += t.us as f64 / 1e6;
+            }
+        }
+    }
+    for v in a.time_per_rendition_s.values_mut() {
+        *v = round3(*v);
+    }
+    (a.clients > 0).then_some(a)
 }
 
 /// Client counts.
@@ -624,7 +696,14 @@ impl Report {
             let mut expected = 0f64;
             let mut active = 0f64;
             for (c, p) in m.clients.iter().zip(inp.plan) {
-                let t = &p.target_bps;
+                let mut t = p.target_bps;
+                // An adapting client's video target follows the renditions
+                // it sent, weighted by the time on each.
+                if i == Media::Video as usize && p.adapt {
+                    if let Some(bps) = c.adapted_video_bps() {
+                        t[i] = bps;
+                    }
+                }
                 let payload = c.sent_payload[i].load(Relaxed);
                 if payload == 0 || t[i] == 0.0 {
                     continue;
@@ -806,6 +885,7 @@ impl Report {
             search: None,
             merged_from: Vec::new(),
             networks: Vec::new(),
+            adaptation: adaptation(m, inp.plan),
         };
         if let Some((timeline, events, search)) = inp.live.clone() {
             r.timeline = Some(timeline);
@@ -1134,6 +1214,9 @@ impl Report {
         }
         for n in &self.networks {
             let _ = writeln!(o, "network  {}", n.line());
+        }
+        if let Some(a) = &self.adaptation {
+            let _ = writeln!(o, "adapt    {}", a.line());
         }
         if let Some(a) = &self.aborted {
             let _ = writeln!(o, "ABORTED  the run was ended early by a threshold: {a}");

@@ -125,3 +125,105 @@ groups:
     assert_eq!(base.uplink.delayed + base.downlink.delayed, 0);
     assert!(base.uplink.passed > 0 && base.downlink.passed > 0);
 }
+
+/// `adapt: true`. Under a 300 kb/s uplink cap a client starting on the
+/// 500 kb/s rendition steps down to the 150 kb/s one (at a key frame) and
+/// spends most of the run there, its video target follows the time per
+/// rendition, and its audio all arrives. In the same run, an adapting client
+/// without impairment never switches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapting_client_steps_down_under_a_cap_and_keeps_its_audio() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = relay().await;
+    let pack = crate::support::pack_two();
+    let s = crate::support::settings_with_pack(
+        r#"
+duration: 10s
+ramp_up_delay_ms: 0
+groups:
+  - count: 1
+    user_id: "capped-{index}"
+    meeting_id: "adapt-capped"
+    rendition: video-320x180
+    adapt: true
+    network: {uplink: {rate_kbps: 300}}
+  - count: 1
+    user_id: "free-{index}"
+    meeting_id: "adapt-free"
+    rendition: video-320x180
+    adapt: true
+"#,
+        &r,
+        pack,
+    );
+    let o = within(60, "run", run::run(s, quiet(), std::future::pending()))
+        .await
+        .unwrap();
+    let rep = &o.report;
+    assert_eq!(rep.clients.connected, 2);
+    let times = |i: usize| -> std::collections::BTreeMap<String, f64> {
+        o.metrics.clients[i]
+            .renditions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| (t.name.clone(), t.us as f64 / 1e6))
+            .collect()
+    };
+    let (capped, free) = (&o.metrics.clients[0], &o.metrics.clients[1]);
+    let (hi, lo) = ("video-320x180", "video-160x90");
+    // The capped client went down, and spent most of its time on the low rendition.
+    let t = times(0);
+    assert!(capped.switches[0].load(Relaxed) >= 1, "{t:?}");
+    let (t_hi, t_lo) = (t[hi], t.get(lo).copied().unwrap_or(0.0));
+    assert!(t_lo > t_hi, "time per rendition {t:?}");
+    assert!(t_hi > 0.0, "it started on {hi}: {t:?}");
+    // The free one never switched: all its time on the rendition it started on.
+    let f = times(1);
+    assert_eq!(
+        (
+            free.switches[0].load(Relaxed),
+            free.switches[1].load(Relaxed)
+        ),
+        (0, 0),
+        "{f:?}"
+    );
+    assert_eq!(f.keys().collect::<Vec<_>>(), vec![hi], "{f:?}");
+    // The report's section sums the two clients.
+    let a = rep.adaptation.as_ref().expect("an adaptation section");
+    assert_eq!(a.clients, 2);
+    assert_eq!(
+        (a.switches_down, a.switches_up),
+        (
+            capped.switches[0].load(Relaxed),
+            capped.switches[1].load(Relaxed)
+        )
+    );
+    let sum = a.time_per_rendition_s[hi] + a.time_per_rendition_s[lo];
+    assert!((sum - (t_hi + t_lo + f[hi])).abs() < 0.01, "{a:?}");
+    // The video target follows the time per rendition: below the 500 kb/s
+    // rendition's pack bitrate, above the 150 kb/s one's.
+    let reader = synth_common::pack::Reader::open(pack).unwrap();
+    let bps = |name: &str| reader.bitrate_bps(reader.track_by_name(name).unwrap()) / 1000.0;
+    let target = rep.video.sent.target_kbps.unwrap();
+    assert!(bps(lo) < target && target < bps(hi), "{target} kb/s");
+    // Audio: the relay received every audio packet the capped client sent.
+    let sent = |c: &synth_replayer::metrics::ClientStats, m: usize| c.sent_packets[m].load(Relaxed);
+    let stats = settled(
+        10,
+        || r.stats(),
+        |s| s.total().audio_packets == rep.audio.sent.packets,
+    )
+    .await;
+    let u = &stats.per_user["capped-0"];
+    assert!(sent(capped, 0) > 0);
+    assert_eq!(u.audio_packets, sent(capped, 0));
+    assert_eq!(u.audio_seq.missing(), 0, "no audio missing");
+    assert_eq!(stats.total().audio_packets, rep.audio.sent.packets);
+    crate::cli::validate_against_schema(&serde_json::to_value(rep).unwrap());
+    assert!(
+        rep.summary().contains("adapt    2 adapting client(s)"),
+        "{}",
+        rep.summary()
+    );
+}

@@ -56,24 +56,62 @@ pub const PACK_SECONDS: u64 = 30;
 pub fn pack() -> &'static Path {
     static PACK: OnceLock<PathBuf> = OnceLock::new();
     PACK.get_or_init(|| {
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replayer-test.pack");
-        let opts = BuildOptions {
-            audio: AudioSource::Speech,
-            video: VideoSource::Pattern(Pattern::Bars),
-            renditions: vec![Rendition::new(160, 90, 100).unwrap()],
-            duration: Duration::from_secs(PACK_SECONDS),
-            keyframe_interval: Duration::from_secs(PACK_SECONDS),
-            output: path.clone(),
-            ..BuildOptions::default()
-        };
-        build(&opts, &mut |_| {}).expect("building the test pack");
-        path
+        build_pack(
+            "replayer-test.pack",
+            vec![Rendition::new(160, 90, 100).unwrap()],
+            PACK_SECONDS,
+            PACK_SECONDS,
+        )
+    })
+}
+
+/// Builds a speech + bars pack of `renditions` into the test target directory.
+fn build_pack(name: &str, renditions: Vec<Rendition>, secs: u64, keyframe_secs: u64) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let opts = BuildOptions {
+        audio: AudioSource::Speech,
+        video: VideoSource::Pattern(Pattern::Bars),
+        renditions,
+        duration: Duration::from_secs(secs),
+        keyframe_interval: Duration::from_secs(keyframe_secs),
+        output: path.clone(),
+        ..BuildOptions::default()
+    };
+    build(&opts, &mut |_| {}).unwrap_or_else(|e| panic!("building the test pack {name}: {e}"));
+    path
+}
+
+/// Length of the two-rendition pack's loop, in seconds.
+pub const PACK_TWO_SECONDS: u64 = 10;
+
+/// A 10 s pack for adaptation: speech + two renditions, 320x180@500 and
+/// 160x90@150 (tracks `video-320x180`, `video-160x90`), with a key frame
+/// every second at the same positions.
+pub fn pack_two() -> &'static Path {
+    static PACK: OnceLock<PathBuf> = OnceLock::new();
+    PACK.get_or_init(|| {
+        build_pack(
+            "replayer-test-two.pack",
+            vec![
+                Rendition::new(320, 180, 500).unwrap(),
+                Rendition::new(160, 90, 150).unwrap(),
+            ],
+            PACK_TWO_SECONDS,
+            1,
+        )
     })
 }
 
 /// Settings from `yaml`, aimed at `relay` (pinned by hash) and the test pack.
 pub fn settings(yaml: &str, relay: &Relay) -> Settings {
     settings_at(yaml, relay.url(), relay.cert_sha256())
+}
+
+/// Settings from `yaml`, aimed at `relay` (pinned by hash) and the pack `pack`.
+pub fn settings_with_pack(yaml: &str, relay: &Relay, pack: &Path) -> Settings {
+    let mut s = settings(yaml, relay);
+    s.pack = pack.to_path_buf();
+    s
 }
 
 /// Settings from `yaml`, aimed at the server at `url` with the certificate
