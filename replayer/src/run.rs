@@ -456,8 +456,13 @@ async fn spawn_thread(
                                 return;
                             }
                         },
+                        // Built above whenever a client of the thread has no network.
                         (None, None) => {
-                            unreachable!("a plain endpoint exists when a client has no network")
+                            let _ = ready_tx.send(Err(anyhow::anyhow!(
+                                "client {}: no endpoint for a client without a network",
+                                plan.index
+                            )));
+                            return;
                         }
                     };
                     starts.push((plan, ep, quic));
