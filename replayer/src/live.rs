@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Search;
 use crate::metrics::Metrics;
+use crate::report::round3;
 use crate::threshold::Threshold;
 use crate::timeline::{Event, Sample, Snapshot, Timeline, Window};
 
@@ -496,10 +497,6 @@ fn step_end(cfg: &Search, k: usize) -> Duration {
 
 fn short(v: f64) -> String {
     format!("{}", round3(v))
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

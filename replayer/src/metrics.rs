@@ -336,13 +336,8 @@ impl Hist {
             sum_us: AtomicU64::new(0),
             count: AtomicU64::new(0),
             shards: (0..shards.max(1))
-                .map(|_| {
-                    // 1 µs to 1 hour, 3 significant digits.
-                    Mutex::new(
-                        Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                            .expect("static histogram bounds are valid"),
-                    )
-                })
+                // The report's shape: 1 µs to 1 hour, 3 significant digits.
+                .map(|_| Mutex::new(crate::hist::new()))
                 .collect(),
         }
     }
@@ -381,8 +376,7 @@ impl Hist {
 
     /// All shards merged.
     pub fn merged(&self) -> Histogram<u64> {
-        let mut all = Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .expect("static histogram bounds are valid");
+        let mut all = crate::hist::new();
         for s in self.shards.iter() {
             if let Ok(h) = s.lock() {
                 let _ = all.add(&*h);

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{Metrics, Process, State};
+use crate::report::round3;
 
 /// The histograms a snapshot keeps, in [`Snapshot::hists`] order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,10 +380,6 @@ impl<'a> Window<'a> {
             failing,
         }
     }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 /// Audio and video.
