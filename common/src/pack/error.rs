@@ -52,11 +52,14 @@ pub enum Error {
         found: [u8; 8],
     },
     /// The pack was written by a format version this build does not read.
-    #[error("unsupported pack version {found} (this build reads version {supported})")]
+    #[error(
+        "unsupported pack version {found} (this build reads versions {} to {supported})",
+        super::MIN_VERSION
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
-        /// Version this build reads.
+        /// The newest version this build reads (it reads [`MIN_VERSION`](super::MIN_VERSION) and up).
         supported: u32,
     },
     /// A header field is inconsistent (sizes, offsets or counts that cannot be right).

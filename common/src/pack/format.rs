@@ -8,8 +8,11 @@ use super::Error;
 
 /// The first eight bytes of every pack.
 pub const MAGIC: [u8; 8] = *b"SYNTHPAK";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes. It also reads [`MIN_VERSION`] and up.
+pub const VERSION: u32 = 2;
+/// The oldest format version this build reads (version 1: no roles, variants
+/// or voice flags; read as main tracks, variant 0, audio all voice).
+pub const MIN_VERSION: u32 = 1;
 
 /// The largest pack the reader reads, in bytes (4 GiB). The reader holds the
 /// whole file in memory, and frame lengths are 32-bit; the default pack is
@@ -28,6 +31,21 @@ pub(crate) const NAME_MAX: usize = 31;
 
 /// Bit 0 of an index entry's flags: the frame is a key frame.
 pub(crate) const FLAG_KEY: u32 = 1;
+/// Bit 1 of an index entry's flags (version 2, audio only): the frame is speech.
+pub(crate) const FLAG_VOICE: u32 = 2;
+/// The flag bits a version-1 pack may set.
+const FLAGS_V1: u32 = FLAG_KEY;
+/// The flag bits a version-2 pack may set.
+const FLAGS_V2: u32 = FLAG_KEY | FLAG_VOICE;
+
+/// The flag bits a pack of `version` may set; others are refused on read.
+pub(crate) fn known_flags(version: u32) -> u32 {
+    if version >= 2 {
+        FLAGS_V2
+    } else {
+        FLAGS_V1
+    }
+}
 
 /// What a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +63,56 @@ pub enum Codec {
     Opus,
     /// VP9 profile 0 frames, 8-bit 4:2:0.
     Vp9,
+}
+
+/// What a track is for, beyond its kind (version 2; a version-1 track is [`Role::Main`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A participant's camera (video) or microphone (audio).
+    Main,
+    /// A screen share (video only).
+    Screen,
+    /// Encoded silence, sent for a participant who is not talking (audio only).
+    Silence,
+}
+
+impl Role {
+    /// The role's byte in a track record.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Role::Main => 0,
+            Role::Screen => 1,
+            Role::Silence => 2,
+        }
+    }
+
+    /// The role a track record's byte names, if any.
+    pub(crate) fn from_byte(b: u8) -> Option<Role> {
+        match b {
+            0 => Some(Role::Main),
+            1 => Some(Role::Screen),
+            2 => Some(Role::Silence),
+            _ => None,
+        }
+    }
+
+    /// Its name in text: `main`, `screen` or `silence`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Main => "main",
+            Role::Screen => "screen",
+            Role::Silence => "silence",
+        }
+    }
+}
+
+/// A frame's flags, as [`Writer::push_frame_flags`](super::Writer::push_frame_flags) takes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameFlags {
+    /// A decoder can start at this frame (every Opus packet is one).
+    pub key: bool,
+    /// Audio only: voice-activity detection found speech in this frame.
+    pub voice: bool,
 }
 
 /// One track's header record.
@@ -74,6 +142,11 @@ pub struct Track {
     pub loop_duration: u64,
     /// Number of frames; counted by the writer, filled in by the reader.
     pub frame_count: u32,
+    /// What the track is for (version 2; [`Role::Main`] in version 1).
+    pub role: Role,
+    /// Which variant of its rendition or voice the track is: 0 for the first or
+    /// only one (version 2; 0 in version 1). See [`Reader::variants`](super::Reader::variants).
+    pub variant: u8,
 }
 
 impl Track {
@@ -93,6 +166,8 @@ impl Track {
             target_bitrate_bps,
             loop_duration,
             frame_count: 0,
+            role: Role::Main,
+            variant: 0,
         }
     }
 
@@ -118,7 +193,21 @@ impl Track {
             target_bitrate_bps,
             loop_duration,
             frame_count: 0,
+            role: Role::Main,
+            variant: 0,
         }
+    }
+
+    /// The same track with role `role` (the constructors give [`Role::Main`]).
+    pub fn with_role(mut self, role: Role) -> Track {
+        self.role = role;
+        self
+    }
+
+    /// The same track as variant `variant` (the constructors give 0).
+    pub fn with_variant(mut self, variant: u8) -> Track {
+        self.variant = variant;
+        self
     }
 
     /// Length of one loop in microseconds.
@@ -221,7 +310,7 @@ impl Header {
             });
         }
         let version = u32_at(b, 8);
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 found: version,
                 supported: VERSION,
@@ -261,9 +350,9 @@ impl Header {
     }
 }
 
-/// Track record offsets: kind 0, codec 1, channels 2, clock_rate 4, width 8, height 10,
-/// fps_num 12, fps_den 16, target_bitrate_bps 20, first_frame 24, frame_count 28,
-/// loop_duration 32, name 40..72 (zero-padded UTF-8).
+/// Track record offsets: kind 0, codec 1, channels 2, variant 3, clock_rate 4, width 8,
+/// height 10, fps_num 12, fps_den 16, target_bitrate_bps 20, first_frame 24, frame_count 28,
+/// loop_duration 32, name 40..72 (zero-padded UTF-8), role 72.
 pub(crate) fn encode_track(t: &Track, first_frame: u32) -> [u8; TRACK_LEN] {
     let mut b = [0u8; TRACK_LEN];
     b[0] = match t.kind {
@@ -275,6 +364,7 @@ pub(crate) fn encode_track(t: &Track, first_frame: u32) -> [u8; TRACK_LEN] {
         Codec::Vp9 => 2,
     };
     b[2] = t.channels;
+    b[3] = t.variant;
     b[4..8].copy_from_slice(&t.clock_rate.to_le_bytes());
     b[8..10].copy_from_slice(&t.width.to_le_bytes());
     b[10..12].copy_from_slice(&t.height.to_le_bytes());
@@ -285,11 +375,14 @@ pub(crate) fn encode_track(t: &Track, first_frame: u32) -> [u8; TRACK_LEN] {
     b[28..32].copy_from_slice(&t.frame_count.to_le_bytes());
     b[32..40].copy_from_slice(&t.loop_duration.to_le_bytes());
     b[40..40 + t.name.len()].copy_from_slice(t.name.as_bytes());
+    b[72] = t.role.to_byte();
     b
 }
 
-/// Decodes a track record; returns the track and the index of its first frame.
-pub(crate) fn decode_track(b: &[u8], track: usize) -> Result<(Track, u32), Error> {
+/// Decodes a track record of a pack of `version`; returns the track and the
+/// index of its first frame. Version 1 had no variant or role: bytes 3 and 72
+/// were reserved, so they are ignored and the track is variant 0, [`Role::Main`].
+pub(crate) fn decode_track(b: &[u8], track: usize, version: u32) -> Result<(Track, u32), Error> {
     let bad = |reason: String| Error::BadTrack { track, reason };
     let kind = match b[0] {
         1 => TrackKind::Audio,
@@ -309,6 +402,12 @@ pub(crate) fn decode_track(b: &[u8], track: usize) -> Result<(Track, u32), Error
     let name = std::str::from_utf8(&name_bytes[..name_len])
         .map_err(|_| bad("name is not UTF-8".into()))?
         .to_owned();
+    let (variant, role) = if version >= 2 {
+        let role = Role::from_byte(b[72]).ok_or_else(|| bad(format!("unknown role {}", b[72])))?;
+        (b[3], role)
+    } else {
+        (0, Role::Main)
+    };
     let t = Track {
         kind,
         codec,
@@ -322,6 +421,8 @@ pub(crate) fn decode_track(b: &[u8], track: usize) -> Result<(Track, u32), Error
         target_bitrate_bps: u32_at(b, 20),
         frame_count: u32_at(b, 28),
         loop_duration: u64_at(b, 32),
+        role,
+        variant,
     };
     validate_track(&t).map_err(bad)?;
     Ok((t, u32_at(b, 24)))
@@ -344,11 +445,13 @@ pub(crate) fn validate_track(t: &Track) -> Result<(), String> {
             t.fps_num, t.fps_den
         ));
     }
-    match t.kind {
-        TrackKind::Video if t.width == 0 || t.height == 0 => {
+    match (t.kind, t.role) {
+        (TrackKind::Video, _) if t.width == 0 || t.height == 0 => {
             Err(format!("video size {}x{} is not valid", t.width, t.height))
         }
-        TrackKind::Audio if t.channels == 0 => Err("audio track with 0 channels".into()),
+        (TrackKind::Audio, _) if t.channels == 0 => Err("audio track with 0 channels".into()),
+        (TrackKind::Audio, Role::Screen) => Err("role screen on an audio track".into()),
+        (TrackKind::Video, Role::Silence) => Err("role silence on a video track".into()),
         _ => Ok(()),
     }
 }

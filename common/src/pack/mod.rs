@@ -23,7 +23,7 @@ mod writer;
 
 pub use digest::FrameDigests;
 pub use error::Error;
-pub use format::{Codec, Track, TrackKind, MAGIC, MAX_LEN, VERSION};
+pub use format::{Codec, FrameFlags, Role, Track, TrackKind, MAGIC, MAX_LEN, MIN_VERSION, VERSION};
 pub use reader::{Frame, Reader};
 pub use writer::Writer;
 

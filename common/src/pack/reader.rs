@@ -13,8 +13,8 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::format::{
-    decode_track, Entry, Header, Track, TrackKind, ENTRY_LEN, FLAG_KEY, HEADER_LEN, MAX_LEN,
-    TRACK_LEN,
+    decode_track, known_flags, Entry, Header, Role, Track, TrackKind, ENTRY_LEN, FLAG_KEY,
+    FLAG_VOICE, HEADER_LEN, MAX_LEN, TRACK_LEN,
 };
 use super::Error;
 
@@ -29,6 +29,10 @@ pub struct Frame<'a> {
     pub duration: u32,
     /// Whether a decoder can start at this frame.
     pub key: bool,
+    /// Audio only: the encoder's voice-activity detection found speech in this
+    /// 20 ms frame. Always false on video and on [`Role::Silence`] tracks; true
+    /// on every audio frame of a version-1 pack, which had no detection.
+    pub voice: bool,
 }
 
 /// An open, validated pack.
@@ -92,7 +96,7 @@ impl Reader {
         let mut next_first = 0u64;
         for i in 0..header.track_count as usize {
             let at = header.tracks_offset as usize + i * TRACK_LEN;
-            let (track, first) = decode_track(&b[at..at + TRACK_LEN], i)?;
+            let (track, first) = decode_track(&b[at..at + TRACK_LEN], i, header.version)?;
             if first as u64 != next_first {
                 return Err(Error::BadTrack {
                     track: i,
@@ -174,9 +178,59 @@ impl Reader {
         self.tracks.iter().position(|t| t.name == name)
     }
 
-    /// The first track of `kind`, if any.
+    /// The first track of `kind`, if any: the first [`Role::Main`] track of
+    /// that kind ([`Reader::first_track_with`]) when there is one, else the
+    /// first of any role. A version-1 pack has only main tracks.
     pub fn first_track(&self, kind: TrackKind) -> Option<usize> {
-        self.tracks.iter().position(|t| t.kind == kind)
+        self.first_track_with(kind, Role::Main)
+            .or_else(|| self.tracks.iter().position(|t| t.kind == kind))
+    }
+
+    /// The first track of `kind` and `role` in file order that is variant 0,
+    /// else the first of that kind and role whatever its variant; `None` when
+    /// the pack has none (e.g. no screen track, or a version-1 pack's silence).
+    pub fn first_track_with(&self, kind: TrackKind, role: Role) -> Option<usize> {
+        let of = |t: &Track| t.kind == kind && t.role == role;
+        self.tracks
+            .iter()
+            .position(|t| of(t) && t.variant == 0)
+            .or_else(|| self.tracks.iter().position(of))
+    }
+
+    /// Every track that is a variant of the same rendition or voice as
+    /// `track` (same kind, role, width, height and target bitrate), `track`
+    /// included, sorted by variant (then file order). Empty when `track` does
+    /// not exist. Variants carry the same timing and, for main video, key
+    /// frames at the same positions, so a client may send any of them in
+    /// place of another; giving participants different variants keeps them
+    /// from all sending identical media.
+    pub fn variants(&self, track: usize) -> Vec<usize> {
+        let Some(me) = self.tracks.get(track) else {
+            return Vec::new();
+        };
+        let mut out: Vec<usize> = (0..self.tracks.len())
+            .filter(|&t| same_rendition(me, &self.tracks[t]))
+            .collect();
+        out.sort_by_key(|&t| (self.tracks[t].variant, t));
+        out
+    }
+
+    /// Variant number `k` (modulo their count) of `track`'s rendition or
+    /// voice: `variants(track)[k % len]`, so participant `k` of a meeting can
+    /// take `variant_of(track, k)`. `track` itself when it does not exist.
+    pub fn variant_of(&self, track: usize, k: usize) -> usize {
+        let variants = self.variants(track);
+        if variants.is_empty() {
+            return track;
+        }
+        variants[k % variants.len()]
+    }
+
+    /// How many variants the first track of `kind` and `role`
+    /// ([`Reader::first_track_with`]) has; 0 when the pack has no such track.
+    pub fn variant_count(&self, kind: TrackKind, role: Role) -> usize {
+        self.first_track_with(kind, role)
+            .map_or(0, |t| self.variants(t).len())
     }
 
     /// Number of frames in `track` (0 for a track that does not exist).
@@ -196,11 +250,18 @@ impl Reader {
     pub fn frame(&self, track: usize, index: usize) -> Option<Frame<'_>> {
         let e = self.entry(track, index)?;
         let start = e.offset as usize;
+        // Version 1 had no voice-activity flag: its audio counts as all voice.
+        let voice = if self.header.version >= 2 {
+            e.flags & FLAG_VOICE != 0
+        } else {
+            self.tracks[track].kind == TrackKind::Audio
+        };
         Some(Frame {
             data: &self.bytes[start..start + e.len as usize],
             pts: e.pts,
             duration: e.duration,
             key: e.flags & FLAG_KEY != 0,
+            voice,
         })
     }
 
@@ -234,18 +295,22 @@ impl Reader {
     }
 
     /// Whether a client can switch between the video renditions at any key
-    /// frame: every video track has the same frame count, clock and frame
-    /// times as the first one, and its key frames at the same positions.
-    /// True for a pack with fewer than two video tracks.
+    /// frame: every main video track (renditions and their variants; screen
+    /// tracks do not count) has the same frame count, clock and frame times as
+    /// the first one, and its key frames at the same positions. True for a
+    /// pack with fewer than two main video tracks.
     pub fn keyframes_aligned(&self) -> bool {
         self.keyframe_mismatch().is_none()
     }
 
-    /// The first video track whose frames or key frames do not line up with
-    /// the first video track's, as `(first, other)`; `None` when all do.
+    /// The first main video track whose frames or key frames do not line up
+    /// with the first main video track's, as `(first, other)`; `None` when all
+    /// do. Screen tracks are left out: they have their own frame rate and key
+    /// frames, and a client never switches between them and a camera.
     pub fn keyframe_mismatch(&self) -> Option<(usize, usize)> {
-        let mut videos =
-            (0..self.tracks.len()).filter(|&t| self.tracks[t].kind == TrackKind::Video);
+        let mut videos = (0..self.tracks.len()).filter(|&t| {
+            self.tracks[t].kind == TrackKind::Video && self.tracks[t].role == Role::Main
+        });
         let first = videos.next()?;
         let same = |t: usize| {
             self.frame_count(t) == self.frame_count(first)
@@ -265,6 +330,12 @@ impl Reader {
         let pos = keys.partition_point(|&k| (k as usize) < index);
         keys.get(pos).or(keys.first()).map(|&k| k as usize)
     }
+}
+
+/// Whether `b` is a variant of the same rendition or voice as `a`.
+fn same_rendition(a: &Track, b: &Track) -> bool {
+    (a.kind, a.role, a.width, a.height, a.target_bitrate_bps)
+        == (b.kind, b.role, b.width, b.height, b.target_bitrate_bps)
 }
 
 /// Sections must sit inside the file, in order, without overlapping.
@@ -340,6 +411,19 @@ fn check_entries(
                 e.pts, e.duration
             ))
         })?;
+        let unknown = e.flags & !known_flags(h.version);
+        if unknown != 0 {
+            return Err(bad(format!(
+                "unknown flag bits {unknown:#x} for version {}",
+                h.version
+            )));
+        }
+        if e.flags & FLAG_VOICE != 0 && track.kind != TrackKind::Audio {
+            return Err(bad("voice flag on a video frame".into()));
+        }
+        if e.flags & FLAG_VOICE != 0 && track.role == Role::Silence {
+            return Err(bad("voice flag on a silence track".into()));
+        }
         if e.flags & FLAG_KEY != 0 {
             keys.push(i as u32);
         }

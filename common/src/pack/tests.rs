@@ -52,7 +52,10 @@ fn round_trip() {
     assert_eq!(r.tracks()[v].frame_count, 3);
     let f = r.frame(a, 3).unwrap();
     assert_eq!(f.data, &[4u8; 17]);
-    assert_eq!((f.pts, f.duration, f.key), (3 * 960, 960, true));
+    assert_eq!(
+        (f.pts, f.duration, f.key, f.voice),
+        (3 * 960, 960, true, true)
+    );
     let f = r.frame(v, 1).unwrap();
     assert_eq!(f.data, &vec![0x81u8; 101][..]);
     assert!(!f.key);
@@ -477,18 +480,16 @@ fn index_pts_plus_duration_overflow_is_refused() {
     // Last audio frame: pts near u64::MAX, so pts + 960 wraps to 0.
     let pts_at = index_offset + 4 * ENTRY_LEN + 16;
     let e = open_bytes(patched(&good, pts_at, &(u64::MAX - 959).to_le_bytes()));
+    assert_bad_index(&e, (0, 4), "overflows");
+}
+
+/// Asserts `e` is a `BadIndex` of (track, frame) whose message holds `needle`.
+fn assert_bad_index(e: &Error, at: (usize, usize), needle: &str) {
     assert!(
-        matches!(
-            e,
-            Error::BadIndex {
-                track: 0,
-                frame: 4,
-                ..
-            }
-        ),
+        matches!(e, Error::BadIndex { track, frame, .. } if (*track, *frame) == at),
         "{e}"
     );
-    assert!(e.to_string().contains("overflows"), "{e}");
+    assert!(e.to_string().contains(needle), "{e}");
 }
 
 /// Regression: the header's `loop_duration_us` was never checked against the
@@ -630,4 +631,256 @@ fn keyframe_alignment_across_renditions() {
     // One video track: trivially aligned.
     let path = sample(&dir);
     assert!(Reader::open(&path).unwrap().keyframes_aligned());
+}
+
+/// A version-2 pack: two voices and a silence track, a rendition with two
+/// variants, a second rendition, and a screen track with its own key frames.
+fn meeting(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("m.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let loop_audio = 4 * 960;
+    let loop_video = 4 * 1800;
+    let voice0 = w
+        .add_track(Track::opus("audio-opus", 32_000, loop_audio))
+        .unwrap();
+    let hi0 = w
+        .add_track(Track::vp9("video-64x36", (64, 36), 50, 100_000, loop_video))
+        .unwrap();
+    let lo = w
+        .add_track(Track::vp9("video-32x18", (32, 18), 50, 50_000, loop_video))
+        .unwrap();
+    let voice1 = w
+        .add_track(Track::opus("audio-opus-v1", 32_000, loop_audio).with_variant(1))
+        .unwrap();
+    let hi1 = w
+        .add_track(Track::vp9("video-64x36-v1", (64, 36), 50, 100_000, loop_video).with_variant(1))
+        .unwrap();
+    let silence = w
+        .add_track(Track::opus("audio-silence", 32_000, loop_audio).with_role(Role::Silence))
+        .unwrap();
+    let screen = w
+        .add_track(
+            Track::vp9("screen-128x72", (128, 72), 50, 30_000, loop_video).with_role(Role::Screen),
+        )
+        .unwrap();
+    let talk = [true, true, false, true];
+    for i in 0..4u64 {
+        for (t, voice) in [(voice0, talk[i as usize]), (voice1, !talk[i as usize])] {
+            let flags = FrameFlags { key: true, voice };
+            w.push_frame_flags(t, &[i as u8 + 1; 9], i * 960, 960, flags)
+                .unwrap();
+        }
+        w.push_frame_flags(
+            silence,
+            &[0xf8; 3],
+            i * 960,
+            960,
+            FrameFlags {
+                key: true,
+                voice: false,
+            },
+        )
+        .unwrap();
+        for t in [hi0, lo, hi1] {
+            w.push_frame(t, &[t as u8; 12], i * 1800, 1800, i % 2 == 0)
+                .unwrap();
+        }
+        w.push_frame(screen, &[7; 30], i * 1800, 1800, i != 2)
+            .unwrap();
+    }
+    w.finish().unwrap();
+    path
+}
+
+#[test]
+fn version_2_round_trips_roles_variants_and_voice() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reader::open(meeting(&dir)).unwrap();
+    assert_eq!(r.version(), 2);
+    let t = |name: &str| r.track_by_name(name).unwrap();
+    let (v0, v1, silence, screen) = (
+        t("audio-opus"),
+        t("audio-opus-v1"),
+        t("audio-silence"),
+        t("screen-128x72"),
+    );
+    assert_eq!(
+        (r.tracks()[v1].role, r.tracks()[v1].variant),
+        (Role::Main, 1)
+    );
+    assert_eq!(r.tracks()[silence].role, Role::Silence);
+    assert_eq!(r.tracks()[screen].role, Role::Screen);
+    assert_eq!(r.tracks()[t("video-64x36-v1")].variant, 1);
+    let voice = |track| r.frames(track).map(|f| f.voice).collect::<Vec<_>>();
+    assert_eq!(voice(v0), [true, true, false, true]);
+    assert_eq!(voice(v1), [false, false, true, false]);
+    assert_eq!(voice(silence), [false; 4]);
+    assert_eq!(voice(t("video-64x36")), [false; 4]);
+    assert_eq!(r.keyframes(screen), &[0, 1, 3]);
+}
+
+#[test]
+fn variant_helpers_group_renditions_and_voices() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reader::open(meeting(&dir)).unwrap();
+    let t = |name: &str| r.track_by_name(name).unwrap();
+    let (hi0, hi1, lo) = (t("video-64x36"), t("video-64x36-v1"), t("video-32x18"));
+    assert_eq!(r.variants(hi0), [hi0, hi1]);
+    assert_eq!(r.variants(hi1), [hi0, hi1], "from any variant");
+    assert_eq!(r.variants(lo), [lo]);
+    let (a0, a1) = (t("audio-opus"), t("audio-opus-v1"));
+    assert_eq!(r.variants(a1), [a0, a1], "the silence track is not a voice");
+    assert_eq!(r.variants(99), Vec::<usize>::new());
+    assert_eq!(
+        (0..5).map(|k| r.variant_of(a0, k)).collect::<Vec<_>>(),
+        [a0, a1, a0, a1, a0]
+    );
+    assert_eq!(r.variant_of(lo, 3), lo);
+    assert_eq!(r.variant_of(99, 3), 99);
+    assert_eq!(r.first_track_with(TrackKind::Audio, Role::Main), Some(a0));
+    assert_eq!(
+        r.first_track_with(TrackKind::Audio, Role::Silence),
+        Some(t("audio-silence"))
+    );
+    assert_eq!(
+        r.first_track_with(TrackKind::Video, Role::Screen),
+        Some(t("screen-128x72"))
+    );
+    assert_eq!(r.first_track_with(TrackKind::Audio, Role::Screen), None);
+    assert_eq!(r.first_track(TrackKind::Video), Some(hi0));
+    assert_eq!(r.variant_count(TrackKind::Audio, Role::Main), 2);
+    assert_eq!(r.variant_count(TrackKind::Video, Role::Main), 2);
+    assert_eq!(r.variant_count(TrackKind::Video, Role::Screen), 1);
+    assert_eq!(r.variant_count(TrackKind::Video, Role::Silence), 0);
+}
+
+#[test]
+fn screen_tracks_do_not_count_in_keyframe_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reader::open(meeting(&dir)).unwrap();
+    // The screen track's key frames (0, 1, 3) differ from the cameras' (0, 2).
+    assert_eq!(r.keyframe_mismatch(), None);
+    assert!(r.keyframes_aligned());
+}
+
+/// `good` with the header's version set to 1 (and resealed).
+fn as_version_1(good: &[u8]) -> Vec<u8> {
+    patched(good, 8, &1u32.to_le_bytes())
+}
+
+#[test]
+fn version_1_packs_still_open_as_main_tracks_with_voice_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    // A pack as version 1 wrote it: only the key flag, reserved bytes zero.
+    let path = dir.path().join("v1.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let a = w.add_track(audio()).unwrap();
+    let v = w.add_track(video()).unwrap();
+    for i in 0..5u64 {
+        w.push_frame_flags(
+            a,
+            &[1; 5],
+            i * 960,
+            960,
+            FrameFlags {
+                key: true,
+                voice: false,
+            },
+        )
+        .unwrap();
+    }
+    for i in 0..3u64 {
+        w.push_frame(v, &[2; 5], i * 3000, 3000, i == 0).unwrap();
+    }
+    w.finish().unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let tracks_offset = u64_at(&good, 32) as usize;
+    let mut b = as_version_1(&good);
+    // Reserved bytes in version 1 (now variant and role) are ignored there.
+    b[tracks_offset + 3] = 5;
+    b[tracks_offset + 72] = 9;
+    reseal(&mut b);
+    let r = Reader::from_bytes(Bytes::from(b)).unwrap();
+    assert_eq!(r.version(), 1);
+    for t in r.tracks() {
+        assert_eq!((t.role, t.variant), (Role::Main, 0), "{}", t.name);
+    }
+    assert!(
+        r.frames(a).all(|f| f.voice),
+        "version 1 had no VAD: all voice"
+    );
+    assert!(r.frames(v).all(|f| !f.voice));
+    assert_eq!(r.variant_count(TrackKind::Audio, Role::Main), 1);
+    assert_eq!(r.first_track_with(TrackKind::Audio, Role::Silence), None);
+    // The voice bit did not exist in version 1: refused there.
+    let e = open_bytes(as_version_1(&std::fs::read(sample(&dir)).unwrap()));
+    assert_bad_index(&e, (0, 0), "unknown flag bits 0x2 for version 1");
+}
+
+#[test]
+fn unknown_roles_flags_and_misplaced_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(sample(&dir)).unwrap();
+    let tracks_offset = u64_at(&good, 32) as usize;
+    let index_offset = u64_at(&good, 40) as usize;
+    let one_line = |e: &Error| assert!(!e.to_string().contains('\n'), "{e}");
+    let cases: [(usize, u8, &str); 4] = [
+        (tracks_offset + 72, 3, "corrupt track 0: unknown role 3"),
+        (
+            tracks_offset + 72,
+            1,
+            "corrupt track 0: role screen on an audio track",
+        ),
+        (
+            tracks_offset + TRACK_LEN + 72,
+            2,
+            "corrupt track 1: role silence on a video track",
+        ),
+        (
+            index_offset + 12,
+            4,
+            "track 0 frame 0: unknown flag bits 0x4 for version 2",
+        ),
+    ];
+    for (at, byte, message) in cases {
+        let e = open_bytes(patched(&good, at, &[byte]));
+        one_line(&e);
+        assert!(e.to_string().contains(message), "{e}");
+    }
+    // The voice bit on a video frame (track 1's first entry is the 6th).
+    let e = open_bytes(patched(&good, index_offset + 5 * ENTRY_LEN + 12, &[3]));
+    assert_bad_index(&e, (1, 0), "voice flag on a video frame");
+}
+
+#[test]
+fn writer_refuses_misplaced_roles_and_voice_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Writer::create(dir.path().join("x.pack")).unwrap();
+    let e = w.add_track(audio().with_role(Role::Screen)).unwrap_err();
+    assert!(
+        e.to_string().contains("role screen on an audio track"),
+        "{e}"
+    );
+    let e = w.add_track(video().with_role(Role::Silence)).unwrap_err();
+    assert!(
+        e.to_string().contains("role silence on a video track"),
+        "{e}"
+    );
+    let v = w.add_track(video()).unwrap();
+    let s = w
+        .add_track(Track::opus("audio-silence", 32_000, 4800).with_role(Role::Silence))
+        .unwrap();
+    let voice = FrameFlags {
+        key: true,
+        voice: true,
+    };
+    for t in [v, s] {
+        let e = w.push_frame_flags(t, &[1], 0, 960, voice).unwrap_err();
+        assert!(
+            e.to_string().contains("voice flag is for main audio"),
+            "{e}"
+        );
+    }
+    // push_frame says nothing of voice: silence stays silent.
+    w.push_frame(s, &[1], 0, 960, true).unwrap();
 }

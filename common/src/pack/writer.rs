@@ -5,8 +5,8 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    encode_track, validate_track, Entry, Header, Track, TrackKind, ENTRY_LEN, FLAG_KEY,
-    FRAME_ALIGN, HEADER_LEN, MAX_LEN, PAYLOAD_START, VERSION,
+    encode_track, validate_track, Entry, FrameFlags, Header, Role, Track, TrackKind, ENTRY_LEN,
+    FLAG_KEY, FLAG_VOICE, FRAME_ALIGN, HEADER_LEN, MAX_LEN, PAYLOAD_START, VERSION,
 };
 use super::reader::file_kind;
 use super::Error;
@@ -102,6 +102,11 @@ impl Writer {
 
     /// Appends one encoded frame to `track`. `pts` and `duration` are in the
     /// track's clock ticks; pts must increase within a track.
+    ///
+    /// It says nothing of voice activity, so it writes what a version-1 pack
+    /// meant: a frame of a [`Role::Main`] audio track is marked as voice (the
+    /// replayer sends it as talk, as it did before there was detection), any
+    /// other frame is not. [`Writer::push_frame_flags`] sets the flag itself.
     pub fn push_frame(
         &mut self,
         track: usize,
@@ -110,9 +115,33 @@ impl Writer {
         duration: u32,
         key: bool,
     ) -> Result<(), Error> {
+        let voice = self
+            .tracks
+            .get(track)
+            .is_some_and(|t| t.kind == TrackKind::Audio && t.role == Role::Main);
+        self.push_frame_flags(track, data, pts, duration, FrameFlags { key, voice })
+    }
+
+    /// [`Writer::push_frame`] with every flag given: `flags.voice` only on an
+    /// audio track that is not [`Role::Silence`] (refused otherwise).
+    pub fn push_frame_flags(
+        &mut self,
+        track: usize,
+        data: &[u8],
+        pts: u64,
+        duration: u32,
+        flags: FrameFlags,
+    ) -> Result<(), Error> {
+        let FrameFlags { key, voice } = flags;
         let Some(info) = self.tracks.get(track) else {
             return Err(Error::InvalidInput(format!("no track {track}")));
         };
+        if voice && (info.kind != TrackKind::Audio || info.role == Role::Silence) {
+            return Err(Error::InvalidInput(format!(
+                "track {}: the voice flag is for main audio frames only",
+                info.name
+            )));
+        }
         let entries = &self.entries[track];
         if data.is_empty() || data.len() > u32::MAX as usize {
             return Err(Error::InvalidInput(format!(
@@ -156,7 +185,7 @@ impl Writer {
         self.entries[track].push(Entry {
             offset,
             len: data.len() as u32,
-            flags: if key { FLAG_KEY } else { 0 },
+            flags: if key { FLAG_KEY } else { 0 } | if voice { FLAG_VOICE } else { 0 },
             pts,
             duration,
         });
