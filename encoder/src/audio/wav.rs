@@ -209,9 +209,12 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, Error> {
         let need = resampler.input_frames_next();
         let (_, produced) = if pos + need <= input.len() {
             resampler.process_into_buffer(&[&input[pos..pos + need]], &mut buf, None)
-        } else {
-            let rest = &input[pos.min(input.len())..];
+        } else if pos < input.len() {
+            let rest = &input[pos..];
             resampler.process_partial_into_buffer(Some(&[rest]), &mut buf, None)
+        } else {
+            // rubato refuses an empty slice; no input at all is its way to say zeros.
+            resampler.process_partial_into_buffer(None::<&[&[f32]]>, &mut buf, None)
         }
         .map_err(|e| Error::Resample(e.to_string()))?;
         pos += need;
@@ -272,6 +275,18 @@ mod tests {
         let body = &out[1000..out.len() - 1000];
         assert!((amplitude(body, 1000.0, 48_000) - 0.5).abs() < 0.01);
         assert!(amplitude(body, 18_000.0, 48_000) < 0.001);
+    }
+
+    /// Regression: once the input was used up and the filter's delay still
+    /// owed output, the zeros were passed as an empty slice, which rubato
+    /// refused ("Insufficient buffer size 0"): espeak-ng's sentences failed.
+    #[test]
+    fn input_used_up_before_the_output_is_complete_flushes_with_zeros() {
+        for len in [1024, 2048, 3000] {
+            let input = sine(440.0, 22_050, len);
+            let out = resample(&input, 22_050, 48_000).unwrap();
+            assert_eq!(out.len(), (len as f64 * 48_000.0 / 22_050.0).round() as usize);
+        }
     }
 
     #[test]
