@@ -1058,6 +1058,8 @@ struct Pool<'a> {
     count: usize,
     /// The held target now.
     level: usize,
+    /// The time of the last change: changes never go back before it.
+    now: Duration,
 }
 
 impl<'a> Pool<'a> {
@@ -1076,6 +1078,7 @@ impl<'a> Pool<'a> {
             departures: BinaryHeap::new(),
             count: 0,
             level: 0,
+            now: Duration::ZERO,
         }
     }
 
@@ -1092,8 +1095,16 @@ impl<'a> Pool<'a> {
     }
 
     fn close(&mut self, m: usize, t: Duration) {
-        if let Some(p) = self.presences[m].last_mut() {
-            p.end = Some(t);
+        let list = &mut self.presences[m];
+        match list.last_mut() {
+            // Joined and left at one instant (changes that waited for a
+            // move to `from`): it never was there.
+            Some(p) if p.start == t => {
+                list.pop();
+                self.count -= 1;
+            }
+            Some(p) => p.end = Some(t),
+            None => {}
         }
         self.free[self.members[m].group].insert(m);
     }
@@ -1129,8 +1140,10 @@ impl<'a> Pool<'a> {
         Ok(m)
     }
 
-    /// Moves the held participants to `level` at `t`: leaves first (random
-    /// present members, or `prefer` first), then joins (lowest free).
+    /// Moves the held participants to `level` at `t` (or at the last
+    /// change, if that is later: a ramp's first steps may fall within the
+    /// spaced joins of its move to `from`): leaves first (random present
+    /// members, or `prefer` first), then joins (lowest free).
     fn set_level(
         &mut self,
         t: Duration,
@@ -1139,6 +1152,8 @@ impl<'a> Pool<'a> {
         prefer: &mut Vec<usize>,
         here: &Here,
     ) -> anyhow::Result<()> {
+        let t = t.max(self.now);
+        self.now = t;
         self.advance(t);
         let target = split(level, self.sizes);
         for (g, &want) in target.iter().enumerate() {
@@ -1214,7 +1229,8 @@ fn presences(input: &Input) -> anyhow::Result<Vec<Vec<Presence>>> {
             },
         };
         let delay = input.ramp_up_delay;
-        // Joins made at once are spaced by `ramp_up_delay`; leaves are at once.
+        // Joins made at once are spaced by `ramp_up_delay` (and must fit in
+        // the phase); leaves are at once.
         let at_once = |pool: &mut Pool, rng: &mut Rng, t0: Duration, to: usize| {
             let n = to.saturating_sub(pool.level);
             if n <= 1 || delay.is_zero() {
@@ -2276,6 +2292,41 @@ actions:
         assert_eq!(present(&out, s(20.0)), 21);
         assert_eq!(present(&out, s(20.5)), 26);
         assert_eq!(present(&out, s(21.0)), 30);
+        // A ramp's first steps within the spaced joins of its move to `from`
+        // wait for them (and no session ends before it starts).
+        let mut case = Case::new(
+            &[20],
+            10,
+            "phases: [{type: ramp, from: 10, to: 0, over: 20s}]",
+        );
+        case.delay = s(1.0);
+        case.end = s(21.0);
+        let out = case.run();
+        assert_eq!(present(&out, s(8.5)), 9);
+        assert_eq!(
+            present(&out, s(9.0)),
+            6,
+            "10 joined, the 4 leaves due by 9 s at 9 s"
+        );
+        assert_eq!(present(&out, s(10.0)), 5);
+        assert_eq!(present(&out, s(20.0)), 0);
+    }
+
+    #[test]
+    fn any_seed_gives_a_well_formed_schedule() {
+        let mut case = Case::new(&[50, 30], 5, EXAMPLE);
+        case.end = s(202.0);
+        case.delay = s(0.05);
+        case.members[3].viewer = true;
+        for seed in 0..20 {
+            case.seed = seed;
+            let out = case.run();
+            let p = out.planned;
+            assert_eq!(p.sessions, p.joins + p.rejoins + p.storm_rejoins);
+            // Present counts at the plateaus: 20 held (a storm or churn may
+            // have some away), at most 40 at the spike's top.
+            assert!(present(&out, s(200.0)) <= 40);
+        }
     }
 
     #[test]
