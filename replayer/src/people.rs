@@ -22,7 +22,41 @@
 //!    within `spread`.
 //! 4. *Actions* and 5. *turns* are drawn against the connected sessions.
 //!
-//! Everything is cut at the run's end.
+//! Everything is cut at the run's end: sessions that would start at or after
+//! it are dropped, ends at or after it become `None`, reverts past it go.
+//!
+//! # Semantics as implemented
+//! - `ramp`/`constant`/`spike` targets count *held* participants; arrivals of
+//!   `arrival_rate` are on top and do not count toward them (so a `constant`
+//!   after an `arrival_rate` does not send arrivals away). Joins take the
+//!   lowest free member of the group; leaves pick held members at random.
+//! - `ramp_up_delay` spaces joins a phase makes *at once* (`constant`'s jump,
+//!   a ramp's move to `from`, a `ramp`/`spike` with `over: 0s`); they must fit
+//!   in the phase, else an error says so. A ramp with `over > 0` keeps its own
+//!   linear spacing. A ramp's steps that fall within its move to `from` wait
+//!   for it. `from` may be left out: the ramp starts from the count there is.
+//! - A `spike` must go up (a `to` below the count before it is an error); at
+//!   its end the participants it added leave at once.
+//! - Churn applies to held presences (and to everyone without phases), not to
+//!   arrivals. A rejoin that would fall at or after the presence's end does
+//!   not happen. A drawn session or turn is at least 1 ms; draws are whole
+//!   microseconds and at most 24 h.
+//! - A storm's "connected" are members in a session that started before its
+//!   `at` (a storm at 0s drops nobody); `round(share × connected)` drop. The
+//!   way back ends where the dropped session would have, with its end cause;
+//!   if `at + delay` is past that, there is no way back. `spread: 0s` (a
+//!   duration, not the number 0) rejoins at once.
+//! - Actions pick among the group's members connected at that instant
+//!   (`ceil(share × n)`, at least one when anyone is); they are kept when the
+//!   member later leaves.
+//! - Talkers are drawn among a meeting's members with audio that are not
+//!   viewers; every member gets `speaking: Some(..)` with a conversation
+//!   (empty for those who never talk). A turn's talker is cut at the end of
+//!   its session. Turn lengths come from a stream of their own, so turns
+//!   start at the same instants whoever is present.
+//! - Streams: each phase by its index, churn by member index, each storm by
+//!   its index, each action by (group, index in the group's list), turns by
+//!   meeting number.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
