@@ -98,7 +98,8 @@ pub enum WireError {
 /// Per-packet fields of a media frame; everything else comes from the client or the pack.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MediaFields {
-    /// [`media_type::AUDIO`] or [`media_type::VIDEO`].
+    /// [`media_type::AUDIO`], [`media_type::VIDEO`] or [`media_type::SCREEN`]
+    /// (written as video is: `duration`, `video_metadata`).
     pub media_type: i32,
     /// Sequence number, +1 per packet of this media, never reset when the pack loops.
     pub sequence: u64,
@@ -244,17 +245,31 @@ pub fn connection(user_id: &str, meeting_id: &str) -> Vec<u8> {
     wrap(PacketType::CONNECTION, user_id, data)
 }
 
-/// A heartbeat advertising what the client sends.
-pub fn heartbeat(user_id: &str, timestamp_ms: f64, audio: bool, video: bool) -> Vec<u8> {
+/// What a heartbeat says about its sender: the four `heartbeat_metadata` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeartbeatFlags {
+    /// `audio_enabled`: the microphone is on (false: muted).
+    pub audio: bool,
+    /// `video_enabled`: the camera is on. A browser that sees false drops
+    /// that peer's video.
+    pub video: bool,
+    /// `screen_enabled`: a screen is being shared.
+    pub screen: bool,
+    /// `is_speaking`: the sender is talking now (follows the voice).
+    pub speaking: bool,
+}
+
+/// A heartbeat advertising the sender's state (`flags`).
+pub fn heartbeat(user_id: &str, timestamp_ms: f64, flags: HeartbeatFlags) -> Vec<u8> {
     let p = MediaPacket {
         media_type: MediaType::HEARTBEAT.into(),
         user_id: user_id.as_bytes().to_vec(),
         timestamp: timestamp_ms,
         heartbeat_metadata: protobuf::MessageField::some(HeartbeatMetadata {
-            audio_enabled: audio,
-            video_enabled: video,
-            screen_enabled: false,
-            is_speaking: audio,
+            audio_enabled: flags.audio,
+            video_enabled: flags.video,
+            screen_enabled: flags.screen,
+            is_speaking: flags.speaking,
             ..Default::default()
         }),
         ..Default::default()
@@ -431,12 +446,13 @@ pub struct Media<'a> {
     pub timestamp_ms: f64,
     /// Frame duration in ms.
     pub duration_ms: f64,
-    /// `audio_metadata.sequence` or `video_metadata.sequence`, when present.
+    /// `audio_metadata.sequence` or `video_metadata.sequence` (video and
+    /// screen), when present.
     pub sequence: Option<u64>,
     /// `video_metadata.codec` (0 when absent).
     pub codec: i32,
-    /// `heartbeat_metadata`: (audio_enabled, video_enabled), when present.
-    pub heartbeat: Option<(bool, bool)>,
+    /// `heartbeat_metadata`'s flags, when present (absent flags are false).
+    pub heartbeat: Option<HeartbeatFlags>,
 }
 
 impl Media<'_> {
@@ -546,15 +562,31 @@ pub fn parse_media(buf: &[u8]) -> Result<Media<'_>, WireError> {
                 m.sequence = Some(sub_varint(b, 1)?.unwrap_or(0));
                 m.codec = sub_varint(b, 2)?.unwrap_or(0) as i32;
             }
-            (9, Value::Bytes(b)) => {
-                let video = sub_varint(b, 1)?.unwrap_or(0) != 0;
-                let audio = sub_varint(b, 2)?.unwrap_or(0) != 0;
-                m.heartbeat = Some((audio, video));
-            }
+            (9, Value::Bytes(b)) => m.heartbeat = Some(heartbeat_flags(b)?),
             _ => {}
         }
     }
     Ok(m)
+}
+
+/// `HeartbeatMetadata{video_enabled (1), audio_enabled (2), screen_enabled
+/// (3), is_speaking (4)}` in one pass; the last value of a field wins.
+fn heartbeat_flags(buf: &[u8]) -> Result<HeartbeatFlags, WireError> {
+    let mut h = HeartbeatFlags::default();
+    let mut f = Fields { buf };
+    while let Some(field) = f.next() {
+        if let (n, Value::Varint(v)) = field? {
+            let on = v != 0;
+            match n {
+                1 => h.video = on,
+                2 => h.audio = on,
+                3 => h.screen = on,
+                4 => h.speaking = on,
+                _ => {}
+            }
+        }
+    }
+    Ok(h)
 }
 
 /// The last value of varint field `want` in a sub-message.
@@ -644,12 +676,18 @@ mod tests {
 
     #[test]
     fn parses_protobuf_built_packets() {
-        let hb = heartbeat("u1", 42.0, true, false);
+        let flags = HeartbeatFlags {
+            audio: true,
+            video: false,
+            screen: true,
+            speaking: false,
+        };
+        let hb = heartbeat("u1", 42.0, flags);
         let p = parse(&hb).unwrap();
         assert_eq!(p.user_id, b"u1");
         let m = parse_media(p.data).unwrap();
         assert_eq!(m.media_type, media_type::HEARTBEAT);
-        assert_eq!(m.heartbeat, Some((true, false)));
+        assert_eq!(m.heartbeat, Some(flags));
         assert_eq!(m.timestamp_ms, 42.0);
 
         let k = keyframe_request("viewer", "target", 1.0);
@@ -665,6 +703,85 @@ mod tests {
         assert_eq!(p.packet_type, packet_type::CONNECTION);
         let cp = ConnectionPacket::parse_from_bytes(p.data).unwrap();
         assert_eq!(cp.meeting_id, "room");
+    }
+
+    #[test]
+    fn heartbeat_flags_each_alone_and_as_protobuf_writes_them() {
+        let all = [
+            HeartbeatFlags::default(),
+            HeartbeatFlags {
+                audio: true,
+                ..Default::default()
+            },
+            HeartbeatFlags {
+                video: true,
+                ..Default::default()
+            },
+            HeartbeatFlags {
+                screen: true,
+                ..Default::default()
+            },
+            HeartbeatFlags {
+                speaking: true,
+                ..Default::default()
+            },
+            HeartbeatFlags {
+                audio: true,
+                video: true,
+                screen: true,
+                speaking: true,
+            },
+        ];
+        for flags in all {
+            let hb = heartbeat("u", 1.0, flags);
+            let w = PacketWrapper::parse_from_bytes(&hb).unwrap();
+            let m = MediaPacket::parse_from_bytes(&w.data).unwrap();
+            let h = &m.heartbeat_metadata;
+            assert_eq!(
+                (
+                    h.audio_enabled,
+                    h.video_enabled,
+                    h.screen_enabled,
+                    h.is_speaking
+                ),
+                (flags.audio, flags.video, flags.screen, flags.speaking)
+            );
+            let ours = parse_media(parse(&hb).unwrap().data).unwrap();
+            assert_eq!(ours.heartbeat, Some(flags), "{flags:?}");
+        }
+        // No heartbeat_metadata: no flags; an empty one: all false.
+        assert_eq!(parse_media(&[0x08, 0x04]).unwrap().heartbeat, None);
+        assert_eq!(
+            parse_media(&[0x08, 0x04, 0x4a, 0x00]).unwrap().heartbeat,
+            Some(HeartbeatFlags::default())
+        );
+        // A truncated heartbeat_metadata is an error, not a guess.
+        assert_eq!(parse_media(&[0x4a, 0x02, 0x08]), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn screen_frames_are_built_and_parsed_as_video() {
+        for key in [true, false] {
+            let f = MediaFields {
+                media_type: media_type::SCREEN,
+                sequence: 300,
+                timestamp_ms: 7.0,
+                duration_ms: 200.0,
+                key,
+            };
+            let bytes = media_packet("sharer", &f, &[9; 50]);
+            let w = PacketWrapper::parse_from_bytes(&bytes).unwrap();
+            let m = MediaPacket::parse_from_bytes(&w.data).unwrap();
+            assert_eq!(m.media_type.enum_value(), Ok(MediaType::SCREEN));
+            assert_eq!(m.video_metadata.sequence, 300);
+            assert_eq!(m.duration, 200.0);
+            let ours = parse_media(parse(&bytes).unwrap().data).unwrap();
+            assert_eq!(ours.media_type, media_type::SCREEN);
+            assert_eq!(ours.sequence, Some(300));
+            assert_eq!(ours.codec, CODEC_VP9_PROFILE0);
+            assert_eq!(ours.is_key(), key);
+            assert_eq!(ours.data, &[9; 50][..]);
+        }
     }
 
     #[test]

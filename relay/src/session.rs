@@ -570,6 +570,14 @@ mod tests {
     use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
     use videocall_types::protos::meeting_packet::MeetingPacket;
 
+    /// Heartbeat flags of a participant sending audio and video, talking.
+    const TALKING: wire::HeartbeatFlags = wire::HeartbeatFlags {
+        audio: true,
+        video: true,
+        screen: false,
+        speaking: true,
+    };
+
     fn who(user: &str, room: &str) -> Identity {
         Identity {
             user_id: user.into(),
@@ -771,7 +779,7 @@ mod tests {
         let t = Instant::now();
         a.on_packet(audio("a", 0), false, t);
         a.on_packet(audio("a", 1), false, t);
-        a.on_packet(wire::heartbeat("a", 1.0, true, true).into(), false, t);
+        a.on_packet(wire::heartbeat("a", 1.0, TALKING).into(), false, t);
         // Everything but the second audio packet reaches b: a's JOINED (as
         // existing member, then on activation), the first audio packet
         // (never dropped) and the heartbeat.

@@ -380,6 +380,14 @@ mod tests {
     use super::*;
     use synth_common::wire::MediaFields;
 
+    /// Heartbeat flags of a participant sending audio and video, talking.
+    const TALKING: wire::HeartbeatFlags = wire::HeartbeatFlags {
+        audio: true,
+        video: true,
+        screen: false,
+        speaking: true,
+    };
+
     fn media(user: &str, media_type: i32, sequence: u64, key: bool) -> Vec<u8> {
         let (timestamp_ms, duration_ms) = (1.0, 33.0);
         let f = MediaFields {
@@ -409,7 +417,7 @@ mod tests {
         let v = media("alice", media_type::VIDEO, 1, true);
         assert_eq!(count(&mut t, &v, false), Kind::Video);
         assert_eq!(
-            count(&mut t, &wire::heartbeat("alice", 1.0, true, true), false),
+            count(&mut t, &wire::heartbeat("alice", 1.0, TALKING), false),
             Kind::Media
         );
         assert_eq!(count(&mut t, &wire::rtt("alice", 1.0), true), Kind::Rtt);

@@ -38,6 +38,13 @@ const T: Duration = Duration::from_secs(20);
 /// and shows no sign of when; the only pause in these tests, and only against upstream.
 const UPSTREAM_SUBSCRIBE: Duration = Duration::from_millis(200);
 const SECRET: &[u8] = b"relay-test-secret";
+/// Heartbeat flags of a participant sending audio and video, talking.
+const TALKING: wire::HeartbeatFlags = wire::HeartbeatFlags {
+    audio: true,
+    video: true,
+    screen: false,
+    speaking: true,
+};
 
 async fn within<F: Future>(what: &str, f: F) -> F::Output {
     match tokio::time::timeout(T, f).await {
@@ -553,7 +560,7 @@ async fn meeting_isolation(t: &Target) {
             vb += v.len() as u64;
             p.send(&v).await;
         }
-        p.send(&wire::heartbeat(u, 1.0, true, true)).await;
+        p.send(&wire::heartbeat(u, 1.0, TALKING)).await;
         sent.insert(u.to_string(), (ab, vb));
     }
     // Everything counted (and so relayed) before anyone looks: the marker
@@ -671,7 +678,7 @@ async fn activation_and_rtt(t: &Target) {
     assert!(got.is_empty(), "RTT and ping are not relayed: {got:?}");
 
     // b has sent only an RTT probe (which does not activate) and still receives a's packets.
-    let hb = wire::heartbeat("act-a", 1.0, true, true);
+    let hb = wire::heartbeat("act-a", 1.0, TALKING);
     a.send(&hb).await;
     t.stats_when(|s| s.per_user.get("act-a").is_some_and(|u| u.heartbeats == 1))
         .await;
@@ -915,7 +922,7 @@ async fn drops_match_what_receivers_miss(t: &Target, users: &[&str], n: u64) -> 
                 .await;
         }
         for _ in 0..5 {
-            p.send(&wire::heartbeat(u, 1.0, true, true)).await;
+            p.send(&wire::heartbeat(u, 1.0, TALKING)).await;
         }
     }
     // Once everything is counted it has been relayed or dropped: the
@@ -1450,7 +1457,7 @@ async fn cli_prints_url_and_hash_and_stops_on_sigterm() {
         .expect("pinned by the printed hash");
     u.set_path("/lobby/cli-b/room-cli");
     let mut q = Peer::connect(&client, u).await.unwrap();
-    p.send(&wire::heartbeat("cli-a", 1.0, true, true)).await;
+    p.send(&wire::heartbeat("cli-a", 1.0, TALKING)).await;
     // Once relayed, it has been counted.
     q.until("the heartbeat", |g| g.media().is_some()).await;
     p.close();

@@ -749,12 +749,14 @@ impl Sender {
                 .await?;
         }
         if due.heartbeat {
-            let hb = Bytes::from(wire::heartbeat(
-                user,
-                unix_ms(),
-                self.schedule.audio.is_some(),
-                self.schedule.video.is_some(),
-            ));
+            let audio = self.schedule.audio.is_some();
+            let flags = wire::HeartbeatFlags {
+                audio,
+                video: self.schedule.video.is_some(),
+                screen: false,
+                speaking: audio,
+            };
+            let hb = Bytes::from(wire::heartbeat(user, unix_ms(), flags));
             self.send(shared, session, stats, Media::Heartbeat, &mut [hb])
                 .await?;
         }

@@ -39,6 +39,7 @@ pub mod merge;
 pub mod metrics;
 pub mod netem;
 pub mod pacer;
+pub mod people;
 pub mod plan;
 pub mod receive;
 pub mod report;
