@@ -2086,6 +2086,28 @@ actions:
         ];
         let e = validate(&many, None, &[], None, &[]).unwrap_err();
         assert_eq!(e.to_string(), "phases has 1001 entries, at most 1000");
+        let storm = StormSpec {
+            at: s(1.0),
+            share: 0.5,
+            spread: Duration::ZERO,
+        };
+        let e = validate(&[], None, &vec![storm; 1001], None, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "storms has 1001 entries, at most 1000");
+        let action = doc("actions: [{at: 1s, share: 1, do: mute}]")
+            .unwrap()
+            .actions;
+        let e = validate(
+            &[],
+            None,
+            &[],
+            None,
+            &[vec![], vec![action[0].clone(); 1001]],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "groups[1].actions has 1001 entries, at most 1000"
+        );
     }
 
     #[test]
@@ -2194,6 +2216,38 @@ actions:
                 assert_eq!(p.end_cause, Some(EndCause::Leave));
             }
         }
+    }
+
+    #[test]
+    fn arrivals_pick_groups_by_size() {
+        let mut case = Case::new(
+            &[100, 300],
+            10,
+            "phases: [{type: arrival_rate, rate: 2, for: 600s, session: 1s}]",
+        );
+        case.end = s(600.0);
+        let out = case.run();
+        let per: Vec<usize> = (0..2)
+            .map(|g| {
+                out.clients
+                    .iter()
+                    .zip(&case.members)
+                    .filter(|(_, m)| m.group == g)
+                    .map(|(c, _)| c.sessions.len())
+                    .sum()
+            })
+            .collect();
+        let n = (per[0] + per[1]) as f64;
+        // Binomial(n, 0.75): σ of the share ≈ 0.0125 at n = 1200.
+        let share = per[1] as f64 / n;
+        assert!(
+            (share - 0.75).abs() < 4.0 * (0.75 * 0.25 / n).sqrt(),
+            "{per:?}"
+        );
+        // Lowest free first: the first members of each group are the busiest.
+        let first = out.clients[100].sessions.len();
+        let last = out.clients[399].sessions.len();
+        assert!(first > 0 && last == 0, "{first} {last}");
     }
 
     /// Kolmogorov–Smirnov statistic of `xs` against `cdf`.
