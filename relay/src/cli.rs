@@ -177,20 +177,31 @@ pub(crate) fn summary(s: &RelayStats) -> String {
     );
     out += &format!(
         "received from {} users: audio {} packets ({} missing), video {} frames ({} key, {} missing), \
-         {} heartbeats, {} other, {} malformed\n",
+         screen {} frames, {} heartbeats, {} other, {} malformed\n",
         s.per_user.len(),
         t.audio_packets,
         missing.0,
         t.video_packets,
         t.video_keyframes,
         missing.1,
+        t.screen_packets,
         t.heartbeats,
         t.connection_packets + t.keyframe_requests + t.rtt + t.other,
         t.malformed
     );
     out += &format!(
-        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION sent\n",
-        t.relayed_to, s.relay_drops, s.congestion_sent
+        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION sent{}\n",
+        t.relayed_to,
+        s.relay_drops,
+        s.congestion_sent,
+        if t.observer_media_dropped > 0 {
+            format!(
+                ", {} observer packets not relayed",
+                t.observer_media_dropped
+            )
+        } else {
+            String::new()
+        }
     );
     let d = s.injected_drops;
     if d.audio + d.video > 0 || !s.stalls.is_empty() {

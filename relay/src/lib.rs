@@ -38,7 +38,10 @@ use tokio::task::JoinSet;
 pub use admission::Refusal;
 pub use cli::{run_cli, RelayArgs};
 pub use fault::Stall;
-pub use stats::{InjectedDrops, RelayStats, StallWindow, UserStats};
+pub use stats::{
+    FlagChange, InjectedDrops, RelayStats, SessionEnd, SessionRecord, StallWindow, UserStats,
+    FLAG_CHANGES_MAX, SESSION_LOG_MAX,
+};
 
 use fault::Stalls;
 use room::Rooms;

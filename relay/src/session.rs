@@ -31,7 +31,7 @@ use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
 
 use super::fault::{Phase, SenderFaults};
 use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
-use super::stats::{Injected, Kind, Tally, UserStats};
+use super::stats::{Injected, Kind, SessionEnd, SessionRecord, Tally, UserStats};
 use super::Shared;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
@@ -92,7 +92,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let session_id = s.me.session_id;
     tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
     let writer = tokio::spawn(write_loop(session.clone(), rx));
-    let why = s.read_loop(&session, shared.shutdown.subscribe()).await;
+    let (end, why) = s.read_loop(&session, shared.shutdown.subscribe()).await;
+    s.live.tally().ended(clock::unix_ms_u64(), end);
     tracing::debug!(session_id, user = %who.user_id, why, "session ended");
     writer.abort();
     // Once the writer (and its queue) is gone, senders see this session as
@@ -184,7 +185,16 @@ impl Sender {
         }
         let live = Arc::new(Live {
             member: me.clone(),
-            tally: Mutex::new(Tally::new(&who.user_id, &who.room)),
+            tally: Mutex::new(Tally::new(
+                &who.user_id,
+                SessionRecord {
+                    session_id,
+                    meeting: who.room.clone(),
+                    observer: who.observer,
+                    accepted_unix_ms: clock::unix_ms_u64(),
+                    ..SessionRecord::default()
+                },
+            )),
         });
         shared.live().insert(session_id, live.clone());
         let faults = (shared.drop_rate > 0.0 || shared.stalls.is_some())
@@ -204,11 +214,12 @@ impl Sender {
         }
     }
 
+    /// Reads until the session ends: how (for the stats) and why (for the log).
     async fn read_loop(
         &mut self,
         session: &Session,
         mut shutdown: watch::Receiver<bool>,
-    ) -> &'static str {
+    ) -> (SessionEnd, &'static str) {
         let mut accept = pin!(session.accept_uni());
         let mut datagram = pin!(session.read_datagram());
         let mut reads = Reads::default();
@@ -269,7 +280,7 @@ impl Sender {
                     reads.push(stream);
                     accept.set(session.accept_uni());
                 }
-                Event::Accepted(Err(_)) | Event::Datagram(Err(_)) => return "closed",
+                Event::Accepted(Err(e)) | Event::Datagram(Err(e)) => return end_of(&e),
                 Event::Datagram(Ok(bytes)) => {
                     self.on_packet(bytes, true, Instant::now());
                     datagram.set(session.read_datagram());
@@ -277,18 +288,21 @@ impl Sender {
                 Event::Read(Ok(bytes)) => self.on_packet(bytes, false, Instant::now()),
                 Event::Read(Err(ReadFail::TooLong)) => {
                     self.last_heard = Instant::now();
-                    self.live.tally().count(None, MAX_STREAM_BYTES + 1, false);
+                    let now = clock::unix_ms_u64();
+                    self.live
+                        .tally()
+                        .count(None, MAX_STREAM_BYTES + 1, false, now);
                 }
                 Event::Read(Err(ReadFail::Reset)) => {}
                 Event::Tick => {
                     if self.last_heard.elapsed() > CLIENT_TIMEOUT {
                         session.close(0, b"no packets for 30 s");
-                        return "timeout";
+                        return (SessionEnd::Lost, "timeout");
                     }
                 }
                 Event::Stop => {
                     session.close(0, b"relay shutting down");
-                    return "relay shutdown";
+                    return (SessionEnd::Running, "relay shutdown");
                 }
                 Event::Stall(Phase::Before) => {}
                 Event::Stall(Phase::Stalled) => {
@@ -302,7 +316,7 @@ impl Sender {
                         _ = over => {}
                         _ = &mut stop => {
                             session.close(0, b"relay shutting down");
-                            return "relay shutdown";
+                            return (SessionEnd::Running, "relay shutdown");
                         }
                     }
                     // Not heard from because not listened to.
@@ -329,10 +343,12 @@ impl Sender {
         } else {
             wire::parse(&bytes).ok()
         };
+        let unix_ms = clock::unix_ms_u64();
         let mut tally = self.live.tally();
-        let kind = tally.count(parsed.as_ref(), bytes.len(), datagram);
+        let kind = tally.count(parsed.as_ref(), bytes.len(), datagram, unix_ms);
         if kind != Kind::Rtt && !self.active {
             self.active = true;
+            tally.joined(unix_ms);
             if self.announce {
                 let p = wire::participant(&self.view.room().name, self.me.participant(), true);
                 self.shared.count_drops(
@@ -359,7 +375,12 @@ impl Sender {
                 }
                 return;
             }
-            _ if self.me.observer || self.shared.drain_only => return,
+            // As upstream: an observer receives everything and publishes nothing.
+            _ if self.me.observer => {
+                tally.observer_dropped(user_id);
+                return;
+            }
+            _ if self.shared.drain_only => return,
             Kind::KeyframeRequest => {
                 if !self.keyframes.allow(now) {
                     tally.keyframe_limited(user_id);
@@ -367,7 +388,7 @@ impl Sender {
                 }
                 true
             }
-            Kind::Audio | Kind::Video | Kind::Media => true,
+            Kind::Audio | Kind::Video | Kind::Screen | Kind::Media => true,
             Kind::Other => false,
         };
         // As upstream: the sender's session id goes into wrappers that have none.
@@ -468,6 +489,26 @@ impl Sender {
             }
         }
         shared.retire(self.me.session_id);
+    }
+}
+
+/// How a session that failed with `e` ended: closed by the client (a
+/// WebTransport close, or a QUIC close from the application or the peer's
+/// stack), still running if the relay closed it, else lost (idle timeout,
+/// reset, transport error). And why, for the log.
+fn end_of(e: &SessionError) -> (SessionEnd, &'static str) {
+    use quinn::ConnectionError as C;
+    use web_transport_quinn::WebTransportError as W;
+    match e {
+        SessionError::WebTransportError(W::Closed(..)) => (SessionEnd::Closed, "closed"),
+        SessionError::ConnectionError(C::ApplicationClosed(_) | C::ConnectionClosed(_)) => {
+            (SessionEnd::Closed, "closed")
+        }
+        // The relay closed it itself, so the client did not leave.
+        SessionError::ConnectionError(C::LocallyClosed) => (SessionEnd::Running, "closed here"),
+        SessionError::ConnectionError(C::TimedOut) => (SessionEnd::Lost, "idle timeout"),
+        SessionError::ConnectionError(C::Reset) => (SessionEnd::Lost, "reset"),
+        _ => (SessionEnd::Lost, "lost"),
     }
 }
 
@@ -649,6 +690,28 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_close_is_closed_and_a_timeout_or_reset_is_lost() {
+        use quinn::ConnectionError as C;
+        use web_transport_quinn::WebTransportError as W;
+        let app = C::ApplicationClosed(quinn::ApplicationClose {
+            error_code: 0u32.into(),
+            reason: Bytes::from_static(b"bye"),
+        });
+        for (e, end) in [
+            (W::Closed(0, "bye".into()).into(), SessionEnd::Closed),
+            (SessionError::ConnectionError(app), SessionEnd::Closed),
+            (SessionError::ConnectionError(C::TimedOut), SessionEnd::Lost),
+            (SessionError::ConnectionError(C::Reset), SessionEnd::Lost),
+            (
+                SessionError::ConnectionError(C::LocallyClosed),
+                SessionEnd::Running,
+            ),
+        ] {
+            assert_eq!(end_of(&e).0, end, "{e}");
+        }
     }
 
     #[test]

@@ -1,3 +1,4 @@
 //! The one integration-test binary of synth-relay (modules below).
 
+mod people;
 mod relay;
