@@ -69,6 +69,12 @@ pub struct RelayArgs {
     /// capacity search against.
     #[arg(long, env = "RELAY_MAX_SESSIONS", value_name = "N")]
     pub max_sessions: Option<usize>,
+    /// Write each user's received VP9 frames as IVF files into DIR (created
+    /// if missing): DIR/{user_id}-video.ivf and DIR/{user_id}-screen.ivf,
+    /// from the first key frame, in sequence order, at most 64 MiB each.
+    /// For decode checks; it writes files on the packet path.
+    #[arg(long, env = "RELAY_CAPTURE", value_name = "DIR")]
+    pub capture: Option<PathBuf>,
 }
 
 /// `--drop-rate`: a number from 0 to 1.
@@ -111,6 +117,7 @@ impl RelayArgs {
                 _ => None,
             },
             max_sessions: self.max_sessions,
+            capture: self.capture.clone(),
         })
     }
 }
@@ -145,6 +152,9 @@ pub async fn run_cli(
     }
     if let Some(n) = args.max_sessions {
         mode += &format!(", at most {n} sessions open");
+    }
+    if let Some(dir) = &args.capture {
+        mode += &format!(", capturing VP9 frames into {}", dir.display());
     }
     eprintln!(
         "relay listening on {} (certificate sha256 {hash}){mode}; Ctrl-C to stop",
@@ -302,6 +312,23 @@ mod tests {
             let e = Cli::try_parse_from(["relay", half[0], half[1]]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         }
+    }
+
+    #[test]
+    fn capture_flag() {
+        let cfg = Cli::try_parse_from(["relay"])
+            .unwrap()
+            .relay
+            .config()
+            .unwrap();
+        assert_eq!(cfg.capture, None);
+        let c = Cli::try_parse_from(["relay", "--capture", "/tmp/frames"])
+            .unwrap()
+            .relay;
+        assert_eq!(
+            c.config().unwrap().capture,
+            Some(PathBuf::from("/tmp/frames"))
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ use synth_common::wire::{self, MAX_STREAM_BYTES};
 use tokio::sync::{mpsc, watch};
 use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
 
+use super::capture::{self, Capture, Handles, Medium};
 use super::fault::{Phase, SenderFaults};
 use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
 use super::stats::{Injected, Kind, SessionEnd, SessionRecord, Tally, UserStats};
@@ -118,6 +119,8 @@ struct Sender {
     last_heard: Instant,
     /// `None` unless the relay injects faults: the only check they add per packet.
     faults: Option<SenderFaults>,
+    /// This session's capture files (`--capture`).
+    captures: Handles,
 }
 
 /// What woke a session's reader.
@@ -211,6 +214,7 @@ impl Sender {
             congestion: HashMap::new(),
             last_heard: Instant::now(),
             faults,
+            captures: Handles::default(),
         }
     }
 
@@ -358,6 +362,11 @@ impl Sender {
                 );
             }
         }
+        if let (Some(cap), Some(p), Kind::Video | Kind::Screen) =
+            (&self.shared.capture, &parsed, kind)
+        {
+            capture_frame(cap, &mut self.captures, &self.me.user_id, kind, p);
+        }
         let (user_id, wrapper_session) = match &parsed {
             Some(p) => (p.user_id, p.session_id),
             None => (&b""[..], 0),
@@ -458,7 +467,8 @@ impl Sender {
     }
 
     /// Leaves the room, schedules PARTICIPANT_LEFT, and files the tally.
-    fn finish(self, who: &Identity) {
+    fn finish(mut self, who: &Identity) {
+        self.captures.finish();
         let shared = &self.shared;
         let room = self.view.room().clone();
         shared.rooms.leave(&room, self.me.session_id);
@@ -490,6 +500,31 @@ impl Sender {
         }
         shared.retire(self.me.session_id);
     }
+}
+
+/// Hands a VIDEO or SCREEN packet of the session of `user` to its capture file.
+fn capture_frame(
+    cap: &Capture,
+    handles: &mut Handles,
+    user: &str,
+    kind: Kind,
+    p: &wire::Packet<'_>,
+) {
+    let Ok(m) = wire::parse_media(p.data) else {
+        return;
+    };
+    let medium = if kind == Kind::Screen {
+        Medium::Screen
+    } else {
+        Medium::Video
+    };
+    let frame = capture::Frame {
+        seq: m.sequence,
+        timestamp_ms: m.timestamp_ms,
+        key: m.is_key(),
+        data: m.data,
+    };
+    handles.push(cap, user, medium, &frame);
 }
 
 /// How a session that failed with `e` ended: closed by the client (a

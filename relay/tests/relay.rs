@@ -490,6 +490,18 @@ pub(crate) fn audio(p: &mut MediaPrefix, seq: u64) -> Vec<u8> {
 }
 
 pub(crate) fn media(p: &mut MediaPrefix, mt: i32, seq: u64, key: bool, len: usize) -> Vec<u8> {
+    let frame: Vec<u8> = (0..len).map(|i| (i * 7 + seq as usize) as u8).collect();
+    media_frame(p, mt, seq, key, &frame)
+}
+
+/// A media packet carrying `frame`.
+pub(crate) fn media_frame(
+    p: &mut MediaPrefix,
+    mt: i32,
+    seq: u64,
+    key: bool,
+    frame: &[u8],
+) -> Vec<u8> {
     let f = MediaFields {
         media_type: mt,
         sequence: seq,
@@ -497,8 +509,8 @@ pub(crate) fn media(p: &mut MediaPrefix, mt: i32, seq: u64, key: bool, len: usiz
         duration_ms: 33.3,
         key,
     };
-    let mut v = p.build(&f, len).to_vec();
-    v.extend((0..len).map(|i| (i * 7 + seq as usize) as u8));
+    let mut v = p.build(&f, frame.len()).to_vec();
+    v.extend_from_slice(frame);
     v
 }
 
