@@ -284,7 +284,10 @@ impl Sender {
                     reads.push(stream);
                     accept.set(session.accept_uni());
                 }
-                Event::Accepted(Err(e)) | Event::Datagram(Err(e)) => return end_of(&e),
+                Event::Accepted(Err(e)) | Event::Datagram(Err(e)) => {
+                    let peer_closed = quinn::Connection::stats(session).frame_rx.connection_close;
+                    return end_of(&e, peer_closed > 0);
+                }
                 Event::Datagram(Ok(bytes)) => {
                     self.on_packet(bytes, true, Instant::now());
                     datagram.set(session.read_datagram());
@@ -527,20 +530,24 @@ fn capture_frame(
     handles.push(cap, user, medium, &frame);
 }
 
-/// How a session that failed with `e` ended: closed by the client (a
-/// WebTransport close, or a QUIC close from the application or the peer's
-/// stack), still running if the relay closed it, else lost (idle timeout,
-/// reset, transport error). And why, for the log.
-fn end_of(e: &SessionError) -> (SessionEnd, &'static str) {
+/// How a session that failed with `e` ended, and why (for the log).
+///
+/// Closed: the client sent WebTransport's close capsule, or QUIC's
+/// CONNECTION_CLOSE (`peer_closed`: a client whose session was dropped
+/// closes that way). Lost: anything else (idle timeout, reset, transport
+/// error). The error alone does not tell: when the CONNECT stream ends without
+/// a capsule, `web_transport_quinn` closes the connection itself and reports
+/// `LocallyClosed`, whatever happened, hence the count of CONNECTION_CLOSE
+/// frames received.
+fn end_of(e: &SessionError, peer_closed: bool) -> (SessionEnd, &'static str) {
     use quinn::ConnectionError as C;
     use web_transport_quinn::WebTransportError as W;
     match e {
         SessionError::WebTransportError(W::Closed(..)) => (SessionEnd::Closed, "closed"),
         SessionError::ConnectionError(C::ApplicationClosed(_) | C::ConnectionClosed(_)) => {
-            (SessionEnd::Closed, "closed")
+            (SessionEnd::Closed, "connection closed")
         }
-        // The relay closed it itself, so the client did not leave.
-        SessionError::ConnectionError(C::LocallyClosed) => (SessionEnd::Running, "closed here"),
+        _ if peer_closed => (SessionEnd::Closed, "connection closed"),
         SessionError::ConnectionError(C::TimedOut) => (SessionEnd::Lost, "idle timeout"),
         SessionError::ConnectionError(C::Reset) => (SessionEnd::Lost, "reset"),
         _ => (SessionEnd::Lost, "lost"),
@@ -735,17 +742,29 @@ mod tests {
             error_code: 0u32.into(),
             reason: Bytes::from_static(b"bye"),
         });
-        for (e, end) in [
-            (W::Closed(0, "bye".into()).into(), SessionEnd::Closed),
-            (SessionError::ConnectionError(app), SessionEnd::Closed),
-            (SessionError::ConnectionError(C::TimedOut), SessionEnd::Lost),
-            (SessionError::ConnectionError(C::Reset), SessionEnd::Lost),
+        let local = || SessionError::ConnectionError(C::LocallyClosed);
+        for (e, peer_closed, end) in [
+            (W::Closed(0, "bye".into()).into(), false, SessionEnd::Closed),
             (
-                SessionError::ConnectionError(C::LocallyClosed),
-                SessionEnd::Running,
+                SessionError::ConnectionError(app),
+                false,
+                SessionEnd::Closed,
             ),
+            (
+                SessionError::ConnectionError(C::TimedOut),
+                false,
+                SessionEnd::Lost,
+            ),
+            (
+                SessionError::ConnectionError(C::Reset),
+                false,
+                SessionEnd::Lost,
+            ),
+            // What web_transport_quinn reports once the CONNECT stream ends.
+            (local(), true, SessionEnd::Closed),
+            (local(), false, SessionEnd::Lost),
         ] {
-            assert_eq!(end_of(&e).0, end, "{e}");
+            assert_eq!(end_of(&e, peer_closed).0, end, "{e}");
         }
     }
 

@@ -45,7 +45,8 @@ pub enum SessionEnd {
     /// `left_unix_ms` is set).
     #[default]
     Running,
-    /// The client closed it (a WebTransport or QUIC application close).
+    /// The client closed it: WebTransport's close capsule, or a QUIC
+    /// CONNECTION_CLOSE (as a dropped session sends).
     Closed,
     /// It went away without a close: QUIC's idle timeout, a reset, a
     /// transport error, or 30 s without a packet.

@@ -7,11 +7,14 @@
 //! matters a test waits until the relay has counted one step before it
 //! sends the next.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
 
 use synth_common::jwt::{self, Claims};
 use synth_common::wire::{self, media_type, HeartbeatFlags, MediaPrefix};
-use synth_relay::{RelayConfig, RelayStats, SessionEnd, SessionRecord, UserStats};
+use synth_relay::{Identity, RelayConfig, RelayStats, SessionEnd, SessionRecord, UserStats};
 
 use super::relay::{audio, media, within, Peer, Target, SECRET};
 
@@ -30,6 +33,22 @@ fn flags(audio: bool, video: bool, screen: bool, speaking: bool) -> HeartbeatFla
         screen,
         speaking,
     }
+}
+
+/// `user`'s second session: joins `room`, sends its CONNECTION packet, and
+/// is back in the meeting (the stats once its entry says so).
+async fn rejoin(t: &Target, user: &str, room: &str) -> (Peer, RelayStats) {
+    let p = t.join(user, room).await;
+    p.send(&wire::connection(user, room)).await;
+    let s = t
+        .stats_when(|s| {
+            log(s, user)
+                .get(1)
+                .is_some_and(|r| r.joined_unix_ms.is_some())
+        })
+        .await
+        .unwrap();
+    (p, s)
 }
 
 /// A joins, leaves (closes its session) and joins again: two entries, the
@@ -57,16 +76,7 @@ async fn session_log_has_a_join_a_leave_and_a_rejoin() {
     })
     .await;
 
-    let a2 = t.join("pl-a", "room-pl").await;
-    a2.send(&wire::connection("pl-a", "room-pl")).await;
-    let s = t
-        .stats_when(|s| {
-            log(s, "pl-a")
-                .get(1)
-                .is_some_and(|r| r.joined_unix_ms.is_some())
-        })
-        .await
-        .unwrap();
+    let (a2, s) = rejoin(&t, "pl-a", "room-pl").await;
     let l = log(&s, "pl-a");
     assert_eq!(l.len(), 2, "{l:#?}");
     let (j0, left0) = (l[0].joined_unix_ms.unwrap(), l[0].left_unix_ms.unwrap());
@@ -92,6 +102,111 @@ async fn session_log_has_a_join_a_leave_and_a_rejoin() {
     assert!(l[1].left_unix_ms.is_some());
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["per_user"]["pl-a"]["session_log"][0]["end"], "closed");
+}
+
+/// A client that joins `url`, sends a CONNECTION packet and then, unless
+/// `quic_close`, vanishes without a close, as a killed process or a cut
+/// network does: its runtime is dropped with the connection in it. Its
+/// 300 ms idle timeout is the session's (the smaller side's wins), so the
+/// relay gives up on it quickly. With `quic_close` it closes QUIC without
+/// WebTransport's close capsule, as a dropped session does.
+fn join_and_leave(
+    url: url::Url,
+    cert: CertificateDer<'static>,
+    user: &str,
+    room: &str,
+    quic_close: bool,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The relay's self-signed certificate, trusted as a root: this client
+    // needs its own QUIC configuration, which web_transport_quinn's builder
+    // does not expose.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![web_transport_quinn::ALPN.as_bytes().to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap();
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_millis(300).try_into().unwrap()));
+    config.transport_config(Arc::new(transport));
+    let session = rt.block_on(async {
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = web_transport_quinn::Client::new(endpoint.clone(), config);
+        let session = within("vanishing client connect", client.connect(url))
+            .await
+            .unwrap();
+        let mut s = session.open_uni().await.unwrap();
+        s.write_all(&wire::connection(user, room)).await.unwrap();
+        s.finish().unwrap();
+        // Until the relay has the packet: acknowledged.
+        within("CONNECTION acknowledged", s.stopped()).await.ok();
+        if quic_close {
+            quinn::Connection::close(&session, 0u32.into(), b"gone");
+            // Until the close is sent and the connection drained.
+            within("QUIC close", endpoint.wait_idle()).await;
+        }
+        session
+    });
+    // Neither closed nor dropped where a driver could still send a close.
+    rt.shutdown_background();
+    std::mem::forget(session);
+}
+
+/// A client that vanishes without closing is logged as lost; its user's
+/// next session is a new entry. One that closes QUIC without WebTransport's
+/// capsule has closed all the same.
+#[tokio::test]
+async fn a_vanished_session_is_lost() {
+    let id = Identity::self_signed().unwrap();
+    let cert = id.chain[0].clone();
+    let t = Target::relay(RelayConfig {
+        cert: Some(id),
+        leave_grace: Duration::ZERO,
+        ..RelayConfig::default()
+    })
+    .await;
+    for (user, quic_close) in [("pl-gone", false), ("pl-quic", true)] {
+        let mut url = t.base.clone();
+        url.set_path(&format!("/lobby/{user}/room-gone"));
+        let (user, cert) = (user.to_string(), cert.clone());
+        tokio::task::spawn_blocking(move || {
+            join_and_leave(url, cert, &user, "room-gone", quic_close)
+        })
+        .await
+        .unwrap();
+    }
+    let s = t
+        .stats_when(|s| {
+            log(s, "pl-quic")
+                .first()
+                .is_some_and(|r| r.left_unix_ms.is_some())
+        })
+        .await
+        .unwrap();
+    assert_eq!(log(&s, "pl-quic")[0].end, SessionEnd::Closed);
+    let s = t
+        .stats_when(|s| {
+            log(s, "pl-gone")
+                .first()
+                .is_some_and(|r| r.left_unix_ms.is_some())
+        })
+        .await
+        .unwrap();
+    let l = log(&s, "pl-gone");
+    assert_eq!(l[0].end, SessionEnd::Lost, "{l:#?}");
+    assert!(l[0].joined_unix_ms.is_some());
+    let (_back, s) = rejoin(&t, "pl-gone", "room-gone").await;
+    assert_eq!(log(&s, "pl-gone")[1].end, SessionEnd::Running);
+    t.close().await;
 }
 
 /// A speaks, pauses, mutes and turns the camera off, then comes back:

@@ -55,7 +55,7 @@ pub(crate) async fn within<F: Future>(what: &str, f: F) -> F::Output {
 
 /// Where the scenarios connect: the in-process relay, or upstream.
 pub(crate) struct Target {
-    base: Url,
+    pub(crate) base: Url,
     pub(crate) client: Client,
     pub(crate) relay: Option<Relay>,
     pub(crate) secret: Option<Vec<u8>>,
