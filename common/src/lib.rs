@@ -19,6 +19,8 @@
 //! - [`ids`] (the server's id rule), [`jwt`] (room-access tokens),
 //!   [`fingerprint`] (certificate pins), [`redact`] (secrets out of logs) and
 //!   [`clock`] (the wall clock on the wire).
+//! - [`ivf`] writes and reads IVF files (VP9 frames for ffmpeg and libvpx's
+//!   tools), and [`vp9`] reads a key frame's size from its header.
 //! - [`netem`] models a hostile network per participant (loss, delay and
 //!   jitter, a rate cap, duplication, reordering, a schedule) as verdicts on
 //!   datagrams; the replayer's socket wrapper carries them out.
@@ -31,6 +33,7 @@
 pub mod clock;
 pub mod fingerprint;
 pub mod ids;
+pub mod ivf;
 pub mod jwt;
 #[cfg(feature = "net")]
 pub mod net;
@@ -39,4 +42,5 @@ pub mod pack;
 pub mod quality;
 pub mod redact;
 pub mod seq;
+pub mod vp9;
 pub mod wire;

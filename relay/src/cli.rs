@@ -69,6 +69,12 @@ pub struct RelayArgs {
     /// capacity search against.
     #[arg(long, env = "RELAY_MAX_SESSIONS", value_name = "N")]
     pub max_sessions: Option<usize>,
+    /// Write each user's received VP9 frames as IVF files into DIR (created
+    /// if missing): DIR/{user_id}-video.ivf and DIR/{user_id}-screen.ivf,
+    /// from the first key frame, in sequence order, at most 64 MiB each.
+    /// For decode checks; it writes files on the packet path.
+    #[arg(long, env = "RELAY_CAPTURE", value_name = "DIR")]
+    pub capture: Option<PathBuf>,
 }
 
 /// `--drop-rate`: a number from 0 to 1.
@@ -111,6 +117,7 @@ impl RelayArgs {
                 _ => None,
             },
             max_sessions: self.max_sessions,
+            capture: self.capture.clone(),
         })
     }
 }
@@ -146,6 +153,9 @@ pub async fn run_cli(
     if let Some(n) = args.max_sessions {
         mode += &format!(", at most {n} sessions open");
     }
+    if let Some(dir) = &args.capture {
+        mode += &format!(", capturing VP9 frames into {}", dir.display());
+    }
     eprintln!(
         "relay listening on {} (certificate sha256 {hash}){mode}; Ctrl-C to stop",
         relay.url()
@@ -177,20 +187,31 @@ pub(crate) fn summary(s: &RelayStats) -> String {
     );
     out += &format!(
         "received from {} users: audio {} packets ({} missing), video {} frames ({} key, {} missing), \
-         {} heartbeats, {} other, {} malformed\n",
+         screen {} frames, {} heartbeats, {} other, {} malformed\n",
         s.per_user.len(),
         t.audio_packets,
         missing.0,
         t.video_packets,
         t.video_keyframes,
         missing.1,
+        t.screen_packets,
         t.heartbeats,
         t.connection_packets + t.keyframe_requests + t.rtt + t.other,
         t.malformed
     );
     out += &format!(
-        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION sent\n",
-        t.relayed_to, s.relay_drops, s.congestion_sent
+        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION sent{}\n",
+        t.relayed_to,
+        s.relay_drops,
+        s.congestion_sent,
+        if t.observer_media_dropped > 0 {
+            format!(
+                ", {} observer packets not relayed",
+                t.observer_media_dropped
+            )
+        } else {
+            String::new()
+        }
     );
     let d = s.injected_drops;
     if d.audio + d.video > 0 || !s.stalls.is_empty() {
@@ -291,6 +312,23 @@ mod tests {
             let e = Cli::try_parse_from(["relay", half[0], half[1]]).unwrap_err();
             assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         }
+    }
+
+    #[test]
+    fn capture_flag() {
+        let cfg = Cli::try_parse_from(["relay"])
+            .unwrap()
+            .relay
+            .config()
+            .unwrap();
+        assert_eq!(cfg.capture, None);
+        let c = Cli::try_parse_from(["relay", "--capture", "/tmp/frames"])
+            .unwrap()
+            .relay;
+        assert_eq!(
+            c.config().unwrap().capture,
+            Some(PathBuf::from("/tmp/frames"))
+        );
     }
 
     #[test]

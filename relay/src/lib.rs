@@ -18,6 +18,7 @@
 //! it did so tests can check receivers against it.
 
 mod admission;
+mod capture;
 mod cli;
 mod fault;
 mod room;
@@ -27,6 +28,7 @@ pub mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,8 +40,13 @@ use tokio::task::JoinSet;
 pub use admission::Refusal;
 pub use cli::{run_cli, RelayArgs};
 pub use fault::Stall;
-pub use stats::{InjectedDrops, RelayStats, StallWindow, UserStats};
+pub use stats::{
+    FlagChange, InjectedDrops, RelayStats, SessionEnd, SessionRecord, StallWindow, UserStats,
+    FLAG_CHANGES_MAX, SESSION_LOG_MAX,
+};
 
+use capture::Capture;
+pub use capture::MAX_FILE_BYTES as CAPTURE_MAX_FILE_BYTES;
 use fault::Stalls;
 use room::Rooms;
 use session::Live;
@@ -90,6 +97,10 @@ pub struct RelayConfig {
     /// rejections) while this many are open: a server at its capacity, for
     /// testing a capacity search. `None`: no limit.
     pub max_sessions: Option<usize>,
+    /// Write each user's VP9 frames (video, screen share) as received into
+    /// IVF files in this directory (created if missing):
+    /// `{user_id}-video.ivf`, `{user_id}-screen.ivf`.
+    pub capture: Option<PathBuf>,
 }
 
 impl Default for RelayConfig {
@@ -106,6 +117,7 @@ impl Default for RelayConfig {
             drop_seed: DEFAULT_DROP_SEED,
             stall: None,
             max_sessions: None,
+            capture: None,
         }
     }
 }
@@ -121,6 +133,7 @@ pub(crate) struct Shared {
     pub(crate) drop_seed: u64,
     pub(crate) stalls: Option<Stalls>,
     max_sessions: Option<usize>,
+    pub(crate) capture: Option<Capture>,
     /// Sessions admitted and not yet over.
     open: AtomicU64,
     pub(crate) rooms: Rooms,
@@ -154,6 +167,7 @@ impl Shared {
             drop_seed: cfg.drop_seed,
             stalls: cfg.stall.map(Stalls::new),
             max_sessions: cfg.max_sessions,
+            capture: None,
             open: AtomicU64::new(0),
             rooms: Rooms::default(),
             shutdown,
@@ -253,7 +267,13 @@ impl Relay {
         if !(0.0..=1.0).contains(&cfg.drop_rate) {
             anyhow::bail!("drop rate {} is not a probability in [0, 1]", cfg.drop_rate);
         }
-        let shared = Arc::new(Shared::new(&cfg));
+        let mut shared = Shared::new(&cfg);
+        if let Some(dir) = &cfg.capture {
+            let cap = Capture::new(dir)
+                .with_context(|| format!("creating the capture directory {}", dir.display()))?;
+            shared.capture = Some(cap);
+        }
+        let shared = Arc::new(shared);
         let identity = match cfg.cert {
             Some(id) => id,
             None => Identity::self_signed().context("generating the relay's certificate")?,
@@ -287,6 +307,7 @@ impl Relay {
             drain_only = cfg.drain_only,
             drop_rate = cfg.drop_rate,
             stall = ?cfg.stall,
+            capture = ?cfg.capture,
             "relay listening"
         );
         Ok(Relay {
@@ -389,6 +410,10 @@ async fn accept_loop(
     .await;
     if drained.is_err() {
         sessions.abort_all();
+    }
+    // Sessions aborted above did not close their files.
+    if let Some(cap) = &shared.capture {
+        cap.finish_all();
     }
     endpoint.close(0u32.into(), b"relay shut down");
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;

@@ -29,9 +29,10 @@ use synth_common::wire::{self, MAX_STREAM_BYTES};
 use tokio::sync::{mpsc, watch};
 use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
 
+use super::capture::{self, Capture, Handles, Medium};
 use super::fault::{Phase, SenderFaults};
 use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
-use super::stats::{Injected, Kind, Tally, UserStats};
+use super::stats::{Injected, Kind, SessionEnd, SessionRecord, Tally, UserStats};
 use super::Shared;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
@@ -92,7 +93,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let session_id = s.me.session_id;
     tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
     let writer = tokio::spawn(write_loop(session.clone(), rx));
-    let why = s.read_loop(&session, shared.shutdown.subscribe()).await;
+    let (end, why) = s.read_loop(&session, shared.shutdown.subscribe()).await;
+    s.live.tally().ended(clock::unix_ms_u64(), end);
     tracing::debug!(session_id, user = %who.user_id, why, "session ended");
     writer.abort();
     // Once the writer (and its queue) is gone, senders see this session as
@@ -117,6 +119,8 @@ struct Sender {
     last_heard: Instant,
     /// `None` unless the relay injects faults: the only check they add per packet.
     faults: Option<SenderFaults>,
+    /// This session's capture files (`--capture`).
+    captures: Handles,
 }
 
 /// What woke a session's reader.
@@ -184,7 +188,16 @@ impl Sender {
         }
         let live = Arc::new(Live {
             member: me.clone(),
-            tally: Mutex::new(Tally::new(&who.user_id, &who.room)),
+            tally: Mutex::new(Tally::new(
+                &who.user_id,
+                SessionRecord {
+                    session_id,
+                    meeting: who.room.clone(),
+                    observer: who.observer,
+                    accepted_unix_ms: clock::unix_ms_u64(),
+                    ..SessionRecord::default()
+                },
+            )),
         });
         shared.live().insert(session_id, live.clone());
         let faults = (shared.drop_rate > 0.0 || shared.stalls.is_some())
@@ -201,14 +214,16 @@ impl Sender {
             congestion: HashMap::new(),
             last_heard: Instant::now(),
             faults,
+            captures: Handles::default(),
         }
     }
 
+    /// Reads until the session ends: how (for the stats) and why (for the log).
     async fn read_loop(
         &mut self,
         session: &Session,
         mut shutdown: watch::Receiver<bool>,
-    ) -> &'static str {
+    ) -> (SessionEnd, &'static str) {
         let mut accept = pin!(session.accept_uni());
         let mut datagram = pin!(session.read_datagram());
         let mut reads = Reads::default();
@@ -269,7 +284,10 @@ impl Sender {
                     reads.push(stream);
                     accept.set(session.accept_uni());
                 }
-                Event::Accepted(Err(_)) | Event::Datagram(Err(_)) => return "closed",
+                Event::Accepted(Err(e)) | Event::Datagram(Err(e)) => {
+                    let peer_closed = quinn::Connection::stats(session).frame_rx.connection_close;
+                    return end_of(&e, peer_closed > 0);
+                }
                 Event::Datagram(Ok(bytes)) => {
                     self.on_packet(bytes, true, Instant::now());
                     datagram.set(session.read_datagram());
@@ -277,18 +295,21 @@ impl Sender {
                 Event::Read(Ok(bytes)) => self.on_packet(bytes, false, Instant::now()),
                 Event::Read(Err(ReadFail::TooLong)) => {
                     self.last_heard = Instant::now();
-                    self.live.tally().count(None, MAX_STREAM_BYTES + 1, false);
+                    let now = clock::unix_ms_u64();
+                    self.live
+                        .tally()
+                        .count(None, MAX_STREAM_BYTES + 1, false, now);
                 }
                 Event::Read(Err(ReadFail::Reset)) => {}
                 Event::Tick => {
                     if self.last_heard.elapsed() > CLIENT_TIMEOUT {
                         session.close(0, b"no packets for 30 s");
-                        return "timeout";
+                        return (SessionEnd::Lost, "timeout");
                     }
                 }
                 Event::Stop => {
                     session.close(0, b"relay shutting down");
-                    return "relay shutdown";
+                    return (SessionEnd::Running, "relay shutdown");
                 }
                 Event::Stall(Phase::Before) => {}
                 Event::Stall(Phase::Stalled) => {
@@ -302,7 +323,7 @@ impl Sender {
                         _ = over => {}
                         _ = &mut stop => {
                             session.close(0, b"relay shutting down");
-                            return "relay shutdown";
+                            return (SessionEnd::Running, "relay shutdown");
                         }
                     }
                     // Not heard from because not listened to.
@@ -329,10 +350,12 @@ impl Sender {
         } else {
             wire::parse(&bytes).ok()
         };
+        let unix_ms = clock::unix_ms_u64();
         let mut tally = self.live.tally();
-        let kind = tally.count(parsed.as_ref(), bytes.len(), datagram);
+        let kind = tally.count(parsed.as_ref(), bytes.len(), datagram, unix_ms);
         if kind != Kind::Rtt && !self.active {
             self.active = true;
+            tally.joined(unix_ms);
             if self.announce {
                 let p = wire::participant(&self.view.room().name, self.me.participant(), true);
                 self.shared.count_drops(
@@ -341,6 +364,11 @@ impl Sender {
                         .broadcast(&Outbound::auto(p, Bytes::new(), false), None),
                 );
             }
+        }
+        if let (Some(cap), Some(p), Kind::Video | Kind::Screen) =
+            (&self.shared.capture, &parsed, kind)
+        {
+            capture_frame(cap, &mut self.captures, &self.me.user_id, kind, p);
         }
         let (user_id, wrapper_session) = match &parsed {
             Some(p) => (p.user_id, p.session_id),
@@ -359,7 +387,12 @@ impl Sender {
                 }
                 return;
             }
-            _ if self.me.observer || self.shared.drain_only => return,
+            // As upstream: an observer receives everything and publishes nothing.
+            _ if self.me.observer => {
+                tally.observer_dropped(user_id);
+                return;
+            }
+            _ if self.shared.drain_only => return,
             Kind::KeyframeRequest => {
                 if !self.keyframes.allow(now) {
                     tally.keyframe_limited(user_id);
@@ -367,7 +400,7 @@ impl Sender {
                 }
                 true
             }
-            Kind::Audio | Kind::Video | Kind::Media => true,
+            Kind::Audio | Kind::Video | Kind::Screen | Kind::Media => true,
             Kind::Other => false,
         };
         // As upstream: the sender's session id goes into wrappers that have none.
@@ -437,7 +470,8 @@ impl Sender {
     }
 
     /// Leaves the room, schedules PARTICIPANT_LEFT, and files the tally.
-    fn finish(self, who: &Identity) {
+    fn finish(mut self, who: &Identity) {
+        self.captures.finish();
         let shared = &self.shared;
         let room = self.view.room().clone();
         shared.rooms.leave(&room, self.me.session_id);
@@ -468,6 +502,55 @@ impl Sender {
             }
         }
         shared.retire(self.me.session_id);
+    }
+}
+
+/// Hands a VIDEO or SCREEN packet of the session of `user` to its capture file.
+fn capture_frame(
+    cap: &Capture,
+    handles: &mut Handles,
+    user: &str,
+    kind: Kind,
+    p: &wire::Packet<'_>,
+) {
+    let Ok(m) = wire::parse_media(p.data) else {
+        return;
+    };
+    let medium = if kind == Kind::Screen {
+        Medium::Screen
+    } else {
+        Medium::Video
+    };
+    let frame = capture::Frame {
+        seq: m.sequence,
+        timestamp_ms: m.timestamp_ms,
+        key: m.is_key(),
+        data: m.data,
+    };
+    handles.push(cap, user, medium, &frame);
+}
+
+/// How a session that failed with `e` ended, and why (for the log).
+///
+/// Closed: the client sent WebTransport's close capsule, or QUIC's
+/// CONNECTION_CLOSE (`peer_closed`: a client whose session was dropped
+/// closes that way). Lost: anything else (idle timeout, reset, transport
+/// error). The error alone does not tell: when the CONNECT stream ends without
+/// a capsule, `web_transport_quinn` closes the connection itself and reports
+/// `LocallyClosed`, whatever happened, hence the count of CONNECTION_CLOSE
+/// frames received.
+fn end_of(e: &SessionError, peer_closed: bool) -> (SessionEnd, &'static str) {
+    use quinn::ConnectionError as C;
+    use web_transport_quinn::WebTransportError as W;
+    match e {
+        SessionError::WebTransportError(W::Closed(..)) => (SessionEnd::Closed, "closed"),
+        SessionError::ConnectionError(C::ApplicationClosed(_) | C::ConnectionClosed(_)) => {
+            (SessionEnd::Closed, "connection closed")
+        }
+        _ if peer_closed => (SessionEnd::Closed, "connection closed"),
+        SessionError::ConnectionError(C::TimedOut) => (SessionEnd::Lost, "idle timeout"),
+        SessionError::ConnectionError(C::Reset) => (SessionEnd::Lost, "reset"),
+        _ => (SessionEnd::Lost, "lost"),
     }
 }
 
@@ -649,6 +732,40 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_close_is_closed_and_a_timeout_or_reset_is_lost() {
+        use quinn::ConnectionError as C;
+        use web_transport_quinn::WebTransportError as W;
+        let app = C::ApplicationClosed(quinn::ApplicationClose {
+            error_code: 0u32.into(),
+            reason: Bytes::from_static(b"bye"),
+        });
+        let local = || SessionError::ConnectionError(C::LocallyClosed);
+        for (e, peer_closed, end) in [
+            (W::Closed(0, "bye".into()).into(), false, SessionEnd::Closed),
+            (
+                SessionError::ConnectionError(app),
+                false,
+                SessionEnd::Closed,
+            ),
+            (
+                SessionError::ConnectionError(C::TimedOut),
+                false,
+                SessionEnd::Lost,
+            ),
+            (
+                SessionError::ConnectionError(C::Reset),
+                false,
+                SessionEnd::Lost,
+            ),
+            // What web_transport_quinn reports once the CONNECT stream ends.
+            (local(), true, SessionEnd::Closed),
+            (local(), false, SessionEnd::Lost),
+        ] {
+            assert_eq!(end_of(&e, peer_closed).0, end, "{e}");
+        }
     }
 
     #[test]

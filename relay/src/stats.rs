@@ -9,19 +9,85 @@
 //! What injected faults (`fault`) did to deliveries is counted at the
 //! receiving session ([`Injected`], atomics that senders' tasks add to only
 //! when a fault strikes) and filed under that session's own user id.
+//!
+//! Besides counters, each user has two bounded logs: its sessions
+//! ([`SessionRecord`], filed under the session's own user id) and the
+//! changes of its heartbeat flags ([`FlagChange`]). Audio, video and screen
+//! packets are also counted by the state the sender's last heartbeat
+//! announced, and the time between its heartbeats is summed per state
+//! (`Heartbeats`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use synth_common::seq;
-use synth_common::wire::{self, media_type, packet_type};
+use synth_common::wire::{self, media_type, packet_type, HeartbeatFlags};
 
 use super::fault::Track;
 
 /// Most distinct wrapper user ids counted separately per session; the rest
 /// are counted under the session's own id (a client may put anything there).
 const MAX_USERS_PER_SESSION: usize = 16;
+
+/// Sessions kept in a user's `session_log`; later ones are only counted.
+pub const SESSION_LOG_MAX: usize = 1_000;
+
+/// Heartbeat flag changes kept per user (and per session, over all the
+/// user ids it sends under); later ones are only counted.
+pub const FLAG_CHANGES_MAX: usize = 10_000;
+
+/// How a session ended, as far as the relay can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionEnd {
+    /// Still open; or open until the relay itself shut down (then
+    /// `left_unix_ms` is set).
+    #[default]
+    Running,
+    /// The client closed it: WebTransport's close capsule, or a QUIC
+    /// CONNECTION_CLOSE (as a dropped session sends).
+    Closed,
+    /// It went away without a close: QUIC's idle timeout, a reset, a
+    /// transport error, or 30 s without a packet.
+    Lost,
+}
+
+/// One session of a user, from accept to its end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SessionRecord {
+    /// The id SESSION_ASSIGNED gave it.
+    pub session_id: u64,
+    /// Its meeting.
+    pub meeting: String,
+    /// Admitted with an observer token.
+    pub observer: bool,
+    /// When the relay accepted it, Unix ms.
+    pub accepted_unix_ms: u64,
+    /// When it joined the meeting: its first packet that was not an RTT
+    /// probe (activation, as upstream); `None` if it sent none.
+    pub joined_unix_ms: Option<u64>,
+    /// When it ended, Unix ms; `None` while open.
+    pub left_unix_ms: Option<u64>,
+    /// How it ended.
+    pub end: SessionEnd,
+}
+
+/// A heartbeat whose flags differ from the previous heartbeat of the same
+/// user in the same session (or the first one of a session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FlagChange {
+    /// When the relay read it, Unix ms.
+    pub unix_ms: u64,
+    /// `audio_enabled`.
+    pub audio: bool,
+    /// `video_enabled`.
+    pub video: bool,
+    /// `screen_enabled`.
+    pub screen: bool,
+    /// `is_speaking`.
+    pub speaking: bool,
+}
 
 /// Counters for one sending user. Bytes are whole `PacketWrapper`s as received.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -40,6 +106,12 @@ pub struct UserStats {
     pub video_bytes: u64,
     /// Video packets with `frame_type "key"`.
     pub video_keyframes: u64,
+    /// Screen-share packets (`MediaPacket` SCREEN).
+    pub screen_packets: u64,
+    /// Bytes of those packets.
+    pub screen_bytes: u64,
+    /// Screen-share packets with `frame_type "key"`.
+    pub screen_keyframes: u64,
     /// Heartbeats.
     pub heartbeats: u64,
     /// CONNECTION packets.
@@ -61,6 +133,8 @@ pub struct UserStats {
     pub audio_seq: seq::Counts,
     /// Video sequence accounting, as for audio.
     pub video_seq: seq::Counts,
+    /// Screen-share sequence accounting, as for audio.
+    pub screen_seq: seq::Counts,
     /// Deliveries of this user's packets to other participants (one per
     /// receiver; not those dropped by `--drop-rate`).
     pub relayed_to: u64,
@@ -76,6 +150,49 @@ pub struct UserStats {
     /// sender's reader read in its catch-up, from the end of the stall until
     /// it first found none of its streams or datagrams holding a whole packet.
     pub stalled_deliveries: u64,
+    /// Packets of an observer session that were not relayed because it is
+    /// an observer (as upstream: everything but RTT probes, HEALTH and
+    /// CONGESTION, which are echoed or dropped for everyone).
+    pub observer_media_dropped: u64,
+    /// Heartbeats with `audio_enabled` true.
+    pub heartbeats_audio: u64,
+    /// Heartbeats with `video_enabled` true.
+    pub heartbeats_video: u64,
+    /// Heartbeats with `screen_enabled` true.
+    pub heartbeats_screen: u64,
+    /// Heartbeats with `is_speaking` true.
+    pub heartbeats_speaking: u64,
+    /// Audio packets after a heartbeat (of the same user, same session)
+    /// with `audio_enabled` and `is_speaking` true.
+    pub audio_while_speaking: u64,
+    /// Audio packets after a heartbeat with `audio_enabled` true and
+    /// `is_speaking` false.
+    pub audio_while_not_speaking: u64,
+    /// Audio packets after a heartbeat with `audio_enabled` false (muted).
+    pub audio_while_muted: u64,
+    /// Audio packets before the session's first heartbeat of this user.
+    pub audio_before_heartbeat: u64,
+    /// Time from each heartbeat to the next of the same session, summed
+    /// by the state the first of the two announced: speaking.
+    pub speaking_ms: u64,
+    /// As `speaking_ms`, not speaking (audio on).
+    pub not_speaking_ms: u64,
+    /// As `speaking_ms`, muted (`audio_enabled` false).
+    pub muted_ms: u64,
+    /// Video packets after a heartbeat with `video_enabled` false.
+    pub video_while_camera_off: u64,
+    /// Screen-share packets after a heartbeat with `screen_enabled` false.
+    pub screen_while_not_sharing: u64,
+    /// Each session's first heartbeat, then each one whose flags changed;
+    /// the first [`FLAG_CHANGES_MAX`].
+    pub flag_changes: Vec<FlagChange>,
+    /// Flag changes beyond those kept.
+    pub flag_changes_dropped: u64,
+    /// The sessions admitted under this user id, oldest first; the first
+    /// [`SESSION_LOG_MAX`].
+    pub session_log: Vec<SessionRecord>,
+    /// Sessions beyond those kept.
+    pub session_log_dropped: u64,
 }
 
 /// Deliveries dropped by `--drop-rate`, all receivers.
@@ -160,6 +277,9 @@ impl UserStats {
         self.video_packets += o.video_packets;
         self.video_bytes += o.video_bytes;
         self.video_keyframes += o.video_keyframes;
+        self.screen_packets += o.screen_packets;
+        self.screen_bytes += o.screen_bytes;
+        self.screen_keyframes += o.screen_keyframes;
         self.heartbeats += o.heartbeats;
         self.connection_packets += o.connection_packets;
         self.keyframe_requests += o.keyframe_requests;
@@ -173,18 +293,56 @@ impl UserStats {
         self.dropped_audio += o.dropped_audio;
         self.dropped_video += o.dropped_video;
         self.stalled_deliveries += o.stalled_deliveries;
+        self.observer_media_dropped += o.observer_media_dropped;
+        self.heartbeats_audio += o.heartbeats_audio;
+        self.heartbeats_video += o.heartbeats_video;
+        self.heartbeats_screen += o.heartbeats_screen;
+        self.heartbeats_speaking += o.heartbeats_speaking;
+        self.audio_while_speaking += o.audio_while_speaking;
+        self.audio_while_not_speaking += o.audio_while_not_speaking;
+        self.audio_while_muted += o.audio_while_muted;
+        self.audio_before_heartbeat += o.audio_before_heartbeat;
+        self.speaking_ms += o.speaking_ms;
+        self.not_speaking_ms += o.not_speaking_ms;
+        self.muted_ms += o.muted_ms;
+        self.video_while_camera_off += o.video_while_camera_off;
+        self.screen_while_not_sharing += o.screen_while_not_sharing;
+        self.flag_changes_dropped += o.flag_changes_dropped;
+        self.session_log_dropped += o.session_log_dropped;
     }
 
     /// Merges a later session's counters for the same user into these: counts
-    /// add up, and the sequence spans join (what lies between is missing).
+    /// add up, the sequence spans join (what lies between is missing), and
+    /// the logs are appended up to their bounds.
     pub(crate) fn merge_later(&mut self, later: &UserStats) {
         self.add_counts(later);
         self.audio_seq.merge(&later.audio_seq);
         self.video_seq.merge(&later.video_seq);
+        self.screen_seq.merge(&later.screen_seq);
         if !later.meeting.is_empty() {
             self.meeting.clone_from(&later.meeting);
         }
+        self.flag_changes_dropped += append_bounded(
+            &mut self.flag_changes,
+            &later.flag_changes,
+            FLAG_CHANGES_MAX,
+        );
+        if !later.session_log.is_empty() {
+            self.session_log_dropped +=
+                append_bounded(&mut self.session_log, &later.session_log, SESSION_LOG_MAX);
+            // Sessions are filed as they end, not as they start.
+            self.session_log
+                .sort_by_key(|r| (r.accepted_unix_ms, r.session_id));
+        }
     }
+}
+
+/// Appends what fits of `more` to `log` (at most `max` in all); returns how
+/// many did not fit.
+fn append_bounded<T: Clone>(log: &mut Vec<T>, more: &[T], max: usize) -> u64 {
+    let room = max.saturating_sub(log.len()).min(more.len());
+    log.extend_from_slice(&more[..room]);
+    (more.len() - room) as u64
 }
 
 /// What injected faults did to the deliveries to one session.
@@ -224,6 +382,68 @@ struct UserTally {
     stats: UserStats,
     audio: seq::Tracker,
     video: seq::Tracker,
+    screen: seq::Tracker,
+    heartbeats: Heartbeats,
+}
+
+/// What a user's heartbeats announced in one session: the last one, to
+/// classify the media that follows it and to time each state.
+#[derive(Debug, Default, Clone, Copy)]
+struct Heartbeats {
+    /// The last heartbeat: when the relay read it (Unix ms) and its flags.
+    last: Option<(u64, HeartbeatFlags)>,
+}
+
+impl Heartbeats {
+    /// Counts a heartbeat with `flags` read at `unix_ms`. Returns whether
+    /// it is a change to log (the first, or flags unlike the last ones).
+    fn heartbeat(&mut self, s: &mut UserStats, unix_ms: u64, flags: HeartbeatFlags) -> bool {
+        s.heartbeats_audio += flags.audio as u64;
+        s.heartbeats_video += flags.video as u64;
+        s.heartbeats_screen += flags.screen as u64;
+        s.heartbeats_speaking += flags.speaking as u64;
+        let changed = match self.last {
+            Some((at, before)) => {
+                // The relay's clock may step back; such a gap counts as none.
+                let ms = unix_ms.saturating_sub(at);
+                if !before.audio {
+                    s.muted_ms += ms;
+                } else if before.speaking {
+                    s.speaking_ms += ms;
+                } else {
+                    s.not_speaking_ms += ms;
+                }
+                before != flags
+            }
+            None => true,
+        };
+        self.last = Some((unix_ms, flags));
+        changed
+    }
+
+    /// Counts an audio packet by the state the last heartbeat announced.
+    fn audio(&self, s: &mut UserStats) {
+        match self.last {
+            None => s.audio_before_heartbeat += 1,
+            Some((_, f)) if !f.audio => s.audio_while_muted += 1,
+            Some((_, f)) if f.speaking => s.audio_while_speaking += 1,
+            Some(_) => s.audio_while_not_speaking += 1,
+        }
+    }
+
+    /// Counts a video packet sent with the camera announced off.
+    fn video(&self, s: &mut UserStats) {
+        if self.last.is_some_and(|(_, f)| !f.video) {
+            s.video_while_camera_off += 1;
+        }
+    }
+
+    /// Counts a screen packet sent with no share announced.
+    fn screen(&self, s: &mut UserStats) {
+        if self.last.is_some_and(|(_, f)| !f.screen) {
+            s.screen_while_not_sharing += 1;
+        }
+    }
 }
 
 /// How a received packet is to be handled, decided while counting it.
@@ -235,7 +455,9 @@ pub(crate) enum Kind {
     Audio,
     /// A MEDIA packet of type VIDEO, as audio.
     Video,
-    /// Any other MEDIA packet (heartbeat, screen, ...): uni stream to peers.
+    /// A MEDIA packet of type SCREEN: uni stream to peers (no `--drop-rate`).
+    Screen,
+    /// Any other MEDIA packet (heartbeat, ...): uni stream to peers.
     Media,
     /// RTT probe: echo to the sender only.
     Rtt,
@@ -250,38 +472,61 @@ pub(crate) enum Kind {
 /// The counters of one session, keyed by wrapper user id.
 #[derive(Debug)]
 pub(crate) struct Tally {
-    meeting: String,
+    /// The session itself, filed in its own user's `session_log`.
+    session: SessionRecord,
     /// Entry 0 is the session's own user id.
     users: Vec<(Box<[u8]>, UserTally)>,
+    /// Flag changes this session may still log, over all its user ids.
+    flag_budget: usize,
 }
 
 impl Tally {
-    pub(crate) fn new(user_id: &str, meeting: &str) -> Tally {
+    /// The tally of a session of `user_id`, accepted as `session` says.
+    pub(crate) fn new(user_id: &str, session: SessionRecord) -> Tally {
         Tally {
-            meeting: meeting.to_owned(),
+            session,
             users: vec![(user_id.as_bytes().into(), UserTally::default())],
+            flag_budget: FLAG_CHANGES_MAX,
         }
     }
 
+    /// Records that the session joined its meeting at `unix_ms` (its first
+    /// packet but an RTT probe); later calls change nothing.
+    pub(crate) fn joined(&mut self, unix_ms: u64) {
+        self.session.joined_unix_ms.get_or_insert(unix_ms);
+    }
+
+    /// Records that the session ended at `unix_ms`, and how.
+    pub(crate) fn ended(&mut self, unix_ms: u64, end: SessionEnd) {
+        self.session.left_unix_ms = Some(unix_ms);
+        self.session.end = end;
+    }
+
     fn user(&mut self, id: &[u8]) -> &mut UserTally {
-        let i = match self.users.iter().position(|(u, _)| **u == *id) {
+        let i = self.user_index(id);
+        &mut self.users[i].1
+    }
+
+    fn user_index(&mut self, id: &[u8]) -> usize {
+        match self.users.iter().position(|(u, _)| **u == *id) {
             Some(i) => i,
             None if self.users.len() < MAX_USERS_PER_SESSION && !id.is_empty() => {
                 self.users.push((id.into(), UserTally::default()));
                 self.users.len() - 1
             }
             None => 0,
-        };
-        &mut self.users[i].1
+        }
     }
 
-    /// Counts one received packet and tells how to handle it. `packet` is the
-    /// parse of `len` bytes (`None` when it did not parse).
+    /// Counts one received packet, read at `unix_ms`, and tells how to
+    /// handle it. `packet` is the parse of `len` bytes (`None` when it did
+    /// not parse).
     pub(crate) fn count(
         &mut self,
         packet: Option<&wire::Packet<'_>>,
         len: usize,
         datagram: bool,
+        unix_ms: u64,
     ) -> Kind {
         let len = len as u64;
         let Some(p) = packet else {
@@ -290,7 +535,8 @@ impl Tally {
             u.datagrams += datagram as u64;
             return Kind::Malformed;
         };
-        let t = self.user(p.user_id);
+        let i = self.user_index(p.user_id);
+        let t = &mut self.users[i].1;
         t.stats.datagrams += datagram as u64;
         let s = &mut t.stats;
         match p.packet_type {
@@ -303,6 +549,7 @@ impl Tally {
                     media_type::AUDIO => {
                         s.audio_packets += 1;
                         s.audio_bytes += len;
+                        t.heartbeats.audio(s);
                         if let Some(seq) = m.sequence {
                             t.audio.see(seq);
                         }
@@ -312,13 +559,41 @@ impl Tally {
                         s.video_packets += 1;
                         s.video_bytes += len;
                         s.video_keyframes += m.is_key() as u64;
+                        t.heartbeats.video(s);
                         if let Some(seq) = m.sequence {
                             t.video.see(seq);
                         }
                         Kind::Video
                     }
+                    media_type::SCREEN => {
+                        s.screen_packets += 1;
+                        s.screen_bytes += len;
+                        s.screen_keyframes += m.is_key() as u64;
+                        t.heartbeats.screen(s);
+                        if let Some(seq) = m.sequence {
+                            t.screen.see(seq);
+                        }
+                        Kind::Screen
+                    }
                     media_type::HEARTBEAT => {
                         s.heartbeats += 1;
+                        // A heartbeat without heartbeat_metadata says nothing of the state.
+                        if let Some(flags) = m.heartbeat {
+                            if t.heartbeats.heartbeat(s, unix_ms, flags) {
+                                if self.flag_budget > 0 && s.flag_changes.len() < FLAG_CHANGES_MAX {
+                                    self.flag_budget -= 1;
+                                    s.flag_changes.push(FlagChange {
+                                        unix_ms,
+                                        audio: flags.audio,
+                                        video: flags.video,
+                                        screen: flags.screen,
+                                        speaking: flags.speaking,
+                                    });
+                                } else {
+                                    s.flag_changes_dropped += 1;
+                                }
+                            }
+                        }
                         Kind::Media
                     }
                     media_type::RTT => {
@@ -355,6 +630,11 @@ impl Tally {
         self.user(user_id).stats.keyframe_requests_limited += 1;
     }
 
+    /// Counts a packet of `user_id` from an observer session, not relayed.
+    pub(crate) fn observer_dropped(&mut self, user_id: &[u8]) {
+        self.user(user_id).stats.observer_media_dropped += 1;
+    }
+
     /// Counts the deliveries of one packet of `user_id`.
     pub(crate) fn relayed(&mut self, user_id: &[u8], delivered: u64, dropped: u64) {
         let s = &mut self.user(user_id).stats;
@@ -364,12 +644,16 @@ impl Tally {
 
     /// This session's counters per user, ready to merge.
     pub(crate) fn snapshot(&self) -> impl Iterator<Item = (String, UserStats)> + '_ {
-        self.users.iter().map(|(id, t)| {
+        self.users.iter().enumerate().map(|(i, (id, t))| {
             let mut s = t.stats.clone();
-            s.meeting.clone_from(&self.meeting);
+            s.meeting.clone_from(&self.session.meeting);
             s.sessions = 1;
             s.audio_seq = *t.audio.counts();
             s.video_seq = *t.video.counts();
+            s.screen_seq = *t.screen.counts();
+            if i == 0 {
+                s.session_log = vec![self.session.clone()];
+            }
             (String::from_utf8_lossy(id).into_owned(), s)
         })
     }
@@ -401,13 +685,31 @@ mod tests {
     }
 
     fn count(t: &mut Tally, bytes: &[u8], dgram: bool) -> Kind {
+        count_at(t, bytes, dgram, 0)
+    }
+
+    fn count_at(t: &mut Tally, bytes: &[u8], dgram: bool, unix_ms: u64) -> Kind {
         let p = wire::parse(bytes).ok();
-        t.count(p.as_ref(), bytes.len(), dgram)
+        t.count(p.as_ref(), bytes.len(), dgram, unix_ms)
+    }
+
+    fn tally(user: &str, meeting: &str) -> Tally {
+        tally_of(user, meeting, 1, 0)
+    }
+
+    fn tally_of(user: &str, meeting: &str, session_id: u64, accepted: u64) -> Tally {
+        let session = SessionRecord {
+            session_id,
+            meeting: meeting.into(),
+            accepted_unix_ms: accepted,
+            ..Default::default()
+        };
+        Tally::new(user, session)
     }
 
     #[test]
     fn counts_by_kind_and_user() {
-        let mut t = Tally::new("alice", "room");
+        let mut t = tally("alice", "room");
         assert_eq!(
             count(&mut t, &media("alice", media_type::AUDIO, 7, true), false),
             Kind::Audio
@@ -448,13 +750,190 @@ mod tests {
         assert_eq!(snap["mallory"].audio_packets, 1);
     }
 
+    fn hb(audio: bool, video: bool, screen: bool, speaking: bool) -> Vec<u8> {
+        let flags = HeartbeatFlags {
+            audio,
+            video,
+            screen,
+            speaking,
+        };
+        wire::heartbeat("u", 1.0, flags)
+    }
+
+    fn change(unix_ms: u64, audio: bool, video: bool, screen: bool, speaking: bool) -> FlagChange {
+        FlagChange {
+            unix_ms,
+            audio,
+            video,
+            screen,
+            speaking,
+        }
+    }
+
+    #[test]
+    fn media_is_counted_by_the_state_the_last_heartbeat_announced() {
+        let mut t = tally("u", "m");
+        let mut seq = 0;
+        let mut send = |t: &mut Tally, mt: i32, at: u64| {
+            seq += 1;
+            count_at(t, &media("u", mt, seq, false), false, at)
+        };
+        send(&mut t, media_type::AUDIO, 900);
+        count_at(&mut t, &hb(true, true, false, true), false, 1_000);
+        send(&mut t, media_type::AUDIO, 1_100);
+        send(&mut t, media_type::AUDIO, 1_200);
+        send(&mut t, media_type::VIDEO, 1_200);
+        assert_eq!(send(&mut t, media_type::SCREEN, 1_300), Kind::Screen);
+        // Unchanged: no new entry in the log, 1 s more of speaking.
+        count_at(&mut t, &hb(true, true, false, true), false, 2_000);
+        count_at(&mut t, &hb(true, true, false, false), false, 3_000);
+        send(&mut t, media_type::AUDIO, 3_100);
+        // Muted, camera off, sharing: 500 ms later.
+        count_at(&mut t, &hb(false, false, true, true), false, 3_500);
+        send(&mut t, media_type::AUDIO, 3_600);
+        send(&mut t, media_type::VIDEO, 3_600);
+        send(&mut t, media_type::SCREEN, 3_600);
+        count_at(&mut t, &hb(true, true, false, true), false, 4_500);
+
+        let s = t.snapshot().next().unwrap().1;
+        assert_eq!(s.heartbeats, 5);
+        assert_eq!(
+            (
+                s.heartbeats_audio,
+                s.heartbeats_video,
+                s.heartbeats_screen,
+                s.heartbeats_speaking
+            ),
+            (4, 4, 1, 4)
+        );
+        assert_eq!(
+            (
+                s.audio_before_heartbeat,
+                s.audio_while_speaking,
+                s.audio_while_not_speaking,
+                s.audio_while_muted
+            ),
+            (1, 2, 1, 1)
+        );
+        assert_eq!(
+            (s.speaking_ms, s.not_speaking_ms, s.muted_ms),
+            (2_000, 500, 1_000)
+        );
+        assert_eq!(
+            (s.video_while_camera_off, s.screen_while_not_sharing),
+            (1, 1)
+        );
+        assert_eq!(
+            s.flag_changes,
+            [
+                change(1_000, true, true, false, true),
+                change(3_000, true, true, false, false),
+                change(3_500, false, false, true, true),
+                change(4_500, true, true, false, true),
+            ]
+        );
+        assert_eq!((s.screen_packets, s.screen_keyframes), (2, 0));
+        assert_eq!((s.screen_seq.received, s.screen_seq.first), (2, Some(5)));
+        assert_eq!(s.video_seq.received, 2);
+    }
+
+    #[test]
+    fn screen_is_counted_apart_from_video() {
+        let mut t = tally("u", "m");
+        let mut bytes = 0;
+        for seq in [0, 1, 3] {
+            let p = media("u", media_type::SCREEN, seq, seq == 0);
+            bytes += p.len() as u64;
+            assert_eq!(count(&mut t, &p, false), Kind::Screen);
+        }
+        let s = t.snapshot().next().unwrap().1;
+        assert_eq!((s.screen_packets, s.screen_keyframes), (3, 1));
+        assert_eq!(s.screen_bytes, bytes);
+        assert_eq!((s.screen_seq.received, s.screen_seq.missing()), (3, 1));
+        assert_eq!((s.video_packets, s.other), (0, 0));
+        assert_eq!(s.screen_while_not_sharing, 0, "no heartbeat yet");
+    }
+
+    #[test]
+    fn flag_changes_are_bounded_per_session_and_per_user() {
+        let mut t = tally("u", "m");
+        for i in 0..FLAG_CHANGES_MAX as u64 + 5 {
+            count_at(&mut t, &hb(i % 2 == 0, true, false, false), false, i);
+        }
+        let s = t.snapshot().next().unwrap().1;
+        assert_eq!(s.flag_changes.len(), FLAG_CHANGES_MAX);
+        assert_eq!(s.flag_changes_dropped, 5);
+        // A second session's changes are counted, not kept, once the user's log is full.
+        let mut t2 = tally_of("u", "m", 2, 1);
+        count_at(&mut t2, &hb(true, true, false, false), false, 0);
+        let mut all = s.clone();
+        all.merge_later(&t2.snapshot().next().unwrap().1);
+        assert_eq!(all.flag_changes.len(), FLAG_CHANGES_MAX);
+        assert_eq!(all.flag_changes_dropped, 6);
+    }
+
+    #[test]
+    fn session_log_one_entry_per_session_oldest_first_and_bounded() {
+        let mut first = tally_of("u", "m", 7, 100);
+        count(&mut first, &wire::rtt("u", 1.0), false);
+        first.joined(150);
+        first.joined(160);
+        first.ended(900, SessionEnd::Closed);
+        let mut second = tally_of("u", "m2", 8, 1_000);
+        second.joined(1_010);
+        // Filed in the order they ended: the later session first.
+        let mut s = second.snapshot().next().unwrap().1;
+        s.merge_later(&first.snapshot().next().unwrap().1);
+        let log: Vec<_> = s
+            .session_log
+            .iter()
+            .map(|r| (r.session_id, r.joined_unix_ms, r.left_unix_ms, r.end))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (7, Some(150), Some(900), SessionEnd::Closed),
+                (8, Some(1_010), None, SessionEnd::Running)
+            ]
+        );
+        assert_eq!(s.session_log[1].meeting, "m2");
+        // Another user id in the same session gets no entry of its own.
+        let mut t = tally("u", "m");
+        count(&mut t, &media("other", media_type::AUDIO, 0, true), false);
+        let snap: BTreeMap<String, UserStats> = t.snapshot().collect();
+        assert!(snap["other"].session_log.is_empty());
+
+        let mut many = UserStats::default();
+        for i in 0..SESSION_LOG_MAX as u64 + 3 {
+            many.merge_later(&tally_of("u", "m", i, i).snapshot().next().unwrap().1);
+        }
+        assert_eq!(many.session_log.len(), SESSION_LOG_MAX);
+        assert_eq!(many.session_log_dropped, 3);
+        assert_eq!(many.sessions, SESSION_LOG_MAX as u64 + 3);
+        let json = serde_json::to_value(&many.session_log[0]).unwrap();
+        assert_eq!(json["end"], "running");
+        assert!(json["left_unix_ms"].is_null());
+    }
+
+    #[test]
+    fn observer_drops_are_counted_per_user() {
+        let mut t = tally("obs", "m");
+        t.observer_dropped(b"obs");
+        t.observer_dropped(b"obs");
+        let s = t.snapshot().next().unwrap().1;
+        assert_eq!(s.observer_media_dropped, 2);
+        let mut total = RelayStats::default();
+        total.per_user.insert("obs".into(), s);
+        assert_eq!(total.total().observer_media_dropped, 2);
+    }
+
     #[test]
     fn merge_joins_sessions() {
-        let mut t1 = Tally::new("u", "m");
+        let mut t1 = tally_of("u", "m", 1, 10);
         for s in 0..5 {
             count(&mut t1, &media("u", media_type::AUDIO, s, true), false);
         }
-        let mut t2 = Tally::new("u", "m");
+        let mut t2 = tally_of("u", "m", 2, 20);
         for s in 7..9 {
             count(&mut t2, &media("u", media_type::AUDIO, s, true), false);
         }

@@ -33,20 +33,20 @@ use videocall_types::protos::packet_wrapper::PacketWrapper;
 use web_transport_quinn::{Client, ClientBuilder, Session};
 
 /// Bound on every single wait: it only turns a hang into a failure.
-const T: Duration = Duration::from_secs(20);
+pub(crate) const T: Duration = Duration::from_secs(20);
 /// Upstream subscribes a new session to its room a moment after accepting it
 /// and shows no sign of when; the only pause in these tests, and only against upstream.
 const UPSTREAM_SUBSCRIBE: Duration = Duration::from_millis(200);
-const SECRET: &[u8] = b"relay-test-secret";
+pub(crate) const SECRET: &[u8] = b"relay-test-secret";
 /// Heartbeat flags of a participant sending audio and video, talking.
-const TALKING: wire::HeartbeatFlags = wire::HeartbeatFlags {
+pub(crate) const TALKING: wire::HeartbeatFlags = wire::HeartbeatFlags {
     audio: true,
     video: true,
     screen: false,
     speaking: true,
 };
 
-async fn within<F: Future>(what: &str, f: F) -> F::Output {
+pub(crate) async fn within<F: Future>(what: &str, f: F) -> F::Output {
     match tokio::time::timeout(T, f).await {
         Ok(v) => v,
         Err(_) => panic!("timed out: {what}"),
@@ -54,11 +54,11 @@ async fn within<F: Future>(what: &str, f: F) -> F::Output {
 }
 
 /// Where the scenarios connect: the in-process relay, or upstream.
-struct Target {
-    base: Url,
-    client: Client,
-    relay: Option<Relay>,
-    secret: Option<Vec<u8>>,
+pub(crate) struct Target {
+    pub(crate) base: Url,
+    pub(crate) client: Client,
+    pub(crate) relay: Option<Relay>,
+    pub(crate) secret: Option<Vec<u8>>,
     /// How long PARTICIPANT_LEFT may take.
     left_within: Duration,
     /// Appended to room names: upstream keeps a user "present" for 2 s after
@@ -67,7 +67,7 @@ struct Target {
 }
 
 impl Target {
-    async fn relay(cfg: RelayConfig) -> Target {
+    pub(crate) async fn relay(cfg: RelayConfig) -> Target {
         let secret = cfg.jwt_secret.clone();
         let left_within = cfg.leave_grace + T;
         let relay = within("relay start", Relay::start(cfg)).await.unwrap();
@@ -84,7 +84,7 @@ impl Target {
         }
     }
 
-    async fn default_relay() -> Target {
+    pub(crate) async fn default_relay() -> Target {
         Target::relay(RelayConfig {
             leave_grace: Duration::ZERO,
             ..RelayConfig::default()
@@ -121,20 +121,20 @@ impl Target {
         })
     }
 
-    fn path_url(&self, user: &str, room: &str) -> Url {
+    pub(crate) fn path_url(&self, user: &str, room: &str) -> Url {
         let mut u = self.base.clone();
         u.set_path(&format!("/lobby/{user}/{room}{}", self.room_tag));
         u
     }
 
-    fn token_url(&self, token: &str) -> Url {
+    pub(crate) fn token_url(&self, token: &str) -> Url {
         let mut u = self.base.clone();
         u.set_path("/lobby");
         u.query_pairs_mut().append_pair("token", token);
         u
     }
 
-    async fn join(&self, user: &str, room: &str) -> Peer {
+    pub(crate) async fn join(&self, user: &str, room: &str) -> Peer {
         Peer::connect(&self.client, self.path_url(user, room))
             .await
             .unwrap_or_else(|e| panic!("{user} joining {room}: {e}"))
@@ -142,7 +142,10 @@ impl Target {
 
     /// The relay's stats once `done` holds for them (the relay may still be
     /// counting the last packets when a client has sent them).
-    async fn stats_when(&self, done: impl Fn(&RelayStats) -> bool) -> Option<RelayStats> {
+    pub(crate) async fn stats_when(
+        &self,
+        done: impl Fn(&RelayStats) -> bool,
+    ) -> Option<RelayStats> {
         let relay = self.relay.as_ref()?;
         let deadline = tokio::time::Instant::now() + T;
         loop {
@@ -159,7 +162,7 @@ impl Target {
 
     /// Waits until the meetings have these members (sessions join their
     /// room as they are accepted, not when they first send).
-    async fn members(&self, sizes: &[(&str, u64)]) {
+    pub(crate) async fn members(&self, sizes: &[(&str, u64)]) {
         if self.relay.is_none() {
             tokio::time::sleep(UPSTREAM_SUBSCRIBE).await;
             return;
@@ -172,7 +175,7 @@ impl Target {
         .await;
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Some(r) = self.relay {
             within("relay shutdown", r.shutdown()).await;
         }
@@ -181,8 +184,8 @@ impl Target {
 
 /// One received packet.
 #[derive(Debug, Clone)]
-struct Got {
-    bytes: Bytes,
+pub(crate) struct Got {
+    pub(crate) bytes: Bytes,
     datagram: bool,
     /// The index of the server's uni stream it came on (None for a datagram).
     stream: Option<u64>,
@@ -238,16 +241,16 @@ impl StreamOrder {
 }
 
 impl Got {
-    fn wrapper(&self) -> PacketWrapper {
+    pub(crate) fn wrapper(&self) -> PacketWrapper {
         PacketWrapper::parse_from_bytes(&self.bytes).expect("a PacketWrapper")
     }
 
-    fn packet_type(&self) -> i32 {
+    pub(crate) fn packet_type(&self) -> i32 {
         self.wrapper().packet_type.value()
     }
 
     /// The meeting event and its target user, for MEETING packets.
-    fn meeting(&self) -> Option<(MeetingEventType, String)> {
+    pub(crate) fn meeting(&self) -> Option<(MeetingEventType, String)> {
         let w = self.wrapper();
         if w.packet_type.value() != packet_type::MEETING {
             return None;
@@ -259,7 +262,7 @@ impl Got {
         ))
     }
 
-    fn media(&self) -> Option<MediaPacket> {
+    pub(crate) fn media(&self) -> Option<MediaPacket> {
         let w = self.wrapper();
         (w.packet_type.value() == packet_type::MEDIA)
             .then(|| MediaPacket::parse_from_bytes(&w.data).ok())
@@ -278,13 +281,13 @@ impl Got {
         format!("{how} {:?} from {:?} {detail}", w.packet_type, self.user())
     }
 
-    fn user(&self) -> String {
+    pub(crate) fn user(&self) -> String {
         String::from_utf8_lossy(&self.wrapper().user_id).into_owned()
     }
 }
 
 /// A test participant: a session and everything it received.
-struct Peer {
+pub(crate) struct Peer {
     session: Session,
     rx: mpsc::UnboundedReceiver<Arrival>,
     /// Packets that overtook the greeting (datagrams can), delivered first.
@@ -292,8 +295,8 @@ struct Peer {
     /// For traces: the URL's path.
     name: String,
     /// The user id the server admitted (MEETING_STARTED's creator).
-    user: String,
-    session_id: u64,
+    pub(crate) user: String,
+    pub(crate) session_id: u64,
     streams: StreamOrder,
     /// RTT probes sent by [`Peer::settle`], each with its own timestamp.
     probes: u32,
@@ -301,7 +304,7 @@ struct Peer {
 
 impl Peer {
     /// Connects, drains everything in the background, and reads the greeting.
-    async fn connect(client: &Client, url: Url) -> anyhow::Result<Peer> {
+    pub(crate) async fn connect(client: &Client, url: Url) -> anyhow::Result<Peer> {
         let name = url.path().trim_start_matches("/lobby/").to_string();
         let session = within("connect", client.connect(url)).await?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -372,7 +375,7 @@ impl Peer {
         Ok(p)
     }
 
-    async fn send(&self, bytes: &[u8]) {
+    pub(crate) async fn send(&self, bytes: &[u8]) {
         within("send", async {
             let mut s = self.session.open_uni().await.unwrap();
             s.write_all(bytes).await.unwrap();
@@ -417,14 +420,18 @@ impl Peer {
         }
     }
 
-    async fn next(&mut self) -> Got {
+    pub(crate) async fn next(&mut self) -> Got {
         within("next packet", self.recv())
             .await
             .expect("session open")
     }
 
     /// Waits for a packet matching `want`, returning it and what came before it.
-    async fn until(&mut self, what: &str, want: impl Fn(&Got) -> bool) -> (Got, Vec<Got>) {
+    pub(crate) async fn until(
+        &mut self,
+        what: &str,
+        want: impl Fn(&Got) -> bool,
+    ) -> (Got, Vec<Got>) {
         let mut before = Vec::new();
         within(what, async {
             loop {
@@ -448,7 +455,7 @@ impl Peer {
     /// Datagrams keep no order against streams: callers that expect some
     /// wait for them with `done`. Upstream relays through NATS, a path the
     /// echo does not take, so there `done` must name everything expected.
-    async fn settle(&mut self, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
+    pub(crate) async fn settle(&mut self, what: &str, done: impl Fn(&[Got]) -> bool) -> Vec<Got> {
         self.probes += 1;
         let probe = wire::rtt(&self.user, self.probes as f64);
         self.send(&probe).await;
@@ -473,16 +480,28 @@ impl Peer {
         .await
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.session.close(0, b"bye");
     }
 }
 
-fn audio(p: &mut MediaPrefix, seq: u64) -> Vec<u8> {
+pub(crate) fn audio(p: &mut MediaPrefix, seq: u64) -> Vec<u8> {
     media(p, media_type::AUDIO, seq, true, 80)
 }
 
-fn media(p: &mut MediaPrefix, mt: i32, seq: u64, key: bool, len: usize) -> Vec<u8> {
+pub(crate) fn media(p: &mut MediaPrefix, mt: i32, seq: u64, key: bool, len: usize) -> Vec<u8> {
+    let frame: Vec<u8> = (0..len).map(|i| (i * 7 + seq as usize) as u8).collect();
+    media_frame(p, mt, seq, key, &frame)
+}
+
+/// A media packet carrying `frame`.
+pub(crate) fn media_frame(
+    p: &mut MediaPrefix,
+    mt: i32,
+    seq: u64,
+    key: bool,
+    frame: &[u8],
+) -> Vec<u8> {
     let f = MediaFields {
         media_type: mt,
         sequence: seq,
@@ -490,12 +509,12 @@ fn media(p: &mut MediaPrefix, mt: i32, seq: u64, key: bool, len: usize) -> Vec<u
         duration_ms: 33.3,
         key,
     };
-    let mut v = p.build(&f, len).to_vec();
-    v.extend((0..len).map(|i| (i * 7 + seq as usize) as u8));
+    let mut v = p.build(&f, frame.len()).to_vec();
+    v.extend_from_slice(frame);
     v
 }
 
-fn is_joined(user: &str) -> impl Fn(&Got) -> bool + '_ {
+pub(crate) fn is_joined(user: &str) -> impl Fn(&Got) -> bool + '_ {
     move |g| g.meeting() == Some((MeetingEventType::PARTICIPANT_JOINED, user.to_string()))
 }
 

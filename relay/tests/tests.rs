@@ -1,3 +1,5 @@
 //! The one integration-test binary of synth-relay (modules below).
 
+mod capture;
+mod people;
 mod relay;

@@ -1,0 +1,159 @@
+//! What a VP9 frame says about itself in its uncompressed header: whether it
+//! is a key frame, and a key frame's size.
+//!
+//! Only the first bits of the header are read (VP9 bitstream specification,
+//! section 6.2: `frame_marker`, `profile`, `show_existing_frame`,
+//! `frame_type`, the sync code, `color_config`, `frame_size`). A superframe
+//! starts with its first frame, so the same read works on it.
+
+/// `frame_sync_code` of key and intra-only frames.
+const SYNC_CODE: u32 = 0x49_83_42;
+
+/// `color_space` value for RGB, which has no `color_range` bit.
+const CS_RGB: u32 = 7;
+
+/// Reads bits most significant first.
+struct Bits<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn read(&mut self, n: u32) -> Option<u32> {
+        let mut v = 0;
+        for _ in 0..n {
+            let byte = *self.buf.get(self.pos / 8)?;
+            let bit = (byte >> (7 - self.pos % 8)) & 1;
+            v = (v << 1) | u32::from(bit);
+            self.pos += 1;
+        }
+        Some(v)
+    }
+}
+
+/// The width and height a VP9 key frame declares; `None` for any other
+/// frame, or bytes that are not a VP9 frame header.
+pub fn key_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
+    let mut b = Bits { buf: frame, pos: 0 };
+    if b.read(2)? != 2 {
+        return None;
+    }
+    let low = b.read(1)?;
+    let profile = (b.read(1)? << 1) | low;
+    if profile == 3 && b.read(1)? != 0 {
+        return None;
+    }
+    // show_existing_frame: a frame shown again, no header of its own.
+    if b.read(1)? == 1 {
+        return None;
+    }
+    // frame_type: 0 is KEY_FRAME.
+    if b.read(1)? != 0 {
+        return None;
+    }
+    b.read(2)?; // show_frame, error_resilient_mode
+    if b.read(24)? != SYNC_CODE {
+        return None;
+    }
+    // color_config
+    if profile >= 2 {
+        b.read(1)?; // ten_or_twelve_bit
+    }
+    let color_space = b.read(3)?;
+    let odd_profile = profile == 1 || profile == 3;
+    if color_space != CS_RGB {
+        b.read(1)?; // color_range
+        if odd_profile {
+            b.read(3)?; // subsampling_x, subsampling_y, reserved_zero
+        }
+    } else if odd_profile {
+        b.read(1)?; // reserved_zero
+    }
+    let width = b.read(16)? + 1;
+    let height = b.read(16)? + 1;
+    Some((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes bits most significant first.
+    fn bits(fields: &[(u32, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for &(len, v) in fields {
+            for i in (0..len).rev() {
+                if n % 8 == 0 {
+                    out.push(0);
+                }
+                *out.last_mut().unwrap() |= (((v >> i) & 1) as u8) << (7 - n % 8);
+                n += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reads_the_size_of_a_profile_0_key_frame() {
+        // marker, profile 0, shown key frame, sync code, BT.601, studio range, 640x360.
+        let header = bits(&[
+            (2, 2),
+            (2, 0),
+            (1, 0),
+            (1, 0),
+            (1, 1),
+            (1, 0),
+            (24, SYNC_CODE),
+            (3, 1),
+            (1, 0),
+            (16, 639),
+            (16, 359),
+            (8, 0),
+        ]);
+        assert_eq!(key_frame_size(&header), Some((640, 360)));
+        // Profile 1 has subsampling bits before the size.
+        let p1 = bits(&[
+            (2, 2),
+            (1, 1),
+            (1, 0),
+            (1, 0),
+            (1, 0),
+            (2, 0),
+            (24, SYNC_CODE),
+            (3, 2),
+            (1, 1),
+            (3, 0),
+            (16, 1919),
+            (16, 1079),
+        ]);
+        assert_eq!(key_frame_size(&p1), Some((1920, 1080)));
+    }
+
+    #[test]
+    fn other_frames_and_garbage_have_no_size() {
+        // An inter frame (frame_type 1).
+        let inter = bits(&[(2, 2), (2, 0), (1, 0), (1, 1), (2, 0), (24, SYNC_CODE)]);
+        assert_eq!(key_frame_size(&inter), None);
+        // A shown-again frame.
+        assert_eq!(
+            key_frame_size(&bits(&[(2, 2), (2, 0), (1, 1), (3, 0)])),
+            None
+        );
+        // A wrong marker or sync code, and truncated headers.
+        assert_eq!(key_frame_size(&[0x00; 16]), None);
+        let bad_sync = bits(&[
+            (2, 2),
+            (2, 0),
+            (1, 0),
+            (1, 0),
+            (2, 0),
+            (24, 0x123456),
+            (32, 0),
+            (8, 0),
+        ]);
+        assert_eq!(key_frame_size(&bad_sync), None);
+        assert_eq!(key_frame_size(&[]), None);
+        assert_eq!(key_frame_size(&[0x82, 0x49, 0x83, 0x42, 0x00]), None);
+    }
+}
