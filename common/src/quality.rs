@@ -22,7 +22,8 @@
 //!   before it that were not freezes, so one long stall does not raise the
 //!   bar for the next; detected once [`FREEZE_MIN_SAMPLES`] intervals are
 //!   known. Its duration is the whole interval.
-//! - **watched**: from the first to the last arrival.
+//! - **watched**: from the first to the last arrival, less the gaps after
+//!   a [`Stream::pause`] (a sender muted, off camera or away on purpose).
 //! - **concealment** (audio), which the report computes from these figures:
 //!   each packet is one 20 ms slot; a slot is concealed when its packet was
 //!   lost or late (it had not arrived by its playout time, `late_after`
@@ -160,6 +161,11 @@ pub struct Stream {
     min_transit_ms: f64,
     first_arrival_ms: Option<f64>,
     last_arrival_ms: f64,
+    /// Watched time of the segments before the last pause, ms.
+    watched_before_ms: f64,
+    /// The sender paused on purpose (muted, camera off, left): the next
+    /// arrival starts a new segment.
+    paused: bool,
     freeze: Option<Box<FreezeRule>>,
 }
 
@@ -174,8 +180,19 @@ impl Stream {
             min_transit_ms: f64::INFINITY,
             first_arrival_ms: None,
             last_arrival_ms: 0.0,
+            watched_before_ms: 0.0,
+            paused: false,
             freeze: video.then(Box::default),
         }
+    }
+
+    /// The sender stopped this stream on purpose (muted, turned its camera
+    /// off, left the meeting) or this receiver left: the gap until the next
+    /// arrival is neither watched time, a freeze nor jitter. Sequence
+    /// accounting is untouched (a sender's numbers do not move while it
+    /// pauses).
+    pub fn pause(&mut self) {
+        self.paused = true;
     }
 
     /// Records a packet numbered `seq`, stamped `sent_ms` by its sender and
@@ -190,6 +207,15 @@ impl Stream {
         late_after_ms: f64,
     ) -> Arrival {
         let seen = self.seq.see(seq);
+        if std::mem::take(&mut self.paused) {
+            if let Some(first) = self.first_arrival_ms.take() {
+                self.watched_before_ms += (self.last_arrival_ms - first).max(0.0);
+            }
+            self.last_transit_ms = None;
+            if let Some(f) = &mut self.freeze {
+                f.last_frame_ms = None;
+            }
+        }
         let transit = arrival_ms - sent_ms;
         if let Some(prev) = self.last_transit_ms {
             let d = (transit - prev).abs();
@@ -226,6 +252,13 @@ impl Stream {
         self.seq.counts()
     }
 
+    /// The receiver was away on purpose until the sender's next number was
+    /// `next` (see [`Tracker::excuse`]; `origin` is the sender's next number
+    /// when the receiver first joined).
+    pub fn excuse(&mut self, origin: u64, next: u64) {
+        self.seq.excuse(origin, next);
+    }
+
     /// RFC 3550 interarrival jitter at the last arrival, ms.
     pub fn jitter_ms(&self) -> f64 {
         self.jitter_ms
@@ -237,9 +270,10 @@ impl Stream {
             seq: *self.seq.counts(),
             late: self.late,
             jitter_ms: self.jitter_ms,
-            watched_ms: self
-                .first_arrival_ms
-                .map_or(0.0, |f| (self.last_arrival_ms - f).max(0.0)),
+            watched_ms: self.watched_before_ms
+                + self
+                    .first_arrival_ms
+                    .map_or(0.0, |f| (self.last_arrival_ms - f).max(0.0)),
             freezes: self
                 .freeze
                 .as_ref()
@@ -269,7 +303,9 @@ impl Exact {
         // Distinct numbers received all lie below `until`, so they are in the span.
         Exact {
             expected,
-            lost: expected.saturating_sub(counts.distinct),
+            lost: expected
+                .saturating_sub(counts.distinct)
+                .saturating_sub(counts.excused),
         }
     }
 }
@@ -337,6 +373,30 @@ mod tests {
         );
         let rate = sum.rate().unwrap();
         assert!((rate - 99.0 * 1000.0 / sum.watched_ms).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_pause_on_purpose_is_no_freeze_and_not_watched() {
+        let mut s = Stream::new(true);
+        let mut t = 0.0;
+        for seq in 0..50u64 {
+            assert_eq!(s.see(seq, t - 2.0, t, true, 500.0).freeze_ms, None);
+            t += 33.0;
+        }
+        // Camera off for 10 s, then on again: the numbers go on.
+        s.pause();
+        t += 10_000.0;
+        for seq in 50..100u64 {
+            assert_eq!(s.see(seq, t - 2.0, t, true, 500.0).freeze_ms, None);
+            t += 33.0;
+        }
+        let sum = s.summary();
+        assert_eq!((sum.freezes.count, sum.seq.missing()), (0, 0));
+        assert!(
+            (sum.watched_ms - 2.0 * 49.0 * 33.0).abs() < 1e-9,
+            "{}",
+            sum.watched_ms
+        );
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct Counts {
     pub duplicate: u64,
     /// Packets that arrived after a higher sequence number.
     pub reordered: u64,
+    /// Numbers in the span the receiver did not expect: sent while it had
+    /// left the meeting on purpose ([`Tracker::excuse`]). Never missing.
+    #[serde(default)]
+    pub excused: u64,
 }
 
 impl Counts {
@@ -60,7 +64,9 @@ impl Counts {
     /// Numbers in the span that have not arrived. Once nothing more can
     /// arrive (the run has ended and drained), these are lost.
     pub fn missing(&self) -> u64 {
-        self.span().saturating_sub(self.distinct)
+        self.span()
+            .saturating_sub(self.distinct)
+            .saturating_sub(self.excused)
     }
 
     /// [`Counts::missing`] at the end of a run: packets that never arrived.
@@ -78,6 +84,7 @@ impl Counts {
         self.distinct += o.distinct;
         self.duplicate += o.duplicate;
         self.reordered += o.reordered;
+        self.excused += o.excused;
     }
 }
 
@@ -232,6 +239,35 @@ impl Tracker {
     pub fn counts(&self) -> &Counts {
         &self.counts
     }
+
+    /// The receiver left the meeting on purpose and came back when the
+    /// sender's next number was `next`: every number after the highest seen
+    /// (or from `origin`, the sender's next number when the receiver first
+    /// joined, if nothing arrived yet) up to `next` was sent while it was
+    /// away, so none of them is expected. They join the span as excused,
+    /// never as missing. A number of that range that still arrives counts
+    /// as a hole filled late.
+    pub fn excuse(&mut self, origin: u64, next: u64) {
+        let c = &mut self.counts;
+        let from = match c.last {
+            Some(l) => l + 1,
+            None => origin,
+        };
+        if next <= from {
+            return;
+        }
+        if next - from >= WINDOW {
+            self.seen = [0; WORDS];
+        } else {
+            for n in from..next {
+                self.clear(n);
+            }
+        }
+        let c = &mut self.counts;
+        c.first.get_or_insert(from);
+        c.last = Some(next - 1);
+        c.excused += next - from;
+    }
 }
 
 #[cfg(test)]
@@ -320,6 +356,39 @@ mod tests {
             (150, 0),
             "totals do not join spans"
         );
+    }
+
+    #[test]
+    fn numbers_sent_while_the_receiver_was_away_are_excused() {
+        let mut t = Tracker::default();
+        for s in 0..100 {
+            t.see(s);
+        }
+        // 100..150 sent while this receiver had left; 98 and 99 had arrived.
+        t.excuse(0, 150);
+        for s in 150..200 {
+            assert_eq!(t.see(s).skipped, 0);
+        }
+        let c = t.counts();
+        assert_eq!((c.missing(), c.excused, c.span()), (0, 50, 200));
+        // A hole after the return is still missing.
+        t.see(201);
+        assert_eq!(t.counts().missing(), 1);
+        // Nothing heard before leaving: the excused range starts at the origin.
+        let mut t = Tracker::default();
+        t.excuse(10, 40);
+        t.see(40);
+        t.see(42);
+        assert_eq!((t.counts().first, t.counts().missing()), (Some(10), 1));
+        // Coming back before anything new was sent changes nothing.
+        let mut t = Tracker::default();
+        t.see(5);
+        t.excuse(0, 6);
+        assert_eq!(*t.counts(), {
+            let mut u = Tracker::default();
+            u.see(5);
+            *u.counts()
+        });
     }
 
     #[test]

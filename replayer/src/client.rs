@@ -31,7 +31,8 @@ use web_transport_quinn::{ClientError, SendStream, Session};
 use crate::adapt;
 use crate::config::Credentials;
 use crate::metrics::{ClientStats, FailReason, Media, Metrics, State};
-use crate::pacer::{Backlog, Heads, Lane, Schedule};
+use crate::pacer::{Backlog, Heads, Lane, Schedule, Voice};
+use crate::people::{Action, Cause, EndCause};
 use crate::plan::ClientPlan;
 use crate::receive::{Accounting, Context};
 
@@ -86,6 +87,8 @@ pub struct Shared {
 enum End {
     /// The run is over.
     Stopped,
+    /// The client left the meeting on purpose (its script).
+    Left,
     /// The session dropped; try again.
     Lost(String),
 }
@@ -120,8 +123,13 @@ pub fn session_url(
             u.query_pairs_mut().clear().append_pair("token", t);
         }
         Credentials::Mint { secret, ttl } => {
-            let claims =
+            let mut claims =
                 synth_common::jwt::Claims::participant(&plan.user_id, &plan.meeting_id, *ttl);
+            if plan.behaviour.viewer {
+                // A viewer: the server lets it receive and drops its media.
+                claims.room_join = false;
+                claims.observer = true;
+            }
             let token = synth_common::jwt::mint(&claims, secret);
             u.set_path("/lobby");
             u.query_pairs_mut().clear().append_pair("token", &token);
@@ -163,6 +171,10 @@ pub fn classify(e: &ClientError, url: &url::Url) -> ConnectFailure {
     }
 }
 
+/// At a planned leave, the longest wait for the session's streams to be
+/// acknowledged before it closes.
+const LEAVE_ACK_WAIT: Duration = Duration::from_millis(500);
+
 /// How often an impaired client's QUIC statistics are sampled.
 const QUIC_SAMPLE_EVERY: Duration = Duration::from_millis(500);
 
@@ -171,6 +183,12 @@ const QUIC_SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// counted in metrics and logged.
 /// With `quic`, each session's QUIC statistics are sampled into it (the
 /// client has a network, `netem`).
+///
+/// The client's sessions follow its plan's script ([`crate::people`]): each
+/// planned session starts at its time and ends at its time (a leave: the
+/// session's streams are given a moment to be acknowledged, then it closes);
+/// a session the server or the network drops is reconnected within the
+/// planned one. Without a script it has one session from its start to the end.
 pub async fn run(
     shared: Arc<Shared>,
     endpoint: web_transport_quinn::Client,
@@ -179,7 +197,12 @@ pub async fn run(
 ) {
     let stats = shared.metrics.clients[plan.index].clone();
     let mut stop = shared.stop.clone();
-    let mut start_at = shared.t0 + plan.start_after;
+    let sessions = plan.sessions();
+    let Some(first) = sessions.first() else {
+        // Its schedule never needs it: it stays pending.
+        return;
+    };
+    let mut start_at = shared.t0 + first.start;
     tokio::select! {
         _ = sleep_until(start_at.into()) => {}
         _ = stop.wait_for(|s| *s) => return,
@@ -194,7 +217,6 @@ pub async fn run(
         }
         start_at = start_at.max(Instant::now());
     }
-    stats.set_state(State::Connecting);
     let mut sender = Sender::new(&shared, &plan, start_at + plan.phase);
     let mut accounting = Some(Accounting::new(&plan.user_id));
     let url = match session_url(&shared.server, &plan, &shared.credentials) {
@@ -209,87 +231,159 @@ pub async fn run(
     // When the current run of failed attempts began (a client that had
     // connected retries a refusal or a TLS failure for RETRY_REFUSED).
     let mut failing_since: Option<Instant> = None;
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        // The connect time is the handshake's, not the wait for a slot.
-        let (attempt, took) = {
-            let _slot = shared.connect_slots.acquire().await;
-            let started = Instant::now();
-            let r = timeout(shared.connect_timeout, endpoint.connect(url.clone())).await;
-            (r, started.elapsed())
-        };
-        let f = match attempt {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(classify(&e, &url)),
-            Err(_) => Err(ConnectFailure {
-                reason: FailReason::Timeout,
-                message: format!(
-                    "{}: no session within {:?} (is a server listening there?)",
-                    synth_common::redact::url(&url),
-                    shared.connect_timeout
-                ),
-            }),
-        };
-        let session = match f {
-            Ok(s) => s,
-            Err(f) => {
-                let (n, since) = (&mut failures, &mut failing_since);
-                if fail(&shared, &stats, &plan, f, n, since, &mut stop).await {
-                    return;
+    'planned: for (k, planned) in sessions.iter().enumerate() {
+        let back_at = shared.t0 + planned.start;
+        if k > 0 {
+            stats.set_state(State::Away);
+            // While away its actions and turns still happen (it comes back
+            // muted if it was muted).
+            loop {
+                let next = sender.next_change().min(back_at);
+                tokio::select! {
+                    _ = sleep_until(next.into()) => {}
+                    _ = stop.wait_for(|s| *s) => break 'planned,
                 }
-                continue;
-            }
-        };
-        shared
-            .metrics
-            .connect
-            .record(took.as_micros() as u64, plan.index);
-        failures = 0;
-        failing_since = None;
-        stats.set_state(State::Connected);
-        let Some(mut acc) = accounting.take() else {
-            break;
-        };
-        // Only the first session counts (`join` ignores later ones); the
-        // peers' numbers are read only then.
-        {
-            let now = (unix_ms() * 1000.0) as u64;
-            let peers = shared
-                .meetings
-                .get(&plan.meeting_id)
-                .into_iter()
-                .flatten()
-                .filter(|&&i| i != plan.index)
-                .map(|&i| {
-                    let c = &shared.metrics.clients[i];
-                    let next = [c.next_seq[0].load(Relaxed), c.next_seq[1].load(Relaxed)];
-                    (shared.users[i].clone(), i, next)
-                });
-            acc.join(now, peers);
-        }
-        if let Some(q) = &quic {
-            let conn: quinn::Connection = (*session).clone();
-            tokio::spawn(crate::netem::sample(q.clone(), conn, QUIC_SAMPLE_EVERY));
-        }
-        let (end, acc) = run_session(&shared, &plan, &stats, &mut sender, acc, session).await;
-        accounting = Some(acc);
-        match end {
-            End::Stopped => break,
-            End::Lost(why) => {
-                tracing::warn!(user = %plan.user_id, "session lost: {why}; reconnecting");
-                stats.reconnects.fetch_add(1, Relaxed);
-                stats.set_state(State::Reconnecting);
-                if backoff(1, &mut stop).await {
+                sender.apply_due(&shared, &stats, Instant::now());
+                if Instant::now() >= back_at {
                     break;
                 }
             }
         }
+        let leave_at = planned.end.map(|e| shared.t0 + e);
+        let mut up = false;
+        stats.set_state(if stats.ever_connected.load(Relaxed) {
+            State::Reconnecting
+        } else {
+            State::Connecting
+        });
+        loop {
+            if *stop.borrow() {
+                break 'planned;
+            }
+            if leave_at.is_some_and(|t| Instant::now() >= t) {
+                // The planned session is over before it could start again.
+                stats.set_state(State::Away);
+                continue 'planned;
+            }
+            // The connect time is the handshake's, not the wait for a slot.
+            let (attempt, took) = {
+                let _slot = shared.connect_slots.acquire().await;
+                let started = Instant::now();
+                let r = timeout(shared.connect_timeout, endpoint.connect(url.clone())).await;
+                (r, started.elapsed())
+            };
+            let f = match attempt {
+                Ok(Ok(s)) => Ok(s),
+                Ok(Err(e)) => Err(classify(&e, &url)),
+                Err(_) => Err(ConnectFailure {
+                    reason: FailReason::Timeout,
+                    message: format!(
+                        "{}: no session within {:?} (is a server listening there?)",
+                        synth_common::redact::url(&url),
+                        shared.connect_timeout
+                    ),
+                }),
+            };
+            let session = match f {
+                Ok(s) => s,
+                Err(f) => {
+                    let (n, since) = (&mut failures, &mut failing_since);
+                    if fail(&shared, &stats, &plan, f, n, since, &mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            shared
+                .metrics
+                .connect
+                .record(took.as_micros() as u64, plan.index);
+            failures = 0;
+            failing_since = None;
+            stats.set_state(State::Connected);
+            let Some(mut acc) = accounting.take() else {
+                break 'planned;
+            };
+            let now = Instant::now();
+            if !up {
+                // The first session of a planned one: a join, or a way back.
+                if planned.cause == Cause::Join {
+                    stats.joins.fetch_add(1, Relaxed);
+                } else {
+                    stats.rejoins.fetch_add(1, Relaxed);
+                    let took = now.saturating_duration_since(back_at);
+                    shared
+                        .metrics
+                        .rejoin
+                        .record(took.as_micros() as u64, plan.index);
+                }
+            }
+            if !up && k > 0 {
+                // Back after leaving on purpose: what was sent meanwhile is
+                // not owed to it, and its own media start afresh.
+                acc.rejoin((unix_ms() * 1000.0) as u64, peers_now(&shared, &plan));
+                sender.rejoin(&shared, &stats, now);
+            } else {
+                // Only the first session counts (`join` ignores later ones).
+                acc.join((unix_ms() * 1000.0) as u64, peers_now(&shared, &plan));
+            }
+            up = true;
+            if let Some(q) = &quic {
+                let conn: quinn::Connection = (*session).clone();
+                tokio::spawn(crate::netem::sample(q.clone(), conn, QUIC_SAMPLE_EVERY));
+            }
+            let (end, mut acc) =
+                run_session(&shared, &plan, &stats, &mut sender, acc, session, leave_at).await;
+            if matches!(end, End::Left) {
+                acc.leave(peers_now(&shared, &plan));
+                publish(&stats, &acc);
+            }
+            accounting = Some(acc);
+            match end {
+                End::Stopped => break 'planned,
+                End::Left => {
+                    stats.set_state(State::Away);
+                    stats.leaves.fetch_add(1, Relaxed);
+                    if planned.end_cause == Some(EndCause::Storm) {
+                        stats.storm_drops.fetch_add(1, Relaxed);
+                    }
+                    continue 'planned;
+                }
+                End::Lost(why) => {
+                    tracing::warn!(user = %plan.user_id, "session lost: {why}; reconnecting");
+                    stats.reconnects.fetch_add(1, Relaxed);
+                    stats.set_state(State::Reconnecting);
+                    if backoff(1, &mut stop).await {
+                        break 'planned;
+                    }
+                }
+            }
+        }
     }
-    if stats.state() != State::Failed {
-        stats.set_state(State::Done);
+    match stats.state() {
+        // Gone for good before the end: it stays away.
+        State::Failed | State::Away => {}
+        _ => stats.set_state(State::Done),
     }
+}
+
+/// The other clients of this process in `plan`'s meeting: user id, index
+/// and their next audio and video sequence numbers now.
+fn peers_now<'a>(
+    shared: &'a Shared,
+    plan: &'a ClientPlan,
+) -> impl Iterator<Item = (Box<[u8]>, usize, [u64; 2])> + 'a {
+    shared
+        .meetings
+        .get(&plan.meeting_id)
+        .into_iter()
+        .flatten()
+        .filter(move |&&i| i != plan.index)
+        .map(|&i| {
+            let c = &shared.metrics.clients[i];
+            let next = [c.next_seq[0].load(Relaxed), c.next_seq[1].load(Relaxed)];
+            (shared.users[i].clone(), i, next)
+        })
 }
 
 /// How long a client that had connected keeps retrying a refusal or a TLS
@@ -362,6 +456,13 @@ struct Sender {
     stop: watch::Receiver<bool>,
     /// Rendition adaptation, for a client with `adapt: true` only.
     adapt: Option<Adapting>,
+    /// Its script's actions still to come, in time order.
+    actions: VecDeque<(Instant, Action)>,
+    /// Its speaking turns (`None`: it talks the whole time), and the first
+    /// not yet over.
+    turns: Option<(Vec<(Instant, Instant)>, usize)>,
+    /// The video track its plan gave it (what a rendition revert goes back to).
+    video_track: Option<usize>,
 }
 
 /// An adapting client's controller, and the rendition its video lane is on.
@@ -458,18 +559,26 @@ impl Inflight {
 impl Sender {
     fn new(shared: &Shared, plan: &ClientPlan, start: Instant) -> Sender {
         let pack = &shared.pack;
-        Sender {
+        let b = &plan.behaviour;
+        let mut schedule = Schedule::new(
+            plan.audio_track
+                .map(|t| Lane::new(pack, t, Media::Audio, start)),
+            plan.video_track
+                .map(|t| Lane::new(pack, t, Media::Video, start)),
+            start,
+            shared.heartbeat_interval,
+            shared.batch_window,
+        );
+        if let Some(t) = b.screen_track {
+            schedule = schedule.with_screen(Lane::new(pack, t, Media::Screen, start));
+        }
+        if let Some(t) = plan.audio_track {
+            schedule = schedule.with_voice(Voice::new(t, b.silence_track, b.dtx));
+        }
+        let mut sender = Sender {
             prefix: MediaPrefix::new(&plan.user_id),
             heads: Heads::default(),
-            schedule: Schedule::new(
-                plan.audio_track
-                    .map(|t| Lane::new(pack, t, Media::Audio, start)),
-                plan.video_track
-                    .map(|t| Lane::new(pack, t, Media::Video, start)),
-                start,
-                shared.heartbeat_interval,
-                shared.batch_window,
-            ),
+            schedule,
             keyframe: Arc::new(Notify::new()),
             inflight: Inflight {
                 q: VecDeque::with_capacity(64),
@@ -480,6 +589,107 @@ impl Sender {
             } else {
                 None
             },
+            actions: plan
+                .behaviour
+                .script
+                .actions
+                .iter()
+                .map(|(t, a)| (shared.t0 + *t, a.clone()))
+                .collect(),
+            turns: plan.behaviour.script.speaking.as_ref().map(|v| {
+                let turns = v
+                    .iter()
+                    .map(|(a, b)| (shared.t0 + *a, shared.t0 + *b))
+                    .collect();
+                (turns, 0)
+            }),
+            video_track: plan.video_track,
+        };
+        if sender.turns.is_some() {
+            sender.schedule.set_talking(pack, false);
+        }
+        sender
+    }
+
+    /// When its script next changes something (an action, a turn's start
+    /// or end); far in the future when nothing is left.
+    fn next_change(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let action = self.actions.front().map_or(far, |a| a.0);
+        let now = Instant::now();
+        let turn = self.turns.as_ref().map_or(far, |(v, i)| {
+            v.get(*i)
+                .map_or(far, |&(a, b)| if a <= now { b } else { a })
+        });
+        action.min(turn)
+    }
+
+    /// Carries out what its script says is due at `now`: actions, and
+    /// whether it is its turn to speak.
+    fn apply_due(&mut self, shared: &Shared, stats: &ClientStats, now: Instant) {
+        let pack = &shared.pack;
+        while self.actions.front().is_some_and(|a| a.0 <= now) {
+            let Some((_, action)) = self.actions.pop_front() else {
+                break;
+            };
+            let s = &mut self.schedule;
+            let (changed, resumed) = match &action {
+                Action::Mute => (s.set_audio(pack, false, now), None),
+                Action::Unmute => (s.set_audio(pack, true, now), Some(0)),
+                Action::CameraOff => (s.set_video(pack, false, now), None),
+                Action::CameraOn => (s.set_video(pack, true, now), Some(1)),
+                Action::ScreenShareStart => {
+                    let on = s.share(pack, true, now);
+                    if on {
+                        stats.screen_shares.fetch_add(1, Relaxed);
+                    }
+                    (on, Some(2))
+                }
+                Action::ScreenShareStop => (s.share(pack, false, now), None),
+                Action::Rendition(name) => (self.switch_rendition(pack, Some(name)), None),
+                Action::RenditionRevert => (self.switch_rendition(pack, None), None),
+            };
+            if changed {
+                stats.actions.fetch_add(1, Relaxed);
+                if let Some(i) = resumed {
+                    stats.resumes[i].fetch_add(1, Relaxed);
+                }
+            }
+        }
+        if let Some((v, i)) = self.turns.as_mut() {
+            while v.get(*i).is_some_and(|&(_, b)| b <= now) {
+                *i += 1;
+            }
+            let talking = v.get(*i).is_some_and(|&(a, _)| a <= now);
+            self.schedule.set_talking(pack, talking);
+        }
+    }
+
+    /// Switches the video lane to the rendition `name` (of the client's own
+    /// variant), or back to its planned track, at the next key frame.
+    fn switch_rendition(&mut self, pack: &Reader, name: Option<&String>) -> bool {
+        let (Some(lane), Some(own)) = (self.schedule.video.as_mut(), self.video_track) else {
+            return false;
+        };
+        let target = match name {
+            Some(n) => match pack.track_by_name(n) {
+                Some(t) => pack.variant_of(t, usize::from(pack.tracks()[own].variant)),
+                None => return false,
+            },
+            None => own,
+        };
+        lane.switch_at_key(target);
+        true
+    }
+
+    /// Back in the meeting after leaving on purpose: every medium starts
+    /// afresh (video from a key frame), and its peers know the gap was
+    /// no freeze.
+    fn rejoin(&mut self, shared: &Shared, stats: &ClientStats, now: Instant) {
+        self.apply_due(shared, stats, now);
+        self.schedule.rejoin(now, &shared.pack);
+        for r in &stats.resumes {
+            r.fetch_add(1, Relaxed);
         }
     }
 
@@ -551,11 +761,17 @@ impl Sender {
 /// The adaptation state of a client starting on video track `track`: the
 /// ladder is the pack's video tracks with their bitrates.
 fn adapting(pack: &Reader, track: usize, start: Instant) -> Option<Adapting> {
+    // The renditions of the client's own variant (colours and label).
+    let variant = pack.tracks().get(track)?.variant;
     let ladder = pack
         .tracks()
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.kind == synth_common::pack::TrackKind::Video)
+        .filter(|(_, t)| {
+            t.kind == synth_common::pack::TrackKind::Video
+                && t.role == synth_common::pack::Role::Main
+                && t.variant == variant
+        })
         .map(|(i, _)| (i, pack.bitrate_bps(i)))
         .collect();
     Some(Adapting {
@@ -663,34 +879,40 @@ impl Sender {
 
 impl Sender {
     /// Sends the lane's due frame; the lane moves on to the next one.
+    fn lane(&mut self, media: Media) -> Option<&mut Lane> {
+        match media {
+            Media::Audio => self.schedule.audio.as_mut(),
+            Media::Video => self.schedule.video.as_mut(),
+            Media::Screen => self.schedule.screen.as_mut(),
+            _ => None,
+        }
+    }
+
     async fn send_frame(
         &mut self,
         shared: &Shared,
         session: &Session,
         stats: &ClientStats,
-        video: bool,
+        media: Media,
         shard: usize,
         now: Instant,
     ) -> Result<(), SendError> {
-        let lane = if video {
-            self.schedule.video.as_mut()
-        } else {
-            self.schedule.audio.as_mut()
+        let (prefix, heads) = (&mut self.prefix, &mut self.heads);
+        let lane = match media {
+            Media::Audio => self.schedule.audio.as_mut(),
+            Media::Video => self.schedule.video.as_mut(),
+            Media::Screen => self.schedule.screen.as_mut(),
+            _ => None,
         };
         let Some(lane) = lane else { return Ok(()) };
-        let Some(p) = lane.next_packet(
-            &shared.pack,
-            &mut self.prefix,
-            &mut self.heads,
-            now,
-            unix_ms(),
-        ) else {
+        let Some(p) = lane.next_packet(&shared.pack, prefix, heads, now, unix_ms()) else {
             return Err(SendError::Unsent("frame index out of range".into()));
         };
-        // Published before the send: a peer that joins meanwhile does not
-        // expect a packet that may have reached the server before it did.
-        let i = p.media as usize;
-        stats.next_seq[i].store(lane.seq(), Relaxed);
+        // Audio and video numbers are what peers check their loss against.
+        let av = (media as usize) < 2;
+        if av {
+            stats.next_seq[media as usize].store(lane.seq(), Relaxed);
+        }
         shared
             .metrics
             .lateness
@@ -698,30 +920,27 @@ impl Sender {
         if let Some(b) = p.skipped {
             record_backlog(shared, stats, b, shard);
         }
-        let (payload, media) = (p.data.len(), p.media);
+        let payload = p.data.len();
         let r = self
             .send(shared, session, stats, media, &mut [p.head, p.data])
             .await;
         if matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
-            // Nothing of it left: its number goes to the next packet, so no
-            // receiver expects a packet that was never sent.
-            let lane = if video {
-                self.schedule.video.as_mut()
-            } else {
-                self.schedule.audio.as_mut()
-            };
-            if let Some(lane) = lane {
+            if let Some(lane) = self.lane(media) {
                 lane.unsend();
-                stats.next_seq[i].store(lane.seq(), Relaxed);
+                let seq = lane.seq();
+                if av {
+                    stats.next_seq[media as usize].store(seq, Relaxed);
+                }
             }
         }
         r?;
-        stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
+        if av {
+            stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
+        }
         stats.mark_media_sent(shared.metrics.started);
         Ok(())
     }
 
-    /// Sends everything the schedule says is due at `now`.
     async fn send_due(
         &mut self,
         shared: &Shared,
@@ -740,21 +959,28 @@ impl Sender {
                 shared.metrics.keyframe_answer.record(took, shard);
             }
         }
-        if due.audio {
-            self.send_frame(shared, session, stats, false, shard, now)
-                .await?;
-        }
-        if due.video {
-            self.send_frame(shared, session, stats, true, shard, now)
-                .await?;
+        for (go, media) in [
+            (due.audio, Media::Audio),
+            (due.video, Media::Video),
+            (due.screen, Media::Screen),
+        ] {
+            if go {
+                self.send_frame(shared, session, stats, media, shard, now)
+                    .await?;
+            }
         }
         if due.heartbeat {
-            let audio = self.schedule.audio.is_some();
+            let f = self.schedule.flags();
+            self.schedule.told(f, now);
+            stats.flags.store(f.bits(), Relaxed);
+            if f.speaking {
+                stats.speaking_heartbeats.fetch_add(1, Relaxed);
+            }
             let flags = wire::HeartbeatFlags {
-                audio,
-                video: self.schedule.video.is_some(),
-                screen: false,
-                speaking: audio,
+                audio: f.audio,
+                video: f.video,
+                screen: f.screen,
+                speaking: f.speaking,
             };
             let hb = Bytes::from(wire::heartbeat(user, unix_ms(), flags));
             self.send(shared, session, stats, Media::Heartbeat, &mut [hb])
@@ -787,6 +1013,7 @@ async fn run_session(
     sender: &mut Sender,
     accounting: Accounting,
     session: Session,
+    leave_at: Option<Instant>,
 ) -> (End, Accounting) {
     let mut stop = shared.stop.clone();
     let shard = plan.index;
@@ -861,6 +1088,10 @@ async fn run_session(
         if let Some(a) = &sender.adapt {
             wake = wake.min(a.next);
         }
+        wake = wake.min(sender.next_change());
+        if let Some(t) = leave_at {
+            wake = wake.min(t);
+        }
         sleep.as_mut().reset(wake.into());
         tokio::select! {
             biased;
@@ -874,6 +1105,10 @@ async fn run_session(
         }
         sender.adapt_sample(shared, &session, stats);
         let now = Instant::now();
+        if leave_at.is_some_and(|t| now >= t) {
+            break End::Left;
+        }
+        sender.apply_due(shared, stats, now);
         let sent = sender
             .send_due(shared, &session, stats, user, shard, now)
             .await;
@@ -903,6 +1138,16 @@ async fn run_session(
                 _ = &mut closed => {}
             }
             session.close(0, b"run finished");
+        }
+        End::Left => {
+            // Leaving as a person does: what was sent gets a moment to
+            // reach the server, then the session closes.
+            sender
+                .inflight
+                .drain(stats, shared.ack_wait.min(LEAVE_ACK_WAIT))
+                .await;
+            drop(sending);
+            session.close(0, b"leaving");
         }
         End::Lost(_) => {
             sender.inflight.forget(stats);
@@ -1019,10 +1264,15 @@ async fn receive(
             keyframe.notify_one();
         }
     }
+    publish(&stats, &accounting);
+    accounting
+}
+
+/// Publishes each sender as `accounting` saw it into `stats` (for the report).
+fn publish(stats: &ClientStats, accounting: &Accounting) {
     if let Ok(mut peers) = stats.peers.lock() {
         for (id, view) in accounting.peers() {
             peers.insert(String::from_utf8_lossy(id).into_owned(), view);
         }
     }
-    accounting
 }

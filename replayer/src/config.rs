@@ -213,8 +213,24 @@ pub struct File {
     /// Custom network profiles by name, for a group's `network:`.
     #[serde(default)]
     pub networks: BTreeMap<String, ProfileSpec>,
-    /// Seed of the networks' randomness (each client's derived from it and its index).
+    /// Seed of every random choice: the networks' randomness (each client's
+    /// derived from it and its index) and the behaviour schedule (phases,
+    /// churn, storms, actions, conversation).
     pub seed: Option<u64>,
+    /// Load as phases in sequence (`constant`, `ramp`, `arrival_rate`,
+    /// `spike`, `hold`); the run lasts as long as they do.
+    #[serde(default)]
+    pub phases: Vec<crate::people::PhaseSpec>,
+    /// Sessions that end and come back (a tab reload).
+    pub churn: Option<crate::people::ChurnSpec>,
+    /// Reconnect storms: a share of the clients drops its session at once and rejoins.
+    #[serde(default)]
+    pub storms: Vec<crate::people::StormSpec>,
+    /// Speaking turns: one or two talkers at a time per meeting.
+    pub conversation: Option<crate::people::ConversationSpec>,
+    /// Opus DTX: a frame without voice goes out only every 400 ms.
+    #[serde(default)]
+    pub dtx: bool,
 }
 
 /// One threshold of the file: an expression, or one with abort options.
@@ -426,6 +442,24 @@ pub struct GroupSpec {
     /// aligned key frames).
     #[serde(default)]
     pub adapt: bool,
+    /// `participant` (the default) or `viewer`: receives only, sends no media.
+    #[serde(default)]
+    pub role: Role,
+    /// Timed actions on a share of the group: mute, camera, screen share, rendition.
+    #[serde(default)]
+    pub actions: Vec<crate::people::ActionSpec>,
+}
+
+/// What a group's clients do in the meeting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sends audio and video (as the group says) and receives.
+    #[default]
+    Participant,
+    /// Receives only: no media, heartbeats that say so (and the JWT
+    /// `observer` claim when tokens are minted).
+    Viewer,
 }
 
 /// A group's `network:`: a profile's name (built in or from `networks:`),
@@ -690,6 +724,39 @@ pub struct Participant {
     pub network: Option<usize>,
     /// It adapts its video rendition to its uplink (`adapt: true`).
     pub adapt: bool,
+    /// Its group's index (`None` for an explicit `clients` entry).
+    pub group: Option<usize>,
+    /// A receive-only viewer.
+    pub viewer: bool,
+}
+
+/// The behaviour part of the config: what [`crate::people::schedule`] turns
+/// into each client's script.
+#[derive(Debug, Clone, Default)]
+pub struct People {
+    /// Phases in sequence.
+    pub phases: Vec<crate::people::PhaseSpec>,
+    /// Churn.
+    pub churn: Option<crate::people::ChurnSpec>,
+    /// Reconnect storms.
+    pub storms: Vec<crate::people::StormSpec>,
+    /// Speaking turns.
+    pub conversation: Option<crate::people::ConversationSpec>,
+    /// Opus DTX.
+    pub dtx: bool,
+    /// Each group's actions, by group index.
+    pub actions: Vec<Vec<crate::people::ActionSpec>>,
+}
+
+impl People {
+    /// Whether anything here changes how clients behave over the run.
+    pub fn active(&self) -> bool {
+        !self.phases.is_empty()
+            || self.churn.is_some()
+            || !self.storms.is_empty()
+            || self.conversation.is_some()
+            || self.actions.iter().any(|a| !a.is_empty())
+    }
 }
 
 /// Everything a run needs, resolved.
@@ -747,8 +814,10 @@ pub struct Settings {
     pub search: Option<Search>,
     /// The groups' networks (a participant's `network` indexes here).
     pub networks: Vec<Network>,
-    /// Seed of the networks' randomness.
+    /// Seed of every random choice (networks and behaviour).
     pub seed: u64,
+    /// Phases, churn, storms, conversation, DTX, actions.
+    pub people: People,
 }
 
 /// Reads and parses a config file; errors name the file, line and field.
@@ -885,6 +954,7 @@ impl Settings {
         o: &Overrides,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Settings> {
+        let people = people(&file, file.search.is_some())?;
         let server_url = match o.server_url.clone().or(file.server_url) {
             None => None,
             Some(s) if s.trim().is_empty() => None,
@@ -1025,6 +1095,17 @@ impl Settings {
             (Some(se), None) => se.hold.saturating_mul(se.steps() as u32),
             _ => duration,
         };
+        // Phases last as long as they do; `duration` or --duration can only
+        // cut them short.
+        let duration = if people.phases.is_empty() {
+            duration
+        } else {
+            let total = crate::people::phases_length(&people.phases);
+            match o.duration.or(file.duration) {
+                Some(d) => d.min(total),
+                None => total,
+            }
+        };
         Ok(Settings {
             server_url,
             pack,
@@ -1075,8 +1156,64 @@ impl Settings {
             search,
             networks,
             seed: file.seed.unwrap_or(defaults::SEED),
+            people,
         })
     }
+}
+
+/// Checks and gathers the behaviour sections of the file.
+fn people(file: &File, search: bool) -> anyhow::Result<People> {
+    use crate::people::limits as pl;
+    let p = People {
+        phases: file.phases.clone(),
+        churn: file.churn.clone(),
+        storms: file.storms.clone(),
+        conversation: file.conversation.clone(),
+        dtx: file.dtx,
+        actions: file.groups.iter().map(|g| g.actions.clone()).collect(),
+    };
+    if search && p.active() {
+        bail!("search cannot be combined with phases, churn, storms, conversation or actions: a search sets its own load");
+    }
+    if p.phases.len() > pl::PHASES {
+        bail!(
+            "phases has {} entries, more than {}",
+            p.phases.len(),
+            pl::PHASES
+        );
+    }
+    for (i, ph) in p.phases.iter().enumerate() {
+        ph.check(i)?;
+    }
+    if let Some(c) = &p.churn {
+        c.check().context("churn")?;
+    }
+    if p.storms.len() > pl::STORMS {
+        bail!(
+            "storms has {} entries, more than {}",
+            p.storms.len(),
+            pl::STORMS
+        );
+    }
+    for (i, st) in p.storms.iter().enumerate() {
+        st.check(i)?;
+    }
+    if let Some(c) = &p.conversation {
+        c.check().context("conversation")?;
+    }
+    for (g_no, acts) in p.actions.iter().enumerate() {
+        if acts.len() > pl::ACTIONS {
+            bail!(
+                "groups[{g_no}].actions has {} entries, more than {}",
+                acts.len(),
+                pl::ACTIONS
+            );
+        }
+        for (i, a) in acts.iter().enumerate() {
+            a.check(g_no, i)?;
+        }
+    }
+    Ok(p)
 }
 
 /// Resolves a `network:` against the built-in and the custom profiles.
@@ -1360,6 +1497,8 @@ fn search_group(spec: &SearchSpec) -> GroupSpec {
         rendition: spec.rendition.clone(),
         network: None,
         adapt: false,
+        role: Role::Participant,
+        actions: Vec::new(),
     }
 }
 
@@ -1645,6 +1784,8 @@ fn expand(
             rendition: c.rendition.clone(),
             network: None,
             adapt: false,
+            group: None,
+            viewer: false,
         })?;
         index += 1;
     }
@@ -1693,11 +1834,13 @@ fn expand(
                     .with_context(|| format!("groups[{g_no}].user_id"))?,
                 meeting_id: render(&g.meeting_id, &vars)
                     .with_context(|| format!("groups[{g_no}].meeting_id"))?,
-                audio: g.enable_audio,
-                video: g.enable_video,
+                audio: g.enable_audio && g.role == Role::Participant,
+                video: g.enable_video && g.role == Role::Participant,
                 rendition: g.rendition.clone(),
                 network: net,
-                adapt: g.adapt,
+                adapt: g.adapt && g.role == Role::Participant,
+                group: Some(g_no),
+                viewer: g.role == Role::Viewer,
             })?;
             index += 1;
         }

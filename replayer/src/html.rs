@@ -418,8 +418,8 @@ struct Plot {
     series: Vec<Series>,
 }
 
-const COLORS: [&str; 7] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f",
+const COLORS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f", "#17becf",
 ];
 
 fn plots(samples: &[Value]) -> Vec<Plot> {
@@ -436,7 +436,7 @@ fn plots(samples: &[Value]) -> Vec<Plot> {
             })
             .collect()
     };
-    const STATES: [&str; 7] = [
+    const STATES: [&str; 8] = [
         "connected",
         "stalled",
         "connecting",
@@ -444,6 +444,7 @@ fn plots(samples: &[Value]) -> Vec<Plot> {
         "failed",
         "pending",
         "done",
+        "away",
     ];
     let paths = STATES.map(|s| ["clients", s]);
     let clients: Vec<(&'static str, &[&str], f64)> = STATES

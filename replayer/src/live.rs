@@ -96,6 +96,51 @@ const STEP_FIGURES: &[&str] = &[
     "congestion_received",
 ];
 
+/// Figures each phase reports, from its own window.
+const PHASE_FIGURES: &[&str] = &[
+    "connect_success_rate",
+    "failed_clients",
+    "joins",
+    "leaves",
+    "rejoins",
+    "rejoin_p99_ms",
+    "reconnects",
+    "audio_received_packets",
+    "video_received_packets",
+    "audio_latency_p99_ms",
+    "video_latency_p99_ms",
+    "audio_lost",
+    "video_lost",
+    "video_freezes",
+    "send_lateness_p99_ms",
+    "congestion_received",
+];
+
+/// One phase of the run ([`crate::people`]) and what happened in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseReport {
+    /// Its name (`warm-up`, or `2-arrival_rate`).
+    pub name: String,
+    /// `constant`, `ramp`, `arrival_rate`, `spike` or `hold`.
+    pub kind: String,
+    /// Start and end, seconds since the run started.
+    pub t_start_s: f64,
+    /// End (the run's end when the run stopped inside it).
+    pub t_end_s: f64,
+    /// Clients connected at its end.
+    pub connected_at_end: u64,
+    /// Its figures (`joins`, `audio_latency_p99_ms`, …), from its own window.
+    pub figures: BTreeMap<String, Option<f64>>,
+}
+
+struct PhaseState {
+    windows: Vec<crate::people::PhaseWindow>,
+    /// The phase under way.
+    k: usize,
+    from: Snapshot,
+    done: Vec<PhaseReport>,
+}
+
 struct SearchState {
     cfg: Search,
     /// The step under way.
@@ -123,6 +168,7 @@ pub struct Live {
     thresholds: Vec<Threshold>,
     failing: BTreeSet<String>,
     search: Option<SearchState>,
+    phases: Option<PhaseState>,
 }
 
 impl std::fmt::Debug for Live {
@@ -201,6 +247,7 @@ impl Live {
                 k: 0,
                 from: Snapshot::zero(m),
             }),
+            phases: None,
         };
         let start = Event::at(
             &live.zero,
@@ -216,6 +263,22 @@ impl Live {
         Ok(live)
     }
 
+    /// Judges each of `windows` (the behaviour schedule's phases) on its own
+    /// window of the run, and names the phase under way in the samples.
+    pub fn with_phases(mut self, m: &Metrics, windows: &[crate::people::PhaseWindow]) -> Live {
+        if let Some(first) = windows.first() {
+            let e = Event::at(&self.zero, "phase", first.name.clone(), first.kind);
+            self.event(e);
+            self.phases = Some(PhaseState {
+                windows: windows.to_vec(),
+                k: 0,
+                from: Snapshot::zero(m),
+                done: Vec::new(),
+            });
+        }
+        self
+    }
+
     /// The capacity-search step under way (0 without a search): clients of
     /// later steps wait for it.
     pub fn step(&self) -> usize {
@@ -228,7 +291,12 @@ impl Live {
             .search
             .as_ref()
             .map_or(Duration::MAX, |s| step_end(&s.cfg, s.k));
-        self.next_sample.min(step_end)
+        let phase_end = self
+            .phases
+            .as_ref()
+            .and_then(|p| p.windows.get(p.k))
+            .map_or(Duration::MAX, |w| w.end);
+        self.next_sample.min(step_end).min(phase_end)
     }
 
     /// Does what is due at `m`'s time: a sample, the live thresholds, a
@@ -247,6 +315,12 @@ impl Live {
             self.push_sample(sample);
             self.prev = snap.clone();
         }
+        while let Some(w) = self.phases.as_ref().and_then(|p| p.windows.get(p.k)) {
+            if now < w.end {
+                break;
+            }
+            self.end_phase(&snap);
+        }
         if let Some(s) = self.search.as_ref() {
             if now >= step_end(&s.cfg, s.k) && self.judge_step(snap) {
                 stop = stop.or(Some(Stop::Search));
@@ -255,10 +329,48 @@ impl Live {
         stop
     }
 
+    /// The phase under way is over at `snap`: its figures, its events, the next.
+    fn end_phase(&mut self, snap: &Snapshot) {
+        let cores = self.cores;
+        let Some(p) = self.phases.as_mut() else {
+            return;
+        };
+        let Some(w) = p.windows.get(p.k) else { return };
+        let win = Window::new(&p.from, snap, cores);
+        let figures = PHASE_FIGURES
+            .iter()
+            .map(|n| (n.to_string(), win.figure(n).map(round3)))
+            .collect();
+        p.done.push(PhaseReport {
+            name: w.name.clone(),
+            kind: w.kind.to_string(),
+            t_start_s: round3(p.from.t_s),
+            t_end_s: round3(snap.t_s),
+            connected_at_end: snap.connected(),
+            figures,
+        });
+        let mut events = vec![Event::at(snap, "phase_end", w.name.clone(), "")];
+        p.k += 1;
+        p.from = snap.clone();
+        if let Some(next) = p.windows.get(p.k) {
+            events.push(Event::at(snap, "phase", next.name.clone(), next.kind));
+        }
+        for e in events {
+            self.event(e);
+        }
+    }
+
     /// The last sample (what happened after the last tick: the honest end),
     /// and everything recorded.
-    pub fn finish(mut self, m: &Metrics) -> (Timeline, Vec<Event>, Option<SearchReport>) {
+    pub fn finish(
+        mut self,
+        m: &Metrics,
+    ) -> (Timeline, Vec<Event>, Option<SearchReport>, Vec<PhaseReport>) {
         let snap = Snapshot::take(m);
+        // The phase the run stopped in ends with it.
+        if self.phases.as_ref().is_some_and(|p| p.k < p.windows.len()) {
+            self.end_phase(&snap);
+        }
         let sample =
             Window::new(&self.prev, &snap, self.cores).sample(Some("end".into()), Vec::new());
         self.push_sample(sample);
@@ -286,10 +398,14 @@ impl Live {
             start_unix_ms: self.zero.unix_ms,
             samples: self.samples,
         };
-        (timeline, self.events, self.search.map(|s| s.report))
+        let phases = self.phases.map_or_else(Vec::new, |p| p.done);
+        (timeline, self.events, self.search.map(|s| s.report), phases)
     }
 
     fn phase(&self) -> Option<String> {
+        if let Some(p) = &self.phases {
+            return p.windows.get(p.k).map(|w| w.name.clone());
+        }
         self.search.as_ref().map(|s| step_label(&s.cfg, s.k))
     }
 
@@ -558,7 +674,7 @@ mod tests {
         for k in 1..=n {
             live.push_sample(sample(k));
         }
-        let (t, events, _) = live.finish(&m);
+        let (t, events, _, _) = live.finish(&m);
         assert!(t.samples.len() <= MAX_SAMPLES, "{}", t.samples.len());
         assert_eq!(t.interval_s, 4.0);
         let sent: u64 = t.samples.iter().map(|s| s.sent_packets.audio).sum();
@@ -582,7 +698,7 @@ mod tests {
         for _ in 0..MAX_EVENTS + 9 {
             live.event(Event::at(&snap, "threshold_failed", "audio_lost", ""));
         }
-        let (_, events, _) = live.finish(&m);
+        let (_, events, _, _) = live.finish(&m);
         assert_eq!(events.len(), MAX_EVENTS + 1);
         let last = events.last().unwrap();
         assert_eq!(last.kind, "truncated");

@@ -31,9 +31,9 @@ use hdrhistogram::Histogram;
 use crate::health::Health;
 use crate::hist;
 use crate::report::{
-    bitrates, round3, round6, Clients, Concealment, Counts, ExactReport, FreezeReport, MediaReport,
-    Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sent, Signals, StopReason, SCHEMA,
-    SCHEMA_VERSION,
+    bitrates, round3, round6, Behaviour, Clients, Concealment, Counts, ExactReport, FreezeReport,
+    MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sent, Sessions,
+    Signals, StopReason, SCHEMA, SCHEMA_VERSION,
 };
 use crate::threshold::Threshold;
 use crate::timeline::{Av, ByState, Event, Sample, Timeline, P2};
@@ -163,9 +163,79 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
                 Some(acc)
             },
         ),
+        // Pods of one run share their config and seed; reports of several
+        // seeds have none in common.
+        seed: {
+            let mut seeds = all().map(|r| r.seed);
+            let first = seeds.next().flatten();
+            seeds.all(|s| s == first).then_some(first).flatten()
+        },
+        behaviour: behaviour(reports)?,
     };
     merged.judge(&thresholds(reports)?);
     Ok(merged)
+}
+
+/// The behaviour sections added up: counts add, the rejoin time comes from
+/// the added histograms, a phase's counts add by name and its percentiles
+/// are the largest of the pods' (an upper bound, as the merged timeline's).
+fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> {
+    let parts: Vec<(&str, &Behaviour)> = reports
+        .iter()
+        .filter_map(|(n, r)| Some((n.as_str(), r.behaviour.as_ref()?)))
+        .collect();
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let add = |a: &mut Sessions, b: &Sessions| {
+        a.joins += b.joins;
+        a.leaves += b.leaves;
+        a.rejoins += b.rejoins;
+        a.storm_drops += b.storm_drops;
+    };
+    let mut out = Behaviour {
+        schedule_digest: common_or_joined(parts.iter().map(|(_, b)| b.schedule_digest.as_str())),
+        rejoin_ms: percentiles(parts.iter().map(|(n, b)| (*n, &b.rejoin_ms)))
+            .context("merging behaviour.rejoin_ms")?,
+        ..Behaviour::default()
+    };
+    for (_, b) in &parts {
+        add(&mut out.planned, &b.planned);
+        add(&mut out.measured, &b.measured);
+        out.viewers += b.viewers;
+        out.speaking_heartbeats += b.speaking_heartbeats;
+        out.actions += b.actions;
+        let (o, s) = (&mut out.screen, &b.screen);
+        o.shares += s.shares;
+        o.sent_packets += s.sent_packets;
+        o.sent_bytes += s.sent_bytes;
+        o.received_packets += s.received_packets;
+        o.received_bytes += s.received_bytes;
+        for ph in &b.phases {
+            match out.phases.iter_mut().find(|p| p.name == ph.name) {
+                None => out.phases.push(ph.clone()),
+                Some(p) => {
+                    p.t_start_s = p.t_start_s.min(ph.t_start_s);
+                    p.t_end_s = p.t_end_s.max(ph.t_end_s);
+                    p.connected_at_end += ph.connected_at_end;
+                    for (k, v) in &ph.figures {
+                        let e = p.figures.entry(k.clone()).or_insert(None);
+                        *e = match (*e, *v) {
+                            (Some(a), Some(b)) if is_count(k) => Some(a + b),
+                            (Some(a), Some(b)) => Some(a.max(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                }
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A phase figure that is a count (adds across pods), not a percentile or rate.
+fn is_count(name: &str) -> bool {
+    !(name.ends_with("_ms") || name.ends_with("_rate"))
 }
 
 /// The one value all sources share, else the distinct values joined with `, `.
@@ -550,6 +620,7 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         o.reconnecting += c.reconnecting;
         o.failed += c.failed;
         o.done += c.done;
+        o.away += c.away;
         let folded = within_source(&out, s);
         out.sent_packets = folded.sent_packets;
         out.recv_packets = folded.recv_packets;
@@ -671,6 +742,7 @@ mod tests {
                 step: 0,
                 network: None,
                 adapt: false,
+                behaviour: Default::default(),
             })
             .collect()
     }
@@ -701,6 +773,8 @@ mod tests {
                 at_end: (clients.len(), clients.len()),
                 live: None,
                 aborted: None,
+                seed: 1,
+                schedule: None,
             },
         )
     }

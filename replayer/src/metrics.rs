@@ -27,10 +27,12 @@ pub enum Media {
     Heartbeat = 2,
     /// Everything else (CONNECTION, RTT, key-frame requests, meeting events).
     Other = 3,
+    /// Screen-share frames (VP9, media type SCREEN).
+    Screen = 4,
 }
 
 /// Label values, indexed by [`Media`].
-pub const MEDIA: [&str; 4] = ["audio", "video", "heartbeat", "other"];
+pub const MEDIA: [&str; 5] = ["audio", "video", "heartbeat", "other", "screen"];
 
 /// A client's connection state (the `state` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +53,14 @@ pub enum State {
     /// Session open, but nothing sent has been acknowledged for `stall_after`
     /// (or a send has waited that long): derived when read, never stored.
     Stalled = 6,
+    /// Left the meeting on purpose (its schedule's churn, a storm, a phase
+    /// that lowered the count): between sessions, or gone for good.
+    Away = 7,
 }
 
 impl State {
     /// Every state, indexed by its `u8`.
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Pending,
         State::Connecting,
         State::Connected,
@@ -63,6 +68,7 @@ impl State {
         State::Failed,
         State::Done,
         State::Stalled,
+        State::Away,
     ];
 
     fn from_u8(v: u8) -> State {
@@ -70,13 +76,17 @@ impl State {
     }
 }
 
-const STATES: [(State, &str); 5] = [
+const STATES: [(State, &str); 6] = [
     (State::Connecting, "connecting"),
     (State::Connected, "connected"),
     (State::Stalled, "stalled"),
     (State::Reconnecting, "reconnecting"),
     (State::Failed, "failed"),
+    (State::Away, "away"),
 ];
+
+/// Heartbeat flags, by their bit in [`ClientStats::flags`] (the `flag` label).
+pub const FLAGS: [&str; 4] = ["audio", "video", "screen", "speaking"];
 
 /// Why a connection attempt failed (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +109,13 @@ pub const REASONS: [&str; 4] = ["timeout", "rejected", "tls", "transport"];
 #[derive(Debug, Default)]
 pub struct ClientStats {
     /// Packets sent, by [`Media`].
-    pub sent_packets: [AtomicU64; 4],
+    pub sent_packets: [AtomicU64; 5],
     /// Bytes sent (whole PacketWrapper), by [`Media`].
-    pub sent_bytes: [AtomicU64; 4],
+    pub sent_bytes: [AtomicU64; 5],
     /// Packets received, by [`Media`].
-    pub recv_packets: [AtomicU64; 4],
+    pub recv_packets: [AtomicU64; 5],
     /// Bytes received, by [`Media`].
-    pub recv_bytes: [AtomicU64; 4],
+    pub recv_bytes: [AtomicU64; 5],
     /// Frame bytes (payload only) sent, audio and video.
     pub sent_payload: [AtomicU64; 2],
     /// First and last media send, µs after the run started, plus one (0 = never).
@@ -134,7 +144,7 @@ pub struct ClientStats {
     /// PARTICIPANT_LEFT events seen.
     pub left_events: AtomicU64,
     /// Packets the server acknowledged (every byte of their stream), by [`Media`].
-    pub acked: [AtomicU64; 4],
+    pub acked: [AtomicU64; 5],
     /// Received media packets that were late (more than `late_after` after
     /// they were due), audio and video.
     pub late: [AtomicU64; 2],
@@ -174,6 +184,28 @@ pub struct ClientStats {
     /// Time an adapting client's video lane spent on each rendition, in the
     /// order it first went there (empty for a client that does not adapt).
     pub renditions: Mutex<Vec<RenditionTime>>,
+    /// Planned sessions that came up as a join (a first session, or an
+    /// arrival of a participant free again).
+    pub joins: AtomicU64,
+    /// Sessions it ended on purpose (its schedule: churn, a storm, a phase).
+    pub leaves: AtomicU64,
+    /// Planned sessions that came up as a way back after churn or a storm.
+    pub rejoins: AtomicU64,
+    /// Sessions a storm dropped.
+    pub storm_drops: AtomicU64,
+    /// Times this sender resumed a medium it had stopped on purpose (audio,
+    /// video, screen: unmuted, camera back on, share restarted, back in the
+    /// meeting), counted before the first packet after the gap: a receiver
+    /// that sees the count change knows the gap was no freeze.
+    pub resumes: [AtomicU64; 3],
+    /// Its heartbeats' flags now: bit 0 audio, 1 video, 2 screen, 3 speaking.
+    pub flags: AtomicU8,
+    /// Heartbeats it sent with `is_speaking` true.
+    pub speaking_heartbeats: AtomicU64,
+    /// Screen shares it started.
+    pub screen_shares: AtomicU64,
+    /// Actions of its schedule it carried out (mute, camera, screen, rendition).
+    pub actions: AtomicU64,
     /// Current [`State`], as its `u8`: read through [`ClientStats::state`].
     state: AtomicU8,
     /// Whether the client was connected at least once.
@@ -283,6 +315,10 @@ pub struct PeerView {
     /// For a sender of this process: its next audio and video sequence
     /// numbers when this receiver joined (everything from there on had to arrive).
     pub expect_from: Option<[u64; 2]>,
+    /// For a sender of this process: its next numbers when this receiver
+    /// left the meeting on purpose for the last time (it was away at the
+    /// end): nothing from there on had to arrive.
+    pub until: Option<[u64; 2]>,
     /// This sender belongs to this process (same clock, known pack).
     pub ours: bool,
 }
@@ -431,6 +467,9 @@ pub struct Metrics {
     /// From a client's first packet (or a receiver's join, if later) to
     /// when a peer in this process receives its first packet.
     pub join_visibility: Hist,
+    /// From the moment a client went back to the meeting after leaving it on
+    /// purpose (churn or storm) to its new session being up.
+    pub rejoin: Hist,
     /// Lateness of the event loops' timers (the generator's own health).
     pub loop_delay: Arc<crate::health::LoopDelay>,
     /// A session with nothing acknowledged for this long is stalled, µs.
@@ -461,6 +500,7 @@ impl Metrics {
             jitter: [Hist::new(JITTER_BUCKETS), Hist::new(JITTER_BUCKETS)],
             keyframe_answer: Hist::with_shards(LATENCY_BUCKETS, 2),
             join_visibility: Hist::with_shards(CONNECT_BUCKETS, 2),
+            rejoin: Hist::with_shards(CONNECT_BUCKETS, 2),
             loop_delay: Arc::default(),
             stall_after_us: crate::config::defaults::STALL_AFTER.as_micros() as u64,
             connect_failures: Default::default(),
@@ -487,9 +527,9 @@ impl Metrics {
     }
 
     /// Clients in each state now, indexed by `State as usize`.
-    pub fn states(&self) -> [u64; 7] {
+    pub fn states(&self) -> [u64; 8] {
         let now = self.started.elapsed().as_micros() as u64;
-        let mut n = [0u64; 7];
+        let mut n = [0u64; 8];
         for c in &self.clients {
             n[c.state_at(now, self.stall_after_us) as usize] += 1;
         }
@@ -519,6 +559,16 @@ impl Metrics {
                 "synth_clients{{state=\"{name}\"}} {}",
                 states[s as usize]
             );
+        }
+        help(
+            &mut o,
+            "synth_clients_flagged",
+            "gauge",
+            "Clients whose heartbeats now say audio, video, screen or speaking is on.",
+        );
+        for (bit, name) in FLAGS.iter().enumerate() {
+            let n = self.sum(|c| u64::from(c.flags.load(Relaxed) >> bit & 1));
+            let _ = writeln!(o, "synth_clients_flagged{{flag=\"{name}\"}} {n}");
         }
         help(
             &mut o,
@@ -553,6 +603,29 @@ impl Metrics {
                 "Packets that could not be sent.",
                 |c| c.send_errors.load(Relaxed),
             ),
+            (
+                "synth_joins_total",
+                "Planned sessions that came up as a join (a first session or a fresh arrival).",
+                |c| c.joins.load(Relaxed),
+            ),
+            (
+                "synth_leaves_total",
+                "Sessions ended on purpose by the schedule (churn, storms, phases).",
+                |c| c.leaves.load(Relaxed),
+            ),
+            (
+                "synth_rejoins_total",
+                "Planned sessions that came up as a way back after churn or a storm.",
+                |c| c.rejoins.load(Relaxed),
+            ),
+            (
+                "synth_storm_drops_total",
+                "Sessions dropped by a reconnect storm.",
+                |c| c.storm_drops.load(Relaxed),
+            ),
+            ("synth_screen_shares_total", "Screen shares started.", |c| {
+                c.screen_shares.load(Relaxed)
+            }),
             (
                 "synth_congestion_received_total",
                 "CONGESTION packets from the server: it dropped packets of our clients.",
@@ -666,6 +739,11 @@ impl Metrics {
                 "synth_join_visibility_seconds",
                 "From a client's first packet (or its peer's join) to its first packet at a peer in this process.",
                 &self.join_visibility,
+            ),
+            (
+                "synth_rejoin_seconds",
+                "From going back to the meeting after leaving it on purpose to the new session being up.",
+                &self.rejoin,
             ),
             (
                 "synth_event_loop_delay_seconds",

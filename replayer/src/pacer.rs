@@ -102,6 +102,8 @@ pub struct Lane {
     clock: u64,
     /// A track to switch to at its next key frame (rendition adaptation).
     pending: Option<usize>,
+    /// Stopped on purpose (muted, camera off, not sharing): never due.
+    paused: bool,
 }
 
 /// A sender this far behind (a stall) resumes from now instead of bursting the backlog.
@@ -113,10 +115,10 @@ impl Lane {
         Lane {
             track,
             media,
-            media_type: if media == Media::Audio {
-                media_type::AUDIO
-            } else {
-                media_type::VIDEO
+            media_type: match media {
+                Media::Audio => media_type::AUDIO,
+                Media::Screen => media_type::SCREEN,
+                _ => media_type::VIDEO,
             },
             pos: 0,
             frames: pack.frame_count(track).max(1),
@@ -128,6 +130,65 @@ impl Lane {
                 .get(track)
                 .map_or(1, |t| t.clock_rate.max(1) as u64),
             pending: None,
+            paused: false,
+        }
+    }
+
+    /// Whether the lane is stopped on purpose.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Stops the lane on purpose (mute, camera off, share stopped): nothing
+    /// is due until [`Lane::unpause`]. Its numbers stay where they are.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Starts a stopped lane again from `now`: a video lane from its next
+    /// key frame (a decoder needs one after the gap), audio from where it
+    /// stopped. Nothing of the gap is owed. No effect on a running lane.
+    pub fn unpause(&mut self, pack: &Reader, now: Instant) {
+        if !std::mem::take(&mut self.paused) {
+            return;
+        }
+        if self.media != Media::Audio {
+            if let Some(k) = pack.next_keyframe(self.track, self.pos) {
+                self.pos = k;
+            }
+        }
+        self.restart(now);
+    }
+
+    /// Walks another track from now on, at the same position modulo its
+    /// length (audio: the speech and the silence track, whose frames all
+    /// decode on their own). Numbering and timing go on.
+    pub fn set_track(&mut self, pack: &Reader, track: usize) {
+        if track == self.track {
+            return;
+        }
+        self.track = track;
+        self.frames = pack.frame_count(track).max(1);
+        self.pos %= self.frames;
+        self.pending = None;
+    }
+
+    /// Whether the due frame carries voice (the encoder's voice-activity
+    /// flag; true for a pack without one).
+    pub fn voice(&self, pack: &Reader) -> bool {
+        pack.frame(self.track, self.pos).is_none_or(|f| f.voice)
+    }
+
+    /// Moves past the due frame without sending it (Opus DTX: a silent frame
+    /// that needs no packet). Sequence numbers do not move.
+    pub fn skip(&mut self, pack: &Reader, now: Instant) {
+        let duration = pack
+            .frame(self.track, self.pos)
+            .map_or(1, |f| f.duration as u64);
+        self.pos = (self.pos + 1) % self.frames;
+        self.ticks += duration;
+        if now.saturating_duration_since(self.due()) > MAX_BACKLOG {
+            self.restart(now);
         }
     }
 
@@ -262,10 +323,71 @@ pub struct Due {
     pub audio: bool,
     /// The video lane's frame.
     pub video: bool,
+    /// The screen lane's frame.
+    pub screen: bool,
     /// A heartbeat.
     pub heartbeat: bool,
     /// A pending key-frame request moved the video lane to its next key frame.
     pub keyframe_jump: bool,
+}
+
+/// How long a client on Opus DTX stays silent: in a pause it sends one
+/// frame this often (comfort noise), as libopus and browsers do.
+pub const DTX_INTERVAL: Duration = Duration::from_millis(400);
+
+/// The least time between two heartbeats sent because a flag changed.
+pub const FLAG_HEARTBEAT_GAP: Duration = Duration::from_millis(250);
+
+/// What a client's heartbeats say: what it sends and whether it speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Microphone on (sends audio).
+    pub audio: bool,
+    /// Camera on (sends video).
+    pub video: bool,
+    /// Sharing its screen.
+    pub screen: bool,
+    /// Speaking now: its turn, and the frame it sent last carries voice.
+    pub speaking: bool,
+}
+
+impl Flags {
+    /// The flags as bits: 0 audio, 1 video, 2 screen, 3 speaking.
+    pub fn bits(self) -> u8 {
+        u8::from(self.audio)
+            | u8::from(self.video) << 1
+            | u8::from(self.screen) << 2
+            | u8::from(self.speaking) << 3
+    }
+}
+
+/// The audio lane's voice: which track it walks (speech when it is the
+/// client's turn, silence otherwise) and Opus DTX.
+#[derive(Debug, Clone)]
+pub struct Voice {
+    /// The speech track (the client's voice).
+    pub speech: usize,
+    /// The pack's silence track, for when it is not the client's turn.
+    pub silence: Option<usize>,
+    /// Opus DTX: a frame without voice is sent only every [`DTX_INTERVAL`].
+    pub dtx: bool,
+    talking: bool,
+    last_sent: Option<Instant>,
+    last_voice: bool,
+}
+
+impl Voice {
+    /// A voice on `speech`, talking, that sends every frame (no DTX).
+    pub fn new(speech: usize, silence: Option<usize>, dtx: bool) -> Voice {
+        Voice {
+            speech,
+            silence,
+            dtx,
+            talking: true,
+            last_sent: None,
+            last_voice: false,
+        }
+    }
 }
 
 /// One client's whole send schedule: its lanes, heartbeats and the video
@@ -276,10 +398,16 @@ pub struct Schedule {
     pub audio: Option<Lane>,
     /// Video, if the client sends it.
     pub video: Option<Lane>,
+    /// Its screen share, if the pack has one and the client may share
+    /// (paused while it does not).
+    pub screen: Option<Lane>,
+    voice: Option<Voice>,
     next_heartbeat: Instant,
     heartbeat_interval: Duration,
     batch_window: Duration,
     keyframe_requested: bool,
+    /// The flags of the last heartbeat built, and when.
+    told: Option<(Flags, Instant)>,
 }
 
 impl Schedule {
@@ -296,17 +424,41 @@ impl Schedule {
         Schedule {
             audio,
             video,
+            screen: None,
+            voice: None,
             next_heartbeat: start,
             heartbeat_interval,
             batch_window,
             keyframe_requested: false,
+            told: None,
         }
+    }
+
+    /// Adds a screen lane (paused until [`Schedule::share`]).
+    pub fn with_screen(mut self, mut lane: Lane) -> Schedule {
+        lane.pause();
+        self.screen = Some(lane);
+        self
+    }
+
+    /// Gives the audio lane a voice: its speech and silence tracks and DTX.
+    pub fn with_voice(mut self, voice: Voice) -> Schedule {
+        self.voice = Some(voice);
+        self
+    }
+
+    /// The lanes, in send order: audio, video, screen.
+    fn lanes(&self) -> impl Iterator<Item = &Lane> {
+        [&self.audio, &self.video, &self.screen]
+            .into_iter()
+            .flatten()
+            .filter(|l| !l.paused)
     }
 
     /// When something is next due.
     pub fn next_wake(&self) -> Instant {
         let mut due = self.next_heartbeat;
-        for lane in [&self.audio, &self.video].into_iter().flatten() {
+        for lane in self.lanes() {
             due = due.min(lane.due());
         }
         due
@@ -318,29 +470,104 @@ impl Schedule {
         self.keyframe_requested = true;
     }
 
+    /// It is (or is no longer) this client's turn to speak: the audio lane
+    /// walks the speech track or the silence track from its next frame
+    /// (a pack without a silence track keeps the speech track: the plan
+    /// refuses a conversation on such a pack).
+    pub fn set_talking(&mut self, pack: &Reader, talking: bool) {
+        let (Some(v), Some(lane)) = (self.voice.as_mut(), self.audio.as_mut()) else {
+            return;
+        };
+        v.talking = talking;
+        let track = if talking { Some(v.speech) } else { v.silence };
+        if let Some(t) = track {
+            lane.set_track(pack, t);
+        }
+    }
+
+    /// Mutes (`on` false) or unmutes the microphone at `now`.
+    pub fn set_audio(&mut self, pack: &Reader, on: bool, now: Instant) -> bool {
+        set_lane(&mut self.audio, pack, on, now)
+    }
+
+    /// Turns the camera off or on at `now` (on again: from a key frame).
+    pub fn set_video(&mut self, pack: &Reader, on: bool, now: Instant) -> bool {
+        set_lane(&mut self.video, pack, on, now)
+    }
+
+    /// Starts or stops sharing the screen at `now` (from a key frame).
+    pub fn share(&mut self, pack: &Reader, on: bool, now: Instant) -> bool {
+        set_lane(&mut self.screen, pack, on, now)
+    }
+
+    /// What its heartbeats say now.
+    pub fn flags(&self) -> Flags {
+        let on = |l: &Option<Lane>| l.as_ref().is_some_and(|l| !l.paused);
+        let audio = on(&self.audio);
+        Flags {
+            audio,
+            video: on(&self.video),
+            screen: on(&self.screen),
+            speaking: audio
+                && self
+                    .voice
+                    .as_ref()
+                    .is_none_or(|v| v.talking && v.last_voice),
+        }
+    }
+
+    /// A heartbeat is being sent with `flags` at `now`.
+    pub fn told(&mut self, flags: Flags, now: Instant) {
+        self.told = Some((flags, now));
+    }
+
     /// What to send at `now`. The heartbeat clock moves on when one is due;
     /// the lanes move on as their packets are built. Audio keeps its exact
     /// cadence; a video frame due within the batch window rides with an
     /// audio packet sent now (one wake-up, shared datagrams and syscalls).
+    /// A flag that changed since the last heartbeat brings the next one
+    /// forward (at most one every [`FLAG_HEARTBEAT_GAP`]). With DTX, an
+    /// audio frame without voice goes out only every [`DTX_INTERVAL`].
     pub fn poll(&mut self, pack: &Reader, now: Instant) -> Due {
         let mut due = Due::default();
         if std::mem::take(&mut self.keyframe_requested) {
-            if let Some(lane) = self.video.as_mut() {
+            if let Some(lane) = self.video.as_mut().filter(|l| !l.paused) {
                 due.keyframe_jump = lane.jump_to_keyframe(pack, now);
             }
         }
-        due.audio = self.audio.as_ref().is_some_and(|a| a.due() <= now);
+        if let Some(lane) = self.audio.as_mut().filter(|l| !l.paused && l.due() <= now) {
+            match self.voice.as_mut() {
+                Some(v) => {
+                    let voice = lane.voice(pack);
+                    v.last_voice = voice;
+                    let quiet = v.last_sent.is_some_and(|t| now < t + DTX_INTERVAL);
+                    if v.dtx && !voice && quiet {
+                        lane.skip(pack, now);
+                    } else {
+                        v.last_sent = Some(now);
+                        due.audio = true;
+                    }
+                }
+                None => due.audio = true,
+            }
+        }
         let video_by = if due.audio {
             now + self.batch_window
         } else {
             now
         };
-        due.video = self.video.as_ref().is_some_and(|v| v.due() <= video_by);
+        let by = |l: &Option<Lane>| l.as_ref().is_some_and(|l| !l.paused && l.due() <= video_by);
+        due.video = by(&self.video);
+        due.screen = by(&self.screen);
         if self.next_heartbeat <= now {
             due.heartbeat = true;
             self.next_heartbeat += self.heartbeat_interval;
             if self.next_heartbeat < now {
                 self.next_heartbeat = now + self.heartbeat_interval;
+            }
+        } else if let Some((flags, at)) = self.told {
+            if flags != self.flags() && now >= at + FLAG_HEARTBEAT_GAP {
+                due.heartbeat = true;
             }
         }
         due
@@ -349,8 +576,41 @@ impl Schedule {
     /// After a reconnect: resume on schedule from `now` rather than bursting;
     /// returns what each lane skipped.
     pub fn resume(&mut self, now: Instant, pack: &Reader) -> [Option<Backlog>; 2] {
-        [&mut self.audio, &mut self.video].map(|l| l.as_mut().and_then(|l| l.resume(now, pack)))
+        [&mut self.audio, &mut self.video].map(|l| {
+            l.as_mut()
+                .filter(|l| !l.paused)
+                .and_then(|l| l.resume(now, pack))
+        })
     }
+
+    /// Back in the meeting after leaving it on purpose: every lane starts
+    /// from `now` (video and screen from a key frame), nothing is owed.
+    pub fn rejoin(&mut self, now: Instant, pack: &Reader) {
+        for lane in [&mut self.audio, &mut self.video, &mut self.screen]
+            .into_iter()
+            .flatten()
+        {
+            if !lane.paused {
+                lane.pause();
+                lane.unpause(pack, now);
+            }
+        }
+        self.next_heartbeat = now;
+    }
+}
+
+/// Pauses or unpauses a lane; true when that changed something.
+fn set_lane(lane: &mut Option<Lane>, pack: &Reader, on: bool, now: Instant) -> bool {
+    let Some(l) = lane.as_mut() else { return false };
+    if l.paused != on {
+        return false;
+    }
+    if on {
+        l.unpause(pack, now);
+    } else {
+        l.pause();
+    }
+    true
 }
 
 #[cfg(test)]
@@ -677,6 +937,183 @@ mod tests {
         assert_eq!(
             s.audio.as_ref().unwrap().due(),
             back + Duration::from_millis(20)
+        );
+    }
+
+    /// Speech (10 frames, voice on frames 0..4), silence (5 frames, no
+    /// voice), 30 fps video (6 frames, keys at 0 and 3) and a 30 fps screen
+    /// track (6 frames, key at 0).
+    fn people_pack() -> (tempfile::TempDir, Reader) {
+        use synth_common::pack::{FrameFlags, Role};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.pack");
+        let mut w = Writer::create(&path).unwrap();
+        let a = w.add_track(Track::opus("audio", 32_000, 10 * 960)).unwrap();
+        for i in 0..10u64 {
+            let f = FrameFlags {
+                key: true,
+                voice: i < 4,
+            };
+            w.push_frame_flags(a, &[i as u8; 4], i * 960, 960, f)
+                .unwrap();
+        }
+        let sil = w
+            .add_track(Track::opus("audio-silence", 32_000, 10 * 960).with_role(Role::Silence))
+            .unwrap();
+        for i in 0..10u64 {
+            let f = FrameFlags {
+                key: true,
+                voice: false,
+            };
+            w.push_frame_flags(sil, &[100; 4], i * 960, 960, f).unwrap();
+        }
+        video_track(&mut w);
+        let sc = w
+            .add_track(Track::vp9("screen", (16, 16), 30, 100, 6 * 3000).with_role(Role::Screen))
+            .unwrap();
+        for i in 0..6u64 {
+            w.push_frame(sc, &[200 + i as u8; 3], i * 3000, 3000, i == 0)
+                .unwrap();
+        }
+        w.finish().unwrap();
+        (dir, Reader::open(&path).unwrap())
+    }
+
+    fn people_schedule(pack: &Reader, t0: Instant, dtx: bool) -> Schedule {
+        Schedule::new(
+            Some(Lane::new(pack, 0, Media::Audio, t0)),
+            Some(Lane::new(pack, 2, Media::Video, t0)),
+            t0,
+            Duration::from_secs(1),
+            Duration::ZERO,
+        )
+        .with_screen(Lane::new(pack, 3, Media::Screen, t0))
+        .with_voice(Voice::new(0, Some(1), dtx))
+    }
+
+    /// Polls every 20 ms from `from` for `n` frames; the audio frames sent
+    /// (their first byte) and the speaking flag after each.
+    fn audio_run(s: &mut Schedule, pack: &Reader, from: Instant, n: u64) -> Vec<(u8, bool)> {
+        let (mut prefix, mut heads) = (MediaPrefix::new("u"), Heads::default());
+        let mut out = Vec::new();
+        for k in 0..n {
+            let now = from + Duration::from_millis(20 * k);
+            let due = s.poll(pack, now);
+            if due.audio {
+                let lane = s.audio.as_mut().unwrap();
+                let p = lane
+                    .next_packet(pack, &mut prefix, &mut heads, now, 1.0)
+                    .unwrap();
+                out.push((p.data[0], s.flags().speaking));
+            }
+            if due.video {
+                let lane = s.video.as_mut().unwrap();
+                lane.next_packet(pack, &mut prefix, &mut heads, now, 1.0)
+                    .unwrap();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn speaking_follows_the_voice_flag_and_dtx_thins_the_pauses() {
+        let (_d, pack) = people_pack();
+        let t0 = Instant::now();
+        // No DTX: every frame goes, speaking on the voice frames only.
+        let mut s = people_schedule(&pack, t0, false);
+        let sent = audio_run(&mut s, &pack, t0, 10);
+        let speaking: Vec<bool> = sent.iter().map(|x| x.1).collect();
+        assert_eq!(sent.len(), 10);
+        assert_eq!(
+            speaking,
+            [true, true, true, true, false, false, false, false, false, false]
+        );
+        // DTX: a silent frame goes only 400 ms after the last frame sent.
+        // The loop's 6 silent frames (120 ms) never wait that long, so only
+        // the voice goes.
+        let mut s = people_schedule(&pack, t0, true);
+        let sent: Vec<u8> = audio_run(&mut s, &pack, t0, 40)
+            .iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(sent, [0, 1, 2, 3].repeat(4));
+        // The silence track (never voice): one frame every 400 ms.
+        s.set_talking(&pack, false);
+        let from = t0 + Duration::from_millis(800);
+        let sent = audio_run(&mut s, &pack, from, 100);
+        assert_eq!(sent.len(), 5, "2 s of silence: 5 frames, one per 400 ms");
+        assert!(sent.iter().all(|&(b, speaking)| b == 100 && !speaking));
+    }
+
+    #[test]
+    fn turns_switch_to_the_silence_track_and_sequence_numbers_go_on() {
+        let (_d, pack) = people_pack();
+        let t0 = Instant::now();
+        let mut s = people_schedule(&pack, t0, false);
+        s.set_talking(&pack, false);
+        let sent = audio_run(&mut s, &pack, t0, 3);
+        assert_eq!(sent, vec![(100, false); 3], "silence, not speaking");
+        s.set_talking(&pack, true);
+        let sent = audio_run(&mut s, &pack, t0 + Duration::from_millis(60), 2);
+        assert_eq!(
+            sent,
+            vec![(3, true), (4, false)],
+            "the speech track from the same position"
+        );
+        assert_eq!(s.audio.as_ref().unwrap().seq(), 5);
+    }
+
+    #[test]
+    fn mute_camera_and_screen_pause_lanes_and_flags_follow() {
+        let (_d, pack) = people_pack();
+        let t0 = Instant::now();
+        let mut s = people_schedule(&pack, t0, false);
+        assert!(s.poll(&pack, t0).heartbeat);
+        let f = s.flags();
+        assert!(f.audio && f.video && !f.screen);
+        s.told(f, t0);
+        // Mute: no audio is due, the flag says so, and a heartbeat comes
+        // early (a flag changed) but not before FLAG_HEARTBEAT_GAP.
+        assert!(s.set_audio(&pack, false, t0));
+        assert!(!s.set_audio(&pack, false, t0), "already muted");
+        let early = s.poll(&pack, t0 + Duration::from_millis(100));
+        assert!(!early.audio && !early.heartbeat, "{early:?}");
+        let due = s.poll(&pack, t0 + FLAG_HEARTBEAT_GAP);
+        assert!(due.heartbeat && !due.audio);
+        assert!(!s.flags().audio && !s.flags().speaking);
+        // Camera off at frame 1, on again 2 s later: from the next key frame (3), due then.
+        let (mut prefix, mut heads) = (MediaPrefix::new("u"), Heads::default());
+        let v = s.video.as_mut().unwrap();
+        v.next_packet(&pack, &mut prefix, &mut heads, t0, 1.0)
+            .unwrap();
+        assert!(s.set_video(&pack, false, t0));
+        assert!(!s.poll(&pack, t0 + Duration::from_secs(1)).video);
+        let back = t0 + Duration::from_secs(2);
+        assert!(s.set_video(&pack, true, back));
+        let due = s.poll(&pack, back);
+        assert!(due.video);
+        let v = s.video.as_mut().unwrap();
+        let p = v
+            .next_packet(&pack, &mut prefix, &mut heads, back, 1.0)
+            .unwrap();
+        assert_eq!((p.data[0], v.seq()), (3, 2), "key frame 3, numbers go on");
+        assert_eq!(p.lateness, Duration::ZERO, "the gap is owed nothing");
+        // Sharing: SCREEN frames from the screen track's key frame.
+        assert!(s.share(&pack, true, back));
+        assert!(s.flags().screen);
+        let due = s.poll(&pack, back);
+        assert!(due.screen);
+        let sc = s.screen.as_mut().unwrap();
+        let p = sc
+            .next_packet(&pack, &mut prefix, &mut heads, back, 1.0)
+            .unwrap();
+        assert_eq!(p.media, Media::Screen);
+        let mut bytes = p.head.to_vec();
+        bytes.extend_from_slice(&p.data);
+        let m = wire::parse_media(wire::parse(&bytes).unwrap().data).unwrap();
+        assert_eq!(
+            (m.media_type, m.data[0], m.is_key()),
+            (media_type::SCREEN, 200, true)
         );
     }
 }

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use synth_common::pack::{Reader, TrackKind};
+use synth_common::pack::{Reader, Role, TrackKind};
 
 use crate::config::Settings;
+use crate::people::{self, Action, Cause, Member, PhaseWindow, Planned, Script, SessionPlan};
 
 /// One client, fully resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,66 @@ pub struct ClientPlan {
     pub network: Option<usize>,
     /// It adapts its video rendition to its uplink (`crate::adapt`).
     pub adapt: bool,
+    /// How it behaves over the run: sessions, actions, turns, role.
+    pub behaviour: Behaviour,
+}
+
+/// A client's behaviour over the run ([`crate::people`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Behaviour {
+    /// Its sessions, actions and speaking turns; no sessions means one
+    /// session from `start_after` to the end.
+    pub script: Script,
+    /// A receive-only viewer.
+    pub viewer: bool,
+    /// The pack's screen track (its own variant), when it may share.
+    pub screen_track: Option<usize>,
+    /// The pack's silence track, for when it is not its turn to speak.
+    pub silence_track: Option<usize>,
+    /// Opus DTX.
+    pub dtx: bool,
+    /// Its sessions come from a behaviour schedule: no sessions there means
+    /// it never joins (a phase never needed it).
+    pub scheduled: bool,
+}
+
+impl ClientPlan {
+    /// Whether it sends medium `i` (0 audio, 1 video) without a pause or a
+    /// change of pace for the whole of one session: no churn or storm, and
+    /// for audio no mute, DTX or turns; for video no camera toggle or
+    /// rendition action.
+    pub fn steady(&self, i: usize) -> bool {
+        let b = &self.behaviour;
+        let sc = &b.script;
+        if sc.sessions.len() > 1 || sc.sessions.iter().any(|s| s.end.is_some()) {
+            return false;
+        }
+        let touches = |a: &Action| match a {
+            Action::Mute | Action::Unmute => i == 0,
+            Action::CameraOff | Action::CameraOn => i == 1,
+            Action::Rendition(_) | Action::RenditionRevert => i == 1,
+            Action::ScreenShareStart | Action::ScreenShareStop => false,
+        };
+        if sc.actions.iter().any(|(_, a)| touches(a)) {
+            return false;
+        }
+        i != 0 || (!b.dtx && sc.speaking.is_none())
+    }
+
+    /// Its planned sessions: the script's, or one from `start_after` to the
+    /// end without a behaviour schedule.
+    pub fn sessions(&self) -> Vec<SessionPlan> {
+        if !self.behaviour.scheduled {
+            vec![SessionPlan {
+                start: self.start_after,
+                end: None,
+                cause: Cause::Join,
+                end_cause: None,
+            }]
+        } else {
+            self.behaviour.script.sessions.clone()
+        }
+    }
 }
 
 /// The pack, read once, and every client's plan.
@@ -52,6 +113,20 @@ pub struct Plan {
     pub pack: Arc<Reader>,
     /// The clients, in start order.
     pub clients: Vec<ClientPlan>,
+    /// The behaviour schedule's phases, its planned counts and digest
+    /// (`None` when the config has no behaviour section).
+    pub schedule: Option<ScheduleInfo>,
+}
+
+/// What the report says of the behaviour schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleInfo {
+    /// The phases, in order.
+    pub phases: Vec<PhaseWindow>,
+    /// Joins, leaves, rejoins and storm drops the schedule plans.
+    pub planned: Planned,
+    /// A hash of the whole schedule: equal for the same config and seed.
+    pub digest: u64,
 }
 
 /// Opens the pack and resolves every participant of `s` against it.
@@ -65,16 +140,36 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
         );
     }
     let pack = Reader::open(path).with_context(|| format!("opening pack {}", path.display()))?;
-    let audio_track = pack.first_track(TrackKind::Audio);
+    let audio_track = pack.first_track_with(TrackKind::Audio, Role::Main);
     let bitrate: Vec<f64> = (0..pack.tracks().len())
         .map(|t| pack.bitrate_bps(t))
         .collect();
     let videos: Vec<&str> = pack
         .tracks()
         .iter()
-        .filter(|t| t.kind == TrackKind::Video)
+        .filter(|t| t.kind == TrackKind::Video && t.role == Role::Main && t.variant == 0)
         .map(|t| t.name.as_str())
         .collect();
+    let screen_track = pack.first_track_with(TrackKind::Video, Role::Screen);
+    let silence_track = pack.first_track_with(TrackKind::Audio, Role::Silence);
+    let p = &s.people;
+    if p.conversation.is_some() && silence_track.is_none() {
+        bail!(
+            "conversation needs a pack with a silence track for the participants not talking; pack {} has none (rebuild it with synth-encode build)",
+            path.display()
+        );
+    }
+    let shares = p
+        .actions
+        .iter()
+        .flatten()
+        .any(|a| a.action == people::ActionKind::ScreenShare);
+    if shares && screen_track.is_none() {
+        bail!(
+            "a screen_share action needs a pack with a screen track; pack {} has none (rebuild it with synth-encode build, without --screen none)",
+            path.display()
+        );
+    }
     let mut clients = Vec::with_capacity(s.clients.len());
     for (i, c) in s.clients.iter().enumerate() {
         if c.audio && audio_track.is_none() {
@@ -98,7 +193,7 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
                             videos.join(", ")
                         )
                     })?,
-                None => pack.first_track(TrackKind::Video).with_context(|| {
+                None => pack.first_track_with(TrackKind::Video, Role::Main).with_context(|| {
                     format!("client {} wants video but pack {} has no video track", c.user_id, path.display())
                 })?,
             };
@@ -125,7 +220,12 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
                 );
             }
         }
-        let audio = audio_track.filter(|_| c.audio);
+        // Each client takes its own variant of every track (voice, colours
+        // and label), in turn.
+        let video_track = video_track.map(|t| pack.variant_of(t, i));
+        let audio = audio_track
+            .filter(|_| c.audio)
+            .map(|t| pack.variant_of(t, i));
         clients.push(ClientPlan {
             index: i,
             user_id: c.user_id.clone(),
@@ -149,11 +249,83 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             step: s.search.as_ref().map_or(0, |se| se.step_of(i)),
             network: c.network,
             adapt: c.adapt && video_track.is_some(),
+            behaviour: Behaviour {
+                script: Script::default(),
+                viewer: c.viewer,
+                screen_track: screen_track
+                    .filter(|_| !c.viewer && shares)
+                    .map(|t| pack.variant_of(t, i)),
+                silence_track: silence_track.filter(|_| audio.is_some()),
+                dtx: p.dtx,
+                scheduled: false,
+            },
         });
     }
+    let schedule = if p.active() {
+        Some(behave(s, &mut clients)?)
+    } else {
+        None
+    };
     Ok(Plan {
         pack: Arc::new(pack),
         clients,
+        schedule,
+    })
+}
+
+/// Draws the behaviour schedule ([`people::schedule`]) and gives each
+/// client its script.
+fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleInfo> {
+    let groups = s.people.actions.len();
+    let mut meetings: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut group_sizes = vec![0usize; groups + 1];
+    let members: Vec<Member> = s
+        .clients
+        .iter()
+        .zip(clients.iter())
+        .map(|(c, p)| {
+            let n = meetings.len();
+            let meeting = *meetings.entry(c.meeting_id.as_str()).or_insert(n);
+            // Explicit `clients` entries form one group after the groups.
+            let group = c.group.unwrap_or(groups);
+            group_sizes[group] += 1;
+            Member {
+                group,
+                meeting,
+                audio: p.audio_track.is_some(),
+                viewer: c.viewer,
+            }
+        })
+        .collect();
+    let mut group_actions = s.people.actions.clone();
+    group_actions.push(Vec::new());
+    let starts: Vec<Duration> = clients.iter().map(|c| c.start_after).collect();
+    let p = &s.people;
+    let schedule = people::schedule(&people::Input {
+        members: &members,
+        group_sizes: &group_sizes,
+        group_actions: &group_actions,
+        phases: &p.phases,
+        churn: p.churn.as_ref(),
+        storms: &p.storms,
+        conversation: p.conversation.as_ref(),
+        starts: &starts,
+        ramp_up_delay: s.ramp_up_delay,
+        end: s.duration,
+        seed: s.seed,
+    })?;
+    let digest = schedule.digest();
+    for (c, script) in clients.iter_mut().zip(schedule.clients) {
+        if let Some(first) = script.sessions.first() {
+            c.start_after = first.start;
+        }
+        c.behaviour.script = script;
+        c.behaviour.scheduled = true;
+    }
+    Ok(ScheduleInfo {
+        phases: schedule.phases,
+        planned: schedule.planned,
+        digest,
     })
 }
 

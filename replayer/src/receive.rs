@@ -29,6 +29,12 @@ struct Peer {
     ours: Option<usize>,
     /// Anything of it arrived yet.
     heard: bool,
+    /// Its audio and video resume counts when last heard (senders of this
+    /// process, [`ClientStats::resumes`]).
+    resumes: [u64; 2],
+    /// Its next numbers when this client last left the meeting on purpose
+    /// (cleared when it comes back): nothing from there on was meant for it.
+    until: Option<[u64; 2]>,
 }
 
 impl Peer {
@@ -38,6 +44,8 @@ impl Peer {
             expect_from: None,
             ours,
             heard: false,
+            resumes: [0; 2],
+            until: None,
         }
     }
 }
@@ -111,6 +119,53 @@ impl Accounting {
         }
     }
 
+    /// This client leaves the meeting on purpose (its schedule): what the
+    /// senders of this process send from now on is not meant for it. `peers`
+    /// holds each one's user id, index and next audio and video numbers now.
+    pub fn leave(&mut self, peers: impl IntoIterator<Item = (Box<[u8]>, usize, [u64; 2])>) {
+        for (id, index, next) in peers {
+            let p = self
+                .peers
+                .entry(id)
+                .or_insert_with(|| Peer::new(Some(index)));
+            p.expect_from.get_or_insert(next);
+            p.until = Some(next);
+        }
+    }
+
+    /// This client is back in the meeting after leaving it on purpose (its
+    /// schedule's churn or a storm): what the senders of this process sent
+    /// while it was away was never meant for it. `peers` holds each one's
+    /// user id, index and next audio and video sequence numbers now; their
+    /// numbers up to there are excused ([`synth_common::seq::Tracker::excuse`])
+    /// and the gap is no freeze. Before the first join this is a join.
+    pub fn rejoin(
+        &mut self,
+        unix_us: u64,
+        peers: impl IntoIterator<Item = (Box<[u8]>, usize, [u64; 2])>,
+    ) {
+        if self.joined_unix_us == 0 {
+            return self.join(unix_us, peers);
+        }
+        for (id, index, next) in peers {
+            let p = self
+                .peers
+                .entry(id)
+                .or_insert_with(|| Peer::new(Some(index)));
+            let origin = *p.expect_from.get_or_insert(next);
+            p.until = None;
+            for i in 0..2 {
+                p.media[i].excuse(origin[i], next[i]);
+                p.media[i].pause();
+            }
+        }
+        for p in self.peers.values_mut().filter(|p| p.ours.is_none()) {
+            for m in &mut p.media {
+                m.pause();
+            }
+        }
+    }
+
     /// Counts one received packet into `stats`; `now_ms` is the wall clock in
     /// ms since the Unix epoch.
     pub fn handle(
@@ -135,6 +190,7 @@ impl Accounting {
                     media_type::AUDIO => Media::Audio,
                     media_type::VIDEO => Media::Video,
                     media_type::HEARTBEAT => Media::Heartbeat,
+                    media_type::SCREEN => Media::Screen,
                     _ => Media::Other,
                 };
                 stats.received(media, buf.len());
@@ -174,6 +230,15 @@ impl Accounting {
                     _ => return out,
                 };
                 let ours = peer.ours.is_some();
+                if let Some(c) = peer.ours.and_then(|k| cx.clients.get(k)) {
+                    // The sender resumed this medium after stopping it on
+                    // purpose since its last packet here: no freeze, no jitter.
+                    let n = c.resumes[i].load(Relaxed);
+                    if n != peer.resumes[i] {
+                        peer.resumes[i] = n;
+                        peer.media[i].pause();
+                    }
+                }
                 let kind = [TrackKind::Audio, TrackKind::Video][i];
                 if ours && !cx.digests.contains(kind, m.data) {
                     stats.corrupted[i].fetch_add(1, Relaxed);
@@ -239,6 +304,7 @@ impl Accounting {
                 PeerView {
                     media: [p.media[0].summary(), p.media[1].summary()],
                     expect_from: p.expect_from,
+                    until: p.until,
                     ours: p.ours.is_some(),
                 },
             )
@@ -406,5 +472,79 @@ mod tests {
             ),
             (1, 1, 1, 1)
         );
+    }
+
+    /// A receiver that leaves on purpose is owed nothing sent while it was
+    /// away, nor after it left for good; a sender's pause is no freeze.
+    #[test]
+    fn leaving_and_pausing_on_purpose_are_not_loss_or_freezes() {
+        let f = Fixture::new();
+        let cx = f.cx();
+        let stats = &f.clients[1];
+        let mut acc = Accounting::new("me");
+        let a = || [(b"a".as_slice().into(), 0usize, [0u64, 0u64])];
+        acc.join(1, a());
+        let mut t = 1000.0;
+        for seq in 0..10 {
+            acc.handle(
+                &media("a", media_type::AUDIO, seq, t, &[1, 2]),
+                t,
+                &cx,
+                stats,
+            );
+            t += 20.0;
+        }
+        // Left when a's next number was 10, back when it was 50.
+        acc.leave([(b"a".as_slice().into(), 0, [10, 0])]);
+        acc.rejoin(2, [(b"a".as_slice().into(), 0, [50, 0])]);
+        for seq in 50..60 {
+            acc.handle(
+                &media("a", media_type::AUDIO, seq, t, &[1, 2]),
+                t,
+                &cx,
+                stats,
+            );
+            t += 20.0;
+        }
+        let views: HashMap<Vec<u8>, PeerView> =
+            acc.peers().map(|(id, v)| (id.to_vec(), v)).collect();
+        let v = &views[&b"a"[..]];
+        assert_eq!(v.until, None, "back in the meeting");
+        let c = v.media[0].seq;
+        assert_eq!((c.missing(), c.excused, c.distinct), (0, 40, 20));
+        let e = synth_common::quality::Exact::check(&c, 0, 60);
+        assert_eq!(e.lost, 0);
+        assert_eq!(stats.missing[0].load(Relaxed), 0);
+        // Gone for good at 60: the report bounds the exact check there.
+        acc.leave([(b"a".as_slice().into(), 0, [60, 0])]);
+        let v = acc.peers().next().unwrap().1;
+        assert_eq!(v.until, Some([60, 0]));
+        // Video: camera off for 5 s is a resume on the sender's side.
+        let mut acc = Accounting::new("me");
+        acc.join(1, a());
+        let mut t = 0.0;
+        for seq in 0..20 {
+            acc.handle(
+                &media("a", media_type::VIDEO, seq, t, &[3, 4, 5]),
+                t,
+                &cx,
+                stats,
+            );
+            t += 33.0;
+        }
+        f.clients[0].resumes[1].fetch_add(1, Relaxed);
+        t += 5000.0;
+        for seq in 20..30 {
+            acc.handle(
+                &media("a", media_type::VIDEO, seq, t, &[3, 4, 5]),
+                t,
+                &cx,
+                stats,
+            );
+            t += 33.0;
+        }
+        assert_eq!(stats.freezes.load(Relaxed), 0);
+        let v = acc.peers().next().unwrap().1;
+        assert!(v.media[1].watched_ms < 1000.0, "{}", v.media[1].watched_ms);
     }
 }

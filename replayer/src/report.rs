@@ -16,7 +16,7 @@ use synth_common::quality::{Exact, Freezes};
 
 use crate::health::Health;
 use crate::live::SearchReport;
-use crate::metrics::{Media, Metrics, PeerView, Process, State, REASONS};
+use crate::metrics::{ClientStats, Media, Metrics, PeerView, Process, State, REASONS};
 use crate::plan::ClientPlan;
 use crate::threshold::{Threshold, Verdict};
 use crate::timeline::{Event, Timeline};
@@ -97,6 +97,67 @@ pub struct Report {
     /// switches and time per rendition; absent when none adapts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptation: Option<Adaptation>,
+    /// The seed of every random choice of the run (`seed` in the config).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// How the participants behaved (phases, churn, storms, turns,
+    /// actions, screen shares, viewers); absent without a behaviour section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
+}
+
+/// Joins, leaves, rejoins and storm drops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sessions {
+    /// Planned sessions that came up as a join: a first session, or an
+    /// arrival of a participant free again.
+    pub joins: u64,
+    /// Sessions ended on purpose (leaving, churn, storms).
+    pub leaves: u64,
+    /// Planned sessions that came up as a way back after churn or a storm.
+    pub rejoins: u64,
+    /// Sessions a storm dropped.
+    pub storm_drops: u64,
+}
+
+/// Screen shares and their frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Screen {
+    /// Shares started.
+    pub shares: u64,
+    /// SCREEN packets sent.
+    pub sent_packets: u64,
+    /// Their bytes (whole wrappers).
+    pub sent_bytes: u64,
+    /// SCREEN packets received.
+    pub received_packets: u64,
+    /// Their bytes.
+    pub received_bytes: u64,
+}
+
+/// How the participants behaved ([`crate::people`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Behaviour {
+    /// A hash of the whole schedule (hex): two runs with the same config
+    /// and seed have the same.
+    pub schedule_digest: String,
+    /// What the schedule planned (joins counts first sessions and arrivals).
+    pub planned: Sessions,
+    /// What the clients did.
+    pub measured: Sessions,
+    /// From going back after leaving on purpose to the new session being up (ms).
+    pub rejoin_ms: Percentiles,
+    /// Receive-only viewers.
+    pub viewers: u64,
+    /// Heartbeats sent with `is_speaking` true, and all heartbeats sent.
+    pub speaking_heartbeats: u64,
+    /// Actions of the scripts carried out (mute, camera, screen, rendition).
+    pub actions: u64,
+    /// Screen shares.
+    pub screen: Screen,
+    /// Each phase with its own figures.
+    #[serde(default)]
+    pub phases: Vec<crate::live::PhaseReport>,
 }
 
 /// What the adapting clients did ([`crate::adapt`]).
@@ -493,10 +554,53 @@ pub struct Inputs<'a> {
     pub health: Health,
     /// Clients connected (or stalled) when the run stopped, and clients started by then.
     pub at_end: (usize, usize),
-    /// The timeline, the events and the search, from [`crate::live::Live::finish`].
-    pub live: Option<(Timeline, Vec<Event>, Option<SearchReport>)>,
+    /// The timeline, the events, the search and the phases, from [`crate::live::Live::finish`].
+    #[allow(clippy::type_complexity)]
+    pub live: Option<(
+        Timeline,
+        Vec<Event>,
+        Option<SearchReport>,
+        Vec<crate::live::PhaseReport>,
+    )>,
+    /// The seed of the run's random choices.
+    pub seed: u64,
+    /// The behaviour schedule, when the config has one.
+    pub schedule: Option<&'a crate::plan::ScheduleInfo>,
     /// The verdict line of the threshold that aborted the run.
     pub aborted: Option<String>,
+}
+
+/// The behaviour section: the schedule's plan and what the clients did.
+fn behaviour(m: &Metrics, plan: &[ClientPlan], sc: &crate::plan::ScheduleInfo) -> Behaviour {
+    let sum = |f: fn(&ClientStats) -> &std::sync::atomic::AtomicU64| m.sum(|c| f(c).load(Relaxed));
+    let screen = Media::Screen as usize;
+    Behaviour {
+        schedule_digest: format!("{:016x}", sc.digest),
+        planned: Sessions {
+            joins: sc.planned.joins as u64,
+            leaves: (sc.planned.leaves + sc.planned.churn_drops + sc.planned.storm_drops) as u64,
+            rejoins: (sc.planned.rejoins + sc.planned.storm_rejoins) as u64,
+            storm_drops: sc.planned.storm_drops as u64,
+        },
+        measured: Sessions {
+            joins: sum(|c| &c.joins),
+            leaves: sum(|c| &c.leaves),
+            rejoins: sum(|c| &c.rejoins),
+            storm_drops: sum(|c| &c.storm_drops),
+        },
+        rejoin_ms: Percentiles::from_us(&m.rejoin.merged()),
+        viewers: plan.iter().filter(|p| p.behaviour.viewer).count() as u64,
+        speaking_heartbeats: sum(|c| &c.speaking_heartbeats),
+        actions: sum(|c| &c.actions),
+        screen: Screen {
+            shares: sum(|c| &c.screen_shares),
+            sent_packets: m.sum(|c| c.sent_packets[screen].load(Relaxed)),
+            sent_bytes: m.sum(|c| c.sent_bytes[screen].load(Relaxed)),
+            received_packets: m.sum(|c| c.recv_packets[screen].load(Relaxed)),
+            received_bytes: m.sum(|c| c.recv_bytes[screen].load(Relaxed)),
+        },
+        phases: Vec::new(),
+    }
 }
 
 /// The share of started clients connected at the end below which a run
@@ -514,7 +618,11 @@ fn pair_loss(
     let c = &view.media[i].seq;
     match (view.expect_from, sender.and_then(|s| m.clients.get(s))) {
         (Some(from), Some(s)) if view.ours => {
-            let e = Exact::check(c, from[i], s.next_seq[i].load(Relaxed));
+            let mut until = s.next_seq[i].load(Relaxed);
+            if let Some(u) = view.until {
+                until = until.min(u[i]);
+            }
+            let e = Exact::check(c, from[i], until);
             (e.lost, Some(e))
         }
         _ => (c.missing(), None),
@@ -705,7 +813,10 @@ impl Report {
                     }
                 }
                 let payload = c.sent_payload[i].load(Relaxed);
-                if payload == 0 || t[i] == 0.0 {
+                // A client whose script stops or thins this medium (mute,
+                // DTX, turns, camera, leaving) sends less than its pack
+                // bitrate on purpose: it is not part of the bitrate check.
+                if payload == 0 || t[i] == 0.0 || !p.steady(i) {
                     continue;
                 }
                 let secs = c.media_active().as_secs_f64();
@@ -886,11 +997,16 @@ impl Report {
             merged_from: Vec::new(),
             networks: Vec::new(),
             adaptation: adaptation(m, inp.plan),
+            seed: Some(inp.seed),
+            behaviour: inp.schedule.map(|sc| behaviour(m, inp.plan, sc)),
         };
-        if let Some((timeline, events, search)) = inp.live.clone() {
+        if let Some((timeline, events, search, phases)) = inp.live.clone() {
             r.timeline = Some(timeline);
             r.events = events;
             r.search = search;
+            if let Some(b) = r.behaviour.as_mut() {
+                b.phases = phases;
+            }
         }
         r.judge(inp.thresholds);
         r
@@ -961,6 +1077,10 @@ impl Report {
             "congestion_received" => sig.congestion_received as f64,
             "keyframe_answer_p99_ms" => return sig.keyframe_answer_ms.p99,
             "join_visibility_p99_ms" => return sig.join_visibility_ms.p99,
+            "joins" => self.behaviour.as_ref().map_or(0, |b| b.measured.joins) as f64,
+            "leaves" => self.behaviour.as_ref().map_or(0, |b| b.measured.leaves) as f64,
+            "rejoins" => self.behaviour.as_ref().map_or(0, |b| b.measured.rejoins) as f64,
+            "rejoin_p99_ms" => return self.behaviour.as_ref()?.rejoin_ms.p99,
             "stalls" => self.clients.stalls as f64,
             "connected_at_end_share" => {
                 if self.clients.started_at_end == 0 {
@@ -1218,6 +1338,55 @@ impl Report {
         if let Some(a) = &self.adaptation {
             let _ = writeln!(o, "adapt    {}", a.line());
         }
+        if let Some(b) = &self.behaviour {
+            let (p, m) = (&b.planned, &b.measured);
+            let _ = writeln!(
+                o,
+                "people   joins {} (planned {}), leaves {} ({}), rejoins {} ({}), storm drops {} ({}); rejoin p50 {} / p99 {} ms; schedule {}",
+                m.joins,
+                p.joins,
+                m.leaves,
+                p.leaves,
+                m.rejoins,
+                p.rejoins,
+                m.storm_drops,
+                p.storm_drops,
+                f(b.rejoin_ms.p50),
+                f(b.rejoin_ms.p99),
+                b.schedule_digest
+            );
+            let _ = writeln!(
+                o,
+                "         {} viewers, {} actions, {} speaking heartbeats, {} screen shares ({} SCREEN packets sent, {} received)",
+                b.viewers,
+                b.actions,
+                b.speaking_heartbeats,
+                b.screen.shares,
+                b.screen.sent_packets,
+                b.screen.received_packets
+            );
+            for ph in &b.phases {
+                let g = |k: &str| ph.figures.get(k).copied().flatten();
+                let _ = writeln!(
+                    o,
+                    "phase    {} ({}) {:.0}-{:.0} s: {} connected at its end, joins {}, leaves {}, audio p99 {} ms, video p99 {} ms, lost {}/{}",
+                    ph.name,
+                    ph.kind,
+                    ph.t_start_s,
+                    ph.t_end_s,
+                    ph.connected_at_end,
+                    f(g("joins")),
+                    f(g("leaves")),
+                    f(g("audio_latency_p99_ms")),
+                    f(g("video_latency_p99_ms")),
+                    f(g("audio_lost")),
+                    f(g("video_lost"))
+                );
+            }
+        }
+        if let Some(seed) = self.seed {
+            let _ = writeln!(o, "seed     {seed}");
+        }
         if let Some(a) = &self.aborted {
             let _ = writeln!(o, "ABORTED  the run was ended early by a threshold: {a}");
         }
@@ -1267,6 +1436,7 @@ mod tests {
                 step: 0,
                 network: None,
                 adapt: false,
+                behaviour: Default::default(),
             })
             .collect()
     }
@@ -1294,6 +1464,8 @@ mod tests {
                 at_end,
                 live: None,
                 aborted: None,
+                seed: 1,
+                schedule: None,
             },
         )
     }

@@ -172,6 +172,9 @@ pub async fn run(
         cores,
     )
     .map_err(BadInput)?;
+    if let Some(sc) = &plan.schedule {
+        during = during.with_phases(&metrics, &sc.phases);
+    }
 
     let deadline = t0 + s.duration;
     let threads = s.threads.clamp(1, plan.clients.len().max(1));
@@ -270,7 +273,9 @@ pub async fn run(
     let states = metrics.states();
     let at_end = (
         (states[State::Connected as usize] + states[State::Stalled as usize]) as usize,
-        plan.clients.len() - states[State::Pending as usize] as usize,
+        plan.clients.len()
+            - states[State::Pending as usize] as usize
+            - states[State::Away as usize] as usize,
     );
     // An honest end: senders stop and wait (bounded) for their streams to
     // be acknowledged; once none is sending, receivers drain for a grace
@@ -336,6 +341,8 @@ pub async fn run(
             at_end,
             live: Some(during.finish(&metrics)),
             aborted,
+            seed: s.seed,
+            schedule: plan.schedule.as_ref(),
         },
     );
     report.networks = match nets.taps.lock() {

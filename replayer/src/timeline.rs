@@ -32,9 +32,10 @@ enum H {
     Jitter1,
     Keyframe,
     Join,
+    Rejoin,
 }
 
-const HISTS: usize = 10;
+const HISTS: usize = 11;
 
 /// Every counter of the run summed, and every histogram merged, at one instant.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ pub struct Snapshot {
     pub t_s: f64,
     /// Wall clock, Unix ms.
     pub unix_ms: u64,
-    states: [u64; 7],
+    states: [u64; 8],
     ever_connected: u64,
     failed_unconnected: u64,
     sent: [u64; 2],
@@ -56,6 +57,8 @@ pub struct Snapshot {
     freezes: u64,
     congestion: u64,
     reconnects: u64,
+    /// Sessions up, ended on purpose, and up again after one of those.
+    people: [u64; 3],
     stalls: u64,
     server_delay_us: u64,
     cpu_seconds: f64,
@@ -87,6 +90,7 @@ impl Snapshot {
             &m.jitter[1],
             &m.keyframe_answer,
             &m.join_visibility,
+            &m.rejoin,
         ]
         .iter()
         .map(|h| h.merged())
@@ -107,12 +111,22 @@ impl Snapshot {
             freezes: m.sum(|c| c.freezes.load(Relaxed)),
             congestion: m.sum(|c| c.congestion.load(Relaxed)),
             reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
+            people: [
+                m.sum(|c| c.joins.load(Relaxed)),
+                m.sum(|c| c.leaves.load(Relaxed)),
+                m.sum(|c| c.rejoins.load(Relaxed)),
+            ],
             stalls: m.sum(|c| c.stalls.load(Relaxed)),
             server_delay_us: m.sum(|c| c.credit_wait_us.load(Relaxed) + c.skipped_us.load(Relaxed)),
             cpu_seconds: p.cpu_seconds,
             rss_bytes: p.rss_bytes,
             hists,
         }
+    }
+
+    /// Clients connected (or stalled) at this instant.
+    pub fn connected(&self) -> u64 {
+        self.states[State::Connected as usize] + self.states[State::Stalled as usize]
     }
 
     /// A snapshot of nothing at the run's start (`unix_ms` now): the origin
@@ -122,7 +136,7 @@ impl Snapshot {
             t_s: 0.0,
             unix_ms: synth_common::clock::unix_ms_u64()
                 .saturating_sub(m.started.elapsed().as_millis() as u64),
-            states: [0; 7],
+            states: [0; 8],
             ever_connected: 0,
             failed_unconnected: 0,
             sent: [0; 2],
@@ -135,6 +149,7 @@ impl Snapshot {
             freezes: 0,
             congestion: 0,
             reconnects: 0,
+            people: [0; 3],
             stalls: 0,
             server_delay_us: 0,
             cpu_seconds: Process::now().cpu_seconds,
@@ -179,6 +194,10 @@ pub const WINDOW_FIGURES: &[&str] = &[
     "congestion_received",
     "keyframe_answer_p99_ms",
     "join_visibility_p99_ms",
+    "joins",
+    "leaves",
+    "rejoins",
+    "rejoin_p99_ms",
     "connected_at_end_share",
     "stalls",
     "generator_saturated",
@@ -312,10 +331,15 @@ impl<'a> Window<'a> {
             "congestion_received" => d(|s| s.congestion),
             "keyframe_answer_p99_ms" => return self.ms(H::Keyframe, 0.99),
             "join_visibility_p99_ms" => return self.ms(H::Join, 0.99),
+            "joins" => d(|s| s.people[0]),
+            "leaves" => d(|s| s.people[1]),
+            "rejoins" => d(|s| s.people[2]),
+            "rejoin_p99_ms" => return self.ms(H::Rejoin, 0.99),
             "stalls" => d(|s| s.stalls),
             "connected_at_end_share" => {
                 let st = &self.to.states;
-                let started: u64 = st.iter().sum::<u64>() - st[State::Pending as usize];
+                let started: u64 =
+                    st.iter().sum::<u64>() - st[State::Pending as usize] - st[State::Away as usize];
                 if started == 0 {
                     return None;
                 }
@@ -356,6 +380,7 @@ impl<'a> Window<'a> {
                 reconnecting: st[State::Reconnecting as usize],
                 failed: st[State::Failed as usize],
                 done: st[State::Done as usize],
+                away: st[State::Away as usize],
             },
             sent_packets: av(|s| s.sent),
             recv_packets: av(|s| s.recv),
@@ -417,6 +442,9 @@ pub struct ByState {
     pub failed: u64,
     /// Finished at the end of the run.
     pub done: u64,
+    /// Left the meeting on purpose (between sessions, or gone for good).
+    #[serde(default)]
+    pub away: u64,
 }
 
 /// One interval of the run.
