@@ -285,7 +285,10 @@ mod tests {
         for len in [1024, 2048, 3000] {
             let input = sine(440.0, 22_050, len);
             let out = resample(&input, 22_050, 48_000).unwrap();
-            assert_eq!(out.len(), (len as f64 * 48_000.0 / 22_050.0).round() as usize);
+            assert_eq!(
+                out.len(),
+                (len as f64 * 48_000.0 / 22_050.0).round() as usize
+            );
         }
     }
 
