@@ -3,7 +3,7 @@
 //! Each slide is a title and bullet lines drawn with [`super::font`], dark text
 //! on a light background under a coloured band, with its number in the
 //! bottom-right corner, as a shared presentation looks. Slides follow each
-//! other in [`SLIDES`] order, each held [`HOLD_S`] seconds (4, 6 and 5 in
+//! other in the presentation's order, each held [`HOLD_S`] seconds (4, 6 and 5 in
 //! turn); every third slide from the second is a long one that scrolls
 //! slowly up after [`SCROLL_PAUSE_S`], like a reader paging down (so a 10 s
 //! loop shows one). The last slide is cut
