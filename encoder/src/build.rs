@@ -3,9 +3,9 @@
 //! 1. [`Plan`] fixes the loop length and frame counts (rounding the duration up
 //!    to whole audio, video and screen frames).
 //! 2. Each voice is rendered to 48 kHz mono, its frames' voice activity is
-//!    detected ([`crate::audio::vad`]), and it is Opus-encoded on the calling
-//!    thread (500 frames take a few milliseconds), and so is one loop of
-//!    digital silence, the `audio-silence` track.
+//!    detected ([`crate::audio::vad`]), and it is Opus-encoded on a thread of
+//!    its own (500 frames take a few hundred milliseconds), and so is one loop
+//!    of digital silence, the `audio-silence` track.
 //! 3. The video source is loaded once; each variant of each rendition, and the
 //!    screen track's slides, then renders, converts and encodes its frames on
 //!    its own thread, sending the packets over a bounded channel to the calling
@@ -397,9 +397,12 @@ fn write_pack(
             + jobs.iter().map(|j| j.frames as u64).sum::<u64>(),
     });
 
-    for (a, &id) in audio.iter().zip(&audio_ids) {
-        let encoder = OpusFrameEncoder::new(options.audio_bitrate)?;
-        encode_audio(&a.pcm, encoder, |data, k| {
+    for ((a, &id), packets) in audio
+        .iter()
+        .zip(&audio_ids)
+        .zip(encode_audio(&audio, options.audio_bitrate)?)
+    {
+        for (k, data) in packets.iter().enumerate() {
             let voice = a.voice[k];
             let pts = k as u64 * AUDIO_FRAME_TICKS as u64;
             let flags = FrameFlags { key: true, voice };
@@ -412,8 +415,7 @@ fn write_pack(
             t.voice_frames += voice as u32;
             t.bytes += data.len() as u64;
             events(Event::Encoded(1));
-            Ok(())
-        })?;
+        }
     }
 
     // Key-frame positions per track, to check the renditions share them.
@@ -524,18 +526,26 @@ fn pack_write_error(output: &Path, e: synth_common::pack::Error) -> Error {
     }
 }
 
-/// Opus-encodes `pcm` (a whole number of 20 ms frames) and hands each packet
-/// and its frame number on.
-fn encode_audio(
-    pcm: &[f32],
-    mut encoder: OpusFrameEncoder,
-    mut sink: impl FnMut(&[u8], usize) -> Result<(), Error>,
-) -> Result<(), Error> {
-    for (k, frame) in pcm.chunks_exact(FRAME_SAMPLES).enumerate() {
-        let packet = encoder.encode(frame)?;
-        sink(packet, k)?;
-    }
-    Ok(())
+/// Opus-encodes every audio track (each a whole number of 20 ms frames), one
+/// thread a track, each with its own encoder at `bitrate`: its packets in order.
+fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>, Error> {
+    let encode = |a: &AudioTrack| -> Result<Vec<Vec<u8>>, Error> {
+        let mut encoder = OpusFrameEncoder::new(bitrate)?;
+        a.pcm
+            .chunks_exact(FRAME_SAMPLES)
+            .map(|frame| encoder.encode(frame).map(<[u8]>::to_vec))
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = audio
+            .iter()
+            .map(|a| scope.spawn(move || encode(a)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an Opus encoding thread panicked"))
+            .collect()
+    })
 }
 
 /// Encodes every video job on its own thread and hands the frames to `sink`

@@ -140,22 +140,28 @@ pub fn render_voices(
     let n = voice_count(source, voices)?;
     let espeak = *source == AudioSource::Speech && espeak::available();
     let warning = (*source == AudioSource::Speech && !espeak).then(|| NO_ESPEAK.to_string());
-    let pcm = (0..n)
-        .map(|k| match source {
-            AudioSource::Speech if espeak => Ok(Pcm {
-                samples: espeak::synthesize(samples, k)?,
-                description: format!(
-                    "speech: espeak-ng {} (pitch {}, {} words/min), sentences and pauses",
-                    espeak::speaker(k).voice,
-                    espeak::speaker(k).pitch,
-                    espeak::speaker(k).speed
-                ),
-            }),
-            AudioSource::Speech | AudioSource::Procedural => Ok(procedural(samples, k)),
-            AudioSource::Tone => Ok(tone(samples, TONE_HZ + TONE_STEP_HZ * k as f64)),
-            AudioSource::Wav(path) => wav_loop(path, samples),
-        })
-        .collect::<Result<Vec<Pcm>, Error>>()?;
+    let voice = |k: u32| match source {
+        AudioSource::Speech if espeak => Ok(Pcm {
+            samples: espeak::synthesize(samples, k)?,
+            description: format!(
+                "speech: espeak-ng {} (pitch {}, {} words/min), sentences and pauses",
+                espeak::speaker(k).voice,
+                espeak::speaker(k).pitch,
+                espeak::speaker(k).speed
+            ),
+        }),
+        AudioSource::Speech | AudioSource::Procedural => Ok(procedural(samples, k)),
+        AudioSource::Tone => Ok(tone(samples, TONE_HZ + TONE_STEP_HZ * k as f64)),
+        AudioSource::Wav(path) => wav_loop(path, samples),
+    };
+    // One thread a voice: espeak-ng and the procedural source take a few hundred ms each.
+    let pcm = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n).map(|k| scope.spawn(move || voice(k))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a voice's rendering thread panicked"))
+            .collect::<Result<Vec<Pcm>, Error>>()
+    })?;
     Ok(Voices { pcm, warning })
 }
 
