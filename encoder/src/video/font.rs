@@ -253,9 +253,13 @@ pub fn draw_text(img: &mut RgbImage, x: u32, y: u32, scale: u32, text: &str, col
 /// Fills the `w`×`h` rectangle at (`x`, `y`) with `colour`, clipped to the image.
 pub fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, colour: Rgb<u8>) {
     let (iw, ih) = img.dimensions();
-    for yy in y.min(ih)..(y + h).min(ih) {
-        for xx in x.min(iw)..(x + w).min(iw) {
-            img.put_pixel(xx, yy, colour);
+    let (x0, x1) = (x.min(iw) as usize, x.saturating_add(w).min(iw) as usize);
+    let stride = iw as usize * 3;
+    let buf: &mut [u8] = img;
+    for row in y.min(ih)..y.saturating_add(h).min(ih) {
+        let at = row as usize * stride;
+        for px in buf[at + 3 * x0..at + 3 * x1].chunks_exact_mut(3) {
+            px.copy_from_slice(&colour.0);
         }
     }
 }

@@ -167,6 +167,9 @@ pub struct Slides {
     keys: Vec<bool>,
     rgb: RgbImage,
     yuv: I420,
+    /// The slide and scroll offset `yuv` holds, so a slide that stands still
+    /// is drawn and converted once.
+    shown: Option<(usize, u32)>,
 }
 
 impl Slides {
@@ -180,6 +183,7 @@ impl Slides {
             schedule,
             rgb: RgbImage::new(width, height),
             yuv: I420::new(width, height),
+            shown: None,
         }
     }
 
@@ -207,31 +211,49 @@ impl Slides {
                 frames: 1,
             });
         let since = (i - shown.start) as f64 / self.fps as f64;
-        draw(&mut self.rgb, shown.slide, since);
-        self.yuv.fill_from_rgb(&self.rgb);
+        let scrolled = scroll(self.rgb.height(), shown.slide, since);
+        if self.shown != Some((shown.slide, scrolled)) {
+            draw(&mut self.rgb, shown.slide, scrolled);
+            self.yuv.fill_from_rgb(&self.rgb);
+            self.shown = Some((shown.slide, scrolled));
+        }
         &self.yuv
     }
 }
 
-/// Draws slide `k` of the presentation `since` seconds after it came up.
-fn draw(img: &mut RgbImage, k: usize, since: f64) {
+/// Where bullets go on a picture `h` rows high: (top, line height, room),
+/// in pixels.
+fn bullet_layout(h: u32) -> (u32, u32, u32) {
+    let text_scale = (h / 150).max(1);
+    let top = h / 4;
+    (
+        top,
+        (font::GLYPH_H + 5) * text_scale,
+        h.saturating_sub(top + h / 10),
+    )
+}
+
+/// How far slide `k` has scrolled `since` seconds after it came up on a
+/// picture `h` rows high, in pixels: 0 for a slide whose bullets fit.
+fn scroll(h: u32, k: usize, since: f64) -> u32 {
+    let (_, line, room) = bullet_layout(h);
+    let content = SLIDES[k % SLIDES.len()].bullets.len() as u32 * line;
+    if content <= room {
+        return 0;
+    }
+    let moved = (since - SCROLL_PAUSE_S).max(0.0) * SCROLL_SPEED * h as f64;
+    (moved as u32).min(content - room)
+}
+
+/// Draws slide `k` of the presentation with its bullets `scrolled` pixels up.
+fn draw(img: &mut RgbImage, k: usize, scrolled: u32) {
     let (w, h) = img.dimensions();
     let slide = &SLIDES[k % SLIDES.len()];
     font::fill(img, 0, 0, w, h, BACKGROUND);
     let title_scale = (h / 90).max(1);
     let text_scale = (h / 150).max(1);
     let margin = w / 20;
-    let line = (font::GLYPH_H + 5) * text_scale;
-    let top = h / 4;
-    // Bullets below the band, scrolled once the slide has stood a while.
-    let content = slide.bullets.len() as u32 * line;
-    let room = h.saturating_sub(top + h / 10);
-    let scrolled = if content > room {
-        let moved = (since - SCROLL_PAUSE_S).max(0.0) * SCROLL_SPEED * h as f64;
-        (moved as u32).min(content - room)
-    } else {
-        0
-    };
+    let (top, line, room) = bullet_layout(h);
     for (n, bullet) in slide.bullets.iter().enumerate() {
         let y = (top + n as u32 * line).checked_sub(scrolled);
         match y {
@@ -301,15 +323,26 @@ mod tests {
     }
 
     #[test]
+    fn every_size_renders_even_the_smallest() {
+        for (w, h) in [(16, 16), (4096, 16), (16, 4096), (1280, 720)] {
+            let mut slides = Slides::new(w, h, 5, 60, 10);
+            for i in [0, 25, 59] {
+                assert_eq!(slides.render(i).width(), w);
+            }
+        }
+    }
+
+    #[test]
     fn a_long_slide_scrolls_and_a_short_one_stands_still() {
         let mut a = RgbImage::new(320, 180);
         let mut b = RgbImage::new(320, 180);
-        draw(&mut a, 1, 0.5);
-        draw(&mut b, 1, 4.0);
-        assert_ne!(a, b, "slide 2 scrolls");
-        draw(&mut a, 2, 0.5);
-        draw(&mut b, 2, 4.0);
-        assert_eq!(a, b, "slide 3 holds still");
+        assert_eq!(scroll(180, 1, 0.5), 0, "it stands still for a second");
+        assert!(scroll(180, 1, 4.0) > 0, "slide 2 scrolls");
+        assert_eq!(scroll(180, 2, 4.0), 0, "slide 3 holds still");
+        draw(&mut a, 1, 0);
+        draw(&mut b, 1, scroll(180, 1, 4.0));
+        assert_ne!(a, b);
+        draw(&mut a, 2, 0);
         let dark = a.pixels().filter(|p| p.0[0] < 100).count();
         assert!(
             dark > 320 * 180 / 100,
