@@ -8,8 +8,9 @@
 # (scripts/make-base-images.sh makes both from Debian packages and the host's Rust toolchain):
 #   docker build --build-arg RUST_IMAGE=synth-build-base:bookworm \
 #                --build-arg RUNTIME_IMAGE=synth-runtime-base:bookworm -t ... .
-# The build stage needs libopus-dev, libvpx-dev and pkg-config, the runtime stage libopus0 and
-# libvpx7 (bookworm's libvpx); each stage installs them with apt only when they are missing.
+# The build stage needs libopus-dev, libvpx-dev and pkg-config, and espeak-ng for the default
+# pack's speech (synth-encode runs it there); the runtime stage libopus0 and libvpx7 (bookworm's
+# libvpx). Each stage installs them with apt only when they are missing.
 # CARGO_NET_OFFLINE=true builds from the crates already in the build image's cargo registry.
 
 ARG RUST_IMAGE=rust:1-bookworm
@@ -22,9 +23,9 @@ ENV CARGO_NET_OFFLINE=${CARGO_NET_OFFLINE} \
     CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
 
-RUN if ! dpkg -s libopus-dev libvpx-dev pkg-config >/dev/null 2>&1; then \
+RUN if ! dpkg -s libopus-dev libvpx-dev pkg-config espeak-ng >/dev/null 2>&1; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends libopus-dev libvpx-dev pkg-config \
+        && apt-get install -y --no-install-recommends libopus-dev libvpx-dev pkg-config espeak-ng \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 

@@ -2,7 +2,7 @@
 # Make the Dockerfile's two base images locally, for machines that can reach Debian's package
 # archive but no image registry:
 #
-#   synth-build-base:bookworm    Debian bookworm + gcc, libopus-dev, libvpx-dev, pkg-config, and
+#   synth-build-base:bookworm    Debian bookworm + gcc, libopus-dev, libvpx-dev, pkg-config, espeak-ng, and
 #                                the host's Rust toolchain (rustup's default toolchain and the
 #                                cargo registry cache, copied from RUSTUP_HOME / CARGO_HOME:
 #                                no toolchain can be downloaded here).
@@ -64,7 +64,7 @@ fi
 if [[ -z ${SKIP_BUILD:-} ]]; then
   root=$WORKDIR/build
   bootstrap "$root" --variant=minbase \
-    --include=gcc,libc6-dev,make,pkg-config,libopus-dev,libvpx-dev,ca-certificates,git
+    --include=gcc,libc6-dev,make,pkg-config,libopus-dev,libvpx-dev,espeak-ng,ca-certificates,git
   # Same layout as the official rust images: /usr/local/{cargo,rustup}, cargo on PATH.
   toolchain=$(RUSTUP_HOME=$RUSTUP_HOME rustup default | awk '{ print $1 }')
   mkdir -p "$root/usr/local/cargo/bin" "$root/usr/local/rustup/toolchains"

@@ -1,14 +1,21 @@
 //! The build pipeline: sources → Opus and VP9 encoders → one pack.
 //!
 //! 1. [`Plan`] fixes the loop length and frame counts (rounding the duration up
-//!    to whole audio and video frames).
-//! 2. The audio is rendered to 48 kHz mono and Opus-encoded on the calling
-//!    thread (500 frames take a few milliseconds).
-//! 3. The video source is loaded once; each rendition then renders, converts
-//!    and encodes its frames on its own thread, sending the packets over a
-//!    bounded channel to the calling thread, which writes them into the pack
-//!    as they come (the pack writer takes any interleaving of tracks).
+//!    to whole audio, video and screen frames).
+//! 2. Each voice is rendered to 48 kHz mono, its frames' voice activity is
+//!    detected ([`crate::audio::vad`]), and it is Opus-encoded on a thread of
+//!    its own (500 frames take a few hundred milliseconds), and so is one loop
+//!    of digital silence, the `audio-silence` track.
+//! 3. The video source is loaded once; each variant of each rendition, and the
+//!    screen track's slides, then renders, converts and encodes its frames on
+//!    its own thread, sending the packets over a bounded channel to the calling
+//!    thread, which writes them into the pack as they come (the pack writer
+//!    takes any interleaving of tracks).
 //! 4. The writer finishes the pack under a temporary name and renames it.
+//!
+//! Tracks come in this order: the voices (`audio-opus`, `audio-opus-v1`, …),
+//! `audio-silence`, each rendition's variants (`video-640x360`,
+//! `video-640x360-v1`, …), then the screen track (`screen-1280x720`).
 //!
 //! Every video frame must give exactly one packet (no look-ahead, no frame
 //! drops); a frame that gives none or several is reported as an error rather
@@ -19,21 +26,41 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use synth_common::pack::{Track, Writer};
+use synth_common::pack::{FrameFlags, Role, Track, TrackKind, Writer};
 
-use crate::audio::{self, AudioSource};
+use crate::audio::{self, vad, AudioSource};
 use crate::opus::{OpusFrameEncoder, FRAME_SAMPLES};
 use crate::plan::{Plan, AUDIO_FRAME_TICKS};
-use crate::rendition::Rendition;
-use crate::video::{Footage, Pattern, VideoSource};
+use crate::rendition::{Rendition, Screen};
+use crate::video::slides::Slides;
+use crate::video::{Footage, Frames, Pattern, VideoSource};
 use crate::vp9::{Encoder, EncoderConfig};
+use crate::yuv::I420;
 use crate::Error;
 
 /// Frames encoded and discarded before each rendition's loop (see `encode_rendition`).
 const WARMUP_FRAMES: u32 = 60;
 
-/// Name of the audio track.
+/// Name of the audio track (of its first voice).
 pub const AUDIO_TRACK: &str = "audio-opus";
+/// Name of the silence track.
+pub const SILENCE_TRACK: &str = "audio-silence";
+/// Variants of each rendition unless told otherwise.
+pub const DEFAULT_VARIANTS: u32 = 4;
+/// The most variants of a rendition.
+pub const MAX_VARIANTS: u32 = 16;
+/// Frames per second of the screen track unless told otherwise.
+pub const DEFAULT_SCREEN_FPS: u32 = 5;
+
+/// The name of variant `k` of a track whose variant 0 is `base`: `base`
+/// itself for 0, else `base-vK` (`audio-opus-v1`, `video-640x360-v3`).
+pub fn variant_name(base: &str, k: u32) -> String {
+    if k == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-v{k}")
+    }
+}
 
 /// Everything `synth-encode build` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +81,23 @@ pub struct BuildOptions {
     pub audio_bitrate: u32,
     /// Frames each JPEG is held for (JPEG sources only).
     pub hold: u32,
+    /// Voices (audio tracks of role main): `None` for the source's default
+    /// ([`audio::voice_count`]: 4 for a generated source, 1 for a WAV).
+    pub voices: Option<u32>,
+    /// Variants of each video rendition (1..=[`MAX_VARIANTS`]), each with its
+    /// own tint and label.
+    pub variants: u32,
+    /// The screen track's size and bitrate, if the pack has one.
+    pub screen: Screen,
+    /// The screen track's frames per second.
+    pub screen_fps: u32,
     /// The pack to write.
     pub output: PathBuf,
 }
 
 impl Default for BuildOptions {
-    /// The project's default pack: speech, bars at 640x360@500 and 320x180@150, 10 s.
+    /// The project's default pack: 4 voices of speech, bars at 640x360@500 and
+    /// 320x180@150 in 4 variants each, a 1280x720@300 screen share at 5 fps, 10 s.
     fn default() -> BuildOptions {
         BuildOptions {
             audio: AudioSource::Speech,
@@ -70,6 +108,10 @@ impl Default for BuildOptions {
             keyframe_interval: Duration::from_secs(2),
             audio_bitrate: crate::opus::DEFAULT_BITRATE,
             hold: 1,
+            voices: None,
+            variants: DEFAULT_VARIANTS,
+            screen: Screen::DEFAULT,
+            screen_fps: DEFAULT_SCREEN_FPS,
             output: PathBuf::from("packs/default.pack"),
         }
     }
@@ -94,6 +136,14 @@ pub enum Event {
 pub struct TrackSummary {
     /// Track name.
     pub name: String,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Its role: main, screen or silence.
+    pub role: Role,
+    /// Which variant of its rendition or voice it is.
+    pub variant: u8,
+    /// Audio frames marked as voice (0 for video).
+    pub voice_frames: u32,
     /// Frames written.
     pub frames: u32,
     /// Key frames among them.
@@ -126,6 +176,22 @@ pub struct BuildSummary {
     pub elapsed: Duration,
 }
 
+impl TrackSummary {
+    fn new(track: &Track) -> TrackSummary {
+        TrackSummary {
+            name: track.name.clone(),
+            kind: track.kind,
+            role: track.role,
+            variant: track.variant,
+            voice_frames: 0,
+            frames: 0,
+            keyframes: 0,
+            bytes: 0,
+            target_bps: track.target_bitrate_bps,
+        }
+    }
+}
+
 struct EncodedVideo {
     track: usize,
     data: Vec<u8>,
@@ -134,45 +200,92 @@ struct EncodedVideo {
     key: bool,
 }
 
+/// One audio track to write: its record, one loop of PCM and its frames' voice activity.
+struct AudioTrack {
+    track: Track,
+    pcm: Vec<f32>,
+    voice: Vec<bool>,
+}
+
+/// Where one video track's pictures come from.
+enum Pictures {
+    /// A rendition (one variant of it) of the camera source.
+    Camera(Frames),
+    /// The screen share's slides.
+    Screen(Slides),
+}
+
+impl Pictures {
+    fn render(&mut self, i: u32) -> &I420 {
+        match self {
+            Pictures::Camera(frames) => frames.render(i),
+            Pictures::Screen(slides) => slides.render(i),
+        }
+    }
+}
+
+/// One video track to encode on its own thread.
+struct VideoJob {
+    /// Its id in the pack.
+    track: usize,
+    /// Its name, for errors.
+    name: String,
+    /// Size, frame rate, bitrate and key-frame interval.
+    config: EncoderConfig,
+    /// Frames in one loop.
+    frames: u32,
+    /// Whether the track is the screen share (its own clock and key frames).
+    screen: bool,
+}
+
 /// Builds the pack described by `options`, reporting progress to `events`.
 pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<BuildSummary, Error> {
     let started = Instant::now();
     // Before any slow work: a device, FIFO or directory at `-o` is refused.
     Writer::check_output(&options.output).map_err(|e| pack_write_error(&options.output, e))?;
-    let plan = Plan::new(options.fps, options.duration, options.keyframe_interval)?;
+    let screen_fps = options.screen.0.map(|_| options.screen_fps);
+    let plan = Plan::with_screen(
+        options.fps,
+        screen_fps,
+        options.duration,
+        options.keyframe_interval,
+    )?;
     check_renditions(&options.renditions)?;
-    let audio_encoder = OpusFrameEncoder::new(options.audio_bitrate)?;
+    check_variants(options.variants)?;
+    // Bad bitrates and voice counts fail here, before anything slow.
+    OpusFrameEncoder::new(options.audio_bitrate)?;
+    audio::voice_count(&options.audio, options.voices)?;
     // Load both sources before saying anything about either, so bad input gives
     // one error and nothing else.
-    let pcm = audio::render(&options.audio, plan.audio_samples())?;
+    let voices = audio::render_voices(&options.audio, plan.audio_samples(), options.voices)?;
     let sizes: Vec<(u32, u32)> = options
         .renditions
         .iter()
         .map(|r| (r.width, r.height))
         .collect();
     let footage = Footage::load(&options.video, options.hold, &sizes)?;
-    events(Event::Note(format!("audio: {}", pcm.description)));
+    if let Some(warning) = &voices.warning {
+        events(Event::Note(format!("warning: {warning}")));
+    }
+    for (k, pcm) in voices.pcm.iter().enumerate() {
+        let name = variant_name(AUDIO_TRACK, k as u32);
+        events(Event::Note(format!("audio {name}: {}", pcm.description)));
+    }
     events(Event::Note(format!("video: {}", footage.describe())));
     if plan.rounded() {
         events(Event::Note(format!(
-            "duration {} rounded up to {}: a loop holds whole 20 ms audio frames and whole video frames at {} fps (a multiple of {} ms)",
+            "duration {} rounded up to {}: a loop holds whole 20 ms audio frames and whole video frames at {} fps{} (a multiple of {} ms)",
             humantime::format_duration(plan.requested),
             humantime::format_duration(plan.loop_duration()),
             plan.fps,
-            Plan::unit_ms(plan.fps)
+            screen_fps.map_or(String::new(), |s| format!(" and screen frames at {s} fps")),
+            plan.loop_unit_ms()
         )));
     }
 
+    let audio = audio_tracks(options, &plan, voices.pcm.into_iter().map(|p| p.samples));
     let writer = create_writer(&options.output)?;
-    let tracks = write_pack(
-        writer,
-        options,
-        &plan,
-        &pcm.samples,
-        audio_encoder,
-        &footage,
-        events,
-    )?;
+    let tracks = write_pack(writer, options, &plan, audio, &footage, events)?;
     let file_len = fs::metadata(&options.output)
         .map_err(|source| Error::Read {
             path: options.output.clone(),
@@ -188,66 +301,126 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
     })
 }
 
+/// The audio tracks: one per voice (variants of role main) with its voice
+/// activity, then one loop of digital silence with none.
+fn audio_tracks(
+    options: &BuildOptions,
+    plan: &Plan,
+    voices: impl Iterator<Item = Vec<f32>>,
+) -> Vec<AudioTrack> {
+    let opus = |name: &str| Track::opus(name, options.audio_bitrate, plan.audio_loop_ticks());
+    let mut tracks: Vec<AudioTrack> = voices
+        .enumerate()
+        .map(|(k, pcm)| AudioTrack {
+            track: opus(&variant_name(AUDIO_TRACK, k as u32)).with_variant(k as u8),
+            voice: vad::detect(&pcm),
+            pcm,
+        })
+        .collect();
+    tracks.push(AudioTrack {
+        track: opus(SILENCE_TRACK).with_role(Role::Silence),
+        pcm: vec![0.0; plan.audio_samples()],
+        voice: vec![false; plan.audio_frames as usize],
+    });
+    tracks
+}
+
+/// The video tracks: each rendition's variants, then the screen track.
+fn video_tracks(options: &BuildOptions, plan: &Plan) -> Vec<(Track, EncoderConfig)> {
+    let mut out = Vec::new();
+    for r in &options.renditions {
+        for k in 0..options.variants {
+            let track = Track::vp9(
+                &variant_name(&r.track_name(), k),
+                (r.width as u16, r.height as u16),
+                plan.fps,
+                r.bitrate_bps(),
+                plan.video_loop_ticks(),
+            )
+            .with_variant(k as u8);
+            let mut config = EncoderConfig::new(r.width, r.height, plan.fps, r.kbps);
+            config.keyframe_interval = plan.keyframe_interval;
+            out.push((track, config));
+        }
+    }
+    if let (Some(s), Some(fps)) = (options.screen.0, plan.screen_fps) {
+        let track = Track::vp9(
+            &Screen::track_name(&s),
+            (s.width as u16, s.height as u16),
+            fps,
+            s.bitrate_bps(),
+            plan.video_loop_ticks(),
+        )
+        .with_role(Role::Screen);
+        let mut config = EncoderConfig::new(s.width, s.height, fps, s.kbps);
+        config.keyframe_interval = plan.screen_keyframe_interval;
+        out.push((track, config));
+    }
+    out
+}
+
 /// Declares the tracks, encodes everything into `writer` and finishes the pack.
 fn write_pack(
     mut writer: Writer,
     options: &BuildOptions,
     plan: &Plan,
-    pcm: &[f32],
-    audio_encoder: OpusFrameEncoder,
+    audio: Vec<AudioTrack>,
     footage: &Footage,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<TrackSummary>, Error> {
+    let written = |e| pack_write_error(&options.output, e);
     let mut tracks = Vec::new();
-    let audio_track = writer.add_track(Track::opus(
-        AUDIO_TRACK,
-        options.audio_bitrate,
-        plan.audio_loop_ticks(),
-    ))?;
-    tracks.push(TrackSummary {
-        name: AUDIO_TRACK.into(),
-        frames: 0,
-        keyframes: 0,
-        bytes: 0,
-        target_bps: options.audio_bitrate,
-    });
-    for r in &options.renditions {
-        let id = writer.add_track(Track::vp9(
-            &r.track_name(),
-            (r.width as u16, r.height as u16),
-            plan.fps,
-            r.bitrate_bps(),
-            plan.video_loop_ticks(),
-        ))?;
-        debug_assert_eq!(id, tracks.len());
-        tracks.push(TrackSummary {
-            name: r.track_name(),
-            frames: 0,
-            keyframes: 0,
-            bytes: 0,
-            target_bps: r.bitrate_bps(),
+    let mut audio_ids = Vec::new();
+    for a in &audio {
+        audio_ids.push(writer.add_track(a.track.clone()).map_err(written)?);
+        tracks.push(TrackSummary::new(&a.track));
+    }
+    let mut jobs = Vec::new();
+    for (track, config) in video_tracks(options, plan) {
+        let id = writer.add_track(track.clone()).map_err(written)?;
+        let screen = track.role == Role::Screen;
+        jobs.push(VideoJob {
+            track: id,
+            name: track.name.clone(),
+            frames: if screen {
+                plan.screen_frames
+            } else {
+                plan.video_frames
+            },
+            config,
+            screen,
         });
+        tracks.push(TrackSummary::new(&track));
     }
     events(Event::Started {
-        total: plan.audio_frames as u64
-            + plan.video_frames as u64 * options.renditions.len() as u64,
+        total: plan.audio_frames as u64 * audio.len() as u64
+            + jobs.iter().map(|j| j.frames as u64).sum::<u64>(),
     });
 
-    encode_audio(pcm, audio_encoder, |data, pts| {
-        writer
-            .push_frame(audio_track, data, pts, AUDIO_FRAME_TICKS, true)
-            .map_err(|e| pack_write_error(&options.output, e))?;
-        let t = &mut tracks[audio_track];
-        t.frames += 1;
-        t.keyframes += 1;
-        t.bytes += data.len() as u64;
-        events(Event::Encoded(1));
-        Ok(())
-    })?;
+    for ((a, &id), packets) in audio
+        .iter()
+        .zip(&audio_ids)
+        .zip(encode_audio(&audio, options.audio_bitrate)?)
+    {
+        for (k, data) in packets.iter().enumerate() {
+            let voice = a.voice[k];
+            let pts = k as u64 * AUDIO_FRAME_TICKS as u64;
+            let flags = FrameFlags { key: true, voice };
+            writer
+                .push_frame_flags(id, data, pts, AUDIO_FRAME_TICKS, flags)
+                .map_err(written)?;
+            let t = &mut tracks[id];
+            t.frames += 1;
+            t.keyframes += 1;
+            t.voice_frames += voice as u32;
+            t.bytes += data.len() as u64;
+            events(Event::Encoded(1));
+        }
+    }
 
     // Key-frame positions per track, to check the renditions share them.
     let mut keys: Vec<Vec<u32>> = vec![Vec::new(); tracks.len()];
-    encode_video(plan, footage, &options.renditions, |frame| {
+    encode_video(plan, footage, options.variants, &jobs, |frame| {
         if frame.key {
             keys[frame.track].push(tracks[frame.track].frames);
         }
@@ -259,7 +432,7 @@ fn write_pack(
                 frame.duration,
                 frame.key,
             )
-            .map_err(|e| pack_write_error(&options.output, e))?;
+            .map_err(written)?;
         let t = &mut tracks[frame.track];
         t.frames += 1;
         t.keyframes += frame.key as u32;
@@ -267,11 +440,12 @@ fn write_pack(
         events(Event::Encoded(1));
         Ok(())
     })?;
-    check_keyframes_aligned(&tracks[1..], &keys[1..])?;
+    let cameras: Vec<usize> = jobs.iter().filter(|j| !j.screen).map(|j| j.track).collect();
+    let summaries: Vec<TrackSummary> = cameras.iter().map(|&t| tracks[t].clone()).collect();
+    let camera_keys: Vec<Vec<u32>> = cameras.iter().map(|&t| keys[t].clone()).collect();
+    check_keyframes_aligned(&summaries, &camera_keys)?;
 
-    writer
-        .finish()
-        .map_err(|e| pack_write_error(&options.output, e))?;
+    writer.finish().map_err(written)?;
     Ok(tracks)
 }
 
@@ -294,6 +468,16 @@ fn check_keyframes_aligned(videos: &[TrackSummary], keys: &[Vec<u32>]) -> Result
             other_keys: shown(&keys[i]),
         }),
     }
+}
+
+fn check_variants(variants: u32) -> Result<(), Error> {
+    if !(1..=MAX_VARIANTS).contains(&variants) {
+        return Err(Error::invalid(
+            "variants",
+            format!("{variants} (must be 1..={MAX_VARIANTS})"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_renditions(renditions: &[Rendition]) -> Result<(), Error> {
@@ -342,36 +526,68 @@ fn pack_write_error(output: &Path, e: synth_common::pack::Error) -> Error {
     }
 }
 
-/// Opus-encodes `pcm` (a whole number of 20 ms frames) and hands each packet and its pts on.
-fn encode_audio(
-    pcm: &[f32],
-    mut encoder: OpusFrameEncoder,
-    mut sink: impl FnMut(&[u8], u64) -> Result<(), Error>,
-) -> Result<(), Error> {
-    for (k, frame) in pcm.chunks_exact(FRAME_SAMPLES).enumerate() {
-        let packet = encoder.encode(frame)?;
-        sink(packet, k as u64 * AUDIO_FRAME_TICKS as u64)?;
-    }
-    Ok(())
+/// Opus-encodes every audio track (each a whole number of 20 ms frames), one
+/// thread a track, each with its own encoder at `bitrate`: its packets in order.
+fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>, Error> {
+    let encode = |a: &AudioTrack| -> Result<Vec<Vec<u8>>, Error> {
+        let mut encoder = OpusFrameEncoder::new(bitrate)?;
+        a.pcm
+            .chunks_exact(FRAME_SAMPLES)
+            .map(|frame| encoder.encode(frame).map(<[u8]>::to_vec))
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = audio
+            .iter()
+            .map(|a| scope.spawn(move || encode(a)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an Opus encoding thread panicked"))
+            .collect()
+    })
 }
 
-/// Encodes every rendition on its own thread and hands the frames to `sink` on
-/// this thread, in order within each track.
+/// Encodes every video job on its own thread and hands the frames to `sink`
+/// on this thread, in order within each track.
 fn encode_video(
     plan: &Plan,
     footage: &Footage,
-    renditions: &[Rendition],
+    variants: u32,
+    jobs: &[VideoJob],
     mut sink: impl FnMut(EncodedVideo) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let threads = (cores / renditions.len() as u32).max(1);
+    let threads = (cores / jobs.len().max(1) as u32).max(1);
     let (tx, rx) = mpsc::sync_channel::<Result<EncodedVideo, Error>>(64);
     std::thread::scope(|scope| {
-        for (k, r) in renditions.iter().enumerate() {
+        // Camera jobs come rendition by rendition, `variants` each.
+        for (k, job) in jobs.iter().enumerate() {
             let tx = tx.clone();
             scope.spawn(move || {
-                // Track 0 is the audio; video tracks follow in rendition order.
-                if let Err(e) = encode_rendition(plan, footage, *r, threads, k + 1, &tx) {
+                let run = || -> Result<(), Error> {
+                    let pictures = if job.screen {
+                        let c = &job.config;
+                        Pictures::Screen(Slides::new(
+                            c.width,
+                            c.height,
+                            c.fps,
+                            plan.screen_frames,
+                            c.keyframe_interval,
+                        ))
+                    } else {
+                        let c = &job.config;
+                        let frames = footage.frames(c.width, c.height, c.fps)?;
+                        let variant = k as u32 % variants;
+                        Pictures::Camera(if variants > 1 {
+                            frames.variant(variant)
+                        } else {
+                            frames
+                        })
+                    };
+                    encode_track(plan, job, pictures, threads, &tx)
+                };
+                if let Err(e) = run() {
                     let _ = tx.send(Err(e));
                 }
             });
@@ -386,46 +602,51 @@ fn encode_video(
     })
 }
 
-fn encode_rendition(
+/// Renders and encodes one video track, sending its frames on `tx`.
+fn encode_track(
     plan: &Plan,
-    footage: &Footage,
-    r: Rendition,
+    job: &VideoJob,
+    mut pictures: Pictures,
     threads: u32,
-    track: usize,
     tx: &mpsc::SyncSender<Result<EncodedVideo, Error>>,
 ) -> Result<(), Error> {
-    let mut frames = footage.frames(r.width, r.height, plan.fps)?;
-    let mut config = EncoderConfig::new(r.width, r.height, plan.fps, r.kbps);
-    config.keyframe_interval = plan.keyframe_interval;
+    let mut config = job.config.clone();
     config.threads = threads;
     let mut encoder = Encoder::new(config)?;
+    let is_key = |i: u32| match &pictures {
+        Pictures::Screen(slides) => slides.is_keyframe(i),
+        Pictures::Camera(_) => plan.is_keyframe(i),
+    };
+    let keys: Vec<bool> = (0..job.frames).map(is_key).collect();
     // Warm-up: run the rate controller over the loop's last frames once and throw
     // the packets away, so the kept loop starts as it does when it repeats: with a
     // settled rate-control buffer, not the encoder's cold start (whose first key
     // frame overspends, which shows in the measured bitrate of a short loop).
-    let n = plan.video_frames;
+    let n = job.frames;
     let warmup = WARMUP_FRAMES.min(n);
     for i in n - warmup..n {
-        let picture = frames.render(i);
+        let picture = pictures.render(i);
         encoder.encode(picture, i == n - warmup)?.for_each(drop);
     }
-    for i in 0..plan.video_frames {
-        let picture = frames.render(i);
-        let mut packets = encoder.encode(picture, plan.is_keyframe(i))?;
+    for i in 0..n {
+        let picture = pictures.render(i);
+        let mut packets = encoder.encode(picture, keys[i as usize])?;
         let (Some(packet), None) = (packets.next(), packets.next()) else {
             return Err(Error::Vpx {
                 op: "vpx_codec_encode",
-                message: format!(
-                    "{}: frame {i} did not give exactly one packet",
-                    r.track_name()
-                ),
+                message: format!("{}: frame {i} did not give exactly one packet", job.name),
             });
         };
+        let (pts, duration) = if job.screen {
+            (plan.screen_pts(i), plan.screen_duration(i))
+        } else {
+            (plan.video_pts(i), plan.video_duration(i))
+        };
         let frame = EncodedVideo {
-            track,
+            track: job.track,
             data: packet.data.to_vec(),
-            pts: plan.video_pts(i),
-            duration: plan.video_duration(i),
+            pts,
+            duration,
             key: packet.key,
         };
         if tx.send(Ok(frame)).is_err() {
@@ -436,7 +657,7 @@ fn encode_rendition(
     if encoder.flush()?.next().is_some() {
         return Err(Error::Vpx {
             op: "vpx_codec_encode (flush)",
-            message: format!("{}: the encoder held back frames", r.track_name()),
+            message: format!("{}: the encoder held back frames", job.name),
         });
     }
     Ok(())
@@ -454,12 +675,51 @@ mod tests {
         assert_eq!(o.renditions, Rendition::DEFAULTS.to_vec());
         assert_eq!(o.duration, Duration::from_secs(10));
         assert_eq!(o.output, PathBuf::from("packs/default.pack"));
+        assert_eq!(o.voices, None, "4 for speech, see audio::voice_count");
+        assert_eq!(audio::voice_count(&o.audio, o.voices).unwrap(), 4);
+        assert_eq!(o.variants, 4);
+        assert_eq!(o.screen.to_string(), "1280x720@300");
+        assert_eq!(o.screen_fps, 5);
+    }
+
+    #[test]
+    fn variant_names_keep_variant_0_plain() {
+        assert_eq!(variant_name("audio-opus", 0), "audio-opus");
+        assert_eq!(variant_name("video-640x360", 3), "video-640x360-v3");
+    }
+
+    #[test]
+    fn bad_variant_and_voice_counts_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("x.pack");
+        for (variants, voices, what) in [
+            (0, None, "variants"),
+            (17, None, "variants"),
+            (1, Some(0), "voices"),
+        ] {
+            let options = BuildOptions {
+                variants,
+                voices,
+                output: output.clone(),
+                ..BuildOptions::default()
+            };
+            let err = build(&options, &mut |_| {}).unwrap_err();
+            assert!(
+                matches!(err, Error::Invalid { what: w, .. } if w == what),
+                "{err}"
+            );
+            assert!(!output.exists());
+        }
     }
 
     #[test]
     fn renditions_with_key_frames_elsewhere_are_refused() {
         let t = |name: &str| TrackSummary {
             name: name.into(),
+            kind: TrackKind::Video,
+            role: Role::Main,
+            variant: 0,
+            voice_frames: 0,
             frames: 90,
             keyframes: 0,
             bytes: 0,

@@ -82,6 +82,14 @@ pub enum Error {
         /// The pack's track names, comma-separated.
         available: String,
     },
+    /// espeak-ng is installed but failed to speak a sentence.
+    #[error("espeak-ng (voice {voice}): {reason}")]
+    Espeak {
+        /// The espeak-ng voice it was run with.
+        voice: &'static str,
+        /// What went wrong: it could not start, exited with an error, or wrote no audio.
+        reason: String,
+    },
     /// The resampler could not be built or failed.
     #[error("resampling: {0}")]
     Resample(String),
@@ -140,6 +148,7 @@ impl Error {
             | Error::OpenPack { .. } => true,
             Error::Write { .. }
             | Error::Resample(_)
+            | Error::Espeak { .. }
             | Error::Opus(_)
             | Error::Vpx { .. }
             | Error::KeyframesMisaligned { .. }

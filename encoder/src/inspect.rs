@@ -4,14 +4,17 @@
 //! checksums), so a report exists only for an intact pack and its checksum
 //! state is always "ok"; a damaged pack fails to open with the reader's error.
 //! The measured bitrate of a track is its payload bytes × 8 divided by the
-//! loop length.
+//! loop length. For each audio track it also gives the share of frames
+//! flagged as voice and the number of talk spurts (runs of voice frames, the
+//! loop taken as circular; see [`crate::audio::vad`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use synth_common::pack::{Codec, Reader, TrackKind};
+use synth_common::pack::{Codec, Reader, Role, TrackKind};
 
+use crate::audio::vad;
 use crate::Error;
 
 /// Everything `inspect` prints.
@@ -41,7 +44,7 @@ pub struct Report {
 pub struct Alignment {
     /// Same frame times and key frames at the same positions in every rendition.
     pub aligned: bool,
-    /// How many video renditions.
+    /// How many main video tracks (renditions and their variants; screen tracks do not count).
     pub renditions: usize,
     /// The distance between key frames when it is regular (seconds), else `None`.
     pub interval_s: Option<f64>,
@@ -58,6 +61,10 @@ pub struct TrackReport {
     pub kind: &'static str,
     /// `opus` or `vp9`.
     pub codec: &'static str,
+    /// `main`, `screen` or `silence`.
+    pub role: &'static str,
+    /// Which variant of its rendition or voice the track is (0 for the first).
+    pub variant: u8,
     /// Ticks per second.
     pub clock_rate: u32,
     /// Width in pixels (0 for audio).
@@ -84,6 +91,10 @@ pub struct TrackReport {
     pub error_pct: f64,
     /// Indexes of the key frames.
     pub keyframes: Vec<u32>,
+    /// Audio: the share of frames flagged as voice, 0 to 1 (`None` for video).
+    pub voice_share: Option<f64>,
+    /// Audio: runs of voice frames in the loop (`None` for video).
+    pub talk_spurts: Option<usize>,
 }
 
 impl Report {
@@ -108,6 +119,8 @@ impl Report {
                 });
                 let measured = t.bitrate_bps(bytes);
                 let target = t.target_bitrate_bps;
+                let voice: Vec<bool> = reader.frames(id).map(|f| f.voice).collect();
+                let audio = t.kind == TrackKind::Audio;
                 TrackReport {
                     name: t.name.clone(),
                     kind: match t.kind {
@@ -118,6 +131,8 @@ impl Report {
                         Codec::Opus => "opus",
                         Codec::Vp9 => "vp9",
                     },
+                    role: t.role.as_str(),
+                    variant: t.variant,
                     clock_rate: t.clock_rate,
                     width: t.width,
                     height: t.height,
@@ -135,15 +150,19 @@ impl Report {
                         0.0
                     },
                     keyframes: reader.keyframes(id).to_vec(),
+                    voice_share: audio.then(|| vad::voice_share(&voice)),
+                    talk_spurts: audio.then(|| vad::talk_spurts(&voice)),
                 }
             })
             .collect::<Vec<TrackReport>>();
         let renditions = reader
             .tracks()
             .iter()
-            .filter(|t| t.kind == TrackKind::Video)
+            .filter(|t| t.kind == TrackKind::Video && t.role == Role::Main)
             .count();
-        let first_video = tracks.iter().find(|t| t.kind == "video");
+        let first_video = tracks
+            .iter()
+            .find(|t| t.kind == "video" && t.role == Role::Main.as_str());
         let keyframes = first_video.filter(|_| renditions >= 2).map(|first| {
             let differ = reader
                 .keyframe_mismatch()
@@ -194,9 +213,11 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<16} {:<5} {:<5} {:>9} {:>6} {:>7} {:>10} {:>10} {:>7} {:>9}",
+            "{:<20} {:<5} {:<7} {:>3} {:<5} {:>9} {:>6} {:>7} {:>10} {:>10} {:>7} {:>9}",
             "track",
             "kind",
+            "role",
+            "var",
             "codec",
             "size",
             "fps",
@@ -214,9 +235,11 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "{:<16} {:<5} {:<5} {:>9} {:>6.2} {:>7} {:>6.1} kb/s {:>5.1} kb/s {:>+6.1}% {:>7} B",
+                "{:<20} {:<5} {:<7} {:>3} {:<5} {:>9} {:>6.2} {:>7} {:>6.1} kb/s {:>5.1} kb/s {:>+6.1}% {:>7} B",
                 t.name,
                 t.kind,
+                t.role,
+                t.variant,
                 t.codec,
                 size,
                 t.fps,
@@ -230,10 +253,15 @@ impl fmt::Display for Report {
         writeln!(f)?;
         for t in &self.tracks {
             if t.kind == "audio" && t.keyframes.len() == t.frames as usize {
+                let spurts = t.talk_spurts.unwrap_or(0);
                 writeln!(
                     f,
-                    "{}: all {} frames are key frames (Opus packets decode on their own)",
-                    t.name, t.frames
+                    "{}: all {} frames are key frames (Opus packets decode on their own); \
+                     {:.0}% voice, {spurts} talk spurt{}",
+                    t.name,
+                    t.frames,
+                    t.voice_share.unwrap_or(0.0) * 100.0,
+                    if spurts == 1 { "" } else { "s" }
                 )?;
                 continue;
             }
@@ -248,12 +276,12 @@ impl fmt::Display for Report {
             match (&a.differ, a.interval_s) {
                 (None, Some(s)) => writeln!(
                     f,
-                    "key frames: aligned across the {} video renditions (every {s:.1} s)",
+                    "key frames: aligned across the {} main video tracks (every {s:.1} s)",
                     a.renditions
                 )?,
                 (None, None) => writeln!(
                     f,
-                    "key frames: aligned across the {} video renditions",
+                    "key frames: aligned across the {} main video tracks",
                     a.renditions
                 )?,
                 (Some([x, y]), _) => writeln!(

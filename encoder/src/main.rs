@@ -12,11 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use synth_common::pack::{Role, TrackKind};
 use synth_encoder::audio::AudioSource;
 use synth_encoder::build::{self, BuildOptions, Event};
 use synth_encoder::export;
 use synth_encoder::inspect::Report;
-use synth_encoder::rendition::Rendition;
+use synth_encoder::rendition::{Rendition, Screen};
 use synth_encoder::video::VideoSource;
 
 #[derive(Debug, Parser)]
@@ -25,7 +26,8 @@ use synth_encoder::video::VideoSource;
     version,
     about = "Pre-encode Opus audio and VP9 video into a pack for synth-replay",
     after_help = "Examples:
-  synth-encode build                      # the default pack: speech + bars, 640x360@500 and 320x180@150, 10 s
+  synth-encode build                      # the default pack: 4 voices of speech, bars at 640x360@500 and
+                                          # 320x180@150 in 4 variants each, a 1280x720@300 screen share, 10 s
   synth-encode inspect packs/default.pack
   synth-encode export packs/default.pack --track video-640x360 -o /tmp/v.ivf"
 )]
@@ -44,27 +46,62 @@ enum Command {
 /// Encode audio and video sources into a pack.
 ///
 /// Audio is down-mixed to mono, resampled to 48 kHz and Opus-encoded (VOIP,
-/// CBR, 20 ms frames). Each rendition is VP9-encoded (profile 0, real time,
-/// CBR) with a key frame on frame 0 and every --keyframe-interval. The loop
-/// length is --duration rounded up to whole audio and video frames (a multiple
-/// of 100 ms at 30 fps). With no arguments it builds the project's default pack.
+/// CBR, 20 ms frames), one track per voice (audio-opus, audio-opus-v1, ...),
+/// each frame flagged as voice or not by an energy-based voice-activity
+/// detector; an audio-silence track holds encoded silence. Each rendition is
+/// VP9-encoded (profile 0, real time, CBR) in --variants tinted and labelled
+/// variants (video-WxH, video-WxH-v1, ...) with a key frame on frame 0 and
+/// every --keyframe-interval, at the same positions in all of them. A screen
+/// share of text slides (screen-WxH) has a key frame on each new slide. The
+/// loop length is --duration rounded up to whole audio, video and screen
+/// frames (a multiple of 200 ms at 30 fps with a 5 fps screen). With no
+/// arguments it builds the project's default pack.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   synth-encode build
   synth-encode build --audio voice.wav --video ./frames --rendition 1280x720@1200 \\
       --rendition 640x360@500 --rendition 320x180@150 --duration 30s -o packs/camera.pack
   synth-encode build --audio tone --video checkerboard --fps 25 --duration 4s -o /tmp/t.pack
+  synth-encode build --voices 1 --variants 1 --screen none -o /tmp/small.pack
+  synth-encode build --audio procedural --voices 8 --variants 8 --screen 1920x1080@500 --screen-fps 10
   SYNTH_RENDITIONS=640x360@500,320x180@150 PACK=packs/x.pack synth-encode build")]
 struct BuildArgs {
     /// Audio source: a PCM WAV file (8–192 kHz, 8/16/24/32-bit int or 32-bit float,
-    /// any channels), `tone` (440 Hz sine) or `speech` (procedural talk and pauses).
+    /// any channels; one voice), `tone` (440 Hz sine; voice k 110·k Hz higher),
+    /// `speech` (sentences spoken by espeak-ng with pauses between them, a
+    /// different speaker and sentences per voice; the procedural source when
+    /// espeak-ng is not installed) or `procedural` (synthetic talk spurts and pauses).
     #[arg(
         long,
         env = "SYNTH_AUDIO",
         default_value = "speech",
-        value_name = "WAV|tone|speech"
+        value_name = "WAV|tone|speech|procedural"
     )]
     audio: AudioSource,
+
+    /// Voices: audio tracks of different speakers, 1 to 16 [default: 4 for a
+    /// generated source, 1 for a WAV file, which gives only one].
+    #[arg(long, env = "SYNTH_VOICES", value_name = "N")]
+    voices: Option<u32>,
+
+    /// Variants of each video rendition, 1 to 16: each with its own colour
+    /// tint and a large label (P1, P2, ...), key frames at the same positions.
+    #[arg(long, env = "SYNTH_VARIANTS", default_value_t = build::DEFAULT_VARIANTS, value_name = "N")]
+    variants: u32,
+
+    /// The screen-share track, WIDTHxHEIGHT@KBPS (text slides, named
+    /// screen-WIDTHxHEIGHT), or `none`.
+    #[arg(
+        long,
+        env = "SYNTH_SCREEN",
+        default_value = "1280x720@300",
+        value_name = "WxH@KBPS|none"
+    )]
+    screen: Screen,
+
+    /// Frames per second of the screen track.
+    #[arg(long, env = "SYNTH_SCREEN_FPS", default_value_t = build::DEFAULT_SCREEN_FPS, value_name = "FPS")]
+    screen_fps: u32,
 
     /// Video source: a directory of JPEGs (natural order, scaled to cover each
     /// rendition and centre-cropped, played ping-pong), or a pattern: `bars`,
@@ -204,6 +241,10 @@ fn run_build(args: BuildArgs) -> anyhow::Result<()> {
         keyframe_interval: args.keyframe_interval,
         audio_bitrate: args.audio_bitrate.saturating_mul(1000),
         hold: args.hold,
+        voices: args.voices,
+        variants: args.variants,
+        screen: args.screen,
+        screen_fps: args.screen_fps,
         output: args.output,
     };
     let mut progress = Progress::new();
@@ -221,15 +262,25 @@ fn run_build(args: BuildArgs) -> anyhow::Result<()> {
     for t in &summary.tracks {
         let measured = t.measured_bps(loop_duration);
         let error = (measured - t.target_bps as f64) / t.target_bps as f64 * 100.0;
-        if error.abs() > 10.0 {
+        // Slides that hold still need few bits: a screen share undershoots, as in a browser.
+        if error.abs() > 10.0 && t.role != Role::Screen {
             eprintln!(
                 "warning: {} is {error:+.0}% off its target; very low bitrates for the size, \
                  short loops and short key-frame intervals make VP9 miss it",
                 t.name
             );
         }
+        let voice = match t.role {
+            Role::Main if t.kind == TrackKind::Audio => {
+                format!(
+                    "  {:.0}% voice",
+                    t.voice_frames as f64 * 100.0 / t.frames.max(1) as f64
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "  {:<16} {:>6} frames {:>4} key  {:>7.1} kb/s (target {:.1}, {:+.1}%)",
+            "  {:<20} {:>6} frames {:>4} key  {:>7.1} kb/s (target {:.1}, {:+.1}%){voice}",
             t.name,
             t.frames,
             t.keyframes,

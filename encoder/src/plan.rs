@@ -6,6 +6,10 @@
 //! fps, 40 ms at 25 fps, 500 ms at 24 fps). A requested duration that is not a
 //! multiple is rounded up, and [`Plan::rounded`] says so.
 //!
+//! A screen track at its own frame rate ([`Plan::with_screen`]) loops with the
+//! others, so the loop is then a multiple of its frame period too (the LCM of
+//! both units: 200 ms at 30 fps with a 5 fps screen).
+//!
 //! Video pts are `i * 90000 / fps` ticks, floored, so an fps that does not
 //! divide 90000 still gets integer ticks; durations are the pts differences, and
 //! the last frame ends exactly at the loop length.
@@ -43,16 +47,38 @@ pub struct Plan {
     pub audio_frames: u32,
     /// A key frame is forced every this many video frames (frame 0 always).
     pub keyframe_interval: u32,
+    /// The screen track's frames per second, if the pack has one.
+    pub screen_fps: Option<u32>,
+    /// Screen frames in one loop (0 without a screen track).
+    pub screen_frames: u32,
+    /// At most this many screen frames between key frames.
+    pub screen_keyframe_interval: u32,
 }
 
 impl Plan {
     /// Plans a loop of at least `duration` at `fps`, with a key frame every `keyframe_interval`.
     pub fn new(fps: u32, duration: Duration, keyframe_interval: Duration) -> Result<Plan, Error> {
-        if fps == 0 || fps > MAX_FPS {
-            return Err(Error::invalid(
-                "frame rate",
-                format!("{fps} fps (must be 1..={MAX_FPS})"),
-            ));
+        Plan::with_screen(fps, None, duration, keyframe_interval)
+    }
+
+    /// [`Plan::new`] with a screen track at `screen_fps` frames a second, if
+    /// any: the loop also holds whole screen frames.
+    pub fn with_screen(
+        fps: u32,
+        screen_fps: Option<u32>,
+        duration: Duration,
+        keyframe_interval: Duration,
+    ) -> Result<Plan, Error> {
+        for (what, rate) in [("frame rate", Some(fps)), ("screen frame rate", screen_fps)] {
+            match rate {
+                Some(r) if r == 0 || r > MAX_FPS => {
+                    return Err(Error::invalid(
+                        what,
+                        format!("{r} fps (must be 1..={MAX_FPS})"),
+                    ))
+                }
+                _ => {}
+            }
         }
         if duration.is_zero() || duration > MAX_DURATION {
             return Err(Error::invalid(
@@ -67,21 +93,36 @@ impl Plan {
         if keyframe_interval.is_zero() {
             return Err(Error::invalid("key-frame interval", "must be more than 0"));
         }
-        let unit = Self::unit_ms(fps);
+        let unit = screen_fps.map_or(Self::unit_ms(fps), |s| {
+            lcm(Self::unit_ms(fps), Self::unit_ms(s))
+        });
         // Round up to whole milliseconds first, then to whole units.
         let requested_ms = duration.as_nanos().div_ceil(1_000_000) as u64;
         let loop_ms = requested_ms.div_ceil(unit) * unit;
         let video_frames = (loop_ms * fps as u64 / 1000) as u32;
         let audio_frames = (loop_ms / 20) as u32;
-        let keyframe_interval = ((keyframe_interval.as_secs_f64() * fps as f64).round() as u64)
-            .clamp(1, u32::MAX as u64) as u32;
+        let frames_in = |secs: f64, fps: u32| {
+            ((secs * fps as f64).round() as u64).clamp(1, u32::MAX as u64) as u32
+        };
         Ok(Plan {
             fps,
             requested: duration,
             loop_ms,
             video_frames,
             audio_frames,
-            keyframe_interval,
+            keyframe_interval: frames_in(keyframe_interval.as_secs_f64(), fps),
+            screen_fps,
+            screen_frames: screen_fps.map_or(0, |s| (loop_ms * s as u64 / 1000) as u32),
+            screen_keyframe_interval: screen_fps
+                .map_or(1, |s| frames_in(keyframe_interval.as_secs_f64(), s)),
+        })
+    }
+
+    /// The loop-length granularity of this plan, ms (see [`Plan::unit_ms`];
+    /// with a screen track, the LCM of both frame rates' units).
+    pub fn loop_unit_ms(&self) -> u64 {
+        self.screen_fps.map_or(Self::unit_ms(self.fps), |s| {
+            lcm(Self::unit_ms(self.fps), Self::unit_ms(s))
         })
     }
 
@@ -117,18 +158,42 @@ impl Plan {
 
     /// Pts of video frame `i`, in 90 kHz ticks.
     pub fn video_pts(&self, i: u32) -> u64 {
-        i as u64 * VIDEO_CLOCK as u64 / self.fps as u64
+        pts_at(self.fps, i)
     }
 
     /// Duration of video frame `i`, in 90 kHz ticks.
     pub fn video_duration(&self, i: u32) -> u32 {
-        (self.video_pts(i + 1) - self.video_pts(i)) as u32
+        duration_at(self.fps, i)
+    }
+
+    /// Pts of screen frame `i`, in 90 kHz ticks (0 without a screen track).
+    pub fn screen_pts(&self, i: u32) -> u64 {
+        self.screen_fps.map_or(0, |s| pts_at(s, i))
+    }
+
+    /// Duration of screen frame `i`, in 90 kHz ticks (0 without a screen track).
+    pub fn screen_duration(&self, i: u32) -> u32 {
+        self.screen_fps.map_or(0, |s| duration_at(s, i))
     }
 
     /// Whether video frame `i` is forced to be a key frame.
     pub fn is_keyframe(&self, i: u32) -> bool {
         i % self.keyframe_interval == 0
     }
+}
+
+/// Pts of frame `i` at `fps`, in 90 kHz ticks (floored).
+fn pts_at(fps: u32, i: u32) -> u64 {
+    i as u64 * VIDEO_CLOCK as u64 / fps as u64
+}
+
+/// Duration of frame `i` at `fps`, in 90 kHz ticks.
+fn duration_at(fps: u32, i: u32) -> u32 {
+    (pts_at(fps, i + 1) - pts_at(fps, i)) as u32
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a as u32, b as u32) as u64 * b
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {
@@ -198,6 +263,30 @@ mod tests {
         assert!(Plan::new(30, Duration::ZERO, secs(1.0)).is_err());
         assert!(Plan::new(30, secs(3601.0), secs(1.0)).is_err());
         assert!(Plan::new(30, secs(1.0), Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn a_screen_track_loops_with_the_others() {
+        let p = Plan::with_screen(30, Some(5), secs(10.0), secs(2.0)).unwrap();
+        assert_eq!(
+            (p.loop_ms, p.screen_frames, p.screen_keyframe_interval),
+            (10_000, 50, 10)
+        );
+        assert_eq!(
+            p.screen_pts(49) + p.screen_duration(49) as u64,
+            p.video_loop_ticks()
+        );
+        // 2.1 s holds whole 30 fps frames but not whole 5 fps ones: 2.2 s.
+        let p = Plan::with_screen(30, Some(5), secs(2.1), secs(2.0)).unwrap();
+        assert_eq!(
+            (p.loop_ms, p.loop_unit_ms(), p.screen_frames),
+            (2_200, 200, 11)
+        );
+        assert!(Plan::with_screen(30, Some(0), secs(1.0), secs(1.0)).is_err());
+        assert_eq!(
+            Plan::new(30, secs(1.0), secs(1.0)).unwrap().screen_frames,
+            0
+        );
     }
 
     #[test]

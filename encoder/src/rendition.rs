@@ -69,6 +69,52 @@ impl Rendition {
     }
 }
 
+/// The `--screen` argument: the screen track's size and bitrate
+/// (`WxH@KBPS`), or `none` for a pack without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Screen(pub Option<Rendition>);
+
+impl Screen {
+    /// The screen track `synth-encode build` makes unless told otherwise: 1280x720@300.
+    pub const DEFAULT: Screen = Screen(Some(Rendition {
+        width: 1280,
+        height: 720,
+        kbps: 300,
+    }));
+
+    /// The pack track name of a screen track of size `r`, e.g. `screen-1280x720`.
+    pub fn track_name(r: &Rendition) -> String {
+        format!("screen-{}x{}", r.width, r.height)
+    }
+}
+
+impl FromStr for Screen {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Screen, Error> {
+        if s.trim() == "none" {
+            return Ok(Screen(None));
+        }
+        s.parse::<Rendition>()
+            .map(|r| Screen(Some(r)))
+            .map_err(|_| {
+                Error::invalid(
+                    "screen",
+                    format!("{s:?} (expected WIDTHxHEIGHT@KBPS, e.g. 1280x720@300, or none)"),
+                )
+            })
+    }
+}
+
+impl fmt::Display for Screen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(r) => write!(f, "{r}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 impl FromStr for Rendition {
     type Err = Error;
 
@@ -123,6 +169,17 @@ mod tests {
         ] {
             assert!(bad.parse::<Rendition>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn screen_is_a_rendition_or_none() {
+        assert_eq!("none".parse::<Screen>().unwrap(), Screen(None));
+        let s: Screen = "1280x720@300".parse().unwrap();
+        assert_eq!(s, Screen::DEFAULT);
+        assert_eq!(s.to_string(), "1280x720@300");
+        assert_eq!(Screen::track_name(&s.0.unwrap()), "screen-1280x720");
+        let err = "720p".parse::<Screen>().unwrap_err().to_string();
+        assert!(err.contains("or none"), "{err}");
     }
 
     #[test]

@@ -226,3 +226,35 @@ fn camera_frames_are_cropped_to_cover_other_aspect_ratios() {
         );
     }
 }
+
+#[test]
+fn camera_variants_tint_and_label_the_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("variants.pack");
+    let media = camera_frames().to_str().unwrap();
+    let options = synth_encoder::build::BuildOptions {
+        variants: 2,
+        ..small_options(&output, "tone", media, &["320x180@150"], 1)
+    };
+    build_pack(&options);
+    let reader = Reader::open(&output).unwrap();
+    let ids = reader.variants(reader.track_by_name("video-320x180").unwrap());
+    assert_eq!(ids.len(), 2);
+    assert_eq!(reader.tracks()[ids[1]].name, "video-320x180-v1");
+    // Both show the camera picture with its counter; the tint moves the mean chroma.
+    let mut means = Vec::new();
+    for &id in &ids {
+        assert!(decode_video(&reader, id).iter().all(Option::is_some));
+        let mut decoder = synth_encoder::vp9::Decoder::new().unwrap();
+        let picture = decoder
+            .decode_picture(reader.frame(id, 0).unwrap().data)
+            .unwrap()
+            .unwrap();
+        let plane = &picture.data()[320 * 180..];
+        means.push(plane.iter().map(|&v| v as f64).sum::<f64>() / plane.len() as f64);
+    }
+    assert!(
+        (means[0] - means[1]).abs() > 3.0,
+        "chroma means {means:?}: the variants look alike"
+    );
+}

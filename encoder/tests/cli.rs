@@ -20,6 +20,10 @@ fn synth_encode() -> Command {
         "SYNTH_KEYFRAME_INTERVAL",
         "SYNTH_AUDIO_BITRATE",
         "SYNTH_HOLD",
+        "SYNTH_VOICES",
+        "SYNTH_VARIANTS",
+        "SYNTH_SCREEN",
+        "SYNTH_SCREEN_FPS",
     ] {
         cmd.env_remove(var);
     }
@@ -88,11 +92,19 @@ fn build_inspect_export_end_to_end() {
         "--rendition",
         "320x180@150",
         "--rendition",
-        "256x144@100",
+        "256x144@120",
         "--duration",
         "2s",
         "--keyframe-interval",
         "1s",
+        "--voices",
+        "2",
+        "--variants",
+        "2",
+        "--screen",
+        "320x180@100",
+        "--screen-fps",
+        "5",
         "-o",
         pack_arg,
     ]);
@@ -104,7 +116,8 @@ fn build_inspect_export_end_to_end() {
         text(&out.stdout)
     );
     // Not a terminal: plain progress lines, no bar.
-    assert!(stderr.contains("encoded 220/220 frames"), "{stderr}");
+    // 3 audio tracks of 100 frames, 4 cameras of 60, 10 screen frames.
+    assert!(stderr.contains("encoded 550/550 frames"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "escape codes in {stderr:?}");
 
     let out = run(&["inspect", pack_arg, "--json"]);
@@ -118,20 +131,60 @@ fn build_inspect_export_end_to_end() {
     );
     let tracks = report["tracks"].as_array().unwrap();
     let names: Vec<&str> = tracks.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["audio-opus", "video-320x180", "video-256x144"]);
-    assert_eq!(tracks[0]["frames"], 100);
-    assert_eq!(tracks[0]["codec"], "opus");
-    for t in &tracks[1..] {
+    assert_eq!(
+        names,
+        [
+            "audio-opus",
+            "audio-opus-v1",
+            "audio-silence",
+            "video-320x180",
+            "video-320x180-v1",
+            "video-256x144",
+            "video-256x144-v1",
+            "screen-320x180"
+        ]
+    );
+    let roles: Vec<(&str, u64)> = tracks
+        .iter()
+        .map(|t| (t["role"].as_str().unwrap(), t["variant"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("main", 0),
+            ("main", 1),
+            ("silence", 0),
+            ("main", 0),
+            ("main", 1),
+            ("main", 0),
+            ("main", 1),
+            ("screen", 0)
+        ]
+    );
+    for t in &tracks[..3] {
+        assert_eq!(t["frames"], 100);
+        assert_eq!(t["codec"], "opus");
+    }
+    // A tone is all voice, one spurt around the loop; silence is none.
+    assert_eq!(tracks[1]["voice_share"], 1.0);
+    assert_eq!(tracks[1]["talk_spurts"], 1);
+    assert_eq!(tracks[2]["voice_share"], 0.0);
+    assert_eq!(tracks[2]["talk_spurts"], 0);
+    assert_eq!(tracks[3]["voice_share"], Value::Null);
+    for t in &tracks[3..7] {
         assert_eq!(t["frames"], 60);
         assert_eq!(t["codec"], "vp9");
         assert_eq!(t["keyframes"], serde_json::json!([0, 30]));
     }
-    // The renditions share their key frames: a client can switch at any.
+    assert_eq!(tracks[7]["frames"], 10);
+    assert_eq!(tracks[7]["fps"], 5.0);
+    // The renditions and their variants share their key frames: a client can
+    // switch at any. The screen track does not count.
     assert_eq!(
         report["keyframes"],
-        serde_json::json!({"aligned": true, "renditions": 2, "interval_s": 1.0, "differ": null})
+        serde_json::json!({"aligned": true, "renditions": 4, "interval_s": 1.0, "differ": null})
     );
-    for t in tracks {
+    for t in &tracks[..7] {
         let err = t["error_pct"].as_f64().unwrap();
         assert!(err.abs() <= 10.0, "{}: {err:+.1} %", t["name"]);
         let bytes = t["bytes"].as_f64().unwrap();
@@ -146,7 +199,7 @@ fn build_inspect_export_end_to_end() {
         "{table}"
     );
     assert!(
-        table.contains("key frames: aligned across the 2 video renditions (every 1.0 s)"),
+        table.contains("key frames: aligned across the 4 main video tracks (every 1.0 s)"),
         "{table}"
     );
 
@@ -177,6 +230,26 @@ fn build_inspect_export_end_to_end() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(&std::fs::read(&ogg).unwrap()[..4], b"OggS");
+    // Every track exports, whatever its role or variant.
+    let mut exports = vec![ivf.clone(), ogg.clone()];
+    for (name, ext) in [
+        ("audio-opus-v1", "ogg"),
+        ("audio-silence", "ogg"),
+        ("video-256x144-v1", "ivf"),
+        ("screen-320x180", "ivf"),
+    ] {
+        let file = dir.path().join(format!("{name}.{ext}"));
+        let out = run(&[
+            "export",
+            pack_arg,
+            "--track",
+            name,
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        exports.push(file);
+    }
 
     if !ffprobe_available() {
         println!("note: ffprobe is not on PATH; skipping the ffprobe/ffmpeg checks of the exports");
@@ -194,8 +267,14 @@ fn build_inspect_export_end_to_end() {
     assert_eq!(a["sample_rate"], "48000");
     assert_eq!(a["channels"], 1);
     assert_eq!(a["nb_read_frames"], "100");
+    let s = ffprobe_stream(&exports[5]);
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert_eq!(s["nb_read_frames"], "10");
     // A full decode with no complaints (ffmpeg checks the Ogg page CRCs).
-    for file in [&ivf, &ogg] {
+    for file in &exports {
         let out = Command::new("ffmpeg")
             .args(["-v", "warning", "-i"])
             .arg(file)
@@ -299,7 +378,7 @@ fn bad_arguments_exit_2_with_one_line() {
 
     assert_bad_input(
         &run(&["export", p, "--track", "video-1x1", "-o", "/tmp/never.ivf"]),
-        "audio-opus, video-160x90",
+        "audio-opus, audio-silence, video-160x90",
     );
     let ogg = dir.path().join("v.ogg");
     assert_bad_input(
@@ -332,6 +411,36 @@ fn bad_arguments_exit_2_with_one_line() {
     );
     assert_bad_input(&run(&["build", "--fps", "0", "-o", o]), "frame rate");
     assert_bad_input(
+        &run(&["build", "--screen-fps", "0", "-o", o]),
+        "invalid screen frame rate: 0 fps",
+    );
+    assert_bad_input(
+        &run(&["build", "--voices", "0", "-o", o]),
+        "invalid voices: 0 (must be 1..=16)",
+    );
+    assert_bad_input(
+        &run(&["build", "--audio", "procedural", "--voices", "17", "-o", o]),
+        "invalid voices: 17",
+    );
+    assert_bad_input(
+        &run(&["build", "--variants", "17", "-o", o]),
+        "invalid variants: 17 (must be 1..=16)",
+    );
+    let wav = dir.path().join("one.wav");
+    crate::support::write_wav(&wav, [0; 4800]);
+    assert_bad_input(
+        &run(&[
+            "build",
+            "--audio",
+            wav.to_str().unwrap(),
+            "--voices",
+            "2",
+            "-o",
+            o,
+        ]),
+        "a WAV file gives exactly one voice",
+    );
+    assert_bad_input(
         &run(&["build", "--audio-bitrate", "1", "-o", o]),
         "audio bitrate",
     );
@@ -357,8 +466,75 @@ fn bad_arguments_exit_2_with_one_line() {
         "{}",
         text(&out.stderr)
     );
+    let out = run(&["build", "--screen", "720p"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("or none"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(&["build", "--duration", "soon"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `--audio speech` without espeak-ng on PATH says so in one line and uses
+/// the procedural source.
+#[test]
+fn speech_without_espeak_falls_back_to_procedural_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("fallback.pack");
+    let out = synth_encode()
+        .args([
+            "build",
+            "--voices",
+            "2",
+            "--variants",
+            "1",
+            "--screen",
+            "none",
+        ])
+        .args(["--rendition", "160x90@60", "--duration", "1s", "-o"])
+        .arg(&pack)
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("espeak-ng")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("is not on PATH") && warnings[0].contains("apt-get install espeak-ng"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("speech: procedural"), "{stderr}");
+}
+
+#[test]
+fn build_help_documents_every_flag_with_its_default() {
+    let help = text(&run(&["build", "--help"]).stdout);
+    for (flag, default) in [
+        ("--voices <", "default: 4 for a"),
+        ("--variants <", "[default: 4]"),
+        ("--screen <", "[default: 1280x720@300]"),
+        ("--screen-fps <", "[default: 5]"),
+        ("--audio <", "[default: speech]"),
+    ] {
+        let at = help
+            .find(flag)
+            .unwrap_or_else(|| panic!("{flag} missing: {help}"));
+        // Up to the next option ("      --x" or "  -o, --output").
+        let rest = &help[at + 2..];
+        let next = ["\n      --", "\n  -"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min()
+            .map_or(help.len(), |n| at + 2 + n);
+        assert!(
+            help[at..next].contains(default),
+            "{flag}: {}",
+            &help[at..next]
+        );
+    }
 }
 
 #[test]
@@ -388,8 +564,12 @@ fn environment_configures_build_and_flags_win() {
             "--duration",
             "1s",
         ])
+        .args(["--voices", "1"])
         .env("SYNTH_RENDITIONS", "160x90@60,192x108@80")
         .env("SYNTH_DURATION", "5s")
+        .env("SYNTH_VOICES", "3")
+        .env("SYNTH_VARIANTS", "2")
+        .env("SYNTH_SCREEN", "none")
         .env("PACK", &from_env)
         .output()
         .unwrap();
@@ -403,7 +583,18 @@ fn environment_configures_build_and_flags_win() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["audio-opus", "video-160x90", "video-192x108"]);
+    // --voices 1 beat SYNTH_VOICES=3; SYNTH_VARIANTS and SYNTH_SCREEN applied.
+    assert_eq!(
+        names,
+        [
+            "audio-opus",
+            "audio-silence",
+            "video-160x90",
+            "video-160x90-v1",
+            "video-192x108",
+            "video-192x108-v1"
+        ]
+    );
     // --duration 1s beat SYNTH_DURATION=5s.
     assert_eq!(report["loop_seconds"], 1.0);
 }

@@ -25,7 +25,8 @@ fn speech_and_bars_decode_frame_by_frame_with_planned_timing() {
     )
     .unwrap();
     assert_eq!(summary.plan, plan);
-    assert_eq!(reader.tracks().len(), 3);
+    // One voice, the silence track and the two renditions.
+    assert_eq!(reader.tracks().len(), 4);
 
     // Audio: 150 frames of 960 ticks, each decoding to 960 samples.
     let audio = reader.track_by_name("audio-opus").unwrap();

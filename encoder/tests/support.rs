@@ -3,14 +3,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use synth_common::pack::{Reader, TrackKind};
+use synth_common::pack::{Reader, Role, TrackKind};
 use synth_encoder::audio::AudioSource;
 use synth_encoder::build::{build, BuildOptions, BuildSummary};
-use synth_encoder::rendition::Rendition;
+use synth_encoder::rendition::{Rendition, Screen};
 use synth_encoder::video::VideoSource;
 use synth_encoder::vp9::Decoder;
 
-/// Options for a small, quick pack written to `output`.
+/// Options for a small, quick pack written to `output`: one voice, one
+/// variant of each rendition, no screen track.
 pub fn small_options(
     output: &Path,
     audio: &str,
@@ -27,6 +28,9 @@ pub fn small_options(
             .collect(),
         duration: Duration::from_secs(seconds),
         output: output.to_path_buf(),
+        voices: Some(1),
+        variants: 1,
+        screen: Screen(None),
         ..BuildOptions::default()
     }
 }
@@ -43,9 +47,10 @@ pub fn build_pack(options: &BuildOptions) -> (BuildSummary, Vec<String>) {
     (summary, notes)
 }
 
-/// Asserts that every track's measured bitrate is within ±10 % of its target.
+/// Asserts that every track's measured bitrate is within ±10 % of its target
+/// (but a screen track's: slides that hold still need fewer bits).
 pub fn assert_bitrates(summary: &BuildSummary, what: &str) {
-    for t in &summary.tracks {
+    for t in summary.tracks.iter().filter(|t| t.role != Role::Screen) {
         let measured = t.measured_bps(summary.plan.loop_duration());
         let error = (measured - t.target_bps as f64) / t.target_bps as f64;
         assert!(
@@ -58,11 +63,16 @@ pub fn assert_bitrates(summary: &BuildSummary, what: &str) {
     }
 }
 
-/// Decodes every Opus packet of the audio track; each must give 960 samples.
+/// Decodes every Opus packet of the (first) audio track; each must give 960 samples.
 pub fn decode_audio(reader: &Reader) -> Vec<f32> {
     let id = reader
         .first_track(TrackKind::Audio)
         .expect("an audio track");
+    decode_audio_track(reader, id)
+}
+
+/// Decodes every Opus packet of audio track `id`; each must give 960 samples.
+pub fn decode_audio_track(reader: &Reader, id: usize) -> Vec<f32> {
     let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
     let mut pcm = Vec::with_capacity(reader.frame_count(id) * 960);
     let mut buf = vec![0f32; 5760];
@@ -150,4 +160,19 @@ pub fn assert_tone_at(x: &[f32], freq: f64, rate: f64, what: &str) {
             p / at
         );
     }
+}
+
+/// Writes `samples` as a 48 kHz mono 16-bit WAV file at `path`.
+pub fn write_wav(path: &Path, samples: impl IntoIterator<Item = i16>) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for v in samples {
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
 }

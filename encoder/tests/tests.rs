@@ -6,11 +6,15 @@
 //!   tone where it belongs, before and after Opus;
 //! - `camera`: camera-like 1080p JPEGs (made by the test) encode to every
 //!   rendition and are cropped to cover other aspect ratios;
+//! - `meeting`: voices with voice activity, the silence track, video
+//!   variants, the screen track, and espeak-ng's speech (skipped without it,
+//!   unless `CI` is set);
 //! - `cli`: the `synth-encode` binary end to end (build, inspect, export,
 //!   ffprobe when installed, errors and exit codes).
 
 mod audio;
 mod camera;
 mod cli;
+mod meeting;
 mod pack;
 mod support;

@@ -5,11 +5,19 @@
 //!   loop length with a 10 ms fade-out so the loop point does not click;
 //! - `tone`: a 440 Hz sine at -6 dBFS (a whole number of cycles fits every loop
 //!   length, so it loops without a click);
-//! - `speech`: procedural talk spurts and pauses ([`speech`]).
+//! - `speech`: real speech from `espeak-ng` when it is on `PATH` ([`espeak`]),
+//!   else the procedural source, with a warning saying so;
+//! - `procedural`: procedural talk spurts and pauses ([`speech`]).
 //!
-//! The PCM then goes to [`crate::opus`] in 20 ms frames.
+//! A generated source gives several voices ([`render_voices`]): other espeak-ng
+//! speakers and sentences, other procedural speakers, or (for `tone`) other
+//! frequencies, 110 Hz apart. A WAV file gives one. [`vad`] then marks which
+//! 20 ms frames of each voice are speech, and the PCM goes to [`crate::opus`]
+//! in 20 ms frames.
 
+pub mod espeak;
 pub mod speech;
+pub mod vad;
 pub mod wav;
 
 use std::f64::consts::TAU;
@@ -26,6 +34,13 @@ pub const TONE_HZ: f64 = 440.0;
 pub const TONE_AMPLITUDE: f64 = 0.5;
 /// Fade-out applied where a longer WAV is cut.
 const CUT_FADE_S: f64 = 0.010;
+/// Voices a generated source gives unless told otherwise.
+pub const DEFAULT_VOICES: u32 = 4;
+/// The most voices a pack may have.
+pub const MAX_VOICES: u32 = 16;
+/// How far apart the `tone` source's voices are, Hz (a whole number of
+/// cycles still fits every 100 ms).
+pub const TONE_STEP_HZ: f64 = 110.0;
 
 /// Where the audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,22 +49,25 @@ pub enum AudioSource {
     Wav(PathBuf),
     /// A 440 Hz sine.
     Tone,
-    /// Procedural speech.
+    /// Speech from espeak-ng, or procedural speech when it is not installed.
     Speech,
+    /// Procedural speech.
+    Procedural,
 }
 
 impl FromStr for AudioSource {
     type Err = Error;
 
-    /// `tone` and `speech` name the built-ins; anything else is a WAV path
-    /// (write `./tone` for a file named `tone`).
+    /// `tone`, `speech` and `procedural` name the built-ins; anything else is
+    /// a WAV path (write `./tone` for a file named `tone`).
     fn from_str(s: &str) -> Result<AudioSource, Error> {
         match s {
             "tone" => Ok(AudioSource::Tone),
             "speech" => Ok(AudioSource::Speech),
+            "procedural" => Ok(AudioSource::Procedural),
             "" => Err(Error::invalid(
                 "audio source",
-                "empty (expected a WAV path, tone or speech)",
+                "empty (expected a WAV path, tone, speech or procedural)",
             )),
             path => Ok(AudioSource::Wav(PathBuf::from(path))),
         }
@@ -62,6 +80,7 @@ impl fmt::Display for AudioSource {
             AudioSource::Wav(p) => write!(f, "{}", p.display()),
             AudioSource::Tone => f.write_str("tone"),
             AudioSource::Speech => f.write_str("speech"),
+            AudioSource::Procedural => f.write_str("procedural"),
         }
     }
 }
@@ -75,65 +94,144 @@ pub struct Pcm {
     pub description: String,
 }
 
-/// Renders `source` as exactly `samples` samples of 48 kHz mono.
-pub fn render(source: &AudioSource, samples: usize) -> Result<Pcm, Error> {
-    match source {
-        AudioSource::Tone => Ok(Pcm {
-            samples: (0..samples)
-                .map(|i| {
-                    (TONE_AMPLITUDE * (TAU * TONE_HZ * i as f64 / AUDIO_CLOCK as f64).sin()) as f32
-                })
-                .collect(),
-            description: format!("tone: {TONE_HZ} Hz sine at -6 dBFS"),
-        }),
-        AudioSource::Speech => Ok(Pcm {
-            samples: speech::synthesize(samples, AUDIO_CLOCK, speech::DEFAULT_SEED),
-            description: format!(
-                "speech: procedural talk spurts and pauses (seed {:#x})",
-                speech::DEFAULT_SEED
+/// The voices of a source, and what the user should know about them.
+#[derive(Debug, Clone)]
+pub struct Voices {
+    /// One loop per voice, voice 0 first.
+    pub pcm: Vec<Pcm>,
+    /// Set when `speech` fell back to the procedural source (espeak-ng missing).
+    pub warning: Option<String>,
+}
+
+/// The line printed when `speech` cannot find espeak-ng.
+pub const NO_ESPEAK: &str = "espeak-ng is not on PATH: --audio speech uses the procedural \
+    source instead (install espeak-ng: apt-get install espeak-ng, or bash scripts/install-deps.sh)";
+
+/// How many voices `source` gives: `voices` when given (1..=[`MAX_VOICES`];
+/// a WAV file gives only one), else 1 for a WAV and [`DEFAULT_VOICES`] for a
+/// generated source.
+pub fn voice_count(source: &AudioSource, voices: Option<u32>) -> Result<u32, Error> {
+    match (source, voices) {
+        (_, Some(n)) if !(1..=MAX_VOICES).contains(&n) => Err(Error::invalid(
+            "voices",
+            format!("{n} (must be 1..={MAX_VOICES})"),
+        )),
+        (AudioSource::Wav(path), Some(n)) if n > 1 => Err(Error::invalid(
+            "voices",
+            format!(
+                "{n} with the WAV file {}: a WAV file gives exactly one voice (use --voices 1, \
+                 or a generated source: speech, procedural or tone)",
+                path.display()
             ),
-        }),
-        AudioSource::Wav(path) => {
-            let loop_s = samples as f64 / AUDIO_CLOCK as f64;
-            // Read 100 ms more than needed so the resampler's filter has context at the cut.
-            let (mono, info) = wav::read_mono(path, loop_s + 0.1)?;
-            let mut pcm = wav::resample(&mono, info.sample_rate, AUDIO_CLOCK)?;
-            let mut description = format!(
-                "{}: {} Hz, {} ch, {}-bit {}, {:.2} s",
-                path.display(),
-                info.sample_rate,
-                info.channels,
-                info.bits,
-                if info.float { "float" } else { "int" },
-                info.seconds(),
-            );
-            if info.channels > 1 {
-                description.push_str(", down-mixed to mono");
-            }
-            if info.sample_rate != AUDIO_CLOCK {
-                description.push_str(", resampled to 48 kHz");
-            }
-            if pcm.len() > samples {
-                pcm.truncate(samples);
-                fade_out(&mut pcm, (CUT_FADE_S * AUDIO_CLOCK as f64) as usize);
-                description.push_str(&format!(", cut to the {loop_s:.2} s loop"));
-            } else if pcm.len() < samples {
-                let pad = samples - pcm.len();
-                pcm.resize(samples, 0.0);
-                description.push_str(&format!(
-                    ", padded with {:.2} s of silence to the {loop_s:.2} s loop",
-                    pad as f64 / AUDIO_CLOCK as f64
-                ));
-            }
-            Ok(Pcm {
-                samples: pcm,
-                description,
-            })
-        }
+        )),
+        (_, Some(n)) => Ok(n),
+        (AudioSource::Wav(_), None) => Ok(1),
+        (_, None) => Ok(DEFAULT_VOICES),
     }
 }
 
-fn fade_out(pcm: &mut [f32], len: usize) {
+/// Renders `voices` voices of `source` (see [`voice_count`]), each exactly
+/// `samples` samples of 48 kHz mono.
+pub fn render_voices(
+    source: &AudioSource,
+    samples: usize,
+    voices: Option<u32>,
+) -> Result<Voices, Error> {
+    let n = voice_count(source, voices)?;
+    let espeak = *source == AudioSource::Speech && espeak::available();
+    let warning = (*source == AudioSource::Speech && !espeak).then(|| NO_ESPEAK.to_string());
+    let voice = |k: u32| match source {
+        AudioSource::Speech if espeak => Ok(Pcm {
+            samples: espeak::synthesize(samples, k)?,
+            description: format!(
+                "speech: espeak-ng {} (pitch {}, {} words/min), sentences and pauses",
+                espeak::speaker(k).voice,
+                espeak::speaker(k).pitch,
+                espeak::speaker(k).speed
+            ),
+        }),
+        AudioSource::Speech | AudioSource::Procedural => Ok(procedural(samples, k)),
+        AudioSource::Tone => Ok(tone(samples, TONE_HZ + TONE_STEP_HZ * k as f64)),
+        AudioSource::Wav(path) => wav_loop(path, samples),
+    };
+    // One thread a voice: espeak-ng and the procedural source take a few hundred ms each.
+    let pcm = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n).map(|k| scope.spawn(move || voice(k))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a voice's rendering thread panicked"))
+            .collect::<Result<Vec<Pcm>, Error>>()
+    })?;
+    Ok(Voices { pcm, warning })
+}
+
+/// Renders `source` as exactly `samples` samples of 48 kHz mono: its first
+/// voice (`speech` without espeak-ng is the procedural source).
+pub fn render(source: &AudioSource, samples: usize) -> Result<Pcm, Error> {
+    let mut voices = render_voices(source, samples, Some(1))?;
+    Ok(voices.pcm.remove(0))
+}
+
+fn tone(samples: usize, hz: f64) -> Pcm {
+    Pcm {
+        samples: (0..samples)
+            .map(|i| (TONE_AMPLITUDE * (TAU * hz * i as f64 / AUDIO_CLOCK as f64).sin()) as f32)
+            .collect(),
+        description: format!("tone: {hz} Hz sine at -6 dBFS"),
+    }
+}
+
+fn procedural(samples: usize, k: u32) -> Pcm {
+    let speaker = speech::Speaker::voice(k);
+    Pcm {
+        samples: speech::synthesize_voice(samples, AUDIO_CLOCK, speaker),
+        description: format!(
+            "speech: procedural talk spurts and pauses (seed {:#x}, {} Hz, pace {})",
+            speaker.seed, speaker.base_f0, speaker.pace
+        ),
+    }
+}
+
+/// One loop of the WAV at `path`: resampled, cut or padded to `samples`.
+fn wav_loop(path: &std::path::Path, samples: usize) -> Result<Pcm, Error> {
+    let loop_s = samples as f64 / AUDIO_CLOCK as f64;
+    // Read 100 ms more than needed so the resampler's filter has context at the cut.
+    let (mono, info) = wav::read_mono(path, loop_s + 0.1)?;
+    let mut pcm = wav::resample(&mono, info.sample_rate, AUDIO_CLOCK)?;
+    let mut description = format!(
+        "{}: {} Hz, {} ch, {}-bit {}, {:.2} s",
+        path.display(),
+        info.sample_rate,
+        info.channels,
+        info.bits,
+        if info.float { "float" } else { "int" },
+        info.seconds(),
+    );
+    if info.channels > 1 {
+        description.push_str(", down-mixed to mono");
+    }
+    if info.sample_rate != AUDIO_CLOCK {
+        description.push_str(", resampled to 48 kHz");
+    }
+    if pcm.len() > samples {
+        pcm.truncate(samples);
+        fade_out(&mut pcm, (CUT_FADE_S * AUDIO_CLOCK as f64) as usize);
+        description.push_str(&format!(", cut to the {loop_s:.2} s loop"));
+    } else if pcm.len() < samples {
+        let pad = samples - pcm.len();
+        pcm.resize(samples, 0.0);
+        description.push_str(&format!(
+            ", padded with {:.2} s of silence to the {loop_s:.2} s loop",
+            pad as f64 / AUDIO_CLOCK as f64
+        ));
+    }
+    Ok(Pcm {
+        samples: pcm,
+        description,
+    })
+}
+
+pub(crate) fn fade_out(pcm: &mut [f32], len: usize) {
     let len = len.min(pcm.len());
     let start = pcm.len() - len;
     for (i, v) in pcm[start..].iter_mut().enumerate() {

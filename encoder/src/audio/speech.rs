@@ -10,6 +10,10 @@
 //!
 //! The output is fully determined by the seed and the length. It starts and
 //! ends in a pause, so the loop point is silent and clean.
+//!
+//! Several voices ([`synthesize_voice`]) differ in seed, base pitch (from a
+//! low male to a high female voice) and pace (syllable and pause lengths);
+//! voice 0 is [`synthesize`] with [`DEFAULT_SEED`].
 
 use std::f64::consts::PI;
 
@@ -48,11 +52,49 @@ struct Syllable {
     onset: Option<(usize, f64, f64)>,
 }
 
+/// Base pitches (Hz) voices cycle through: voice 0 is the original 118 Hz.
+const BASE_F0: [f64; 8] = [118.0, 205.0, 132.0, 182.0, 104.0, 224.0, 148.0, 196.0];
+/// Paces (a factor on syllable and pause lengths) voices cycle through.
+const PACE: [f64; 5] = [1.0, 0.88, 1.12, 0.94, 1.06];
+
+/// A speaker of the procedural source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speaker {
+    /// Seed of the syllables, pauses and noise.
+    pub seed: u64,
+    /// Pitch the spurts' contour is built around, Hz.
+    pub base_f0: f64,
+    /// Factor on syllable and pause lengths (above 1 is slower).
+    pub pace: f64,
+}
+
+impl Speaker {
+    /// Voice `k`: its own seed, base pitch and pace; voice 0 is the default
+    /// speaker of [`synthesize`].
+    pub fn voice(k: u32) -> Speaker {
+        let k = k as usize;
+        Speaker {
+            seed: DEFAULT_SEED.wrapping_add((k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            base_f0: BASE_F0[k % BASE_F0.len()],
+            pace: PACE[k % PACE.len()],
+        }
+    }
+}
+
 /// Synthesises `samples` samples of speech at `rate` Hz from `seed`.
 pub fn synthesize(samples: usize, rate: u32, seed: u64) -> Vec<f32> {
+    let speaker = Speaker {
+        seed,
+        ..Speaker::voice(0)
+    };
+    synthesize_voice(samples, rate, speaker)
+}
+
+/// Synthesises `samples` samples of `speaker` talking at `rate` Hz.
+pub fn synthesize_voice(samples: usize, rate: u32, speaker: Speaker) -> Vec<f32> {
     let fs = rate as f64;
-    let mut rng = Rng::new(seed);
-    let syllables = schedule(samples, fs, &mut rng);
+    let mut rng = Rng::new(speaker.seed);
+    let syllables = schedule(samples, fs, speaker, &mut rng);
 
     let mut out = vec![0.0f32; samples];
     let mut voice = Voice::new(fs);
@@ -71,10 +113,11 @@ pub fn synthesize(samples: usize, rate: u32, seed: u64) -> Vec<f32> {
 }
 
 /// Lays out talk spurts and pauses over the whole loop.
-fn schedule(samples: usize, fs: f64, rng: &mut Rng) -> Vec<Syllable> {
+fn schedule(samples: usize, fs: f64, speaker: Speaker, rng: &mut Rng) -> Vec<Syllable> {
     let at = |secs: f64| (secs * fs) as usize;
+    let paced = |secs: f64| (secs * speaker.pace * fs) as usize;
     let end = samples.saturating_sub(at(EDGE_PAUSE_S));
-    let base_f0 = 118.0;
+    let base_f0 = speaker.base_f0;
     let mut syllables = Vec::new();
     let mut t = at(EDGE_PAUSE_S);
     while t < end {
@@ -84,7 +127,7 @@ fn schedule(samples: usize, fs: f64, rng: &mut Rng) -> Vec<Syllable> {
         let f0_start = base_f0 * rng.range(1.1, 1.25);
         let f0_end = base_f0 * rng.range(0.8, 0.92);
         for k in 0..count {
-            let len = at(rng.range(0.12, 0.28));
+            let len = paced(rng.range(0.12, 0.28));
             if t + len > end {
                 break;
             }
@@ -115,7 +158,7 @@ fn schedule(samples: usize, fs: f64, rng: &mut Rng) -> Vec<Syllable> {
                 };
         }
         // The pause after the spurt.
-        t += at(rng.range(0.35, 1.6));
+        t += paced(rng.range(0.35, 1.6));
     }
     syllables
 }
@@ -282,6 +325,15 @@ mod tests {
             .all(|&r| r < 0.002));
         let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(peak <= PEAK + 0.01 && peak > 0.5, "peak {peak}");
+    }
+
+    #[test]
+    fn voices_differ_in_pitch_and_content() {
+        assert_eq!(Speaker::voice(0).seed, DEFAULT_SEED);
+        let a = synthesize_voice(48_000, 48_000, Speaker::voice(1));
+        assert_ne!(a, synthesize_voice(48_000, 48_000, Speaker::voice(2)));
+        assert_eq!(a, synthesize_voice(48_000, 48_000, Speaker::voice(1)));
+        assert_ne!(Speaker::voice(1).base_f0, Speaker::voice(2).base_f0);
     }
 
     #[test]

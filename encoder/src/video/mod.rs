@@ -8,23 +8,29 @@
 //! 1. the picture: a pattern ([`pattern`]) drawn at frame `i`, or the image
 //!    that the ping-pong sequence shows at frame `i` ([`images`]), scaled to
 //!    cover the rendition and centre-cropped once up front;
-//! 2. the burned-in frame counter: the frame number in the loop, five digits,
+//! 2. for a variant ([`Frames::variant`]), a colour tint of its own and a large
+//!    label, `P1`, `P2`, …, in the top-right corner ([`tint`], [`label_layout`]),
+//!    so that participants sending different variants look different;
+//! 3. the burned-in frame counter: the frame number in the loop, five digits,
 //!    white on black in the top-left corner ([`font`], [`counter_layout`]);
-//! 3. conversion to I420 with BT.601 ([`crate::yuv`]);
-//! 4. a light luma grain of ±[`GRAIN`] levels, different on every frame, like
+//! 4. conversion to I420 with BT.601 ([`crate::yuv`]);
+//! 5. a light luma grain of ±[`GRAIN`] levels, different on every frame, like
 //!    a camera sensor's noise. Without it, flat patterns and held stills leave
 //!    a CBR encoder nothing to spend its bits on, and the measured bitrate of
 //!    the track would fall far below the target that the load test promises.
+//!
+//! The screen track's pictures are text slides ([`slides`]).
 
 pub mod font;
 pub mod images;
 pub mod pattern;
+pub mod slides;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use image::RgbImage;
+use image::{Rgb, RgbImage};
 
 use crate::noise::Rng;
 use crate::yuv::I420;
@@ -194,7 +200,8 @@ impl Footage {
             fps,
             rgb: RgbImage::new(width, height),
             yuv: I420::new(width, height),
-            rng: Rng::new(0x6a1f_0000 ^ ((width as u64) << 32) ^ height as u64),
+            rng: Rng::new(grain_seed(width, height, 0)),
+            variant: None,
         })
     }
 }
@@ -211,9 +218,28 @@ pub struct Frames {
     rgb: RgbImage,
     yuv: I420,
     rng: Rng,
+    /// The variant drawn (tint and label), if this is one.
+    variant: Option<u32>,
+}
+
+/// Strength of a variant's tint: the share of the tint colour in each pixel.
+pub const TINT_STRENGTH: f32 = 0.35;
+
+/// The seed of a rendition variant's grain.
+fn grain_seed(width: u32, height: u32, variant: u32) -> u64 {
+    0x6a1f_0000 ^ ((width as u64) << 32) ^ height as u64 ^ ((variant as u64) << 48)
 }
 
 impl Frames {
+    /// These frames as variant `k` of their rendition: tinted with
+    /// [`tint_colour`]`(k)` (none for variant 0), labelled `P{k+1}`, with a
+    /// grain of their own.
+    pub fn variant(mut self, k: u32) -> Frames {
+        self.variant = Some(k);
+        self.rng = Rng::new(grain_seed(self.rgb.width(), self.rgb.height(), k));
+        self
+    }
+
     /// Renders frame `index` of the loop. Call it with increasing indexes: the
     /// grain is drawn from a running generator.
     pub fn render(&mut self, index: u32) -> &I420 {
@@ -224,12 +250,73 @@ impl Frames {
                 self.rgb.copy_from_slice(picture);
             }
         }
+        if let Some(k) = self.variant {
+            if let Some(colour) = tint_colour(k) {
+                tint(&mut self.rgb, colour, TINT_STRENGTH);
+            }
+            let text = label_text(k);
+            let (x, y, scale) = label_layout(self.rgb.width(), self.rgb.height(), &text);
+            font::fill(
+                &mut self.rgb,
+                x.saturating_sub(scale),
+                y.saturating_sub(scale),
+                font::text_width(&text, scale) + 2 * scale,
+                (font::GLYPH_H + 2) * scale,
+                Rgb([0, 0, 0]),
+            );
+            font::draw_text(&mut self.rgb, x, y, scale, &text, Rgb([255, 255, 255]));
+        }
         let (x, y, scale) = counter_layout(self.rgb.height());
         font::draw_digits(&mut self.rgb, x, y, scale, &counter_text(index));
         self.yuv.fill_from_rgb(&self.rgb);
         self.yuv.add_grain(&mut self.rng, GRAIN);
         &self.yuv
     }
+}
+
+/// The tint of variant `k`: none for variant 0, else a saturated colour whose
+/// hue moves on by the golden angle (137.5°) from one variant to the next, so
+/// neighbours differ most.
+pub fn tint_colour(k: u32) -> Option<[u8; 3]> {
+    if k == 0 {
+        return None;
+    }
+    let hue = (k as f32 * 137.508).rem_euclid(360.0) / 60.0;
+    let x = 1.0 - (hue.rem_euclid(2.0) - 1.0).abs();
+    let (r, g, b) = match hue as u32 {
+        0 => (1.0, x, 0.0),
+        1 => (x, 1.0, 0.0),
+        2 => (0.0, 1.0, x),
+        3 => (0.0, x, 1.0),
+        4 => (x, 0.0, 1.0),
+        _ => (1.0, 0.0, x),
+    };
+    Some([r, g, b].map(|v| (v * 255.0).round() as u8))
+}
+
+/// Mixes `colour` into every pixel of `img` at `strength` (0 to 1).
+pub fn tint(img: &mut RgbImage, colour: [u8; 3], strength: f32) {
+    let keep = 1.0 - strength;
+    let add = colour.map(|c| c as f32 * strength);
+    for px in img.pixels_mut() {
+        for (v, a) in px.0.iter_mut().zip(add) {
+            *v = (*v as f32 * keep + a).round() as u8;
+        }
+    }
+}
+
+/// The label of variant `k`: `P1` for variant 0, `P2` for 1, …
+pub fn label_text(k: u32) -> String {
+    format!("P{}", k + 1)
+}
+
+/// Where a variant's label `text` sits in a `width`×`height` picture: its
+/// top-left corner and scale (a font pixel of 1/30 of the height), in the
+/// top-right corner.
+pub fn label_layout(width: u32, height: u32, text: &str) -> (u32, u32, u32) {
+    let scale = (height / 30).max(1);
+    let x = width.saturating_sub(font::text_width(text, scale) + 2 * scale);
+    (x, 2 * scale, scale)
 }
 
 /// Where the frame counter sits in a picture of `height` rows: (x, y, scale).
@@ -280,6 +367,31 @@ mod tests {
             Some("00001")
         );
         assert_ne!(&first, second);
+    }
+
+    #[test]
+    fn variants_are_tinted_labelled_and_keep_their_counter() {
+        let footage = Footage::load(&VideoSource::Pattern(Pattern::Bars), 1, &[]).unwrap();
+        let plain = footage.frames(320, 180, 30).unwrap().render(3).clone();
+        let mut seen = vec![plain];
+        for k in 0..4 {
+            let mut frames = footage.frames(320, 180, 30).unwrap().variant(k);
+            let picture = frames.render(3).clone();
+            let (x, y, scale) = counter_layout(180);
+            assert_eq!(
+                font::read_digits(picture.y(), 320, x, y, scale, COUNTER_DIGITS).as_deref(),
+                Some("00003"),
+                "variant {k}"
+            );
+            assert!(!seen.contains(&picture), "variant {k} looks like another");
+            seen.push(picture);
+        }
+        assert_eq!(tint_colour(0), None);
+        assert_eq!(tint_colour(1), tint_colour(1));
+        assert_ne!(tint_colour(1), tint_colour(2));
+        assert_eq!(label_text(0), "P1");
+        let (x, _, scale) = label_layout(320, 180, "P1");
+        assert_eq!(x + font::text_width("P1", scale) + 2 * scale, 320);
     }
 
     #[test]
