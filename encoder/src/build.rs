@@ -154,13 +154,6 @@ pub struct TrackSummary {
     pub target_bps: u32,
 }
 
-impl TrackSummary {
-    /// Payload bits per second of loop.
-    pub fn measured_bps(&self, loop_duration: Duration) -> f64 {
-        self.bytes as f64 * 8.0 / loop_duration.as_secs_f64()
-    }
-}
-
 /// The result of a build.
 #[derive(Debug, Clone)]
 pub struct BuildSummary {
@@ -177,6 +170,11 @@ pub struct BuildSummary {
 }
 
 impl TrackSummary {
+    /// Payload bits per second of loop.
+    pub fn measured_bps(&self, loop_duration: Duration) -> f64 {
+        self.bytes as f64 * 8.0 / loop_duration.as_secs_f64()
+    }
+
     fn new(track: &Track) -> TrackSummary {
         TrackSummary {
             name: track.name.clone(),
@@ -236,6 +234,8 @@ struct VideoJob {
     frames: u32,
     /// Whether the track is the screen share (its own clock and key frames).
     screen: bool,
+    /// The variant to tint and label, when a camera rendition has several.
+    variant: Option<u32>,
 }
 
 /// Builds the pack described by `options`, reporting progress to `events`.
@@ -389,6 +389,7 @@ fn write_pack(
             },
             config,
             screen,
+            variant: (options.variants > 1 && !screen).then_some(track.variant as u32),
         });
         tracks.push(TrackSummary::new(&track));
     }
@@ -420,7 +421,7 @@ fn write_pack(
 
     // Key-frame positions per track, to check the renditions share them.
     let mut keys: Vec<Vec<u32>> = vec![Vec::new(); tracks.len()];
-    encode_video(plan, footage, options.variants, &jobs, |frame| {
+    encode_video(plan, footage, &jobs, |frame| {
         if frame.key {
             keys[frame.track].push(tracks[frame.track].frames);
         }
@@ -553,7 +554,6 @@ fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>,
 fn encode_video(
     plan: &Plan,
     footage: &Footage,
-    variants: u32,
     jobs: &[VideoJob],
     mut sink: impl FnMut(EncodedVideo) -> Result<(), Error>,
 ) -> Result<(), Error> {
@@ -561,30 +561,11 @@ fn encode_video(
     let threads = (cores / jobs.len().max(1) as u32).max(1);
     let (tx, rx) = mpsc::sync_channel::<Result<EncodedVideo, Error>>(64);
     std::thread::scope(|scope| {
-        // Camera jobs come rendition by rendition, `variants` each.
-        for (k, job) in jobs.iter().enumerate() {
+        for job in jobs {
             let tx = tx.clone();
             scope.spawn(move || {
-                let run = || -> Result<(), Error> {
-                    let pictures = if job.screen {
-                        let c = &job.config;
-                        Pictures::Screen(Slides::new(
-                            c.width,
-                            c.height,
-                            c.fps,
-                            plan.screen_frames,
-                            c.keyframe_interval,
-                        ))
-                    } else {
-                        let c = &job.config;
-                        let frames = footage.frames(c.width, c.height, c.fps)?;
-                        let variant = k as u32 % variants;
-                        Pictures::Camera(if variants > 1 {
-                            frames.variant(variant)
-                        } else {
-                            frames
-                        })
-                    };
+                let run = || {
+                    let pictures = pictures(plan, footage, job)?;
                     encode_track(plan, job, pictures, threads, &tx)
                 };
                 if let Err(e) = run() {
@@ -600,6 +581,27 @@ fn encode_video(
         }
         Ok(())
     })
+}
+
+/// The picture source of `job`: slides for the screen share, else the
+/// footage at the job's size (tinted and labelled for a variant).
+fn pictures(plan: &Plan, footage: &Footage, job: &VideoJob) -> Result<Pictures, Error> {
+    let c = &job.config;
+    if job.screen {
+        let slides = Slides::new(
+            c.width,
+            c.height,
+            c.fps,
+            plan.screen_frames,
+            c.keyframe_interval,
+        );
+        return Ok(Pictures::Screen(slides));
+    }
+    let frames = footage.frames(c.width, c.height, c.fps)?;
+    Ok(Pictures::Camera(match job.variant {
+        Some(k) => frames.variant(k),
+        None => frames,
+    }))
 }
 
 /// Renders and encodes one video track, sending its frames on `tx`.
