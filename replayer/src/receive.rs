@@ -35,6 +35,8 @@ struct Peer {
     /// Its next numbers when this client last left the meeting on purpose
     /// (cleared when it comes back): nothing from there on was meant for it.
     until: Option<[u64; 2]>,
+    /// Its next numbers when this client's current stay in the meeting began.
+    stay_from: [Option<u64>; 2],
 }
 
 impl Peer {
@@ -46,6 +48,7 @@ impl Peer {
             heard: false,
             resumes: [0; 2],
             until: None,
+            stay_from: [None; 2],
         }
     }
 }
@@ -116,12 +119,16 @@ impl Accounting {
                 .entry(id)
                 .or_insert_with(|| Peer::new(Some(index)));
             p.expect_from.get_or_insert(next);
+            p.stay_from = next.map(Some);
         }
     }
 
-    /// This client leaves the meeting on purpose (its schedule): what the
-    /// senders of this process send from now on is not meant for it. `peers`
-    /// holds each one's user id, index and next audio and video numbers now.
+    /// This client leaves the meeting on purpose (its schedule): nothing
+    /// after the last packet it got from each sender is owed to it (what
+    /// was in flight when it closed its session is not lost; a person who
+    /// leaves misses nothing). `peers` holds each sender of this process:
+    /// user id, index and next audio and video numbers now, the bound for a
+    /// sender it heard nothing from in this stay.
     pub fn leave(&mut self, peers: impl IntoIterator<Item = (Box<[u8]>, usize, [u64; 2])>) {
         for (id, index, next) in peers {
             let p = self
@@ -129,7 +136,14 @@ impl Accounting {
                 .entry(id)
                 .or_insert_with(|| Peer::new(Some(index)));
             p.expect_from.get_or_insert(next);
-            p.until = Some(next);
+            let until = [0, 1].map(|i| {
+                let c = p.media[i].counts();
+                match (c.last, p.stay_from[i]) {
+                    (Some(l), Some(from)) if l + 1 >= from => l + 1,
+                    _ => next[i],
+                }
+            });
+            p.until = Some(until);
         }
     }
 
@@ -154,6 +168,7 @@ impl Accounting {
                 .or_insert_with(|| Peer::new(Some(index)));
             let origin = *p.expect_from.get_or_insert(next);
             p.until = None;
+            p.stay_from = next.map(Some);
             for i in 0..2 {
                 p.media[i].excuse(origin[i], next[i]);
                 p.media[i].pause();
@@ -515,10 +530,12 @@ mod tests {
         let e = synth_common::quality::Exact::check(&c, 0, 60);
         assert_eq!(e.lost, 0);
         assert_eq!(stats.missing[0].load(Relaxed), 0);
-        // Gone for good at 60: the report bounds the exact check there.
-        acc.leave([(b"a".as_slice().into(), 0, [60, 0])]);
+        // Gone for good when a's next number was 63: 60..63 were in flight,
+        // not owed; the report bounds the exact check after the last one
+        // that arrived (video: nothing heard in this stay, so a's next).
+        acc.leave([(b"a".as_slice().into(), 0, [63, 7])]);
         let v = acc.peers().next().unwrap().1;
-        assert_eq!(v.until, Some([60, 0]));
+        assert_eq!(v.until, Some([60, 7]));
         // Video: camera off for 5 s is a resume on the sender's side.
         let mut acc = Accounting::new("me");
         acc.join(1, a());

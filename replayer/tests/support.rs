@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use synth_encoder::audio::AudioSource;
 use synth_encoder::build::{build, BuildOptions};
-use synth_encoder::rendition::Rendition;
+use synth_encoder::rendition::{Rendition, Screen};
 use synth_encoder::video::{Pattern, VideoSource};
 use synth_relay::Relay;
 use synth_replayer::config::{self, Overrides, Settings, Trust};
@@ -65,17 +65,31 @@ pub fn pack() -> &'static Path {
     })
 }
 
-/// Builds a speech + bars pack of `renditions` into the test target directory.
+/// Builds a speech + bars pack of `renditions` into the test target
+/// directory: one voice, one variant, no screen track.
 fn build_pack(name: &str, renditions: Vec<Rendition>, secs: u64, keyframe_secs: u64) -> PathBuf {
+    build_with(
+        name,
+        BuildOptions {
+            renditions,
+            duration: Duration::from_secs(secs),
+            keyframe_interval: Duration::from_secs(keyframe_secs),
+            voices: Some(1),
+            variants: 1,
+            screen: Screen(None),
+            ..BuildOptions::default()
+        },
+    )
+}
+
+/// Builds a speech + bars pack from `opts` into the test target directory.
+fn build_with(name: &str, opts: BuildOptions) -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let opts = BuildOptions {
         audio: AudioSource::Speech,
         video: VideoSource::Pattern(Pattern::Bars),
-        renditions,
-        duration: Duration::from_secs(secs),
-        keyframe_interval: Duration::from_secs(keyframe_secs),
         output: path.clone(),
-        ..BuildOptions::default()
+        ..opts
     };
     build(&opts, &mut |_| {}).unwrap_or_else(|e| panic!("building the test pack {name}: {e}"));
     path
@@ -98,6 +112,34 @@ pub fn pack_two() -> &'static Path {
             ],
             PACK_TWO_SECONDS,
             1,
+        )
+    })
+}
+
+/// Length of the behaviour pack's loop, in seconds.
+pub const PACK_PEOPLE_SECONDS: u64 = 10;
+
+/// A 10 s pack for behaviour: two voices (with voice activity and a silence
+/// track), two variants of two renditions (`video-192x108`, `video-160x90`,
+/// key frames every second), and a 320x180 screen track at 5 fps.
+pub fn pack_people() -> &'static Path {
+    static PACK: OnceLock<PathBuf> = OnceLock::new();
+    PACK.get_or_init(|| {
+        build_with(
+            "replayer-test-people.pack",
+            BuildOptions {
+                renditions: vec![
+                    Rendition::new(192, 108, 150).unwrap(),
+                    Rendition::new(160, 90, 100).unwrap(),
+                ],
+                duration: Duration::from_secs(PACK_PEOPLE_SECONDS),
+                keyframe_interval: Duration::from_secs(1),
+                voices: Some(2),
+                variants: 2,
+                screen: Screen(Some(Rendition::new(320, 180, 100).unwrap())),
+                screen_fps: 5,
+                ..BuildOptions::default()
+            },
         )
     })
 }

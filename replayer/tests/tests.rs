@@ -5,6 +5,7 @@ mod faults;
 mod live;
 mod merge;
 mod networks;
+mod people;
 mod regression;
 mod replay;
 mod support;
