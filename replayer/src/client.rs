@@ -321,6 +321,7 @@ pub async fn run(
             if !up && k > 0 {
                 // Back after leaving on purpose: what was sent meanwhile is
                 // not owed to it, and its own media start afresh.
+                stats.stay_first_packet_unix_us.store(0, Relaxed);
                 acc.rejoin((unix_ms() * 1000.0) as u64, peers_now(&shared, &plan));
                 sender.rejoin(&shared, &stats, now);
             } else {
@@ -864,10 +865,12 @@ impl Sender {
             stats.sent(media, len);
             return Err(SendError::Broken(e));
         }
-        if stats.first_packet_unix_us.load(Relaxed) == 0 {
-            stats
-                .first_packet_unix_us
-                .store((unix_ms() * 1000.0) as u64, Relaxed);
+        if stats.stay_first_packet_unix_us.load(Relaxed) == 0 {
+            let now = (unix_ms() * 1000.0) as u64;
+            stats.stay_first_packet_unix_us.store(now, Relaxed);
+            if stats.first_packet_unix_us.load(Relaxed) == 0 {
+                stats.first_packet_unix_us.store(now, Relaxed);
+            }
         }
         stats.sent(media, len);
         // Polled for its acknowledgement at the next settle (before the next

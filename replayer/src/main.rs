@@ -430,6 +430,9 @@ fn print_plan(p: &plan::Summary) {
     for n in &p.networks {
         println!("network   {n}");
     }
+    for b in &p.behaviour {
+        println!("behaviour {b}");
+    }
     for w in &p.warnings {
         println!("warning   {w}");
     }

@@ -110,6 +110,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             reconnects: sum(|r| r.clients.reconnects),
             stalls: sum(|r| r.clients.stalls),
             stalled_s: round3(all().map(|r| r.clients.stalled_s).sum()),
+            unscheduled: sum_us(|r| r.clients.unscheduled),
         },
         connect_ms: pct("connect_ms", |r| &r.connect_ms)?,
         connect_failures,

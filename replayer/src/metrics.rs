@@ -163,6 +163,9 @@ pub struct ClientStats {
     pub waiting_since_us: AtomicU64,
     /// Unix µs of this client's first packet sent (0 = none yet).
     pub first_packet_unix_us: AtomicU64,
+    /// Unix µs of the first packet of its current planned session (0 =
+    /// none yet): a peer that comes back is visible from then on.
+    pub stay_first_packet_unix_us: AtomicU64,
     /// µs after the run started (plus one) of a key-frame request not yet
     /// answered (0 = none).
     pub keyframe_asked_us: AtomicU64,

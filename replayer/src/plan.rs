@@ -352,6 +352,10 @@ pub struct Summary {
     /// Each group's network, in words (`group: profile (up: …; down: …)`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
+    /// The behaviour schedule, in words: its seed and digest, the planned
+    /// sessions, each phase.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub behaviour: Vec<String>,
     /// Warnings about the plan.
     pub warnings: Vec<String>,
 }
@@ -398,10 +402,14 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
             rendition: c.video_track.map(|t| plan.pack.tracks()[t].name.clone()),
         });
     }
+    // Clients a behaviour schedule never needs never start.
     let ramp = plan
         .clients
-        .last()
-        .map_or(Duration::ZERO, |c| c.start_after);
+        .iter()
+        .filter(|c| !c.behaviour.scheduled || !c.behaviour.script.sessions.is_empty())
+        .map(|c| c.start_after)
+        .max()
+        .unwrap_or(Duration::ZERO);
     let mut warnings = Vec::new();
     if ramp >= s.duration {
         warnings.push(format!(
@@ -451,6 +459,31 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
             )
         }),
         networks: s.networks.iter().map(|n| n.describe()).collect(),
+        behaviour: plan.schedule.as_ref().map_or_else(Vec::new, |sc| {
+            let p = &sc.planned;
+            let mut v = vec![format!(
+                "seed {}, schedule {:016x}: {} sessions ({} joins, {} rejoins after churn, {} after a storm), {} leaves, {} storm drops, {} actions",
+                s.seed,
+                sc.digest,
+                p.sessions,
+                p.joins,
+                p.rejoins,
+                p.storm_rejoins,
+                p.leaves + p.churn_drops,
+                p.storm_drops,
+                p.actions
+            )];
+            for w in &sc.phases {
+                v.push(format!(
+                    "phase {} ({}) {:.1}-{:.1} s",
+                    w.name,
+                    w.kind,
+                    w.start.as_secs_f64(),
+                    w.end.as_secs_f64()
+                ));
+            }
+            v
+        }),
         warnings,
     })
 }

@@ -87,6 +87,8 @@ pub struct Accounting {
     me: Box<[u8]>,
     peers: HashMap<Box<[u8]>, Peer>,
     joined_unix_us: u64,
+    /// When its current stay in the meeting began (its last join or rejoin).
+    stay_unix_us: u64,
 }
 
 impl Accounting {
@@ -96,6 +98,7 @@ impl Accounting {
             me: user_id.as_bytes().into(),
             peers: HashMap::new(),
             joined_unix_us: 0,
+            stay_unix_us: 0,
         }
     }
 
@@ -113,6 +116,7 @@ impl Accounting {
             return;
         }
         self.joined_unix_us = unix_us;
+        self.stay_unix_us = unix_us;
         for (id, index, next) in peers {
             let p = self
                 .peers
@@ -161,6 +165,7 @@ impl Accounting {
         if self.joined_unix_us == 0 {
             return self.join(unix_us, peers);
         }
+        self.stay_unix_us = unix_us;
         for (id, index, next) in peers {
             let p = self
                 .peers
@@ -174,9 +179,13 @@ impl Accounting {
                 p.media[i].pause();
             }
         }
-        for p in self.peers.values_mut().filter(|p| p.ours.is_none()) {
-            for m in &mut p.media {
-                m.pause();
+        for p in self.peers.values_mut() {
+            // Each stay measures how soon it sees each peer again.
+            p.heard = false;
+            if p.ours.is_none() {
+                for m in &mut p.media {
+                    m.pause();
+                }
             }
         }
     }
@@ -231,9 +240,11 @@ impl Accounting {
                 if !peer.heard {
                     peer.heard = true;
                     if let Some(c) = peer.ours.and_then(|i| cx.clients.get(i)) {
-                        let first = c.first_packet_unix_us.load(Relaxed);
+                        // From the later of its current stay's first
+                        // packet and this client's current stay.
+                        let first = c.stay_first_packet_unix_us.load(Relaxed);
                         if first != 0 {
-                            let from = first.max(self.joined_unix_us);
+                            let from = first.max(self.stay_unix_us);
                             out.visibility_us =
                                 Some(((now_ms * 1000.0) as u64).saturating_sub(from));
                         }
@@ -396,6 +407,9 @@ mod tests {
         let cx = f.cx();
         let stats = &f.clients[1];
         f.clients[0].first_packet_unix_us.store(990_000, Relaxed);
+        f.clients[0]
+            .stay_first_packet_unix_us
+            .store(990_000, Relaxed);
         let mut acc = Accounting::new("me");
         acc.join(995_000, [(b"a".as_slice().into(), 0, [0, 0])]);
         // a (ours): audio 0, 2, 1 (reordered), 5 (3 and 4 missing), 5 again.

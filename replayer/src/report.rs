@@ -251,6 +251,10 @@ pub struct Clients {
     pub stalls: u64,
     /// Time clients spent stalled, summed, seconds (1 s samples).
     pub stalled_s: f64,
+    /// Clients of the plan whose behaviour schedule never needed them
+    /// (never started, not counted in `connect_success_rate`).
+    #[serde(default)]
+    pub unscheduled: usize,
 }
 
 /// Server signals.
@@ -945,6 +949,11 @@ impl Report {
             stopped_by: inp.stopped_by,
             clients: Clients {
                 planned: m.clients.len(),
+                unscheduled: inp
+                    .plan
+                    .iter()
+                    .filter(|p| p.behaviour.scheduled && p.behaviour.script.sessions.is_empty())
+                    .count(),
                 connected: m
                     .clients
                     .iter()
@@ -1044,10 +1053,14 @@ impl Report {
         let sig = &self.server_signals;
         Some(match name {
             "connect_success_rate" => {
-                if self.clients.planned == 0 {
+                let meant = self
+                    .clients
+                    .planned
+                    .saturating_sub(self.clients.unscheduled);
+                if meant == 0 {
                     return None;
                 }
-                self.clients.connected as f64 / self.clients.planned as f64
+                self.clients.connected as f64 / meant as f64
             }
             "connect_p95_ms" => return self.connect_ms.p95,
             "connect_p99_ms" => return self.connect_ms.p99,

@@ -13,7 +13,7 @@ use crate::config::shown;
 pub const NAMES: &[(&str, &str)] = &[
     (
         "connect_success_rate",
-        "clients connected / clients planned (0..1)",
+        "clients connected / clients planned, less those a behaviour schedule never needed (0..1)",
     ),
     ("connect_p95_ms", "95th percentile of connect time"),
     ("connect_p99_ms", "99th percentile of connect time"),
