@@ -30,6 +30,7 @@ pub fn render(report: &Value) -> String {
     thresholds(&mut o, report);
     timeline(&mut o, report);
     search(&mut o, report);
+    behaviour(&mut o, report);
     events(&mut o, report);
     clients(&mut o, report);
     media(&mut o, report);
@@ -775,6 +776,81 @@ fn search(o: &mut String, r: &Value) {
     );
 }
 
+/// The behaviour section: planned against measured sessions, the rest, each phase.
+fn behaviour(o: &mut String, r: &Value) {
+    let Some(b) = r.get("behaviour").filter(|b| b.is_object()) else {
+        return;
+    };
+    o.push_str("<h2>Behaviour</h2>\n");
+    let rows: Vec<Vec<String>> = ["joins", "leaves", "rejoins", "storm_drops"]
+        .iter()
+        .map(|k| vec![esc(k), txt(b, &["planned", k]), txt(b, &["measured", k])])
+        .collect();
+    table(
+        o,
+        "behaviour-sessions",
+        &["sessions", "planned", "measured"],
+        &rows,
+    );
+    kv(
+        o,
+        "behaviour",
+        &[
+            ("seed", txt(r, &["seed"])),
+            ("schedule digest", txt(b, &["schedule_digest"])),
+            ("rejoin (ms)", pct(b, &["rejoin_ms"])),
+            ("viewers", txt(b, &["viewers"])),
+            ("actions carried out", txt(b, &["actions"])),
+            ("speaking heartbeats", txt(b, &["speaking_heartbeats"])),
+            ("screen shares", txt(b, &["screen", "shares"])),
+            (
+                "SCREEN packets sent / received",
+                format!(
+                    "{} / {}",
+                    txt(b, &["screen", "sent_packets"]),
+                    txt(b, &["screen", "received_packets"])
+                ),
+            ),
+        ],
+    );
+    let Some(phases) = b.get("phases").and_then(Value::as_array) else {
+        return;
+    };
+    let rows: Vec<Vec<String>> = phases
+        .iter()
+        .map(|ph| {
+            let figures: Vec<String> = ph
+                .get("figures")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{} {}", esc(k), fmt_opt(v.as_f64())))
+                .collect();
+            vec![
+                txt(ph, &["name"]),
+                txt(ph, &["kind"]),
+                txt(ph, &["t_start_s"]),
+                txt(ph, &["t_end_s"]),
+                txt(ph, &["connected_at_end"]),
+                figures.join("<br>"),
+            ]
+        })
+        .collect();
+    table(
+        o,
+        "phases",
+        &[
+            "phase",
+            "type",
+            "from (s)",
+            "to (s)",
+            "connected at its end",
+            "figures",
+        ],
+        &rows,
+    );
+}
+
 fn events(o: &mut String, r: &Value) {
     let Some(list) = r.get("events").and_then(Value::as_array) else {
         return;
@@ -1201,6 +1277,34 @@ mod tests {
         let page = render(&json!({}));
         assert!(page.contains("verdict not in this report"));
         assert!(page.contains("Meetings are not in this report"));
+    }
+
+    #[test]
+    fn the_behaviour_section_has_planned_against_measured_and_each_phase() {
+        let mut r = fixture();
+        assert!(
+            !render(&r).contains("<h2>Behaviour</h2>"),
+            "absent without one"
+        );
+        let counts = |j: u64| json!({"joins": j, "leaves": 3, "rejoins": 2, "storm_drops": 1});
+        r["seed"] = json!(7);
+        r["behaviour"] = json!({
+            "schedule_digest": "00ff00ff00ff00ff",
+            "planned": counts(12), "measured": counts(11),
+            "rejoin_ms": {"count": 2, "p50": 3.5, "p95": 9.0, "p99": 9.0, "max": 9.0},
+            "viewers": 4, "speaking_heartbeats": 30, "actions": 5,
+            "screen": {"shares": 1, "sent_packets": 50, "sent_bytes": 1, "received_packets": 150, "received_bytes": 1},
+            "phases": [{"name": "<warm-up>", "kind": "ramp", "t_start_s": 0.0, "t_end_s": 20.0,
+                        "connected_at_end": 15, "figures": {"joins": 15.0, "audio_lost": null}}]
+        });
+        let page = render(&r);
+        assert!(
+            page.contains("<td>joins</td><td class=\"n\">12</td><td class=\"n\">11</td>"),
+            "{page}"
+        );
+        assert!(page.contains("00ff00ff00ff00ff") && page.contains("50 / 150"));
+        assert!(page.contains("table-phases") && page.contains("&lt;warm-up&gt;"));
+        assert!(page.contains("joins 15"));
     }
 
     #[test]

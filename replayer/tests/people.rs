@@ -114,7 +114,11 @@ async fn phases_churn_and_a_storm_follow_the_schedule() {
     // sender (some ten each); a loaded test machine may freeze a stream
     // now and then.
     let freezes = v.freezes.as_ref().unwrap().count;
-    assert!(freezes < b.measured.rejoins, "{freezes} freezes: {:?}", v.freezes);
+    assert!(
+        freezes < b.measured.rejoins,
+        "{freezes} freezes: {:?}",
+        v.freezes
+    );
 
     let t0_ms = rep.timeline.as_ref().unwrap().start_unix_ms;
     let stats = settled(
