@@ -138,6 +138,13 @@ groups:
     {{- if $v.media.rendition }}
     rendition: {{ $v.media.rendition | quote }}
     {{- end }}
+    {{- with $v.behaviour.actions }}
+    actions:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+{{- with (omit $v.behaviour "actions") }}
+{{ toYaml . }}
+{{- end }}
 {{- with $v.thresholds }}
 thresholds:
   {{- range $k, $t := . }}
