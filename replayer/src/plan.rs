@@ -273,17 +273,16 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
     })
 }
 
-/// Draws the behaviour schedule ([`people::schedule`]) and gives each
-/// client its script.
-fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleInfo> {
+/// Draws the behaviour schedule of `s` ([`people::schedule`]) for clients
+/// starting at `starts` when there are no phases (pure: no pack needed).
+pub fn draw(s: &Settings, starts: &[Duration]) -> anyhow::Result<people::Schedule> {
     let groups = s.people.actions.len();
     let mut meetings: BTreeMap<&str, usize> = BTreeMap::new();
     let mut group_sizes = vec![0usize; groups + 1];
     let members: Vec<Member> = s
         .clients
         .iter()
-        .zip(clients.iter())
-        .map(|(c, p)| {
+        .map(|c| {
             let n = meetings.len();
             let meeting = *meetings.entry(c.meeting_id.as_str()).or_insert(n);
             // Explicit `clients` entries form one group after the groups.
@@ -292,16 +291,15 @@ fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleIn
             Member {
                 group,
                 meeting,
-                audio: p.audio_track.is_some(),
+                audio: c.audio,
                 viewer: c.viewer,
             }
         })
         .collect();
     let mut group_actions = s.people.actions.clone();
     group_actions.push(Vec::new());
-    let starts: Vec<Duration> = clients.iter().map(|c| c.start_after).collect();
     let p = &s.people;
-    let schedule = people::schedule(&people::Input {
+    people::schedule(&people::Input {
         members: &members,
         group_sizes: &group_sizes,
         group_actions: &group_actions,
@@ -309,11 +307,17 @@ fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleIn
         churn: p.churn.as_ref(),
         storms: &p.storms,
         conversation: p.conversation.as_ref(),
-        starts: &starts,
+        starts,
         ramp_up_delay: s.ramp_up_delay,
         end: s.duration,
         seed: s.seed,
-    })?;
+    })
+}
+
+/// Draws the behaviour schedule and gives each client its script.
+fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleInfo> {
+    let starts: Vec<Duration> = clients.iter().map(|c| c.start_after).collect();
+    let schedule = draw(s, &starts)?;
     let digest = schedule.digest();
     for (c, script) in clients.iter_mut().zip(schedule.clients) {
         if let Some(first) = script.sessions.first() {
