@@ -344,7 +344,7 @@ struct Measured {
     secs: f64,
     /// Replayer CPU in the window, s.
     cpu_s: f64,
-    /// Packets sent and received in the window (media, from `/metrics`).
+    /// Packets sent and received in the window (all kinds, from `/metrics`).
     sent: f64,
     recv: f64,
     /// Mean RSS in the window and peak RSS, bytes.
@@ -608,9 +608,8 @@ pub struct PerViewer {
 }
 
 /// Subtracts the senders-alone run from the run with viewers. `received_s`
-/// is the media packets received per second in the run with viewers: all of
-/// them the viewers' (viewers send no media, so senders receive none). Noise
-/// can make a figure negative; it is reported as it is.
+/// is the packets the viewers received per second (see [`run_viewers`]).
+/// Noise can make a figure negative; it is reported as it is.
 pub fn per_viewer(with: Cost, alone: Cost, viewers: usize, received_s: f64) -> PerViewer {
     let cores = with.cores - alone.cores;
     let n = viewers.max(1) as f64;
@@ -628,7 +627,11 @@ pub fn run_viewers(s: &Setup, a: Audience) -> anyhow::Result<Row> {
     let tag = format!("viewers-{}x{}+{}", a.meetings, a.senders, a.viewers);
     let with = measure(s, &tag, false, a.load(true))?;
     let alone = measure(s, &format!("{tag}-senders"), false, a.load(false))?;
-    let v = per_viewer(with.cost(), alone.cost(), viewers, with.recv / with.secs);
+    // What the viewers received: the run's packets received less what the
+    // senders receive alone (RTT echoes; as observers, the viewers have
+    // nothing relayed to the senders, not even heartbeats).
+    let received_s = (with.recv / with.secs - alone.recv / alone.secs).max(0.0);
+    let v = per_viewer(with.cost(), alone.cost(), viewers, received_s);
     let mut r = row(
         "viewers",
         &with,
@@ -637,6 +640,7 @@ pub fn run_viewers(s: &Setup, a: Audience) -> anyhow::Result<Row> {
         a.meetings * a.senders,
     );
     r.mcpu_per_client = v.mcpu;
+    r.received_per_client_s = received_s / viewers.max(1) as f64;
     r.us_per_sent_packet = None;
     r.us_per_received_packet = v.us_per_received_packet;
     r.rss_per_client_mb = v.rss_mb;
