@@ -398,7 +398,7 @@ fn tail(path: &Path, max: usize) -> String {
 pub fn run(s: &Setup) -> anyhow::Result<Soak> {
     let drain = s.meeting_size <= 1;
     let tag = format!("soak-{}-m{}", s.clients, s.meeting_size);
-    let mut relay = start_relay(&s.replay_bin, &s.work, drain, &tag)?;
+    let mut relay = start_relay(&s.replay_bin, &s.work, drain, false, &tag)?;
     // The replayer would stop by itself a minute after the harness means to
     // stop it, should the harness be stopped in a way it cannot catch.
     let config = replay_config(
@@ -408,6 +408,8 @@ pub fn run(s: &Setup) -> anyhow::Result<Soak> {
         &Load {
             clients: s.clients,
             meeting_size: s.meeting_size,
+            viewers: 0,
+            tokens: false,
             ramp_ms: s.ramp_ms,
             secs: s.duration.as_secs() + 60,
         },

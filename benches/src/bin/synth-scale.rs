@@ -14,7 +14,8 @@ use clap::Parser;
 use synth_benches::{live, proc, scale};
 
 /// Measures what a synthetic client costs: send path at several N, receive
-/// path in meetings of M, and one live-encoding client side by side.
+/// path in meetings of M, receive-only viewers (with `--viewers`), and one
+/// live-encoding client side by side.
 #[derive(Debug, Parser)]
 #[command(name = "synth-scale")]
 struct Args {
@@ -30,6 +31,19 @@ struct Args {
     /// Clients in each receive-path run.
     #[arg(long, default_value_t = 100)]
     receive_clients: usize,
+    /// Viewer counts of the viewers shape (none by default): meetings of
+    /// `--senders-per-meeting` senders and `--viewers-per-meeting` receive-only viewers
+    /// (`role: viewer`, observer tokens), as many whole meetings as each count fills;
+    /// each is run twice, with its viewers and its senders alone, and the difference
+    /// is the viewers' cost.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    viewers: Vec<usize>,
+    /// Viewers in each meeting of the viewers shape.
+    #[arg(long, default_value_t = 49)]
+    viewers_per_meeting: usize,
+    /// Senders in each meeting of the viewers shape.
+    #[arg(long, default_value_t = 1)]
+    senders_per_meeting: usize,
     /// Steady window measured after all clients connected.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     window: Duration,
@@ -61,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         let row = scale::run(&setup, n, 1, None)?;
         eprintln!(
             "  {:.3} mCPU/client, {:.1} µs/packet",
-            row.mcpu_per_client, row.us_per_sent_packet
+            row.mcpu_per_client,
+            row.us_per_sent_packet.unwrap_or(f64::NAN)
         );
         rows.push(row);
     }
@@ -69,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     let send_us = rows
         .iter()
         .min_by_key(|r| r.clients.abs_diff(a.receive_clients))
-        .map(|r| r.us_per_sent_packet);
+        .and_then(|r| r.us_per_sent_packet);
     for &m in &a.receive {
         let n = a.receive_clients / m * m;
         eprintln!("receive path: {n} clients in meetings of {m} ...");
@@ -80,9 +95,42 @@ fn main() -> anyhow::Result<()> {
         );
         rows.push(row);
     }
+    for &n in &a.viewers {
+        let audience =
+            scale::Audience::for_viewers(n, a.senders_per_meeting, a.viewers_per_meeting);
+        eprintln!(
+            "viewers: {} meetings of {} sender(s) + {} viewers, then the sender(s) alone ...",
+            audience.meetings, audience.senders, audience.viewers
+        );
+        let row = scale::run_viewers(&setup, audience)?;
+        eprintln!(
+            "  {:.3} mCPU/viewer, {:?} µs/received packet",
+            row.mcpu_per_client, row.us_per_received_packet
+        );
+        rows.push(row);
+    }
     scale::per_client_rss(&mut rows);
     println!("machine: {}\n", proc::machine());
     println!("{}", scale::table(&rows));
+    if rows.iter().any(|r| r.shape != "send") {
+        println!("{}", scale::receivers_table(&rows));
+    }
+    let mut viewer_ratios = Vec::new();
+    for v in rows.iter().filter(|r| r.shape == "viewers") {
+        if let Some(p) = scale::peer_of(&rows, v) {
+            let ratio = v.mcpu_per_client / p.mcpu_per_client;
+            println!(
+                "viewer / sender-receiver: {} viewers at {:.3} mCPU each / receive row ({} clients, meetings of {}, {:.1} recv pkt/s) at {:.3} = {ratio:.2}",
+                v.clients, v.mcpu_per_client, p.clients, p.meeting_size, p.received_per_client_s, p.mcpu_per_client
+            );
+            viewer_ratios.push(serde_json::json!({
+                "viewers": v.clients,
+                "receive_clients": p.clients,
+                "receive_meeting_size": p.meeting_size,
+                "ratio": ratio,
+            }));
+        }
+    }
 
     let replay_mcpu = rows
         .iter()
@@ -117,6 +165,7 @@ fn main() -> anyhow::Result<()> {
             "rows": rows,
             "live": live_cost,
             "replay_mcpu_for_ratio": replay_mcpu,
+            "viewer_ratios": viewer_ratios,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&v)?)?;
         eprintln!("wrote {}", path.display());
