@@ -32,7 +32,7 @@ phases:
   - {type: ramp, from: 0, to: 6, over: 2s}
   - {type: arrival_rate, rate: 2, for: 4s, session: {dist: fixed, value: 2s}}
   - {type: hold, for: 6s}
-churn: {session: {dist: uniform, min: 3s, max: 5s}, rejoin_after: 500ms}
+churn: {session: {dist: uniform, min: 3s, max: 5s}, rejoin_after: 1s}
 storms: [{at: 9s, share: 0.5, spread: 500ms}]
 groups:
   - {count: 24, user_id: "p-{index}", meeting_id: "m", rendition: video-160x90}
@@ -110,15 +110,12 @@ async fn phases_churn_and_a_storm_follow_the_schedule() {
         a.lost,
         v.lost
     );
-    // Counted as freezes, each way back would be one per receiver of that
-    // sender (some ten each); a loaded test machine may freeze a stream
+    // Counted as a freeze, each churn way back would last as long as the
+    // absence (at least rejoin_after, 1 s: with pauses not told apart the
+    // longest was 2.1 s); a loaded test machine may freeze a stream briefly
     // now and then.
-    let freezes = v.freezes.as_ref().unwrap().count;
-    assert!(
-        freezes < b.measured.rejoins,
-        "{freezes} freezes: {:?}",
-        v.freezes
-    );
+    let f = v.freezes.as_ref().unwrap();
+    assert!(f.longest_ms < 900.0, "{f:?}");
 
     let t0_ms = rep.timeline.as_ref().unwrap().start_unix_ms;
     let stats = settled(
