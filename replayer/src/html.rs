@@ -749,20 +749,13 @@ fn search(o: &mut String, r: &Value) {
     let rows: Vec<Vec<String>> = steps
         .iter()
         .map(|st| {
-            let figures: Vec<String> = st
-                .get("figures")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{} {}", esc(k), fmt_opt(v.as_f64())))
-                .collect();
             vec![
                 txt(st, &["clients"]),
                 txt(st, &["t_start_s"]),
                 txt(st, &["t_end_s"]),
                 pass_fail(st, "passed"),
                 strings(st, "broken", ", "),
-                figures.join("<br>"),
+                figures(st),
             ]
         })
         .collect();
@@ -774,6 +767,18 @@ fn search(o: &mut String, r: &Value) {
         ],
         &rows,
     );
+}
+
+/// A step's or a phase's `figures` object, one `name value` a line.
+fn figures(v: &Value) -> String {
+    let lines: Vec<String> = v
+        .get("figures")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{} {}", esc(k), fmt_opt(v.as_f64())))
+        .collect();
+    lines.join("<br>")
 }
 
 /// The behaviour section: planned against measured sessions, the rest, each phase.
@@ -819,20 +824,13 @@ fn behaviour(o: &mut String, r: &Value) {
     let rows: Vec<Vec<String>> = phases
         .iter()
         .map(|ph| {
-            let figures: Vec<String> = ph
-                .get("figures")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{} {}", esc(k), fmt_opt(v.as_f64())))
-                .collect();
             vec![
                 txt(ph, &["name"]),
                 txt(ph, &["kind"]),
                 txt(ph, &["t_start_s"]),
                 txt(ph, &["t_end_s"]),
                 txt(ph, &["connected_at_end"]),
-                figures.join("<br>"),
+                figures(ph),
             ]
         })
         .collect();

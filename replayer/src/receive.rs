@@ -510,31 +510,27 @@ mod tests {
         let f = Fixture::new();
         let cx = f.cx();
         let stats = &f.clients[1];
+        // Sends `seqs` of a's `kind` one `step` ms apart from `t`; the time after.
+        let feed = |acc: &mut Accounting, kind, seqs: std::ops::Range<u64>, mut t, step| {
+            let data: &[u8] = if kind == media_type::AUDIO {
+                &[1, 2]
+            } else {
+                &[3, 4, 5]
+            };
+            for seq in seqs {
+                acc.handle(&media("a", kind, seq, t, data), t, &cx, stats);
+                t += step;
+            }
+            t
+        };
         let mut acc = Accounting::new("me");
         let a = || [(b"a".as_slice().into(), 0usize, [0u64, 0u64])];
         acc.join(1, a());
-        let mut t = 1000.0;
-        for seq in 0..10 {
-            acc.handle(
-                &media("a", media_type::AUDIO, seq, t, &[1, 2]),
-                t,
-                &cx,
-                stats,
-            );
-            t += 20.0;
-        }
+        let t = feed(&mut acc, media_type::AUDIO, 0..10, 1000.0, 20.0);
         // Left when a's next number was 10, back when it was 50.
         acc.leave([(b"a".as_slice().into(), 0, [10, 0])]);
         acc.rejoin(2, [(b"a".as_slice().into(), 0, [50, 0])]);
-        for seq in 50..60 {
-            acc.handle(
-                &media("a", media_type::AUDIO, seq, t, &[1, 2]),
-                t,
-                &cx,
-                stats,
-            );
-            t += 20.0;
-        }
+        feed(&mut acc, media_type::AUDIO, 50..60, t, 20.0);
         let views: HashMap<Vec<u8>, PeerView> =
             acc.peers().map(|(id, v)| (id.to_vec(), v)).collect();
         let v = &views[&b"a"[..]];
@@ -553,27 +549,9 @@ mod tests {
         // Video: camera off for 5 s is a resume on the sender's side.
         let mut acc = Accounting::new("me");
         acc.join(1, a());
-        let mut t = 0.0;
-        for seq in 0..20 {
-            acc.handle(
-                &media("a", media_type::VIDEO, seq, t, &[3, 4, 5]),
-                t,
-                &cx,
-                stats,
-            );
-            t += 33.0;
-        }
+        let t = feed(&mut acc, media_type::VIDEO, 0..20, 0.0, 33.0);
         f.clients[0].resumes[1].fetch_add(1, Relaxed);
-        t += 5000.0;
-        for seq in 20..30 {
-            acc.handle(
-                &media("a", media_type::VIDEO, seq, t, &[3, 4, 5]),
-                t,
-                &cx,
-                stats,
-            );
-            t += 33.0;
-        }
+        feed(&mut acc, media_type::VIDEO, 20..30, t + 5000.0, 33.0);
         assert_eq!(stats.freezes.load(Relaxed), 0);
         let v = acc.peers().next().unwrap().1;
         assert!(v.media[1].watched_ms < 1000.0, "{}", v.media[1].watched_ms);
