@@ -1163,7 +1163,6 @@ impl Settings {
 
 /// Checks and gathers the behaviour sections of the file.
 fn people(file: &File, search: bool) -> anyhow::Result<People> {
-    use crate::people::limits as pl;
     let p = People {
         phases: file.phases.clone(),
         churn: file.churn.clone(),
@@ -1175,44 +1174,13 @@ fn people(file: &File, search: bool) -> anyhow::Result<People> {
     if search && p.active() {
         bail!("search cannot be combined with phases, churn, storms, conversation or actions: a search sets its own load");
     }
-    if p.phases.len() > pl::PHASES {
-        bail!(
-            "phases has {} entries, more than {}",
-            p.phases.len(),
-            pl::PHASES
-        );
-    }
-    for (i, ph) in p.phases.iter().enumerate() {
-        ph.check(i)?;
-    }
-    if let Some(c) = &p.churn {
-        c.check().context("churn")?;
-    }
-    if p.storms.len() > pl::STORMS {
-        bail!(
-            "storms has {} entries, more than {}",
-            p.storms.len(),
-            pl::STORMS
-        );
-    }
-    for (i, st) in p.storms.iter().enumerate() {
-        st.check(i)?;
-    }
-    if let Some(c) = &p.conversation {
-        c.check().context("conversation")?;
-    }
-    for (g_no, acts) in p.actions.iter().enumerate() {
-        if acts.len() > pl::ACTIONS {
-            bail!(
-                "groups[{g_no}].actions has {} entries, more than {}",
-                acts.len(),
-                pl::ACTIONS
-            );
-        }
-        for (i, a) in acts.iter().enumerate() {
-            a.check(g_no, i)?;
-        }
-    }
+    crate::people::validate(
+        &p.phases,
+        p.churn.as_ref(),
+        &p.storms,
+        p.conversation.as_ref(),
+        &p.actions,
+    )?;
     Ok(p)
 }
 

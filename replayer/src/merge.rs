@@ -32,8 +32,8 @@ use crate::health::Health;
 use crate::hist;
 use crate::report::{
     bitrates, round3, round6, Behaviour, Clients, Concealment, Counts, ExactReport, FreezeReport,
-    MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sent, Sessions,
-    Signals, StopReason, SCHEMA, SCHEMA_VERSION,
+    MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sent, Signals,
+    StopReason, SCHEMA, SCHEMA_VERSION,
 };
 use crate::threshold::Threshold;
 use crate::timeline::{Av, ByState, Event, Sample, Timeline, P2};
@@ -188,12 +188,6 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
     if parts.is_empty() {
         return Ok(None);
     }
-    let add = |a: &mut Sessions, b: &Sessions| {
-        a.joins += b.joins;
-        a.leaves += b.leaves;
-        a.rejoins += b.rejoins;
-        a.storm_drops += b.storm_drops;
-    };
     let mut out = Behaviour {
         schedule_digest: common_or_joined(parts.iter().map(|(_, b)| b.schedule_digest.as_str())),
         rejoin_ms: percentiles(parts.iter().map(|(n, b)| (*n, &b.rejoin_ms)))
@@ -201,17 +195,12 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
         ..Behaviour::default()
     };
     for (_, b) in &parts {
-        add(&mut out.planned, &b.planned);
-        add(&mut out.measured, &b.measured);
+        out.planned.add(&b.planned);
+        out.measured.add(&b.measured);
         out.viewers += b.viewers;
         out.speaking_heartbeats += b.speaking_heartbeats;
         out.actions += b.actions;
-        let (o, s) = (&mut out.screen, &b.screen);
-        o.shares += s.shares;
-        o.sent_packets += s.sent_packets;
-        o.sent_bytes += s.sent_bytes;
-        o.received_packets += s.received_packets;
-        o.received_bytes += s.received_bytes;
+        out.screen.add(&b.screen);
         for ph in &b.phases {
             match out.phases.iter_mut().find(|p| p.name == ph.name) {
                 None => out.phases.push(ph.clone()),

@@ -120,6 +120,16 @@ pub struct Sessions {
     pub storm_drops: u64,
 }
 
+impl Sessions {
+    /// Adds another pod's counts.
+    pub fn add(&mut self, o: &Sessions) {
+        self.joins += o.joins;
+        self.leaves += o.leaves;
+        self.rejoins += o.rejoins;
+        self.storm_drops += o.storm_drops;
+    }
+}
+
 /// Screen shares and their frames.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Screen {
@@ -133,6 +143,17 @@ pub struct Screen {
     pub received_packets: u64,
     /// Their bytes.
     pub received_bytes: u64,
+}
+
+impl Screen {
+    /// Adds another pod's counts.
+    pub fn add(&mut self, o: &Screen) {
+        self.shares += o.shares;
+        self.sent_packets += o.sent_packets;
+        self.sent_bytes += o.sent_bytes;
+        self.received_packets += o.received_packets;
+        self.received_bytes += o.received_bytes;
+    }
 }
 
 /// How the participants behaved ([`crate::people`]).
