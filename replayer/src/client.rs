@@ -882,15 +882,6 @@ impl Sender {
 
 impl Sender {
     /// Sends the lane's due frame; the lane moves on to the next one.
-    fn lane(&mut self, media: Media) -> Option<&mut Lane> {
-        match media {
-            Media::Audio => self.schedule.audio.as_mut(),
-            Media::Video => self.schedule.video.as_mut(),
-            Media::Screen => self.schedule.screen.as_mut(),
-            _ => None,
-        }
-    }
-
     async fn send_frame(
         &mut self,
         shared: &Shared,
@@ -901,13 +892,9 @@ impl Sender {
         now: Instant,
     ) -> Result<(), SendError> {
         let (prefix, heads) = (&mut self.prefix, &mut self.heads);
-        let lane = match media {
-            Media::Audio => self.schedule.audio.as_mut(),
-            Media::Video => self.schedule.video.as_mut(),
-            Media::Screen => self.schedule.screen.as_mut(),
-            _ => None,
+        let Some(lane) = self.schedule.lane_mut(media) else {
+            return Ok(());
         };
-        let Some(lane) = lane else { return Ok(()) };
         let Some(p) = lane.next_packet(&shared.pack, prefix, heads, now, unix_ms()) else {
             return Err(SendError::Unsent("frame index out of range".into()));
         };
@@ -928,7 +915,7 @@ impl Sender {
             .send(shared, session, stats, media, &mut [p.head, p.data])
             .await;
         if matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
-            if let Some(lane) = self.lane(media) {
+            if let Some(lane) = self.schedule.lane_mut(media) {
                 lane.unsend();
                 let seq = lane.seq();
                 if av {

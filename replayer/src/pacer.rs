@@ -447,6 +447,16 @@ impl Schedule {
         self
     }
 
+    /// The lane that sends `media` (audio, video or screen), if it has one.
+    pub fn lane_mut(&mut self, media: Media) -> Option<&mut Lane> {
+        match media {
+            Media::Audio => self.audio.as_mut(),
+            Media::Video => self.video.as_mut(),
+            Media::Screen => self.screen.as_mut(),
+            _ => None,
+        }
+    }
+
     /// The lanes, in send order: audio, video, screen.
     fn lanes(&self) -> impl Iterator<Item = &Lane> {
         [&self.audio, &self.video, &self.screen]
