@@ -265,14 +265,14 @@ impl Live {
 
     /// Judges each of `windows` (the behaviour schedule's phases) on its own
     /// window of the run, and names the phase under way in the samples.
-    pub fn with_phases(mut self, m: &Metrics, windows: &[crate::people::PhaseWindow]) -> Live {
+    pub fn with_phases(mut self, windows: &[crate::people::PhaseWindow]) -> Live {
         if let Some(first) = windows.first() {
             let e = Event::at(&self.zero, "phase", first.name.clone(), first.kind);
             self.event(e);
             self.phases = Some(PhaseState {
                 windows: windows.to_vec(),
                 k: 0,
-                from: Snapshot::zero(m),
+                from: self.zero.clone(),
                 done: Vec::new(),
             });
         }

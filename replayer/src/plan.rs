@@ -51,8 +51,7 @@ pub struct ClientPlan {
 /// A client's behaviour over the run ([`crate::people`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Behaviour {
-    /// Its sessions, actions and speaking turns; no sessions means one
-    /// session from `start_after` to the end.
+    /// Its sessions, actions and speaking turns (see `scheduled`).
     pub script: Script,
     /// A receive-only viewer.
     pub viewer: bool,
@@ -88,6 +87,11 @@ impl ClientPlan {
             return false;
         }
         i != 0 || (!b.dtx && sc.speaking.is_none())
+    }
+
+    /// A behaviour schedule never needs it: it never starts.
+    pub fn unneeded(&self) -> bool {
+        self.behaviour.scheduled && self.behaviour.script.sessions.is_empty()
     }
 
     /// Its planned sessions: the script's, or one from `start_after` to the
@@ -410,7 +414,7 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
     let ramp = plan
         .clients
         .iter()
-        .filter(|c| !c.behaviour.scheduled || !c.behaviour.script.sessions.is_empty())
+        .filter(|c| !c.unneeded())
         .map(|c| c.start_after)
         .max()
         .unwrap_or(Duration::ZERO);

@@ -970,11 +970,7 @@ impl Report {
             stopped_by: inp.stopped_by,
             clients: Clients {
                 planned: m.clients.len(),
-                unscheduled: inp
-                    .plan
-                    .iter()
-                    .filter(|p| p.behaviour.scheduled && p.behaviour.script.sessions.is_empty())
-                    .count(),
+                unscheduled: inp.plan.iter().filter(|p| p.unneeded()).count(),
                 connected: m
                     .clients
                     .iter()

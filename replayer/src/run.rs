@@ -173,7 +173,7 @@ pub async fn run(
     )
     .map_err(BadInput)?;
     if let Some(sc) = &plan.schedule {
-        during = during.with_phases(&metrics, &sc.phases);
+        during = during.with_phases(&sc.phases);
     }
 
     let deadline = t0 + s.duration;
