@@ -80,7 +80,7 @@ pub struct Shared {
     /// Flips to `true` when the run must stop.
     pub stop: watch::Receiver<bool>,
     /// The capacity-search step whose clients may start (0 without a search).
-    pub gate: watch::Receiver<usize>,
+    pub gate: watch::Receiver<(usize, Duration)>,
 }
 
 /// How a session ended.
@@ -208,14 +208,19 @@ pub async fn run(
         _ = stop.wait_for(|s| *s) => return,
     }
     if plan.step > 0 {
-        // A search step's clients start once the step before has passed;
-        // their schedule starts then, not at the (earlier) planned time.
+        // A search step's clients start once the step before has passed,
+        // as far into their step as planned: a step that began late (the
+        // one before waited for its clients) starts them that much later.
         let mut gate = shared.gate.clone();
+        let late = tokio::select! {
+            g = gate.wait_for(|g| g.0 >= plan.step) => g.map_or(Duration::ZERO, |g| g.1),
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        start_at = (start_at + late).max(Instant::now());
         tokio::select! {
-            _ = gate.wait_for(|&g| g >= plan.step) => {}
+            _ = sleep_until(start_at.into()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        start_at = start_at.max(Instant::now());
     }
     let mut sender = Sender::new(&shared, &plan, start_at + plan.phase);
     let mut accounting = Some(Accounting::new(&plan.user_id));

@@ -312,7 +312,8 @@ pub struct Search {
     pub step: usize,
     /// The most clients to try.
     pub max: usize,
-    /// Each step's length.
+    /// Each step's length, counted from its start (its verdict may wait up
+    /// to `connect_timeout` more for its clients to connect or fail).
     pub hold: Duration,
     /// Participants per meeting.
     pub meeting_size: usize,
@@ -1090,9 +1091,15 @@ impl Settings {
             file.timeline_interval
                 .unwrap_or(defaults::TIMELINE_INTERVAL),
         )?;
-        // A search lasts as long as its steps; --duration can only cut it short.
+        let connect_timeout = bounded(
+            "connect_timeout",
+            file.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
+        )?;
+        // A search lasts as long as its steps, each of which may wait up to
+        // connect_timeout past its hold for its clients; it ends by itself,
+        // and --duration can only cut it short.
         let duration = match (&search, o.duration) {
-            (Some(se), None) => se.hold.saturating_mul(se.steps() as u32),
+            (Some(se), None) => (se.hold + connect_timeout).saturating_mul(se.steps() as u32),
             _ => duration,
         };
         // Phases last as long as they do; `duration` or --duration can only
@@ -1111,10 +1118,7 @@ impl Settings {
             pack,
             duration,
             ramp_up_delay: Duration::from_millis(ramp_up_delay_ms),
-            connect_timeout: bounded(
-                "connect_timeout",
-                file.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
-            )?,
+            connect_timeout,
             max_concurrent_connects,
             connect_attempts: file
                 .connect_attempts

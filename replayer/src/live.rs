@@ -147,7 +147,31 @@ struct SearchState {
     k: usize,
     from: Snapshot,
     report: SearchReport,
+    /// When the step under way began (its clients were let in), since the
+    /// run's start: its hold counts from there.
+    began: Duration,
+    /// How long past its hold a step waits for its clients to connect or
+    /// fail before it is judged (the run's `connect_timeout`).
+    wait: Duration,
+    /// While a step waits for its clients: when to look again.
+    recheck: Option<Duration>,
 }
+
+impl SearchState {
+    fn hold_end(&self) -> Duration {
+        self.began + self.cfg.hold
+    }
+
+    /// How much later than planned the step under way began: its clients
+    /// start that much later (a step before it waited for its clients).
+    fn late(&self) -> Duration {
+        self.began
+            .saturating_sub(self.cfg.hold.saturating_mul(self.k as u32))
+    }
+}
+
+/// How often a step past its hold looks whether its clients are all in.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// The run's live side: see the module's doc.
 pub struct Live {
@@ -246,6 +270,9 @@ impl Live {
                 cfg: cfg.clone(),
                 k: 0,
                 from: Snapshot::zero(m),
+                began: Duration::ZERO,
+                wait: crate::config::defaults::CONNECT_TIMEOUT,
+                recheck: None,
             }),
             phases: None,
         };
@@ -279,10 +306,22 @@ impl Live {
         self
     }
 
-    /// The capacity-search step under way (0 without a search): clients of
-    /// later steps wait for it.
-    pub fn step(&self) -> usize {
-        self.search.as_ref().map_or(0, |s| s.k)
+    /// How long past its hold a search step waits for its clients to
+    /// connect or fail (the run's `connect_timeout`).
+    pub fn with_step_wait(mut self, wait: Duration) -> Live {
+        if let Some(s) = self.search.as_mut() {
+            s.wait = wait;
+        }
+        self
+    }
+
+    /// The capacity-search step under way (0 without a search), and how
+    /// much later than planned it began: clients of later steps wait for
+    /// it, and start that much later than planned.
+    pub fn step(&self) -> (usize, Duration) {
+        self.search
+            .as_ref()
+            .map_or((0, Duration::ZERO), |s| (s.k, s.late()))
     }
 
     /// Time after the run's start when [`Live::tick`] wants to run next.
@@ -290,7 +329,7 @@ impl Live {
         let step_end = self
             .search
             .as_ref()
-            .map_or(Duration::MAX, |s| step_end(&s.cfg, s.k));
+            .map_or(Duration::MAX, |s| s.recheck.unwrap_or_else(|| s.hold_end()));
         let phase_end = self
             .phases
             .as_ref()
@@ -302,7 +341,11 @@ impl Live {
     /// Does what is due at `m`'s time: a sample, the live thresholds, a
     /// search step's verdict. `Some` when the run must stop.
     pub fn tick(&mut self, m: &Metrics) -> Option<Stop> {
-        let now = m.started.elapsed();
+        self.tick_at(m, m.started.elapsed())
+    }
+
+    /// [`Live::tick`] at `now` after the run's start.
+    fn tick_at(&mut self, m: &Metrics, now: Duration) -> Option<Stop> {
         let snap = Snapshot::take(m);
         let mut stop = None;
         if now >= self.next_sample {
@@ -321,9 +364,19 @@ impl Live {
             }
             self.end_phase(&snap);
         }
-        if let Some(s) = self.search.as_ref() {
-            if now >= step_end(&s.cfg, s.k) && self.judge_step(snap) {
-                stop = stop.or(Some(Stop::Search));
+        if let Some(s) = self.search.as_mut() {
+            if now >= s.hold_end() {
+                // Judged once every client started so far has connected or
+                // failed: one still connecting would count in the next
+                // step's window, whose verdict it is not. It waits `wait`
+                // at most; one still connecting then breaks the step.
+                let started = s.cfg.clients_at(s.k) as u64;
+                let unresolved = started.saturating_sub(snap.resolved());
+                if unresolved > 0 && now < s.hold_end() + s.wait {
+                    s.recheck = Some(now + RECHECK);
+                } else if self.judge_step(snap, unresolved, now) {
+                    stop = stop.or(Some(Stop::Search));
+                }
             }
         }
         stop
@@ -452,7 +505,8 @@ impl Live {
     }
 
     /// Judges the step under way on its own window; true when the search is over.
-    fn judge_step(&mut self, snap: Snapshot) -> bool {
+    /// `unresolved`: clients of the step still connecting after its wait.
+    fn judge_step(&mut self, snap: Snapshot, unresolved: u64, now: Duration) -> bool {
         let cores = self.cores;
         let Some(s) = self.search.as_mut() else {
             return true;
@@ -483,6 +537,12 @@ impl Live {
             broken.push(format!(
                 "connect_success_rate >= 1 (built in) (was {})",
                 short(rate)
+            ));
+        }
+        if unresolved > 0 {
+            broken.push(format!(
+                "{unresolved} client(s) of the step still connecting {} after its hold (connect_timeout)",
+                humantime::format_duration(s.wait)
             ));
         }
         let saturated = w.saturated(&crate::health::Limits::default());
@@ -531,6 +591,8 @@ impl Live {
             true
         };
         s.from = snap;
+        s.began = now;
+        s.recheck = None;
         for e in events {
             self.event(e);
         }
@@ -607,10 +669,6 @@ fn step_label(cfg: &Search, k: usize) -> String {
     format!("step {}: {} clients", k + 1, cfg.clients_at(k))
 }
 
-fn step_end(cfg: &Search, k: usize) -> Duration {
-    cfg.hold.saturating_mul(k as u32 + 1)
-}
-
 fn short(v: f64) -> String {
     format!("{}", round3(v))
 }
@@ -618,6 +676,7 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::State;
     use crate::timeline::{Av, ByState, P2};
 
     fn sample(k: u64) -> Sample {
@@ -688,6 +747,68 @@ mod tests {
         let ticks = &t.samples[..t.samples.len() - 1];
         assert!(ticks.windows(2).all(|w| w[0].t_s < w[1].t_s));
         assert_eq!(events.len(), 1, "the start only");
+    }
+
+    /// A search step past its hold waits for its clients to connect or
+    /// fail, so that a late one counts in its own step's verdict; one still
+    /// connecting after the wait breaks the step. The next step's hold
+    /// counts from its own start, and its clients start that much later.
+    #[test]
+    fn a_step_is_judged_once_its_clients_connected_or_failed() {
+        let m = Metrics::new(4);
+        let cfg = Search {
+            start: 2,
+            step: 1,
+            max: 4,
+            hold: Duration::from_secs(2),
+            meeting_size: 2,
+            slo: Vec::new(),
+            ignore_saturation: true,
+        };
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let mut live = Live::new(&m, s(1), None, &[], Some(&cfg), 2.0)
+            .unwrap()
+            .with_step_wait(s(5));
+        m.clients[0].set_state(State::Connected);
+        // At its hold's end one client of two is still connecting: no verdict.
+        assert_eq!(live.tick_at(&m, s(2)), None);
+        assert_eq!(live.step(), (0, Duration::ZERO));
+        assert_eq!(live.next_wake(), s(2) + RECHECK);
+        // It connects 1.5 s late: step 1 passes then and step 2 begins.
+        m.clients[1].set_state(State::Connected);
+        assert_eq!(live.tick_at(&m, ms(3500)), None);
+        assert_eq!(live.step(), (1, ms(1500)));
+        let hold_end = live.search.as_ref().unwrap().hold_end();
+        assert_eq!(hold_end, ms(5500), "its hold counts from its start");
+        // The third client is refused: the step breaks on it, not a later one.
+        m.clients[2].set_state(State::Failed);
+        assert_eq!(live.tick_at(&m, ms(5500)), Some(Stop::Search));
+        let (_, _, search, _) = live.finish(&m);
+        let search = search.unwrap();
+        let verdicts: Vec<_> = search
+            .steps
+            .iter()
+            .map(|st| (st.clients, st.passed))
+            .collect();
+        assert_eq!(verdicts, [(2, true), (3, false)]);
+        assert_eq!(search.knee, Some(2));
+        assert!(search.steps[1].broken[0].starts_with("connect_success_rate >= 1"));
+
+        // A client still connecting once the wait is over breaks its step.
+        let m = Metrics::new(2);
+        let mut live = Live::new(&m, s(1), None, &[], Some(&cfg), 2.0)
+            .unwrap()
+            .with_step_wait(s(5));
+        m.clients[0].set_state(State::Connected);
+        assert_eq!(live.tick_at(&m, ms(6900)), None);
+        assert_eq!(live.tick_at(&m, s(7)), Some(Stop::Search));
+        let (_, _, search, _) = live.finish(&m);
+        let broken = &search.unwrap().steps[0].broken;
+        assert_eq!(
+            broken[0],
+            "1 client(s) of the step still connecting 5s after its hold (connect_timeout)"
+        );
     }
 
     #[test]

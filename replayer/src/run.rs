@@ -115,7 +115,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (close_tx, close_rx) = watch::channel(false);
-    let (gate_tx, gate_rx) = watch::channel(0usize);
+    let (gate_tx, gate_rx) = watch::channel((0usize, Duration::ZERO));
     let mut meetings: HashMap<String, Vec<usize>> = HashMap::new();
     for c in &plan.clients {
         meetings
@@ -171,7 +171,8 @@ pub async fn run(
         s.search.as_ref(),
         cores,
     )
-    .map_err(BadInput)?;
+    .map_err(BadInput)?
+    .with_step_wait(s.connect_timeout);
     if let Some(sc) = &plan.schedule {
         during = during.with_phases(&sc.phases);
     }
@@ -254,7 +255,7 @@ pub async fn run(
             // The search's next step may start once this one has passed.
             let step = during.step();
             gate_tx.send_if_modified(|g| {
-                let changed = *g != step;
+                let changed = g.0 != step.0;
                 *g = step;
                 changed
             });

@@ -67,6 +67,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Clients that have connected at least once or failed without ever
+    /// connecting: those whose connecting is over.
+    pub fn resolved(&self) -> u64 {
+        self.ever_connected + self.failed_unconnected
+    }
+
     /// Everything `m` has counted until now.
     pub fn take(m: &Metrics) -> Snapshot {
         let media = |f: &dyn Fn(&crate::metrics::ClientStats, usize) -> u64| {
