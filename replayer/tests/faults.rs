@@ -12,7 +12,9 @@ use synth_relay::{Relay, RelayConfig, Stall};
 use synth_replayer::metrics::State;
 use synth_replayer::run;
 
-use crate::support::{metric, quiet, run_in_background, scrape, settings, settings_at, within};
+use crate::support::{
+    metric, pack, quiet, run_in_background, scraped, settings, settings_at, within,
+};
 
 /// Two meetings of three, every client sending audio and video.
 const SIX: &str = r#"
@@ -91,6 +93,10 @@ async fn dropped_packets_are_lost_exactly() {
 /// the middle: every receiver sees one freeze of about that long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_is_one_freeze_per_receiver() {
+    // The stall's clock starts with the relay: the pack is built first (the
+    // first test of a process to need it builds it, which took longer than
+    // the 2.5 s, and the stall came before the clients).
+    pack();
     let relay = Relay::start(RelayConfig {
         stall: Some(Stall {
             after: Duration::from_millis(2500),
@@ -265,19 +271,4 @@ groups:
         states.keys().collect::<Vec<_>>(),
         [&format!("{:?}", State::Done)]
     );
-}
-
-/// Scrapes `/metrics` every 50 ms until `done` holds (failing after 30 s: a
-/// bound on a hang); the scrape that held.
-async fn scraped(addr: std::net::SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
-    within(30, what, async {
-        loop {
-            let t = scrape(addr, "/metrics").await;
-            if done(&t) {
-                return t;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
 }

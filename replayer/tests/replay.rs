@@ -18,8 +18,8 @@ use synth_replayer::run;
 use tokio::sync::oneshot;
 
 use crate::support::{
-    metric, pack, quiet, run_in_background, scrape, settings, settled, stopped, until, within,
-    Probe, PACK_SECONDS,
+    metric, pack, quiet, run_in_background, scrape, scraped, settings, settled, stopped, until,
+    within, Probe, PACK_SECONDS,
 };
 
 const ROOMS: &str = r#"
@@ -112,7 +112,13 @@ async fn meetings_rates_decoding_and_keyframes() {
                 .then(|| s.total())
         })
         .await;
-        let scraped = scrape(metrics_addr, "/metrics").await;
+        // And once each client of room-a has heard its two peers: a peer
+        // that sent nothing between a client's join and the stop (a loaded
+        // machine's stall) would owe it nothing and show it nothing.
+        let scraped = scraped(metrics_addr, "each client hearing its peers", |t| {
+            metric(t, "synth_join_visibility_seconds_count") >= 6.0
+        })
+        .await;
         assert!(scrape(metrics_addr, "/healthz").await.starts_with("ok"));
         // Ask a2 for a key frame; what the probe had until then is kept apart.
         while let Ok(p) = probe.packets.try_recv() {

@@ -253,6 +253,25 @@ pub async fn scrape(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap_or(out)
 }
 
+/// Scrapes `/metrics` every 50 ms until `done` holds (failing after 30 s: a
+/// bound on a hang); the scrape that held.
+pub async fn scraped(
+    addr: std::net::SocketAddr,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    within(30, what, async {
+        loop {
+            let t = scrape(addr, "/metrics").await;
+            if done(&t) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
 /// The value of the sample `name` (with its labels) in a scrape.
 pub fn metric(text: &str, name: &str) -> f64 {
     text.lines()
