@@ -203,24 +203,21 @@ pub async fn run(
         return;
     };
     let mut start_at = shared.t0 + first.start;
-    tokio::select! {
-        _ = sleep_until(start_at.into()) => {}
-        _ = stop.wait_for(|s| *s) => return,
-    }
     if plan.step > 0 {
-        // A search step's clients start once the step before has passed,
-        // as far into their step as planned: a step that began late (the
-        // one before waited for its clients) starts them that much later.
+        // A search step's clients start once the step before has passed
+        // (never before their step's planned start), as far into their step
+        // as planned: a step that began late (the one before waited for its
+        // clients) starts them that much later.
         let mut gate = shared.gate.clone();
         let late = tokio::select! {
             g = gate.wait_for(|g| g.0 >= plan.step) => g.map_or(Duration::ZERO, |g| g.1),
             _ = stop.wait_for(|s| *s) => return,
         };
         start_at = (start_at + late).max(Instant::now());
-        tokio::select! {
-            _ = sleep_until(start_at.into()) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+    }
+    tokio::select! {
+        _ = sleep_until(start_at.into()) => {}
+        _ = stop.wait_for(|s| *s) => return,
     }
     let mut sender = Sender::new(&shared, &plan, start_at + plan.phase);
     let mut accounting = Some(Accounting::new(&plan.user_id));

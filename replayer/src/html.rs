@@ -771,14 +771,17 @@ fn search(o: &mut String, r: &Value) {
 
 /// A step's or a phase's `figures` object, one `name value` a line.
 fn figures(v: &Value) -> String {
-    let lines: Vec<String> = v
-        .get("figures")
-        .and_then(Value::as_object)
+    name_values(v.get("figures")).join("<br>")
+}
+
+/// Each `name: number` of a JSON object as `name value`, escaped (none
+/// when `v` is not an object).
+fn name_values(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_object)
         .into_iter()
         .flatten()
         .map(|(k, v)| format!("{} {}", esc(k), fmt_opt(v.as_f64())))
-        .collect();
-    lines.join("<br>")
+        .collect()
 }
 
 /// The behaviour section: planned against measured sessions, the rest, each phase.
@@ -882,13 +885,7 @@ fn clients(o: &mut String, r: &Value) {
     let Some(c) = r.get("clients").filter(|c| c.is_object()) else {
         return missing(o, "Client counts are");
     };
-    let failures: Vec<String> = r
-        .get("connect_failures")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{} {}", esc(k), fmt_opt(v.as_f64())))
-        .collect();
+    let failures = name_values(r.get("connect_failures"));
     kv(
         o,
         "clients",
