@@ -271,7 +271,7 @@ fn metrics_cost(c: &mut Criterion) {
 }
 
 fn timeline_tick(c: &mut Criterion) {
-    use synth_replayer::timeline::{Snapshot, Window};
+    use synth_replayer::timeline::{take, zero, Window};
     let m = Metrics::new(1000);
     // A minute of 1000 clients in meetings of 5: each shard holds many values.
     for i in 0..200_000u64 {
@@ -280,13 +280,13 @@ fn timeline_tick(c: &mut Criterion) {
         m.jitter[(i % 2) as usize].record(100 + i % 5_000, shard);
         m.lateness.record(200 + i % 20_000, shard);
     }
-    let zero = Snapshot::zero(&m);
-    let prev = Snapshot::take(&m);
+    let zero = zero(&m);
+    let prev = take(&m);
     let mut g = c.benchmark_group("timeline");
     g.throughput(Throughput::Elements(1));
     g.bench_function("tick_1000_clients", |b| {
         b.iter(|| {
-            let now = Snapshot::take(&m);
+            let now = take(&m);
             let sample = Window::new(&prev, &now, 2.0).sample(None, Vec::new());
             let so_far = Window::new(&zero, &now, 2.0).figure("audio_latency_p99_ms");
             black_box((sample, so_far))

@@ -23,30 +23,37 @@
 //! - [`timeline`]: snapshots of the metrics and the windows between them;
 //!   [`live`]: the timeline, live thresholds and the capacity search while
 //!   the run goes; [`hist`]: histograms carried in the report.
-//! - [`html`]: the report as a self-contained HTML page; [`saved`]: reports
-//!   read back from their JSON files.
+//! - [`collect`]: the report built from the metrics at the end of a run.
+//!
+//! The report itself (its model, the figure registry, thresholds, the text
+//! summary, the HTML page, merge and diff) is the `synth-report` crate,
+//! re-exported here as [`report`], [`threshold`], [`hist`], [`html`],
+//! [`merge`] and [`diff`].
 
 pub mod adapt;
 pub mod client;
+pub mod collect;
 pub mod config;
-pub mod diff;
 pub mod health;
-pub mod hist;
-pub mod html;
 pub mod http;
 pub mod live;
-pub mod merge;
 pub mod metrics;
 pub mod netem;
 pub mod pacer;
 pub mod people;
 pub mod plan;
 pub mod receive;
-pub mod report;
 pub mod run;
-pub mod saved;
-pub mod threshold;
 pub mod timeline;
 pub mod transport;
+
+pub use synth_report::{diff, hist, html, merge, threshold};
+
+/// The report's model (`synth_report::model`) and where reports are written.
+pub mod report {
+    pub use synth_report::io::{check_path, fallback_path};
+    pub use synth_report::judge::CONNECTED_AT_END_FLOOR;
+    pub use synth_report::model::*;
+}
 
 pub use run::{EXIT_CONFIG, EXIT_THRESHOLD};

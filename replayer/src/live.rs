@@ -15,13 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use synth_report::figure::FIGURES;
+use synth_report::model::{PhaseReport, SearchReport, Step};
+use synth_report::num::round3;
+use synth_report::threshold::Threshold;
 
+use crate::collect::Recorded;
 use crate::config::Search;
 use crate::metrics::Metrics;
-use crate::report::round3;
-use crate::threshold::Threshold;
-use crate::timeline::{Event, Sample, Snapshot, Timeline, Window};
+use crate::timeline::{self, Event, Sample, Snapshot, Timeline, Window};
 
 /// Why [`Live::tick`] ends the run.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,50 +34,6 @@ pub enum Stop {
     Search,
 }
 
-/// One step of a capacity search.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    /// Clients running in the step.
-    pub clients: usize,
-    /// Its start, seconds since the run started.
-    pub t_start_s: f64,
-    /// Its end.
-    pub t_end_s: f64,
-    /// Every SLO held, every new client connected, and the generator kept up.
-    pub passed: bool,
-    /// What broke: SLO verdicts (`audio_latency_p99_ms < 150 (was 180.2)`),
-    /// `connect_success_rate >= 1 (built in)`, `generator saturated`.
-    pub broken: Vec<String>,
-    /// The generator could not keep up in the step (its figures measure this machine).
-    pub saturated: bool,
-    /// The step's figures: each SLO's, and the usual ones.
-    pub figures: BTreeMap<String, Option<f64>>,
-}
-
-/// The capacity search's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SearchReport {
-    /// Clients of the first step.
-    pub start: usize,
-    /// Clients each step added.
-    pub step: usize,
-    /// The most clients it would try.
-    pub max: usize,
-    /// Each step's length, seconds.
-    pub hold_s: f64,
-    /// Participants per meeting.
-    pub meeting_size: usize,
-    /// The largest step that passed; `null` when the first one broke.
-    pub knee: Option<usize>,
-    /// What broke first in the first step that broke (`null` when none broke).
-    pub first_broken: Option<String>,
-    /// `broken` (a step broke), `max` (every step up to `max` passed), or
-    /// `stopped` (the run ended before the search did: a signal, `--duration`, an abort).
-    pub ended: String,
-    /// Every step run, in order.
-    pub steps: Vec<Step>,
-}
-
 /// Samples the report keeps: past this, pairs of samples are merged into one
 /// of twice the interval (see [`Sample::absorb`]), so a run of days keeps a
 /// timeline of bounded size. The JSON lines stream keeps every interval.
@@ -83,55 +41,6 @@ pub const MAX_SAMPLES: usize = 10_000;
 
 /// Events the report keeps; later ones only go to the JSON lines stream.
 pub const MAX_EVENTS: usize = 10_000;
-
-/// Figures every step reports besides its SLOs'.
-const STEP_FIGURES: &[&str] = &[
-    "connect_success_rate",
-    "failed_clients",
-    "audio_latency_p99_ms",
-    "video_latency_p99_ms",
-    "audio_lost",
-    "video_lost",
-    "send_lateness_p99_ms",
-    "congestion_received",
-];
-
-/// Figures each phase reports, from its own window.
-const PHASE_FIGURES: &[&str] = &[
-    "connect_success_rate",
-    "failed_clients",
-    "joins",
-    "leaves",
-    "rejoins",
-    "rejoin_p99_ms",
-    "reconnects",
-    "audio_received_packets",
-    "video_received_packets",
-    "audio_latency_p99_ms",
-    "video_latency_p99_ms",
-    "audio_lost",
-    "video_lost",
-    "video_freezes",
-    "send_lateness_p99_ms",
-    "congestion_received",
-];
-
-/// One phase of the run ([`crate::people`]) and what happened in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PhaseReport {
-    /// Its name (`warm-up`, or `2-arrival_rate`).
-    pub name: String,
-    /// `constant`, `ramp`, `arrival_rate`, `spike` or `hold`.
-    pub kind: String,
-    /// Start and end, seconds since the run started.
-    pub t_start_s: f64,
-    /// End (the run's end when the run stopped inside it).
-    pub t_end_s: f64,
-    /// Clients connected at its end.
-    pub connected_at_end: u64,
-    /// Its figures (`joins`, `audio_latency_p99_ms`, …), from its own window.
-    pub figures: BTreeMap<String, Option<f64>>,
-}
 
 struct PhaseState {
     windows: Vec<crate::people::PhaseWindow>,
@@ -226,7 +135,7 @@ impl Live {
         search: Option<&Search>,
         cores: f64,
     ) -> anyhow::Result<Live> {
-        let zero = Snapshot::zero(m);
+        let zero = timeline::zero(m);
         let jsonl = match jsonl {
             Some(p) => {
                 check_path(p)?;
@@ -269,7 +178,7 @@ impl Live {
                 },
                 cfg: cfg.clone(),
                 k: 0,
-                from: Snapshot::zero(m),
+                from: timeline::zero(m),
                 began: Duration::ZERO,
                 wait: crate::config::defaults::CONNECT_TIMEOUT,
                 recheck: None,
@@ -346,7 +255,7 @@ impl Live {
 
     /// [`Live::tick`] at `now` after the run's start.
     fn tick_at(&mut self, m: &Metrics, now: Duration) -> Option<Stop> {
-        let snap = Snapshot::take(m);
+        let snap = timeline::take(m);
         let mut stop = None;
         if now >= self.next_sample {
             // Catch up without a burst of empty samples after a long stall.
@@ -390,9 +299,10 @@ impl Live {
         };
         let Some(w) = p.windows.get(p.k) else { return };
         let win = Window::new(&p.from, snap, cores);
-        let figures = PHASE_FIGURES
+        let figures = FIGURES
             .iter()
-            .map(|n| (n.to_string(), win.figure(n).map(round3)))
+            .filter(|f| f.phase)
+            .map(|f| (f.name.to_string(), win.figure(f.name).map(round3)))
             .collect();
         p.done.push(PhaseReport {
             name: w.name.clone(),
@@ -415,11 +325,8 @@ impl Live {
 
     /// The last sample (what happened after the last tick: the honest end),
     /// and everything recorded.
-    pub fn finish(
-        mut self,
-        m: &Metrics,
-    ) -> (Timeline, Vec<Event>, Option<SearchReport>, Vec<PhaseReport>) {
-        let snap = Snapshot::take(m);
+    pub fn finish(mut self, m: &Metrics) -> Recorded {
+        let snap = timeline::take(m);
         // The phase the run stopped in ends with it.
         if self.phases.as_ref().is_some_and(|p| p.k < p.windows.len()) {
             self.end_phase(&snap);
@@ -451,8 +358,12 @@ impl Live {
             start_unix_ms: self.zero.unix_ms,
             samples: self.samples,
         };
-        let phases = self.phases.map_or_else(Vec::new, |p| p.done);
-        (timeline, self.events, self.search.map(|s| s.report), phases)
+        Recorded {
+            timeline,
+            events: self.events,
+            search: self.search.map(|s| s.report),
+            phases: self.phases.map_or_else(Vec::new, |p| p.done),
+        }
     }
 
     fn phase(&self) -> Option<String> {
@@ -526,10 +437,10 @@ impl Live {
                 ));
             }
         }
-        for name in STEP_FIGURES {
+        for f in FIGURES.iter().filter(|f| f.step) {
             figures
-                .entry(name.to_string())
-                .or_insert_with(|| w.figure(name).map(round3));
+                .entry(f.name.to_string())
+                .or_insert_with(|| w.figure(f.name).map(round3));
         }
         figures.insert("cpu_share".into(), w.cpu_share().map(round3));
         // Built in: every client of the step connected.
@@ -733,7 +644,11 @@ mod tests {
         for k in 1..=n {
             live.push_sample(sample(k));
         }
-        let (t, events, _, _) = live.finish(&m);
+        let Recorded {
+            timeline: t,
+            events,
+            ..
+        } = live.finish(&m);
         assert!(t.samples.len() <= MAX_SAMPLES, "{}", t.samples.len());
         assert_eq!(t.interval_s, 4.0);
         let sent: u64 = t.samples.iter().map(|s| s.sent_packets.audio).sum();
@@ -784,7 +699,7 @@ mod tests {
         // The third client is refused: the step breaks on it, not a later one.
         m.clients[2].set_state(State::Failed);
         assert_eq!(live.tick_at(&m, ms(5500)), Some(Stop::Search));
-        let (_, _, search, _) = live.finish(&m);
+        let search = live.finish(&m).search;
         let search = search.unwrap();
         let verdicts: Vec<_> = search
             .steps
@@ -803,7 +718,7 @@ mod tests {
         m.clients[0].set_state(State::Connected);
         assert_eq!(live.tick_at(&m, ms(6900)), None);
         assert_eq!(live.tick_at(&m, s(7)), Some(Stop::Search));
-        let (_, _, search, _) = live.finish(&m);
+        let search = live.finish(&m).search;
         let broken = &search.unwrap().steps[0].broken;
         assert_eq!(
             broken[0],
@@ -815,11 +730,11 @@ mod tests {
     fn events_past_the_cap_are_counted_not_kept() {
         let m = Metrics::new(1);
         let mut live = Live::new(&m, Duration::from_secs(1), None, &[], None, 2.0).unwrap();
-        let snap = Snapshot::zero(&m);
+        let snap = timeline::zero(&m);
         for _ in 0..MAX_EVENTS + 9 {
             live.event(Event::at(&snap, "threshold_failed", "audio_lost", ""));
         }
-        let (_, events, _, _) = live.finish(&m);
+        let events = live.finish(&m).events;
         assert_eq!(events.len(), MAX_EVENTS + 1);
         let last = events.last().unwrap();
         assert_eq!(last.kind, "truncated");

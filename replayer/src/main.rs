@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
-use synth_replayer::report::Report;
 use synth_replayer::run::{self, Options, EXIT_CONFIG};
-use synth_replayer::{html, plan, report, saved};
+use synth_replayer::{html, plan, report};
+use synth_report::cli::{self as report_cli, fail, ReportCommand};
 
 /// Synthetic videocall-rs participants: join meetings over WebTransport and
 /// replay a pack of pre-encoded Opus audio and VP9 video, measuring what the
@@ -58,87 +58,6 @@ enum Command {
     /// compare a report with a baseline.
     #[command(subcommand)]
     Report(ReportCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum ReportCommand {
-    /// Render a report as one self-contained HTML page: the verdict, plots of
-    /// the timeline (clients, Mbit/s, latency, loss, freezes, send lateness,
-    /// CPU, memory) with events marked, and the tables of the summary. It
-    /// loads nothing from the network; open it in any browser.
-    ///
-    /// Example: synth-replay report html report.json -o report.html
-    ///
-    /// Exit codes: 0 written, 1 the page could not be written, 2 bad input
-    /// (no such file, not JSON, not a synth-replay report).
-    #[command(verbatim_doc_comment)]
-    Html(HtmlArgs),
-    /// Merge the reports of several pods of one test into one report, as if
-    /// one process had run every client: counts add, percentiles come from
-    /// the pods' histograms added together (exact), thresholds are checked
-    /// again on the merged figures. Prints the merged summary.
-    ///
-    /// Examples:
-    ///   synth-replay report merge pod-0.json pod-1.json pod-2.json -o all.json
-    ///   synth-replay report merge reports/*.json
-    ///
-    /// Exit codes: 0 the merged report passes, 2 bad input (a file missing,
-    /// not JSON, not a synth-replay report of schema version 3, reports that
-    /// cannot be merged), 3 a threshold fails on the merged figures.
-    #[command(verbatim_doc_comment)]
-    Merge(MergeArgs),
-    /// Compare a report with a baseline, figure by figure: both values, the
-    /// change and the change in %, "worse" where it regressed. --fail-on
-    /// sets how much a figure may get worse:
-    ///   NAME:+X%   fail when it rises more than X % of the baseline
-    ///   NAME:+N    fail when it rises more than N
-    ///   NAME:-X%   fail when it falls more than X % (for figures where
-    ///   NAME:-N    lower is worse, e.g. video_fps_p5:-10%)
-    /// With a baseline of 0, a % limit fails on any change its way. A figure
-    /// the current report has no value for (the baseline has) fails its limit.
-    ///
-    /// Examples:
-    ///   synth-replay report diff baseline.json current.json
-    ///   synth-replay report diff baseline.json current.json --fail-on audio_latency_p99_ms:+10% --fail-on video_fps_p5:-10%
-    ///   synth-replay report diff baseline.json current.json --json
-    ///
-    /// Exit codes: 0 no limit crossed, 2 bad input or a bad --fail-on,
-    /// 3 a limit was crossed.
-    #[command(verbatim_doc_comment)]
-    Diff(DiffArgs),
-}
-
-#[derive(Debug, Args)]
-struct HtmlArgs {
-    /// The JSON report (from `synth-replay run --report FILE.json`).
-    report: PathBuf,
-    /// Where to write the page (written whole, through a temporary file).
-    #[arg(long, short)]
-    output: PathBuf,
-}
-
-#[derive(Debug, Args)]
-struct MergeArgs {
-    /// The pods' JSON reports.
-    #[arg(required = true)]
-    reports: Vec<PathBuf>,
-    /// Write the merged JSON report here.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-struct DiffArgs {
-    /// The report to compare with.
-    baseline: PathBuf,
-    /// The report under test.
-    current: PathBuf,
-    /// A limit: NAME:+X%, NAME:+N, NAME:-X% or NAME:-N (repeatable).
-    #[arg(long = "fail-on", value_name = "LIMIT", allow_hyphen_values = true)]
-    fail_on: Vec<String>,
-    /// Print the comparison as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -266,37 +185,15 @@ fn main() -> ExitCode {
                     Err(e) => fail(&e, 1),
                 }
             }
-            Command::Report(c) => report_command(c),
+            Command::Report(c) => report_cli::run(c),
         }
     });
     ExitCode::from(code as u8)
 }
 
-/// `synth-replay report …`: bad input exits 2, a file that cannot be written 1.
-fn report_command(c: ReportCommand) -> i32 {
-    match c {
-        ReportCommand::Html(a) => {
-            let v = match saved::read(&a.report) {
-                Ok(v) => v,
-                Err(e) => return fail(&e, EXIT_CONFIG),
-            };
-            if let Err(e) = report::check_path(&a.output) {
-                return fail(&e.context("--output"), EXIT_CONFIG);
-            }
-            match saved::write(&a.output, html::render(&v).as_bytes()) {
-                Ok(()) => 0,
-                Err(e) => fail(&e, 1),
-            }
-        }
-        ReportCommand::Merge(a) => report_merge(&a),
-        ReportCommand::Diff(a) => report_diff(&a),
-    }
-}
-
 /// Renders the run's report to `path` (`run --html`).
 fn write_html(r: &report::Report, path: &std::path::Path) -> anyhow::Result<()> {
-    let v = serde_json::to_value(r)?;
-    saved::write(path, html::render(&v).as_bytes())
+    synth_report::io::write_atomic(path, html::render(r).as_bytes())
 }
 
 /// The run's shutdown: the first Ctrl-C or SIGTERM ends the run with a
@@ -309,78 +206,6 @@ async fn shutdown_on_signal() {
         eprintln!("second signal: exiting now");
         std::process::exit(130);
     });
-}
-
-/// `report merge`: the merged summary on stdout, the exit code of its verdict.
-fn report_merge(a: &MergeArgs) -> i32 {
-    let merged = a
-        .reports
-        .iter()
-        .map(|p| Ok((p.display().to_string(), Report::read(p)?)))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .and_then(|reports| synth_replayer::merge::merge(&reports));
-    let merged = match merged {
-        Ok(m) => m,
-        Err(e) => return fail(&e, EXIT_CONFIG),
-    };
-    print!("{}", merged.summary());
-    println!("merged   {}", merged.merged_from.join(", "));
-    if let Some(out) = &a.output {
-        if let Err(e) = merged.write(out) {
-            return fail(&e, 1);
-        }
-    }
-    if merged.passed {
-        0
-    } else {
-        eprintln!("error: the merged report fails (see its thresholds)");
-        run::EXIT_THRESHOLD
-    }
-}
-
-/// `report diff`: the comparison on stdout, exit 3 when a limit is crossed.
-fn report_diff(a: &DiffArgs) -> i32 {
-    let inputs = (|| -> anyhow::Result<_> {
-        let limits = a
-            .fail_on
-            .iter()
-            .map(|l| synth_replayer::diff::Limit::parse(l))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok((
-            Report::read(&a.baseline)?,
-            Report::read(&a.current)?,
-            limits,
-        ))
-    })();
-    let (baseline, current, limits) = match inputs {
-        Ok(i) => i,
-        Err(e) => return fail(&e, EXIT_CONFIG),
-    };
-    let d = synth_replayer::diff::diff(&baseline, &current, &limits);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
-    } else {
-        print!("{}", d.text());
-    }
-    if d.passed {
-        0
-    } else {
-        eprintln!(
-            "error: {} limit(s) crossed: {}",
-            d.failed.len(),
-            d.failed
-                .iter()
-                .map(|b| b.limit.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        run::EXIT_THRESHOLD
-    }
-}
-
-fn fail(e: &anyhow::Error, code: i32) -> i32 {
-    eprintln!("error: {e:#}");
-    code
 }
 
 fn print_plan(p: &plan::Summary) {

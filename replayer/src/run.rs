@@ -15,15 +15,16 @@ use anyhow::{bail, Context};
 use tokio::sync::{watch, Semaphore};
 
 use crate::client::{self, Shared};
+use crate::collect::{self, Inputs};
 use crate::config::{Credentials, Settings, Trust};
 use crate::metrics::{Media, Metrics, State};
 use crate::plan::{self, ClientPlan};
-use crate::report::{Inputs, Report, StopReason};
+use crate::report::{Report, StopReason};
 
 /// Exit code when a threshold failed.
-pub const EXIT_THRESHOLD: i32 = 3;
+pub const EXIT_THRESHOLD: i32 = synth_report::EXIT_THRESHOLD;
 /// Exit code for a config or usage error.
-pub const EXIT_CONFIG: i32 = 2;
+pub const EXIT_CONFIG: i32 = synth_report::EXIT_INPUT;
 
 /// A run refused before it started because of its input (the pack, or a
 /// rendition the pack lacks): the CLI exits with [`EXIT_CONFIG`] for it.
@@ -326,11 +327,11 @@ pub async fn run(
             skipped_s: metrics.sum(|c| c.skipped_us.load(Relaxed)) as f64 / 1e6,
         },
         &cpu,
-        &metrics.loop_delay,
+        metrics.loop_delay.figures(),
         &crate::health::Limits::default(),
     );
 
-    let mut report = Report::build(
+    let mut report = collect::build(
         &metrics,
         &Inputs {
             plan: &plan.clients,
@@ -347,7 +348,7 @@ pub async fn run(
         },
     );
     report.networks = match nets.taps.lock() {
-        Ok(taps) => crate::netem::report(&s.networks, &taps),
+        Ok(taps) => collect::networks(&s.networks, &taps),
         Err(_) => Vec::new(),
     };
     if let Some(r) = relay {

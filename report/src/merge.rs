@@ -28,15 +28,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context as _};
 use hdrhistogram::Histogram;
 
+use crate::figure::{self, Merge};
 use crate::health::Health;
 use crate::hist;
-use crate::report::{
-    bitrates, round3, round6, Behaviour, Clients, Concealment, Counts, ExactReport, FreezeReport,
-    MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sent, Signals,
-    StopReason, SCHEMA, SCHEMA_VERSION,
+use crate::model::{
+    network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Counts, Event, ExactReport,
+    FreezeReport, MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sample,
+    Sent, Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
 };
+use crate::num::{bitrates, round3, round6};
 use crate::threshold::Threshold;
-use crate::timeline::{Av, ByState, Event, Sample, Timeline, P2};
 
 /// Merges the reports of several pods, each with the name it is shown by
 /// (its file name, or its pod); see the module's doc for the rules.
@@ -155,10 +156,10 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             _ => None,
         },
         merged_from: reports.iter().map(|(n, _)| n.clone()).collect(),
-        networks: crate::netem::merge(all().map(|r| &r.networks[..])),
+        networks: network::merge(all().map(|r| &r.networks[..])),
         adaptation: all().filter_map(|r| r.adaptation.as_ref()).fold(
             None,
-            |acc: Option<crate::report::Adaptation>, a| {
+            |acc: Option<Adaptation>, a| {
                 let mut acc = acc.unwrap_or_default();
                 acc.add(a);
                 Some(acc)
@@ -211,7 +212,7 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
                     for (k, v) in &ph.figures {
                         let e = p.figures.entry(k.clone()).or_insert(None);
                         *e = match (*e, *v) {
-                            (Some(a), Some(b)) if is_count(k) => Some(a + b),
+                            (Some(a), Some(b)) if adds(k) => Some(a + b),
                             (Some(a), Some(b)) => Some(a.max(b)),
                             (a, b) => a.or(b),
                         };
@@ -223,9 +224,10 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
     Ok(Some(out))
 }
 
-/// A phase figure that is a count (adds across pods), not a percentile or rate.
-fn is_count(name: &str) -> bool {
-    !(name.ends_with("_ms") || name.ends_with("_rate"))
+/// A phase figure whose pods' values add (a count), not one whose larger
+/// value is kept (a percentile, rate or share): the registry says.
+fn adds(name: &str) -> bool {
+    figure::get(name).is_some_and(|f| f.merge == Merge::Adds)
 }
 
 /// The one value all sources share, else the distinct values joined with `, `.
@@ -426,11 +428,7 @@ fn generator(reports: &[(String, Report)]) -> Health {
 fn thresholds(reports: &[(String, Report)]) -> anyhow::Result<Vec<Threshold>> {
     let mut by_name: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for (source, r) in reports {
-        for v in r
-            .thresholds
-            .iter()
-            .filter(|v| !v.expr.ends_with("(built in)"))
-        {
+        for v in r.thresholds.iter().filter(|v| !v.is_built_in()) {
             match by_name.get(v.name.as_str()) {
                 Some((expr, other)) if *expr != v.expr => bail!(
                     "threshold {} is \"{}\" in {other} but \"{}\" in {source}: merge reports of the same test",
@@ -648,448 +646,5 @@ fn max_p2(a: P2, b: P2) -> P2 {
     P2 {
         p50: max_opt(a.p50, b.p50),
         p99: max_opt(a.p99, b.p99),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::health::{assess, CpuSampler, Limits, ServerDelays};
-    use crate::metrics::{Media, Metrics};
-    use crate::plan::ClientPlan;
-    use crate::report::Inputs;
-    use std::sync::atomic::Ordering::Relaxed;
-    use std::time::Duration;
-
-    /// Client `c` of the whole test (0..4), recorded into slot `slot` of `m`:
-    /// the same values whichever process it ran in.
-    fn record(m: &Metrics, slot: usize, c: usize) {
-        let s = &m.clients[slot];
-        let k = c as u64;
-        s.ever_connected.store(true, Relaxed);
-        for _ in 0..(100 + k) {
-            s.sent(Media::Audio, 120);
-        }
-        for _ in 0..(30 + k) {
-            s.sent(Media::Video, 1_000 + c);
-        }
-        s.acked[0].store(100 + k - k % 2, Relaxed);
-        s.acked[1].store(30 + k, Relaxed);
-        s.sent_payload[0].store(10_000 * (k + 1), Relaxed);
-        s.sent_payload[1].store(90_000 * (k + 1), Relaxed);
-        // Whole seconds, so that sums of active time are exact in any order.
-        s.media_span_us[0].store(1, Relaxed);
-        s.media_span_us[1].store(1 + (2 + k) * 1_000_000, Relaxed);
-        for _ in 0..(200 + 3 * k) {
-            s.received(Media::Audio, 100);
-        }
-        for _ in 0..(50 + k) {
-            s.received(Media::Video, 900);
-        }
-        s.late[0].store(k, Relaxed);
-        s.reordered[1].store(2 * k, Relaxed);
-        s.duplicates[0].store(1, Relaxed);
-        s.corrupted[1].store(k % 2, Relaxed);
-        s.congestion.store(5 * k, Relaxed);
-        s.keyframe_requests.store(k + 1, Relaxed);
-        s.keyframes_answered.store(k, Relaxed);
-        s.joined_events.store(3, Relaxed);
-        s.left_events.store(k, Relaxed);
-        s.reconnects.store(k / 2, Relaxed);
-        s.stalls.store(k % 3, Relaxed);
-        s.stalled_us.store(k * 250_000, Relaxed);
-        s.sent_packets[Media::Heartbeat as usize].store(10 + k, Relaxed);
-        s.recv_packets[Media::Heartbeat as usize].store(9 + k, Relaxed);
-        for j in 0..500 {
-            m.latency[0].record(1_000 + 37 * j * (k + 1), slot);
-            m.jitter[0].record(100 + 11 * j + 7 * k, slot);
-            m.lateness.record(50 + 3 * j * k, slot);
-        }
-        for j in 0..120 {
-            m.latency[1].record(20_000 + 997 * j + 13_000 * k, slot);
-            m.jitter[1].record(2_000 + 51 * j, slot);
-            m.cross_host_latency[0].record(40_000 + 301 * j * k, slot);
-        }
-        m.connect.record(30_000 + 7_919 * k, slot);
-        m.keyframe_answer.record(4_000 + 1_001 * k, slot);
-        m.join_visibility.record(90_000 + 10_007 * k, slot);
-        m.connect_failed(crate::metrics::FailReason::Timeout);
-    }
-
-    fn plan(clients: &[usize]) -> Vec<ClientPlan> {
-        clients
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| ClientPlan {
-                index: i,
-                user_id: format!("u{c}"),
-                meeting_id: format!("m{}", c / 2),
-                audio_track: Some(0),
-                video_track: Some(1),
-                target_bps: [32_000.0, 300_000.0],
-                start_after: Duration::ZERO,
-                phase: Duration::ZERO,
-                step: 0,
-                network: None,
-                adapt: false,
-                behaviour: Default::default(),
-            })
-            .collect()
-    }
-
-    /// The report of one process that ran `clients`.
-    fn report(clients: &[usize], thresholds: &[Threshold]) -> Report {
-        let m = Metrics::new(clients.len());
-        for (slot, &c) in clients.iter().enumerate() {
-            record(&m, slot, c);
-        }
-        let plan = plan(clients);
-        let health = assess(
-            1.0,
-            ServerDelays::default(),
-            &CpuSampler::new(2.0),
-            &m.loop_delay,
-            &Limits::default(),
-        );
-        Report::build(
-            &m,
-            &Inputs {
-                plan: &plan,
-                server: "https://relay".into(),
-                pack: "p.pack".into(),
-                stopped_by: StopReason::Duration,
-                thresholds,
-                health,
-                at_end: (clients.len(), clients.len()),
-                live: None,
-                aborted: None,
-                seed: 1,
-                schedule: None,
-            },
-        )
-    }
-
-    fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-        serde_json::to_value(v).unwrap()
-    }
-
-    /// Two pods' reports merged equal the report of one process that ran
-    /// both pods' clients: every count, and every percentile (the same
-    /// histograms, so the same percentiles, to the last digit).
-    #[test]
-    fn merged_pods_equal_one_process_running_every_client() {
-        let a = report(&[0, 1], &[]);
-        let b = report(&[2, 3], &[]);
-        let c = report(&[0, 1, 2, 3], &[]);
-        let m = merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
-        assert_eq!(json(&m.clients), json(&c.clients));
-        assert_eq!(json(&m.connect_ms), json(&c.connect_ms));
-        assert_eq!(m.connect_failures, c.connect_failures);
-        assert_eq!(json(&m.audio), json(&c.audio));
-        assert_eq!(json(&m.video), json(&c.video));
-        assert_eq!(json(&m.heartbeats), json(&c.heartbeats));
-        assert_eq!(json(&m.server_signals), json(&c.server_signals));
-        assert_eq!(json(&m.send_lateness_ms), json(&c.send_lateness_ms));
-        assert_eq!(json(&m.meetings), json(&c.meetings));
-        assert_eq!(m.merged_from, ["a", "b"]);
-        // Not a vacuous comparison: the parts differ from the whole.
-        assert_eq!(c.audio.sent.packets, 100 + 101 + 102 + 103);
-        assert_eq!(
-            m.audio.sent.packets,
-            a.audio.sent.packets + b.audio.sent.packets
-        );
-        assert_eq!(m.audio.received.latency_ms.count, 2_000);
-        assert_ne!(
-            a.audio.received.latency_ms.p99,
-            m.audio.received.latency_ms.p99
-        );
-        assert_ne!(
-            b.audio.received.latency_ms.p50,
-            m.audio.received.latency_ms.p50
-        );
-        assert_eq!(m.server_signals.congestion_max_per_client, 15);
-        assert!(m.video.sent.bitrate_kbps.is_some());
-        // Merging is associative with itself: merging the merged report with nothing changes nothing.
-        let again = merge(&[("ab".into(), m.clone())]).unwrap();
-        assert_eq!(json(&again.audio), json(&m.audio));
-    }
-
-    /// Rates per pair, concealment per pair and freezes per receiver come
-    /// from the merged histograms of the pairs' values.
-    #[test]
-    fn pair_distributions_come_from_the_merged_histograms() {
-        let mut a = report(&[0], &[]);
-        let mut b = report(&[1], &[]);
-        let (ra, rb) = ([30.0, 29.5, 12.0], [30.0, 25.0, 31.5, 30.0]);
-        let set = |r: &mut Report, rates: &[f64], shares: &[f64], freezes: &[f64]| {
-            let rate = &mut r.video.received.rate_per_sender;
-            rate.pairs = rates.len() as u64;
-            rate.sum = rates.iter().sum();
-            rate.hist = hist::encode_values(rates, 1000.0);
-            let c = r.audio.received.concealment.as_mut().unwrap();
-            (c.slots, c.concealed) = (1_000 * shares.len() as u64, 7);
-            c.pair_hist = hist::encode_values(shares, 1e6);
-            let f = r.video.received.freezes.as_mut().unwrap();
-            (f.count, f.total_ms, f.watched_ms) =
-                (freezes.iter().sum::<f64>() as u64, 500.0, 10_000.0);
-            f.per_receiver_max = freezes.iter().copied().fold(0.0, f64::max);
-            f.per_receiver_hist = hist::encode_values(freezes, 1.0);
-        };
-        set(&mut a, &ra, &[0.0, 0.001, 0.002], &[0.0, 0.0, 1.0]);
-        set(&mut b, &rb, &[0.004, 0.0], &[3.0, 0.0]);
-        let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
-        let r = &m.video.received.rate_per_sender;
-        let all: Vec<f64> = ra.iter().chain(&rb).copied().collect();
-        let h = hist::decode(&hist::encode_values(&all, 1000.0).unwrap()).unwrap();
-        assert_eq!(r.pairs, 7);
-        assert_eq!(r.p5, hist::quantile(&h, 0.05, 1000.0).map(round3));
-        assert_eq!(r.p50, hist::quantile(&h, 0.5, 1000.0).map(round3));
-        assert_eq!(r.p5, Some(12.0));
-        assert_eq!(r.mean, Some(round3(all.iter().sum::<f64>() / 7.0)));
-        let c = m.audio.received.concealment.as_ref().unwrap();
-        assert_eq!((c.slots, c.concealed, c.share), (5_000, 14, Some(0.0028)));
-        assert_eq!(c.pair_p95, Some(0.004));
-        let f = m.video.received.freezes.as_ref().unwrap();
-        assert_eq!((f.count, f.total_ms, f.share), (4, 1_000.0, Some(0.05)));
-        // Receivers saw 0, 0, 1, 3, 0 freezes: the median is 0, not 1.
-        assert_eq!((f.per_receiver_p50, f.per_receiver_max), (0.0, 3.0));
-    }
-
-    /// A loss budget each pod kept alone (3 < 5) fails for the whole test
-    /// (6); the built-in verdict is added once.
-    #[test]
-    fn thresholds_are_checked_again_on_the_merged_figures() {
-        let t = [Threshold::parse("audio_lost", "< 5").unwrap()];
-        let pod = |c: usize| {
-            let mut r = report(&[c], &t);
-            r.audio.received.lost = 3;
-            r.judge(&t);
-            assert!(r.passed, "{:?}", r.thresholds);
-            r
-        };
-        let m = merge(&[("a".into(), pod(0)), ("b".into(), pod(1))]).unwrap();
-        assert!(!m.passed);
-        assert_eq!(m.thresholds.len(), 2, "{:?}", m.thresholds);
-        let v = &m.thresholds[0];
-        assert_eq!(
-            (v.name.as_str(), v.actual, v.pass),
-            ("audio_lost", Some(6.0), false)
-        );
-        assert!(m.thresholds[1].expr.ends_with("(built in)") && m.thresholds[1].pass);
-        assert!(m.summary().contains("FAIL audio_lost < 5 (actual 6.0)"));
-    }
-
-    /// Timelines align on wall-clock time: a pod that started 1.2 s later
-    /// lands on the grid of the earliest, counts and states add, and the
-    /// percentile fields are the largest of the pods'.
-    #[test]
-    fn timelines_align_on_wall_clock_time() {
-        let sample = |t_s: f64, unix_ms: u64, sent: u64, p99: f64, fail: &[&str]| Sample {
-            t_s,
-            unix_ms,
-            phase: None,
-            clients: ByState {
-                connected: 2,
-                ..ByState::default()
-            },
-            sent_packets: Av {
-                audio: sent,
-                video: 1,
-            },
-            recv_packets: Av::default(),
-            sent_mbps: 1.0,
-            recv_mbps: 0.5,
-            lost: Av {
-                audio: 1,
-                video: -1,
-            },
-            latency_ms: Av {
-                audio: P2 {
-                    p50: Some(p99 / 2.0),
-                    p99: Some(p99),
-                },
-                video: P2::default(),
-            },
-            jitter_ms: Av::default(),
-            freezes: 0,
-            lateness_p99_ms: Some(p99 / 10.0),
-            cpu_share: Some(p99 / 100.0),
-            rss_mb: 10.0,
-            failing: fail.iter().map(|s| s.to_string()).collect(),
-        };
-        let t0 = 1_700_000_000_000;
-        let mut a = report(&[0], &[]);
-        a.timeline = Some(Timeline {
-            interval_s: 1.0,
-            start_unix_ms: t0,
-            samples: (1..=4)
-                .map(|k| sample(k as f64, t0 + k * 1_000 + 3, 10, 20.0, &[]))
-                .collect(),
-        });
-        a.events = vec![Event {
-            t_s: 2.0,
-            unix_ms: t0 + 2_000,
-            kind: "threshold_failed".into(),
-            name: "audio_lost".into(),
-            detail: "x".into(),
-        }];
-        let mut b = report(&[1], &[]);
-        b.timeline = Some(Timeline {
-            interval_s: 1.0,
-            start_unix_ms: t0 + 1_200,
-            samples: (1..=3)
-                .map(|k| sample(k as f64, t0 + 1_200 + k * 1_000 + 2, 100, 50.0, &["stalls"]))
-                .collect(),
-        });
-        b.events = vec![Event {
-            t_s: 0.5,
-            unix_ms: t0 + 1_700,
-            kind: "threshold_failed".into(),
-            name: "stalls".into(),
-            detail: "y".into(),
-        }];
-        let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
-        let t = m.timeline.unwrap();
-        assert_eq!((t.start_unix_ms, t.interval_s), (t0, 1.0));
-        let rows: Vec<_> = t
-            .samples
-            .iter()
-            .map(|s| {
-                (
-                    s.t_s,
-                    s.sent_packets.audio,
-                    s.clients.connected,
-                    s.latency_ms.audio.p99,
-                )
-            })
-            .collect();
-        // b's samples end at 2.2, 3.2 and 4.2 s of a's clock: the points 2, 3, 4.
-        assert_eq!(
-            rows,
-            [
-                (1.0, 10, 2, Some(20.0)),
-                (2.0, 110, 4, Some(50.0)),
-                (3.0, 110, 4, Some(50.0)),
-                (4.0, 110, 4, Some(50.0)),
-            ]
-        );
-        let s = &t.samples[1];
-        assert_eq!(
-            (s.sent_mbps, s.rss_mb, s.cpu_share),
-            (2.0, 20.0, Some(0.35))
-        );
-        assert_eq!((s.lost.audio, s.lost.video), (2, -2));
-        assert_eq!(s.failing, ["stalls"]);
-        assert_eq!(s.unix_ms, t0 + 2_000);
-        let total: u64 = t.samples.iter().map(|s| s.sent_packets.audio).sum();
-        assert_eq!(
-            total,
-            4 * 10 + 3 * 100,
-            "every packet in exactly one sample"
-        );
-        let ev: Vec<_> = m.events.iter().map(|e| (e.t_s, e.name.as_str())).collect();
-        assert_eq!(ev, [(1.7, "b: stalls"), (2.0, "a: audio_lost")]);
-    }
-
-    /// The adaptation sections add up; a pod without one adds nothing, and
-    /// pods without any merge into none.
-    #[test]
-    fn adaptation_sections_add_up() {
-        let section = |clients, down, up, times: &[(&str, f64)]| crate::report::Adaptation {
-            clients,
-            switches_down: down,
-            switches_up: up,
-            time_per_rendition_s: times.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        };
-        let mut a = report(&[0], &[]);
-        let mut b = report(&[1], &[]);
-        let c = report(&[2], &[]);
-        let pods = |a: &Report, b: &Report, c: &Report| {
-            merge(&[
-                ("a".into(), a.clone()),
-                ("b".into(), b.clone()),
-                ("c".into(), c.clone()),
-            ])
-            .unwrap()
-        };
-        assert_eq!(pods(&a, &b, &c).adaptation, None);
-        a.adaptation = Some(section(2, 3, 1, &[("hi", 4.5), ("lo", 15.25)]));
-        b.adaptation = Some(section(1, 1, 0, &[("lo", 9.0), ("mid", 1.0)]));
-        assert_eq!(
-            pods(&a, &b, &c).adaptation,
-            Some(section(
-                3,
-                4,
-                1,
-                &[("hi", 4.5), ("lo", 24.25), ("mid", 1.0)]
-            ))
-        );
-        b.adaptation = None;
-        assert_eq!(pods(&a, &b, &c).adaptation, a.adaptation);
-    }
-
-    #[test]
-    fn what_cannot_be_merged_is_an_error() {
-        let a = report(&[0], &[Threshold::parse("audio_lost", "< 5").unwrap()]);
-        let b = report(&[1], &[Threshold::parse("audio_lost", "< 9").unwrap()]);
-        let e = merge(&[("a.json".into(), a.clone()), ("b.json".into(), b)]).unwrap_err();
-        let e = format!("{e:#}");
-        assert!(
-            e.contains("audio_lost") && e.contains("a.json") && e.contains("b.json"),
-            "{e}"
-        );
-
-        assert!(merge(&[]).is_err());
-
-        let mut old = a.clone();
-        old.version = 2;
-        let e = format!("{:#}", merge(&[("old.json".into(), old)]).unwrap_err());
-        assert!(e.contains("old.json") && e.contains("version 2"), "{e}");
-
-        let mut bad = a.clone();
-        bad.audio.received.latency_ms.hist = Some("bm90IGEgaGlzdG9ncmFt".into());
-        let e = format!("{:#}", merge(&[("bad.json".into(), bad)]).unwrap_err());
-        assert!(e.contains("bad.json") && e.contains("latency_ms"), "{e}");
-
-        let mut stripped = a.clone();
-        stripped.connect_ms.hist = None;
-        let e = format!("{:#}", merge(&[("s.json".into(), stripped)]).unwrap_err());
-        assert!(e.contains("no histogram"), "{e}");
-
-        let line = |interval_s| Timeline {
-            interval_s,
-            start_unix_ms: 1,
-            samples: Vec::new(),
-        };
-        let (mut x, mut y) = (a.clone(), a);
-        x.timeline = Some(line(1.0));
-        y.timeline = Some(line(0.5));
-        let e = format!(
-            "{:#}",
-            merge(&[("x".into(), x), ("y".into(), y)]).unwrap_err()
-        );
-        assert!(e.contains("timeline_interval"), "{e}");
-    }
-
-    #[test]
-    fn generator_and_run_facts_combine() {
-        let mut a = report(&[0], &[]);
-        let mut b = report(&[1], &[]);
-        a.generator.saturated = true;
-        a.generator.reasons = vec!["CPU 97 %".into()];
-        a.generator.cpu_share_mean = 0.5;
-        b.generator.cpu_share_mean = 0.25;
-        b.server = "https://other".into();
-        b.stopped_by = StopReason::Signal;
-        (a.process.peak_rss_bytes, b.process.peak_rss_bytes) = (100, 50);
-        let m = merge(&[("a".into(), a.clone()), ("b".into(), b.clone())]).unwrap();
-        assert!(m.generator.saturated);
-        assert_eq!(m.generator.reasons, ["a: CPU 97 %"]);
-        assert_eq!(m.generator.cpu_share_mean, 0.375);
-        assert_eq!(m.generator.cores, a.generator.cores + b.generator.cores);
-        assert_eq!(m.server, "https://relay, https://other");
-        assert_eq!(m.stopped_by, StopReason::Signal);
-        assert_eq!(m.process.peak_rss_bytes, 150);
-        assert!(m.search.is_none());
     }
 }

@@ -2,7 +2,7 @@
 //! `synth-replay run --html`): a header with the verdict, plots of the
 //! timeline as inline SVG, and the tables of the text summary.
 //!
-//! It reads the report as JSON, not as [`crate::report::Report`], so a report
+//! It reads the report as JSON, not as [`crate::model::Report`], so a report
 //! of any version renders: a section the report lacks says so, and a figure
 //! with no value shows as a dash. The page loads nothing from anywhere (no
 //! fonts, scripts or images; its Content-Security-Policy forbids it), so it
@@ -19,8 +19,13 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+/// The whole page for `report`.
+pub fn render(report: &crate::model::Report) -> String {
+    render_value(&serde_json::to_value(report).unwrap_or_default())
+}
+
 /// The whole page for `report` (a parsed `synth-replay` JSON report).
-pub fn render(report: &Value) -> String {
+pub fn render_value(report: &Value) -> String {
     let mut o = String::with_capacity(64 * 1024);
     // Only the page's own script may run: a string of the report that got
     // past the escaping as markup would still not execute.
@@ -1190,7 +1195,7 @@ mod tests {
 
     #[test]
     fn renders_a_timeline_with_markers_and_tables() {
-        let page = render(&fixture());
+        let page = render_value(&fixture());
         assert!(page.contains("<div id=\"verdict\" class=\"verdict fail\">FAILED</div>"));
         assert!(page.contains("2025-12-02 04:33:20 UTC"), "start time");
         for id in [
@@ -1248,7 +1253,7 @@ mod tests {
         for k in ["timeline", "events", "search"] {
             r.as_object_mut().unwrap().remove(k);
         }
-        let page = render(&r);
+        let page = render_value(&r);
         assert!(page.contains("A timeline is not in this report"));
         assert!(!page.contains("<svg"));
         assert!(!page.contains("Capacity search"));
@@ -1266,10 +1271,10 @@ mod tests {
             json!({"thresholds": [{"expr": 5}], "meetings": [null], "events": [{"t_s": 1}],
                    "search": {"steps": [{"figures": [1]}]}, "audio": 1, "video": [], "passed": "yes"}),
         ] {
-            let page = render(&odd);
+            let page = render_value(&odd);
             assert!(page.ends_with("</html>\n"));
         }
-        let page = render(&json!({}));
+        let page = render_value(&json!({}));
         assert!(page.contains("verdict not in this report"));
         assert!(page.contains("Meetings are not in this report"));
     }
@@ -1278,7 +1283,7 @@ mod tests {
     fn the_behaviour_section_has_planned_against_measured_and_each_phase() {
         let mut r = fixture();
         assert!(
-            !render(&r).contains("<h2>Behaviour</h2>"),
+            !render_value(&r).contains("<h2>Behaviour</h2>"),
             "absent without one"
         );
         let counts = |j: u64| json!({"joins": j, "leaves": 3, "rejoins": 2, "storm_drops": 1});
@@ -1292,7 +1297,7 @@ mod tests {
             "phases": [{"name": "<warm-up>", "kind": "ramp", "t_start_s": 0.0, "t_end_s": 20.0,
                         "connected_at_end": 15, "figures": {"joins": 15.0, "audio_lost": null}}]
         });
-        let page = render(&r);
+        let page = render_value(&r);
         assert!(
             page.contains("<td>joins</td><td class=\"n\">12</td><td class=\"n\">11</td>"),
             "{page}"
@@ -1319,7 +1324,7 @@ mod tests {
         r["server"] = json!("https://x/\"><img src=x onerror=alert(2)>");
         r["events"][0]["detail"] = json!("</title><script>alert(3)</script>");
         r["thresholds"][0]["name"] = json!("a&b");
-        let page = render(&r);
+        let page = render_value(&r);
         assert_eq!(
             page.matches("<script").count(),
             1,

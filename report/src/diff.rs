@@ -1,31 +1,17 @@
 //! `report diff`: two reports compared figure by figure, with limits on how
 //! much a figure may get worse (`--fail-on audio_latency_p99_ms:+10%`).
 //!
-//! The figures are the threshold figures ([`crate::threshold::NAMES`],
-//! without the older `_gaps` names) that either report has a value for.
-//! Each row has both values, the absolute and the relative change, and
-//! whether the change is for the worse: higher is worse for every figure
-//! but the few in [`LOWER_IS_WORSE`].
+//! The figures are those of the registry ([`crate::figure::FIGURES`],
+//! without the older names such as `audio_gaps`) that either report has a
+//! value for. Each row has both values, the absolute and the relative
+//! change, and whether the change is for the worse (the registry's
+//! [`Worse`]).
 
 use anyhow::bail;
 use serde::Serialize;
 
-use crate::report::Report;
-use crate::threshold::NAMES;
-
-/// Figures for which a fall, not a rise, is a regression.
-pub const LOWER_IS_WORSE: &[&str] = &[
-    "connect_success_rate",
-    "connected_at_end_share",
-    "audio_received_packets",
-    "video_received_packets",
-    "video_fps_p5",
-    "video_fps_p50",
-    "audio_rate_p5",
-];
-
-/// Older names of figures that are shown under their new name.
-const ALIASES: &[&str] = &["audio_gaps", "video_gaps"];
+use crate::figure::{self, Worse};
+use crate::model::Report;
 
 /// One figure of both reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,7 +26,7 @@ pub struct Row {
     pub change: Option<f64>,
     /// The change in % of the baseline; `null` when the baseline is 0 or missing.
     pub change_pct: Option<f64>,
-    /// The change is for the worse (see [`LOWER_IS_WORSE`]).
+    /// The change is for the worse (see [`crate::figure::Figure::worse`]).
     pub worse: bool,
 }
 
@@ -73,7 +59,7 @@ impl Limit {
             bail!("--fail-on {text:?}: write NAME:+X% (or NAME:+N, NAME:-X%, NAME:-N)");
         };
         let name = name.trim();
-        if !NAMES.iter().any(|(n, _)| *n == name) {
+        if figure::get(name).is_none() {
             bail!(
                 "--fail-on {text:?}: unknown figure {name:?} (known: {})",
                 figure_names().collect::<Vec<_>>().join(", ")
@@ -149,12 +135,12 @@ pub struct Diff {
     pub passed: bool,
 }
 
-/// The figure names compared: the threshold figures without the older aliases.
+/// The figure names compared: the registry's, without the older aliases.
 pub fn figure_names() -> impl Iterator<Item = &'static str> {
-    NAMES
+    figure::FIGURES
         .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| !ALIASES.contains(n))
+        .filter(|f| f.alias_of.is_none())
+        .map(|f| f.name)
 }
 
 /// Compares `current` with `baseline` and checks `limits`.
@@ -166,7 +152,7 @@ pub fn diff(baseline: &Report, current: &Report, limits: &[Limit]) -> Diff {
                 return None;
             }
             let change = b.zip(c).map(|(b, c)| c - b);
-            let lower_is_worse = LOWER_IS_WORSE.contains(&name);
+            let lower_is_worse = figure::get(name).is_some_and(|f| f.worse == Worse::Lower);
             Some(Row {
                 name: name.to_string(),
                 baseline: b,

@@ -1,0 +1,191 @@
+//! The `report html|merge|diff` command line: its arguments (clap) and what
+//! each does, with the exit codes of `synth-replay report` (which embeds
+//! it) and of the `synth-report` binary.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::diff::{self, Limit};
+use crate::model::Report;
+use crate::{html, io, merge, EXIT_INPUT, EXIT_THRESHOLD};
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Render a report as one self-contained HTML page: the verdict, plots of
+    /// the timeline (clients, Mbit/s, latency, loss, freezes, send lateness,
+    /// CPU, memory) with events marked, and the tables of the summary. It
+    /// loads nothing from the network; open it in any browser.
+    ///
+    /// Example: synth-replay report html report.json -o report.html
+    ///
+    /// Exit codes: 0 written, 1 the page could not be written, 2 bad input
+    /// (no such file, not JSON, not a synth-replay report).
+    #[command(verbatim_doc_comment)]
+    Html(HtmlArgs),
+    /// Merge the reports of several pods of one test into one report, as if
+    /// one process had run every client: counts add, percentiles come from
+    /// the pods' histograms added together (exact), thresholds are checked
+    /// again on the merged figures. Prints the merged summary.
+    ///
+    /// Examples:
+    ///   synth-replay report merge pod-0.json pod-1.json pod-2.json -o all.json
+    ///   synth-replay report merge reports/*.json
+    ///
+    /// Exit codes: 0 the merged report passes, 2 bad input (a file missing,
+    /// not JSON, not a synth-replay report of schema version 3, reports that
+    /// cannot be merged), 3 a threshold fails on the merged figures.
+    #[command(verbatim_doc_comment)]
+    Merge(MergeArgs),
+    /// Compare a report with a baseline, figure by figure: both values, the
+    /// change and the change in %, "worse" where it regressed. --fail-on
+    /// sets how much a figure may get worse:
+    ///   NAME:+X%   fail when it rises more than X % of the baseline
+    ///   NAME:+N    fail when it rises more than N
+    ///   NAME:-X%   fail when it falls more than X % (for figures where
+    ///   NAME:-N    lower is worse, e.g. video_fps_p5:-10%)
+    /// With a baseline of 0, a % limit fails on any change its way. A figure
+    /// the current report has no value for (the baseline has) fails its limit.
+    ///
+    /// Examples:
+    ///   synth-replay report diff baseline.json current.json
+    ///   synth-replay report diff baseline.json current.json --fail-on audio_latency_p99_ms:+10% --fail-on video_fps_p5:-10%
+    ///   synth-replay report diff baseline.json current.json --json
+    ///
+    /// Exit codes: 0 no limit crossed, 2 bad input or a bad --fail-on,
+    /// 3 a limit was crossed.
+    #[command(verbatim_doc_comment)]
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HtmlArgs {
+    /// The JSON report (from `synth-replay run --report FILE.json`).
+    pub report: PathBuf,
+    /// Where to write the page (written whole, through a temporary file).
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The pods' JSON reports.
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged JSON report here.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The report to compare with.
+    pub baseline: PathBuf,
+    /// The report under test.
+    pub current: PathBuf,
+    /// A limit: NAME:+X%, NAME:+N, NAME:-X% or NAME:-N (repeatable).
+    #[arg(long = "fail-on", value_name = "LIMIT", allow_hyphen_values = true)]
+    pub fail_on: Vec<String>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a report command; returns its exit code (0 ok, 1 a file could not be
+/// written, [`EXIT_INPUT`] bad input, [`EXIT_THRESHOLD`] a failed verdict or
+/// a crossed limit). Errors go to stderr as one line.
+pub fn run(c: ReportCommand) -> i32 {
+    match c {
+        ReportCommand::Html(a) => report_html(&a),
+        ReportCommand::Merge(a) => report_merge(&a),
+        ReportCommand::Diff(a) => report_diff(&a),
+    }
+}
+
+/// `report html`: bad input exits 2, a page that cannot be written 1.
+fn report_html(a: &HtmlArgs) -> i32 {
+    let v = match io::read_any(&a.report) {
+        Ok(v) => v,
+        Err(e) => return fail(&e, EXIT_INPUT),
+    };
+    if let Err(e) = io::check_path(&a.output) {
+        return fail(&e.context("--output"), EXIT_INPUT);
+    }
+    match io::write_atomic(&a.output, html::render_value(&v).as_bytes()) {
+        Ok(()) => 0,
+        Err(e) => fail(&e, 1),
+    }
+}
+
+/// `report merge`: the merged summary on stdout, the exit code of its verdict.
+fn report_merge(a: &MergeArgs) -> i32 {
+    let merged = a
+        .reports
+        .iter()
+        .map(|p| Ok((p.display().to_string(), Report::read(p)?)))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .and_then(|reports| merge::merge(&reports));
+    let merged = match merged {
+        Ok(m) => m,
+        Err(e) => return fail(&e, EXIT_INPUT),
+    };
+    print!("{}", merged.summary());
+    println!("merged   {}", merged.merged_from.join(", "));
+    if let Some(out) = &a.output {
+        if let Err(e) = merged.write(out) {
+            return fail(&e, 1);
+        }
+    }
+    if merged.passed {
+        0
+    } else {
+        eprintln!("error: the merged report fails (see its thresholds)");
+        EXIT_THRESHOLD
+    }
+}
+
+/// `report diff`: the comparison on stdout, exit 3 when a limit is crossed.
+fn report_diff(a: &DiffArgs) -> i32 {
+    let inputs = (|| -> anyhow::Result<_> {
+        let limits = a
+            .fail_on
+            .iter()
+            .map(|l| Limit::parse(l))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((
+            Report::read(&a.baseline)?,
+            Report::read(&a.current)?,
+            limits,
+        ))
+    })();
+    let (baseline, current, limits) = match inputs {
+        Ok(i) => i,
+        Err(e) => return fail(&e, EXIT_INPUT),
+    };
+    let d = diff::diff(&baseline, &current, &limits);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+    } else {
+        print!("{}", d.text());
+    }
+    if d.passed {
+        0
+    } else {
+        eprintln!(
+            "error: {} limit(s) crossed: {}",
+            d.failed.len(),
+            d.failed
+                .iter()
+                .map(|b| b.limit.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        EXIT_THRESHOLD
+    }
+}
+
+/// Prints `e` as one line and returns `code`.
+pub fn fail(e: &anyhow::Error, code: i32) -> i32 {
+    eprintln!("error: {e:#}");
+    code
+}

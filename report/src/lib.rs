@@ -1,0 +1,43 @@
+//! `synth-report`: the report of a `synth-replay` run, with no runtime in it
+//! (no tokio, QUIC or HTTP), so tools can read, judge, merge, compare and
+//! render reports without the engine.
+//!
+//! - [`model`]: the report and every section of it (timeline, search,
+//!   phases, networks, the generator's health), as the JSON document
+//!   `docs/report-schema.json` describes.
+//! - [`figure`]: the one registry of named figures — unit, which way is
+//!   worse, live or end-only, how it merges — that thresholds, live checks,
+//!   `report diff`, `report merge` and the docs read.
+//! - [`threshold`] and [`judge`]: thresholds parsed and checked, and the
+//!   built-in verdicts; [`health`]: whether the generator kept up.
+//! - [`window`]: figures over a window of a run, from two snapshots.
+//! - [`hist`]: histograms carried in the report so reports merge exactly.
+//! - [`io`]: reading and writing reports; [`text`]: the summary;
+//!   [`html`]: the report as one HTML page; [`merge`] and [`diff`].
+//! - `cli` (feature `cli`): the `report html|merge|diff` command line, shared
+//!   by `synth-replay report` and the `synth-report` binary.
+
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod diff;
+pub mod figure;
+pub mod health;
+pub mod hist;
+pub mod html;
+pub mod io;
+pub mod judge;
+pub mod merge;
+pub mod model;
+pub mod num;
+pub mod text;
+pub mod threshold;
+pub mod window;
+
+pub use model::Report;
+
+/// Exit code for bad input: a config, a report or an argument that is wrong.
+pub const EXIT_INPUT: i32 = 2;
+
+/// Exit code for a run (or merged report, or comparison) that failed a
+/// threshold or a limit.
+pub const EXIT_THRESHOLD: i32 = 3;

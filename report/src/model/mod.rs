@@ -1,0 +1,544 @@
+//! The report model: every section of the JSON report (schema:
+//! `docs/report-schema.json`), as the run writes it and `report merge`,
+//! `report diff` and `report html` read it.
+//!
+//! Plain data with serde: it is filled by the engine's collector at the end
+//! of a run, by [`crate::merge`] from several reports, and read back by
+//! [`crate::io`]. Percentiles carry their histograms ([`crate::hist`]) so
+//! that reports merge exactly.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::health::Health;
+use crate::num::round3;
+use crate::threshold::Verdict;
+
+pub mod network;
+pub mod search;
+pub mod timeline;
+
+pub use network::{LinkReport, NetworkReport, QuicReport};
+pub use search::{PhaseReport, SearchReport, Step};
+pub use timeline::{Av, ByState, Event, Sample, Timeline, P2};
+
+/// Version of the JSON layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The `schema` field of every report.
+pub const SCHEMA: &str = "synth-replay-report";
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// [`SCHEMA_VERSION`].
+    pub version: u32,
+    /// The server the clients talked to (`embedded relay` included in the text).
+    pub server: String,
+    /// Pack path.
+    pub pack: String,
+    /// Wall time of the run, seconds.
+    pub elapsed_s: f64,
+    /// `"duration"` when the run ended on time, `"signal"` when stopped.
+    pub stopped_by: StopReason,
+    /// Client counts.
+    pub clients: Clients,
+    /// Connect time percentiles (ms).
+    pub connect_ms: Percentiles,
+    /// Failed attempts by reason.
+    pub connect_failures: BTreeMap<String, u64>,
+    /// Audio figures.
+    pub audio: MediaReport,
+    /// Video figures.
+    pub video: MediaReport,
+    /// Heartbeats sent and received.
+    pub heartbeats: Counts,
+    /// What the server told the clients: CONGESTION, key-frame requests,
+    /// participants joining and leaving.
+    pub server_signals: Signals,
+    /// Actual minus scheduled send time of media packets (ms).
+    pub send_lateness_ms: Percentiles,
+    /// Whether this process kept its schedule; when `saturated`, the figures
+    /// describe this machine as much as the server.
+    pub generator: Health,
+    /// This process's cost.
+    pub process: ProcessReport,
+    /// Per-meeting breakdown.
+    pub meetings: Vec<Meeting>,
+    /// Each threshold with its verdict.
+    pub thresholds: Vec<Verdict>,
+    /// The threshold (with `abort_on_fail`) that ended the run early, as
+    /// its verdict line; `null` when none did.
+    #[serde(default)]
+    pub aborted: Option<String>,
+    /// True when every threshold holds, no threshold aborted the run, and a
+    /// capacity search found a step that passed.
+    pub passed: bool,
+    /// The run over time: one sample per `timeline_interval`, then one for
+    /// the end (`null` in reports merged from reports without one).
+    #[serde(default)]
+    pub timeline: Option<Timeline>,
+    /// What happened when: thresholds failing and recovering, an abort,
+    /// search steps.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// The capacity search, when the config had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
+    /// The reports this one was merged from (`report merge`), else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// Per group with a `network`: what the impairment did and what QUIC
+    /// saw (filled by the engine from its impaired sockets); absent when no group has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NetworkReport>,
+    /// The clients that adapt their rendition (`adapt: true`): their
+    /// switches and time per rendition; absent when none adapts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptation: Option<Adaptation>,
+    /// The seed of every random choice of the run (`seed` in the config).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// How the participants behaved (phases, churn, storms, turns,
+    /// actions, screen shares, viewers); absent without a behaviour section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
+}
+
+/// Joins, leaves, rejoins and storm drops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sessions {
+    /// Planned sessions that came up as a join: a first session, or an
+    /// arrival of a participant free again.
+    pub joins: u64,
+    /// Sessions ended on purpose (leaving, churn, storms).
+    pub leaves: u64,
+    /// Planned sessions that came up as a way back after churn or a storm.
+    pub rejoins: u64,
+    /// Sessions a storm dropped.
+    pub storm_drops: u64,
+}
+
+impl Sessions {
+    /// Adds another pod's counts.
+    pub fn add(&mut self, o: &Sessions) {
+        self.joins += o.joins;
+        self.leaves += o.leaves;
+        self.rejoins += o.rejoins;
+        self.storm_drops += o.storm_drops;
+    }
+}
+
+/// Screen shares and their frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Screen {
+    /// Shares started.
+    pub shares: u64,
+    /// SCREEN packets sent.
+    pub sent_packets: u64,
+    /// Their bytes (whole wrappers).
+    pub sent_bytes: u64,
+    /// SCREEN packets received.
+    pub received_packets: u64,
+    /// Their bytes.
+    pub received_bytes: u64,
+}
+
+impl Screen {
+    /// Adds another pod's counts.
+    pub fn add(&mut self, o: &Screen) {
+        self.shares += o.shares;
+        self.sent_packets += o.sent_packets;
+        self.sent_bytes += o.sent_bytes;
+        self.received_packets += o.received_packets;
+        self.received_bytes += o.received_bytes;
+    }
+}
+
+/// How the participants behaved (the behaviour schedule and what the clients did).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Behaviour {
+    /// A hash of the whole schedule (hex): two runs with the same config
+    /// and seed have the same.
+    pub schedule_digest: String,
+    /// What the schedule planned (joins counts first sessions and arrivals).
+    pub planned: Sessions,
+    /// What the clients did.
+    pub measured: Sessions,
+    /// From going back after leaving on purpose to the new session being up (ms).
+    pub rejoin_ms: Percentiles,
+    /// Receive-only viewers.
+    pub viewers: u64,
+    /// Heartbeats sent with `is_speaking` true, and all heartbeats sent.
+    pub speaking_heartbeats: u64,
+    /// Actions of the scripts carried out (mute, camera, screen, rendition).
+    pub actions: u64,
+    /// Screen shares.
+    pub screen: Screen,
+    /// Each phase with its own figures.
+    #[serde(default)]
+    pub phases: Vec<PhaseReport>,
+}
+
+/// What the adapting clients did (`adapt: true`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Adaptation {
+    /// Clients with `adapt: true` (and video).
+    pub clients: u64,
+    /// Switches to a lower rendition, summed over them.
+    pub switches_down: u64,
+    /// Switches to a higher rendition.
+    pub switches_up: u64,
+    /// Time their video lanes spent on each rendition, seconds, summed.
+    pub time_per_rendition_s: BTreeMap<String, f64>,
+}
+
+impl Adaptation {
+    /// Adds `o` to this one (`report merge`).
+    pub fn add(&mut self, o: &Adaptation) {
+        self.clients += o.clients;
+        self.switches_down += o.switches_down;
+        self.switches_up += o.switches_up;
+        for (k, v) in &o.time_per_rendition_s {
+            let t = self.time_per_rendition_s.entry(k.clone()).or_insert(0.0);
+            *t = round3(*t + v);
+        }
+    }
+
+    /// The summary line.
+    pub fn line(&self) -> String {
+        let times: Vec<String> = self
+            .time_per_rendition_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1} s"))
+            .collect();
+        format!(
+            "{} adapting client(s): {} switch(es) down, {} up; time per rendition: {}",
+            self.clients,
+            self.switches_down,
+            self.switches_up,
+            if times.is_empty() {
+                "none".to_string()
+            } else {
+                times.join(", ")
+            }
+        )
+    }
+}
+
+/// Client counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Clients {
+    /// Clients in the plan.
+    pub planned: usize,
+    /// Clients connected at least once.
+    pub connected: usize,
+    /// Clients that gave up: rejected or refused by TLS (a client that had
+    /// connected retries those for 30 s first), or every first attempt
+    /// failed. A client that connected and later gave up counts in
+    /// `connected` and in `failed`.
+    pub failed: usize,
+    /// Clients connected (or stalled) when the run stopped.
+    pub connected_at_end: usize,
+    /// Clients that had started (were past their ramp-up) when the run stopped.
+    pub started_at_end: usize,
+    /// Reconnections after a dropped session.
+    pub reconnects: u64,
+    /// Times a client went stalled (session open, nothing acknowledged for
+    /// `stall_after`), sampled every second.
+    pub stalls: u64,
+    /// Time clients spent stalled, summed, seconds (1 s samples).
+    pub stalled_s: f64,
+    /// Clients of the plan whose behaviour schedule never needed them
+    /// (never started, not counted in `connect_success_rate`).
+    #[serde(default)]
+    pub unscheduled: usize,
+}
+
+/// Server signals.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signals {
+    /// CONGESTION packets received (the server dropped packets of ours).
+    pub congestion_received: u64,
+    /// Clients that received at least one.
+    pub clients_with_congestion: usize,
+    /// The most one client received.
+    pub congestion_max_per_client: u64,
+    /// Key-frame requests aimed at our clients.
+    pub keyframe_requests_received: u64,
+    /// Key frames sent in answer.
+    pub keyframes_answered: u64,
+    /// From a request's arrival to the key frame's send (ms).
+    pub keyframe_answer_ms: Percentiles,
+    /// PARTICIPANT_JOINED packets seen.
+    pub participant_joined_seen: u64,
+    /// PARTICIPANT_LEFT packets seen.
+    pub participant_left_seen: u64,
+    /// From a client's first packet (or its peer's join, if later) to the
+    /// first packet of it a peer in this process received (ms): "I joined
+    /// and nobody saw me".
+    pub join_visibility_ms: Percentiles,
+}
+
+/// Percentiles in milliseconds; `null` when nothing was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+    /// The histogram itself (µs), HdrHistogram's V2 deflate format in
+    /// base64, so that reports can be merged exactly (`report merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hist: Option<String>,
+}
+
+impl Percentiles {
+    /// From a histogram of microseconds.
+    pub fn from_us(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |q: f64| Some(h.value_at_quantile(q) as f64 / 1000.0);
+        Percentiles {
+            count: h.len(),
+            p50: ms(0.5),
+            p95: ms(0.95),
+            p99: ms(0.99),
+            max: Some(h.max() as f64 / 1000.0),
+            hist: crate::hist::encode(h),
+        }
+    }
+}
+
+/// One media kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MediaReport {
+    /// What was sent.
+    pub sent: Sent,
+    /// What was received.
+    pub received: Received,
+}
+
+/// Sent figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sent {
+    /// Packets written to a stream.
+    pub packets: u64,
+    /// Of those, acknowledged by the server (every byte and the end of the stream).
+    pub acked: u64,
+    /// Written but never acknowledged: into a dead session, or still in
+    /// flight when the end-of-run wait (`ack_wait`) ran out.
+    pub unacked: u64,
+    /// Bytes on the wire (whole PacketWrapper).
+    pub bytes: u64,
+    /// Frame bytes only.
+    pub payload_bytes: u64,
+    /// Frame bitrate per sending client, averaged over clients' active time.
+    pub bitrate_kbps: Option<f64>,
+    /// The pack's own bitrate for the tracks sent (what a client should achieve).
+    pub target_kbps: Option<f64>,
+    /// `|bitrate - target| / target`, in percent.
+    pub bitrate_error_pct: Option<f64>,
+    /// Sending clients' active time, summed (s): what the bitrates average over.
+    #[serde(default)]
+    pub active_s: f64,
+    /// Frame bits those clients sent in it.
+    #[serde(default)]
+    pub bits: f64,
+    /// Frame bits the pack's bitrate would have sent in it.
+    #[serde(default)]
+    pub target_bits: f64,
+}
+
+/// Received figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Received {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Packets that never arrived by the end of the run (after the drain):
+    /// for senders of this process, everything they sent after the receiver
+    /// joined that did not arrive (`exact`); for others, the holes in the
+    /// span of numbers seen.
+    pub lost: u64,
+    /// The part of `lost` checked against what senders of this process sent.
+    pub exact: ExactReport,
+    /// Arrived, but more than `late_after` after it was due.
+    pub late: u64,
+    /// Arrived after a higher sequence number (not lost).
+    pub reordered: u64,
+    /// Arrived again.
+    pub duplicate: u64,
+    /// Frames from senders of this process that matched no frame of the pack.
+    pub corrupted: u64,
+    /// One-way latency from senders in this process (same clock, ms).
+    pub latency_ms: Percentiles,
+    /// One-way latency from senders in other processes (ms): only as good
+    /// as the clock sync between the hosts.
+    pub cross_host_latency_ms: Percentiles,
+    /// RFC 3550 interarrival jitter at each received packet (ms).
+    pub jitter_ms: Percentiles,
+    /// Packets (frames) per second each receiver got from each sender,
+    /// across (sender, receiver) pairs.
+    pub rate_per_sender: Rate,
+    /// Video freezes (video only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freezes: Option<FreezeReport>,
+    /// Audio concealment (audio only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concealment: Option<Concealment>,
+}
+
+/// Loss checked against what senders of this process sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExactReport {
+    /// (sender, receiver) pairs checked.
+    pub pairs: u64,
+    /// Packets sent after each receiver joined, summed over pairs.
+    pub expected: u64,
+    /// Of those, never received.
+    pub lost: u64,
+}
+
+/// A rate across pairs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rate {
+    /// Pairs with any watched time.
+    pub pairs: u64,
+    /// 5th percentile (the worst-served receivers).
+    pub p5: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Sum of the pairs' rates (for an exact mean when reports are merged).
+    #[serde(default)]
+    pub sum: f64,
+    /// The pairs' rates in thousandths, as a histogram ([`Percentiles::hist`]'s format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hist: Option<String>,
+}
+
+/// Video freezes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FreezeReport {
+    /// Freezes, all pairs.
+    pub count: u64,
+    /// Their total duration (ms).
+    pub total_ms: f64,
+    /// The longest (ms).
+    pub longest_ms: f64,
+    /// Frozen time over watched time, all pairs (0..1); `null` when nothing was watched.
+    pub share: Option<f64>,
+    /// Receivers that saw at least one freeze.
+    pub receivers_with_freezes: u64,
+    /// Freezes per receiver, median.
+    pub per_receiver_p50: f64,
+    /// Largest number of freezes one receiver saw.
+    pub per_receiver_max: f64,
+    /// Frozen time of the receiver that was frozen longest (ms).
+    pub per_receiver_total_max_ms: f64,
+    /// Watched time, all pairs (ms): what `share` is a share of.
+    #[serde(default)]
+    pub watched_ms: f64,
+    /// Freezes per receiver, as a histogram ([`Percentiles::hist`]'s format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_receiver_hist: Option<String>,
+}
+
+/// Audio concealment: 20 ms slots with no packet by their playout time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Concealment {
+    /// Slots that had to be played (packets expected).
+    pub slots: u64,
+    /// Of those, concealed: lost, or late.
+    pub concealed: u64,
+    /// `concealed / slots` (0..1); `null` when no slot was expected.
+    pub share: Option<f64>,
+    /// The share of the worst 5 % of pairs (95th percentile).
+    pub pair_p95: Option<f64>,
+    /// The pairs' shares in millionths, as a histogram ([`Percentiles::hist`]'s format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_hist: Option<String>,
+}
+
+/// Packet counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counts {
+    /// Sent.
+    pub sent: u64,
+    /// Received.
+    pub received: u64,
+}
+
+/// Process cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessReport {
+    /// User + system CPU seconds.
+    pub cpu_seconds: f64,
+    /// Peak resident memory.
+    pub peak_rss_bytes: u64,
+    /// Resident memory at the end.
+    pub rss_bytes: u64,
+}
+
+/// One meeting's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meeting {
+    /// Meeting id.
+    pub meeting_id: String,
+    /// Clients planned in it.
+    pub clients: usize,
+    /// Of those, connected at least once.
+    pub connected: usize,
+    /// Audio packets sent by its clients.
+    pub audio_sent: u64,
+    /// Video packets sent by its clients.
+    pub video_sent: u64,
+    /// Audio packets its clients received.
+    pub audio_received: u64,
+    /// Video packets its clients received.
+    pub video_received: u64,
+    /// Packets its clients never received (audio and video).
+    pub lost: u64,
+}
+
+/// Why a run ended (`stopped_by` in the report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopReason {
+    /// Its duration was over.
+    Duration,
+    /// The caller's shutdown future completed (Ctrl-C or SIGTERM for the binary).
+    Signal,
+    /// Every client had failed.
+    Failure,
+    /// A threshold with `abort_on_fail` failed while the run went.
+    Abort,
+    /// The capacity search was over (a step broke, or the last passed).
+    Search,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::Duration => "duration",
+            StopReason::Signal => "signal",
+            StopReason::Failure => "failure",
+            StopReason::Abort => "abort",
+            StopReason::Search => "search",
+        })
+    }
+}

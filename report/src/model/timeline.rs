@@ -1,0 +1,179 @@
+//! The report's timeline: one [`Sample`] per interval of the run, and the
+//! [`Event`]s that happened in it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::num::round3;
+use crate::window::Snapshot;
+
+/// Audio and video.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Av<T> {
+    /// Audio.
+    pub audio: T,
+    /// Video.
+    pub video: T,
+}
+
+/// Median and 99th percentile (ms); `null` with no samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct P2 {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
+
+/// Clients in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ByState {
+    /// Not started yet.
+    pub pending: u64,
+    /// First connection in progress.
+    pub connecting: u64,
+    /// Session up.
+    pub connected: u64,
+    /// Session up, but nothing acknowledged for `stall_after`.
+    pub stalled: u64,
+    /// Lost its session, trying again.
+    pub reconnecting: u64,
+    /// Gave up.
+    pub failed: u64,
+    /// Finished at the end of the run.
+    pub done: u64,
+    /// Left the meeting on purpose (between sessions, or gone for good).
+    #[serde(default)]
+    pub away: u64,
+}
+
+/// One interval of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// End of the interval, seconds since the run started.
+    pub t_s: f64,
+    /// End of the interval, Unix ms (reports of several pods align on it).
+    pub unix_ms: u64,
+    /// The phase or capacity-search step the interval ended in, if any.
+    pub phase: Option<String>,
+    /// Clients by state at the end of the interval.
+    pub clients: ByState,
+    /// Media packets sent in the interval.
+    pub sent_packets: Av<u64>,
+    /// Media packets received in the interval.
+    pub recv_packets: Av<u64>,
+    /// Mbit/s sent (every packet, whole wrapper).
+    pub sent_mbps: f64,
+    /// Mbit/s received.
+    pub recv_mbps: f64,
+    /// Change of the packets missing (holes in the sequence numbers) in the
+    /// interval: new holes minus holes filled late. Summed over the timeline
+    /// it is the holes left at the end.
+    pub lost: Av<i64>,
+    /// One-way latency of the packets received in the interval (same process).
+    pub latency_ms: Av<P2>,
+    /// 99th percentile of the interarrival jitter sampled in the interval (ms).
+    pub jitter_ms: Av<Option<f64>>,
+    /// Video freezes that ended in the interval.
+    pub freezes: u64,
+    /// 99th percentile of the send lateness in the interval (ms).
+    pub lateness_p99_ms: Option<f64>,
+    /// Share of the available cores this process used (0..1).
+    pub cpu_share: Option<f64>,
+    /// Resident memory at the end of the interval, MB.
+    pub rss_mb: f64,
+    /// Thresholds failing when checked live at the end of the interval.
+    pub failing: Vec<String>,
+}
+
+impl Sample {
+    /// Takes in the interval right after this one: counts add, states,
+    /// memory and time are the later interval's, Mbit/s and the CPU share
+    /// are averaged, percentiles take the larger (an upper bound of the
+    /// pair's), the failing thresholds are the union.
+    pub fn absorb(&mut self, later: &Sample) {
+        let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
+        let mean = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(x), Some(y)) => Some(round3((x + y) / 2.0)),
+            (x, y) => x.or(y),
+        };
+        self.t_s = later.t_s;
+        self.unix_ms = later.unix_ms;
+        self.phase = later.phase.clone();
+        self.clients = later.clients;
+        self.sent_packets.audio += later.sent_packets.audio;
+        self.sent_packets.video += later.sent_packets.video;
+        self.recv_packets.audio += later.recv_packets.audio;
+        self.recv_packets.video += later.recv_packets.video;
+        self.sent_mbps = round3((self.sent_mbps + later.sent_mbps) / 2.0);
+        self.recv_mbps = round3((self.recv_mbps + later.recv_mbps) / 2.0);
+        self.lost.audio += later.lost.audio;
+        self.lost.video += later.lost.video;
+        for (a, b) in [
+            (&mut self.latency_ms.audio, &later.latency_ms.audio),
+            (&mut self.latency_ms.video, &later.latency_ms.video),
+        ] {
+            a.p50 = max(a.p50, b.p50);
+            a.p99 = max(a.p99, b.p99);
+        }
+        self.jitter_ms.audio = max(self.jitter_ms.audio, later.jitter_ms.audio);
+        self.jitter_ms.video = max(self.jitter_ms.video, later.jitter_ms.video);
+        self.freezes += later.freezes;
+        self.lateness_p99_ms = max(self.lateness_p99_ms, later.lateness_p99_ms);
+        self.cpu_share = mean(self.cpu_share, later.cpu_share);
+        self.rss_mb = later.rss_mb;
+        for f in &later.failing {
+            if !self.failing.contains(f) {
+                self.failing.push(f.clone());
+            }
+        }
+    }
+}
+
+/// The report's timeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The sampling interval, seconds.
+    pub interval_s: f64,
+    /// The run's start, Unix ms.
+    pub start_unix_ms: u64,
+    /// One sample per interval, then one for the end of the run (senders
+    /// stopped, acknowledgement wait and drain), so the samples' counts add
+    /// up to the report's totals.
+    pub samples: Vec<Sample>,
+}
+
+/// Something that happened at one time of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds since the run started.
+    pub t_s: f64,
+    /// Unix ms.
+    pub unix_ms: u64,
+    /// `threshold_failed`, `threshold_recovered`, `abort`, `step` or `phase`.
+    pub kind: String,
+    /// The threshold, step or phase.
+    pub name: String,
+    /// What was measured.
+    pub detail: String,
+}
+
+impl Event {
+    /// An event now, at `snap`'s time.
+    pub fn at(
+        snap: &Snapshot,
+        kind: &str,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Event {
+        Event {
+            t_s: round3(snap.t_s),
+            unix_ms: snap.unix_ms,
+            kind: kind.into(),
+            name: name.into(),
+            detail: detail.into(),
+        }
+    }
+}
