@@ -2,7 +2,7 @@
 #
 #   docker build -t videocall-synthetic-clients:dev .
 #   docker run --rm --network host videocall-synthetic-clients:dev \
-#       run --config /config/config.yaml       # mount a config at /config (see docs/CONTRACTS.md)
+#       run --config /config/config.yaml       # mount a config at /config (see docs/src/contracts.md)
 #
 # Base images are build arguments so the image also builds where only locally made images exist
 # (scripts/make-base-images.sh makes both from Debian packages and the host's Rust toolchain):

@@ -3,8 +3,8 @@
 # embedded relay serves /metrics on a free loopback port; it is scraped as soon as it answers
 # and again mid-run (clients connected, media flowing), and each scrape must pass
 # `promtool check metrics` clean (exposition format, counters ending in _total, base units,
-# HELP and TYPE). The metric families served must also be exactly those of the README's
-# metrics table.
+# HELP and TYPE). The metric families served must also be exactly those of the metrics table
+# in docs/src/metrics.md.
 #
 #   scripts/check-metrics.sh [--replay-bin BIN] [--pack PACK]
 #
@@ -70,23 +70,23 @@ for s in early mid; do
   fi
 done
 
-# The README's table lists exactly the families served.
-python3 - "$OUT/mid.txt" README.md <<'PY' || fail=1
+# The metrics chapter's table lists exactly the families served.
+python3 - "$OUT/mid.txt" docs/src/metrics.md <<'PY' || fail=1
 import re, sys
 served = set(re.findall(r"^# TYPE (\S+) ", open(sys.argv[1]).read(), re.M))
-readme = open(sys.argv[2]).read()
-table = readme.split("### Metrics", 1)[1].split("\n### ", 1)[0]
+chapter = open(sys.argv[2]).read()
+table = chapter.split("# Metrics\n", 1)[1].split("\n#", 1)[0]
 listed = set()
 for line in table.splitlines():
     if line.startswith("| `synth_"):
         listed |= set(re.findall(r"`(synth_[a-z0-9_]+)`", line.split("|")[1]))
-problems = [f"served but not in the README's metrics table: {n}" for n in sorted(served - listed)]
-problems += [f"in the README's metrics table but not served: {n}" for n in sorted(listed - served)]
+problems = [f"served but not in the metrics table of docs/src/metrics.md: {n}" for n in sorted(served - listed)]
+problems += [f"in the metrics table of docs/src/metrics.md but not served: {n}" for n in sorted(listed - served)]
 for p in problems:
     print(f"check-metrics: FAIL {p}", file=sys.stderr)
 if problems:
     sys.exit(1)
-print(f"check-metrics: the README lists the {len(served)} families served")
+print(f"check-metrics: docs/src/metrics.md lists the {len(served)} families served")
 PY
 
 kill "$RUN_PID" 2>/dev/null || true

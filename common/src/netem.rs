@@ -139,7 +139,7 @@ pub fn default_queue_bytes(rate_bps: u64) -> u64 {
 }
 
 /// The built-in profiles by name, for `network: 3g`: (name, one line on
-/// where the numbers come from). README.md, "Networks", has the table.
+/// where the numbers come from). docs/src/networks.md has the table.
 pub const PROFILES: &[(&str, &str)] = &[
     (
         "good_wifi",

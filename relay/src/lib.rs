@@ -1,5 +1,5 @@
 //! The relay: an in-process WebTransport server that behaves like the
-//! videocall-rs server (`docs/PROTOCOL.md`), for the embedded run, the
+//! videocall-rs server (`docs/src/protocol.md`), for the embedded run, the
 //! tests and the benches.
 //!
 //! [`Relay::start`] binds a UDP socket (with large buffers, see

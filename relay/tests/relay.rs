@@ -1,4 +1,4 @@
-//! The relay against docs/PROTOCOL.md: in-process on port 0, clients made directly
+//! The relay against docs/src/protocol.md: in-process on port 0, clients made directly
 //! with `web_transport_quinn`, every await under a timeout.
 //!
 //! Nothing here is timed (but for generous bounds on how long a configured

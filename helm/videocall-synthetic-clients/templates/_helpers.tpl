@@ -88,7 +88,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The replayer's config (docs/CONTRACTS.md). One group whose count CLIENTS_PER_POD also sets.
+The replayer's config (docs/src/contracts.md). One group whose count CLIENTS_PER_POD also sets.
 Id templates: {index} = participant within the pod, {pod} = POD_NAME, {pod_index} = POD_INDEX,
 {meeting} = (pod_index × count + index) / meeting_size.
 */}}
