@@ -661,9 +661,17 @@ pub fn live_names() -> String {
         .join(", ")
 }
 
+/// The command that writes the docs' figures table.
+pub const MARKDOWN_COMMAND: &str =
+    "cargo run -p synth-report --features cli -- figures > docs/src/reference/figures.md";
+
 /// The figures table of the docs, as markdown (`docs/src/reference/figures.md`).
 pub fn markdown() -> String {
     let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "<!-- Made from the figure registry (report/src/figure.rs) by `{MARKDOWN_COMMAND}`; do not edit. -->\n"
+    );
     o.push_str("| figure | unit | worse when | live | merged | measures |\n");
     o.push_str("| --- | --- | --- | --- | --- | --- |\n");
     for f in FIGURES {
@@ -716,6 +724,18 @@ mod tests {
             assert_eq!(family, f.percentile, "{}", f.name);
             assert_eq!(f.merge == Merge::Adds, f.unit == Unit::Count, "{}", f.name);
         }
+    }
+
+    /// The docs' table is the registry's: a figure added, renamed or
+    /// changed in the code fails here until the table is made again.
+    #[test]
+    fn the_docs_figures_table_is_the_registrys() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/reference/figures.md");
+        let docs = std::fs::read_to_string(path).expect("the docs' figures table");
+        assert!(
+            docs == markdown(),
+            "{path} is not the registry's table: run `{MARKDOWN_COMMAND}`"
+        );
     }
 
     #[test]

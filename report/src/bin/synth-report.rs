@@ -1,9 +1,10 @@
 //! `synth-report`: `synth-replay report` without the engine — render,
-//! merge and compare JSON reports (same arguments and exit codes).
+//! merge and compare JSON reports (same arguments and exit codes) — and
+//! the figures a threshold may name.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use synth_report::cli::{self, ReportCommand};
 
 /// Work with JSON reports written by `synth-replay run --report`: render one
@@ -13,10 +14,26 @@ use synth_report::cli::{self, ReportCommand};
 #[command(name = "synth-report", version)]
 struct Cli {
     #[command(subcommand)]
-    command: ReportCommand,
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Report(ReportCommand),
+    /// Print every figure a threshold, `--fail-on` or a search SLO may name,
+    /// as a markdown table: unit, which way is worse, whether it is known
+    /// while the run goes (live) or only at its end, how it merges.
+    Figures,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    ExitCode::from(cli::run(cli.command) as u8)
+    let code = match Cli::parse().command {
+        Command::Report(c) => cli::run(c),
+        Command::Figures => {
+            print!("{}", synth_report::figure::markdown());
+            0
+        }
+    };
+    ExitCode::from(code as u8)
 }
