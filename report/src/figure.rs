@@ -730,7 +730,10 @@ mod tests {
     /// changed in the code fails here until the table is made again.
     #[test]
     fn the_docs_figures_table_is_the_registrys() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/reference/figures.md");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/src/reference/figures.md"
+        );
         let docs = std::fs::read_to_string(path).expect("the docs' figures table");
         assert!(
             docs == markdown(),

@@ -130,7 +130,8 @@ impl Default for Limits {
 }
 
 /// Whether this process kept up with the load it generated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Health {
     /// 99th percentile of send lateness (actual minus scheduled send time), ms.
     pub lateness_p99_ms: f64,

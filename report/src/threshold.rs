@@ -57,7 +57,8 @@ pub struct Threshold {
 }
 
 /// A threshold checked against a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Verdict {
     /// Figure name.
     pub name: String,

@@ -111,6 +111,7 @@ pub struct Report {
 
 /// Joins, leaves, rejoins and storm drops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sessions {
     /// Planned sessions that came up as a join: a first session, or an
     /// arrival of a participant free again.
@@ -135,6 +136,7 @@ impl Sessions {
 
 /// Screen shares and their frames.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Screen {
     /// Shares started.
     pub shares: u64,
@@ -161,6 +163,7 @@ impl Screen {
 
 /// How the participants behaved (the behaviour schedule and what the clients did).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Behaviour {
     /// A hash of the whole schedule (hex): two runs with the same config
     /// and seed have the same.
@@ -186,6 +189,7 @@ pub struct Behaviour {
 
 /// What the adapting clients did (`adapt: true`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Adaptation {
     /// Clients with `adapt: true` (and video).
     pub clients: u64,
@@ -231,7 +235,8 @@ impl Adaptation {
 }
 
 /// Client counts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Clients {
     /// Clients in the plan.
     pub planned: usize,
@@ -260,7 +265,8 @@ pub struct Clients {
 }
 
 /// Server signals.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Signals {
     /// CONGESTION packets received (the server dropped packets of ours).
     pub congestion_received: u64,
@@ -286,6 +292,7 @@ pub struct Signals {
 
 /// Percentiles in milliseconds; `null` when nothing was recorded.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Percentiles {
     /// Number of samples.
     pub count: u64,
@@ -322,7 +329,8 @@ impl Percentiles {
 }
 
 /// One media kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MediaReport {
     /// What was sent.
     pub sent: Sent,
@@ -331,7 +339,8 @@ pub struct MediaReport {
 }
 
 /// Sent figures.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sent {
     /// Packets written to a stream.
     pub packets: u64,
@@ -362,7 +371,8 @@ pub struct Sent {
 }
 
 /// Received figures.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Received {
     /// Packets.
     pub packets: u64,
@@ -403,6 +413,7 @@ pub struct Received {
 
 /// Loss checked against what senders of this process sent.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ExactReport {
     /// (sender, receiver) pairs checked.
     pub pairs: u64,
@@ -414,6 +425,7 @@ pub struct ExactReport {
 
 /// A rate across pairs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Rate {
     /// Pairs with any watched time.
     pub pairs: u64,
@@ -433,6 +445,7 @@ pub struct Rate {
 
 /// Video freezes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FreezeReport {
     /// Freezes, all pairs.
     pub count: u64,
@@ -460,6 +473,7 @@ pub struct FreezeReport {
 
 /// Audio concealment: 20 ms slots with no packet by their playout time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Concealment {
     /// Slots that had to be played (packets expected).
     pub slots: u64,
@@ -475,7 +489,8 @@ pub struct Concealment {
 }
 
 /// Packet counts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counts {
     /// Sent.
     pub sent: u64,
@@ -484,7 +499,8 @@ pub struct Counts {
 }
 
 /// Process cost.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProcessReport {
     /// User + system CPU seconds.
     pub cpu_seconds: f64,
@@ -495,7 +511,8 @@ pub struct ProcessReport {
 }
 
 /// One meeting's figures.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Meeting {
     /// Meeting id.
     pub meeting_id: String,
@@ -511,7 +528,9 @@ pub struct Meeting {
     pub audio_received: u64,
     /// Video packets its clients received.
     pub video_received: u64,
-    /// Packets its clients never received (audio and video).
+    /// Packets its clients never received (audio and video); `gaps` in
+    /// reports of version 1.
+    #[serde(alias = "gaps")]
     pub lost: u64,
 }
 

@@ -8,6 +8,7 @@ use crate::num::round3;
 
 /// One direction of a group's network in the report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkReport {
     /// Datagrams offered to the impairment.
     pub datagrams: u64,
@@ -71,6 +72,7 @@ impl LinkReport {
 
 /// What QUIC saw in a group, from its connections' statistics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QuicReport {
     /// RTT samples (every 500 ms and at each session's end, per client).
     pub samples: u64,
@@ -108,7 +110,8 @@ impl QuicReport {
 }
 
 /// One group with a network, in the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NetworkReport {
     /// The group's `user_id` template.
     pub group: String,

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// One step of a capacity search.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Step {
     /// Clients running in the step.
     pub clients: usize,
@@ -26,7 +27,8 @@ pub struct Step {
 }
 
 /// The capacity search's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchReport {
     /// Clients of the first step.
     pub start: usize,
@@ -50,7 +52,8 @@ pub struct SearchReport {
 }
 
 /// One phase of the run (the behaviour schedule's `phases`) and what happened in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PhaseReport {
     /// Its name (`warm-up`, or `2-arrival_rate`).
     pub name: String,

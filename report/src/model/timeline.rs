@@ -8,6 +8,7 @@ use crate::window::Snapshot;
 
 /// Audio and video.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Av<T> {
     /// Audio.
     pub audio: T,
@@ -17,6 +18,7 @@ pub struct Av<T> {
 
 /// Median and 99th percentile (ms); `null` with no samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct P2 {
     /// Median.
     pub p50: Option<f64>,
@@ -26,6 +28,7 @@ pub struct P2 {
 
 /// Clients in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ByState {
     /// Not started yet.
     pub pending: u64,
@@ -47,7 +50,8 @@ pub struct ByState {
 }
 
 /// One interval of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Sample {
     /// End of the interval, seconds since the run started.
     pub t_s: f64,
@@ -134,6 +138,7 @@ impl Sample {
 
 /// The report's timeline.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timeline {
     /// The sampling interval, seconds.
     pub interval_s: f64,
@@ -146,7 +151,8 @@ pub struct Timeline {
 }
 
 /// Something that happened at one time of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Event {
     /// Seconds since the run started.
     pub t_s: f64,
