@@ -53,6 +53,7 @@ scrape_when() {
   exit 1
 }
 scrape_when "$OUT/early.txt" 'END { exit !(NR > 0) }'
+# shellcheck disable=SC2016 # $2 is awk's second field, not the shell's
 scrape_when "$OUT/mid.txt" '
   /^synth_clients\{state="connected"\} / { c = $2 }
   /^synth_clients_planned / { p = $2 }

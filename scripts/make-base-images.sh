@@ -13,9 +13,14 @@
 #   docker build --build-arg RUST_IMAGE=synth-build-base:bookworm \
 #                --build-arg RUNTIME_IMAGE=synth-runtime-base:bookworm -t videocall-synthetic-clients:dev .
 #
+# Each image is checked as soon as it is imported, by running it (with no network, and never
+# pulling: the other image need not exist, and neither need have existed before): that it holds
+# what the Dockerfile's stage built on it needs, so that stage installs nothing.
+#
 # Env: MIRROR (Debian mirror for debootstrap; default: the host's first apt source, else
 # debootstrap's own default), WORKDIR (scratch space, default target/base-images, ~2.5 GB),
-# BUILD_TAG / RUNTIME_TAG (image names), SKIP_BUILD=1 or SKIP_RUNTIME=1 to make only one.
+# BUILD_TAG / RUNTIME_TAG (image names), SKIP_BUILD=1 or SKIP_RUNTIME=1 to make only one
+# (unset, empty or 0: made).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,18 +55,43 @@ import_image() {
   echo "make-base-images: $tag" >&2
 }
 
+# check_image TAG <SCRIPT: runs SCRIPT with sh in the image TAG itself (a missing image is an
+# error, never a pull).
+check_image() {
+  local tag=$1
+  docker run --rm -i --pull never --network none "$tag" sh -s \
+    || { echo "make-base-images: the check of $tag failed (above)" >&2; exit 1; }
+  echo "make-base-images: $tag checked" >&2
+}
+
 mkdir -p "$WORKDIR"
 
-if [[ -z ${SKIP_RUNTIME:-} ]]; then
+if [[ ${SKIP_RUNTIME:-0} == 0 ]]; then
   root=$WORKDIR/runtime
   bootstrap "$root" --variant=minbase --include=libopus0,libvpx7,ca-certificates
   import_image "$root" "$RUNTIME_TAG" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]'
-  docker run --rm --network none "$BUILD_TAG" sh -c 'cargo --version && rustc --version && pkg-config --modversion opus vpx'
+  # The runtime stage: the packages it would otherwise install (its own `dpkg -s` test),
+  # groupadd and useradd for its user, the CA bundle, and every library synth-replay and
+  # synth-encode link (`readelf -d`), found by the dynamic loader with their own dependencies.
+  check_image "$RUNTIME_TAG" <<'SH'
+fail() { echo "$*" >&2; exit 1; }
+dpkg -s libopus0 libvpx7 ca-certificates >/dev/null || fail "libopus0, libvpx7 or ca-certificates not installed"
+for tool in groupadd useradd ldconfig ldd; do
+  command -v "$tool" >/dev/null || fail "no $tool"
+done
+[ -s /etc/ssl/certs/ca-certificates.crt ] || fail "no CA bundle /etc/ssl/certs/ca-certificates.crt"
+for so in libopus.so.0 libvpx.so.7 libgcc_s.so.1 libm.so.6 libc.so.6; do
+  path=$(ldconfig -p | awk -v so="$so" '$1 == so { print $NF; exit }')
+  [ -n "$path" ] || fail "$so: not known to the dynamic loader"
+  if ldd "$path" | grep 'not found' >&2; then fail "$so ($path): a library it needs is missing"; fi
+  echo "$so => $path"
+done
+SH
 fi
 
-if [[ -z ${SKIP_BUILD:-} ]]; then
+if [[ ${SKIP_BUILD:-0} == 0 ]]; then
   root=$WORKDIR/build
   bootstrap "$root" --variant=minbase \
     --include=gcc,libc6-dev,make,pkg-config,libopus-dev,libvpx-dev,espeak-ng,ca-certificates,git
@@ -81,5 +111,11 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
     --change 'ENV CARGO_HOME=/usr/local/cargo' \
     --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]'
-  docker run --rm --network none "$BUILD_TAG" sh -c 'cargo --version && rustc --version && pkg-config --modversion opus vpx'
+  # The build stage: the packages it would otherwise install (its own `dpkg -s` test) and the
+  # toolchain.
+  check_image "$BUILD_TAG" <<'SH'
+set -e
+dpkg -s libopus-dev libvpx-dev pkg-config espeak-ng >/dev/null
+cargo --version && rustc --version && pkg-config --modversion opus vpx
+SH
 fi

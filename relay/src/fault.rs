@@ -22,7 +22,8 @@ use std::time::Duration;
 use synth_common::clock;
 use tokio::sync::watch;
 
-use super::stats::{Kind, StallWindow};
+use super::route::{Kind, Track};
+use super::stats::StallWindow;
 
 /// A stall of every session's reader (`--stall-after`, `--stall-for`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +32,6 @@ pub struct Stall {
     pub after: Duration,
     /// How long it lasts.
     pub duration: Duration,
-}
-
-/// The media a drop applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Track {
-    Audio,
-    Video,
 }
 
 /// `--drop-rate` and `--drop-seed`, for one sending session.

@@ -22,6 +22,7 @@ mod capture;
 mod cli;
 mod fault;
 mod room;
+mod route;
 mod session;
 mod stats;
 pub mod tls;

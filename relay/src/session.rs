@@ -32,7 +32,8 @@ use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
 use super::capture::{self, Capture, Handles, Medium};
 use super::fault::{Phase, SenderFaults};
 use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
-use super::stats::{Injected, Kind, SessionEnd, SessionRecord, Tally, UserStats};
+use super::route::Kind;
+use super::stats::{Injected, SessionEnd, SessionRecord, Tally, UserStats};
 use super::Shared;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).

@@ -24,7 +24,7 @@ use serde::Serialize;
 use synth_common::seq;
 use synth_common::wire::{self, media_type, packet_type, HeartbeatFlags};
 
-use super::fault::Track;
+use super::route::{Kind, Track};
 
 /// Most distinct wrapper user ids counted separately per session; the rest
 /// are counted under the session's own id (a client may put anything there).
@@ -444,29 +444,6 @@ impl Heartbeats {
             s.screen_while_not_sharing += 1;
         }
     }
-}
-
-/// How a received packet is to be handled, decided while counting it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Not a valid packet: dropped.
-    Malformed,
-    /// A MEDIA packet of type AUDIO: uni stream to peers (`--drop-rate` applies).
-    Audio,
-    /// A MEDIA packet of type VIDEO, as audio.
-    Video,
-    /// A MEDIA packet of type SCREEN: uni stream to peers (no `--drop-rate`).
-    Screen,
-    /// Any other MEDIA packet (heartbeat, ...): uni stream to peers.
-    Media,
-    /// RTT probe: echo to the sender only.
-    Rtt,
-    /// KEYFRAME_REQUEST: to the room, rate-limited.
-    KeyframeRequest,
-    /// HEALTH (processed by the server, not relayed) or CONGESTION from a client: dropped.
-    Dropped,
-    /// Any other packet: datagram if small, else uni stream.
-    Other,
 }
 
 /// The counters of one session, keyed by wrapper user id.
