@@ -6,14 +6,12 @@
 //! measured value and verdict.
 
 use anyhow::bail;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use synth_common::redact::shown;
 
 use crate::figure;
 
-/// What the expression of a built-in verdict ends with
-/// (`connected_at_end_share >= 0.5 (built in)`).
-pub const BUILT_IN: &str = " (built in)";
+pub use crate::model::{Verdict, BUILT_IN};
 
 /// A comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,27 +52,6 @@ pub struct Threshold {
     /// No abort before this much of the run has passed (k6's `delayAbortEval`).
     #[serde(skip)]
     pub delay_abort_eval: std::time::Duration,
-}
-
-/// A threshold checked against a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Verdict {
-    /// Figure name.
-    pub name: String,
-    /// The expression as written.
-    pub expr: String,
-    /// The measured value (`null` when the run produced none, e.g. no latency samples).
-    pub actual: Option<f64>,
-    /// Whether the threshold holds. A figure with no value fails.
-    pub pass: bool,
-}
-
-impl Verdict {
-    /// A verdict the report adds itself (not a threshold of the config).
-    pub fn is_built_in(&self) -> bool {
-        self.expr.ends_with(BUILT_IN.trim_start())
-    }
 }
 
 impl Threshold {

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 
 use crate::figure::{self, Counter, HistId, Live, Q};
 use crate::health::Limits;
-use crate::model::{Av, ByState, Sample, P2};
+use crate::model::{Av, ByState, Event, Sample, P2};
 use crate::num::round3;
 
 /// Every counter of the run summed, and every histogram merged, at one instant.
@@ -279,6 +279,24 @@ impl<'a> Window<'a> {
             cpu_share: self.cpu_share().map(|c| (c * 1000.0).round() / 1000.0),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
             failing,
+        }
+    }
+}
+
+impl Event {
+    /// An event now, at `snap`'s time.
+    pub fn at(
+        snap: &Snapshot,
+        kind: &str,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Event {
+        Event {
+            t_s: round3(snap.t_s),
+            unix_ms: snap.unix_ms,
+            kind: kind.into(),
+            name: name.into(),
+            detail: detail.into(),
         }
     }
 }

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::health::Health;
 use crate::num::round3;
-use crate::threshold::Verdict;
 
 pub mod network;
 pub mod search;
@@ -559,5 +558,30 @@ impl std::fmt::Display for StopReason {
             StopReason::Abort => "abort",
             StopReason::Search => "search",
         })
+    }
+}
+
+/// What the expression of a built-in verdict ends with
+/// (`connected_at_end_share >= 0.5 (built in)`).
+pub const BUILT_IN: &str = " (built in)";
+
+/// A threshold checked against a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Verdict {
+    /// Figure name.
+    pub name: String,
+    /// The expression as written.
+    pub expr: String,
+    /// The measured value (`null` when the run produced none, e.g. no latency samples).
+    pub actual: Option<f64>,
+    /// Whether the threshold holds. A figure with no value fails.
+    pub pass: bool,
+}
+
+impl Verdict {
+    /// A verdict the report adds itself (not a threshold of the config).
+    pub fn is_built_in(&self) -> bool {
+        self.expr.ends_with(BUILT_IN.trim_start())
     }
 }

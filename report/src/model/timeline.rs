@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::num::round3;
-use crate::window::Snapshot;
 
 /// Audio and video.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -164,22 +163,4 @@ pub struct Event {
     pub name: String,
     /// What was measured.
     pub detail: String,
-}
-
-impl Event {
-    /// An event now, at `snap`'s time.
-    pub fn at(
-        snap: &Snapshot,
-        kind: &str,
-        name: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Event {
-        Event {
-            t_s: round3(snap.t_s),
-            unix_ms: snap.unix_ms,
-            kind: kind.into(),
-            name: name.into(),
-            detail: detail.into(),
-        }
-    }
 }
