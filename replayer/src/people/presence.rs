@@ -11,7 +11,7 @@ use anyhow::bail;
 use super::input::{Input, Member};
 use super::limits;
 use super::rng::{secs, Rng, Stream};
-use super::spec::{show, PhaseSpec};
+use super::spec::{show, Dist, PhaseSpec};
 
 /// A stretch in which a member is present as the phases say (churn and
 /// storms then cut it into sessions).
@@ -96,6 +96,18 @@ impl<'a> Pool<'a> {
     fn advance(&mut self, t: Duration) {
         while let Some(&Reverse((d, m))) = self.departures.peek() {
             if d > t {
+                break;
+            }
+            self.departures.pop();
+            self.close(m, d);
+        }
+    }
+
+    /// Processes the departures before `end`; those at or after it run to
+    /// the end.
+    fn finish(&mut self, end: Duration) {
+        while let Some(&Reverse((d, m))) = self.departures.peek() {
+            if d >= end {
                 break;
             }
             self.departures.pop();
@@ -199,155 +211,230 @@ impl<'a> Pool<'a> {
 
 /// The phases, simulated: every member's presences.
 pub(super) fn presences(input: &Input) -> anyhow::Result<Vec<Vec<Presence>>> {
-    let end = input.end;
     if input.phases.is_empty() {
-        return Ok(input
-            .starts
-            .iter()
-            .map(|&start| {
-                let p = Presence {
-                    start,
-                    end: None,
-                    held: true,
-                };
-                if start < end {
-                    vec![p]
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect());
+        return Ok(from_starts(input.starts, input.end));
     }
     let mut pool = Pool::new(input.members, input.group_sizes);
-    let total: usize = input.group_sizes.iter().sum();
-    let mut ps = Duration::ZERO;
-    for (i, phase) in input.phases.iter().enumerate() {
-        let len = phase.length();
-        let pe = ps.saturating_add(len);
-        if ps >= end {
+    let mut start = Duration::ZERO;
+    for (i, spec) in input.phases.iter().enumerate() {
+        let phase = Phase::new(i, spec, start, input);
+        if start >= input.end {
             break;
         }
         let mut rng = Rng::stream(input.seed, Stream::Phase, &[i]);
-        let here = Here {
-            i,
-            kind: phase.kind(),
-            fix: if matches!(phase, PhaseSpec::ArrivalRate { .. }) {
-                "lower the rate"
+        phase.run(&mut pool, &mut rng)?;
+        start = phase.end;
+    }
+    pool.finish(input.end);
+    Ok(pool.presences)
+}
+
+/// Without phases: each member from its start (if before `end`) to the end.
+fn from_starts(starts: &[Duration], end: Duration) -> Vec<Vec<Presence>> {
+    starts
+        .iter()
+        .map(|&start| {
+            let p = Presence {
+                start,
+                end: None,
+                held: true,
+            };
+            if start < end {
+                vec![p]
             } else {
-                "lower the phase's count"
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
+/// One phase being simulated: its window, and what its errors name.
+struct Phase<'a> {
+    spec: &'a PhaseSpec,
+    here: Here<'a>,
+    start: Duration,
+    /// `start + length`, saturating.
+    end: Duration,
+    length: Duration,
+    /// The run's end: nothing happens at or after it.
+    run_end: Duration,
+    /// `ramp_up_delay`.
+    delay: Duration,
+}
+
+impl<'a> Phase<'a> {
+    fn new(i: usize, spec: &'a PhaseSpec, start: Duration, input: &Input) -> Phase<'a> {
+        let length = spec.length();
+        Phase {
+            spec,
+            here: Here {
+                i,
+                kind: spec.kind(),
+                fix: if matches!(spec, PhaseSpec::ArrivalRate { .. }) {
+                    "lower the rate"
+                } else {
+                    "lower the phase's count"
+                },
             },
-        };
-        let delay = input.ramp_up_delay;
-        // Joins made at once are spaced by `ramp_up_delay` (and must fit in
-        // the phase); leaves are at once.
-        let at_once = |pool: &mut Pool, rng: &mut Rng, t0: Duration, to: usize| {
-            let n = to.saturating_sub(pool.level);
-            if n <= 1 || delay.is_zero() {
-                return pool.set_level(t0, to, rng, &mut Vec::new(), &here);
-            }
-            let spread = delay.saturating_mul((n - 1) as u32);
-            if t0 + spread > pe {
-                bail!(
-                    "phases[{i}] ({}): {n} joins spaced by ramp_up_delay {} take {}, longer than the phase ({}): lengthen it or lower ramp_up_delay",
-                    here.kind,
-                    show(delay),
-                    show(spread),
-                    show(len)
-                );
-            }
-            for j in 0..n {
-                let t = t0 + delay.saturating_mul(j as u32);
-                if t >= end {
-                    break;
-                }
-                pool.set_level(t, pool.level + 1, rng, &mut Vec::new(), &here)?;
-            }
-            Ok(())
-        };
-        // The k-th of the changes from the level now to `to` at `over × k / n`.
-        let linear = |pool: &mut Pool, rng: &mut Rng, over: Duration, to: usize| {
-            let from = pool.level;
-            let n = from.abs_diff(to);
-            for k in 1..=n {
-                let t = ps + Duration::from_nanos((over.as_nanos() * k as u128 / n as u128) as u64);
-                if t >= end {
-                    break;
-                }
-                let level = if to > from { from + k } else { from - k };
-                pool.set_level(t, level, rng, &mut Vec::new(), &here)?;
-            }
-            Ok::<(), anyhow::Error>(())
-        };
-        match phase {
+            start,
+            end: start.saturating_add(length),
+            length,
+            run_end: input.end,
+            delay: input.ramp_up_delay,
+        }
+    }
+
+    fn run(&self, pool: &mut Pool, rng: &mut Rng) -> anyhow::Result<()> {
+        match self.spec {
             PhaseSpec::Ramp { from, to, over, .. } => {
                 if let Some(f) = *from {
                     if f != pool.level {
-                        at_once(&mut pool, &mut rng, ps, f)?;
+                        self.at_once(pool, rng, self.start, f)?;
                     }
                 }
-                if over.is_zero() {
-                    at_once(&mut pool, &mut rng, ps, *to)?;
-                } else {
-                    linear(&mut pool, &mut rng, *over, *to)?;
-                }
+                self.move_to(pool, rng, *over, *to)
             }
             PhaseSpec::Constant { participants, .. } => {
-                at_once(&mut pool, &mut rng, ps, *participants)?;
+                self.at_once(pool, rng, self.start, *participants)
             }
-            PhaseSpec::Spike { to, over, .. } => {
-                let before = pool.level;
-                if *to < before {
-                    bail!(
-                        "phases[{i}] (spike): to {to} is below the {before} participants present when it starts at {}: a spike goes up (use a ramp to go down)",
-                        show(ps)
-                    );
-                }
-                let first = pool.joined.len();
-                if over.is_zero() {
-                    at_once(&mut pool, &mut rng, ps, *to)?;
-                } else {
-                    linear(&mut pool, &mut rng, *over, *to)?;
-                }
-                if pe < end {
-                    let mut added = pool.joined[first..].to_vec();
-                    pool.set_level(pe, before, &mut rng, &mut added, &here)?;
-                }
-            }
+            PhaseSpec::Spike { to, over, .. } => self.spike(pool, rng, *to, *over),
             PhaseSpec::ArrivalRate { rate, session, .. } => {
-                let mut x = 0.0;
-                loop {
-                    x += -(1.0 - rng.unit()).ln() / rate;
-                    let t = ps + secs(x);
-                    if t >= pe || t >= end {
-                        break;
-                    }
-                    pool.advance(t);
-                    let mut r = rng.below(total.max(1));
-                    let g = input
-                        .group_sizes
-                        .iter()
-                        .position(|&s| {
-                            let hit = r < s;
-                            r = r.saturating_sub(s);
-                            hit
-                        })
-                        .unwrap_or(0);
-                    let m = pool.take(g, t, false, &here)?;
-                    let stay = session.sample(&mut rng).max(limits::SHORTEST_DRAW);
-                    pool.departures.push(Reverse((t + stay, m)));
-                }
+                self.arrivals(pool, rng, *rate, session)
             }
-            PhaseSpec::Hold { .. } => {}
+            PhaseSpec::Hold { .. } => Ok(()),
         }
-        ps = pe;
     }
-    // Departures up to the end; those after it run to the end.
-    while let Some(&Reverse((d, m))) = pool.departures.peek() {
-        if d >= end {
-            break;
+
+    /// From the level now to `to` within `over`: at once when `over` is 0s,
+    /// else linearly.
+    fn move_to(
+        &self,
+        pool: &mut Pool,
+        rng: &mut Rng,
+        over: Duration,
+        to: usize,
+    ) -> anyhow::Result<()> {
+        if over.is_zero() {
+            self.at_once(pool, rng, self.start, to)
+        } else {
+            self.linear(pool, rng, over, to)
         }
-        pool.departures.pop();
-        pool.close(m, d);
     }
-    Ok(pool.presences)
+
+    /// Joins made at once are spaced by `ramp_up_delay` (and must fit in
+    /// the phase); leaves are at once.
+    fn at_once(
+        &self,
+        pool: &mut Pool,
+        rng: &mut Rng,
+        t0: Duration,
+        to: usize,
+    ) -> anyhow::Result<()> {
+        let delay = self.delay;
+        let n = to.saturating_sub(pool.level);
+        if n <= 1 || delay.is_zero() {
+            return pool.set_level(t0, to, rng, &mut Vec::new(), &self.here);
+        }
+        let spread = delay.saturating_mul((n - 1) as u32);
+        if t0 + spread > self.end {
+            bail!(
+                "phases[{}] ({}): {n} joins spaced by ramp_up_delay {} take {}, longer than the phase ({}): lengthen it or lower ramp_up_delay",
+                self.here.i,
+                self.here.kind,
+                show(delay),
+                show(spread),
+                show(self.length)
+            );
+        }
+        for j in 0..n {
+            let t = t0 + delay.saturating_mul(j as u32);
+            if t >= self.run_end {
+                break;
+            }
+            pool.set_level(t, pool.level + 1, rng, &mut Vec::new(), &self.here)?;
+        }
+        Ok(())
+    }
+
+    /// The k-th of the changes from the level now to `to` at `over × k / n`.
+    fn linear(
+        &self,
+        pool: &mut Pool,
+        rng: &mut Rng,
+        over: Duration,
+        to: usize,
+    ) -> anyhow::Result<()> {
+        let from = pool.level;
+        let n = from.abs_diff(to);
+        for k in 1..=n {
+            let t =
+                self.start + Duration::from_nanos((over.as_nanos() * k as u128 / n as u128) as u64);
+            if t >= self.run_end {
+                break;
+            }
+            let level = if to > from { from + k } else { from - k };
+            pool.set_level(t, level, rng, &mut Vec::new(), &self.here)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `to` within `over`; at the phase's end those it added leave.
+    fn spike(
+        &self,
+        pool: &mut Pool,
+        rng: &mut Rng,
+        to: usize,
+        over: Duration,
+    ) -> anyhow::Result<()> {
+        let before = pool.level;
+        if to < before {
+            bail!(
+                "phases[{}] (spike): to {to} is below the {before} participants present when it starts at {}: a spike goes up (use a ramp to go down)",
+                self.here.i,
+                show(self.start)
+            );
+        }
+        let first = pool.joined.len();
+        self.move_to(pool, rng, over, to)?;
+        if self.end < self.run_end {
+            let mut added = pool.joined[first..].to_vec();
+            pool.set_level(self.end, before, rng, &mut added, &self.here)?;
+        }
+        Ok(())
+    }
+
+    /// Poisson arrivals, `rate` a second, each in a group picked by size
+    /// and staying a drawn `session` length.
+    fn arrivals(
+        &self,
+        pool: &mut Pool,
+        rng: &mut Rng,
+        rate: f64,
+        session: &Dist,
+    ) -> anyhow::Result<()> {
+        let sizes = pool.sizes;
+        let total: usize = sizes.iter().sum();
+        let mut x = 0.0;
+        loop {
+            x += -(1.0 - rng.unit()).ln() / rate;
+            let t = self.start + secs(x);
+            if t >= self.end || t >= self.run_end {
+                break;
+            }
+            pool.advance(t);
+            let mut r = rng.below(total.max(1));
+            let g = sizes
+                .iter()
+                .position(|&s| {
+                    let hit = r < s;
+                    r = r.saturating_sub(s);
+                    hit
+                })
+                .unwrap_or(0);
+            let m = pool.take(g, t, false, &self.here)?;
+            let stay = session.sample(rng).max(limits::SHORTEST_DRAW);
+            pool.departures.push(Reverse((t + stay, m)));
+        }
+        Ok(())
+    }
 }
