@@ -932,7 +932,7 @@ mod tests {
     ];
 
     /// The golden exposition, rendered from [`populated`].
-    const GOLDEN: &str = include_str!("metrics/testdata/exposition.txt");
+    const GOLDEN: &str = include_str!("testdata/exposition.txt");
 
     /// A `Metrics` with a different non-zero value in every counter, gauge
     /// and histogram `/metrics` serves, and clients in every state (one
