@@ -5,15 +5,17 @@
 //! totals are summed when scraped. Timings go to [`Hist`]: fixed Prometheus
 //! buckets (atomics shared by every client of the run) for `/metrics`, and
 //! HdrHistograms sharded by client behind mutexes that are rarely contended,
-//! for the report's percentiles.
+//! for the report's percentiles. `prometheus` lists the families `/metrics`
+//! serves and writes them ([`Metrics::render`]).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+
+mod prometheus;
 
 /// Media classes used as the `media` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,15 +77,6 @@ impl State {
         State::ALL.get(v as usize).copied().unwrap_or(State::Done)
     }
 }
-
-const STATES: [(State, &str); 6] = [
-    (State::Connecting, "connecting"),
-    (State::Connected, "connected"),
-    (State::Stalled, "stalled"),
-    (State::Reconnecting, "reconnecting"),
-    (State::Failed, "failed"),
-    (State::Away, "away"),
-];
 
 /// Heartbeat flags, by their bit in [`ClientStats::flags`] (the `flag` label).
 pub const FLAGS: [&str; 4] = ["audio", "video", "screen", "speaking"];
@@ -428,26 +421,6 @@ impl Hist {
     pub fn count(&self) -> u64 {
         self.count.load(Relaxed)
     }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cum = 0;
-        for (b, n) in self.bounds_us.iter().zip(self.buckets.iter()) {
-            cum += n.load(Relaxed);
-            let le = *b as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cum}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
 }
 
 /// Everything the run measures.
@@ -539,309 +512,11 @@ impl Metrics {
         n
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
+    /// The Prometheus text exposition (format 0.0.4), from the table of
+    /// families in `metrics/prometheus.rs`.
     pub fn render(&self) -> String {
-        let mut o = String::with_capacity(8 * 1024);
-        let states = self.states();
-        help(
-            &mut o,
-            "synth_clients_planned",
-            "gauge",
-            "Clients in the plan.",
-        );
-        let _ = writeln!(o, "synth_clients_planned {}", self.clients.len());
-        help(
-            &mut o,
-            "synth_clients",
-            "gauge",
-            "Clients by connection state.",
-        );
-        for (s, name) in STATES {
-            let _ = writeln!(
-                o,
-                "synth_clients{{state=\"{name}\"}} {}",
-                states[s as usize]
-            );
-        }
-        help(
-            &mut o,
-            "synth_clients_flagged",
-            "gauge",
-            "Clients whose heartbeats now say audio, video, screen or speaking is on.",
-        );
-        for (bit, name) in FLAGS.iter().enumerate() {
-            let n = self.sum(|c| u64::from(c.flags.load(Relaxed) >> bit & 1));
-            let _ = writeln!(o, "synth_clients_flagged{{flag=\"{name}\"}} {n}");
-        }
-        help(
-            &mut o,
-            "synth_connect_duration_seconds",
-            "histogram",
-            "Time to connect a session (QUIC, TLS and WebTransport CONNECT).",
-        );
-        self.connect
-            .render(&mut o, "synth_connect_duration_seconds", "");
-        help(
-            &mut o,
-            "synth_connect_failures_total",
-            "counter",
-            "Failed connection attempts by reason.",
-        );
-        for (i, r) in REASONS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "synth_connect_failures_total{{reason=\"{r}\"}} {}",
-                self.connect_failures[i].load(Relaxed)
-            );
-        }
-        // Counters without labels, summed over clients.
-        for (name, text, f) in [
-            (
-                "synth_reconnects_total",
-                "Reconnections after a dropped session.",
-                (|c: &ClientStats| c.reconnects.load(Relaxed)) as fn(&ClientStats) -> u64,
-            ),
-            (
-                "synth_send_errors_total",
-                "Packets that could not be sent.",
-                |c| c.send_errors.load(Relaxed),
-            ),
-            (
-                "synth_joins_total",
-                "Planned sessions that came up as a join (a first session or a fresh arrival).",
-                |c| c.joins.load(Relaxed),
-            ),
-            (
-                "synth_leaves_total",
-                "Sessions ended on purpose by the schedule (churn, storms, phases).",
-                |c| c.leaves.load(Relaxed),
-            ),
-            (
-                "synth_rejoins_total",
-                "Planned sessions that came up as a way back after churn or a storm.",
-                |c| c.rejoins.load(Relaxed),
-            ),
-            (
-                "synth_storm_drops_total",
-                "Sessions dropped by a reconnect storm.",
-                |c| c.storm_drops.load(Relaxed),
-            ),
-            ("synth_screen_shares_total", "Screen shares started.", |c| {
-                c.screen_shares.load(Relaxed)
-            }),
-            (
-                "synth_congestion_received_total",
-                "CONGESTION packets from the server: it dropped packets of our clients.",
-                |c| c.congestion.load(Relaxed),
-            ),
-            (
-                "synth_bad_packets_total",
-                "Received packets that did not parse (or streams that were reset or too long).",
-                |c| c.bad_packets.load(Relaxed),
-            ),
-            (
-                "synth_keyframe_requests_received_total",
-                "Key-frame requests aimed at our clients.",
-                |c| c.keyframe_requests.load(Relaxed),
-            ),
-            (
-                "synth_keyframe_requests_answered_total",
-                "Key frames sent in answer to a request.",
-                |c| c.keyframes_answered.load(Relaxed),
-            ),
-            (
-                "synth_video_freezes_total",
-                "Video freezes seen: a frame interval above max(3 x mean, mean + 150 ms).",
-                |c| c.freezes.load(Relaxed),
-            ),
-            (
-                "synth_stalls_total",
-                "Times a client stalled: session open, nothing acknowledged for stall_after.",
-                |c| c.stalls.load(Relaxed),
-            ),
-        ] {
-            help(&mut o, name, "counter", text);
-            let _ = writeln!(o, "{name} {}", self.sum(f));
-        }
-        for (name, h, f) in [
-            (
-                "synth_packets_sent_total",
-                "Packets sent by media.",
-                (|c: &ClientStats, m: usize| c.sent_packets[m].load(Relaxed))
-                    as fn(&ClientStats, usize) -> u64,
-            ),
-            ("synth_bytes_sent_total", "Bytes sent by media.", |c, m| {
-                c.sent_bytes[m].load(Relaxed)
-            }),
-            (
-                "synth_packets_acked_total",
-                "Packets sent whose stream the server acknowledged, by media.",
-                |c, m| c.acked[m].load(Relaxed),
-            ),
-            (
-                "synth_packets_received_total",
-                "Packets received by media.",
-                |c, m| c.recv_packets[m].load(Relaxed),
-            ),
-            (
-                "synth_bytes_received_total",
-                "Bytes received by media.",
-                |c, m| c.recv_bytes[m].load(Relaxed),
-            ),
-        ] {
-            help(&mut o, name, "counter", h);
-            for (m, label) in MEDIA.iter().enumerate() {
-                let _ = writeln!(o, "{name}{{media=\"{label}\"}} {}", self.sum(|c| f(c, m)));
-            }
-        }
-        help(
-            &mut o,
-            "synth_send_lateness_seconds",
-            "histogram",
-            "Actual minus scheduled send time of media packets: the generator's own health.",
-        );
-        self.lateness
-            .render(&mut o, "synth_send_lateness_seconds", "");
-        help(
-            &mut o,
-            "synth_receive_latency_seconds",
-            "histogram",
-            "One-way latency of received media from senders in this process (same clock).",
-        );
-        for (i, label) in ["audio", "video"].iter().enumerate() {
-            self.latency[i].render(
-                &mut o,
-                "synth_receive_latency_seconds",
-                &format!("media=\"{label}\""),
-            );
-        }
-        for (name, text, hists) in [
-            (
-                "synth_cross_host_latency_seconds",
-                "One-way latency of received media from senders in other processes (depends on clock sync).",
-                &self.cross_host_latency,
-            ),
-            (
-                "synth_jitter_seconds",
-                "RFC 3550 interarrival jitter of each sender's stream at each received packet.",
-                &self.jitter,
-            ),
-        ] {
-            help(&mut o, name, "histogram", text);
-            for (i, label) in ["audio", "video"].iter().enumerate() {
-                hists[i].render(&mut o, name, &format!("media=\"{label}\""));
-            }
-        }
-        for (name, text, h) in [
-            (
-                "synth_keyframe_answer_seconds",
-                "From a key-frame request's arrival to the key frame's send.",
-                &self.keyframe_answer,
-            ),
-            (
-                "synth_join_visibility_seconds",
-                "From a client's first packet (or its peer's join) to its first packet at a peer in this process.",
-                &self.join_visibility,
-            ),
-            (
-                "synth_rejoin_seconds",
-                "From going back to the meeting after leaving it on purpose to the new session being up.",
-                &self.rejoin,
-            ),
-            (
-                "synth_event_loop_delay_seconds",
-                "How late the event loops' timers fire: the generator's own health.",
-                self.loop_delay.hist(),
-            ),
-        ] {
-            help(&mut o, name, "histogram", text);
-            h.render(&mut o, name, "");
-        }
-        help(
-            &mut o,
-            "synth_video_freeze_seconds_total",
-            "counter",
-            "Total duration of video freezes.",
-        );
-        let _ = writeln!(
-            o,
-            "synth_video_freeze_seconds_total {}",
-            self.sum(|c| c.freeze_us.load(Relaxed)) as f64 / 1e6
-        );
-        help(
-            &mut o,
-            "synth_packets_missing",
-            "gauge",
-            "Sequence numbers not received (yet) from the senders heard so far, by media; lost once the run has ended.",
-        );
-        for (i, label) in ["audio", "video"].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "synth_packets_missing{{media=\"{label}\"}} {}",
-                self.sum(|c| c.missing[i].load(Relaxed))
-            );
-        }
-        for (name, h, f) in [
-            (
-                "synth_reordered_packets_total",
-                "Received media packets that arrived after a higher sequence number (not lost).",
-                (|c: &ClientStats, i: usize| c.reordered[i].load(Relaxed))
-                    as fn(&ClientStats, usize) -> u64,
-            ),
-            (
-                "synth_duplicate_packets_total",
-                "Received media packets whose sequence number had already arrived.",
-                |c, i| c.duplicates[i].load(Relaxed),
-            ),
-            (
-                "synth_late_packets_total",
-                "Received media packets that came more than late_after after they were due (audio: concealed).",
-                |c, i| c.late[i].load(Relaxed),
-            ),
-            (
-                "synth_corrupted_frames_total",
-                "Received frames from senders of this process that match no frame of the pack.",
-                |c, i| c.corrupted[i].load(Relaxed),
-            ),
-        ] {
-            help(&mut o, name, "counter", h);
-            for (i, label) in ["audio", "video"].iter().enumerate() {
-                let _ = writeln!(o, "{name}{{media=\"{label}\"}} {}", self.sum(|c| f(c, i)));
-            }
-        }
-        help(
-            &mut o,
-            "synth_participant_events_total",
-            "counter",
-            "PARTICIPANT_JOINED and PARTICIPANT_LEFT packets seen by our clients.",
-        );
-        for (event, n) in [
-            ("joined", self.sum(|c| c.joined_events.load(Relaxed))),
-            ("left", self.sum(|c| c.left_events.load(Relaxed))),
-        ] {
-            let _ = writeln!(o, "synth_participant_events_total{{event=\"{event}\"}} {n}");
-        }
-        let p = Process::now();
-        help(
-            &mut o,
-            "synth_process_cpu_seconds_total",
-            "counter",
-            "CPU time (user + system) of this process.",
-        );
-        let _ = writeln!(o, "synth_process_cpu_seconds_total {}", p.cpu_seconds);
-        help(
-            &mut o,
-            "synth_process_resident_memory_bytes",
-            "gauge",
-            "Resident memory of this process.",
-        );
-        let _ = writeln!(o, "synth_process_resident_memory_bytes {}", p.rss_bytes);
-        o
+        prometheus::render(self)
     }
-}
-
-fn help(o: &mut String, name: &str, kind: &str, text: &str) {
-    let _ = writeln!(o, "# HELP {name} {text}\n# TYPE {name} {kind}");
 }
 
 /// CPU and memory of this process.
@@ -894,7 +569,7 @@ mod tests {
             h.record(us, 3);
         }
         let mut o = String::new();
-        h.render(&mut o, "x", "");
+        prometheus::histogram(&mut o, "x", "", &h);
         assert!(o.contains("x_bucket{le=\"0.00025\"} 1\n"), "{o}");
         assert!(o.contains("x_bucket{le=\"0.001\"} 3\n"));
         assert!(o.contains("x_bucket{le=\"1\"} 4\n"));
@@ -920,5 +595,182 @@ mod tests {
         assert!(text.contains("# TYPE synth_send_lateness_seconds histogram"));
         let p = Process::now();
         assert!(p.cpu_seconds > 0.0 && p.rss_bytes > 0 && p.peak_rss_bytes >= p.rss_bytes / 2);
+    }
+
+    /// Samples that read the process (CPU time, resident memory): their
+    /// values vary from one render to the next, so the golden comparison
+    /// masks each one's value (after checking it is a number) and compares
+    /// everything else byte for byte.
+    const PROCESS_SAMPLES: [&str; 2] = [
+        "synth_process_cpu_seconds_total",
+        "synth_process_resident_memory_bytes",
+    ];
+
+    /// The golden exposition, rendered from [`populated`].
+    const GOLDEN: &str = include_str!("testdata/exposition.txt");
+
+    /// A `Metrics` with a different non-zero value in every counter, gauge
+    /// and histogram `/metrics` serves, and clients in every state (one
+    /// stalled: connected, waiting since the run's first µs, with the run
+    /// started 2 s ago and a 1 s stall limit).
+    fn populated() -> Metrics {
+        let mut m = Metrics::new(10).with_stall_after(std::time::Duration::from_secs(1));
+        m.started = Instant::now() - std::time::Duration::from_secs(2);
+        // 1, 3, 6, 10, …: every value differs from the others.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n * (n + 1) / 2
+        };
+        for (i, c) in m.clients.iter().enumerate() {
+            for a in [
+                &c.sent_packets,
+                &c.sent_bytes,
+                &c.recv_packets,
+                &c.recv_bytes,
+                &c.acked,
+            ] {
+                for x in a {
+                    x.store(next(), Relaxed);
+                }
+            }
+            for a in [
+                &c.missing,
+                &c.reordered,
+                &c.duplicates,
+                &c.late,
+                &c.corrupted,
+            ] {
+                for x in a {
+                    x.store(next(), Relaxed);
+                }
+            }
+            for x in [
+                &c.congestion,
+                &c.keyframe_requests,
+                &c.keyframes_answered,
+                &c.reconnects,
+                &c.send_errors,
+                &c.bad_packets,
+                &c.joined_events,
+                &c.left_events,
+                &c.freezes,
+                &c.stalls,
+                &c.joins,
+                &c.leaves,
+                &c.rejoins,
+                &c.storm_drops,
+                &c.screen_shares,
+            ] {
+                x.store(next(), Relaxed);
+            }
+            // Not whole seconds once summed.
+            c.freeze_us.store(1_234_567 * (i as u64 + 1), Relaxed);
+            // Each client a different mix of audio, video, screen, speaking.
+            c.flags.store(i as u8 % 16, Relaxed);
+        }
+        for (i, s) in [
+            State::Pending,
+            State::Connecting,
+            State::Connecting,
+            State::Connected,
+            State::Connected,
+            State::Connected,
+            State::Reconnecting,
+            State::Failed,
+            State::Done,
+            State::Away,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            m.clients[i].set_state(s);
+        }
+        // Connected, but nothing acknowledged since the run's first µs: stalled.
+        m.clients[5].waiting_since_us.store(1, Relaxed);
+        for (i, r) in [
+            FailReason::Timeout,
+            FailReason::Rejected,
+            FailReason::Tls,
+            FailReason::Transport,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for _ in 0..=i * 2 {
+                m.connect_failed(r);
+            }
+        }
+        // Values below the first bound, between bounds, on a bound and past
+        // the last one (counted only in +Inf), scaled apart per histogram.
+        let values = |k: u64| [37 * k, 1_000 * k, 4_321 * k, 77_777 * k, 40_000_000 + k];
+        let hists = [
+            &m.connect,
+            &m.lateness,
+            &m.latency[0],
+            &m.latency[1],
+            &m.cross_host_latency[0],
+            &m.cross_host_latency[1],
+            &m.jitter[0],
+            &m.jitter[1],
+            &m.keyframe_answer,
+            &m.join_visibility,
+            &m.rejoin,
+        ];
+        for (k, h) in hists.into_iter().enumerate() {
+            for (i, us) in values(k as u64 + 1).into_iter().take(k % 5 + 1).enumerate() {
+                h.record(us, i);
+            }
+            h.record(values(k as u64 + 1)[4], 0);
+        }
+        for ms in [0, 1, 3, 12, 2_000] {
+            m.loop_delay.record(std::time::Duration::from_millis(ms), 1);
+        }
+        m
+    }
+
+    /// `text` with each of [`PROCESS_SAMPLES`]' values replaced by `<varies>`.
+    fn mask_process(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            let masked = PROCESS_SAMPLES.iter().find_map(|name| {
+                let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+                Some(format!("{name} <varies>"))
+            });
+            out.push_str(masked.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The text served is byte for byte the golden file's, but for the
+    /// process samples' values. `SYNTH_BLESS=1` rewrites the file from the
+    /// current code instead (then review its diff).
+    #[test]
+    fn render_matches_golden() {
+        let text = mask_process(&populated().render());
+        assert_eq!(text.matches("<varies>").count(), PROCESS_SAMPLES.len());
+        if std::env::var_os("SYNTH_BLESS").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/metrics/testdata/exposition.txt"
+            );
+            std::fs::write(path, &text).unwrap();
+            return;
+        }
+        if text != GOLDEN {
+            let first = text
+                .lines()
+                .zip(GOLDEN.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(text.lines().count().min(GOLDEN.lines().count()));
+            panic!(
+                "/metrics differs from the golden exposition from line {}:\n  got:  {:?}\n  want: {:?}",
+                first + 1,
+                text.lines().nth(first),
+                GOLDEN.lines().nth(first)
+            );
+        }
     }
 }

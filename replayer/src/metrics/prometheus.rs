@@ -1,0 +1,426 @@
+//! The Prometheus text exposition (format 0.0.4) of [`Metrics`], for `/metrics`.
+//!
+//! [`FAMILIES`] lists each metric family once, in the order served: its name,
+//! help text, label (name and values) and type, and the type carries how a
+//! sample is read: a per-client counter summed over the clients, a figure of
+//! the scrape ([`Scrape`]: the run's state counts, the process), or a
+//! [`Hist`]. Every reader takes the index of the sample's label value (0 for
+//! a family without a label). [`render`] walks the table; the README's
+//! metrics table lists the same families.
+
+use std::cell::OnceCell;
+use std::fmt::{self, Write as _};
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{ClientStats, Hist, Metrics, Process, State, FLAGS, MEDIA, REASONS};
+use Read::{Clients, Run};
+
+/// The text served at `/metrics`.
+pub(super) fn render(m: &Metrics) -> String {
+    let mut o = String::with_capacity(8 * 1024);
+    let s = Scrape {
+        m,
+        states: m.states(),
+        process: OnceCell::new(),
+    };
+    for f in FAMILIES {
+        f.write(&mut o, &s);
+    }
+    o
+}
+
+/// What one scrape reads once and shares between samples.
+struct Scrape<'a> {
+    m: &'a Metrics,
+    /// [`Metrics::states`], taken when the scrape starts.
+    states: [u64; 8],
+    /// [`Process::now`], taken when first needed (the last families: their
+    /// CPU time includes the rendering of the others).
+    process: OnceCell<Process>,
+}
+
+impl Scrape<'_> {
+    fn process(&self) -> Process {
+        *self.process.get_or_init(Process::now)
+    }
+}
+
+/// One metric family.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    /// Its label, or `None` for a single sample.
+    label: Option<Label>,
+    kind: Kind,
+}
+
+/// A label's name and its values: one sample per value, in this order.
+#[derive(Clone, Copy)]
+struct Label(&'static str, &'static [&'static str]);
+
+/// The family's Prometheus type, with how its samples are read.
+enum Kind {
+    Counter(Read),
+    Gauge(Read),
+    /// `_bucket`, `_sum` and `_count` of the histogram for each label value.
+    Histogram(fn(&Metrics, usize) -> &Hist),
+}
+
+/// How a counter's or gauge's sample is read.
+enum Read {
+    /// A per-client figure, summed over the clients.
+    Clients(fn(&ClientStats, usize) -> u64),
+    /// A figure of the run or of the process.
+    Run(fn(&Scrape, usize) -> Value),
+}
+
+/// A sample's value, printed as Rust prints the number.
+enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(n) => n.fmt(f),
+            Value::Float(x) => x.fmt(f),
+        }
+    }
+}
+
+/// The `media` label over every [`MEDIA`] value.
+const MEDIA_ALL: Label = Label("media", &MEDIA);
+/// The `media` label over audio and video, the first two [`MEDIA`] values.
+const MEDIA_AV: Label = Label("media", MEDIA.split_at(2).0);
+
+/// The states served as `synth_clients`, in order (pending and done are not).
+const STATES: [(State, &str); 6] = [
+    (State::Connecting, "connecting"),
+    (State::Connected, "connected"),
+    (State::Stalled, "stalled"),
+    (State::Reconnecting, "reconnecting"),
+    (State::Failed, "failed"),
+    (State::Away, "away"),
+];
+/// The names of [`STATES`], as label values.
+const STATE_NAMES: [&str; STATES.len()] = {
+    let mut names = [""; STATES.len()];
+    let mut i = 0;
+    while i < STATES.len() {
+        names[i] = STATES[i].1;
+        i += 1;
+    }
+    names
+};
+
+impl Family {
+    const fn counter(name: &'static str, help: &'static str, read: Read) -> Family {
+        Family {
+            name,
+            help,
+            label: None,
+            kind: Kind::Counter(read),
+        }
+    }
+
+    const fn gauge(name: &'static str, help: &'static str, read: Read) -> Family {
+        Family {
+            name,
+            help,
+            label: None,
+            kind: Kind::Gauge(read),
+        }
+    }
+
+    const fn histogram(
+        name: &'static str,
+        help: &'static str,
+        hist: fn(&Metrics, usize) -> &Hist,
+    ) -> Family {
+        Family {
+            name,
+            help,
+            label: None,
+            kind: Kind::Histogram(hist),
+        }
+    }
+
+    /// The same family with one sample per value of `label`.
+    const fn by(self, label: Label) -> Family {
+        Family {
+            label: Some(label),
+            ..self
+        }
+    }
+
+    fn write(&self, o: &mut String, s: &Scrape) {
+        let name = self.name;
+        let kind = match self.kind {
+            Kind::Counter(_) => "counter",
+            Kind::Gauge(_) => "gauge",
+            Kind::Histogram(_) => "histogram",
+        };
+        let _ = writeln!(o, "# HELP {name} {}\n# TYPE {name} {kind}", self.help);
+        let values = self.label.map_or(&[""][..], |Label(_, values)| values);
+        for (i, value) in values.iter().enumerate() {
+            let labels = match self.label {
+                Some(Label(label, _)) => format!("{label}=\"{value}\""),
+                None => String::new(),
+            };
+            match &self.kind {
+                Kind::Counter(read) | Kind::Gauge(read) => {
+                    let v = match read {
+                        Read::Clients(f) => Value::Int(s.m.sum(|c| f(c, i))),
+                        Read::Run(f) => f(s, i),
+                    };
+                    let _ = writeln!(o, "{name}{} {v}", braces(&labels));
+                }
+                Kind::Histogram(h) => histogram(o, name, &labels, h(s.m, i)),
+            }
+        }
+    }
+}
+
+/// `{labels}`, or nothing for no labels.
+fn braces(labels: &str) -> String {
+    if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    }
+}
+
+/// A histogram's `_bucket` (cumulative, bounds in seconds), `_sum` and `_count` samples.
+pub(super) fn histogram(out: &mut String, name: &str, labels: &str, h: &Hist) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cum = 0;
+    for (b, n) in h.bounds_us.iter().zip(h.buckets.iter()) {
+        cum += n.load(Relaxed);
+        let le = *b as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cum}");
+    }
+    let count = h.count.load(Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let braces = braces(labels);
+    let sum = h.sum_us.load(Relaxed) as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_count{braces} {count}");
+}
+
+/// Every family served, in order.
+static FAMILIES: &[Family] = &[
+    Family::gauge("synth_clients_planned", "Clients in the plan.", Run(|s, _| {
+        Value::Int(s.m.clients.len() as u64)
+    })),
+    Family::gauge("synth_clients", "Clients by connection state.", Run(|s, i| {
+        Value::Int(s.states[STATES[i].0 as usize])
+    }))
+    .by(Label("state", &STATE_NAMES)),
+    Family::gauge(
+        "synth_clients_flagged",
+        "Clients whose heartbeats now say audio, video, screen or speaking is on.",
+        Clients(|c, bit| u64::from(c.flags.load(Relaxed) >> bit & 1)),
+    )
+    .by(Label("flag", &FLAGS)),
+    Family::histogram(
+        "synth_connect_duration_seconds",
+        "Time to connect a session (QUIC, TLS and WebTransport CONNECT).",
+        |m, _| &m.connect,
+    ),
+    Family::counter(
+        "synth_connect_failures_total",
+        "Failed connection attempts by reason.",
+        Run(|s, i| Value::Int(s.m.connect_failures[i].load(Relaxed))),
+    )
+    .by(Label("reason", &REASONS)),
+    Family::counter(
+        "synth_reconnects_total",
+        "Reconnections after a dropped session.",
+        Clients(|c, _| c.reconnects.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_send_errors_total",
+        "Packets that could not be sent.",
+        Clients(|c, _| c.send_errors.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_joins_total",
+        "Planned sessions that came up as a join (a first session or a fresh arrival).",
+        Clients(|c, _| c.joins.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_leaves_total",
+        "Sessions ended on purpose by the schedule (churn, storms, phases).",
+        Clients(|c, _| c.leaves.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_rejoins_total",
+        "Planned sessions that came up as a way back after churn or a storm.",
+        Clients(|c, _| c.rejoins.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_storm_drops_total",
+        "Sessions dropped by a reconnect storm.",
+        Clients(|c, _| c.storm_drops.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_screen_shares_total",
+        "Screen shares started.",
+        Clients(|c, _| c.screen_shares.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_congestion_received_total",
+        "CONGESTION packets from the server: it dropped packets of our clients.",
+        Clients(|c, _| c.congestion.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_bad_packets_total",
+        "Received packets that did not parse (or streams that were reset or too long).",
+        Clients(|c, _| c.bad_packets.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_keyframe_requests_received_total",
+        "Key-frame requests aimed at our clients.",
+        Clients(|c, _| c.keyframe_requests.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_keyframe_requests_answered_total",
+        "Key frames sent in answer to a request.",
+        Clients(|c, _| c.keyframes_answered.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_video_freezes_total",
+        "Video freezes seen: a frame interval above max(3 x mean, mean + 150 ms).",
+        Clients(|c, _| c.freezes.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_stalls_total",
+        "Times a client stalled: session open, nothing acknowledged for stall_after.",
+        Clients(|c, _| c.stalls.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_packets_sent_total",
+        "Packets sent by media.",
+        Clients(|c, m| c.sent_packets[m].load(Relaxed)),
+    )
+    .by(MEDIA_ALL),
+    Family::counter(
+        "synth_bytes_sent_total",
+        "Bytes sent by media.",
+        Clients(|c, m| c.sent_bytes[m].load(Relaxed)),
+    )
+    .by(MEDIA_ALL),
+    Family::counter(
+        "synth_packets_acked_total",
+        "Packets sent whose stream the server acknowledged, by media.",
+        Clients(|c, m| c.acked[m].load(Relaxed)),
+    )
+    .by(MEDIA_ALL),
+    Family::counter(
+        "synth_packets_received_total",
+        "Packets received by media.",
+        Clients(|c, m| c.recv_packets[m].load(Relaxed)),
+    )
+    .by(MEDIA_ALL),
+    Family::counter(
+        "synth_bytes_received_total",
+        "Bytes received by media.",
+        Clients(|c, m| c.recv_bytes[m].load(Relaxed)),
+    )
+    .by(MEDIA_ALL),
+    Family::histogram(
+        "synth_send_lateness_seconds",
+        "Actual minus scheduled send time of media packets: the generator's own health.",
+        |m, _| &m.lateness,
+    ),
+    Family::histogram(
+        "synth_receive_latency_seconds",
+        "One-way latency of received media from senders in this process (same clock).",
+        |m, i| &m.latency[i],
+    )
+    .by(MEDIA_AV),
+    Family::histogram(
+        "synth_cross_host_latency_seconds",
+        "One-way latency of received media from senders in other processes (depends on clock sync).",
+        |m, i| &m.cross_host_latency[i],
+    )
+    .by(MEDIA_AV),
+    Family::histogram(
+        "synth_jitter_seconds",
+        "RFC 3550 interarrival jitter of each sender's stream at each received packet.",
+        |m, i| &m.jitter[i],
+    )
+    .by(MEDIA_AV),
+    Family::histogram(
+        "synth_keyframe_answer_seconds",
+        "From a key-frame request's arrival to the key frame's send.",
+        |m, _| &m.keyframe_answer,
+    ),
+    Family::histogram(
+        "synth_join_visibility_seconds",
+        "From a client's first packet (or its peer's join) to its first packet at a peer in this process.",
+        |m, _| &m.join_visibility,
+    ),
+    Family::histogram(
+        "synth_rejoin_seconds",
+        "From going back to the meeting after leaving it on purpose to the new session being up.",
+        |m, _| &m.rejoin,
+    ),
+    Family::histogram(
+        "synth_event_loop_delay_seconds",
+        "How late the event loops' timers fire: the generator's own health.",
+        |m, _| m.loop_delay.hist(),
+    ),
+    Family::counter(
+        "synth_video_freeze_seconds_total",
+        "Total duration of video freezes.",
+        Run(|s, _| Value::Float(s.m.sum(|c| c.freeze_us.load(Relaxed)) as f64 / 1e6)),
+    ),
+    Family::gauge(
+        "synth_packets_missing",
+        "Sequence numbers not received (yet) from the senders heard so far, by media; lost once the run has ended.",
+        Clients(|c, m| c.missing[m].load(Relaxed)),
+    )
+    .by(MEDIA_AV),
+    Family::counter(
+        "synth_reordered_packets_total",
+        "Received media packets that arrived after a higher sequence number (not lost).",
+        Clients(|c, m| c.reordered[m].load(Relaxed)),
+    )
+    .by(MEDIA_AV),
+    Family::counter(
+        "synth_duplicate_packets_total",
+        "Received media packets whose sequence number had already arrived.",
+        Clients(|c, m| c.duplicates[m].load(Relaxed)),
+    )
+    .by(MEDIA_AV),
+    Family::counter(
+        "synth_late_packets_total",
+        "Received media packets that came more than late_after after they were due (audio: concealed).",
+        Clients(|c, m| c.late[m].load(Relaxed)),
+    )
+    .by(MEDIA_AV),
+    Family::counter(
+        "synth_corrupted_frames_total",
+        "Received frames from senders of this process that match no frame of the pack.",
+        Clients(|c, m| c.corrupted[m].load(Relaxed)),
+    )
+    .by(MEDIA_AV),
+    Family::counter(
+        "synth_participant_events_total",
+        "PARTICIPANT_JOINED and PARTICIPANT_LEFT packets seen by our clients.",
+        Clients(|c, e| [&c.joined_events, &c.left_events][e].load(Relaxed)),
+    )
+    .by(Label("event", &["joined", "left"])),
+    Family::counter(
+        "synth_process_cpu_seconds_total",
+        "CPU time (user + system) of this process.",
+        Run(|s, _| Value::Float(s.process().cpu_seconds)),
+    ),
+    Family::gauge(
+        "synth_process_resident_memory_bytes",
+        "Resident memory of this process.",
+        Run(|s, _| Value::Int(s.process().rss_bytes)),
+    ),
+];
