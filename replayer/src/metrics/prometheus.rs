@@ -12,7 +12,11 @@ use std::cell::OnceCell;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::{ClientStats, Hist, Metrics, Process, State, FLAGS, MEDIA, REASONS};
+use super::client::ClientStats;
+use super::hist::Hist;
+use super::labels::{State, FLAGS, MEDIA, REASONS};
+use super::process::Process;
+use super::store::Metrics;
 use Read::{Clients, Run};
 
 /// The text served at `/metrics`.
@@ -424,3 +428,230 @@ static FAMILIES: &[Family] = &[
         Run(|s, _| Value::Int(s.process().rss_bytes)),
     ),
 ];
+
+impl Metrics {
+    /// The Prometheus text exposition (format 0.0.4), from the table of
+    /// families above.
+    pub fn render(&self) -> String {
+        render(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{FailReason, Hist, Media, Process, LATENESS_BUCKETS};
+    use std::time::Instant;
+
+    #[test]
+    fn hist_buckets_and_percentiles() {
+        let h = Hist::new(LATENESS_BUCKETS);
+        for us in [100, 400, 900, 3_000, 2_000_000] {
+            h.record(us, 3);
+        }
+        let mut o = String::new();
+        histogram(&mut o, "x", "", &h);
+        assert!(o.contains("x_bucket{le=\"0.00025\"} 1\n"), "{o}");
+        assert!(o.contains("x_bucket{le=\"0.001\"} 3\n"));
+        assert!(o.contains("x_bucket{le=\"1\"} 4\n"));
+        assert!(o.contains("x_bucket{le=\"+Inf\"} 5\n"));
+        assert!(o.contains("x_count 5\n"));
+        let m = h.merged();
+        assert_eq!(m.len(), 5);
+        assert_eq!(m.value_at_quantile(0.5), 900);
+    }
+
+    #[test]
+    fn render_sums_clients() {
+        let m = Metrics::new(3);
+        m.clients[0].sent(Media::Audio, 100);
+        m.clients[2].sent(Media::Audio, 50);
+        m.clients[1].set_state(State::Connected);
+        m.connect_failed(FailReason::Rejected);
+        let text = m.render();
+        assert!(text.contains("synth_packets_sent_total{media=\"audio\"} 2\n"));
+        assert!(text.contains("synth_bytes_sent_total{media=\"audio\"} 150\n"));
+        assert!(text.contains("synth_clients{state=\"connected\"} 1\n"));
+        assert!(text.contains("synth_connect_failures_total{reason=\"rejected\"} 1\n"));
+        assert!(text.contains("# TYPE synth_send_lateness_seconds histogram"));
+        let p = Process::now();
+        assert!(p.cpu_seconds > 0.0 && p.rss_bytes > 0 && p.peak_rss_bytes >= p.rss_bytes / 2);
+    }
+
+    /// Samples that read the process (CPU time, resident memory): their
+    /// values vary from one render to the next, so the golden comparison
+    /// masks each one's value (after checking it is a number) and compares
+    /// everything else byte for byte.
+    const PROCESS_SAMPLES: [&str; 2] = [
+        "synth_process_cpu_seconds_total",
+        "synth_process_resident_memory_bytes",
+    ];
+
+    /// The golden exposition, rendered from [`populated`].
+    const GOLDEN: &str = include_str!("testdata/exposition.txt");
+
+    /// A `Metrics` with a different non-zero value in every counter, gauge
+    /// and histogram `/metrics` serves, and clients in every state (one
+    /// stalled: connected, waiting since the run's first µs, with the run
+    /// started 2 s ago and a 1 s stall limit).
+    fn populated() -> Metrics {
+        let mut m = Metrics::new(10).with_stall_after(std::time::Duration::from_secs(1));
+        m.started = Instant::now() - std::time::Duration::from_secs(2);
+        // 1, 3, 6, 10, …: every value differs from the others.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n * (n + 1) / 2
+        };
+        for (i, c) in m.clients.iter().enumerate() {
+            for a in [
+                &c.sent_packets,
+                &c.sent_bytes,
+                &c.recv_packets,
+                &c.recv_bytes,
+                &c.acked,
+            ] {
+                for x in a {
+                    x.store(next(), Relaxed);
+                }
+            }
+            for a in [
+                &c.missing,
+                &c.reordered,
+                &c.duplicates,
+                &c.late,
+                &c.corrupted,
+            ] {
+                for x in a {
+                    x.store(next(), Relaxed);
+                }
+            }
+            for x in [
+                &c.congestion,
+                &c.keyframe_requests,
+                &c.keyframes_answered,
+                &c.reconnects,
+                &c.send_errors,
+                &c.bad_packets,
+                &c.joined_events,
+                &c.left_events,
+                &c.freezes,
+                &c.stalls,
+                &c.joins,
+                &c.leaves,
+                &c.rejoins,
+                &c.storm_drops,
+                &c.screen_shares,
+            ] {
+                x.store(next(), Relaxed);
+            }
+            // Not whole seconds once summed.
+            c.freeze_us.store(1_234_567 * (i as u64 + 1), Relaxed);
+            // Each client a different mix of audio, video, screen, speaking.
+            c.flags.store(i as u8 % 16, Relaxed);
+        }
+        for (i, s) in [
+            State::Pending,
+            State::Connecting,
+            State::Connecting,
+            State::Connected,
+            State::Connected,
+            State::Connected,
+            State::Reconnecting,
+            State::Failed,
+            State::Done,
+            State::Away,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            m.clients[i].set_state(s);
+        }
+        // Connected, but nothing acknowledged since the run's first µs: stalled.
+        m.clients[5].waiting_since_us.store(1, Relaxed);
+        for (i, r) in [
+            FailReason::Timeout,
+            FailReason::Rejected,
+            FailReason::Tls,
+            FailReason::Transport,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for _ in 0..=i * 2 {
+                m.connect_failed(r);
+            }
+        }
+        // Values below the first bound, between bounds, on a bound and past
+        // the last one (counted only in +Inf), scaled apart per histogram.
+        let values = |k: u64| [37 * k, 1_000 * k, 4_321 * k, 77_777 * k, 40_000_000 + k];
+        let hists = [
+            &m.connect,
+            &m.lateness,
+            &m.latency[0],
+            &m.latency[1],
+            &m.cross_host_latency[0],
+            &m.cross_host_latency[1],
+            &m.jitter[0],
+            &m.jitter[1],
+            &m.keyframe_answer,
+            &m.join_visibility,
+            &m.rejoin,
+        ];
+        for (k, h) in hists.into_iter().enumerate() {
+            for (i, us) in values(k as u64 + 1).into_iter().take(k % 5 + 1).enumerate() {
+                h.record(us, i);
+            }
+            h.record(values(k as u64 + 1)[4], 0);
+        }
+        for ms in [0, 1, 3, 12, 2_000] {
+            m.loop_delay.record(std::time::Duration::from_millis(ms), 1);
+        }
+        m
+    }
+
+    /// `text` with each of [`PROCESS_SAMPLES`]' values replaced by `<varies>`.
+    fn mask_process(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            let masked = PROCESS_SAMPLES.iter().find_map(|name| {
+                let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+                Some(format!("{name} <varies>"))
+            });
+            out.push_str(masked.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The text served is byte for byte the golden file's, but for the
+    /// process samples' values. `SYNTH_BLESS=1` rewrites the file from the
+    /// current code instead (then review its diff).
+    #[test]
+    fn render_matches_golden() {
+        let text = mask_process(&populated().render());
+        assert_eq!(text.matches("<varies>").count(), PROCESS_SAMPLES.len());
+        if std::env::var_os("SYNTH_BLESS").is_some() {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/metrics/testdata/exposition.txt"
+            );
+            std::fs::write(path, &text).unwrap();
+            return;
+        }
+        if text != GOLDEN {
+            let first = text
+                .lines()
+                .zip(GOLDEN.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(text.lines().count().min(GOLDEN.lines().count()));
+            panic!(
+                "/metrics differs from the golden exposition from line {}:\n  got:  {:?}\n  want: {:?}",
+                first + 1,
+                text.lines().nth(first),
+                GOLDEN.lines().nth(first)
+            );
+        }
+    }
+}

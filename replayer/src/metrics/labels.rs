@@ -1,0 +1,83 @@
+//! The label values of the metrics: media, client states, heartbeat flags
+//! and connect-failure reasons.
+
+/// Media classes used as the `media` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Media {
+    /// Opus frames.
+    Audio = 0,
+    /// VP9 frames.
+    Video = 1,
+    /// Heartbeats.
+    Heartbeat = 2,
+    /// Everything else (CONNECTION, RTT, key-frame requests, meeting events).
+    Other = 3,
+    /// Screen-share frames (VP9, media type SCREEN).
+    Screen = 4,
+}
+
+/// Label values, indexed by [`Media`].
+pub const MEDIA: [&str; 5] = ["audio", "video", "heartbeat", "other", "screen"];
+
+/// A client's connection state (the `state` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Not started yet (ramp-up).
+    Pending = 0,
+    /// First connection in progress.
+    Connecting = 1,
+    /// Session up.
+    Connected = 2,
+    /// Lost its session, trying again.
+    Reconnecting = 3,
+    /// Gave up (rejected, or every attempt failed).
+    Failed = 4,
+    /// Finished cleanly at the end of the run.
+    Done = 5,
+    /// Session open, but nothing sent has been acknowledged for `stall_after`
+    /// (or a send has waited that long): derived when read, never stored.
+    Stalled = 6,
+    /// Left the meeting on purpose (its schedule's churn, a storm, a phase
+    /// that lowered the count): between sessions, or gone for good.
+    Away = 7,
+}
+
+impl State {
+    /// Every state, indexed by its `u8`.
+    pub const ALL: [State; 8] = [
+        State::Pending,
+        State::Connecting,
+        State::Connected,
+        State::Reconnecting,
+        State::Failed,
+        State::Done,
+        State::Stalled,
+        State::Away,
+    ];
+
+    pub(crate) fn from_u8(v: u8) -> State {
+        State::ALL.get(v as usize).copied().unwrap_or(State::Done)
+    }
+}
+
+/// Heartbeat flags, by their bit in [`ClientStats::flags`] (the `flag` label).
+pub const FLAGS: [&str; 4] = ["audio", "video", "screen", "speaking"];
+
+/// Why a connection attempt failed (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum FailReason {
+    /// No answer within the connect timeout.
+    Timeout = 0,
+    /// The server refused the session (bad id or token, or meeting rules).
+    Rejected = 1,
+    /// The TLS handshake failed (certificate not trusted).
+    Tls = 2,
+    /// Any other transport error.
+    Transport = 3,
+}
+
+/// Label values, indexed by [`FailReason`].
+pub const REASONS: [&str; 4] = ["timeout", "rejected", "tls", "transport"];

@@ -1,0 +1,102 @@
+//! Everything a run measures ([`Metrics`]): every client's counters and
+//! the run's timing distributions, shared by the clients, the Prometheus
+//! endpoint, the live monitor and the collector.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::client::ClientStats;
+use super::hist::{Hist, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
+use super::labels::FailReason;
+use super::loop_delay::LoopDelay;
+
+/// Everything the run measures.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Per client, in plan order.
+    pub clients: Vec<Arc<ClientStats>>,
+    /// Connect time of each successful connection.
+    pub connect: Hist,
+    /// Actual minus scheduled send time of media packets.
+    pub lateness: Hist,
+    /// One-way latency of received audio (index 0) and video (index 1) from our own senders.
+    pub latency: [Hist; 2],
+    /// The same from senders in other processes: depends on their clock sync.
+    pub cross_host_latency: [Hist; 2],
+    /// RFC 3550 interarrival jitter at each received audio and video packet.
+    pub jitter: [Hist; 2],
+    /// From a key-frame request's arrival to the key frame's send.
+    pub keyframe_answer: Hist,
+    /// From a client's first packet (or a receiver's join, if later) to
+    /// when a peer in this process receives its first packet.
+    pub join_visibility: Hist,
+    /// From the moment a client went back to the meeting after leaving it on
+    /// purpose (churn or storm) to its new session being up.
+    pub rejoin: Hist,
+    /// Lateness of the event loops' timers (the generator's own health).
+    pub loop_delay: Arc<LoopDelay>,
+    /// A session with nothing acknowledged for this long is stalled, µs.
+    pub stall_after_us: u64,
+    /// Failed connection attempts, by [`FailReason`].
+    pub connect_failures: [AtomicU64; 4],
+    /// Set once the pack is read and the clients are starting.
+    pub ready: AtomicBool,
+    /// The first reason a client gave up, for the error when none connects.
+    pub first_failure: Mutex<Option<String>>,
+    /// When the run started.
+    pub started: Instant,
+}
+
+impl Metrics {
+    /// Metrics for `clients` planned clients; a session with nothing
+    /// acknowledged for [`crate::config::defaults::STALL_AFTER`] counts as
+    /// stalled (see [`Metrics::with_stall_after`]).
+    pub fn new(clients: usize) -> Metrics {
+        Metrics {
+            clients: (0..clients)
+                .map(|_| Arc::new(ClientStats::default()))
+                .collect(),
+            connect: Hist::with_shards(CONNECT_BUCKETS, 4),
+            lateness: Hist::new(LATENESS_BUCKETS),
+            latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
+            cross_host_latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
+            jitter: [Hist::new(JITTER_BUCKETS), Hist::new(JITTER_BUCKETS)],
+            keyframe_answer: Hist::with_shards(LATENCY_BUCKETS, 2),
+            join_visibility: Hist::with_shards(CONNECT_BUCKETS, 2),
+            rejoin: Hist::with_shards(CONNECT_BUCKETS, 2),
+            loop_delay: Arc::default(),
+            stall_after_us: crate::config::defaults::STALL_AFTER.as_micros() as u64,
+            connect_failures: Default::default(),
+            ready: AtomicBool::new(false),
+            first_failure: Mutex::new(None),
+            started: Instant::now(),
+        }
+    }
+
+    /// The same metrics with another stall limit.
+    pub fn with_stall_after(mut self, stall_after: std::time::Duration) -> Metrics {
+        self.stall_after_us = stall_after.as_micros() as u64;
+        self
+    }
+
+    /// Counts a failed connection attempt.
+    pub fn connect_failed(&self, r: FailReason) {
+        self.connect_failures[r as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Sums one per-client counter over all clients.
+    pub fn sum(&self, f: impl Fn(&ClientStats) -> u64) -> u64 {
+        self.clients.iter().map(|c| f(c)).sum()
+    }
+
+    /// Clients in each state now, indexed by `State as usize`.
+    pub fn states(&self) -> [u64; 8] {
+        let now = self.started.elapsed().as_micros() as u64;
+        let mut n = [0u64; 8];
+        for c in &self.clients {
+            n[c.state_at(now, self.stall_after_us) as usize] += 1;
+        }
+        n
+    }
+}
