@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use crate::threshold::Threshold;
 
+pub(crate) use synth_common::redact::shown;
+
 /// Defaults, in one place.
 pub mod defaults {
     use std::time::Duration;
@@ -90,8 +92,9 @@ pub mod limits {
     pub const YAML_NODES: usize = 2_000_000;
     /// Parser events of one config (a node is one or two events).
     pub const YAML_EVENTS: usize = 4_000_000;
-    /// Characters of a user's value an error echoes before it cuts with `…`.
-    pub const SHOWN_CHARS: usize = 100;
+    /// Characters of a user's value an error echoes before it cuts with `…`
+    /// ([`synth_common::redact::shown`]).
+    pub const SHOWN_CHARS: usize = synth_common::redact::SHOWN_CHARS;
     const MINUTE: Duration = Duration::from_secs(60);
     const HOUR: Duration = Duration::from_secs(3600);
     /// `duration` and `auth.jwt_ttl` (30 days).
@@ -871,14 +874,6 @@ fn read_limited(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Err(too_big());
     }
     Ok(out)
-}
-
-/// `s` as an error shows it: at most [`limits::SHOWN_CHARS`] characters, then `…`.
-pub(crate) fn shown(s: &str) -> String {
-    match s.char_indices().nth(limits::SHOWN_CHARS) {
-        None => s.to_owned(),
-        Some((i, _)) => format!("{}…", &s[..i]),
-    }
 }
 
 /// Parses config text. The error is one line: `line L column C: what`.
