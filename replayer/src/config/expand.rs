@@ -132,21 +132,54 @@ fn check_id(id: &str) -> anyhow::Result<()> {
     }
 }
 
-/// `network` resolves a group's network into an index of the run's networks.
+/// The participants: the explicit clients, then each group's, numbered in
+/// that order. `network` resolves a group's network into an index of the
+/// run's networks.
 pub(super) fn expand(
     clients: &[ClientSpec],
     groups: &[GroupSpec],
     o: &Overrides,
     network: &mut dyn FnMut(usize, &GroupSpec) -> anyhow::Result<Option<usize>>,
 ) -> anyhow::Result<Vec<Participant>> {
+    let mut roster = Roster::with_capacity(total(clients, groups, o)?);
+    for c in clients {
+        roster.add(Participant {
+            index: roster.len(),
+            user_id: c.user_id.clone(),
+            meeting_id: c.meeting_id.clone(),
+            audio: c.enable_audio,
+            video: c.enable_video,
+            rendition: c.rendition.clone(),
+            network: None,
+            adapt: false,
+            group: None,
+            viewer: false,
+        })?;
+    }
+    let pod = Pod {
+        token: pod_token(o.pod_name.as_deref().unwrap_or("local")),
+        index: o.pod_index.unwrap_or(0),
+    };
+    for (g_no, g) in groups.iter().enumerate() {
+        let count = o.clients_per_pod.unwrap_or(g.count);
+        let net = network(g_no, g)?;
+        add_group(&mut roster, g_no, g, count, net, &pod)?;
+    }
+    if roster.list.is_empty() {
+        bail!("no clients: add `clients:` or `groups:` to the config");
+    }
+    Ok(roster.list)
+}
+
+/// How many participants the config makes. Counted before anything is
+/// made, so a huge count is an error, not an allocation failure.
+fn total(clients: &[ClientSpec], groups: &[GroupSpec], o: &Overrides) -> anyhow::Result<usize> {
     if o.clients_per_pod.is_some() && groups.len() != 1 {
         bail!(
             "CLIENTS_PER_POD is set but the config has {} groups: it needs exactly one",
             groups.len()
         );
     }
-    // Counted before anything is made, so a huge count is an error, not an
-    // allocation failure.
     let mut total = clients.len();
     for (g_no, g) in groups.iter().enumerate() {
         let count = match o.clients_per_pod {
@@ -169,97 +202,120 @@ pub(super) fn expand(
             limits::CLIENTS
         );
     }
-    let mut out = Vec::with_capacity(total);
-    let mut seen = HashSet::with_capacity(total);
-    let mut add = |p: Participant| -> anyhow::Result<()> {
+    Ok(total)
+}
+
+/// The participants made so far: each one's ids checked, no user id twice.
+struct Roster {
+    list: Vec<Participant>,
+    seen: HashSet<String>,
+}
+
+impl Roster {
+    fn with_capacity(n: usize) -> Self {
+        Roster {
+            list: Vec::with_capacity(n),
+            seen: HashSet::with_capacity(n),
+        }
+    }
+
+    /// The index the next participant gets.
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn add(&mut self, p: Participant) -> anyhow::Result<()> {
         check_id(&p.user_id).with_context(|| format!("client {} user_id", p.index))?;
         check_id(&p.meeting_id)
             .with_context(|| format!("client {} ({}) meeting_id", p.index, p.user_id))?;
-        if !seen.insert(synth_common::ids::normalize(&p.user_id)) {
+        if !self.seen.insert(synth_common::ids::normalize(&p.user_id)) {
             bail!(
                 "user_id {:?} is used by more than one client (ids must be distinct; use {{index}} in a group template)",
                 p.user_id
             );
         }
-        out.push(p);
+        self.list.push(p);
         Ok(())
-    };
-    let mut index = 0;
-    for c in clients {
-        add(Participant {
-            index,
-            user_id: c.user_id.clone(),
-            meeting_id: c.meeting_id.clone(),
-            audio: c.enable_audio,
-            video: c.enable_video,
-            rendition: c.rendition.clone(),
-            network: None,
-            adapt: false,
-            group: None,
-            viewer: false,
-        })?;
-        index += 1;
     }
-    let pod = pod_token(o.pod_name.as_deref().unwrap_or("local"));
-    let pod_index = o.pod_index.unwrap_or(0);
-    for (g_no, g) in groups.iter().enumerate() {
-        let count = o.clients_per_pod.unwrap_or(g.count);
-        let net = network(g_no, g)?;
-        let uses_meeting = g.meeting_id.contains("{meeting");
-        let size = match (g.meeting_size, uses_meeting) {
-            (Some(0), _) => bail!("groups[{g_no}].meeting_size must be at least 1"),
-            (Some(_), false) => bail!(
-                "groups[{g_no}]: meeting_size is set but meeting_id {:?} has no {{meeting}}",
-                shown(&g.meeting_id)
-            ),
-            (Some(n), true) => n,
-            (None, true) => bail!(
-                "groups[{g_no}]: meeting_id {:?} uses {{meeting}}, so meeting_size is needed",
-                shown(&g.meeting_id)
-            ),
-            (None, false) => usize::MAX,
+}
+
+/// This process's pod: its name as an id may hold it, and its index.
+struct Pod {
+    token: String,
+    index: usize,
+}
+
+/// Adds group `g_no`'s `count` participants, their ids made from its
+/// templates; `network` is the group's network, if it has one.
+fn add_group(
+    roster: &mut Roster,
+    g_no: usize,
+    g: &GroupSpec,
+    count: usize,
+    network: Option<usize>,
+    pod: &Pod,
+) -> anyhow::Result<()> {
+    let size = meeting_size(g_no, g)?;
+    let first = first_global(pod.index, count)?;
+    for i in 0..count {
+        let global = first + i;
+        let vars = Vars {
+            index: i,
+            global,
+            pod: &pod.token,
+            pod_index: pod.index,
+            meeting: global / size,
         };
-        // `{global}` of this pod's clients: pod_index × count + index. Were it
-        // to wrap, a far pod's ids would be those of pod 0.
-        let first = pod_index
-            .checked_mul(count)
-            .filter(|f| f.checked_add(count).is_some())
-            .with_context(|| {
-                format!(
-                    "pod_index {pod_index} × {count} clients overflows the {{global}} index (at most {})",
-                    usize::MAX / count.max(1) - 1
-                )
-            })?;
-        for i in 0..count {
-            let global = first + i;
-            let vars = Vars {
-                index: i,
-                global,
-                pod: &pod,
-                pod_index,
-                meeting: global / size,
-            };
-            add(Participant {
-                index,
-                user_id: render(&g.user_id, &vars)
-                    .with_context(|| format!("groups[{g_no}].user_id"))?,
-                meeting_id: render(&g.meeting_id, &vars)
-                    .with_context(|| format!("groups[{g_no}].meeting_id"))?,
-                audio: g.enable_audio && g.role == Role::Participant,
-                video: g.enable_video && g.role == Role::Participant,
-                rendition: g.rendition.clone(),
-                network: net,
-                adapt: g.adapt && g.role == Role::Participant,
-                group: Some(g_no),
-                viewer: g.role == Role::Viewer,
-            })?;
-            index += 1;
-        }
+        roster.add(Participant {
+            index: roster.len(),
+            user_id: render(&g.user_id, &vars)
+                .with_context(|| format!("groups[{g_no}].user_id"))?,
+            meeting_id: render(&g.meeting_id, &vars)
+                .with_context(|| format!("groups[{g_no}].meeting_id"))?,
+            audio: g.enable_audio && g.role == Role::Participant,
+            video: g.enable_video && g.role == Role::Participant,
+            rendition: g.rendition.clone(),
+            network,
+            adapt: g.adapt && g.role == Role::Participant,
+            group: Some(g_no),
+            viewer: g.role == Role::Viewer,
+        })?;
     }
-    if out.is_empty() {
-        bail!("no clients: add `clients:` or `groups:` to the config");
-    }
-    Ok(out)
+    Ok(())
+}
+
+/// Participants per meeting of group `g_no`: its `meeting_size`, which a
+/// meeting id with `{meeting}` needs and one without must not have.
+fn meeting_size(g_no: usize, g: &GroupSpec) -> anyhow::Result<usize> {
+    let uses_meeting = g.meeting_id.contains("{meeting");
+    Ok(match (g.meeting_size, uses_meeting) {
+        (Some(0), _) => bail!("groups[{g_no}].meeting_size must be at least 1"),
+        (Some(_), false) => bail!(
+            "groups[{g_no}]: meeting_size is set but meeting_id {:?} has no {{meeting}}",
+            shown(&g.meeting_id)
+        ),
+        (Some(n), true) => n,
+        (None, true) => bail!(
+            "groups[{g_no}]: meeting_id {:?} uses {{meeting}}, so meeting_size is needed",
+            shown(&g.meeting_id)
+        ),
+        (None, false) => usize::MAX,
+    })
+}
+
+/// `{global}` of this pod's first client of a group of `count`: pod_index ×
+/// count (its others follow). Were it to wrap, a far pod's ids would be
+/// those of pod 0.
+fn first_global(pod_index: usize, count: usize) -> anyhow::Result<usize> {
+    pod_index
+        .checked_mul(count)
+        .filter(|f| f.checked_add(count).is_some())
+        .with_context(|| {
+            format!(
+                "pod_index {pod_index} × {count} clients overflows the {{global}} index (at most {})",
+                usize::MAX / count.max(1) - 1
+            )
+        })
 }
 
 #[cfg(test)]
