@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use synth_common::netem::{Change, Profile, Step};
 use synth_common::redact::shown;
 
-use super::file::{JitterDist, LinkSpec, NetworkSpec, ProfileSpec};
+use super::file::{JitterDist, LinkSpec, NetworkSpec, ProfileSpec, StepSpec};
 use super::limits;
 
 /// A group's network, resolved.
@@ -74,47 +75,60 @@ pub(super) fn network(
     spec: &NetworkSpec,
     custom: &BTreeMap<String, ProfileSpec>,
 ) -> anyhow::Result<Network> {
-    use synth_common::netem::{Change, Profile, Step};
-    let named = |name: &str| -> anyhow::Result<(Profile, Option<&ProfileSpec>)> {
-        if let Some(p) = Profile::named(name) {
-            return Ok((p, None));
-        }
-        match custom.get(name) {
-            Some(c) => Ok((
-                Profile {
-                    uplink: link(&c.uplink).context("uplink")?,
-                    downlink: link(&c.downlink).context("downlink")?,
-                },
-                Some(c),
-            )),
-            None => {
-                let known: Vec<&str> = synth_common::netem::PROFILES
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .chain(custom.keys().map(|k| k.as_str()))
-                    .collect();
-                bail!(
-                    "no network profile {:?} (known: {})",
-                    shown(name),
-                    known.join(", ")
-                )
-            }
-        }
-    };
     let (profile_name, profile, steps) = match spec {
         NetworkSpec::Name(n) => {
-            let (p, c) = named(n)?;
+            let (p, c) = named(n, custom)?;
             (n.clone(), p, c.map_or(&[][..], |c| &c.schedule[..]))
         }
-        NetworkSpec::Inline(c) => (
-            "inline".to_owned(),
-            Profile {
-                uplink: link(&c.uplink).context("uplink")?,
-                downlink: link(&c.downlink).context("downlink")?,
-            },
-            &c.schedule[..],
-        ),
+        NetworkSpec::Inline(c) => ("inline".to_owned(), profile(c)?, &c.schedule[..]),
     };
+    Ok(Network {
+        group: String::new(),
+        profile_name,
+        profile,
+        schedule: schedule(steps, custom)?,
+    })
+}
+
+/// The profile called `name`, built in or custom; a custom one comes with
+/// its spec (for its schedule).
+fn named<'a>(
+    name: &str,
+    custom: &'a BTreeMap<String, ProfileSpec>,
+) -> anyhow::Result<(Profile, Option<&'a ProfileSpec>)> {
+    if let Some(p) = Profile::named(name) {
+        return Ok((p, None));
+    }
+    match custom.get(name) {
+        Some(c) => Ok((profile(c)?, Some(c))),
+        None => {
+            let known: Vec<&str> = synth_common::netem::PROFILES
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(custom.keys().map(|k| k.as_str()))
+                .collect();
+            bail!(
+                "no network profile {:?} (known: {})",
+                shown(name),
+                known.join(", ")
+            )
+        }
+    }
+}
+
+/// Both directions of a profile as written.
+fn profile(c: &ProfileSpec) -> anyhow::Result<Profile> {
+    Ok(Profile {
+        uplink: link(&c.uplink).context("uplink")?,
+        downlink: link(&c.downlink).context("downlink")?,
+    })
+}
+
+/// A profile's schedule; a step's profile is one without a schedule.
+fn schedule(
+    steps: &[StepSpec],
+    custom: &BTreeMap<String, ProfileSpec>,
+) -> anyhow::Result<Vec<Step>> {
     if steps.len() > limits::NETWORK_STEPS {
         bail!(
             "schedule has {} steps, more than {}",
@@ -134,7 +148,8 @@ pub(super) fn network(
         }
         let change = match (&st.profile, st.down) {
             (Some(name), None) => {
-                let (p, c) = named(name).with_context(|| format!("schedule[{i}].profile"))?;
+                let (p, c) =
+                    named(name, custom).with_context(|| format!("schedule[{i}].profile"))?;
                 if c.is_some_and(|c| !c.schedule.is_empty()) {
                     bail!("schedule[{i}].profile {name} has a schedule of its own; switch to one without");
                 }
@@ -155,12 +170,7 @@ pub(super) fn network(
             change,
         });
     }
-    Ok(Network {
-        group: String::new(),
-        profile_name,
-        profile,
-        schedule,
-    })
+    Ok(schedule)
 }
 
 /// One direction of a network as written, checked against [`limits`].
