@@ -17,8 +17,8 @@
 //!   [`quality`] builds on it what a receiver experiences of one sender:
 //!   late packets, jitter, frame rate, freezes, and the exact loss check.
 //! - [`ids`] (the server's id rule), [`jwt`] (room-access tokens),
-//!   [`fingerprint`] (certificate pins), [`redact`] (secrets out of logs) and
-//!   [`clock`] (the wall clock on the wire).
+//!   [`fingerprint`] (certificate pins), [`redact`] (secrets and overlong
+//!   values out of logs and errors) and [`clock`] (the wall clock on the wire).
 //! - [`ivf`] writes and reads IVF files (VP9 frames for ffmpeg and libvpx's
 //!   tools), and [`vp9`] reads a key frame's size from its header.
 //! - [`netem`] models a hostile network per participant (loss, delay and

@@ -2,7 +2,8 @@
 //!
 //! Session URLs carry a JWT in `?token=` and may carry a password
 //! (`https://user:pass@host`). Anything that prints a URL prints it through
-//! [`url()`].
+//! [`url()`]. A value a user wrote goes into an error through [`shown`], so a
+//! pasted secret or a megabyte of YAML is echoed only in part.
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "REDACTED";
@@ -33,6 +34,17 @@ pub fn url(u: &url::Url) -> String {
         c.query_pairs_mut().clear().extend_pairs(pairs);
     }
     c.to_string()
+}
+
+/// Characters of a user's value an error echoes before it cuts with `…`.
+pub const SHOWN_CHARS: usize = 100;
+
+/// `s` as an error shows it: at most [`SHOWN_CHARS`] characters, then `…`.
+pub fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
 }
 
 /// A URL given as text: parsed and redacted, or (unparseable) cut before any
@@ -79,6 +91,15 @@ mod tests {
         assert!(shown.contains("a=1"), "{shown}");
         let plain = "https://127.0.0.1:4433/lobby/alice/m1";
         assert_eq!(url(&url::Url::parse(plain).unwrap()), plain);
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(shown("short"), "short");
+        let exact = "é".repeat(SHOWN_CHARS);
+        assert_eq!(shown(&exact), exact);
+        let long = format!("{exact}xyz");
+        assert_eq!(shown(&long), format!("{exact}…"));
     }
 
     #[test]

@@ -1,0 +1,598 @@
+//! [`Settings`]: everything a run needs, resolved by [`Settings::resolve`]
+//! from the file and the overrides, one section after another (each
+//! section's own file checks it), and the defaults where neither says.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use synth_common::redact::shown;
+
+use crate::threshold::Threshold;
+
+use super::auth::{credentials, Credentials};
+use super::defaults;
+use super::expand::{expand, Participant};
+use super::file::{File, NetworkSpec, ProfileSpec, ThresholdSpec};
+use super::limits::{self, bounded, path_fits};
+use super::network::{network, Network};
+use super::overrides::Overrides;
+use super::search::{search, search_group, Search};
+use super::tls::{trust, Trust};
+
+/// The behaviour part of the config: what [`crate::people::schedule`] turns
+/// into each client's script.
+#[derive(Debug, Clone, Default)]
+pub struct People {
+    /// Phases in sequence.
+    pub phases: Vec<crate::people::PhaseSpec>,
+    /// Churn.
+    pub churn: Option<crate::people::ChurnSpec>,
+    /// Reconnect storms.
+    pub storms: Vec<crate::people::StormSpec>,
+    /// Speaking turns.
+    pub conversation: Option<crate::people::ConversationSpec>,
+    /// Opus DTX.
+    pub dtx: bool,
+    /// Each group's actions, by group index.
+    pub actions: Vec<Vec<crate::people::ActionSpec>>,
+}
+
+impl People {
+    /// Whether anything here changes how clients behave over the run.
+    pub fn active(&self) -> bool {
+        !self.phases.is_empty()
+            || self.churn.is_some()
+            || !self.storms.is_empty()
+            || self.conversation.is_some()
+            || self.actions.iter().any(|a| !a.is_empty())
+    }
+}
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Server URL (`https://host:port`), `None` to start the embedded relay.
+    pub server_url: Option<url::Url>,
+    /// Pack path.
+    pub pack: PathBuf,
+    /// Run length.
+    pub duration: Duration,
+    /// Delay between consecutive client starts.
+    pub ramp_up_delay: Duration,
+    /// Timeout of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Handshakes in flight at once.
+    pub max_concurrent_connects: usize,
+    /// Attempts for a client's first connection.
+    pub connect_attempts: u32,
+    /// Threads that run clients (each a current-thread runtime with its own socket).
+    pub threads: usize,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// How early a video frame may go to share a wake-up with an audio packet.
+    pub batch_window: Duration,
+    /// QUIC keep-alive period.
+    pub keep_alive: Duration,
+    /// QUIC idle timeout: a silent server is dead after this.
+    pub idle_timeout: Duration,
+    /// Nothing acknowledged this long: the client is stalled.
+    pub stall_after: Duration,
+    /// At the end, the wait for each session's streams to be acknowledged.
+    pub ack_wait: Duration,
+    /// At the end, receivers read this long after every sender stopped.
+    pub drain: Duration,
+    /// Audio and video: how long after it was due a packet counts as late.
+    pub late_after: [Duration; 2],
+    /// Certificate trust.
+    pub trust: Trust,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// The clients, in start order.
+    pub clients: Vec<Participant>,
+    /// Pass/fail thresholds.
+    pub thresholds: Vec<Threshold>,
+    /// Prometheus endpoint address.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// JSON report path.
+    pub report: Option<PathBuf>,
+    /// Timeline sampling interval.
+    pub timeline_interval: Duration,
+    /// Where the timeline is streamed as JSON lines.
+    pub timeline: Option<PathBuf>,
+    /// The capacity search, if the config has one.
+    pub search: Option<Search>,
+    /// The groups' networks (a participant's `network` indexes here).
+    pub networks: Vec<Network>,
+    /// Seed of every random choice (networks and behaviour).
+    pub seed: u64,
+    /// Phases, churn, storms, conversation, DTX, actions.
+    pub people: People,
+}
+
+impl Settings {
+    /// Resolves the file and overrides into settings, expanding groups and checking ids.
+    /// `env` reads environment variables (the JWT secret); tests pass a map.
+    pub fn resolve(
+        file: File,
+        o: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Settings> {
+        // One step a part, in this order: a config with several mistakes is
+        // told of the same one first every time.
+        let people = people(&file, file.search.is_some())?;
+        let server_url = server_url(o.server_url.as_deref().or(file.server_url.as_deref()))?;
+        let trust = trust(&file.tls)?;
+        let credentials = credentials(&file.auth, env)?;
+        let o = &pod_index(o, env)?;
+        let search = capacity_search(&file, o)?;
+        let (clients, networks) = clients(&file, o)?;
+        profiles(&file.networks)?;
+        let thresholds = file
+            .thresholds
+            .iter()
+            .map(|(k, v)| threshold(k, v))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let metrics_listen = metrics_listen(
+            o.metrics_listen
+                .as_deref()
+                .or(file.metrics_listen.as_deref()),
+        )?;
+        let timing = timing(&file, o)?;
+        let (max_concurrent_connects, ramp_up_delay) = starts(&file)?;
+        let (pack, report, timeline) = paths(&file, o)?;
+        let engine = engine(&file, clients.len())?;
+        let duration = run_length(&timing, search.as_ref(), &engine, &people, o, &file);
+        Ok(Settings {
+            server_url,
+            pack,
+            duration,
+            ramp_up_delay,
+            connect_timeout: engine.connect_timeout,
+            max_concurrent_connects,
+            connect_attempts: engine.connect_attempts,
+            threads: engine.threads,
+            heartbeat_interval: engine.heartbeat_interval,
+            batch_window: engine.batch_window,
+            keep_alive: timing.keep_alive,
+            idle_timeout: timing.idle_timeout,
+            stall_after: timing.stall_after,
+            ack_wait: engine.ack_wait,
+            drain: engine.drain,
+            late_after: timing.late_after,
+            trust,
+            credentials,
+            clients,
+            thresholds,
+            metrics_listen,
+            report,
+            timeline_interval: engine.timeline_interval,
+            timeline,
+            search,
+            networks,
+            seed: file.seed.unwrap_or(defaults::SEED),
+            people,
+        })
+    }
+}
+
+/// The server to join, flag over file; blank or absent, the embedded relay.
+fn server_url(s: Option<&str>) -> anyhow::Result<Option<url::Url>> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Ok(None),
+        Some(s) => Ok(Some(parse_server_url(s)?)),
+    }
+}
+
+/// The overrides, with the pod's index from `JOB_COMPLETION_INDEX` when no
+/// flag or `POD_INDEX` gives one.
+fn pod_index(o: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Overrides> {
+    let mut o = o.clone();
+    if o.pod_index.is_none() {
+        // A Kubernetes indexed Job names the pod's index this way.
+        if let Some(v) = env("JOB_COMPLETION_INDEX") {
+            let n = v.trim().parse().map_err(|_| {
+                anyhow::anyhow!("JOB_COMPLETION_INDEX {:?} is not a number", shown(&v))
+            })?;
+            o.pod_index = Some(n);
+        }
+    }
+    Ok(o)
+}
+
+/// The file's `search:`, checked, if it has one.
+fn capacity_search(file: &File, o: &Overrides) -> anyhow::Result<Option<Search>> {
+    let Some(spec) = &file.search else {
+        return Ok(None);
+    };
+    let has_clients = !file.clients.is_empty() || !file.groups.is_empty();
+    Ok(Some(search(spec, has_clients, file.ramp_up_delay_ms, o)?))
+}
+
+/// The clients to start (the search's, or the file's clients and groups),
+/// and the groups' networks they index.
+fn clients(file: &File, o: &Overrides) -> anyhow::Result<(Vec<Participant>, Vec<Network>)> {
+    let mut networks = Vec::new();
+    let clients = match &file.search {
+        Some(spec) => expand(&[], &[search_group(spec)], o, &mut |_, _| Ok(None))?,
+        None => expand(&file.clients, &file.groups, o, &mut |g_no, g| {
+            let Some(spec) = &g.network else {
+                return Ok(None);
+            };
+            let n =
+                network(spec, &file.networks).with_context(|| format!("groups[{g_no}].network"))?;
+            networks.push(Network {
+                group: g.user_id.clone(),
+                ..n
+            });
+            Ok(Some(networks.len() - 1))
+        })?,
+    };
+    Ok((clients, networks))
+}
+
+/// Checks each of the file's `networks:`, used by a group or not.
+fn profiles(custom: &BTreeMap<String, ProfileSpec>) -> anyhow::Result<()> {
+    for name in custom.keys() {
+        if synth_common::netem::Profile::named(name).is_some() {
+            bail!("networks.{name}: {name} is a built-in profile; give yours another name");
+        }
+        network(&NetworkSpec::Name(name.clone()), custom)
+            .with_context(|| format!("networks.{name}"))?;
+    }
+    Ok(())
+}
+
+/// The Prometheus endpoint's address, flag over file.
+fn metrics_listen(s: Option<&str>) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    let Some(s) = s else {
+        return Ok(None);
+    };
+    let addr = s.parse().with_context(|| {
+        format!(
+            "metrics_listen {:?} is not an address like 127.0.0.1:9090",
+            shown(s)
+        )
+    })?;
+    Ok(Some(addr))
+}
+
+/// The run's length as asked, and how a session is kept alive, found
+/// stalled and judged late.
+struct Timing {
+    duration: Duration,
+    keep_alive: Duration,
+    idle_timeout: Duration,
+    stall_after: Duration,
+    late_after: [Duration; 2],
+}
+
+fn timing(file: &File, o: &Overrides) -> anyhow::Result<Timing> {
+    let duration = bounded(
+        "duration",
+        o.duration.or(file.duration).unwrap_or(defaults::DURATION),
+    )?;
+    let keep_alive = bounded(
+        "keep_alive",
+        file.keep_alive.unwrap_or(defaults::KEEP_ALIVE),
+    )?;
+    let idle_timeout = bounded(
+        "idle_timeout",
+        file.idle_timeout.unwrap_or(defaults::IDLE_TIMEOUT),
+    )?;
+    if idle_timeout <= keep_alive {
+        bail!(
+            "keep_alive ({}) must be less than idle_timeout ({})",
+            humantime::format_duration(keep_alive),
+            humantime::format_duration(idle_timeout)
+        );
+    }
+    let stall_after = bounded(
+        "stall_after",
+        file.stall_after.unwrap_or(defaults::STALL_AFTER),
+    )?;
+    let late_after = [
+        bounded(
+            "late_after.audio",
+            file.late_after.audio.unwrap_or(defaults::AUDIO_LATE_AFTER),
+        )?,
+        bounded(
+            "late_after.video",
+            file.late_after.video.unwrap_or(defaults::VIDEO_LATE_AFTER),
+        )?,
+    ];
+    Ok(Timing {
+        duration,
+        keep_alive,
+        idle_timeout,
+        stall_after,
+        late_after,
+    })
+}
+
+/// How clients start: handshakes in flight at once, and the delay between
+/// two starts.
+fn starts(file: &File) -> anyhow::Result<(usize, Duration)> {
+    let max_concurrent_connects = file
+        .max_concurrent_connects
+        .unwrap_or(defaults::MAX_CONCURRENT_CONNECTS);
+    if max_concurrent_connects == 0 {
+        bail!("max_concurrent_connects must be at least 1");
+    }
+    if max_concurrent_connects > limits::MAX_CONCURRENT_CONNECTS {
+        bail!(
+            "max_concurrent_connects {max_concurrent_connects} is more than {}",
+            limits::MAX_CONCURRENT_CONNECTS
+        );
+    }
+    let ramp_up_delay_ms = file.ramp_up_delay_ms.unwrap_or(defaults::RAMP_UP_DELAY_MS);
+    if ramp_up_delay_ms > limits::RAMP_UP_DELAY_MS {
+        bail!(
+            "ramp_up_delay_ms {ramp_up_delay_ms} is more than {} (1 h)",
+            limits::RAMP_UP_DELAY_MS
+        );
+    }
+    Ok((
+        max_concurrent_connects,
+        Duration::from_millis(ramp_up_delay_ms),
+    ))
+}
+
+/// The pack, report and timeline paths, flag over file, each short enough
+/// to open.
+fn paths(
+    file: &File,
+    o: &Overrides,
+) -> anyhow::Result<(PathBuf, Option<PathBuf>, Option<PathBuf>)> {
+    let pack = o
+        .pack
+        .clone()
+        .or_else(|| file.pack.clone())
+        .unwrap_or_else(|| PathBuf::from(defaults::PACK));
+    let report = o.report.clone().or_else(|| file.report.clone());
+    let timeline = o.timeline.clone().or_else(|| file.timeline.clone());
+    path_fits("pack", &pack)?;
+    if let Some(r) = &report {
+        path_fits("report", r)?;
+    }
+    if let Some(t) = &timeline {
+        path_fits("timeline", t)?;
+    }
+    Ok((pack, report, timeline))
+}
+
+/// How long the run lasts: `duration`, except that a search and phases set
+/// their own length, which `duration` (or --duration) can only cut short.
+fn run_length(
+    timing: &Timing,
+    search: Option<&Search>,
+    engine: &Engine,
+    people: &People,
+    o: &Overrides,
+    file: &File,
+) -> Duration {
+    // A search lasts as long as its steps, each of which may wait up to
+    // connect_timeout past its hold for its clients; it ends by itself,
+    // and --duration can only cut it short.
+    let duration = match (search, o.duration) {
+        (Some(se), None) => (se.hold + engine.connect_timeout).saturating_mul(se.steps() as u32),
+        _ => timing.duration,
+    };
+    // Phases last as long as they do; `duration` or --duration can only
+    // cut them short.
+    if people.phases.is_empty() {
+        return duration;
+    }
+    let total = crate::people::phases_length(&people.phases);
+    match o.duration.or(file.duration) {
+        Some(d) => d.min(total),
+        None => total,
+    }
+}
+
+/// How the engine samples its timeline, connects, paces and winds down its
+/// clients.
+struct Engine {
+    timeline_interval: Duration,
+    connect_timeout: Duration,
+    connect_attempts: u32,
+    threads: usize,
+    heartbeat_interval: Duration,
+    batch_window: Duration,
+    ack_wait: Duration,
+    drain: Duration,
+}
+
+fn engine(file: &File, clients: usize) -> anyhow::Result<Engine> {
+    Ok(Engine {
+        timeline_interval: bounded(
+            "timeline_interval",
+            file.timeline_interval
+                .unwrap_or(defaults::TIMELINE_INTERVAL),
+        )?,
+        connect_timeout: bounded(
+            "connect_timeout",
+            file.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT),
+        )?,
+        connect_attempts: file
+            .connect_attempts
+            .unwrap_or(defaults::CONNECT_ATTEMPTS)
+            .max(1),
+        threads: threads(file.threads, clients)?,
+        heartbeat_interval: bounded(
+            "heartbeat_interval",
+            file.heartbeat_interval
+                .unwrap_or(defaults::HEARTBEAT_INTERVAL),
+        )?,
+        batch_window: batch_window(file.batch_window)?,
+        ack_wait: bounded("ack_wait", file.ack_wait.unwrap_or(defaults::ACK_WAIT))?,
+        drain: bounded("drain", file.drain.unwrap_or(defaults::DRAIN))?,
+    })
+}
+
+/// Threads to run clients on: as the file says, else as
+/// [`defaults::threads`] finds for `clients`.
+fn threads(asked: Option<usize>, clients: usize) -> anyhow::Result<usize> {
+    match asked {
+        Some(0) => bail!("threads must be at least 1"),
+        Some(n) if n > limits::THREADS => {
+            bail!("threads {n} is more than {}", limits::THREADS)
+        }
+        Some(n) => Ok(n),
+        None => Ok(defaults::threads(clients)),
+    }
+}
+
+/// How early a video frame may go to ride with an audio packet: less than
+/// one 20 ms audio frame.
+fn batch_window(asked: Option<Duration>) -> anyhow::Result<Duration> {
+    match asked.unwrap_or(defaults::BATCH_WINDOW) {
+        w if w >= Duration::from_millis(20) => {
+            bail!("batch_window must be under 20 ms (one audio frame)")
+        }
+        w => Ok(w),
+    }
+}
+
+/// Checks and gathers the behaviour sections of the file.
+fn people(file: &File, search: bool) -> anyhow::Result<People> {
+    let p = People {
+        phases: file.phases.clone(),
+        churn: file.churn.clone(),
+        storms: file.storms.clone(),
+        conversation: file.conversation.clone(),
+        dtx: file.dtx,
+        actions: file.groups.iter().map(|g| g.actions.clone()).collect(),
+    };
+    if search && p.active() {
+        bail!("search cannot be combined with phases, churn, storms, conversation or actions: a search sets its own load");
+    }
+    crate::people::validate(
+        &p.phases,
+        p.churn.as_ref(),
+        &p.storms,
+        p.conversation.as_ref(),
+        &p.actions,
+    )?;
+    Ok(p)
+}
+
+/// One threshold of the file, parsed.
+fn threshold(name: &str, spec: &ThresholdSpec) -> anyhow::Result<Threshold> {
+    match spec {
+        ThresholdSpec::Expr(e) => Threshold::parse(name, e),
+        ThresholdSpec::Full(f) => {
+            let mut t = Threshold::parse(name, &f.threshold)?;
+            t.abort_on_fail = f.abort_on_fail;
+            if let Some(d) = f.delay_abort_eval {
+                t.delay_abort_eval = bounded("thresholds.delay_abort_eval", d)?;
+            }
+            if (t.abort_on_fail || f.delay_abort_eval.is_some())
+                && !crate::timeline::window_figure(name)
+            {
+                bail!(
+                    "thresholds.{name}: abort_on_fail needs a figure known while the run goes, and {name} is only known at the end (live figures: the latency, cross-host latency and jitter percentiles, {})",
+                    crate::timeline::WINDOW_FIGURES.join(", ")
+                );
+            }
+            if !f.abort_on_fail && f.delay_abort_eval.is_some() {
+                bail!("thresholds.{name}: delay_abort_eval is set without abort_on_fail: true");
+            }
+            Ok(t)
+        }
+    }
+}
+
+fn parse_server_url(s: &str) -> anyhow::Result<url::Url> {
+    // Errors show the URL without a password or token.
+    let shown = shown(&synth_common::redact::url_str(s));
+    let u = url::Url::parse(s).with_context(|| format!("server_url {shown:?} is not a URL"))?;
+    if u.scheme() != "https" {
+        bail!("server_url {shown:?} must start with https:// (WebTransport runs over HTTP/3)");
+    }
+    if u.host().is_none() {
+        bail!("server_url {shown:?} has no host");
+    }
+    Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{assert_errors, resolve};
+
+    const ORIGINAL: &str = r#"
+ramp_up_delay_ms: 1000
+server_url: "https://127.0.0.1:4433"
+clients:
+  - user_id: "bot001"
+    meeting_id: "test-room-1"
+    enable_audio: true
+    enable_video: true
+  - user_id: "bot002"
+    meeting_id: "test-room-1"
+    enable_audio: true
+    enable_video: false
+"#;
+
+    #[test]
+    fn original_format() {
+        let s = resolve(ORIGINAL, &Overrides::default()).unwrap();
+        assert_eq!(s.server_url.unwrap().as_str(), "https://127.0.0.1:4433/");
+        assert_eq!(s.ramp_up_delay, Duration::from_secs(1));
+        assert_eq!(s.clients.len(), 2);
+        assert!(!s.clients[1].video);
+        assert_eq!(s.pack, PathBuf::from(defaults::PACK));
+        assert_eq!(s.duration, defaults::DURATION);
+        assert_eq!(s.trust, Trust::System);
+        assert_eq!(s.credentials, Credentials::None);
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let yaml = "server_url: https://127.0.0.1:1\npack: a.pack\nduration: 5s\nreport: r.json\nmetrics_listen: 127.0.0.1:1\nclients: [{user_id: a, meeting_id: m}]\n";
+        let o = Overrides {
+            server_url: Some("https://127.0.0.1:2".into()),
+            pack: Some("b.pack".into()),
+            duration: Some(Duration::from_secs(7)),
+            metrics_listen: Some("127.0.0.1:2".into()),
+            report: Some("s.json".into()),
+            ..Default::default()
+        };
+        let s = resolve(yaml, &o).unwrap();
+        assert_eq!(s.server_url.unwrap().port(), Some(2));
+        assert_eq!(s.pack, PathBuf::from("b.pack"));
+        assert_eq!(s.duration, Duration::from_secs(7));
+        assert_eq!(s.metrics_listen.unwrap().port(), 2);
+        assert_eq!(s.report, Some(PathBuf::from("s.json")));
+        // And without overrides the file's values hold.
+        let s = resolve(yaml, &Overrides::default()).unwrap();
+        assert_eq!(s.pack, PathBuf::from("a.pack"));
+        assert_eq!(s.duration, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert_errors(&[
+            (
+                "server_url: http://127.0.0.1:1\nclients: [{user_id: a, meeting_id: m}]",
+                "https://",
+            ),
+            (
+                "thresholds: {bogus: \"< 1\"}\nclients: [{user_id: a, meeting_id: m}]",
+                "bogus",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn server_url_errors_hide_the_password() {
+        let e = parse_server_url("http://me:s3cret@127.0.0.1:4433")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must start with https://"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}
