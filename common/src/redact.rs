@@ -62,18 +62,6 @@ pub fn url_str(s: &str) -> String {
     }
 }
 
-/// Characters of a user's value an error echoes before it cuts with `…`.
-pub const SHOWN_CHARS: usize = 100;
-
-/// `s` as an error shows it: at most [`SHOWN_CHARS`] characters, then `…`
-/// (a config value, a figure name: whatever a user typed, kept short).
-pub fn shown(s: &str) -> String {
-    match s.char_indices().nth(SHOWN_CHARS) {
-        None => s.to_owned(),
-        Some((i, _)) => format!("{}…", &s[..i]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,14 +94,5 @@ mod tests {
     fn unparseable_text_is_cut() {
         assert_eq!(url_str("not a url?token=abc"), "not a url");
         assert_eq!(url_str("bad://u:p@h:x"), "REDACTED@h:x");
-    }
-
-    #[test]
-    fn long_values_are_cut_short() {
-        assert_eq!(shown("abc"), "abc");
-        let long = "é".repeat(SHOWN_CHARS + 5);
-        let cut = shown(&long);
-        assert_eq!(cut.chars().count(), SHOWN_CHARS + 1);
-        assert!(cut.ends_with('…'));
     }
 }
