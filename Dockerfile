@@ -39,6 +39,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY common/Cargo.toml common/
 COPY encoder/Cargo.toml encoder/
 COPY relay/Cargo.toml relay/
+COPY report/Cargo.toml report/
+COPY scenario/Cargo.toml scenario/
 COPY replayer/Cargo.toml replayer/
 COPY benches/Cargo.toml benches/
 ARG STUB="// docker-deps-stub"
@@ -70,8 +72,8 @@ RUN set -eu; \
 # build above: touch the sources so cargo rebuilds the workspace crates. Stubs that no real file
 # replaced are removed, so they can't become targets.
 COPY . .
-RUN grep -rlx -e "$STUB" --include='*.rs' common encoder relay replayer benches | xargs -r rm -f \
-    && find common encoder relay replayer benches -name '*.rs' -exec touch {} + \
+RUN grep -rlx -e "$STUB" --include='*.rs' common encoder relay report scenario replayer benches | xargs -r rm -f \
+    && find common encoder relay report scenario replayer benches -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p synth-encoder -p synth-replayer --bins \
     && install -D -m 0755 target/release/synth-encode target/release/synth-replay -t /out/bin \
     && /out/bin/synth-encode build --audio speech --video bars \

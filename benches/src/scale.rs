@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use synth_report::Report;
 
 use crate::proc::{die_with_parent, sample, Sample};
 
@@ -353,7 +354,7 @@ struct Measured {
     /// The relay's CPU in the window, cores.
     relay_cores: f64,
     /// The replayer's JSON report.
-    report: serde_json::Value,
+    report: Report,
     /// Packets the relay received, all kinds.
     relay_received: u64,
 }
@@ -444,9 +445,7 @@ fn measure(s: &Setup, tag: &str, drain: bool, mut load: Load) -> anyhow::Result<
         bail!("synth-replay failed ({status}): {}", err.trim());
     }
     stop(&mut relay.child.0);
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&report).with_context(|| format!("reading {}", report.display()))?,
-    )?;
+    let report = Report::read(&report)?;
     let relay_stats: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&relay.stats)
             .with_context(|| format!("reading {}", relay.stats.display()))?,
@@ -473,11 +472,9 @@ fn measure(s: &Setup, tag: &str, drain: bool, mut load: Load) -> anyhow::Result<
 /// which `senders` send; the shape's own are filled in by the caller.
 fn row(shape: &str, m: &Measured, clients: usize, meeting_size: usize, senders: usize) -> Row {
     let report = &m.report;
-    let report_sent = ["audio", "video"]
-        .iter()
-        .map(|k| report[k]["sent"]["packets"].as_u64().unwrap_or(0))
-        .sum::<u64>()
-        + report["heartbeats"]["sent"].as_u64().unwrap_or(0)
+    let report_sent = report.audio.sent.packets
+        + report.video.sent.packets
+        + report.heartbeats.sent
         + report_connections(report);
     Row {
         shape: shape.into(),
@@ -485,8 +482,8 @@ fn row(shape: &str, m: &Measured, clients: usize, meeting_size: usize, senders: 
         meeting_size,
         senders,
         connect_all_s: m.connect_all_s,
-        connected: report["clients"]["connected"].as_u64().unwrap_or(0),
-        failed: report["clients"]["failed"].as_u64().unwrap_or(0),
+        connected: report.clients.connected as u64,
+        failed: report.clients.failed as u64,
         mcpu_per_client: m.cpu_s / m.secs / clients as f64 * 1000.0,
         us_per_sent_packet: Some(m.cpu_s * 1e6 / m.sent.max(1.0)),
         received_per_client_s: m.recv / m.secs / clients as f64,
@@ -495,18 +492,15 @@ fn row(shape: &str, m: &Measured, clients: usize, meeting_size: usize, senders: 
         steady_rss_mb: m.steady_rss / 1e6,
         peak_rss_mb: m.peak_rss as f64 / 1e6,
         rss_per_client_mb: 0.0,
-        lateness_p99_ms: report["send_lateness_ms"]["p99"].as_f64(),
-        audio_bitrate_error_pct: report["audio"]["sent"]["bitrate_error_pct"].as_f64(),
-        video_bitrate_error_pct: report["video"]["sent"]["bitrate_error_pct"].as_f64(),
+        lateness_p99_ms: report.send_lateness_ms.p99,
+        audio_bitrate_error_pct: report.audio.sent.bitrate_error_pct,
+        video_bitrate_error_pct: report.video.sent.bitrate_error_pct,
         relay_cores: m.relay_cores,
         report_sent,
         relay_received: m.relay_received,
-        lost: ["audio", "video"]
-            .iter()
-            .map(|k| report[k]["received"]["lost"].as_u64().unwrap_or(0))
-            .sum(),
-        video_latency_p99_ms: report["video"]["received"]["latency_ms"]["p99"].as_f64(),
-        video_fps_p5: report["video"]["received"]["rate_per_sender"]["p5"].as_f64(),
+        lost: report.audio.received.lost + report.video.received.lost,
+        video_latency_p99_ms: report.video.received.latency_ms.p99,
+        video_fps_p5: report.video.received.rate_per_sender.p5,
     }
 }
 
@@ -650,9 +644,8 @@ pub fn run_viewers(s: &Setup, a: Audience) -> anyhow::Result<Row> {
 
 /// CONNECTION packets sent: one per session, so one per connected client plus
 /// one per reconnection.
-fn report_connections(report: &serde_json::Value) -> u64 {
-    report["clients"]["connected"].as_u64().unwrap_or(0)
-        + report["clients"]["reconnects"].as_u64().unwrap_or(0)
+fn report_connections(report: &Report) -> u64 {
+    report.clients.connected as u64 + report.clients.reconnects
 }
 
 fn relay_total(stats: &serde_json::Value) -> u64 {
@@ -887,7 +880,7 @@ mod tests {
 
     /// `load` as the replayer's config code resolves it (with a duration:
     /// [`measure`] fills that in).
-    fn resolve(load: &Load) -> synth_replayer::config::Settings {
+    fn resolve(load: &Load) -> synth_scenario::config::Settings {
         let load = &Load { secs: 60, ..*load };
         let text = config_text(
             "https://127.0.0.1:4433",
@@ -897,9 +890,9 @@ mod tests {
             load,
             &["threads: 1".into()],
         );
-        let file = synth_replayer::config::parse(&text).expect(&text);
+        let file = synth_scenario::config::parse(&text).expect(&text);
         let env = |k: &str| (k == JWT_ENV).then(|| JWT_SECRET.to_string());
-        synth_replayer::config::Settings::resolve(file, &Default::default(), &env).expect(&text)
+        synth_scenario::config::Settings::resolve(file, &Default::default(), &env).expect(&text)
     }
 
     /// The replayer's own config code reads the viewers shape as meetings of

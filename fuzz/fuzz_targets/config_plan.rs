@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use synth_replayer::config::{self, Overrides, Settings};
+use synth_scenario::config::{self, Overrides, Settings};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -16,5 +16,5 @@ fuzz_target!(|data: &[u8]| {
     let starts: Vec<std::time::Duration> = (0..s.clients.len() as u32)
         .map(|i| s.ramp_up_delay.saturating_mul(i))
         .collect();
-    let _ = synth_replayer::plan::draw(&s, &starts);
+    let _ = synth_scenario::plan::draw(&s, &starts);
 });

@@ -33,21 +33,20 @@
 pub mod adapt;
 pub mod client;
 pub mod collect;
-pub mod config;
 pub mod health;
 pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod netem;
 pub mod pacer;
-pub mod people;
-pub mod plan;
 pub mod receive;
 pub mod run;
 pub mod timeline;
 pub mod transport;
 
 pub use synth_report::{diff, hist, html, merge, threshold};
+pub use synth_scenario::behaviour as people;
+pub use synth_scenario::{config, plan};
 
 /// The report's model (`synth_report::model`) and where reports are written.
 pub mod report {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
 use synth_replayer::run::{self, Options, EXIT_CONFIG};
-use synth_replayer::{html, plan, report};
+use synth_replayer::{html, report};
 use synth_report::cli::{self as report_cli, fail, ReportCommand};
 
 /// Synthetic videocall-rs participants: join meetings over WebTransport and
@@ -167,13 +167,13 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => return fail(&e, EXIT_CONFIG),
                 };
-                match plan::summary(&s) {
+                match synth_scenario::summary::summary(&s) {
                     Ok(p) if a.json => {
                         println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
                         0
                     }
                     Ok(p) => {
-                        print_plan(&p);
+                        print!("{p}");
                         0
                     }
                     Err(e) => fail(&e, EXIT_CONFIG),
@@ -206,60 +206,4 @@ async fn shutdown_on_signal() {
         eprintln!("second signal: exiting now");
         std::process::exit(130);
     });
-}
-
-fn print_plan(p: &plan::Summary) {
-    println!("server    {}", p.server);
-    println!("pack      {}", p.pack);
-    println!(
-        "duration  {:.1} s (ramp-up {:.1} s)",
-        p.duration_s, p.ramp_up_s
-    );
-    let audio = p.clients.iter().filter(|c| c.audio).count();
-    let video = p.clients.iter().filter(|c| c.video).count();
-    println!(
-        "clients   {} ({} with audio, {} with video) in {} meetings",
-        p.clients.len(),
-        audio,
-        video,
-        p.meetings.len()
-    );
-    let mut sizes = std::collections::BTreeMap::new();
-    for n in p.meetings.values() {
-        *sizes.entry(*n).or_insert(0) += 1;
-    }
-    for (size, count) in sizes {
-        println!("          {count} meeting(s) of {size}");
-    }
-    println!(
-        "expected  {:.1} kbps audio + {:.1} kbps video sent ({:.2} Mbit/s)",
-        p.expected_kbps.audio,
-        p.expected_kbps.video,
-        (p.expected_kbps.audio + p.expected_kbps.video) / 1000.0
-    );
-    for c in p.clients.iter().take(5) {
-        println!(
-            "          {} -> {} (audio {}, video {})",
-            c.user_id,
-            c.meeting_id,
-            c.audio,
-            c.rendition.as_deref().unwrap_or("off")
-        );
-    }
-    if p.clients.len() > 5 {
-        println!("          ... and {} more", p.clients.len() - 5);
-    }
-    if let Some(se) = &p.search {
-        println!("search    {se}");
-    }
-    for n in &p.networks {
-        println!("network   {n}");
-    }
-    for b in &p.behaviour {
-        println!("behaviour {b}");
-    }
-    for w in &p.warnings {
-        println!("warning   {w}");
-    }
-    println!("ok");
 }

@@ -9,39 +9,40 @@ use std::time::Duration;
 /// environment; [`Settings::resolve`](super::Settings::resolve) lays them
 /// over the file. So the order is CLI over env over file, for every one of
 /// them.
-#[derive(Debug, Default, Clone, clap::Args)]
+#[derive(Debug, Default, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct Overrides {
     /// Server URL, e.g. https://127.0.0.1:4433 (overrides the config's server_url).
-    #[arg(long, env = "SERVER_URL")]
+    #[cfg_attr(feature = "cli", arg(long, env = "SERVER_URL"))]
     pub server_url: Option<String>,
     /// Pack to replay [default: the config's `pack`, else packs/default.pack].
-    #[arg(long, env = "PACK")]
+    #[cfg_attr(feature = "cli", arg(long, env = "PACK"))]
     pub pack: Option<PathBuf>,
     /// Run length, e.g. 30s or 5m (overrides the config's duration).
-    #[arg(long, env = "DURATION", value_parser = humantime::parse_duration)]
+    #[cfg_attr(feature = "cli", arg(long, env = "DURATION", value_parser = humantime::parse_duration))]
     pub duration: Option<Duration>,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9090 (run only).
-    #[arg(long, env = "METRICS_LISTEN")]
+    #[cfg_attr(feature = "cli", arg(long, env = "METRICS_LISTEN"))]
     pub metrics_listen: Option<String>,
     /// Write the JSON report here (run only; schema: docs/report-schema.json).
-    #[arg(long, env = "REPORT")]
+    #[cfg_attr(feature = "cli", arg(long, env = "REPORT"))]
     pub report: Option<PathBuf>,
     /// Stream the timeline here as JSON lines while the run goes, one sample
     /// per `timeline_interval` (run only; a killed run still leaves its history).
-    #[arg(long, env = "TIMELINE")]
+    #[cfg_attr(feature = "cli", arg(long, env = "TIMELINE"))]
     pub timeline: Option<PathBuf>,
     /// Pod name, for `{pod}` in id templates.
-    #[arg(long, env = "POD_NAME")]
+    #[cfg_attr(feature = "cli", arg(long, env = "POD_NAME"))]
     pub pod_name: Option<String>,
     /// Pod index, for `{pod_index}` and `{global}` [env: POD_INDEX, else JOB_COMPLETION_INDEX].
-    #[arg(long, env = "POD_INDEX")]
+    #[cfg_attr(feature = "cli", arg(long, env = "POD_INDEX"))]
     pub pod_index: Option<usize>,
     /// Clients in this process: overrides `count` of the config's single group.
-    #[arg(long, env = "CLIENTS_PER_POD")]
+    #[cfg_attr(feature = "cli", arg(long, env = "CLIENTS_PER_POD"))]
     pub clients_per_pod: Option<usize>,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use super::*;
     use crate::config::{parse, Settings};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::threshold::Threshold;
+use synth_report::threshold::Threshold;
 
 use super::defaults;
 use super::file::{GroupSpec, Role, SearchSpec};
@@ -129,10 +129,10 @@ pub(super) fn search(
     let mut slo = Vec::with_capacity(spec.slo.len());
     for (name, expr) in &spec.slo {
         let t = Threshold::parse(name, expr).context("search.slo")?;
-        if !crate::timeline::window_figure(name) {
+        if !synth_report::figure::is_live(name) {
             bail!(
                 "search.slo.{name}: a step is judged on its own window, and {name} is only known at the end of a run (use one of: the latency, cross-host latency and jitter percentiles, {})",
-                crate::timeline::WINDOW_FIGURES.join(", ")
+                synth_report::figure::live_names()
             );
         }
         slo.push(t);

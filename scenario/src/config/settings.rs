@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use synth_common::redact::shown;
 
-use crate::threshold::Threshold;
+use synth_report::threshold::Threshold;
 
 use super::auth::{credentials, Credentials};
 use super::defaults;
@@ -21,22 +21,22 @@ use super::overrides::Overrides;
 use super::search::{search, search_group, Search};
 use super::tls::{trust, Trust};
 
-/// The behaviour part of the config: what [`crate::people::schedule`] turns
+/// The behaviour part of the config: what [`crate::behaviour::schedule`] turns
 /// into each client's script.
 #[derive(Debug, Clone, Default)]
 pub struct People {
     /// Phases in sequence.
-    pub phases: Vec<crate::people::PhaseSpec>,
+    pub phases: Vec<crate::behaviour::PhaseSpec>,
     /// Churn.
-    pub churn: Option<crate::people::ChurnSpec>,
+    pub churn: Option<crate::behaviour::ChurnSpec>,
     /// Reconnect storms.
-    pub storms: Vec<crate::people::StormSpec>,
+    pub storms: Vec<crate::behaviour::StormSpec>,
     /// Speaking turns.
-    pub conversation: Option<crate::people::ConversationSpec>,
+    pub conversation: Option<crate::behaviour::ConversationSpec>,
     /// Opus DTX.
     pub dtx: bool,
     /// Each group's actions, by group index.
-    pub actions: Vec<Vec<crate::people::ActionSpec>>,
+    pub actions: Vec<Vec<crate::behaviour::ActionSpec>>,
 }
 
 impl People {
@@ -385,7 +385,7 @@ fn run_length(
     if people.phases.is_empty() {
         return duration;
     }
-    let total = crate::people::phases_length(&people.phases);
+    let total = crate::behaviour::phases_length(&people.phases);
     match o.duration.or(file.duration) {
         Some(d) => d.min(total),
         None => total,
@@ -469,7 +469,7 @@ fn people(file: &File, search: bool) -> anyhow::Result<People> {
     if search && p.active() {
         bail!("search cannot be combined with phases, churn, storms, conversation or actions: a search sets its own load");
     }
-    crate::people::validate(
+    crate::behaviour::validate(
         &p.phases,
         p.churn.as_ref(),
         &p.storms,
@@ -490,11 +490,11 @@ fn threshold(name: &str, spec: &ThresholdSpec) -> anyhow::Result<Threshold> {
                 t.delay_abort_eval = bounded("thresholds.delay_abort_eval", d)?;
             }
             if (t.abort_on_fail || f.delay_abort_eval.is_some())
-                && !crate::timeline::window_figure(name)
+                && !synth_report::figure::is_live(name)
             {
                 bail!(
                     "thresholds.{name}: abort_on_fail needs a figure known while the run goes, and {name} is only known at the end (live figures: the latency, cross-host latency and jitter percentiles, {})",
-                    crate::timeline::WINDOW_FIGURES.join(", ")
+                    synth_report::figure::live_names()
                 );
             }
             if !f.abort_on_fail && f.delay_abort_eval.is_some() {

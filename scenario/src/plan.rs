@@ -11,11 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde::Serialize;
 use synth_common::pack::{Reader, Role, TrackKind};
 
+use crate::behaviour::{self, Action, Cause, Member, PhaseWindow, Planned, Script, SessionPlan};
 use crate::config::Settings;
-use crate::people::{self, Action, Cause, Member, PhaseWindow, Planned, Script, SessionPlan};
 
 /// One client, fully resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +47,7 @@ pub struct ClientPlan {
     pub behaviour: Behaviour,
 }
 
-/// A client's behaviour over the run ([`crate::people`]).
+/// A client's behaviour over the run ([`crate::behaviour`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Behaviour {
     /// Its sessions, actions and speaking turns (see `scheduled`).
@@ -167,7 +166,7 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
         .actions
         .iter()
         .flatten()
-        .any(|a| a.action == people::ActionKind::ScreenShare);
+        .any(|a| a.action == behaviour::ActionKind::ScreenShare);
     if shares && screen_track.is_none() {
         bail!(
             "a screen_share action needs a pack with a screen track; pack {} has none (rebuild it with synth-encode build, without --screen none)",
@@ -277,9 +276,9 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
     })
 }
 
-/// Draws the behaviour schedule of `s` ([`people::schedule`]) for clients
+/// Draws the behaviour schedule of `s` ([`behaviour::schedule`]) for clients
 /// starting at `starts` when there are no phases (pure: no pack needed).
-pub fn draw(s: &Settings, starts: &[Duration]) -> anyhow::Result<people::Schedule> {
+pub fn draw(s: &Settings, starts: &[Duration]) -> anyhow::Result<behaviour::Schedule> {
     let groups = s.people.actions.len();
     let mut meetings: BTreeMap<&str, usize> = BTreeMap::new();
     let mut group_sizes = vec![0usize; groups + 1];
@@ -303,7 +302,7 @@ pub fn draw(s: &Settings, starts: &[Duration]) -> anyhow::Result<people::Schedul
     let mut group_actions = s.people.actions.clone();
     group_actions.push(Vec::new());
     let p = &s.people;
-    people::schedule(&people::Input {
+    behaviour::schedule(&behaviour::Input {
         members: &members,
         group_sizes: &group_sizes,
         group_actions: &group_actions,
@@ -334,165 +333,6 @@ fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleIn
         phases: schedule.phases,
         planned: schedule.planned,
         digest,
-    })
-}
-
-/// The plan as `validate` prints it.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    /// Server, or the embedded relay.
-    pub server: String,
-    /// Pack path.
-    pub pack: String,
-    /// Run length, seconds.
-    pub duration_s: f64,
-    /// Time until the last client starts, seconds.
-    pub ramp_up_s: f64,
-    /// Every client.
-    pub clients: Vec<SummaryClient>,
-    /// Clients per meeting.
-    pub meetings: BTreeMap<String, usize>,
-    /// Expected send bitrate of all clients together, kbps.
-    pub expected_kbps: ExpectedKbps,
-    /// The capacity search, in words, when the config has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub search: Option<String>,
-    /// Each group's network, in words (`group: profile (up: …; down: …)`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<String>,
-    /// The behaviour schedule, in words: its seed and digest, the planned
-    /// sessions, each phase.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub behaviour: Vec<String>,
-    /// Warnings about the plan.
-    pub warnings: Vec<String>,
-}
-
-/// One client in [`Summary`].
-#[derive(Debug, Serialize)]
-pub struct SummaryClient {
-    /// User id.
-    pub user_id: String,
-    /// Meeting id.
-    pub meeting_id: String,
-    /// Sends audio.
-    pub audio: bool,
-    /// Sends video.
-    pub video: bool,
-    /// Video track name, if video is on.
-    pub rendition: Option<String>,
-}
-
-/// Expected bitrates.
-#[derive(Debug, Serialize)]
-pub struct ExpectedKbps {
-    /// Audio, all clients.
-    pub audio: f64,
-    /// Video, all clients.
-    pub video: f64,
-}
-
-/// Expands and checks the plan against the pack, without connecting.
-pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
-    let plan = resolve(s)?;
-    let mut meetings = BTreeMap::new();
-    let mut clients = Vec::with_capacity(plan.clients.len());
-    let (mut audio, mut video) = (0.0, 0.0);
-    for c in &plan.clients {
-        *meetings.entry(c.meeting_id.clone()).or_insert(0) += 1;
-        audio += c.target_bps[0] / 1000.0;
-        video += c.target_bps[1] / 1000.0;
-        clients.push(SummaryClient {
-            user_id: c.user_id.clone(),
-            meeting_id: c.meeting_id.clone(),
-            audio: c.audio_track.is_some(),
-            video: c.video_track.is_some(),
-            rendition: c.video_track.map(|t| plan.pack.tracks()[t].name.clone()),
-        });
-    }
-    // Clients a behaviour schedule never needs never start.
-    let ramp = plan
-        .clients
-        .iter()
-        .filter(|c| !c.unneeded())
-        .map(|c| c.start_after)
-        .max()
-        .unwrap_or(Duration::ZERO);
-    let mut warnings = Vec::new();
-    if ramp >= s.duration {
-        warnings.push(format!(
-            "the ramp-up ({:.1} s for {} clients) is not shorter than the duration ({:.1} s): the last clients will not start",
-            ramp.as_secs_f64(),
-            s.clients.len(),
-            s.duration.as_secs_f64()
-        ));
-    }
-    if let Some((m, n)) = meetings.iter().find(|(_, n)| **n == 1) {
-        if meetings.len() > 1 || s.clients.len() == 1 {
-            warnings.push(format!(
-                "meeting {m} has {n} participant: nobody receives its media"
-            ));
-        }
-    }
-    Ok(Summary {
-        server: server_label(s),
-        pack: s.pack.display().to_string(),
-        duration_s: s.duration.as_secs_f64(),
-        ramp_up_s: ramp.as_secs_f64(),
-        clients,
-        meetings,
-        expected_kbps: ExpectedKbps {
-            audio: (audio * 10.0).round() / 10.0,
-            video: (video * 10.0).round() / 10.0,
-        },
-        search: s.search.as_ref().map(|se| {
-            let slo: Vec<String> = se
-                .slo
-                .iter()
-                .map(|t| format!("{} {}", t.name, t.expr))
-                .collect();
-            format!(
-                "from {} by {} to {} clients, {} a step ({} steps), meetings of {}; SLOs: {}",
-                se.start,
-                se.step,
-                se.max,
-                humantime::format_duration(se.hold),
-                se.steps(),
-                se.meeting_size,
-                if slo.is_empty() {
-                    "none (only connecting and the generator)".to_string()
-                } else {
-                    slo.join(", ")
-                }
-            )
-        }),
-        networks: s.networks.iter().map(|n| n.describe()).collect(),
-        behaviour: plan.schedule.as_ref().map_or_else(Vec::new, |sc| {
-            let p = &sc.planned;
-            let mut v = vec![format!(
-                "seed {}, schedule {:016x}: {} sessions ({} joins, {} rejoins after churn, {} after a storm), {} leaves, {} storm drops, {} actions",
-                s.seed,
-                sc.digest,
-                p.sessions,
-                p.joins,
-                p.rejoins,
-                p.storm_rejoins,
-                p.leaves + p.churn_drops,
-                p.storm_drops,
-                p.actions
-            )];
-            for w in &sc.phases {
-                v.push(format!(
-                    "phase {} ({}) {:.1}-{:.1} s",
-                    w.name,
-                    w.kind,
-                    w.start.as_secs_f64(),
-                    w.end.as_secs_f64()
-                ));
-            }
-            v
-        }),
-        warnings,
     })
 }
 

@@ -98,14 +98,14 @@ pub struct File {
     /// Load as phases in sequence (`constant`, `ramp`, `arrival_rate`,
     /// `spike`, `hold`); the run lasts as long as they do.
     #[serde(default)]
-    pub phases: Vec<crate::people::PhaseSpec>,
+    pub phases: Vec<crate::behaviour::PhaseSpec>,
     /// Sessions that end and come back (a tab reload).
-    pub churn: Option<crate::people::ChurnSpec>,
+    pub churn: Option<crate::behaviour::ChurnSpec>,
     /// Reconnect storms: a share of the clients drops its session at once and rejoins.
     #[serde(default)]
-    pub storms: Vec<crate::people::StormSpec>,
+    pub storms: Vec<crate::behaviour::StormSpec>,
     /// Speaking turns: one or two talkers at a time per meeting.
-    pub conversation: Option<crate::people::ConversationSpec>,
+    pub conversation: Option<crate::behaviour::ConversationSpec>,
     /// Opus DTX: a frame without voice goes out only every 400 ms.
     #[serde(default)]
     pub dtx: bool,
@@ -273,7 +273,7 @@ pub struct GroupSpec {
     pub role: Role,
     /// Timed actions on a share of the group: mute, camera, screen share, rendition.
     #[serde(default)]
-    pub actions: Vec<crate::people::ActionSpec>,
+    pub actions: Vec<crate::behaviour::ActionSpec>,
 }
 
 /// What a group's clients do in the meeting.

@@ -1,0 +1,20 @@
+//! `synth-scenario`: what a `synth-replay` run will do, worked out before
+//! anything connects, with no runtime in it (no tokio, QUIC or HTTP), so the
+//! fuzz target, `validate`, the chart's checks and the scale harness use it
+//! alone.
+//!
+//! - [`config`]: the YAML file, its environment and command-line overrides
+//!   (CLI over env over file), resolved into [`config::Settings`]: network
+//!   profiles, TLS trust and credentials, participants from id templates.
+//! - [`behaviour`]: the behaviour schedule, pure and seeded: phases, churn,
+//!   storms, group actions and speaking turns, one script per participant.
+//! - [`plan`]: the settings resolved against the pack, one
+//!   [`plan::ClientPlan`] per client, with its script.
+//! - [`summary`]: the plan as `validate` prints it.
+//!
+//! Data flows one way: `config` ← `behaviour` (its specs) ← `plan` ← `summary`.
+
+pub mod behaviour;
+pub mod config;
+pub mod plan;
+pub mod summary;
