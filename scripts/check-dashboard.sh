@@ -13,28 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=target/release/synth-replay
-PACK=packs/default.pack
+# shellcheck source=scripts/real-run.sh
+. scripts/real-run.sh
 DASHBOARD=docs/grafana-dashboard.json
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --replay-bin) BIN=$2; shift 2 ;;
-    --pack) PACK=$2; shift 2 ;;
-    --dashboard) DASHBOARD=$2; shift 2 ;;
-    *) echo "usage: $0 [--replay-bin BIN] [--pack PACK] [--dashboard FILE.json]" >&2; exit 2 ;;
-  esac
-done
-
-if ! command -v prometheus >/dev/null; then
-  echo "check-dashboard: installing prometheus" >&2
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
-
-OUT=target/check-dashboard
-rm -rf "$OUT" && mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+extra_option() { [ "$1" = --dashboard ] && DASHBOARD=$2; }
+real_run_args "[--replay-bin BIN] [--pack PACK] [--dashboard FILE.json]" "$@"
+need_command prometheus prometheus
+OUT=$(fresh_dir target/check-dashboard)
 TSDB=$(mktemp -d)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 METRICS_PORT=$(free_port)
 PROM_PORT=$(free_port)
 PROM=http://127.0.0.1:$PROM_PORT

@@ -11,26 +11,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=target/release/synth-replay
-PACK=packs/default.pack
+# shellcheck source=scripts/real-run.sh
+. scripts/real-run.sh
 PAGE=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --replay-bin) BIN=$2; shift 2 ;;
-    --pack) PACK=$2; shift 2 ;;
-    --page) PAGE=$2; shift 2 ;;
-    *) echo "usage: $0 [--replay-bin BIN] [--pack PACK] | --page FILE.html" >&2; exit 2 ;;
-  esac
-done
-
-if ! command -v chromium >/dev/null; then
-  echo "check-html: installing chromium" >&2
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
-
-OUT=target/check-html
-rm -rf "$OUT" && mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+extra_option() { [ "$1" = --page ] && PAGE=$2; }
+real_run_args "[--replay-bin BIN] [--pack PACK] | --page FILE.html" "$@"
+need_command chromium chromium
+OUT=$(fresh_dir target/check-html)
 PROFILE=$(mktemp -d)
 trap 'rm -rf "$PROFILE"' EXIT
 

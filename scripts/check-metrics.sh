@@ -13,24 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=target/release/synth-replay
-PACK=packs/default.pack
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --replay-bin) BIN=$2; shift 2 ;;
-    --pack) PACK=$2; shift 2 ;;
-    *) echo "usage: $0 [--replay-bin BIN] [--pack PACK]" >&2; exit 2 ;;
-  esac
-done
-
-if ! command -v promtool >/dev/null; then
-  echo "check-metrics: installing prometheus (for promtool)" >&2
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
-
-OUT=target/check-metrics
-rm -rf "$OUT" && mkdir -p "$OUT"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/real-run.sh
+. scripts/real-run.sh
+real_run_args "[--replay-bin BIN] [--pack PACK]" "$@"
+need_command promtool prometheus
+OUT=$(fresh_dir target/check-metrics)
 PORT=$(free_port)
 
 RUN_PID=

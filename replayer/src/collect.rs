@@ -209,148 +209,8 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         .iter()
         .map(|p| (p.user_id.as_str(), p.index))
         .collect();
-    let pr = [pairs(m, &index, 0), pairs(m, &index, 1)];
-    let mut meeting_lost = vec![0u64; m.clients.len()];
-    for p in &pr {
-        for (l, n) in meeting_lost.iter_mut().zip(&p.lost_by_receiver) {
-            *l += n;
-        }
-    }
-    let media = |mut pr: Pairs, i: usize| -> MediaReport {
-        let mut bits = 0f64;
-        let mut expected = 0f64;
-        let mut active = 0f64;
-        for (c, p) in m.clients.iter().zip(inp.plan) {
-            let mut t = p.target_bps;
-            // An adapting client's video target follows the renditions
-            // it sent, weighted by the time on each.
-            if i == Media::Video as usize && p.adapt {
-                if let Some(bps) = c.adapted_video_bps() {
-                    t[i] = bps;
-                }
-            }
-            let payload = c.sent_payload[i].load(Relaxed);
-            // A client whose script stops or thins this medium (mute,
-            // DTX, turns, camera, leaving) sends less than its pack
-            // bitrate on purpose: it is not part of the bitrate check.
-            if payload == 0 || t[i] == 0.0 || !p.steady(i) {
-                continue;
-            }
-            let secs = c.media_active().as_secs_f64();
-            if secs <= 0.0 {
-                continue;
-            }
-            bits += payload as f64 * 8.0;
-            expected += t[i] * secs;
-            active += secs;
-        }
-        let (bitrate, target, err) = bitrates(bits, expected, active);
-        let sent = m.sum(|c| c.sent_packets[i].load(Relaxed));
-        let acked = m.sum(|c| c.acked[i].load(Relaxed));
-        let freezes = (i == Media::Video as usize).then(|| {
-            let mut counts: Vec<f64> = pr.per_receiver.iter().map(|r| r.0 as f64).collect();
-            FreezeReport {
-                count: pr.freezes.count,
-                total_ms: round3(pr.freezes.total_ms),
-                longest_ms: round3(pr.freezes.longest_ms),
-                share: (pr.watched_ms > 0.0)
-                    .then(|| round6((pr.freezes.total_ms / pr.watched_ms).min(1.0))),
-                receivers_with_freezes: pr.per_receiver.iter().filter(|r| r.0 > 0).count() as u64,
-                per_receiver_p50: quantile(&mut counts, 0.5).unwrap_or(0.0),
-                per_receiver_max: counts.last().copied().unwrap_or(0.0),
-                per_receiver_total_max_ms: round3(
-                    pr.per_receiver.iter().map(|r| r.1).fold(0.0, f64::max),
-                ),
-                watched_ms: round3(pr.watched_ms),
-                per_receiver_hist: hist::encode_values(&counts, 1.0),
-            }
-        });
-        let concealment = (i == Media::Audio as usize).then(|| {
-            let slots: u64 = pr.slots.iter().map(|s| s.0).sum();
-            let concealed: u64 = pr.slots.iter().map(|s| s.1).sum();
-            let mut shares: Vec<f64> = pr
-                .slots
-                .iter()
-                .filter(|s| s.0 > 0)
-                .map(|s| s.1 as f64 / s.0 as f64)
-                .collect();
-            Concealment {
-                slots,
-                concealed,
-                share: (slots > 0).then(|| round6(concealed as f64 / slots as f64)),
-                pair_p95: quantile(&mut shares, 0.95).map(round6),
-                pair_hist: hist::encode_values(&shares, 1e6),
-            }
-        });
-        let n = pr.rates.len();
-        let mean = (n > 0).then(|| pr.rates.iter().sum::<f64>() / n as f64);
-        let rate = Rate {
-            pairs: n as u64,
-            p5: quantile(&mut pr.rates, 0.05).map(round3),
-            p50: quantile(&mut pr.rates, 0.5).map(round3),
-            mean: mean.map(round3),
-            sum: pr.rates.iter().sum(),
-            hist: hist::encode_values(&pr.rates, 1000.0),
-        };
-        MediaReport {
-            sent: Sent {
-                packets: sent,
-                acked,
-                unacked: sent.saturating_sub(acked),
-                bytes: m.sum(|c| c.sent_bytes[i].load(Relaxed)),
-                payload_bytes: m.sum(|c| c.sent_payload[i].load(Relaxed)),
-                bitrate_kbps: bitrate,
-                target_kbps: target,
-                bitrate_error_pct: err,
-                active_s: active,
-                bits,
-                target_bits: expected,
-            },
-            received: Received {
-                packets: m.sum(|c| c.recv_packets[i].load(Relaxed)),
-                bytes: m.sum(|c| c.recv_bytes[i].load(Relaxed)),
-                lost: pr.lost,
-                exact: pr.exact,
-                late: m.sum(|c| c.late[i].load(Relaxed)),
-                reordered: m.sum(|c| c.reordered[i].load(Relaxed)),
-                duplicate: m.sum(|c| c.duplicates[i].load(Relaxed)),
-                corrupted: m.sum(|c| c.corrupted[i].load(Relaxed)),
-                latency_ms: Percentiles::from_us(&m.latency[i].merged()),
-                cross_host_latency_ms: Percentiles::from_us(&m.cross_host_latency[i].merged()),
-                jitter_ms: Percentiles::from_us(&m.jitter[i].merged()),
-                rate_per_sender: rate,
-                freezes,
-                concealment,
-            },
-        }
-    };
-    let states = m.states();
-    let mut meetings: BTreeMap<&str, Meeting> = BTreeMap::new();
-    for ((p, c), lost) in inp.plan.iter().zip(&m.clients).zip(&meeting_lost) {
-        let e = meetings.entry(&p.meeting_id).or_insert_with(|| Meeting {
-            meeting_id: p.meeting_id.clone(),
-            clients: 0,
-            connected: 0,
-            audio_sent: 0,
-            video_sent: 0,
-            audio_received: 0,
-            video_received: 0,
-            lost: 0,
-        });
-        e.clients += 1;
-        e.connected += c.ever_connected.load(Relaxed) as usize;
-        e.audio_sent += c.sent_packets[Media::Audio as usize].load(Relaxed);
-        e.video_sent += c.sent_packets[Media::Video as usize].load(Relaxed);
-        e.audio_received += c.recv_packets[Media::Audio as usize].load(Relaxed);
-        e.video_received += c.recv_packets[Media::Video as usize].load(Relaxed);
-        e.lost += lost;
-    }
-    let congestion: Vec<u64> = m
-        .clients
-        .iter()
-        .map(|c| c.congestion.load(Relaxed))
-        .collect();
-    let [pa, pv] = pr;
+    let [pa, pv] = [pairs(m, &index, 0), pairs(m, &index, 1)];
+    let meetings = meetings(m, inp.plan, [&pa, &pv]);
     let p = Process::now();
     let mut r = Report {
         schema: SCHEMA.to_string(),
@@ -359,44 +219,20 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         pack: inp.pack.clone(),
         elapsed_s: round3(m.started.elapsed().as_secs_f64()),
         stopped_by: inp.stopped_by,
-        clients: Clients {
-            planned: m.clients.len(),
-            unscheduled: inp.plan.iter().filter(|p| p.unneeded()).count(),
-            connected: m
-                .clients
-                .iter()
-                .filter(|c| c.ever_connected.load(Relaxed))
-                .count(),
-            failed: states[State::Failed as usize] as usize,
-            reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
-            connected_at_end: inp.at_end.0,
-            started_at_end: inp.at_end.1,
-            stalls: m.sum(|c| c.stalls.load(Relaxed)),
-            stalled_s: round3(m.sum(|c| c.stalled_us.load(Relaxed)) as f64 / 1e6),
-        },
+        clients: clients(m, inp),
         connect_ms: Percentiles::from_us(&m.connect.merged()),
         connect_failures: REASONS
             .iter()
             .enumerate()
             .map(|(i, r)| (r.to_string(), m.connect_failures[i].load(Relaxed)))
             .collect(),
-        audio: media(pa, 0),
-        video: media(pv, 1),
+        audio: media(m, inp.plan, pa, Media::Audio),
+        video: media(m, inp.plan, pv, Media::Video),
         heartbeats: Counts {
             sent: m.sum(|c| c.sent_packets[Media::Heartbeat as usize].load(Relaxed)),
             received: m.sum(|c| c.recv_packets[Media::Heartbeat as usize].load(Relaxed)),
         },
-        server_signals: Signals {
-            congestion_received: congestion.iter().sum(),
-            clients_with_congestion: congestion.iter().filter(|&&n| n > 0).count(),
-            congestion_max_per_client: congestion.iter().copied().max().unwrap_or(0),
-            keyframe_requests_received: m.sum(|c| c.keyframe_requests.load(Relaxed)),
-            keyframes_answered: m.sum(|c| c.keyframes_answered.load(Relaxed)),
-            keyframe_answer_ms: Percentiles::from_us(&m.keyframe_answer.merged()),
-            participant_joined_seen: m.sum(|c| c.joined_events.load(Relaxed)),
-            participant_left_seen: m.sum(|c| c.left_events.load(Relaxed)),
-            join_visibility_ms: Percentiles::from_us(&m.join_visibility.merged()),
-        },
+        server_signals: signals(m),
         send_lateness_ms: Percentiles::from_us(&m.lateness.merged()),
         generator: inp.health.clone(),
         process: ProcessReport {
@@ -404,7 +240,7 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
             peak_rss_bytes: p.peak_rss_bytes,
             rss_bytes: p.rss_bytes,
         },
-        meetings: meetings.into_values().collect(),
+        meetings,
         thresholds: Vec::new(),
         aborted: inp.aborted.clone(),
         passed: true,
@@ -427,6 +263,199 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
     }
     r.judge(inp.thresholds);
     r
+}
+
+/// Client counts.
+fn clients(m: &Metrics, inp: &Inputs) -> Clients {
+    let states = m.states();
+    Clients {
+        planned: m.clients.len(),
+        unscheduled: inp.plan.iter().filter(|p| p.unneeded()).count(),
+        connected: m
+            .clients
+            .iter()
+            .filter(|c| c.ever_connected.load(Relaxed))
+            .count(),
+        failed: states[State::Failed as usize] as usize,
+        reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
+        connected_at_end: inp.at_end.0,
+        started_at_end: inp.at_end.1,
+        stalls: m.sum(|c| c.stalls.load(Relaxed)),
+        stalled_s: round3(m.sum(|c| c.stalled_us.load(Relaxed)) as f64 / 1e6),
+    }
+}
+
+/// What the server told the clients.
+fn signals(m: &Metrics) -> Signals {
+    let congestion: Vec<u64> = m
+        .clients
+        .iter()
+        .map(|c| c.congestion.load(Relaxed))
+        .collect();
+    Signals {
+        congestion_received: congestion.iter().sum(),
+        clients_with_congestion: congestion.iter().filter(|&&n| n > 0).count(),
+        congestion_max_per_client: congestion.iter().copied().max().unwrap_or(0),
+        keyframe_requests_received: m.sum(|c| c.keyframe_requests.load(Relaxed)),
+        keyframes_answered: m.sum(|c| c.keyframes_answered.load(Relaxed)),
+        keyframe_answer_ms: Percentiles::from_us(&m.keyframe_answer.merged()),
+        participant_joined_seen: m.sum(|c| c.joined_events.load(Relaxed)),
+        participant_left_seen: m.sum(|c| c.left_events.load(Relaxed)),
+        join_visibility_ms: Percentiles::from_us(&m.join_visibility.merged()),
+    }
+}
+
+/// Each meeting's figures, in id order; `pairs` gives each receiver's
+/// losses (audio and video).
+fn meetings(m: &Metrics, plan: &[ClientPlan], pairs: [&Pairs; 2]) -> Vec<Meeting> {
+    let mut meetings: BTreeMap<&str, Meeting> = BTreeMap::new();
+    for (k, (p, c)) in plan.iter().zip(&m.clients).enumerate() {
+        let e = meetings.entry(&p.meeting_id).or_insert_with(|| Meeting {
+            meeting_id: p.meeting_id.clone(),
+            ..Meeting::default()
+        });
+        e.clients += 1;
+        e.connected += c.ever_connected.load(Relaxed) as usize;
+        e.audio_sent += c.sent_packets[Media::Audio as usize].load(Relaxed);
+        e.video_sent += c.sent_packets[Media::Video as usize].load(Relaxed);
+        e.audio_received += c.recv_packets[Media::Audio as usize].load(Relaxed);
+        e.video_received += c.recv_packets[Media::Video as usize].load(Relaxed);
+        e.lost += pairs
+            .iter()
+            .map(|p| p.lost_by_receiver.get(k).copied().unwrap_or(0))
+            .sum::<u64>();
+    }
+    meetings.into_values().collect()
+}
+
+/// The frame bits the senders of `media` sent, the bits their pack's
+/// bitrate would have sent, and the seconds they sent in (clients whose
+/// script stops or thins the medium are left out).
+fn bits(m: &Metrics, plan: &[ClientPlan], media: Media) -> (f64, f64, f64) {
+    let i = media as usize;
+    let (mut bits, mut expected, mut active) = (0f64, 0f64, 0f64);
+    for (c, p) in m.clients.iter().zip(plan) {
+        let mut t = p.target_bps;
+        // An adapting client's video target follows the renditions
+        // it sent, weighted by the time on each.
+        if media == Media::Video && p.adapt {
+            if let Some(bps) = c.adapted_video_bps() {
+                t[i] = bps;
+            }
+        }
+        let payload = c.sent_payload[i].load(Relaxed);
+        // A client whose script stops or thins this medium (mute,
+        // DTX, turns, camera, leaving) sends less than its pack
+        // bitrate on purpose: it is not part of the bitrate check.
+        if payload == 0 || t[i] == 0.0 || !p.steady(i) {
+            continue;
+        }
+        let secs = c.media_active().as_secs_f64();
+        if secs <= 0.0 {
+            continue;
+        }
+        bits += payload as f64 * 8.0;
+        expected += t[i] * secs;
+        active += secs;
+    }
+    (bits, expected, active)
+}
+
+/// What was sent of `media`.
+fn sent(m: &Metrics, plan: &[ClientPlan], media: Media) -> Sent {
+    let i = media as usize;
+    let (bits, expected, active) = bits(m, plan, media);
+    let (bitrate, target, err) = bitrates(bits, expected, active);
+    let packets = m.sum(|c| c.sent_packets[i].load(Relaxed));
+    let acked = m.sum(|c| c.acked[i].load(Relaxed));
+    Sent {
+        packets,
+        acked,
+        unacked: packets.saturating_sub(acked),
+        bytes: m.sum(|c| c.sent_bytes[i].load(Relaxed)),
+        payload_bytes: m.sum(|c| c.sent_payload[i].load(Relaxed)),
+        bitrate_kbps: bitrate,
+        target_kbps: target,
+        bitrate_error_pct: err,
+        active_s: active,
+        bits,
+        target_bits: expected,
+    }
+}
+
+/// Video freezes over every pair.
+fn freezes(pr: &Pairs) -> FreezeReport {
+    let mut counts: Vec<f64> = pr.per_receiver.iter().map(|r| r.0 as f64).collect();
+    FreezeReport {
+        count: pr.freezes.count,
+        total_ms: round3(pr.freezes.total_ms),
+        longest_ms: round3(pr.freezes.longest_ms),
+        share: (pr.watched_ms > 0.0)
+            .then(|| round6((pr.freezes.total_ms / pr.watched_ms).min(1.0))),
+        receivers_with_freezes: pr.per_receiver.iter().filter(|r| r.0 > 0).count() as u64,
+        per_receiver_p50: quantile(&mut counts, 0.5).unwrap_or(0.0),
+        per_receiver_max: counts.last().copied().unwrap_or(0.0),
+        per_receiver_total_max_ms: round3(pr.per_receiver.iter().map(|r| r.1).fold(0.0, f64::max)),
+        watched_ms: round3(pr.watched_ms),
+        per_receiver_hist: hist::encode_values(&counts, 1.0),
+    }
+}
+
+/// Audio concealment over every pair.
+fn concealment(pr: &Pairs) -> Concealment {
+    let slots: u64 = pr.slots.iter().map(|s| s.0).sum();
+    let concealed: u64 = pr.slots.iter().map(|s| s.1).sum();
+    let mut shares: Vec<f64> = pr
+        .slots
+        .iter()
+        .filter(|s| s.0 > 0)
+        .map(|s| s.1 as f64 / s.0 as f64)
+        .collect();
+    Concealment {
+        slots,
+        concealed,
+        share: (slots > 0).then(|| round6(concealed as f64 / slots as f64)),
+        pair_p95: quantile(&mut shares, 0.95).map(round6),
+        pair_hist: hist::encode_values(&shares, 1e6),
+    }
+}
+
+/// Packets (frames) per second each receiver got from each sender.
+fn rate(rates: &mut [f64]) -> Rate {
+    let n = rates.len();
+    let mean = (n > 0).then(|| rates.iter().sum::<f64>() / n as f64);
+    Rate {
+        pairs: n as u64,
+        p5: quantile(rates, 0.05).map(round3),
+        p50: quantile(rates, 0.5).map(round3),
+        mean: mean.map(round3),
+        sum: rates.iter().sum(),
+        hist: hist::encode_values(rates, 1000.0),
+    }
+}
+
+/// One medium's figures: what was sent, and what was received from every pair.
+fn media(m: &Metrics, plan: &[ClientPlan], mut pr: Pairs, media: Media) -> MediaReport {
+    let i = media as usize;
+    MediaReport {
+        sent: sent(m, plan, media),
+        received: Received {
+            packets: m.sum(|c| c.recv_packets[i].load(Relaxed)),
+            bytes: m.sum(|c| c.recv_bytes[i].load(Relaxed)),
+            lost: pr.lost,
+            exact: pr.exact.clone(),
+            late: m.sum(|c| c.late[i].load(Relaxed)),
+            reordered: m.sum(|c| c.reordered[i].load(Relaxed)),
+            duplicate: m.sum(|c| c.duplicates[i].load(Relaxed)),
+            corrupted: m.sum(|c| c.corrupted[i].load(Relaxed)),
+            latency_ms: Percentiles::from_us(&m.latency[i].merged()),
+            cross_host_latency_ms: Percentiles::from_us(&m.cross_host_latency[i].merged()),
+            jitter_ms: Percentiles::from_us(&m.jitter[i].merged()),
+            rate_per_sender: rate(&mut pr.rates),
+            freezes: (media == Media::Video).then(|| freezes(&pr)),
+            concealment: (media == Media::Audio).then(|| concealment(&pr)),
+        },
+    }
 }
 
 /// The report's `networks`: the taps summed per group, in the order of the
@@ -482,34 +511,10 @@ mod tests {
     use synth_report::merge::merge;
     use synth_report::model::{Av, ByState, Sample, P2};
 
-    /// The report of a run of 4 clients of which `at_end` were (connected,
-    /// started) when it stopped.
+    /// The report of a run of 4 clients that recorded nothing, of which
+    /// `at_end` were (connected, started) when it stopped.
     fn at_end(at_end: (usize, usize)) -> Report {
-        let m = Metrics::new(4);
-        let plan = plan(&[0, 1, 2, 3]);
-        let health = assess(
-            1.0,
-            ServerDelays::default(),
-            &CpuSampler::new(2.0),
-            m.loop_delay.figures(),
-            &Limits::default(),
-        );
-        build(
-            &m,
-            &Inputs {
-                plan: &plan,
-                server: "s".into(),
-                pack: "p".into(),
-                stopped_by: StopReason::Duration,
-                thresholds: &[],
-                health,
-                at_end,
-                live: None,
-                aborted: None,
-                seed: 1,
-                schedule: None,
-            },
-        )
+        built(&Metrics::new(4), &[0, 1, 2, 3], &[], at_end)
     }
 
     /// A run whose clients are mostly gone at the end (or all failed)
@@ -614,6 +619,16 @@ mod tests {
         for (slot, &c) in clients.iter().enumerate() {
             record(&m, slot, c);
         }
+        built(&m, clients, thresholds, (clients.len(), clients.len()))
+    }
+
+    /// The collector's report of `m`, a run of `clients` judged on `thresholds`.
+    fn built(
+        m: &Metrics,
+        clients: &[usize],
+        thresholds: &[Threshold],
+        at_end: (usize, usize),
+    ) -> Report {
         let plan = plan(clients);
         let health = assess(
             1.0,
@@ -623,7 +638,7 @@ mod tests {
             &Limits::default(),
         );
         build(
-            &m,
+            m,
             &Inputs {
                 plan: &plan,
                 server: "https://relay".into(),
@@ -631,7 +646,7 @@ mod tests {
                 stopped_by: StopReason::Duration,
                 thresholds,
                 health,
-                at_end: (clients.len(), clients.len()),
+                at_end,
                 live: None,
                 aborted: None,
                 seed: 1,

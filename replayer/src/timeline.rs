@@ -9,22 +9,24 @@ use std::sync::LazyLock;
 pub use synth_report::model::{Av, ByState, Event, Sample, Timeline, P2};
 pub use synth_report::window::{Snapshot, Window};
 
-use synth_report::figure::HistId;
+use synth_report::figure::{Counter, HistId};
 
 use crate::metrics::{ClientStats, Metrics, Process, State};
 
 /// Everything `m` has counted until now.
 pub fn take(m: &Metrics) -> Snapshot {
-    let av = |f: &dyn Fn(&ClientStats, usize) -> u64| Av {
-        audio: m.sum(|c| f(c, 0)),
-        video: m.sum(|c| f(c, 1)),
-    };
-    let (mut ever, mut failed_unconnected) = (0, 0);
+    let mut counts = [0; Counter::COUNT];
     for c in &m.clients {
         let connected = c.ever_connected.load(Relaxed);
-        ever += u64::from(connected);
-        failed_unconnected += u64::from(!connected && c.state() == State::Failed);
+        counts[Counter::EverConnected as usize] += u64::from(connected);
+        counts[Counter::FailedUnconnected as usize] +=
+            u64::from(!connected && c.state() == State::Failed);
+        for counter in Counter::ALL {
+            counts[counter as usize] += read(c, counter);
+        }
     }
+    let states = m.states();
+    counts[Counter::Failed as usize] = states[State::Failed as usize];
     let p = Process::now();
     let mut hists: Vec<_> = (0..HistId::COUNT)
         .map(|_| synth_report::hist::new())
@@ -47,27 +49,39 @@ pub fn take(m: &Metrics) -> Snapshot {
     Snapshot {
         t_s: m.started.elapsed().as_secs_f64(),
         unix_ms: synth_common::clock::unix_ms_u64(),
-        clients: by_state(&m.states()),
-        ever_connected: ever,
-        failed_unconnected,
-        sent: av(&|c, i| c.sent_packets[i].load(Relaxed)),
-        recv: av(&|c, i| c.recv_packets[i].load(Relaxed)),
-        sent_bytes: m.sum(|c| c.sent_bytes.iter().map(|b| b.load(Relaxed)).sum()),
-        recv_bytes: m.sum(|c| c.recv_bytes.iter().map(|b| b.load(Relaxed)).sum()),
-        missing: av(&|c, i| c.missing[i].load(Relaxed)),
-        late: av(&|c, i| c.late[i].load(Relaxed)),
-        corrupted: m.sum(|c| c.corrupted.iter().map(|b| b.load(Relaxed)).sum()),
-        freezes: m.sum(|c| c.freezes.load(Relaxed)),
-        congestion: m.sum(|c| c.congestion.load(Relaxed)),
-        reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
-        joins: m.sum(|c| c.joins.load(Relaxed)),
-        leaves: m.sum(|c| c.leaves.load(Relaxed)),
-        rejoins: m.sum(|c| c.rejoins.load(Relaxed)),
-        stalls: m.sum(|c| c.stalls.load(Relaxed)),
-        server_delay_us: m.sum(|c| c.credit_wait_us.load(Relaxed) + c.skipped_us.load(Relaxed)),
+        clients: by_state(&states),
+        counts,
         cpu_seconds: p.cpu_seconds,
         rss_bytes: p.rss_bytes,
         hists,
+    }
+}
+
+/// One client's share of a snapshot's counter (0 for the counters taken
+/// from the clients' states rather than summed).
+fn read(c: &ClientStats, counter: Counter) -> u64 {
+    let all = |a: &[std::sync::atomic::AtomicU64]| a.iter().map(|b| b.load(Relaxed)).sum();
+    match counter {
+        Counter::Failed | Counter::EverConnected | Counter::FailedUnconnected => 0,
+        Counter::AudioSent => c.sent_packets[0].load(Relaxed),
+        Counter::VideoSent => c.sent_packets[1].load(Relaxed),
+        Counter::AudioReceived => c.recv_packets[0].load(Relaxed),
+        Counter::VideoReceived => c.recv_packets[1].load(Relaxed),
+        Counter::SentBytes => all(&c.sent_bytes),
+        Counter::ReceivedBytes => all(&c.recv_bytes),
+        Counter::AudioMissing => c.missing[0].load(Relaxed),
+        Counter::VideoMissing => c.missing[1].load(Relaxed),
+        Counter::AudioLate => c.late[0].load(Relaxed),
+        Counter::VideoLate => c.late[1].load(Relaxed),
+        Counter::Corrupted => all(&c.corrupted),
+        Counter::Freezes => c.freezes.load(Relaxed),
+        Counter::Congestion => c.congestion.load(Relaxed),
+        Counter::Reconnects => c.reconnects.load(Relaxed),
+        Counter::Joins => c.joins.load(Relaxed),
+        Counter::Leaves => c.leaves.load(Relaxed),
+        Counter::Rejoins => c.rejoins.load(Relaxed),
+        Counter::Stalls => c.stalls.load(Relaxed),
+        Counter::ServerDelayUs => c.credit_wait_us.load(Relaxed) + c.skipped_us.load(Relaxed),
     }
 }
 

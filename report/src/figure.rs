@@ -130,13 +130,30 @@ impl HistId {
     pub const COUNT: usize = 11;
 }
 
-/// A counter of a snapshot whose change over a window is a figure.
+/// A counter of a run's snapshot, indexed by `Counter as usize`: the
+/// change of one over a window is a figure ([`Live::Count`]) or part of a
+/// timeline sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum Counter {
     /// Clients in the failed state.
     Failed,
-    /// Reconnections.
-    Reconnects,
+    /// Clients connected at least once.
+    EverConnected,
+    /// Clients that failed without ever connecting.
+    FailedUnconnected,
+    /// Audio packets sent.
+    AudioSent,
+    /// Video packets sent.
+    VideoSent,
+    /// Audio packets received.
+    AudioReceived,
+    /// Video packets received.
+    VideoReceived,
+    /// Bytes sent, every packet.
+    SentBytes,
+    /// Bytes received, every packet.
+    ReceivedBytes,
     /// Audio packets missing (holes in the sequence numbers).
     AudioMissing,
     /// Video packets missing.
@@ -149,12 +166,10 @@ pub enum Counter {
     Corrupted,
     /// Video freezes.
     Freezes,
-    /// Audio packets received.
-    AudioReceived,
-    /// Video packets received.
-    VideoReceived,
     /// CONGESTION packets received.
     Congestion,
+    /// Reconnections.
+    Reconnects,
     /// Sessions that came up.
     Joins,
     /// Sessions ended on purpose.
@@ -163,6 +178,39 @@ pub enum Counter {
     Rejoins,
     /// Stalls.
     Stalls,
+    /// Time the senders waited on the server or skipped, µs.
+    ServerDelayUs,
+}
+
+impl Counter {
+    /// How many there are.
+    pub const COUNT: usize = 22;
+
+    /// Every counter, in index order.
+    pub const ALL: [Counter; Counter::COUNT] = [
+        Counter::Failed,
+        Counter::EverConnected,
+        Counter::FailedUnconnected,
+        Counter::AudioSent,
+        Counter::VideoSent,
+        Counter::AudioReceived,
+        Counter::VideoReceived,
+        Counter::SentBytes,
+        Counter::ReceivedBytes,
+        Counter::AudioMissing,
+        Counter::VideoMissing,
+        Counter::AudioLate,
+        Counter::VideoLate,
+        Counter::Corrupted,
+        Counter::Freezes,
+        Counter::Congestion,
+        Counter::Reconnects,
+        Counter::Joins,
+        Counter::Leaves,
+        Counter::Rejoins,
+        Counter::Stalls,
+        Counter::ServerDelayUs,
+    ];
 }
 
 /// How a figure is measured over a window of the run.
@@ -698,6 +746,13 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_listed_in_index_order() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{c:?}");
+        }
+    }
 
     #[test]
     fn names_are_unique_and_aliases_point_at_figures() {

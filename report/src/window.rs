@@ -26,40 +26,8 @@ pub struct Snapshot {
     pub unix_ms: u64,
     /// Clients in each state.
     pub clients: ByState,
-    /// Clients connected at least once.
-    pub ever_connected: u64,
-    /// Clients that failed without ever connecting.
-    pub failed_unconnected: u64,
-    /// Media packets sent.
-    pub sent: Av<u64>,
-    /// Media packets received.
-    pub recv: Av<u64>,
-    /// Bytes sent, every packet.
-    pub sent_bytes: u64,
-    /// Bytes received, every packet.
-    pub recv_bytes: u64,
-    /// Packets missing (holes in the sequence numbers).
-    pub missing: Av<u64>,
-    /// Packets late.
-    pub late: Av<u64>,
-    /// Corrupted frames.
-    pub corrupted: u64,
-    /// Video freezes.
-    pub freezes: u64,
-    /// CONGESTION packets received.
-    pub congestion: u64,
-    /// Reconnections.
-    pub reconnects: u64,
-    /// Sessions that came up.
-    pub joins: u64,
-    /// Sessions ended on purpose.
-    pub leaves: u64,
-    /// Sessions up again after one ended on purpose.
-    pub rejoins: u64,
-    /// Stalls.
-    pub stalls: u64,
-    /// Time the senders waited on the server or skipped, µs.
-    pub server_delay_us: u64,
+    /// The counters, indexed by [`Counter`].
+    pub counts: [u64; Counter::COUNT],
     /// This process's CPU seconds.
     pub cpu_seconds: f64,
     /// Its resident memory.
@@ -77,58 +45,27 @@ impl Snapshot {
             t_s: 0.0,
             unix_ms,
             clients: ByState::default(),
-            ever_connected: 0,
-            failed_unconnected: 0,
-            sent: Av::default(),
-            recv: Av::default(),
-            sent_bytes: 0,
-            recv_bytes: 0,
-            missing: Av::default(),
-            late: Av::default(),
-            corrupted: 0,
-            freezes: 0,
-            congestion: 0,
-            reconnects: 0,
-            joins: 0,
-            leaves: 0,
-            rejoins: 0,
-            stalls: 0,
-            server_delay_us: 0,
+            counts: [0; Counter::COUNT],
             cpu_seconds,
             rss_bytes: 0,
             hists: (0..HistId::COUNT).map(|_| crate::hist::new()).collect(),
         }
     }
 
+    /// A counter's value.
+    pub fn count(&self, c: Counter) -> u64 {
+        self.counts[c as usize]
+    }
+
     /// Clients that have connected at least once or failed without ever
     /// connecting: those whose connecting is over.
     pub fn resolved(&self) -> u64 {
-        self.ever_connected + self.failed_unconnected
+        self.count(Counter::EverConnected) + self.count(Counter::FailedUnconnected)
     }
 
     /// Clients connected (or stalled) at this instant.
     pub fn connected(&self) -> u64 {
         self.clients.connected + self.clients.stalled
-    }
-
-    fn counter(&self, c: Counter) -> u64 {
-        match c {
-            Counter::Failed => self.clients.failed,
-            Counter::Reconnects => self.reconnects,
-            Counter::AudioMissing => self.missing.audio,
-            Counter::VideoMissing => self.missing.video,
-            Counter::AudioLate => self.late.audio,
-            Counter::VideoLate => self.late.video,
-            Counter::Corrupted => self.corrupted,
-            Counter::Freezes => self.freezes,
-            Counter::AudioReceived => self.recv.audio,
-            Counter::VideoReceived => self.recv.video,
-            Counter::Congestion => self.congestion,
-            Counter::Joins => self.joins,
-            Counter::Leaves => self.leaves,
-            Counter::Rejoins => self.rejoins,
-            Counter::Stalls => self.stalls,
-        }
     }
 }
 
@@ -183,8 +120,21 @@ impl<'a> Window<'a> {
         Some(v as f64 / 1000.0)
     }
 
-    fn delta(&self, f: impl Fn(&Snapshot) -> u64) -> u64 {
-        f(self.to).saturating_sub(f(self.from))
+    fn delta(&self, c: Counter) -> u64 {
+        self.to.count(c).saturating_sub(self.from.count(c))
+    }
+
+    /// A counter's change, negative when it fell (holes filled late).
+    fn change(&self, c: Counter) -> i64 {
+        self.to.count(c) as i64 - self.from.count(c) as i64
+    }
+
+    /// Audio's and video's change of two counters.
+    fn av(&self, audio: Counter, video: Counter) -> Av<u64> {
+        Av {
+            audio: self.delta(audio),
+            video: self.delta(video),
+        }
     }
 
     /// Share of the available cores this process used in the window (0..1).
@@ -201,7 +151,7 @@ impl<'a> Window<'a> {
         let late = self
             .ms(HistId::Lateness, Q::P99)
             .is_some_and(|p| p > limits.lateness_p99_ms);
-        let explained = self.delta(|s| s.server_delay_us) >= 1_000_000;
+        let explained = self.delta(Counter::ServerDelayUs) >= 1_000_000;
         let busy = self.cpu_share().is_some_and(|c| c >= limits.cpu_share_mean);
         (late && !explained) || busy
     }
@@ -216,15 +166,15 @@ impl<'a> Window<'a> {
     pub fn measure(&self, live: Live) -> Option<f64> {
         Some(match live {
             Live::ConnectRate => {
-                let ok = self.delta(|s| s.ever_connected);
-                let failed = self.delta(|s| s.failed_unconnected);
+                let ok = self.delta(Counter::EverConnected);
+                let failed = self.delta(Counter::FailedUnconnected);
                 if ok + failed == 0 {
                     return None;
                 }
                 ok as f64 / (ok + failed) as f64
             }
             Live::Hist(h, q) => return self.ms(h, q),
-            Live::Count(c) => self.delta(|s| s.counter(c)) as f64,
+            Live::Count(c) => self.delta(c) as f64,
             Live::ConnectedShare => {
                 let st = &self.to.clients;
                 let started = st.connecting
@@ -244,10 +194,6 @@ impl<'a> Window<'a> {
 
     /// The window as a timeline sample.
     pub fn sample(&self, phase: Option<String>, failing: Vec<String>) -> Sample {
-        let av = |f: fn(&Snapshot) -> Av<u64>| Av {
-            audio: f(self.to).audio.saturating_sub(f(self.from).audio),
-            video: f(self.to).video.saturating_sub(f(self.from).video),
-        };
         let p = |h: HistId| P2 {
             p50: self.ms(h, Q::P50).map(round3),
             p99: self.ms(h, Q::P99).map(round3),
@@ -258,13 +204,13 @@ impl<'a> Window<'a> {
             unix_ms: self.to.unix_ms,
             phase,
             clients: self.to.clients,
-            sent_packets: av(|s| s.sent),
-            recv_packets: av(|s| s.recv),
-            sent_mbps: mbps(self.delta(|s| s.sent_bytes)),
-            recv_mbps: mbps(self.delta(|s| s.recv_bytes)),
+            sent_packets: self.av(Counter::AudioSent, Counter::VideoSent),
+            recv_packets: self.av(Counter::AudioReceived, Counter::VideoReceived),
+            sent_mbps: mbps(self.delta(Counter::SentBytes)),
+            recv_mbps: mbps(self.delta(Counter::ReceivedBytes)),
             lost: Av {
-                audio: self.to.missing.audio as i64 - self.from.missing.audio as i64,
-                video: self.to.missing.video as i64 - self.from.missing.video as i64,
+                audio: self.change(Counter::AudioMissing),
+                video: self.change(Counter::VideoMissing),
             },
             latency_ms: Av {
                 audio: p(HistId::AudioLatency),
@@ -274,7 +220,7 @@ impl<'a> Window<'a> {
                 audio: self.ms(HistId::AudioJitter, Q::P99).map(round3),
                 video: self.ms(HistId::VideoJitter, Q::P99).map(round3),
             },
-            freezes: self.delta(|s| s.freezes),
+            freezes: self.delta(Counter::Freezes),
             lateness_p99_ms: self.ms(HistId::Lateness, Q::P99).map(round3),
             cpu_share: self.cpu_share().map(|c| (c * 1000.0).round() / 1000.0),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),

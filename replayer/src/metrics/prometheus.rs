@@ -505,17 +505,11 @@ mod tests {
         };
         for (i, c) in m.clients.iter().enumerate() {
             for a in [
-                &c.sent_packets,
+                &c.sent_packets[..],
                 &c.sent_bytes,
                 &c.recv_packets,
                 &c.recv_bytes,
                 &c.acked,
-            ] {
-                for x in a {
-                    x.store(next(), Relaxed);
-                }
-            }
-            for a in [
                 &c.missing,
                 &c.reordered,
                 &c.duplicates,

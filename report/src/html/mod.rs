@@ -35,120 +35,83 @@ pub mod svg;
 
 use cell::{esc, fmt, n, opt, us};
 
-/// The sections of a report the page shows, each `None` when the report
-/// does not have it.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    /// `schema`.
-    pub schema: Option<String>,
-    /// `version`.
-    pub version: Option<u64>,
-    /// `server`.
-    pub server: Option<String>,
-    /// `pack`.
-    pub pack: Option<String>,
-    /// `elapsed_s`.
-    pub elapsed_s: Option<f64>,
-    /// `stopped_by`, as written.
-    pub stopped_by: Option<String>,
-    /// `passed`.
-    pub passed: Option<bool>,
-    /// `thresholds`.
-    pub thresholds: Option<Vec<Verdict>>,
-    /// `timeline`.
-    pub timeline: Option<Timeline>,
-    /// `events`.
-    pub events: Option<Vec<Event>>,
-    /// `search`.
-    pub search: Option<SearchReport>,
-    /// `behaviour`.
-    pub behaviour: Option<Behaviour>,
-    /// `seed`.
-    pub seed: Option<u64>,
-    /// `clients`.
-    pub clients: Option<Clients>,
-    /// `connect_ms`.
-    pub connect_ms: Option<Percentiles>,
-    /// `connect_failures`.
-    pub connect_failures: Option<BTreeMap<String, u64>>,
-    /// `audio`.
-    pub audio: Option<MediaReport>,
-    /// `video`.
-    pub video: Option<MediaReport>,
-    /// `send_lateness_ms`.
-    pub send_lateness_ms: Option<Percentiles>,
-    /// `server_signals`.
-    pub server_signals: Option<Signals>,
-    /// `generator`.
-    pub generator: Option<Health>,
-    /// `process`.
-    pub process: Option<ProcessReport>,
-    /// `meetings`.
-    pub meetings: Option<Vec<Meeting>>,
+/// Declares [`Page`] from its sections, once: the ones every report of this
+/// version has (`Some` from a [`Report`]), and the ones it may lack (as the
+/// report has them).
+macro_rules! page {
+    (
+        always { $($a:ident: $at:ty),* $(,)? }
+        maybe { $($m:ident: $mt:ty),* $(,)? }
+    ) => {
+        /// The sections of a report the page shows, each `None` when the
+        /// report does not have it.
+        #[derive(Debug, Clone, Default)]
+        pub struct Page {
+            /// `schema`.
+            pub schema: Option<String>,
+            /// `version`.
+            pub version: Option<u64>,
+            /// `stopped_by`, as written.
+            pub stopped_by: Option<String>,
+            $(#[doc = concat!("`", stringify!($a), "`.")] pub $a: Option<$at>,)*
+            $(#[doc = concat!("`", stringify!($m), "`.")] pub $m: Option<$mt>,)*
+        }
+
+        impl From<&Report> for Page {
+            fn from(r: &Report) -> Page {
+                Page {
+                    schema: Some(r.schema.clone()),
+                    version: Some(u64::from(r.version)),
+                    stopped_by: Some(r.stopped_by.to_string()),
+                    $($a: Some(r.$a.clone()),)*
+                    $($m: r.$m.clone(),)*
+                }
+            }
+        }
+
+        impl Page {
+            /// The sections of a report of any version: each read as this
+            /// version's, `None` where the report lacks it or it does not read.
+            pub fn from_value(v: &Value) -> Page {
+                fn get<T: DeserializeOwned>(v: &Value, key: &str) -> Option<T> {
+                    serde_json::from_value(v.get(key)?.clone()).ok()
+                }
+                Page {
+                    schema: get(v, "schema"),
+                    version: get(v, "version"),
+                    stopped_by: get(v, "stopped_by"),
+                    $($a: get(v, stringify!($a)),)*
+                    $($m: get(v, stringify!($m)),)*
+                }
+            }
+        }
+    };
 }
 
-impl From<&Report> for Page {
-    fn from(r: &Report) -> Page {
-        Page {
-            schema: Some(r.schema.clone()),
-            version: Some(u64::from(r.version)),
-            server: Some(r.server.clone()),
-            pack: Some(r.pack.clone()),
-            elapsed_s: Some(r.elapsed_s),
-            stopped_by: Some(r.stopped_by.to_string()),
-            passed: Some(r.passed),
-            thresholds: Some(r.thresholds.clone()),
-            timeline: r.timeline.clone(),
-            events: Some(r.events.clone()),
-            search: r.search.clone(),
-            behaviour: r.behaviour.clone(),
-            seed: r.seed,
-            clients: Some(r.clients.clone()),
-            connect_ms: Some(r.connect_ms.clone()),
-            connect_failures: Some(r.connect_failures.clone()),
-            audio: Some(r.audio.clone()),
-            video: Some(r.video.clone()),
-            send_lateness_ms: Some(r.send_lateness_ms.clone()),
-            server_signals: Some(r.server_signals.clone()),
-            generator: Some(r.generator.clone()),
-            process: Some(r.process.clone()),
-            meetings: Some(r.meetings.clone()),
-        }
+page! {
+    always {
+        server: String,
+        pack: String,
+        elapsed_s: f64,
+        passed: bool,
+        thresholds: Vec<Verdict>,
+        events: Vec<Event>,
+        clients: Clients,
+        connect_ms: Percentiles,
+        connect_failures: BTreeMap<String, u64>,
+        audio: MediaReport,
+        video: MediaReport,
+        send_lateness_ms: Percentiles,
+        server_signals: Signals,
+        generator: Health,
+        process: ProcessReport,
+        meetings: Vec<Meeting>,
     }
-}
-
-impl Page {
-    /// The sections of a report of any version: each read as this
-    /// version's section, `None` where the report lacks it or it does not read.
-    pub fn from_value(v: &Value) -> Page {
-        fn get<T: DeserializeOwned>(v: &Value, key: &str) -> Option<T> {
-            serde_json::from_value(v.get(key)?.clone()).ok()
-        }
-        Page {
-            schema: get(v, "schema"),
-            version: get(v, "version"),
-            server: get(v, "server"),
-            pack: get(v, "pack"),
-            elapsed_s: get(v, "elapsed_s"),
-            stopped_by: get(v, "stopped_by"),
-            passed: get(v, "passed"),
-            thresholds: get(v, "thresholds"),
-            timeline: get(v, "timeline"),
-            events: get(v, "events"),
-            search: get(v, "search"),
-            behaviour: get(v, "behaviour"),
-            seed: get(v, "seed"),
-            clients: get(v, "clients"),
-            connect_ms: get(v, "connect_ms"),
-            connect_failures: get(v, "connect_failures"),
-            audio: get(v, "audio"),
-            video: get(v, "video"),
-            send_lateness_ms: get(v, "send_lateness_ms"),
-            server_signals: get(v, "server_signals"),
-            generator: get(v, "generator"),
-            process: get(v, "process"),
-            meetings: get(v, "meetings"),
-        }
+    maybe {
+        timeline: Timeline,
+        search: SearchReport,
+        behaviour: Behaviour,
+        seed: u64,
     }
 }
 

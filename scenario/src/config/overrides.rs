@@ -9,40 +9,39 @@ use std::time::Duration;
 /// environment; [`Settings::resolve`](super::Settings::resolve) lays them
 /// over the file. So the order is CLI over env over file, for every one of
 /// them.
-#[derive(Debug, Default, Clone)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
     /// Server URL, e.g. https://127.0.0.1:4433 (overrides the config's server_url).
-    #[cfg_attr(feature = "cli", arg(long, env = "SERVER_URL"))]
+    #[arg(long, env = "SERVER_URL")]
     pub server_url: Option<String>,
     /// Pack to replay [default: the config's `pack`, else packs/default.pack].
-    #[cfg_attr(feature = "cli", arg(long, env = "PACK"))]
+    #[arg(long, env = "PACK")]
     pub pack: Option<PathBuf>,
     /// Run length, e.g. 30s or 5m (overrides the config's duration).
-    #[cfg_attr(feature = "cli", arg(long, env = "DURATION", value_parser = humantime::parse_duration))]
+    #[arg(long, env = "DURATION", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9090 (run only).
-    #[cfg_attr(feature = "cli", arg(long, env = "METRICS_LISTEN"))]
+    #[arg(long, env = "METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
     /// Write the JSON report here (run only; schema: docs/report-schema.json).
-    #[cfg_attr(feature = "cli", arg(long, env = "REPORT"))]
+    #[arg(long, env = "REPORT")]
     pub report: Option<PathBuf>,
     /// Stream the timeline here as JSON lines while the run goes, one sample
     /// per `timeline_interval` (run only; a killed run still leaves its history).
-    #[cfg_attr(feature = "cli", arg(long, env = "TIMELINE"))]
+    #[arg(long, env = "TIMELINE")]
     pub timeline: Option<PathBuf>,
     /// Pod name, for `{pod}` in id templates.
-    #[cfg_attr(feature = "cli", arg(long, env = "POD_NAME"))]
+    #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
     /// Pod index, for `{pod_index}` and `{global}` [env: POD_INDEX, else JOB_COMPLETION_INDEX].
-    #[cfg_attr(feature = "cli", arg(long, env = "POD_INDEX"))]
+    #[arg(long, env = "POD_INDEX")]
     pub pod_index: Option<usize>,
     /// Clients in this process: overrides `count` of the config's single group.
-    #[cfg_attr(feature = "cli", arg(long, env = "CLIENTS_PER_POD"))]
+    #[arg(long, env = "CLIENTS_PER_POD")]
     pub clients_per_pod: Option<usize>,
 }
 
-#[cfg(all(test, feature = "cli"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{parse, Settings};
