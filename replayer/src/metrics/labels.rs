@@ -1,24 +1,39 @@
 //! The label values of the metrics: media, client states, heartbeat flags
 //! and connect-failure reasons.
 
-/// Media classes used as the `media` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Media {
-    /// Opus frames.
-    Audio = 0,
-    /// VP9 frames.
-    Video = 1,
-    /// Heartbeats.
-    Heartbeat = 2,
-    /// Everything else (CONNECTION, RTT, key-frame requests, meeting events).
-    Other = 3,
-    /// Screen-share frames (VP9, media type SCREEN).
-    Screen = 4,
+/// Declares a label's enum, indexed from 0 in the order written, and the
+/// label values indexed by it.
+macro_rules! label {
+    (
+        $(#[$doc:meta])* $name:ident, $values:ident:
+        $($(#[$vdoc:meta])* $variant:ident = $value:literal,)*
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        #[doc = concat!("Label values, indexed by [`", stringify!($name), "`].")]
+        pub const $values: [&str; [$($value),*].len()] = [$($value),*];
+    };
 }
 
-/// Label values, indexed by [`Media`].
-pub const MEDIA: [&str; 5] = ["audio", "video", "heartbeat", "other", "screen"];
+label! {
+    /// Media classes used as the `media` label.
+    Media, MEDIA:
+    /// Opus frames.
+    Audio = "audio",
+    /// VP9 frames.
+    Video = "video",
+    /// Heartbeats.
+    Heartbeat = "heartbeat",
+    /// Everything else (CONNECTION, RTT, key-frame requests, meeting events).
+    Other = "other",
+    /// Screen-share frames (VP9, media type SCREEN).
+    Screen = "screen",
+}
 
 /// A client's connection state (the `state` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,19 +80,15 @@ impl State {
 /// Heartbeat flags, by their bit in [`ClientStats::flags`] (the `flag` label).
 pub const FLAGS: [&str; 4] = ["audio", "video", "screen", "speaking"];
 
-/// Why a connection attempt failed (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-pub enum FailReason {
+label! {
+    /// Why a connection attempt failed (the `reason` label).
+    FailReason, REASONS:
     /// No answer within the connect timeout.
-    Timeout = 0,
+    Timeout = "timeout",
     /// The server refused the session (bad id or token, or meeting rules).
-    Rejected = 1,
+    Rejected = "rejected",
     /// The TLS handshake failed (certificate not trusted).
-    Tls = 2,
+    Tls = "tls",
     /// Any other transport error.
-    Transport = 3,
+    Transport = "transport",
 }
-
-/// Label values, indexed by [`FailReason`].
-pub const REASONS: [&str; 4] = ["timeout", "rejected", "tls", "transport"];

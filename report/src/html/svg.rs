@@ -80,81 +80,93 @@ const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f", "#17becf",
 ];
 
+/// What one series of a plot reads from each sample.
+type Read = fn(&Sample) -> Option<f64>;
+
+/// Each plot of the timeline: its id, its title, and its series (label,
+/// what it reads).
+#[allow(clippy::type_complexity)]
+const PLOTS: &[(&str, &str, &[(&str, Read)])] = &[
+    (
+        "clients",
+        "Clients by state",
+        &[
+            ("connected", |s| Some(s.clients.connected as f64)),
+            ("stalled", |s| Some(s.clients.stalled as f64)),
+            ("connecting", |s| Some(s.clients.connecting as f64)),
+            ("reconnecting", |s| Some(s.clients.reconnecting as f64)),
+            ("failed", |s| Some(s.clients.failed as f64)),
+            ("pending", |s| Some(s.clients.pending as f64)),
+            ("done", |s| Some(s.clients.done as f64)),
+            ("away", |s| Some(s.clients.away as f64)),
+        ],
+    ),
+    (
+        "mbps",
+        "Mbit/s sent and received",
+        &[
+            ("sent", |s| Some(s.sent_mbps)),
+            ("received", |s| Some(s.recv_mbps)),
+        ],
+    ),
+    (
+        "latency",
+        "One-way latency (ms)",
+        &[
+            ("audio p50", |s| s.latency_ms.audio.p50),
+            ("audio p99", |s| s.latency_ms.audio.p99),
+            ("video p50", |s| s.latency_ms.video.p50),
+            ("video p99", |s| s.latency_ms.video.p99),
+        ],
+    ),
+    (
+        "lost",
+        "Packets lost per interval",
+        &[
+            ("audio", |s| Some(s.lost.audio as f64)),
+            ("video", |s| Some(s.lost.video as f64)),
+        ],
+    ),
+    (
+        "freezes",
+        "Video freezes per interval",
+        &[("freezes", |s| Some(s.freezes as f64))],
+    ),
+    (
+        "lateness",
+        "Send lateness p99 (ms)",
+        &[("lateness p99", |s| s.lateness_p99_ms)],
+    ),
+    (
+        "cpu",
+        "CPU, % of the available cores",
+        &[("cpu", |s| s.cpu_share.map(|c| c * 100.0))],
+    ),
+    (
+        "rss",
+        "Resident memory (MB)",
+        &[("rss", |s| Some(s.rss_mb))],
+    ),
+];
+
 /// The timeline's plots.
 pub fn plots(samples: &[Sample]) -> Vec<Plot> {
-    type Read = fn(&Sample) -> Option<f64>;
-    let series = |defs: &[(&'static str, Read)]| -> Vec<Series> {
-        defs.iter()
-            .enumerate()
-            .map(|(i, (label, read))| Series {
-                label,
-                color: COLORS[i % COLORS.len()],
-                values: samples.iter().map(read).collect(),
-            })
-            .collect()
-    };
-    vec![
-        Plot {
-            id: "clients",
-            title: "Clients by state",
-            series: series(&[
-                ("connected", |s| Some(s.clients.connected as f64)),
-                ("stalled", |s| Some(s.clients.stalled as f64)),
-                ("connecting", |s| Some(s.clients.connecting as f64)),
-                ("reconnecting", |s| Some(s.clients.reconnecting as f64)),
-                ("failed", |s| Some(s.clients.failed as f64)),
-                ("pending", |s| Some(s.clients.pending as f64)),
-                ("done", |s| Some(s.clients.done as f64)),
-                ("away", |s| Some(s.clients.away as f64)),
-            ]),
-        },
-        Plot {
-            id: "mbps",
-            title: "Mbit/s sent and received",
-            series: series(&[
-                ("sent", |s| Some(s.sent_mbps)),
-                ("received", |s| Some(s.recv_mbps)),
-            ]),
-        },
-        Plot {
-            id: "latency",
-            title: "One-way latency (ms)",
-            series: series(&[
-                ("audio p50", |s| s.latency_ms.audio.p50),
-                ("audio p99", |s| s.latency_ms.audio.p99),
-                ("video p50", |s| s.latency_ms.video.p50),
-                ("video p99", |s| s.latency_ms.video.p99),
-            ]),
-        },
-        Plot {
-            id: "lost",
-            title: "Packets lost per interval",
-            series: series(&[
-                ("audio", |s| Some(s.lost.audio as f64)),
-                ("video", |s| Some(s.lost.video as f64)),
-            ]),
-        },
-        Plot {
-            id: "freezes",
-            title: "Video freezes per interval",
-            series: series(&[("freezes", |s| Some(s.freezes as f64))]),
-        },
-        Plot {
-            id: "lateness",
-            title: "Send lateness p99 (ms)",
-            series: series(&[("lateness p99", |s| s.lateness_p99_ms)]),
-        },
-        Plot {
-            id: "cpu",
-            title: "CPU, % of the available cores",
-            series: series(&[("cpu", |s| s.cpu_share.map(|c| c * 100.0))]),
-        },
-        Plot {
-            id: "rss",
-            title: "Resident memory (MB)",
-            series: series(&[("rss", |s| Some(s.rss_mb))]),
-        },
-    ]
+    PLOTS
+        .iter()
+        .map(|&(id, title, defs)| Plot {
+            id,
+            title,
+            series: defs
+                .iter()
+                .enumerate()
+                .map(|(i, &(label, read))| Series {
+                    label,
+                    color: COLORS[i % COLORS.len()],
+                    values: samples.iter().map(read).collect(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// A round step for about `n` ticks over `range`.
