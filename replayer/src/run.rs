@@ -3,7 +3,6 @@
 //! stop on time, on failure or when the caller's shutdown future completes,
 //! and build the report.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -12,9 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tokio::sync::{watch, Semaphore};
 
-use crate::client::{self, Shared};
+use crate::client::{self, Roster, RunSignals, SessionSettings, Shared};
 use crate::collect::{self, Inputs};
 use crate::config::{Credentials, Settings, Trust};
 use crate::metrics::{Media, Metrics, State};
@@ -114,53 +112,35 @@ pub async fn run(
     if let (Some((addr, _)), Some(tx)) = (&metrics_addr, opts.metrics_bound.take()) {
         let _ = tx.send(*addr);
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (close_tx, close_rx) = watch::channel(false);
-    let (gate_tx, gate_rx) = watch::channel((0usize, Duration::ZERO));
-    let mut meetings: HashMap<String, Vec<usize>> = HashMap::new();
-    for c in &plan.clients {
-        meetings
-            .entry(c.meeting_id.clone())
-            .or_default()
-            .push(c.index);
-    }
     let t0 = Instant::now();
+    let (signals, control) = RunSignals::new(t0, s.max_concurrent_connects);
     let shared = Arc::new(Shared {
-        pack: plan.pack.clone(),
-        server: server.clone(),
-        credentials: s.credentials.clone(),
-        connect_timeout: s.connect_timeout,
-        connect_attempts: s.connect_attempts,
-        heartbeat_interval: s.heartbeat_interval,
-        batch_window: s.batch_window,
-        connect_slots: Semaphore::new(s.max_concurrent_connects),
+        settings: SessionSettings {
+            pack: plan.pack.clone(),
+            digests: synth_common::pack::FrameDigests::new(&plan.pack),
+            server: server.clone(),
+            credentials: s.credentials.clone(),
+            connect_timeout: s.connect_timeout,
+            connect_attempts: s.connect_attempts,
+            heartbeat_interval: s.heartbeat_interval,
+            batch_window: s.batch_window,
+            late_after_ms: s.late_after.map(|d| d.as_secs_f64() * 1000.0),
+            ack_wait: s.ack_wait,
+        },
+        roster: Roster::new(&plan.clients),
+        signals,
         metrics: metrics.clone(),
-        ours: plan
-            .clients
-            .iter()
-            .map(|c| (c.user_id.as_bytes().into(), c.index))
-            .collect(),
-        users: plan
-            .clients
-            .iter()
-            .map(|c| c.user_id.as_bytes().into())
-            .collect(),
-        meetings,
-        digests: synth_common::pack::FrameDigests::new(&plan.pack),
-        late_after_ms: s.late_after.map(|d| d.as_secs_f64() * 1000.0),
-        ack_wait: s.ack_wait,
-        sending: Default::default(),
-        close: close_rx,
-        t0,
-        stop: stop_rx.clone(),
-        gate: gate_rx,
     });
     let live = crate::transport::Liveness {
         keep_alive: s.keep_alive,
         idle_timeout: s.idle_timeout,
     };
     // The event loops' own delay: one probe on this runtime, one per client thread.
-    tokio::spawn(metrics.loop_delay.probe(usize::MAX, stop_rx.clone()));
+    tokio::spawn(
+        metrics
+            .loop_delay
+            .probe(usize::MAX, shared.signals.stop.clone()),
+    );
     let cores = crate::health::cores_available();
     let mut cpu = crate::health::CpuSampler::new(cores);
     cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
@@ -254,12 +234,7 @@ pub async fn run(
                 None => {}
             }
             // The search's next step may start once this one has passed.
-            let step = during.step();
-            gate_tx.send_if_modified(|g| {
-                let changed = g.0 != step.0;
-                *g = step;
-                changed
-            });
+            control.open_step(during.step());
         }
         if Instant::now() >= deadline {
             break StopReason::Duration;
@@ -282,9 +257,9 @@ pub async fn run(
     // An honest end: senders stop and wait (bounded) for their streams to
     // be acknowledged; once none is sending, receivers drain for a grace
     // period; then every session closes properly.
-    let _ = stop_tx.send(true);
+    control.stop();
     let senders_done = async {
-        while shared.sending.load(Relaxed) > 0 {
+        while shared.signals.sending.load(Relaxed) > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -294,12 +269,12 @@ pub async fn run(
     {
         tracing::warn!(
             "{} sessions were still sending {:?} after the stop",
-            shared.sending.load(Relaxed),
+            shared.signals.sending.load(Relaxed),
             s.ack_wait + Duration::from_secs(1)
         );
     }
     tokio::time::sleep(s.drain).await;
-    let _ = close_tx.send(true);
+    control.close();
     let all_done = async {
         for t in tasks {
             let _ = t.await;
@@ -477,7 +452,8 @@ async fn spawn_thread(
                     starts.push((plan, ep, quic));
                 }
                 let _ = ready_tx.send(Ok(()));
-                tokio::spawn(shared.metrics.loop_delay.probe(k, shared.stop.clone()));
+                let stop = shared.signals.stop.clone();
+                tokio::spawn(shared.metrics.loop_delay.probe(k, stop));
                 let tasks: Vec<_> = starts
                     .into_iter()
                     .map(|(plan, ep, quic)| {

@@ -1,16 +1,17 @@
-//! Connecting: the session URL, what a failed attempt means, and the
-//! backoff between attempts.
+//! Connecting: the session URL, one attempt, what a failed one means, and
+//! the backoff between attempts.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::watch;
-use web_transport_quinn::ClientError;
+use tokio::time::timeout;
+use web_transport_quinn::{ClientError, Session};
 
-use crate::client::context::Shared;
+use crate::client::context::{Client, Shared};
 use crate::config::Credentials;
-use crate::metrics::{ClientStats, FailReason, State};
+use crate::metrics::{FailReason, State};
 use crate::plan::ClientPlan;
 
 /// What a failed connection attempt means.
@@ -96,41 +97,86 @@ pub fn classify(e: &ClientError, url: &url::Url) -> ConnectFailure {
 /// for a while) before it counts as failed.
 pub const RETRY_REFUSED: Duration = Duration::from_secs(30);
 
-/// Counts a failed attempt; returns true when the client gives up (or the run stops).
-pub(super) async fn fail(
+/// One connection attempt through `endpoint`, once a handshake slot is free:
+/// the session, and how long its handshake took.
+pub(super) async fn attempt(
     shared: &Shared,
-    stats: &ClientStats,
-    plan: &ClientPlan,
-    f: ConnectFailure,
-    failures: &mut u32,
-    failing_since: &mut Option<Instant>,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
-    shared.metrics.connect_failed(f.reason);
-    *failures += 1;
-    let since = *failing_since.get_or_insert_with(Instant::now);
-    let ever = stats.ever_connected.load(Relaxed);
-    let refused = f.reason == FailReason::Rejected || f.reason == FailReason::Tls;
-    let give_up = if ever {
-        refused && since.elapsed() >= RETRY_REFUSED
-    } else {
-        refused || *failures >= shared.connect_attempts
+    endpoint: &web_transport_quinn::Client,
+    url: &url::Url,
+) -> Result<(Session, Duration), ConnectFailure> {
+    let connect_timeout = shared.settings.connect_timeout;
+    // The connect time is the handshake's, not the wait for a slot.
+    let (attempt, took) = {
+        let _slot = shared.signals.connect_slots.acquire().await;
+        let started = Instant::now();
+        let r = timeout(connect_timeout, endpoint.connect(url.clone())).await;
+        (r, started.elapsed())
     };
-    if give_up {
-        // One line per client would flood a large run: the run reports the
-        // first failure and the counts by reason.
-        tracing::debug!(user = %plan.user_id, "giving up: {}", f.message);
-        if let Ok(mut first) = shared.metrics.first_failure.lock() {
-            first.get_or_insert(f.message.clone());
+    match attempt {
+        Ok(Ok(s)) => Ok((s, took)),
+        Ok(Err(e)) => Err(classify(&e, url)),
+        Err(_) => Err(ConnectFailure {
+            reason: FailReason::Timeout,
+            message: format!(
+                "{}: no session within {:?} (is a server listening there?)",
+                synth_common::redact::url(url),
+                connect_timeout
+            ),
+        }),
+    }
+}
+
+/// A client's run of failed connection attempts.
+#[derive(Debug, Default)]
+pub(super) struct Failures {
+    /// Attempts failed in a row.
+    count: u32,
+    /// When the run of failed attempts began (a client that had connected
+    /// retries a refusal or a TLS failure for [`RETRY_REFUSED`]).
+    since: Option<Instant>,
+}
+
+impl Failures {
+    /// A session is up: the next failure begins a new run.
+    pub(super) fn reset(&mut self) {
+        *self = Failures::default();
+    }
+
+    /// Counts a failed attempt of `client`; returns true when the client
+    /// gives up (or the run stops during the backoff).
+    pub(super) async fn fail(
+        &mut self,
+        client: &Client,
+        f: ConnectFailure,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let (shared, stats, plan) = (&client.shared, &client.stats, &client.plan);
+        shared.metrics.connect_failed(f.reason);
+        self.count += 1;
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let ever = stats.ever_connected.load(Relaxed);
+        let refused = f.reason == FailReason::Rejected || f.reason == FailReason::Tls;
+        let give_up = if ever {
+            refused && since.elapsed() >= RETRY_REFUSED
+        } else {
+            refused || self.count >= shared.settings.connect_attempts
+        };
+        if give_up {
+            // One line per client would flood a large run: the run reports the
+            // first failure and the counts by reason.
+            tracing::debug!(user = %plan.user_id, "giving up: {}", f.message);
+            if let Ok(mut first) = shared.metrics.first_failure.lock() {
+                first.get_or_insert(f.message.clone());
+            }
+            stats.set_state(State::Failed);
+            return true;
         }
-        stats.set_state(State::Failed);
-        return true;
+        tracing::debug!(user = %plan.user_id, attempt = self.count, "{}; retrying", f.message);
+        if ever {
+            stats.set_state(State::Reconnecting);
+        }
+        backoff(self.count, stop).await
     }
-    tracing::debug!(user = %plan.user_id, attempt = *failures, "{}; retrying", f.message);
-    if ever {
-        stats.set_state(State::Reconnecting);
-    }
-    backoff(*failures, stop).await
 }
 
 /// Exponential backoff with jitter: 250 ms × 2^(n-1), at most 2 s, ±50 %, so

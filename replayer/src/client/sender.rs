@@ -18,24 +18,25 @@ use tokio::time::timeout;
 use web_transport_quinn::{SendStream, Session};
 
 use crate::adapt;
-use crate::client::context::{since_start, Shared};
+use crate::client::context::{since_start, Client};
 use crate::metrics::{ClientStats, Media};
 use crate::pacer::{Backlog, Heads, Lane, Schedule, Voice};
 use crate::people::Action;
-use crate::plan::ClientPlan;
 
 /// A client's send state, kept across reconnects so sequence numbers and
 /// timestamps keep rising.
 pub(super) struct Sender {
     prefix: MediaPrefix,
     heads: Heads,
-    pub(super) schedule: Schedule,
-    pub(super) keyframe: Arc<Notify>,
+    schedule: Schedule,
+    /// Notified when a peer asks for a key frame.
+    keyframe: Arc<Notify>,
+    /// The session's streams not yet acknowledged.
     pub(super) inflight: Inflight,
     /// The run's stop signal: a send waiting for stream credit gives up on it.
     stop: watch::Receiver<bool>,
     /// Rendition adaptation, for a client with `adapt: true` only.
-    pub(super) adapt: Option<Adapting>,
+    adapt: Option<Adapting>,
     /// Its script's actions still to come, in time order.
     actions: VecDeque<(Instant, Action)>,
     /// Its speaking turns (`None`: it talks the whole time), and the first
@@ -46,10 +47,10 @@ pub(super) struct Sender {
 }
 
 /// An adapting client's controller, and the rendition its video lane is on.
-pub(super) struct Adapting {
+struct Adapting {
     controller: adapt::Controller,
     /// When the next sample is due.
-    pub(super) next: Instant,
+    next: Instant,
     /// The lane's track as last seen.
     track: usize,
     /// Since when it has been on it, while a session is up.
@@ -59,8 +60,12 @@ pub(super) struct Adapting {
 /// The session's streams not yet acknowledged, oldest first, each with its
 /// media and when its send began (µs after the run started, plus one).
 pub(super) struct Inflight {
-    pub(super) q: VecDeque<(SendStream, Media, u64)>,
+    q: VecDeque<(SendStream, Media, u64)>,
 }
+
+/// How often a session with sends in flight looks for their acknowledgements
+/// when nothing is due.
+const SETTLE_EVERY: Duration = Duration::from_millis(200);
 
 /// Streams remembered at most; beyond, the oldest is forgotten (and stays unacknowledged).
 const MAX_INFLIGHT: usize = 1 << 16;
@@ -100,6 +105,11 @@ impl Inflight {
         stats.waiting_since_us.store(since, Relaxed);
     }
 
+    /// Whether every stream is settled.
+    pub(super) fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
     fn push(&mut self, s: SendStream, media: Media, began_us: u64) {
         if self.q.len() == MAX_INFLIGHT {
             self.q.pop_front();
@@ -133,8 +143,11 @@ impl Inflight {
 }
 
 impl Sender {
-    pub(super) fn new(shared: &Shared, plan: &ClientPlan, start: Instant) -> Sender {
-        let pack = &shared.pack;
+    /// The send state of `client`, whose media start at `start`.
+    pub(super) fn new(client: &Client, start: Instant) -> Sender {
+        let (shared, plan) = (&*client.shared, &client.plan);
+        let (settings, t0) = (&shared.settings, shared.signals.t0);
+        let pack = &settings.pack;
         let b = &plan.behaviour;
         let mut schedule = Schedule::new(
             plan.audio_track
@@ -142,8 +155,8 @@ impl Sender {
             plan.video_track
                 .map(|t| Lane::new(pack, t, Media::Video, start)),
             start,
-            shared.heartbeat_interval,
-            shared.batch_window,
+            settings.heartbeat_interval,
+            settings.batch_window,
         );
         if let Some(t) = b.screen_track {
             schedule = schedule.with_screen(Lane::new(pack, t, Media::Screen, start));
@@ -159,7 +172,7 @@ impl Sender {
             inflight: Inflight {
                 q: VecDeque::with_capacity(64),
             },
-            stop: shared.stop.clone(),
+            stop: shared.signals.stop.clone(),
             adapt: if plan.adapt {
                 plan.video_track.and_then(|t| adapting(pack, t, start))
             } else {
@@ -170,13 +183,10 @@ impl Sender {
                 .script
                 .actions
                 .iter()
-                .map(|(t, a)| (shared.t0 + *t, a.clone()))
+                .map(|(t, a)| (t0 + *t, a.clone()))
                 .collect(),
             turns: plan.behaviour.script.speaking.as_ref().map(|v| {
-                let turns = v
-                    .iter()
-                    .map(|(a, b)| (shared.t0 + *a, shared.t0 + *b))
-                    .collect();
+                let turns = v.iter().map(|(a, b)| (t0 + *a, t0 + *b)).collect();
                 (turns, 0)
             }),
             video_track: plan.video_track,
@@ -185,6 +195,53 @@ impl Sender {
             sender.schedule.set_talking(pack, false);
         }
         sender
+    }
+
+    /// Notified when a peer asks for a key frame (the receiver notifies,
+    /// the session's loop listens).
+    pub(super) fn keyframe(&self) -> Arc<Notify> {
+        self.keyframe.clone()
+    }
+
+    /// A peer asked for a key frame: the video lane jumps to the next one.
+    pub(super) fn request_keyframe(&mut self) {
+        self.schedule.request_keyframe();
+    }
+
+    /// When the session's loop must next wake: the schedule's next send,
+    /// an adaptation sample, its script's next change, the planned leave
+    /// (`leave_at`), and with sends in flight at least every
+    /// [`SETTLE_EVERY`] to see their acknowledgements (a client with no
+    /// media only sends heartbeats, and must not look stalled between them).
+    pub(super) fn next_wake(&self, leave_at: Option<Instant>) -> Instant {
+        let mut wake = self.schedule.next_wake();
+        if !self.inflight.is_empty() {
+            wake = wake.min(Instant::now() + SETTLE_EVERY);
+        }
+        if let Some(a) = &self.adapt {
+            wake = wake.min(a.next);
+        }
+        wake = wake.min(self.next_change());
+        if let Some(t) = leave_at {
+            wake = wake.min(t);
+        }
+        wake
+    }
+
+    /// A session is up: the schedule resumes from now rather than bursting.
+    /// After a reconnect, what the outage skipped still counts as late (no
+    /// coordinated omission); before the first session (`first_session`),
+    /// the plan's start waited for the connection, which is not a late send.
+    pub(super) fn resume(&mut self, client: &Client, first_session: bool) {
+        let skipped = self
+            .schedule
+            .resume(Instant::now(), &client.shared.settings.pack);
+        self.adapt_track(client, false);
+        if !first_session {
+            for b in skipped.into_iter().flatten() {
+                record_backlog(client, b);
+            }
+        }
     }
 
     /// When its script next changes something (an action, a turn's start
@@ -202,8 +259,8 @@ impl Sender {
 
     /// Carries out what its script says is due at `now`: actions, and
     /// whether it is its turn to speak.
-    pub(super) fn apply_due(&mut self, shared: &Shared, stats: &ClientStats, now: Instant) {
-        let pack = &shared.pack;
+    pub(super) fn apply_due(&mut self, client: &Client, now: Instant) {
+        let (pack, stats) = (&client.shared.settings.pack, &*client.stats);
         while self.actions.front().is_some_and(|a| a.0 <= now) {
             let Some((_, action)) = self.actions.pop_front() else {
                 break;
@@ -261,18 +318,19 @@ impl Sender {
     /// Back in the meeting after leaving on purpose: every medium starts
     /// afresh (video from a key frame), and its peers know the gap was
     /// no freeze.
-    pub(super) fn rejoin(&mut self, shared: &Shared, stats: &ClientStats, now: Instant) {
-        self.apply_due(shared, stats, now);
-        self.schedule.rejoin(now, &shared.pack);
-        for r in &stats.resumes {
+    pub(super) fn rejoin(&mut self, client: &Client, now: Instant) {
+        self.apply_due(client, now);
+        self.schedule.rejoin(now, &client.shared.settings.pack);
+        for r in &client.stats.resumes {
             r.fetch_add(1, Relaxed);
         }
     }
 
     /// Samples the session for an adapting client when a sample is due,
     /// and hands the controller's switch to the video lane.
-    pub(super) fn adapt_sample(&mut self, shared: &Shared, session: &Session, stats: &ClientStats) {
+    pub(super) fn adapt_sample(&mut self, client: &Client, session: &Session) {
         let Some(a) = self.adapt.as_mut() else { return };
+        let stats = &client.stats;
         let now = Instant::now();
         if now < a.next {
             return;
@@ -285,7 +343,7 @@ impl Sender {
         let oldest = if waiting == 0 {
             0
         } else {
-            since_start(shared).saturating_sub(waiting)
+            since_start(&client.shared).saturating_sub(waiting)
         };
         let sample = adapt::Sample {
             now,
@@ -304,7 +362,7 @@ impl Sender {
     /// For an adapting client: counts the time on the rendition just left
     /// and the switch when the video lane changed track; with `end`, counts
     /// the time on the current one and stops the clock (the session ended).
-    pub(super) fn adapt_track(&mut self, shared: &Shared, stats: &ClientStats, end: bool) {
+    pub(super) fn adapt_track(&mut self, client: &Client, end: bool) {
         let Some(a) = self.adapt.as_mut() else { return };
         let Some(lane) = self.schedule.video.as_ref() else {
             return;
@@ -315,7 +373,7 @@ impl Sender {
             a.since.get_or_insert(now);
             return;
         }
-        let pack = &shared.pack;
+        let (pack, stats) = (&client.shared.settings.pack, &client.stats);
         if let Some(since) = a.since.take() {
             stats.add_rendition_time(
                 &pack.tracks()[a.track].name,
@@ -359,14 +417,15 @@ fn adapting(pack: &Reader, track: usize, start: Instant) -> Option<Adapting> {
 }
 
 /// Records the frames a lane skipped as late sends (no coordinated omission).
-pub(super) fn record_backlog(shared: &Shared, stats: &ClientStats, b: Backlog, shard: usize) {
-    stats
+fn record_backlog(client: &Client, b: Backlog) {
+    client
+        .stats
         .skipped_us
         .fetch_add(b.late.as_micros() as u64, Relaxed);
-    shared.metrics.lateness.record_correct(
+    client.shared.metrics.lateness.record_correct(
         b.late.as_micros() as u64,
         b.interval.as_micros() as u64,
-        shard,
+        client.plan.index,
     );
 }
 
@@ -383,6 +442,7 @@ pub(super) enum SendError {
 }
 
 impl SendError {
+    /// Why the session is lost, for the log.
     pub(super) fn why(self) -> String {
         match self {
             SendError::Unsent(w) | SendError::Broken(w) => w,
@@ -398,13 +458,13 @@ impl Sender {
     /// and gives up when the run stops.
     pub(super) async fn send(
         &mut self,
-        shared: &Shared,
+        client: &Client,
         session: &Session,
-        stats: &ClientStats,
         media: Media,
         chunks: &mut [Bytes],
     ) -> Result<(), SendError> {
-        let began = since_start(shared);
+        let stats = &client.stats;
+        let began = since_start(&client.shared);
         self.inflight.settle(stats);
         if stats.waiting_since_us.load(Relaxed) == 0 {
             stats.waiting_since_us.store(began, Relaxed);
@@ -448,24 +508,22 @@ impl Sender {
         self.inflight.push(s, media, began);
         Ok(())
     }
-}
 
-impl Sender {
     /// Sends the lane's due frame; the lane moves on to the next one.
     async fn send_frame(
         &mut self,
-        shared: &Shared,
+        client: &Client,
         session: &Session,
-        stats: &ClientStats,
         media: Media,
-        shard: usize,
         now: Instant,
     ) -> Result<(), SendError> {
+        let (shared, stats, shard) = (&client.shared, &client.stats, client.plan.index);
         let (prefix, heads) = (&mut self.prefix, &mut self.heads);
         let Some(lane) = self.schedule.lane_mut(media) else {
             return Ok(());
         };
-        let Some(p) = lane.next_packet(&shared.pack, prefix, heads, now, unix_ms()) else {
+        let pack = &shared.settings.pack;
+        let Some(p) = lane.next_packet(pack, prefix, heads, now, unix_ms()) else {
             return Err(SendError::Unsent("frame index out of range".into()));
         };
         // Audio and video numbers are what peers check their loss against.
@@ -478,11 +536,11 @@ impl Sender {
             .lateness
             .record(p.lateness.as_micros() as u64, shard);
         if let Some(b) = p.skipped {
-            record_backlog(shared, stats, b, shard);
+            record_backlog(client, b);
         }
         let payload = p.data.len();
         let r = self
-            .send(shared, session, stats, media, &mut [p.head, p.data])
+            .send(client, session, media, &mut [p.head, p.data])
             .await;
         if matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
             if let Some(lane) = self.schedule.lane_mut(media) {
@@ -501,16 +559,15 @@ impl Sender {
         Ok(())
     }
 
+    /// Sends what the schedule says is due at `now`: frames, a heartbeat.
     pub(super) async fn send_due(
         &mut self,
-        shared: &Shared,
+        client: &Client,
         session: &Session,
-        stats: &ClientStats,
-        user: &str,
-        shard: usize,
         now: Instant,
     ) -> Result<(), SendError> {
-        let due = self.schedule.poll(&shared.pack, now);
+        let (shared, stats, shard) = (&client.shared, &client.stats, client.plan.index);
+        let due = self.schedule.poll(&shared.settings.pack, now);
         if due.keyframe_jump {
             stats.keyframes_answered.fetch_add(1, Relaxed);
             let asked = stats.keyframe_asked_us.swap(0, Relaxed);
@@ -525,8 +582,7 @@ impl Sender {
             (due.screen, Media::Screen),
         ] {
             if go {
-                self.send_frame(shared, session, stats, media, shard, now)
-                    .await?;
+                self.send_frame(client, session, media, now).await?;
             }
         }
         if due.heartbeat {
@@ -542,8 +598,8 @@ impl Sender {
                 screen: f.screen,
                 speaking: f.speaking,
             };
-            let hb = Bytes::from(wire::heartbeat(user, unix_ms(), flags));
-            self.send(shared, session, stats, Media::Heartbeat, &mut [hb])
+            let hb = Bytes::from(wire::heartbeat(&client.plan.user_id, unix_ms(), flags));
+            self.send(client, session, Media::Heartbeat, &mut [hb])
                 .await?;
         }
         Ok(())

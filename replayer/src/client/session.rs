@@ -1,20 +1,21 @@
 //! One session, from its CONNECTION packet to its close: the sender's loop
 //! on the client's task and the receiver on a task of its own.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use synth_common::wire;
 use tokio::sync::watch;
-use web_transport_quinn::Session;
+use tokio::task::JoinHandle;
+use web_transport_quinn::{Session, SessionError};
 
-use crate::client::context::Shared;
-use crate::client::receiver::receive;
-use crate::client::sender::{record_backlog, SendError, Sender, Sending};
-use crate::metrics::{ClientStats, Media};
-use crate::plan::ClientPlan;
+use crate::client::context::Client;
+use crate::client::receiver::Receiver;
+use crate::client::sender::{SendError, Sender, Sending};
+use crate::metrics::Media;
 use crate::receive::Accounting;
 
 /// How a session ended.
@@ -31,157 +32,189 @@ pub(super) enum End {
 /// acknowledged before it closes.
 const LEAVE_ACK_WAIT: Duration = Duration::from_millis(500);
 
-/// How often a session with sends in flight looks for their acknowledgements
-/// when nothing is due.
-const SETTLE_EVERY: Duration = Duration::from_millis(200);
-
+/// Runs one session of `client` until the run stops, the client leaves (at
+/// `leave_at`) or the session drops: the receiver drains it on a task of its
+/// own while the sender sends on this one. Returns how the session ended, and
+/// the accounting for the next one.
 pub(super) async fn run_session(
-    shared: &Arc<Shared>,
-    plan: &ClientPlan,
-    stats: &Arc<ClientStats>,
+    client: &Client,
     sender: &mut Sender,
     accounting: Accounting,
     session: Session,
     leave_at: Option<Instant>,
 ) -> (End, Accounting) {
-    let mut stop = shared.stop.clone();
-    let shard = plan.index;
-    let user = plan.user_id.as_str();
-    let connection = Bytes::from(wire::connection(user, &plan.meeting_id));
     let (done_tx, done_rx) = watch::channel(false);
-    let receiver = tokio::spawn(receive(
-        shared.clone(),
-        session.clone(),
-        stats.clone(),
-        accounting,
-        sender.keyframe.clone(),
-        shard,
-        done_rx,
-    ));
-    let finish = |end: End,
-                  done_tx: watch::Sender<bool>,
-                  receiver: tokio::task::JoinHandle<Accounting>| async move {
-        let _ = done_tx.send(true);
-        let acc = match receiver.await {
-            Ok(acc) => acc,
-            // The receive task cannot panic short of a bug; start afresh then.
-            Err(_) => Accounting::new(user),
-        };
-        (end, acc)
+    let receiver = Receiver {
+        shared: client.shared.clone(),
+        stats: client.stats.clone(),
+        shard: client.plan.index,
+        session: session.clone(),
+        keyframe: sender.keyframe(),
     };
-    let sending = Sending::new(&shared.sending);
-    let first_session = stats.first_packet_unix_us.load(Relaxed) == 0;
-    if let Err(e) = sender
-        .send(shared, &session, stats, Media::Other, &mut [connection])
-        .await
-    {
-        sender.inflight.forget(stats);
-        let end = match e {
-            SendError::Stopped => End::Stopped,
-            e => End::Lost(e.why()),
-        };
-        return finish(end, done_tx, receiver).await;
-    }
-    // Resume on schedule from now rather than bursting. After a reconnect,
-    // what the outage skipped still counts as late (no coordinated
-    // omission); before the first session, the plan's start waited for the
-    // connection, which is not a late send.
-    let skipped = sender.schedule.resume(Instant::now(), &shared.pack);
-    sender.adapt_track(shared, stats, false);
-    if !first_session {
-        for b in skipped.into_iter().flatten() {
-            record_backlog(shared, stats, b, shard);
-        }
-    }
-    // The futures the loop waits on are made once, not at every wake-up.
-    let keyframe = sender.keyframe.clone();
-    let stopped = async {
-        while !*stop.borrow_and_update() {
-            if stop.changed().await.is_err() {
-                break;
-            }
-        }
+    let receiver = tokio::spawn(receiver.run(accounting, done_rx));
+    let sending = Sending::new(&client.shared.signals.sending);
+    let mut up = Up {
+        client,
+        sender,
+        session: &session,
+        leave_at,
     };
+    if let Err(end) = up.open().await {
+        let accounting = finish(done_tx, receiver, &client.plan.user_id).await;
+        drop(sending);
+        return (end, accounting);
+    }
     let closed = session.closed();
-    let notified = keyframe.notified();
-    let sleep = tokio::time::sleep_until(sender.schedule.next_wake().into());
-    tokio::pin!(stopped, closed, notified, sleep);
-    let end = loop {
-        // With sends in flight, wake at least every SETTLE_EVERY to see
-        // their acknowledgements (a client with no media only sends
-        // heartbeats, and must not look stalled between them).
-        let mut wake = sender.schedule.next_wake();
-        if !sender.inflight.q.is_empty() {
-            wake = wake.min(Instant::now() + SETTLE_EVERY);
+    tokio::pin!(closed);
+    let end = up.drive(closed.as_mut()).await;
+    up.sender.adapt_track(client, true);
+    up.close(&end, sending, closed).await;
+    (end, finish(done_tx, receiver, &client.plan.user_id).await)
+}
+
+/// Tells the receiver the session is over, and takes its accounting back.
+async fn finish(
+    done: watch::Sender<bool>,
+    receiver: JoinHandle<Accounting>,
+    user: &str,
+) -> Accounting {
+    let _ = done.send(true);
+    match receiver.await {
+        Ok(acc) => acc,
+        // The receive task cannot panic short of a bug; start afresh then.
+        Err(_) => Accounting::new(user),
+    }
+}
+
+/// A session under way: its client, the sender, the session, and when the
+/// client leaves it (`None`: at the end of the run).
+struct Up<'a> {
+    client: &'a Client,
+    sender: &'a mut Sender,
+    session: &'a Session,
+    leave_at: Option<Instant>,
+}
+
+impl Up<'_> {
+    /// The session's CONNECTION packet, then the schedule resumed; `Err`
+    /// with how the session ended when the packet could not go.
+    async fn open(&mut self) -> Result<(), End> {
+        let (client, sender) = (self.client, &mut *self.sender);
+        let plan = &client.plan;
+        let connection = Bytes::from(wire::connection(&plan.user_id, &plan.meeting_id));
+        let first_session = client.stats.first_packet_unix_us.load(Relaxed) == 0;
+        if let Err(e) = sender
+            .send(client, self.session, Media::Other, &mut [connection])
+            .await
+        {
+            sender.inflight.forget(&client.stats);
+            return Err(match e {
+                SendError::Stopped => End::Stopped,
+                e => End::Lost(e.why()),
+            });
         }
-        if let Some(a) = &sender.adapt {
-            wake = wake.min(a.next);
-        }
-        wake = wake.min(sender.next_change());
-        if let Some(t) = leave_at {
-            wake = wake.min(t);
-        }
-        sleep.as_mut().reset(wake.into());
-        tokio::select! {
-            biased;
-            _ = &mut stopped => break End::Stopped,
-            e = &mut closed => break End::Lost(e.to_string()),
-            _ = &mut notified => {
-                sender.schedule.request_keyframe();
-                notified.set(keyframe.notified());
+        sender.resume(client, first_session);
+        Ok(())
+    }
+
+    /// The sender's loop: sleeps until its next wake-up (or a peer's
+    /// key-frame request), then does what is due; returns how the session
+    /// ended. `closed` completes when the session closes.
+    async fn drive(&mut self, mut closed: Pin<&mut impl Future<Output = SessionError>>) -> End {
+        let mut stop = self.client.shared.signals.stop.clone();
+        // The futures the loop waits on are made once, not at every wake-up.
+        let keyframe = self.sender.keyframe();
+        let stopped = async {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
             }
-            _ = &mut sleep => {}
+        };
+        let notified = keyframe.notified();
+        let sleep = tokio::time::sleep_until(self.sender.next_wake(self.leave_at).into());
+        tokio::pin!(stopped, notified, sleep);
+        loop {
+            sleep
+                .as_mut()
+                .reset(self.sender.next_wake(self.leave_at).into());
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return End::Stopped,
+                e = &mut closed => return End::Lost(e.to_string()),
+                _ = &mut notified => {
+                    self.sender.request_keyframe();
+                    notified.set(keyframe.notified());
+                }
+                _ = &mut sleep => {}
+            }
+            if let Some(end) = self.wake().await {
+                return end;
+            }
         }
-        sender.adapt_sample(shared, &session, stats);
+    }
+
+    /// One wake-up: an adaptation sample, the planned leave, the script's
+    /// due actions and the due sends; `Some` when the session is over.
+    async fn wake(&mut self) -> Option<End> {
+        let (client, sender) = (self.client, &mut *self.sender);
+        sender.adapt_sample(client, self.session);
         let now = Instant::now();
-        if leave_at.is_some_and(|t| now >= t) {
-            break End::Left;
+        if self.leave_at.is_some_and(|t| now >= t) {
+            return Some(End::Left);
         }
-        sender.apply_due(shared, stats, now);
-        let sent = sender
-            .send_due(shared, &session, stats, user, shard, now)
-            .await;
-        sender.adapt_track(shared, stats, false);
+        sender.apply_due(client, now);
+        let sent = sender.send_due(client, self.session, now).await;
+        sender.adapt_track(client, false);
         match sent {
             Ok(()) => {}
-            Err(SendError::Stopped) => break End::Stopped,
+            Err(SendError::Stopped) => return Some(End::Stopped),
             Err(e) => {
-                stats.send_errors.fetch_add(1, Relaxed);
-                break End::Lost(e.why());
+                client.stats.send_errors.fetch_add(1, Relaxed);
+                return Some(End::Lost(e.why()));
             }
         }
-        sender.inflight.settle(stats);
-    };
-    sender.adapt_track(shared, stats, true);
-    match end {
-        End::Stopped => {
-            // An honest end: what was written reaches the server before the
-            // session closes. Wait (bounded) for every stream's
-            // acknowledgement, then for the run's word that receivers have
-            // drained, and close properly.
-            sender.inflight.drain(stats, shared.ack_wait).await;
-            drop(sending);
-            let mut close = shared.close.clone();
-            tokio::select! {
-                _ = close.wait_for(|c| *c) => {}
-                _ = &mut closed => {}
+        sender.inflight.settle(&client.stats);
+        None
+    }
+
+    /// Ends the session as `end` says; `sending` counts it as sending until
+    /// its streams are settled, and `closed` completes if the server closes
+    /// it first.
+    async fn close(
+        &mut self,
+        end: &End,
+        sending: Sending<'_>,
+        closed: Pin<&mut impl Future<Output = SessionError>>,
+    ) {
+        let (stats, ack_wait) = (&self.client.stats, self.client.shared.settings.ack_wait);
+        let inflight = &mut self.sender.inflight;
+        match end {
+            End::Stopped => {
+                // An honest end: what was written reaches the server before the
+                // session closes. Wait (bounded) for every stream's
+                // acknowledgement, then for the run's word that receivers have
+                // drained, and close properly.
+                inflight.drain(stats, ack_wait).await;
+                drop(sending);
+                let mut close = self.client.shared.signals.close.clone();
+                tokio::select! {
+                    _ = close.wait_for(|c| *c) => {}
+                    _ = closed => {}
+                }
+                self.session.close(0, b"run finished");
             }
-            session.close(0, b"run finished");
-        }
-        End::Left => {
-            // Leaving as a person does: what was sent gets a moment to
-            // reach the server, then the session closes.
-            sender
-                .inflight
-                .drain(stats, shared.ack_wait.min(LEAVE_ACK_WAIT))
-                .await;
-            drop(sending);
-            session.close(0, b"leaving");
-        }
-        End::Lost(_) => {
-            sender.inflight.forget(stats);
-            drop(sending);
+            End::Left => {
+                // Leaving as a person does: what was sent gets a moment to
+                // reach the server, then the session closes.
+                inflight.drain(stats, ack_wait.min(LEAVE_ACK_WAIT)).await;
+                drop(sending);
+                self.session.close(0, b"leaving");
+            }
+            End::Lost(_) => {
+                inflight.forget(stats);
+                drop(sending);
+            }
         }
     }
-    finish(end, done_tx, receiver).await
 }
