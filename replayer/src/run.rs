@@ -78,7 +78,7 @@ pub async fn run(
         crate::report::check_path(path).map_err(BadInput)?;
     }
     if let Some(path) = &s.timeline {
-        crate::live::check_path(path).map_err(BadInput)?;
+        crate::monitor::check_path(path).map_err(BadInput)?;
     }
     let metrics = Arc::new(Metrics::new(plan.clients.len()).with_stall_after(s.stall_after));
 
@@ -144,16 +144,18 @@ pub async fn run(
     let cores = crate::health::cores_available();
     let mut cpu = crate::health::CpuSampler::new(cores);
     cpu.sample(Instant::now(), crate::metrics::Process::now().cpu_seconds);
-    let mut during = crate::live::Live::new(
+    let mut during = crate::monitor::Live::new(
         &metrics,
-        s.timeline_interval,
-        s.timeline.as_deref(),
-        &s.thresholds,
-        s.search.as_ref(),
-        cores,
+        crate::monitor::Setup {
+            interval: s.timeline_interval,
+            jsonl: s.timeline.as_deref(),
+            thresholds: &s.thresholds,
+            search: s.search.as_ref(),
+            step_wait: s.connect_timeout,
+            cores,
+        },
     )
-    .map_err(BadInput)?
-    .with_step_wait(s.connect_timeout);
+    .map_err(BadInput)?;
     if let Some(sc) = &plan.schedule {
         during = during.with_phases(&sc.phases);
     }
@@ -226,11 +228,11 @@ pub async fn run(
         }
         if metrics.started + during.next_wake() <= Instant::now() {
             match during.tick(&metrics) {
-                Some(crate::live::Stop::Abort(line)) => {
+                Some(crate::monitor::Stop::Abort(line)) => {
                     aborted = Some(line);
                     break StopReason::Abort;
                 }
-                Some(crate::live::Stop::Search) => break StopReason::Search,
+                Some(crate::monitor::Stop::Search) => break StopReason::Search,
                 None => {}
             }
             // The search's next step may start once this one has passed.
