@@ -14,6 +14,9 @@
 //! and runs against it, so the tool works with no network.
 //!
 //! - [`config`]: the YAML file, env and CLI overrides, group expansion.
+//! - [`run`]: the whole run in steps (prepare, start, watch, end, collect,
+//!   publish) and its client threads; [`client`]: one participant (connecting,
+//!   its sessions, the sender, the receiver), the I/O around the pure parts.
 //! - [`pacer`]: the send schedule as a state machine polled with `now`;
 //!   [`adapt`]: when an adapting client steps its video rendition down or up.
 //! - [`receive`]: the receive accounting of one packet (pure).
