@@ -47,7 +47,7 @@ fn adaptation(m: &Metrics, plan: &[ClientPlan]) -> Option<Adaptation> {
     (a.clients > 0).then_some(a)
 }
 
-/// What the live side recorded while the run went ([`crate::live::Live::finish`]).
+/// What the live side recorded while the run went ([`crate::monitor::Live::finish`]).
 #[derive(Debug, Clone)]
 pub struct Recorded {
     /// The timeline.
@@ -77,7 +77,7 @@ pub struct Inputs<'a> {
     pub health: Health,
     /// Clients connected (or stalled) when the run stopped, and clients started by then.
     pub at_end: (usize, usize),
-    /// The timeline, the events, the search and the phases, from [`crate::live::Live::finish`].
+    /// The timeline, the events, the search and the phases, from [`crate::monitor::Live::finish`].
     pub live: Option<Recorded>,
     /// The seed of the run's random choices.
     pub seed: u64,

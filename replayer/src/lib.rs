@@ -14,6 +14,9 @@
 //! and runs against it, so the tool works with no network.
 //!
 //! - [`config`]: the YAML file, env and CLI overrides, group expansion.
+//! - [`run`]: the whole run in steps (prepare, start, watch, end, collect,
+//!   publish) and its client threads; [`client`]: one participant (connecting,
+//!   its sessions, the sender, the receiver), the I/O around the pure parts.
 //! - [`pacer`]: the send schedule as a state machine polled with `now`;
 //!   [`adapt`]: when an adapting client steps its video rendition down or up.
 //! - [`receive`]: the receive accounting of one packet (pure).
@@ -21,8 +24,9 @@
 //!   [`netem`]: the socket wrapper that gives a participant a hostile network.
 //! - [`http`]: the Prometheus endpoint.
 //! - [`timeline`]: snapshots of the metrics and the windows between them;
-//!   [`live`]: the timeline, live thresholds and the capacity search while
-//!   the run goes; [`hist`]: histograms carried in the report.
+//!   [`monitor`]: the run's live side (the timeline, live thresholds and
+//!   aborts, the capacity search, the phases); [`hist`]: histograms carried
+//!   in the report.
 //! - [`collect`]: the report built from the metrics at the end of a run.
 //!
 //! The report itself (its model, the figure registry, thresholds, the text
@@ -35,8 +39,8 @@ pub mod client;
 pub mod collect;
 pub mod health;
 pub mod http;
-pub mod live;
 pub mod metrics;
+pub mod monitor;
 pub mod netem;
 pub mod pacer;
 pub mod receive;

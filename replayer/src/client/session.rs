@@ -1,0 +1,220 @@
+//! One session, from its CONNECTION packet to its close: the sender's loop
+//! on the client's task and the receiver on a task of its own.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use synth_common::wire;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use web_transport_quinn::{Session, SessionError};
+
+use crate::client::context::Client;
+use crate::client::receiver::Receiver;
+use crate::client::sender::{SendError, Sender, Sending};
+use crate::metrics::Media;
+use crate::receive::Accounting;
+
+/// How a session ended.
+pub(super) enum End {
+    /// The run is over.
+    Stopped,
+    /// The client left the meeting on purpose (its script).
+    Left,
+    /// The session dropped; try again.
+    Lost(String),
+}
+
+/// At a planned leave, the longest wait for the session's streams to be
+/// acknowledged before it closes.
+const LEAVE_ACK_WAIT: Duration = Duration::from_millis(500);
+
+/// Runs one session of `client` until the run stops, the client leaves (at
+/// `leave_at`) or the session drops: the receiver drains it on a task of its
+/// own while the sender sends on this one. Returns how the session ended, and
+/// the accounting for the next one.
+pub(super) async fn run_session(
+    client: &Client,
+    sender: &mut Sender,
+    accounting: Accounting,
+    session: Session,
+    leave_at: Option<Instant>,
+) -> (End, Accounting) {
+    let (done_tx, done_rx) = watch::channel(false);
+    let receiver = Receiver {
+        shared: client.shared.clone(),
+        stats: client.stats.clone(),
+        shard: client.plan.index,
+        session: session.clone(),
+        keyframe: sender.keyframe(),
+    };
+    let receiver = tokio::spawn(receiver.run(accounting, done_rx));
+    let sending = Sending::new(&client.shared.signals.sending);
+    let mut up = Up {
+        client,
+        sender,
+        session: &session,
+        leave_at,
+    };
+    if let Err(end) = up.open().await {
+        let accounting = finish(done_tx, receiver, &client.plan.user_id).await;
+        drop(sending);
+        return (end, accounting);
+    }
+    let closed = session.closed();
+    tokio::pin!(closed);
+    let end = up.drive(closed.as_mut()).await;
+    up.sender.adapt_track(client, true);
+    up.close(&end, sending, closed).await;
+    (end, finish(done_tx, receiver, &client.plan.user_id).await)
+}
+
+/// Tells the receiver the session is over, and takes its accounting back.
+async fn finish(
+    done: watch::Sender<bool>,
+    receiver: JoinHandle<Accounting>,
+    user: &str,
+) -> Accounting {
+    let _ = done.send(true);
+    match receiver.await {
+        Ok(acc) => acc,
+        // The receive task cannot panic short of a bug; start afresh then.
+        Err(_) => Accounting::new(user),
+    }
+}
+
+/// A session under way: its client, the sender, the session, and when the
+/// client leaves it (`None`: at the end of the run).
+struct Up<'a> {
+    client: &'a Client,
+    sender: &'a mut Sender,
+    session: &'a Session,
+    leave_at: Option<Instant>,
+}
+
+impl Up<'_> {
+    /// The session's CONNECTION packet, then the schedule resumed; `Err`
+    /// with how the session ended when the packet could not go.
+    async fn open(&mut self) -> Result<(), End> {
+        let (client, sender) = (self.client, &mut *self.sender);
+        let plan = &client.plan;
+        let connection = Bytes::from(wire::connection(&plan.user_id, &plan.meeting_id));
+        let first_session = client.stats.first_packet_unix_us.load(Relaxed) == 0;
+        if let Err(e) = sender
+            .send(client, self.session, Media::Other, &mut [connection])
+            .await
+        {
+            sender.inflight.forget(&client.stats);
+            return Err(match e {
+                SendError::Stopped => End::Stopped,
+                e => End::Lost(e.why()),
+            });
+        }
+        sender.resume(client, first_session);
+        Ok(())
+    }
+
+    /// The sender's loop: sleeps until its next wake-up (or a peer's
+    /// key-frame request), then does what is due; returns how the session
+    /// ended. `closed` completes when the session closes.
+    async fn drive(&mut self, mut closed: Pin<&mut impl Future<Output = SessionError>>) -> End {
+        let mut stop = self.client.shared.signals.stop.clone();
+        // The futures the loop waits on are made once, not at every wake-up.
+        let keyframe = self.sender.keyframe();
+        let stopped = async {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let notified = keyframe.notified();
+        let sleep = tokio::time::sleep_until(self.sender.next_wake(self.leave_at).into());
+        tokio::pin!(stopped, notified, sleep);
+        loop {
+            sleep
+                .as_mut()
+                .reset(self.sender.next_wake(self.leave_at).into());
+            tokio::select! {
+                biased;
+                _ = &mut stopped => return End::Stopped,
+                e = &mut closed => return End::Lost(e.to_string()),
+                _ = &mut notified => {
+                    self.sender.request_keyframe();
+                    notified.set(keyframe.notified());
+                }
+                _ = &mut sleep => {}
+            }
+            if let Some(end) = self.wake().await {
+                return end;
+            }
+        }
+    }
+
+    /// One wake-up: an adaptation sample, the planned leave, the script's
+    /// due actions and the due sends; `Some` when the session is over.
+    async fn wake(&mut self) -> Option<End> {
+        let (client, sender) = (self.client, &mut *self.sender);
+        sender.adapt_sample(client, self.session);
+        let now = Instant::now();
+        if self.leave_at.is_some_and(|t| now >= t) {
+            return Some(End::Left);
+        }
+        sender.apply_due(client, now);
+        let sent = sender.send_due(client, self.session, now).await;
+        sender.adapt_track(client, false);
+        match sent {
+            Ok(()) => {}
+            Err(SendError::Stopped) => return Some(End::Stopped),
+            Err(e) => {
+                client.stats.send_errors.fetch_add(1, Relaxed);
+                return Some(End::Lost(e.why()));
+            }
+        }
+        sender.inflight.settle(&client.stats);
+        None
+    }
+
+    /// Ends the session as `end` says; `sending` counts it as sending until
+    /// its streams are settled, and `closed` completes if the server closes
+    /// it first.
+    async fn close(
+        &mut self,
+        end: &End,
+        sending: Sending<'_>,
+        closed: Pin<&mut impl Future<Output = SessionError>>,
+    ) {
+        let (stats, ack_wait) = (&self.client.stats, self.client.shared.settings.ack_wait);
+        let inflight = &mut self.sender.inflight;
+        match end {
+            End::Stopped => {
+                // An honest end: what was written reaches the server before the
+                // session closes. Wait (bounded) for every stream's
+                // acknowledgement, then for the run's word that receivers have
+                // drained, and close properly.
+                inflight.drain(stats, ack_wait).await;
+                drop(sending);
+                let mut close = self.client.shared.signals.close.clone();
+                tokio::select! {
+                    _ = close.wait_for(|c| *c) => {}
+                    _ = closed => {}
+                }
+                self.session.close(0, b"run finished");
+            }
+            End::Left => {
+                // Leaving as a person does: what was sent gets a moment to
+                // reach the server, then the session closes.
+                inflight.drain(stats, ack_wait.min(LEAVE_ACK_WAIT)).await;
+                drop(sending);
+                self.session.close(0, b"leaving");
+            }
+            End::Lost(_) => {
+                inflight.forget(stats);
+                drop(sending);
+            }
+        }
+    }
+}
