@@ -77,7 +77,7 @@ impl State {
     }
 }
 
-/// Heartbeat flags, by their bit in [`ClientStats::flags`] (the `flag` label).
+/// Heartbeat flags, by their bit in [`super::ClientStats::flags`] (the `flag` label).
 pub const FLAGS: [&str; 4] = ["audio", "video", "screen", "speaking"];
 
 label! {
