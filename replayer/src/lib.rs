@@ -13,28 +13,32 @@
 //! behaves like the videocall-rs server; a run without a server URL starts it
 //! and runs against it, so the tool works with no network.
 //!
-//! - [`config`]: the YAML file, env and CLI overrides, group expansion.
-//! - [`run`]: the whole run in steps (prepare, start, watch, end, collect,
-//!   publish) and its client threads; [`client`]: one participant (connecting,
-//!   its sessions, the sender, the receiver), the I/O around the pure parts.
-//! - [`pacer`]: the send schedule as a state machine polled with `now`;
-//!   [`adapt`]: when an adapting client steps its video rendition down or up.
-//! - [`receive`]: the receive accounting of one packet (pure).
+//! The engine, from the bottom up (data flows down, never back up):
+//! - [`metrics`]: what a run measures (per-client counters, histograms,
+//!   the event-loop probe, the process's cost, the Prometheus exposition);
+//!   [`http`] serves it.
+//! - [`session`]: the sans-IO parts of a session: the send schedule
+//!   ([`session::pacer`]), the receive accounting ([`session::receive`]) and
+//!   rendition adaptation ([`session::adapt`]).
 //! - [`transport`]: the QUIC endpoint of each client thread and TLS trust;
 //!   [`netem`]: the socket wrapper that gives a participant a hostile network.
-//! - [`http`]: the Prometheus endpoint.
-//! - [`timeline`]: snapshots of the metrics and the windows between them;
-//!   [`monitor`]: the run's live side (the timeline, live thresholds and
-//!   aborts, the capacity search, the phases); [`hist`]: histograms carried
-//!   in the report.
+//! - [`client`]: one participant's driver: connect and retry, the planned
+//!   sessions, the sender and the receiver.
+//! - [`timeline`]: snapshots of the metrics; [`monitor`]: what the run does
+//!   every `timeline_interval` (the timeline, live thresholds and aborts,
+//!   the capacity search, the phases).
 //! - [`collect`]: the report built from the metrics at the end of a run.
+//! - [`run`]: one run, prepare → start → watch → end → collect → publish;
+//!   the binary (`main.rs`) is only its command line, signals and exit codes.
 //!
-//! The report itself (its model, the figure registry, thresholds, the text
-//! summary, the HTML page, merge and diff) is the `synth-report` crate,
-//! re-exported here as [`report`], [`threshold`], [`hist`], [`html`],
-//! [`merge`] and [`diff`].
+//! What a run will do is the `synth-scenario` crate, re-exported here as
+//! [`config`], [`people`] (its `behaviour` schedule) and [`plan`]. The report
+//! itself (its model, the figure registry, thresholds, the text summary, the
+//! HTML page, merge and diff) is the `synth-report` crate, re-exported as
+//! [`report`], [`threshold`], [`hist`], [`html`], [`merge`] and [`diff`].
+//! [`health`] gathers the generator's verdict (`synth_report::health`) with
+//! what the engine measures for it.
 
-pub mod adapt;
 pub mod client;
 pub mod collect;
 pub mod health;
@@ -42,12 +46,12 @@ pub mod http;
 pub mod metrics;
 pub mod monitor;
 pub mod netem;
-pub mod pacer;
-pub mod receive;
 pub mod run;
+pub mod session;
 pub mod timeline;
 pub mod transport;
 
+pub use session::{adapt, pacer, receive};
 pub use synth_report::{diff, hist, html, merge, threshold};
 pub use synth_scenario::behaviour as people;
 pub use synth_scenario::{config, plan};

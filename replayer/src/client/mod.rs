@@ -1,7 +1,7 @@
 //! One synthetic participant: the driver that connects, runs the session's
 //! two tasks and reconnects when the session drops.
 //!
-//! What to send when is decided by the pure [`Schedule`](crate::pacer::Schedule)
+//! What to send when is decided by the pure [`Schedule`](crate::session::pacer::Schedule)
 //! (audio cadence, video batch window, heartbeats, key-frame jumps, all on
 //! explicit instants); what a received packet means is decided by the pure
 //! [`Accounting`]. This module only does the I/O: the sender writes what the
@@ -41,7 +41,7 @@ use crate::metrics::State;
 use crate::netem::QuicStats;
 use crate::people::{Cause, EndCause, SessionPlan};
 use crate::plan::ClientPlan;
-use crate::receive::Accounting;
+use crate::session::receive::Accounting;
 use connect::{attempt, backoff, Failures};
 use receiver::publish;
 use sender::Sender;

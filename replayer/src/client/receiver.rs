@@ -14,7 +14,7 @@ use web_transport_quinn::Session;
 
 use crate::client::context::{since_start, Shared};
 use crate::metrics::ClientStats;
-use crate::receive::{Accounting, Context, Handled};
+use crate::session::receive::{Accounting, Context, Handled};
 
 /// What the receive loop waits for.
 enum Incoming {

@@ -17,11 +17,11 @@ use tokio::sync::{watch, Notify};
 use tokio::time::timeout;
 use web_transport_quinn::{SendStream, Session};
 
-use crate::adapt;
 use crate::client::context::{since_start, Client};
 use crate::metrics::{ClientStats, Media};
-use crate::pacer::{Backlog, Heads, Lane, Schedule, Voice};
 use crate::people::Action;
+use crate::session::adapt;
+use crate::session::pacer::{Backlog, Heads, Lane, Schedule, Voice};
 
 /// A client's send state, kept across reconnects so sequence numbers and
 /// timestamps keep rising.

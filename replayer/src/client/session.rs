@@ -16,7 +16,7 @@ use crate::client::context::Client;
 use crate::client::receiver::Receiver;
 use crate::client::sender::{SendError, Sender, Sending};
 use crate::metrics::Media;
-use crate::receive::Accounting;
+use crate::session::receive::Accounting;
 
 /// How a session ended.
 pub(super) enum End {
