@@ -321,7 +321,7 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
             .map(|r| (r.width, r.height))
             .collect();
         let seconds = plan.loop_duration().as_secs_f64();
-        Some(Footage::load(
+        Some(Footage::load_for(
             &options.video,
             options.hold,
             &sizes,

@@ -645,6 +645,12 @@ fn bad_clips_and_files_get_one_line_each() {
     webm(dir.path(), "444.webm", "yuv444p");
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(d("cut.webm"), &bytes[..bytes.len() / 2]).unwrap();
+    // Cut where its last cluster starts, between two blocks.
+    let cluster = bytes
+        .windows(4)
+        .rposition(|w| w == [0x1f, 0x43, 0xb6, 0x75])
+        .expect("a WebM has clusters");
+    std::fs::write(d("clusters.webm"), &bytes[..cluster]).unwrap();
     let ffmpeg_cases: Vec<(Vec<String>, Vec<&str>)> = vec![
         (
             vec!["--video".into(), d("h264.mp4")],
@@ -657,6 +663,10 @@ fn bad_clips_and_files_get_one_line_each() {
         (
             vec!["--audio".into(), d("cut.webm")],
             vec!["cut.webm: truncated"],
+        ),
+        (
+            vec!["--video".into(), d("clusters.webm")],
+            vec!["clusters.webm: truncated"],
         ),
         (
             vec!["--video".into(), d("444.webm")],

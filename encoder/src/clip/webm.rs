@@ -11,6 +11,10 @@ use super::{audio_encode_hint, opus_clip, video_encode_hint, AudioClip, Demuxed}
 use crate::container::Container;
 use crate::Error;
 
+/// How far before its declared end a file's last frame may start: more
+/// than a frame or an Opus packet, less than what a cut file loses.
+const TRUNCATION_SLACK_S: f64 = 0.5;
+
 /// One track's frames as demuxed.
 struct Track {
     /// Its number in the file.
@@ -35,8 +39,6 @@ pub(crate) struct Webm {
     audio: Option<Track>,
     /// Nanoseconds per timestamp unit.
     scale_ns: u64,
-    /// The segment's duration, seconds, if the file says.
-    duration_s: Option<f64>,
 }
 
 /// Reads the first video and the first audio track of the file at `path`.
@@ -59,7 +61,9 @@ pub(crate) fn read(path: &Path, container: Container) -> Result<Webm, Error> {
     let mut video = first(TrackType::Video);
     let mut audio = first(TrackType::Audio);
     let mut frame = Frame::default();
+    let mut last = 0u64;
     while mkv.next_frame(&mut frame).map_err(bad)? {
+        last = last.max(frame.timestamp);
         for t in [&mut video, &mut audio].into_iter().flatten() {
             if frame.track == t.number {
                 t.frames.push(std::mem::take(&mut frame.data));
@@ -67,12 +71,22 @@ pub(crate) fn read(path: &Path, container: Container) -> Result<Webm, Error> {
             }
         }
     }
+    // A file cut between two blocks reads as a shorter one; its declared
+    // length gives it away (a live recording, which declares none, cannot).
+    let last_s = last as f64 * scale_ns as f64 / 1e9;
+    if let Some(declared) = duration_s.filter(|&d| last_s + TRUNCATION_SLACK_S < d) {
+        return Err(Error::media(
+            path,
+            format!(
+                "truncated: its last frame is at {last_s:.2} s, but the file says it lasts {declared:.2} s"
+            ),
+        ));
+    }
     Ok(Webm {
         kind: container.name(),
         video,
         audio,
         scale_ns,
-        duration_s,
     })
 }
 
@@ -155,7 +169,6 @@ impl Webm {
             default_duration: t
                 .default_duration
                 .map(|ns| ns as f64 / self.scale_ns as f64),
-            declared_seconds: self.duration_s,
         })
     }
 
@@ -179,15 +192,12 @@ impl Webm {
                 ),
             ));
         }
-        if rate != 48_000.0 {
-            return Err(Error::media(
-                path,
-                format!(
-                    "{track} is Opus at {rate} Hz, not 48 kHz: passthrough copies 48 kHz Opus only; {}",
-                    audio_encode_hint(path)
-                ),
-            ));
-        }
-        opus_clip(path, track, channels.min(u8::MAX as u64) as u8, t.frames)
+        // Opus always runs on a 48 kHz clock (RFC 6716: its frame sizes are
+        // counted at 48 kHz, and every decoder can output 48 kHz); a WebM's
+        // sampling frequency other than 48000 is the rate the encoder was fed
+        // (ffmpeg writes 24000 for a 22.05 kHz source), so it is only reported.
+        let mut clip = opus_clip(path, track, channels.min(u8::MAX as u64) as u8, t.frames)?;
+        clip.input_rate = rate.round() as u32;
+        Ok(clip)
     }
 }

@@ -194,12 +194,18 @@ pub enum Footage {
 }
 
 impl Footage {
+    /// Loads `source` for renditions of the given (width, height) `sizes`:
+    /// [`Footage::load_for`] a loop of any length (a Y4M or I420 file is read whole).
+    pub fn load(source: &VideoSource, hold: u32, sizes: &[(u32, u32)]) -> Result<Footage, Error> {
+        Footage::load_for(source, hold, sizes, f64::INFINITY)
+    }
+
     /// Loads `source` for renditions of the given (width, height) `sizes`
     /// and a loop of `seconds`: a JPEG directory is listed, decoded and scaled
     /// to every size, each image held `hold` frames; a Y4M or I420 file's
     /// first `seconds` (all of it, when shorter) are read and scaled. A clip
     /// to copy ([`VideoSource::clip`]) is not footage, and is refused here.
-    pub fn load(
+    pub fn load_for(
         source: &VideoSource,
         hold: u32,
         sizes: &[(u32, u32)],
@@ -356,7 +362,8 @@ fn load_motion(
 ) -> Result<Footage, Error> {
     let format = file.format().clone();
     let (num, den) = format.rate;
-    let wanted = (seconds * num as f64 / den as f64).ceil() as usize + 1;
+    // Saturates for an unbounded loop: the whole file.
+    let wanted = ((seconds * num as f64 / den as f64).ceil() as usize).saturating_add(1);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut scaled: Vec<((u32, u32), Vec<RgbImage>)> =
         sizes.iter().map(|&size| (size, Vec::new())).collect();
@@ -581,7 +588,7 @@ mod tests {
 
     #[test]
     fn frames_carry_their_counter_and_differ() {
-        let footage = Footage::load(&VideoSource::Pattern(Pattern::Gradient), 1, &[], 1.0).unwrap();
+        let footage = Footage::load(&VideoSource::Pattern(Pattern::Gradient), 1, &[]).unwrap();
         let mut frames = footage.frames(320, 180, 30).unwrap();
         let (x, y, scale) = counter_layout(180);
         let first = frames.render(0).clone();
@@ -599,7 +606,7 @@ mod tests {
 
     #[test]
     fn variants_are_tinted_labelled_and_keep_their_counter() {
-        let footage = Footage::load(&VideoSource::Pattern(Pattern::Bars), 1, &[], 1.0).unwrap();
+        let footage = Footage::load(&VideoSource::Pattern(Pattern::Bars), 1, &[]).unwrap();
         let plain = footage.frames(320, 180, 30).unwrap().render(3).clone();
         let mut seen = vec![plain];
         for k in 0..4 {
@@ -628,7 +635,6 @@ mod tests {
             &VideoSource::Path("/nonexistent/dir".into()),
             1,
             &[(320, 180)],
-            1.0,
         )
         .unwrap_err();
         assert!(matches!(err, Error::Read { .. }), "{err}");
