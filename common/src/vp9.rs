@@ -1,5 +1,5 @@
-//! What a VP9 frame says about itself in its uncompressed header: whether it
-//! is a key frame, and a key frame's size.
+//! What a VP9 frame says about itself in its uncompressed header: its
+//! profile, whether it is a key frame, and a key frame's bit depth and size.
 //!
 //! Only the first bits of the header are read (VP9 bitstream specification,
 //! section 6.2: `frame_marker`, `profile`, `show_existing_frame`,
@@ -31,9 +31,43 @@ impl Bits<'_> {
     }
 }
 
+/// What a VP9 key frame's header declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFrame {
+    /// The profile, 0 to 3 (0: 8-bit 4:2:0, what browsers decode everywhere).
+    pub profile: u8,
+    /// Bits per sample: 8, or 10 or 12 in profiles 2 and 3.
+    pub bit_depth: u8,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// The profile a VP9 frame header declares (0 to 3), whatever the frame's
+/// type; `None` for bytes that are not a VP9 frame header.
+pub fn profile(frame: &[u8]) -> Option<u8> {
+    let mut b = Bits { buf: frame, pos: 0 };
+    if b.read(2)? != 2 {
+        return None;
+    }
+    let low = b.read(1)?;
+    let profile = (b.read(1)? << 1) | low;
+    if profile == 3 && b.read(1)? != 0 {
+        return None;
+    }
+    Some(profile as u8)
+}
+
 /// The width and height a VP9 key frame declares; `None` for any other
 /// frame, or bytes that are not a VP9 frame header.
 pub fn key_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
+    key_frame(frame).map(|k| (k.width, k.height))
+}
+
+/// What a VP9 key frame declares (profile, bit depth, size); `None` for any
+/// other frame, or bytes that are not a VP9 frame header.
+pub fn key_frame(frame: &[u8]) -> Option<KeyFrame> {
     let mut b = Bits { buf: frame, pos: 0 };
     if b.read(2)? != 2 {
         return None;
@@ -56,8 +90,9 @@ pub fn key_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
         return None;
     }
     // color_config
+    let mut bit_depth = 8;
     if profile >= 2 {
-        b.read(1)?; // ten_or_twelve_bit
+        bit_depth = if b.read(1)? == 1 { 12 } else { 10 }; // ten_or_twelve_bit
     }
     let color_space = b.read(3)?;
     let odd_profile = profile == 1 || profile == 3;
@@ -71,7 +106,12 @@ pub fn key_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
     }
     let width = b.read(16)? + 1;
     let height = b.read(16)? + 1;
-    Some((width, height))
+    Some(KeyFrame {
+        profile: profile as u8,
+        bit_depth,
+        width,
+        height,
+    })
 }
 
 #[cfg(test)]
@@ -128,6 +168,33 @@ mod tests {
             (16, 1079),
         ]);
         assert_eq!(key_frame_size(&p1), Some((1920, 1080)));
+        assert_eq!(profile(&header), Some(0));
+        assert_eq!(profile(&p1), Some(1));
+        assert_eq!(key_frame(&header).map(|k| k.bit_depth), Some(8));
+        // Profile 2, 10-bit (ten_or_twelve_bit 0), BT.709, 1280x720.
+        let p2 = bits(&[
+            (2, 2),
+            (1, 0),
+            (1, 1),
+            (1, 0),
+            (1, 0),
+            (2, 0),
+            (24, SYNC_CODE),
+            (1, 0),
+            (3, 2),
+            (1, 0),
+            (16, 1279),
+            (16, 719),
+        ]);
+        let k = key_frame(&p2).unwrap();
+        assert_eq!(
+            (k.profile, k.bit_depth, k.width, k.height),
+            (2, 10, 1280, 720)
+        );
+        // An inter frame still says its profile.
+        let inter = bits(&[(2, 2), (1, 0), (1, 1), (1, 0), (1, 1), (2, 0)]);
+        assert_eq!((profile(&inter), key_frame(&inter)), (Some(2), None));
+        assert_eq!(profile(&[0x00]), None);
     }
 
     #[test]

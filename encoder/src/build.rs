@@ -1,7 +1,11 @@
 //! The build pipeline: sources → Opus and VP9 encoders → one pack.
 //!
 //! 1. [`Plan`] fixes the loop length and frame counts (rounding the duration up
-//!    to whole audio, video and screen frames).
+//!    to whole audio, video and screen frames). A pack that copies clips
+//!    (passthrough: a WebM, IVF or Ogg file's VP9 frames or Opus packets, see
+//!    [`crate::clip`]) cannot stretch them, so its loop is the shortest of
+//!    `--duration` and the clips, rounded *down* to whole frames, and every
+//!    copied track is cut there (`fit_loop`).
 //! 2. Each voice is rendered to 48 kHz mono, its frames' voice activity is
 //!    detected ([`crate::audio::vad`]), and it is Opus-encoded on a thread of
 //!    its own (500 frames take a few hundred milliseconds), and so is one loop
@@ -15,7 +19,9 @@
 //!
 //! Tracks come in this order: the voices (`audio-opus`, `audio-opus-v1`, …),
 //! `audio-silence`, each rendition's variants (`video-640x360`,
-//! `video-640x360-v1`, …), then the screen track (`screen-1280x720`).
+//! `video-640x360-v1`, …), then the screen track (`screen-1280x720`). The
+//! pack's source table records where each came from (encoded here from what,
+//! or copied from which file), for `inspect`.
 //!
 //! Every video frame must give exactly one packet (no look-ahead, no frame
 //! drops); a frame that gives none or several is reported as an error rather
@@ -26,12 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use synth_common::pack::{FrameFlags, Role, Track, TrackKind, Writer};
+use synth_common::pack::{FrameFlags, Origin, Role, Source, Track, TrackKind, Writer};
 
 use crate::audio::{self, vad, AudioSource};
+use crate::clip::{AudioClip, VideoClip};
+use crate::container::Container;
 use crate::opus::{OpusFrameEncoder, FRAME_SAMPLES};
-use crate::plan::{Plan, AUDIO_FRAME_TICKS};
-use crate::rendition::{Rendition, Screen};
+use crate::plan::{self, Plan, AUDIO_FRAME_TICKS};
+use crate::rendition::{Rendition, RenditionFile, Screen};
 use crate::video::slides::Slides;
 use crate::video::{Footage, Frames, Pattern, VideoSource};
 use crate::vp9::{Encoder, EncoderConfig};
@@ -67,10 +75,15 @@ pub fn variant_name(base: &str, k: u32) -> String {
 pub struct BuildOptions {
     /// The audio source.
     pub audio: AudioSource,
-    /// The video source.
+    /// The video source. A clip to copy ([`VideoSource::clip`]) gives one
+    /// rendition, its own; `renditions` must then be empty and `variants` 1.
     pub video: VideoSource,
-    /// Video renditions, one track each.
+    /// Video renditions to encode from `video`, one track (per variant) each.
     pub renditions: Vec<Rendition>,
+    /// Renditions copied from clips (`--rendition-file WxH=FILE`), in place
+    /// of encoded ones: `renditions` must then be empty, `variants` 1 and
+    /// `video` is not read (it must not be a clip too).
+    pub rendition_files: Vec<RenditionFile>,
     /// Video frames per second.
     pub fps: u32,
     /// Requested loop length (rounded up, see [`Plan`]).
@@ -103,6 +116,7 @@ impl Default for BuildOptions {
             audio: AudioSource::Speech,
             video: VideoSource::Pattern(Pattern::Bars),
             renditions: Rendition::DEFAULTS.to_vec(),
+            rendition_files: Vec::new(),
             fps: 30,
             duration: Duration::from_secs(10),
             keyframe_interval: Duration::from_secs(2),
@@ -198,11 +212,33 @@ struct EncodedVideo {
     key: bool,
 }
 
-/// One audio track to write: its record, one loop of PCM and its frames' voice activity.
+/// One audio track to write: its record, where it came from and what it holds.
 struct AudioTrack {
     track: Track,
-    pcm: Vec<f32>,
-    voice: Vec<bool>,
+    source: Source,
+    content: AudioContent,
+}
+
+/// An audio track's frames to be.
+enum AudioContent {
+    /// One loop of 48 kHz mono PCM to encode in 20 ms frames, and each
+    /// frame's voice activity.
+    Pcm { pcm: Vec<f32>, voice: Vec<bool> },
+    /// Opus packets copied from a clip, each `ticks` long, and each packet's
+    /// voice activity (from the decoded packets).
+    Copied {
+        packets: Vec<Vec<u8>>,
+        ticks: u32,
+        voice: Vec<bool>,
+    },
+}
+
+/// One copied video track: its record, where it came from, and its frames
+/// cut to the loop, as (frame, pts, duration, key).
+struct CopiedVideo {
+    track: Track,
+    source: Source,
+    frames: Vec<(Vec<u8>, u64, u32, bool)>,
 }
 
 /// Where one video track's pictures come from.
@@ -244,48 +280,107 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
     // Before any slow work: a device, FIFO or directory at `-o` is refused.
     Writer::check_output(&options.output).map_err(|e| pack_write_error(&options.output, e))?;
     let screen_fps = options.screen.0.map(|_| options.screen_fps);
-    let plan = Plan::with_screen(
+    // Bad arguments fail here, before anything slow.
+    let planned = Plan::with_screen(
         options.fps,
         screen_fps,
         options.duration,
         options.keyframe_interval,
     )?;
-    check_renditions(&options.renditions)?;
     check_variants(options.variants)?;
-    // Bad bitrates and voice counts fail here, before anything slow.
     OpusFrameEncoder::new(options.audio_bitrate)?;
     audio::voice_count(&options.audio, options.voices)?;
+    // The clips to copy are read whole (they are compressed) and checked
+    // first: a clip that cannot be copied fails before any encoding.
+    let audio_clip = audio::clip(&options.audio)?;
+    let video_clips = video_clips(options)?;
+    if video_clips.is_empty() {
+        check_renditions(&options.renditions)?;
+        options.video.check()?;
+    }
+    let (plan, fitted) = if audio_clip.is_none() && video_clips.is_empty() {
+        (planned, None)
+    } else {
+        let (plan, note) = fit_loop(options, screen_fps, audio_clip.as_ref(), &video_clips)?;
+        (plan, Some(note))
+    };
     // Load both sources before saying anything about either, so bad input gives
     // one error and nothing else.
-    let voices = audio::render_voices(&options.audio, plan.audio_samples(), options.voices)?;
-    let sizes: Vec<(u32, u32)> = options
-        .renditions
-        .iter()
-        .map(|r| (r.width, r.height))
-        .collect();
-    let footage = Footage::load(&options.video, options.hold, &sizes)?;
-    if let Some(warning) = &voices.warning {
+    let voices = match &audio_clip {
+        None => Some(audio::render_voices(
+            &options.audio,
+            plan.audio_samples(),
+            options.voices,
+        )?),
+        Some(_) => None,
+    };
+    let footage = if video_clips.is_empty() {
+        let sizes: Vec<(u32, u32)> = options
+            .renditions
+            .iter()
+            .map(|r| (r.width, r.height))
+            .collect();
+        let seconds = plan.loop_duration().as_secs_f64();
+        Some(Footage::load_for(
+            &options.video,
+            options.hold,
+            &sizes,
+            seconds,
+        )?)
+    } else {
+        None
+    };
+    if let Some(warning) = voices.as_ref().and_then(|v| v.warning.as_ref()) {
         events(Event::Note(format!("warning: {warning}")));
     }
-    for (k, pcm) in voices.pcm.iter().enumerate() {
+    for (k, pcm) in voices.iter().flat_map(|v| &v.pcm).enumerate() {
         let name = variant_name(AUDIO_TRACK, k as u32);
         events(Event::Note(format!("audio {name}: {}", pcm.description)));
     }
-    events(Event::Note(format!("video: {}", footage.describe())));
-    if plan.rounded() {
+    if let Some(clip) = &audio_clip {
         events(Event::Note(format!(
+            "audio {AUDIO_TRACK}: copied from {}",
+            clip.describe()
+        )));
+    }
+    match &footage {
+        Some(footage) => events(Event::Note(format!("video: {}", footage.describe()))),
+        None => {
+            for clip in &video_clips {
+                events(Event::Note(format!(
+                    "video video-{}x{}: copied from {}",
+                    clip.width,
+                    clip.height,
+                    clip.describe()
+                )));
+            }
+        }
+    }
+    match fitted {
+        Some(note) => events(Event::Note(note)),
+        None if plan.rounded() => events(Event::Note(format!(
             "duration {} rounded up to {}: a loop holds whole 20 ms audio frames and whole video frames at {} fps{} (a multiple of {} ms)",
             humantime::format_duration(plan.requested),
             humantime::format_duration(plan.loop_duration()),
             plan.fps,
             screen_fps.map_or(String::new(), |s| format!(" and screen frames at {s} fps")),
             plan.loop_unit_ms()
-        )));
+        ))),
+        None => {}
     }
 
-    let audio = audio_tracks(options, &plan, voices.pcm.into_iter().map(|p| p.samples));
+    let audio = audio_tracks(options, &plan, voices, audio_clip)?;
+    let copied = copied_videos(&plan, video_clips)?;
     let writer = create_writer(&options.output)?;
-    let tracks = write_pack(writer, options, &plan, audio, &footage, events)?;
+    let tracks = write_pack(
+        writer,
+        options,
+        &plan,
+        audio,
+        copied,
+        footage.as_ref(),
+        events,
+    )?;
     let file_len = fs::metadata(&options.output)
         .map_err(|source| Error::Read {
             path: options.output.clone(),
@@ -301,34 +396,399 @@ pub fn build(options: &BuildOptions, events: &mut dyn FnMut(Event)) -> Result<Bu
     })
 }
 
+/// The VP9 clips to copy, one rendition each: `options.video` when it is a
+/// clip, else the `rendition_files`; checked against the other options.
+fn video_clips(options: &BuildOptions) -> Result<Vec<VideoClip>, Error> {
+    let mut clips = Vec::new();
+    if options.rendition_files.is_empty() {
+        clips.extend(options.video.clip()?);
+    } else if let VideoSource::Path(path) = &options.video {
+        if !path.is_dir()
+            && matches!(
+                Container::sniff(path),
+                Ok(Container::Matroska { .. } | Container::Ivf)
+            )
+        {
+            return Err(Error::invalid(
+                "video source",
+                format!(
+                    "--video {} is a clip to copy and --rendition-file gives the copied renditions: pass it as one more --rendition-file WxH={}",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
+    for file in &options.rendition_files {
+        let clip = match Container::sniff(&file.path)? {
+            c @ (Container::Matroska { .. } | Container::Ivf) => {
+                crate::clip::read_video(&file.path, c)?
+            }
+            other => {
+                return Err(Error::media(
+                    &file.path,
+                    format!(
+                        "is {} file: --rendition-file copies VP9 from WebM or IVF clips",
+                        match other {
+                            Container::Ogg => "an Ogg",
+                            Container::Mp4 => "an MP4",
+                            Container::Y4m => "a Y4M",
+                            Container::Wav => "a WAV",
+                            _ => "not a WebM or IVF",
+                        }
+                    ),
+                ))
+            }
+        };
+        if (clip.width, clip.height) != (file.width, file.height) {
+            return Err(Error::media(
+                &file.path,
+                format!(
+                    "is {}x{}, not the {}x{} its --rendition-file says",
+                    clip.width, clip.height, file.width, file.height
+                ),
+            ));
+        }
+        clips.push(clip);
+    }
+    if clips.is_empty() {
+        return Ok(clips);
+    }
+    for (i, c) in clips.iter().enumerate() {
+        if let Some(o) = clips[..i]
+            .iter()
+            .find(|o| (o.width, o.height) == (c.width, c.height))
+        {
+            return Err(Error::invalid(
+                "renditions",
+                format!(
+                    "{} and {} are both {}x{} (track names must differ)",
+                    o.path.display(),
+                    c.path.display(),
+                    c.width,
+                    c.height
+                ),
+            ));
+        }
+    }
+    if !options.renditions.is_empty() {
+        let shown: Vec<String> = options.renditions.iter().map(|r| r.to_string()).collect();
+        return Err(Error::invalid(
+            "renditions",
+            format!(
+                "--rendition {} encodes a source, but {} is copied as it is, a rendition of its own size: \
+                 leave out --rendition, or copy more renditions with --rendition-file WxH=FILE",
+                shown.join(", "),
+                clips[0].path.display()
+            ),
+        ));
+    }
+    if options.variants > 1 {
+        return Err(Error::invalid(
+            "variants",
+            format!(
+                "{} with copied video: a copied clip is one variant, its own frames (use --variants 1)",
+                options.variants
+            ),
+        ));
+    }
+    Ok(clips)
+}
+
+/// The loop of a pack that copies clips: the shortest of `--duration` and
+/// every clip, rounded down to a whole number of audio packets (20 ms, or a
+/// copied clip's), of video frames (an encoded rendition's, or a copied
+/// clip's when its rate is a whole number of frames a second; a clip at a
+/// variable or NTSC rate has its last frame cut short instead), and of
+/// screen frames. Copied tracks are cut there; a clip is never stretched or
+/// repeated. Returns the plan and a line for the user.
+fn fit_loop(
+    options: &BuildOptions,
+    screen_fps: Option<u32>,
+    audio: Option<&AudioClip>,
+    videos: &[VideoClip],
+) -> Result<(Plan, String), Error> {
+    let packet_ms = audio.map_or(20, |a| (a.packet_samples / 48) as u64);
+    let mut rates: Vec<u32> = Vec::new();
+    if videos.is_empty() {
+        rates.push(options.fps);
+    }
+    rates.extend(videos.iter().filter_map(|v| v.rate.whole()));
+    rates.extend(screen_fps);
+    rates.sort_unstable();
+    rates.dedup();
+    // Encoded voices and the silence track are 20 ms frames.
+    let unit = plan::loop_unit_ms(plan::lcm(20, packet_ms), &rates);
+    let seconds = |ms: u64| format!("{:.2} s", ms as f64 / 1000.0);
+    let mut limits = vec![(
+        format!(
+            "--duration {}",
+            humantime::format_duration(options.duration)
+        ),
+        options.duration.as_millis().min(u64::MAX as u128) as u64,
+    )];
+    if let Some(a) = audio {
+        let ms = a.packets.len() as u64 * packet_ms;
+        limits.push((format!("{}'s audio {}", a.path.display(), seconds(ms)), ms));
+    }
+    for v in videos {
+        let ms = v.end * 1000 / plan::VIDEO_CLOCK as u64;
+        limits.push((format!("{}'s video {}", v.path.display(), seconds(ms)), ms));
+    }
+    let (by, limit) = limits
+        .iter()
+        .min_by_key(|(_, ms)| *ms)
+        .cloned()
+        .unwrap_or_default();
+    let loop_ms = limit / unit * unit;
+    let frames = {
+        let mut parts = vec![format!("{packet_ms} ms audio packets")];
+        let video: Vec<u32> = match videos.is_empty() {
+            true => vec![options.fps],
+            false => videos.iter().filter_map(|v| v.rate.whole()).collect(),
+        };
+        parts.extend(video.iter().map(|r| format!("{r} fps video frames")));
+        parts.extend(screen_fps.map(|s| format!("{s} fps screen frames")));
+        parts.dedup();
+        parts.join(", ")
+    };
+    if loop_ms == 0 {
+        return Err(Error::invalid(
+            "duration",
+            format!(
+                "{by} is shorter than the shortest loop, {unit} ms (whole {frames}): nothing to copy"
+            ),
+        ));
+    }
+    let plan = Plan::fitted(
+        options.fps,
+        screen_fps,
+        options.duration,
+        loop_ms,
+        options.keyframe_interval,
+    )?;
+    let names: Vec<&str> = limits.iter().map(|(n, _)| n.as_str()).collect();
+    let note = format!(
+        "loop {}: of {}, the shortest rounded down to a multiple of {unit} ms (whole {frames}); the clips are cut there, none is stretched",
+        seconds(loop_ms),
+        names.join(", ")
+    );
+    Ok((plan, note))
+}
+
+/// Each copied clip cut to the loop: the frames that start before its end,
+/// the last one cut short there. Two or more must have the same frame times
+/// and key frames: a client switches between renditions at a key frame.
+fn copied_videos(plan: &Plan, clips: Vec<VideoClip>) -> Result<Vec<CopiedVideo>, Error> {
+    let loop_ticks = plan.video_loop_ticks();
+    let mut out: Vec<CopiedVideo> = Vec::new();
+    let mut kept: Vec<(PathBuf, Vec<u64>, Vec<u32>)> = Vec::new();
+    for clip in clips {
+        let n = clip.pts.partition_point(|&p| p < loop_ticks);
+        let description = clip.describe();
+        let total = clip.frames.len();
+        let (Ok(w), Ok(h)) = (u16::try_from(clip.width), u16::try_from(clip.height)) else {
+            return Err(Error::media(
+                &clip.path,
+                format!(
+                    "{}x{} is larger than a pack's track",
+                    clip.width, clip.height
+                ),
+            ));
+        };
+        let mut frames = Vec::with_capacity(n);
+        let mut bytes = 0u64;
+        for (i, data) in clip.frames.into_iter().take(n).enumerate() {
+            let next = clip
+                .pts
+                .get(i + 1)
+                .copied()
+                .unwrap_or(loop_ticks)
+                .min(loop_ticks);
+            let duration = u32::try_from(next - clip.pts[i]).map_err(|_| {
+                Error::media(
+                    &clip.path,
+                    format!("frame {i} lasts longer than a pack's frame may"),
+                )
+            })?;
+            bytes += data.len() as u64;
+            frames.push((data, clip.pts[i], duration, clip.keys[i]));
+        }
+        let bps = (bytes * 8 * 1000 / plan.loop_ms).min(u32::MAX as u64) as u32;
+        let mut track = Track::vp9(&format!("video-{w}x{h}"), (w, h), 1, bps.max(1), loop_ticks);
+        (track.fps_num, track.fps_den) = clip.rate.fraction();
+        let keys = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.3)
+            .map(|(i, _)| i as u32)
+            .collect();
+        kept.push((
+            clip.path.clone(),
+            frames.iter().map(|f| f.1).collect(),
+            keys,
+        ));
+        let cut = if n < total {
+            format!("; its first {n} frames, cut to the loop")
+        } else {
+            String::new()
+        };
+        out.push(CopiedVideo {
+            track,
+            source: Source {
+                origin: Origin::Copied,
+                from: format!("{description}{cut}"),
+            },
+            frames,
+        });
+    }
+    check_copies_aligned(&kept)?;
+    Ok(out)
+}
+
+/// Fails unless every copied rendition has the first one's frame times and
+/// key frames. `kept` holds each clip's path, frame times and key frames.
+fn check_copies_aligned(kept: &[(PathBuf, Vec<u64>, Vec<u32>)]) -> Result<(), Error> {
+    let Some((first, pts, keys)) = kept.first() else {
+        return Ok(());
+    };
+    let shown = |k: &[u32]| {
+        let mut s: Vec<String> = k.iter().take(8).map(u32::to_string).collect();
+        if k.len() > 8 {
+            s.push(format!("… {} in all", k.len()));
+        }
+        s.join(", ")
+    };
+    for (path, other_pts, other_keys) in &kept[1..] {
+        if other_pts != pts {
+            return Err(Error::invalid(
+                "renditions",
+                format!(
+                    "{} ({} frames in the loop) and {} ({}) have frames at different times: \
+                     copied renditions need the same frames at the same times (encode them from one source at one frame rate)",
+                    first.display(),
+                    pts.len(),
+                    path.display(),
+                    other_pts.len()
+                ),
+            ));
+        }
+        if other_keys != keys {
+            return Err(Error::invalid(
+                "renditions",
+                format!(
+                    "key frames differ between {} (frames {}) and {} (frames {}): a client switches renditions \
+                     at a key frame, so copied renditions need them at the same frames (encode each with one \
+                     fixed interval, e.g. ffmpeg -c:v libvpx-vp9 -g 60 -keyint_min 60)",
+                    first.display(),
+                    shown(keys),
+                    path.display(),
+                    shown(other_keys)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The audio tracks: one per voice (variants of role main) with its voice
-/// activity, then one loop of digital silence with none.
+/// activity, or the copied clip's packets, then one loop of digital silence
+/// with none.
 fn audio_tracks(
     options: &BuildOptions,
     plan: &Plan,
-    voices: impl Iterator<Item = Vec<f32>>,
-) -> Vec<AudioTrack> {
+    voices: Option<audio::Voices>,
+    clip: Option<AudioClip>,
+) -> Result<Vec<AudioTrack>, Error> {
     let opus = |name: &str| Track::opus(name, options.audio_bitrate, plan.audio_loop_ticks());
     let mut tracks: Vec<AudioTrack> = voices
+        .into_iter()
+        .flat_map(|v| v.pcm)
         .enumerate()
         .map(|(k, pcm)| AudioTrack {
             track: opus(&variant_name(AUDIO_TRACK, k as u32)).with_variant(k as u8),
-            voice: vad::detect(&pcm),
-            pcm,
+            source: Source {
+                origin: Origin::Encoded,
+                from: pcm.description,
+            },
+            content: AudioContent::Pcm {
+                voice: vad::detect(&pcm.samples),
+                pcm: pcm.samples,
+            },
         })
         .collect();
+    if let Some(mut clip) = clip {
+        let samples = clip.packet_samples as u64;
+        let n = (plan.audio_loop_ticks() / samples) as usize;
+        let total = clip.packets.len();
+        let description = clip.describe();
+        clip.packets.truncate(n);
+        // Voice activity of the decoded packets, 20 ms at a time; a packet is
+        // voice when any 20 ms of it is.
+        let pcm = audio::decode::decode_opus(&clip)?;
+        let frames = vad::detect(&pcm);
+        let voice = (0..n as u64)
+            .map(|k| {
+                let first = (k * samples / FRAME_SAMPLES as u64) as usize;
+                let last = (((k + 1) * samples - 1) / FRAME_SAMPLES as u64) as usize;
+                frames
+                    .get(first..=last.min(frames.len().saturating_sub(1)))
+                    .is_some_and(|f| f.iter().any(|&v| v))
+            })
+            .collect();
+        let bytes: u64 = clip.packets.iter().map(|p| p.len() as u64).sum();
+        let bps = (bytes * 8 * 1000 / plan.loop_ms).min(u32::MAX as u64) as u32;
+        let mut track = Track::opus(AUDIO_TRACK, bps.max(1), plan.audio_loop_ticks());
+        track.channels = clip.channels;
+        let ms = samples / 48;
+        let g = plan::gcd(1000, ms);
+        (track.fps_num, track.fps_den) = ((1000 / g) as u32, (ms / g) as u32);
+        let cut = if n < total {
+            format!("; its first {n} packets, cut to the loop")
+        } else {
+            String::new()
+        };
+        tracks.push(AudioTrack {
+            track,
+            source: Source {
+                origin: Origin::Copied,
+                from: format!("{description}{cut}"),
+            },
+            content: AudioContent::Copied {
+                packets: clip.packets,
+                ticks: samples as u32,
+                voice,
+            },
+        });
+    }
     tracks.push(AudioTrack {
         track: opus(SILENCE_TRACK).with_role(Role::Silence),
-        pcm: vec![0.0; plan.audio_samples()],
-        voice: vec![false; plan.audio_frames as usize],
+        source: Source {
+            origin: Origin::Encoded,
+            from: "digital silence".into(),
+        },
+        content: AudioContent::Pcm {
+            pcm: vec![0.0; plan.audio_samples()],
+            voice: vec![false; plan.audio_frames as usize],
+        },
     });
-    tracks
+    Ok(tracks)
 }
 
-/// The video tracks: each rendition's variants, then the screen track.
-fn video_tracks(options: &BuildOptions, plan: &Plan) -> Vec<(Track, EncoderConfig)> {
+/// The video tracks to encode: each rendition's variants (none when the
+/// renditions are copied), then the screen track.
+fn video_tracks(
+    options: &BuildOptions,
+    plan: &Plan,
+    encode_renditions: bool,
+) -> Vec<(Track, EncoderConfig)> {
     let mut out = Vec::new();
-    for r in &options.renditions {
+    let renditions: &[Rendition] = if encode_renditions {
+        &options.renditions
+    } else {
+        &[]
+    };
+    for r in renditions {
         for k in 0..options.variants {
             let track = Track::vp9(
                 &variant_name(&r.track_name(), k),
@@ -365,20 +825,42 @@ fn write_pack(
     options: &BuildOptions,
     plan: &Plan,
     audio: Vec<AudioTrack>,
-    footage: &Footage,
+    copied: Vec<CopiedVideo>,
+    footage: Option<&Footage>,
     events: &mut dyn FnMut(Event),
 ) -> Result<Vec<TrackSummary>, Error> {
     let written = |e| pack_write_error(&options.output, e);
     let mut tracks = Vec::new();
     let mut audio_ids = Vec::new();
     for a in &audio {
-        audio_ids.push(writer.add_track(a.track.clone()).map_err(written)?);
+        let id = writer.add_track(a.track.clone()).map_err(written)?;
+        writer.set_source(id, a.source.clone()).map_err(written)?;
+        audio_ids.push(id);
         tracks.push(TrackSummary::new(&a.track));
     }
+    let mut copied_ids = Vec::new();
+    for c in &copied {
+        let id = writer.add_track(c.track.clone()).map_err(written)?;
+        writer.set_source(id, c.source.clone()).map_err(written)?;
+        copied_ids.push(id);
+        tracks.push(TrackSummary::new(&c.track));
+    }
     let mut jobs = Vec::new();
-    for (track, config) in video_tracks(options, plan) {
+    for (track, config) in video_tracks(options, plan, footage.is_some()) {
         let id = writer.add_track(track.clone()).map_err(written)?;
         let screen = track.role == Role::Screen;
+        let from = match footage {
+            Some(f) if !screen => match (options.variants > 1).then_some(track.variant) {
+                Some(k) => format!("{}; variant {k}: tinted, labelled P{}", f.describe(), k + 1),
+                None => f.describe(),
+            },
+            _ => "text slides, a new one every few seconds".into(),
+        };
+        let source = Source {
+            origin: Origin::Encoded,
+            from,
+        };
+        writer.set_source(id, source).map_err(written)?;
         jobs.push(VideoJob {
             track: id,
             name: track.name.clone(),
@@ -393,27 +875,54 @@ fn write_pack(
         });
         tracks.push(TrackSummary::new(&track));
     }
+    let audio_frames: u64 = audio
+        .iter()
+        .map(|a| match &a.content {
+            AudioContent::Pcm { .. } => plan.audio_frames as u64,
+            AudioContent::Copied { packets, .. } => packets.len() as u64,
+        })
+        .sum();
     events(Event::Started {
-        total: plan.audio_frames as u64 * audio.len() as u64
+        total: audio_frames
+            + copied.iter().map(|c| c.frames.len() as u64).sum::<u64>()
             + jobs.iter().map(|j| j.frames as u64).sum::<u64>(),
     });
 
-    for ((a, &id), packets) in audio
-        .iter()
-        .zip(&audio_ids)
-        .zip(encode_audio(&audio, options.audio_bitrate)?)
-    {
+    let mut encoded = encode_audio(&audio, options.audio_bitrate)?.into_iter();
+    for (a, &id) in audio.iter().zip(&audio_ids) {
+        let (packets, ticks, voice) = match &a.content {
+            AudioContent::Pcm { voice, .. } => {
+                (encoded.next().unwrap_or_default(), AUDIO_FRAME_TICKS, voice)
+            }
+            AudioContent::Copied {
+                packets,
+                ticks,
+                voice,
+            } => (packets.clone(), *ticks, voice),
+        };
         for (k, data) in packets.iter().enumerate() {
-            let voice = a.voice[k];
-            let pts = k as u64 * AUDIO_FRAME_TICKS as u64;
+            let voice = voice[k];
+            let pts = k as u64 * ticks as u64;
             let flags = FrameFlags { key: true, voice };
             writer
-                .push_frame_flags(id, data, pts, AUDIO_FRAME_TICKS, flags)
+                .push_frame_flags(id, data, pts, ticks, flags)
                 .map_err(written)?;
             let t = &mut tracks[id];
             t.frames += 1;
             t.keyframes += 1;
             t.voice_frames += voice as u32;
+            t.bytes += data.len() as u64;
+            events(Event::Encoded(1));
+        }
+    }
+    for (c, &id) in copied.iter().zip(&copied_ids) {
+        for (data, pts, duration, key) in &c.frames {
+            writer
+                .push_frame(id, data, *pts, *duration, *key)
+                .map_err(written)?;
+            let t = &mut tracks[id];
+            t.frames += 1;
+            t.keyframes += *key as u32;
             t.bytes += data.len() as u64;
             events(Event::Encoded(1));
         }
@@ -527,20 +1036,24 @@ fn pack_write_error(output: &Path, e: synth_common::pack::Error) -> Error {
     }
 }
 
-/// Opus-encodes every audio track (each a whole number of 20 ms frames), one
-/// thread a track, each with its own encoder at `bitrate`: its packets in order.
+/// Opus-encodes every audio track that holds PCM (each a whole number of 20
+/// ms frames), one thread a track, each with its own encoder at `bitrate`:
+/// their packets in order, one list per PCM track (copied tracks have none).
 fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>, Error> {
-    let encode = |a: &AudioTrack| -> Result<Vec<Vec<u8>>, Error> {
+    let encode = |pcm: &[f32]| -> Result<Vec<Vec<u8>>, Error> {
         let mut encoder = OpusFrameEncoder::new(bitrate)?;
-        a.pcm
-            .chunks_exact(FRAME_SAMPLES)
+        pcm.chunks_exact(FRAME_SAMPLES)
             .map(|frame| encoder.encode(frame).map(<[u8]>::to_vec))
             .collect()
     };
     std::thread::scope(|scope| {
         let handles: Vec<_> = audio
             .iter()
-            .map(|a| scope.spawn(move || encode(a)))
+            .filter_map(|a| match &a.content {
+                AudioContent::Pcm { pcm, .. } => Some(pcm),
+                AudioContent::Copied { .. } => None,
+            })
+            .map(|pcm| scope.spawn(move || encode(pcm)))
             .collect();
         handles
             .into_iter()
@@ -553,7 +1066,7 @@ fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>,
 /// on this thread, in order within each track.
 fn encode_video(
     plan: &Plan,
-    footage: &Footage,
+    footage: Option<&Footage>,
     jobs: &[VideoJob],
     mut sink: impl FnMut(EncodedVideo) -> Result<(), Error>,
 ) -> Result<(), Error> {
@@ -585,7 +1098,7 @@ fn encode_video(
 
 /// The picture source of `job`: slides for the screen share, else the
 /// footage at the job's size (tinted and labelled for a variant).
-fn pictures(plan: &Plan, footage: &Footage, job: &VideoJob) -> Result<Pictures, Error> {
+fn pictures(plan: &Plan, footage: Option<&Footage>, job: &VideoJob) -> Result<Pictures, Error> {
     let c = &job.config;
     if job.screen {
         let slides = Slides::new(
@@ -597,6 +1110,12 @@ fn pictures(plan: &Plan, footage: &Footage, job: &VideoJob) -> Result<Pictures, 
         );
         return Ok(Pictures::Screen(slides));
     }
+    let footage = footage.ok_or_else(|| {
+        Error::invalid(
+            "video source",
+            format!("{}: no footage to encode", job.name),
+        )
+    })?;
     let frames = footage.frames(c.width, c.height, c.fps)?;
     Ok(Pictures::Camera(match job.variant {
         Some(k) => frames.variant(k),

@@ -54,6 +54,16 @@ pub enum Error {
         /// Which property is out of range.
         reason: String,
     },
+    /// A media file is malformed, truncated, or holds what this input does
+    /// not take (another codec, profile or sample format); the reason says
+    /// what it is and, where there is one, the way to use it.
+    #[error("{}: {reason}", path.display())]
+    Media {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in one line.
+        reason: String,
+    },
     /// A JPEG could not be decoded.
     #[error("decoding image {}: {source}", path.display())]
     Image {
@@ -141,6 +151,7 @@ impl Error {
             | Error::Wav { .. }
             | Error::TruncatedWav { .. }
             | Error::UnsupportedWav { .. }
+            | Error::Media { .. }
             | Error::Image { .. }
             | Error::NoImages(_)
             | Error::Invalid { .. }
@@ -153,6 +164,13 @@ impl Error {
             | Error::Vpx { .. }
             | Error::KeyframesMisaligned { .. }
             | Error::Pack(_) => false,
+        }
+    }
+
+    pub(crate) fn media(path: &std::path::Path, reason: impl Into<String>) -> Error {
+        Error::Media {
+            path: path.to_path_buf(),
+            reason: reason.into(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! `export`: one track of a pack as a file standard tools play.
 //!
 //! A VP9 track becomes IVF ([`crate::ivf`]) with the track's frame rate as time
-//! base, so pts count frames; an Opus track becomes Ogg Opus ([`crate::ogg`])
+//! base, so pts count frames (a track whose frames are not on that grid, a
+//! clip copied at a variable rate, gets the 90 kHz clock as time base and its
+//! ticks as pts); an Opus track becomes Ogg Opus ([`crate::ogg`])
 //! with the encoder's look-ahead as pre-skip. ffprobe, ffmpeg, VLC and
 //! browsers (Ogg) read both. The format follows the output's extension.
 
@@ -127,21 +129,33 @@ fn write_ivf(
     track: &Track,
     out: &mut BufWriter<File>,
 ) -> std::io::Result<()> {
+    // Frame i at floor(i / fps) seconds, in ticks: how encoded tracks are timed.
+    let on_grid = |i: usize, pts: u64| {
+        let at = i as u128 * track.clock_rate as u128 * track.fps_den as u128
+            / track.fps_num.max(1) as u128;
+        at == pts as u128
+    };
+    let grid = reader
+        .frames(id)
+        .enumerate()
+        .all(|(i, f)| on_grid(i, f.pts));
+    let (rate, scale) = if grid {
+        (track.fps_num, track.fps_den)
+    } else {
+        (track.clock_rate, 1)
+    };
     ivf::write_header(
         out,
         *b"VP90",
         track.width,
         track.height,
-        track.fps_num,
-        track.fps_den,
+        rate,
+        scale,
         track.frame_count,
     )?;
-    // pts in ticks → pts in frames of fps_num/fps_den, rounded.
-    let per_tick_num = track.fps_num as u128;
-    let per_tick_den = track.clock_rate as u128 * track.fps_den as u128;
-    for frame in reader.frames(id) {
-        let pts = (frame.pts as u128 * per_tick_num * 2 + per_tick_den) / (2 * per_tick_den);
-        ivf::write_frame(out, pts as u64, frame.data)?;
+    for (i, frame) in reader.frames(id).enumerate() {
+        let pts = if grid { i as u64 } else { frame.pts };
+        ivf::write_frame(out, pts, frame.data)?;
     }
     std::io::Write::flush(out)
 }

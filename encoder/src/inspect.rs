@@ -6,7 +6,10 @@
 //! The measured bitrate of a track is its payload bytes × 8 divided by the
 //! loop length. For each audio track it also gives the share of frames
 //! flagged as voice and the number of talk spurts (runs of voice frames, the
-//! loop taken as circular; see [`crate::audio::vad`]).
+//! loop taken as circular; see [`crate::audio::vad`]). Each track's source
+//! says where its frames came from: encoded here (from what), or copied
+//! unchanged from which file, as the pack's source table records it (packs
+//! written before the table existed record nothing).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -95,6 +98,17 @@ pub struct TrackReport {
     pub voice_share: Option<f64>,
     /// Audio: runs of voice frames in the loop (`None` for video).
     pub talk_spurts: Option<usize>,
+    /// Where the frames came from, if the pack records it.
+    pub source: Option<SourceReport>,
+}
+
+/// Where a track's frames came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceReport {
+    /// `encoded` (here, by synth-encode) or `copied` (unchanged, from a file).
+    pub origin: &'static str,
+    /// What from: the file (and its track) or the generated source.
+    pub from: String,
 }
 
 impl Report {
@@ -152,6 +166,10 @@ impl Report {
                     keyframes: reader.keyframes(id).to_vec(),
                     voice_share: audio.then(|| vad::voice_share(&voice)),
                     talk_spurts: audio.then(|| vad::talk_spurts(&voice)),
+                    source: reader.source(id).map(|s| SourceReport {
+                        origin: s.origin.as_str(),
+                        from: s.from.clone(),
+                    }),
                 }
             })
             .collect::<Vec<TrackReport>>();
@@ -288,6 +306,23 @@ impl fmt::Display for Report {
                     f,
                     "key frames: NOT aligned: {x} and {y} differ (clients cannot switch between them cleanly)"
                 )?,
+            }
+        }
+        writeln!(f)?;
+        if self.tracks.iter().all(|t| t.source.is_none()) {
+            writeln!(
+                f,
+                "sources: not recorded (the pack was written before synth-encode recorded them)"
+            )?;
+        } else {
+            writeln!(f, "sources:")?;
+            for t in &self.tracks {
+                let what = match &t.source {
+                    Some(s) if s.origin == "copied" => format!("copied from {}", s.from),
+                    Some(s) => format!("encoded here from {}", s.from),
+                    None => "not recorded".into(),
+                };
+                writeln!(f, "  {:<20} {what}", t.name)?;
             }
         }
         Ok(())

@@ -5,15 +5,19 @@
 //!
 //! - [`plan`] turns `--fps`/`--duration`/`--keyframe-interval` into frame counts
 //!   and timestamps, with audio and video loops of exactly the same length;
-//! - [`audio`] renders one loop of 48 kHz mono PCM per voice from a WAV file
-//!   (down-mixed and resampled; one voice), tones, espeak-ng's speech or
-//!   procedural speech, and marks each 20 ms frame as voice or not
-//!   ([`audio::vad`]); [`opus`] encodes it in 20 ms CBR frames;
-//! - [`video`] renders each rendition's frames from a JPEG directory or a
-//!   pattern (with a burned-in counter and grain), in variants with their own
-//!   tint and label, and the screen share's slides ([`video::slides`]);
-//!   [`yuv`] converts them to I420 (BT.601), and [`vp9`] wraps libvpx's
-//!   encoder and decoder;
+//! - [`audio`] renders one loop of 48 kHz mono PCM per voice from a file
+//!   (WAV, MP3, FLAC, AAC, Vorbis or raw PCM: down-mixed and resampled; one
+//!   voice), tones, espeak-ng's speech or procedural speech, and marks each
+//!   20 ms frame as voice or not ([`audio::vad`]); [`opus`] encodes it in
+//!   20 ms CBR frames;
+//! - [`video`] renders each rendition's frames from a Y4M or raw I420 file, a
+//!   JPEG directory or a pattern (with a burned-in counter and grain), in
+//!   variants with their own tint and label, and the screen share's slides
+//!   ([`video::slides`]); [`yuv`] converts them to I420 (BT.601), and [`vp9`]
+//!   wraps libvpx's encoder and decoder;
+//! - [`clip`] reads what is copied instead of encoded (passthrough): the VP9
+//!   frames of a WebM or IVF clip and the Opus packets of a WebM or Ogg one;
+//!   [`container`] tells which file is which from its first bytes;
 //! - [`build`] runs the whole pipeline into a [`synth_common::pack::Writer`];
 //! - [`inspect`] measures a pack, and [`export`] writes a track as IVF
 //!   ([`ivf`]) or Ogg Opus ([`ogg`]) for ffprobe, ffmpeg or a browser.
@@ -25,6 +29,8 @@
 
 pub mod audio;
 pub mod build;
+pub mod clip;
+pub mod container;
 mod error;
 pub mod export;
 pub mod inspect;

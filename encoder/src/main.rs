@@ -10,14 +10,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use synth_common::pack::{Role, TrackKind};
 use synth_encoder::audio::AudioSource;
 use synth_encoder::build::{self, BuildOptions, Event};
 use synth_encoder::export;
 use synth_encoder::inspect::Report;
-use synth_encoder::rendition::{Rendition, Screen};
+use synth_encoder::rendition::{Rendition, RenditionFile, Screen};
 use synth_encoder::video::VideoSource;
 
 #[derive(Debug, Parser)]
@@ -43,7 +44,7 @@ enum Command {
     Export(ExportArgs),
 }
 
-/// Encode audio and video sources into a pack.
+/// Encode audio and video sources into a pack, or copy clips into it.
 ///
 /// Audio is down-mixed to mono, resampled to 48 kHz and Opus-encoded (VOIP,
 /// CBR, 20 ms frames), one track per voice (audio-opus, audio-opus-v1, ...),
@@ -56,31 +57,46 @@ enum Command {
 /// loop length is --duration rounded up to whole audio, video and screen
 /// frames (a multiple of 200 ms at 30 fps with a 5 fps screen). With no
 /// arguments it builds the project's default pack.
+///
+/// A WebM, IVF or Ogg clip (--video clip.webm, --audio clip.ogg,
+/// --rendition-file WxH=FILE) is copied instead: its VP9 frames or Opus
+/// packets go into the pack unchanged. A clip is never stretched, so the loop
+/// is then the shortest of --duration and the clips, rounded down to whole
+/// frames, and the clips are cut there. encoder/INPUTS.md has an example of
+/// every input.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   synth-encode build
   synth-encode build --audio voice.wav --video ./frames --rendition 1280x720@1200 \\
       --rendition 640x360@500 --rendition 320x180@150 --duration 30s -o packs/camera.pack
   synth-encode build --audio tone --video checkerboard --fps 25 --duration 4s -o /tmp/t.pack
+  synth-encode build --audio talk.mp3 --video talk.y4m --duration 20s -o /tmp/talk.pack
+  synth-encode build --audio call.webm --video call.webm -o /tmp/call.pack     # copied as they are
+  synth-encode build --audio pcm:s16le:48000:2:voice.raw --video i420:640x360:30:cam.yuv
   synth-encode build --voices 1 --variants 1 --screen none -o /tmp/small.pack
   synth-encode build --audio procedural --voices 8 --variants 8 --screen 1920x1080@500 --screen-fps 10
   SYNTH_RENDITIONS=640x360@500,320x180@150 PACK=packs/x.pack synth-encode build")]
 struct BuildArgs {
-    /// Audio source: a PCM WAV file (8–192 kHz, 8/16/24/32-bit int or 32-bit float,
-    /// any channels; one voice), `tone` (440 Hz sine; voice k 110·k Hz higher),
-    /// `speech` (sentences spoken by espeak-ng with pauses between them, a
-    /// different speaker and sentences per voice; the procedural source when
-    /// espeak-ng is not installed) or `procedural` (synthetic talk spurts and pauses).
+    /// Audio source: a file, one voice: a WebM or Ogg clip of Opus (its packets
+    /// copied as they are), or a file to decode and encode: WAV (8–192 kHz,
+    /// 8/16/24/32-bit int or 32-bit float, any channels), MP3, FLAC, AAC/M4A;
+    /// `encode:FILE` to decode and encode any of those, Ogg Vorbis or an Opus
+    /// clip; `pcm:FORMAT:RATE:CHANNELS:FILE` for raw PCM (FORMAT u8, s8,
+    /// s16le, s16be, s24le, s24be, s32le, s32be, f32le or f32be). Or `tone`
+    /// (440 Hz sine; voice k 110·k Hz higher), `speech` (sentences spoken by
+    /// espeak-ng with pauses between them, a different speaker and sentences
+    /// per voice; the procedural source when espeak-ng is not installed) or
+    /// `procedural` (synthetic talk spurts and pauses).
     #[arg(
         long,
         env = "SYNTH_AUDIO",
         default_value = "speech",
-        value_name = "WAV|tone|speech|procedural"
+        value_name = "FILE|encode:FILE|pcm:...|tone|speech|procedural"
     )]
     audio: AudioSource,
 
     /// Voices: audio tracks of different speakers, 1 to 16 [default: 4 for a
-    /// generated source, 1 for a WAV file, which gives only one].
+    /// generated source, 1 for a file, which gives only one].
     #[arg(long, env = "SYNTH_VOICES", value_name = "N")]
     voices: Option<u32>,
 
@@ -103,27 +119,42 @@ struct BuildArgs {
     #[arg(long, env = "SYNTH_SCREEN_FPS", default_value_t = build::DEFAULT_SCREEN_FPS, value_name = "FPS")]
     screen_fps: u32,
 
-    /// Video source: a directory of JPEGs (natural order, scaled to cover each
-    /// rendition and centre-cropped, played ping-pong), or a pattern: `bars`,
-    /// `gradient`, `checkerboard`.
+    /// Video source: a WebM or IVF clip of VP9 profile 0 (its frames copied
+    /// as they are, one rendition of the clip's size), or a source to encode
+    /// into each --rendition: a Y4M file (8-bit 4:2:0, any size and rate),
+    /// `i420:WIDTHxHEIGHT:RATE:FILE` (raw I420 frames), a directory of JPEGs
+    /// (natural order, played ping-pong), or a pattern: `bars`, `gradient`,
+    /// `checkerboard`. Files and JPEGs are scaled to cover each rendition and
+    /// centre-cropped; a Y4M or I420 file plays at its own rate.
     #[arg(
         long,
         env = "SYNTH_VIDEO",
         default_value = "bars",
-        value_name = "DIR|bars|gradient|checkerboard"
+        value_name = "CLIP|Y4M|i420:...|DIR|bars|gradient|checkerboard"
     )]
     video: VideoSource,
 
-    /// A video rendition, WIDTHxHEIGHT@KBPS; repeat for several (one track each,
-    /// named video-WIDTHxHEIGHT).
+    /// A video rendition to encode, WIDTHxHEIGHT@KBPS; repeat for several (one
+    /// track each, named video-WIDTHxHEIGHT). Default: 640x360@500 and
+    /// 320x180@150; none when the video is copied.
     #[arg(
         long = "rendition",
         env = "SYNTH_RENDITIONS",
         value_delimiter = ',',
-        default_values = ["640x360@500", "320x180@150"],
         value_name = "WxH@KBPS"
     )]
     renditions: Vec<Rendition>,
+
+    /// A rendition copied from a WebM or IVF clip of VP9, WIDTHxHEIGHT=FILE
+    /// (the size is checked against the clip); repeat for several, which must
+    /// have the same frame times and key frames. In place of --video and --rendition.
+    #[arg(
+        long = "rendition-file",
+        env = "SYNTH_RENDITION_FILES",
+        value_delimiter = ',',
+        value_name = "WxH=FILE"
+    )]
+    rendition_files: Vec<RenditionFile>,
 
     /// Video frames per second.
     #[arg(long, env = "SYNTH_FPS", default_value_t = 30)]
@@ -195,9 +226,13 @@ struct ExportArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Build(args) => run_build(args),
+        Command::Build(args) => {
+            let given = matches.subcommand_matches("build").map(given_flags);
+            run_build(args, &given.unwrap_or_default())
+        }
         Command::Inspect(args) => run_inspect(args),
         Command::Export(args) => run_export(args),
     };
@@ -231,11 +266,57 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
-fn run_build(args: BuildArgs) -> anyhow::Result<()> {
+/// The build flags given on the command line (not from the environment or
+/// a default), by their argument ids.
+fn given_flags(matches: &ArgMatches) -> Vec<String> {
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}
+
+/// Fills in what depends on the video being copied: the default renditions
+/// (none for a copied clip) and variants (one), and refuses the encoding
+/// flags given with a clip, which they could not change.
+fn video_defaults(args: &mut BuildArgs, given: &[String]) -> anyhow::Result<()> {
+    let copied = !args.rendition_files.is_empty() || args.video.is_clip();
+    let given = |id: &str| given.iter().any(|g| g == id);
+    if !copied {
+        if args.renditions.is_empty() {
+            args.renditions = Rendition::DEFAULTS.to_vec();
+        }
+        return Ok(());
+    }
+    for (id, flag) in [
+        ("fps", "--fps"),
+        ("keyframe_interval", "--keyframe-interval"),
+        ("hold", "--hold"),
+    ] {
+        if given(id) {
+            return Err(synth_encoder::Error::Invalid {
+                what: "arguments",
+                reason: format!(
+                    "{flag} sets how video is encoded, but the video is copied from a clip, \
+                     which keeps its own frames, rate and key frames: leave out {flag}"
+                ),
+            }
+            .into());
+        }
+    }
+    if !given("variants") {
+        args.variants = 1;
+    }
+    Ok(())
+}
+
+fn run_build(mut args: BuildArgs, given: &[String]) -> anyhow::Result<()> {
+    video_defaults(&mut args, given)?;
     let options = BuildOptions {
         audio: args.audio,
         video: args.video,
         renditions: args.renditions,
+        rendition_files: args.rendition_files,
         fps: args.fps,
         duration: args.duration,
         keyframe_interval: args.keyframe_interval,

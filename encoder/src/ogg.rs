@@ -1,4 +1,5 @@
-//! Ogg Opus writing (RFC 3533 pages, RFC 7845 Opus mapping).
+//! Ogg Opus writing (RFC 3533 pages, RFC 7845 Opus mapping), and reading
+//! an Ogg file's packets back ([`read_streams`]) for `--audio clip.ogg`.
 //!
 //! The stream is an `OpusHead` page (beginning of stream), an `OpusTags` page,
 //! then audio pages of up to 50 packets (one second of 20 ms frames). Each
@@ -109,6 +110,110 @@ impl<W: Write> OggOpusWriter<W> {
         self.pending_samples = 0;
         Ok(())
     }
+}
+
+/// One logical stream of an Ogg file, as read by [`read_streams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OggStream {
+    /// Its serial number.
+    pub serial: u32,
+    /// Its packets, whole, in order (the first is the codec's header).
+    pub packets: Vec<Vec<u8>>,
+    /// Its last page carried the end-of-stream flag.
+    pub ended: bool,
+}
+
+/// Why bytes are not a well-formed Ogg file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OggError {
+    /// No page starts where one should.
+    #[error("no Ogg page at byte {0} (not an Ogg file, or damaged)")]
+    NotOgg(usize),
+    /// The file ends inside a page.
+    #[error("truncated: the page at byte {at} needs {needed} bytes, {left} are left")]
+    Truncated {
+        /// Where the page starts.
+        at: usize,
+        /// Bytes the page needs.
+        needed: usize,
+        /// Bytes left in the file.
+        left: usize,
+    },
+    /// A page's CRC does not match its bytes.
+    #[error("the page at byte {0} is damaged (checksum mismatch)")]
+    Checksum(usize),
+    /// A page continues a packet its stream never started.
+    #[error("the page at byte {0} continues a packet that never started")]
+    Orphan(usize),
+}
+
+/// Reads every page of `buf` (checking each page's CRC) and returns the
+/// packets of each logical stream, streams in the order their first pages
+/// come. A packet still open when its stream's pages run out is dropped; the
+/// stream's [`OggStream::ended`] then is false, as it is when the last page
+/// lacks the end-of-stream flag: both mean the file was cut short.
+pub fn read_streams(buf: &[u8]) -> Result<Vec<OggStream>, OggError> {
+    let mut streams: Vec<OggStream> = Vec::new();
+    // The packet each stream has open across a page boundary.
+    let mut open: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut at = 0;
+    while at < buf.len() {
+        let left = buf.len() - at;
+        let truncated = |needed| OggError::Truncated { at, needed, left };
+        let head = buf.get(at..at + 27).ok_or_else(|| truncated(27))?;
+        if &head[..4] != b"OggS" || head[4] != 0 {
+            return Err(OggError::NotOgg(at));
+        }
+        let flags = head[5];
+        let serial = u32::from_le_bytes(head[14..18].try_into().expect("4 bytes"));
+        let nseg = head[26] as usize;
+        let lacing = buf
+            .get(at + 27..at + 27 + nseg)
+            .ok_or_else(|| truncated(27 + nseg))?;
+        let body_len: usize = lacing.iter().map(|&v| v as usize).sum();
+        let len = 27 + nseg + body_len;
+        let page = buf.get(at..at + len).ok_or_else(|| truncated(len))?;
+        let mut zeroed = page.to_vec();
+        zeroed[22..26].fill(0);
+        if crc32(&zeroed) != u32::from_le_bytes(page[22..26].try_into().expect("4 bytes")) {
+            return Err(OggError::Checksum(at));
+        }
+        let s = match streams.iter().position(|s| s.serial == serial) {
+            Some(s) => s,
+            None => {
+                streams.push(OggStream {
+                    serial,
+                    packets: Vec::new(),
+                    ended: false,
+                });
+                open.push(None);
+                streams.len() - 1
+            }
+        };
+        let mut packet = match (flags & 0x01 != 0, open[s].take()) {
+            (true, Some(p)) => p,
+            (true, None) => return Err(OggError::Orphan(at)),
+            // A fresh packet; one left open by a page without the continuation flag is lost.
+            (false, _) => Vec::new(),
+        };
+        let mut body = &page[27 + nseg..];
+        for &v in lacing {
+            let (part, rest) = body.split_at(v as usize);
+            packet.extend_from_slice(part);
+            body = rest;
+            if v < 255 {
+                streams[s].packets.push(std::mem::take(&mut packet));
+            }
+        }
+        // A last lacing value of 255 leaves the packet open for the next page.
+        if lacing.last() == Some(&255) {
+            open[s] = Some(packet);
+        }
+        streams[s].ended = flags & FLAG_EOS != 0 && open[s].is_none();
+        at += len;
+    }
+    Ok(streams)
 }
 
 /// Lacing values a packet of `len` bytes takes: 255s, then the remainder (possibly 0).
@@ -232,5 +337,87 @@ mod tests {
         );
         assert_eq!(&bytes[28..36], b"OpusHead");
         assert_eq!(u16::from_le_bytes([bytes[38], bytes[39]]), 312);
+    }
+
+    #[test]
+    fn reads_back_what_it_wrote_and_refuses_damage() {
+        let mut w = OggOpusWriter::new(Vec::new(), 9, 2, 312, 48_000, "test").unwrap();
+        // A packet of 600 bytes crosses lacing values; 120 packets cross pages.
+        let packets: Vec<Vec<u8>> = (0..120usize)
+            .map(|k| vec![k as u8; if k == 7 { 600 } else { 60 + k }])
+            .collect();
+        for p in &packets {
+            w.push(p, 960).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let streams = read_streams(&bytes).unwrap();
+        assert_eq!(streams.len(), 1);
+        let s = &streams[0];
+        assert_eq!((s.serial, s.ended), (9, true));
+        assert_eq!(&s.packets[0][..8], b"OpusHead");
+        assert_eq!(&s.packets[1][..8], b"OpusTags");
+        assert_eq!(&s.packets[2..], &packets[..]);
+
+        // Cut inside a page, a flipped byte, and a file cut at a page boundary.
+        let cut = read_streams(&bytes[..bytes.len() - 10]).unwrap_err();
+        assert!(matches!(cut, OggError::Truncated { .. }), "{cut}");
+        let mut flipped = bytes.clone();
+        flipped[200] ^= 1;
+        assert!(matches!(read_streams(&flipped), Err(OggError::Checksum(_))));
+        let second_page = 28 + 19;
+        let third = second_page + 27 + 1 + bytes[second_page + 27] as usize;
+        let head_only = read_streams(&bytes[..third]).unwrap();
+        assert!(!head_only[0].ended);
+        assert!(matches!(
+            read_streams(b"RIFF0000WAVEfmt xxxxxxxxxxxxxxxxxxx"),
+            Err(OggError::NotOgg(0))
+        ));
+    }
+
+    /// A packet of 255 × n bytes ends with a lacing value of 0, and one
+    /// longer than a page's 255 lacing values continues on the next page.
+    #[test]
+    fn packets_across_pages_are_joined() {
+        let packet = vec![7u8; 255 * 300];
+        let mut lacing_first = vec![255u8; 255];
+        let mut body = packet[..255 * 255].to_vec();
+        let mut pages = Vec::new();
+        // Two pages by hand: 255 full segments, then 45 more and a 0.
+        let mut raw = Vec::new();
+        raw.extend_from_slice(b"OggS");
+        raw.extend_from_slice(&[0, 0]);
+        raw.extend_from_slice(&u64::MAX.to_le_bytes());
+        raw.extend_from_slice(&5u32.to_le_bytes());
+        raw.extend_from_slice(&0u32.to_le_bytes());
+        raw.extend_from_slice(&[0; 4]);
+        raw.push(255);
+        raw.append(&mut lacing_first);
+        raw.append(&mut body);
+        let crc = crc32(&raw);
+        raw[22..26].copy_from_slice(&crc.to_le_bytes());
+        pages.extend_from_slice(&raw);
+        let mut raw = Vec::new();
+        raw.extend_from_slice(b"OggS");
+        raw.extend_from_slice(&[0, 0x01 | FLAG_EOS]);
+        raw.extend_from_slice(&0u64.to_le_bytes());
+        raw.extend_from_slice(&5u32.to_le_bytes());
+        raw.extend_from_slice(&1u32.to_le_bytes());
+        raw.extend_from_slice(&[0; 4]);
+        raw.push(46);
+        raw.extend(std::iter::repeat_n(255u8, 45));
+        raw.push(0);
+        raw.extend_from_slice(&packet[255 * 255..]);
+        let crc = crc32(&raw);
+        raw[22..26].copy_from_slice(&crc.to_le_bytes());
+        pages.extend_from_slice(&raw);
+        let streams = read_streams(&pages).unwrap();
+        assert_eq!(streams[0].packets, vec![packet]);
+        assert!(streams[0].ended);
+        // The second page alone continues nothing.
+        assert_eq!(
+            read_streams(&raw),
+            Err(OggError::Orphan(0)),
+            "a continuation with no start"
+        );
     }
 }

@@ -99,12 +99,50 @@ impl Plan {
         // Round up to whole milliseconds first, then to whole units.
         let requested_ms = duration.as_nanos().div_ceil(1_000_000) as u64;
         let loop_ms = requested_ms.div_ceil(unit) * unit;
+        Ok(Plan::of_loop(
+            fps,
+            screen_fps,
+            duration,
+            loop_ms,
+            keyframe_interval,
+        ))
+    }
+
+    /// A plan whose loop is exactly `loop_ms` long, for a pack that copies
+    /// clips: the loop was fitted to them ([`loop_unit_ms`]), so it is not
+    /// rounded again. `loop_ms` must hold whole 20 ms audio frames and whole
+    /// screen frames; with copied video, [`Plan::video_frames`] is unused.
+    /// The arguments are checked as [`Plan::with_screen`] checks them.
+    pub fn fitted(
+        fps: u32,
+        screen_fps: Option<u32>,
+        requested: Duration,
+        loop_ms: u64,
+        keyframe_interval: Duration,
+    ) -> Result<Plan, Error> {
+        Plan::with_screen(fps, screen_fps, requested, keyframe_interval)?;
+        Ok(Plan::of_loop(
+            fps,
+            screen_fps,
+            requested,
+            loop_ms,
+            keyframe_interval,
+        ))
+    }
+
+    fn of_loop(
+        fps: u32,
+        screen_fps: Option<u32>,
+        duration: Duration,
+        loop_ms: u64,
+        keyframe_interval: Duration,
+    ) -> Plan {
         let video_frames = (loop_ms * fps as u64 / 1000) as u32;
         let audio_frames = (loop_ms / 20) as u32;
         let frames_in = |secs: f64, fps: u32| {
             ((secs * fps as f64).round() as u64).clamp(1, u32::MAX as u64) as u32
         };
-        Ok(Plan {
+        Plan {
             fps,
             requested: duration,
             loop_ms,
@@ -115,7 +153,7 @@ impl Plan {
             screen_frames: screen_fps.map_or(0, |s| (loop_ms * s as u64 / 1000) as u32),
             screen_keyframe_interval: screen_fps
                 .map_or(1, |s| frames_in(keyframe_interval.as_secs_f64(), s)),
-        })
+        }
     }
 
     /// The loop-length granularity of this plan, ms (see [`Plan::unit_ms`];
@@ -128,7 +166,7 @@ impl Plan {
 
     /// The loop-length granularity in ms at `fps`: the LCM of 20 ms and one video frame.
     pub fn unit_ms(fps: u32) -> u64 {
-        1000 / gcd(AUDIO_FPS, fps) as u64
+        1000 / gcd(AUDIO_FPS as u64, fps as u64)
     }
 
     /// True when the requested duration was rounded up to fit whole frames of both tracks.
@@ -182,6 +220,20 @@ impl Plan {
     }
 }
 
+/// The shortest loop, in ms, that holds whole audio packets of `audio_ms`
+/// and whole frames at each of `rates` frames a second: the LCM of their
+/// periods (`1000/f` ms need not be whole, the LCM is: 100 ms for 20 ms and
+/// 30 fps, 300 ms for 60 ms packets and 30 fps).
+pub fn loop_unit_ms(audio_ms: u64, rates: &[u32]) -> u64 {
+    rates
+        .iter()
+        .filter(|&&f| f > 0)
+        .fold(audio_ms.max(1), |unit, &f| {
+            // lcm(unit, 1000/f) = lcm(unit·f, 1000) / f.
+            lcm(unit * f as u64, 1000) / f as u64
+        })
+}
+
 /// Pts of frame `i` at `fps`, in 90 kHz ticks (floored).
 fn pts_at(fps: u32, i: u32) -> u64 {
     i as u64 * VIDEO_CLOCK as u64 / fps as u64
@@ -192,11 +244,13 @@ fn duration_at(fps: u32, i: u32) -> u32 {
     (pts_at(fps, i + 1) - pts_at(fps, i)) as u32
 }
 
-fn lcm(a: u64, b: u64) -> u64 {
-    a / gcd(a as u32, b as u32) as u64 * b
+/// The least common multiple of `a` and `b`.
+pub fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b) * b
 }
 
-fn gcd(mut a: u32, mut b: u32) -> u32 {
+/// The greatest common divisor of `a` and `b`.
+pub fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -287,6 +341,24 @@ mod tests {
             Plan::new(30, secs(1.0), secs(1.0)).unwrap().screen_frames,
             0
         );
+    }
+
+    #[test]
+    fn loop_units_hold_whole_packets_and_frames() {
+        assert_eq!(loop_unit_ms(20, &[30]), 100);
+        assert_eq!(loop_unit_ms(20, &[30, 5]), 200);
+        assert_eq!(loop_unit_ms(20, &[24]), 500);
+        assert_eq!(loop_unit_ms(60, &[30]), 300);
+        assert_eq!(loop_unit_ms(20, &[]), 20);
+        for (audio, fps) in [(20, 30), (20, 25), (20, 7), (40, 24)] {
+            assert_eq!(loop_unit_ms(audio, &[fps]), lcm(audio, Plan::unit_ms(fps)));
+        }
+        let p = Plan::fitted(30, Some(5), secs(10.0), 3_600, secs(2.0)).unwrap();
+        assert_eq!(
+            (p.loop_ms, p.audio_frames, p.screen_frames),
+            (3_600, 180, 18)
+        );
+        assert!(Plan::fitted(0, None, secs(1.0), 1000, secs(1.0)).is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! A video rendition: frame size and target bitrate, written `WxH@KBPS` on the command line.
+//! A video rendition: frame size and target bitrate, written `WxH@KBPS` on
+//! the command line; or a rendition copied from a clip, `WxH=FILE`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::Error;
@@ -115,6 +117,49 @@ impl fmt::Display for Screen {
     }
 }
 
+/// A rendition copied from a VP9 clip (`--rendition-file WxH=FILE`): the
+/// size says which rendition the file is, and is checked against the clip.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RenditionFile {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The WebM or IVF clip.
+    pub path: PathBuf,
+}
+
+impl FromStr for RenditionFile {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<RenditionFile, Error> {
+        let bad = || {
+            Error::invalid(
+                "rendition file",
+                format!("{s:?} (expected WIDTHxHEIGHT=FILE, e.g. 640x360=clip-360p.webm)"),
+            )
+        };
+        let (size, path) = s.split_once('=').ok_or_else(bad)?;
+        let (w, h) = size.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+        let num = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
+        let (width, height) = (num(w)?, num(h)?);
+        if path.is_empty() || width == 0 || height == 0 {
+            return Err(bad());
+        }
+        Ok(RenditionFile {
+            width,
+            height,
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+impl fmt::Display for RenditionFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}={}", self.width, self.height, self.path.display())
+    }
+}
+
 impl FromStr for Rendition {
     type Err = Error;
 
@@ -180,6 +225,23 @@ mod tests {
         assert_eq!(Screen::track_name(&s.0.unwrap()), "screen-1280x720");
         let err = "720p".parse::<Screen>().unwrap_err().to_string();
         assert!(err.contains("or none"), "{err}");
+    }
+
+    #[test]
+    fn rendition_files_are_a_size_and_a_path() {
+        let r: RenditionFile = "640x360=a=b.webm".parse().unwrap();
+        assert_eq!((r.width, r.height), (640, 360));
+        assert_eq!(r.path, PathBuf::from("a=b.webm"));
+        assert_eq!(r.to_string(), "640x360=a=b.webm");
+        for bad in [
+            "640x360",
+            "640x360=",
+            "640=a.webm",
+            "0x360=a.webm",
+            "ax360=a.webm",
+        ] {
+            assert!(bad.parse::<RenditionFile>().is_err(), "{bad:?} parsed");
+        }
     }
 
     #[test]

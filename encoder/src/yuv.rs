@@ -151,6 +151,39 @@ impl I420 {
     }
 }
 
+/// Converts an 8-bit 4:2:0 picture given as planes (chroma planes
+/// `ceil(width/2)` × `ceil(height/2)`, so odd sizes work) to RGB with BT.601:
+/// studio range (Y 16–235), or full range (0–255) when `full_range`.
+pub fn planes_to_rgb(
+    (y, u, v): (&[u8], &[u8], &[u8]),
+    width: u32,
+    height: u32,
+    full_range: bool,
+) -> RgbImage {
+    let (w, cw) = (width as usize, width.div_ceil(2) as usize);
+    let mut out = RgbImage::new(width, height);
+    for (row, line) in out.chunks_exact_mut(w * 3).enumerate() {
+        let ys = &y[row * w..][..w];
+        let us = &u[row / 2 * cw..][..cw];
+        let vs = &v[row / 2 * cw..][..cw];
+        for (x, px) in line.chunks_exact_mut(3).enumerate() {
+            let (c, d, e) = (ys[x] as i32, us[x / 2] as i32 - 128, vs[x / 2] as i32 - 128);
+            // ×256 fixed point: studio range stretches Y by 255/219 and
+            // chroma by 255/224; full range takes them as they are.
+            let (c, k) = if full_range {
+                (256 * c, [359, 88, 183, 454])
+            } else {
+                (298 * (c - 16), [409, 100, 208, 516])
+            };
+            let clamp = |v: i32| ((v + 128) >> 8).clamp(0, 255) as u8;
+            px[0] = clamp(c + k[0] * e);
+            px[1] = clamp(c - k[1] * d - k[2] * e);
+            px[2] = clamp(c + k[3] * d);
+        }
+    }
+    out
+}
+
 fn luma(r: u8, g: u8, b: u8) -> u8 {
     (((66 * r as i32 + 129 * g as i32 + 25 * b as i32 + 128) >> 8) + 16) as u8
 }
@@ -184,6 +217,38 @@ mod tests {
         assert_eq!(yuv(&solid(255, 0, 0)), (82, 90, 240));
         assert_eq!(yuv(&solid(0, 255, 0)), (144, 54, 34));
         assert_eq!(yuv(&solid(0, 0, 255)), (41, 240, 110));
+    }
+
+    #[test]
+    fn planes_convert_back_to_the_reference_colours() {
+        for rgb in [
+            [0, 0, 0],
+            [255, 255, 255],
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [90, 140, 200],
+        ] {
+            let p = solid(rgb[0], rgb[1], rgb[2]);
+            let back = planes_to_rgb((p.y(), p.u(), p.v()), 4, 2, false);
+            for (c, (&want, &got)) in rgb.iter().zip(&back.get_pixel(3, 1).0).enumerate() {
+                assert!(
+                    (want as i32 - got as i32).abs() <= 3,
+                    "{rgb:?} channel {c}: {got}"
+                );
+            }
+        }
+        // Full range: Y 0 is black and 255 white; an odd size reads its last
+        // column's chroma from the rounded-up plane.
+        let img = planes_to_rgb(
+            (&[0, 255, 0, 255, 0, 255], &[128, 128], &[128, 128]),
+            3,
+            2,
+            true,
+        );
+        assert_eq!(img.get_pixel(0, 0).0, [0, 0, 0]);
+        assert_eq!(img.get_pixel(1, 0).0, [255, 255, 255]);
+        assert_eq!(img.get_pixel(2, 1).0, [255, 255, 255]);
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn every_wav_format_becomes_48k_mono_with_the_tone_at_1khz() {
             .path()
             .join(format!("{rate}-{channels}-{bits}-{float}.wav"));
         TestWav::tone(rate, channels, bits, float, 1.0).write(&path);
-        let pcm = audio::render(&AudioSource::Wav(path), 48_000)
+        let pcm = audio::render(&AudioSource::File(path), 48_000)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(pcm.samples.len(), 48_000, "{what}");
         // 1 kHz is 48 samples a cycle at 48 kHz: analyse whole cycles away from the edges.
@@ -143,7 +143,7 @@ fn down_mix_averages_the_channels() {
         ..TestWav::tone(48_000, 2, 16, false, 0.5)
     }
     .write(&path);
-    let pcm = audio::render(&AudioSource::Wav(path), 24_000)
+    let pcm = audio::render(&AudioSource::File(path), 24_000)
         .unwrap()
         .samples;
     let peak = pcm.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -155,7 +155,7 @@ fn short_wav_is_padded_and_long_wav_is_cut_to_the_loop() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("short.wav");
     TestWav::tone(44_100, 1, 16, false, 0.5).write(&path);
-    let pcm = audio::render(&AudioSource::Wav(path.clone()), 48_000).unwrap();
+    let pcm = audio::render(&AudioSource::File(path.clone()), 48_000).unwrap();
     assert_eq!(pcm.samples.len(), 48_000);
     assert!(
         pcm.description.contains("padded with 0.50 s of silence"),
@@ -165,7 +165,7 @@ fn short_wav_is_padded_and_long_wav_is_cut_to_the_loop() {
     assert!(pcm.samples[24_100..].iter().all(|&v| v.abs() < 1e-3));
     assert!(pcm.samples[12_000..12_048].iter().any(|&v| v.abs() > 0.4));
 
-    let pcm = audio::render(&AudioSource::Wav(path), 9_600).unwrap();
+    let pcm = audio::render(&AudioSource::File(path), 9_600).unwrap();
     assert_eq!(pcm.samples.len(), 9_600);
     assert!(
         pcm.description.contains("cut to the 0.20 s loop"),
@@ -185,17 +185,17 @@ fn unsupported_and_malformed_wavs_are_bad_input() {
         ..TestWav::tone(4_000, 1, 16, false, 0.1)
     }
     .write(&slow);
-    let err = audio::render(&AudioSource::Wav(slow), 4800).unwrap_err();
+    let err = audio::render(&AudioSource::File(slow), 4800).unwrap_err();
     assert!(matches!(err, Error::UnsupportedWav { .. }), "{err}");
     assert!(err.to_string().contains("4000 Hz"), "{err}");
 
     let junk = dir.path().join("junk.wav");
     std::fs::write(&junk, b"RIFF but not really a wave file").unwrap();
-    let err = audio::render(&AudioSource::Wav(junk), 4800).unwrap_err();
+    let err = audio::render(&AudioSource::File(junk), 4800).unwrap_err();
     assert!(matches!(err, Error::Wav { .. }), "{err}");
 
     let missing = dir.path().join("missing.wav");
-    let err = audio::render(&AudioSource::Wav(missing), 4800).unwrap_err();
+    let err = audio::render(&AudioSource::File(missing), 4800).unwrap_err();
     assert!(matches!(err, Error::Read { .. }), "{err}");
     assert!(err.is_bad_input());
 }
@@ -212,7 +212,7 @@ fn truncated_wav_says_what_its_data_chunk_promised_and_what_is_there() {
 
     let cut = dir.path().join("cut.wav");
     std::fs::write(&cut, &bytes[..data_start + 1000]).unwrap();
-    let err = audio::render(&AudioSource::Wav(cut.clone()), 4800).unwrap_err();
+    let err = audio::render(&AudioSource::File(cut.clone()), 4800).unwrap_err();
     assert!(matches!(err, Error::TruncatedWav { .. }), "{err}");
     assert!(err.is_bad_input());
     assert_eq!(
@@ -225,7 +225,7 @@ fn truncated_wav_says_what_its_data_chunk_promised_and_what_is_there() {
 
     let head = dir.path().join("head.wav");
     std::fs::write(&head, &bytes[..20]).unwrap();
-    let err = audio::render(&AudioSource::Wav(head.clone()), 4800).unwrap_err();
+    let err = audio::render(&AudioSource::File(head.clone()), 4800).unwrap_err();
     assert!(matches!(err, Error::TruncatedWav { .. }), "{err}");
     assert_eq!(
         err.to_string(),

@@ -438,7 +438,7 @@ fn bad_arguments_exit_2_with_one_line() {
             "-o",
             o,
         ]),
-        "a WAV file gives exactly one voice",
+        "an audio file gives exactly one voice",
     );
     assert_bad_input(
         &run(&["build", "--audio-bitrate", "1", "-o", o]),

@@ -170,7 +170,7 @@ fn a_wav_gives_one_voice_only() {
     );
     assert!(
         err.to_string()
-            .contains("a WAV file gives exactly one voice"),
+            .contains("an audio file gives exactly one voice"),
         "{err}"
     );
     assert!(!output.exists());

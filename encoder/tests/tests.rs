@@ -10,11 +10,15 @@
 //!   variants, the screen track, and espeak-ng's speech (skipped without it,
 //!   unless `CI` is set);
 //! - `cli`: the `synth-encode` binary end to end (build, inspect, export,
-//!   ffprobe when installed, errors and exit codes).
+//!   ffprobe when installed, errors and exit codes);
+//! - `inputs`: bring your own media: clips copied byte for byte (IVF, Ogg,
+//!   and ffmpeg's WebM), the loop fitted to them, several rendition files,
+//!   Y4M, raw I420 and PCM, MP3, and one line for each bad file.
 
 mod audio;
 mod camera;
 mod cli;
+mod inputs;
 mod meeting;
 mod pack;
 mod support;

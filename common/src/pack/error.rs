@@ -83,6 +83,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The source table (where each track came from) is out of place or malformed.
+    #[error("corrupt source table: {0}")]
+    BadSources(String),
     /// A track's loop (its last frame's end) differs from the header's loop duration.
     #[error("track {track} loops after {track_us} µs but the header says {header_us} µs")]
     LoopMismatch {

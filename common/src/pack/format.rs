@@ -106,6 +106,112 @@ impl Role {
     }
 }
 
+/// Where a track's frames came from, as recorded in the pack's optional
+/// source table (see [`Source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The pack's writer encoded them (from a file or a generated source).
+    Encoded,
+    /// They were copied unchanged from a file (passthrough).
+    Copied,
+}
+
+impl Origin {
+    /// The origin's byte in the source table.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Origin::Encoded => 1,
+            Origin::Copied => 2,
+        }
+    }
+
+    /// The origin a source-table byte names (0: not recorded).
+    pub(crate) fn from_byte(b: u8) -> Option<Option<Origin>> {
+        match b {
+            0 => Some(None),
+            1 => Some(Some(Origin::Encoded)),
+            2 => Some(Some(Origin::Copied)),
+            _ => None,
+        }
+    }
+
+    /// Its name in text: `encoded` or `copied`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Encoded => "encoded",
+            Origin::Copied => "copied",
+        }
+    }
+}
+
+/// Where one track came from: written with
+/// [`Writer::set_source`](super::Writer::set_source), read with
+/// [`Reader::source`](super::Reader::source). Informative only: nothing
+/// that sends a pack reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Encoded by the writer, or copied from a file.
+    pub origin: Origin,
+    /// What from, in words: a file (and its track) or a generated source,
+    /// e.g. `clip.webm (WebM track 1, VP9 640x360)` or `tone: 440 Hz sine`.
+    pub from: String,
+}
+
+/// The longest `from` text a source record holds, in bytes.
+pub const SOURCE_TEXT_MAX: usize = 4096;
+
+/// Bytes before the text in a source record: origin, reserved, text length.
+pub(crate) const SOURCE_RECORD_HEAD: usize = 4;
+
+/// Encodes the source table: one record per track, in track order.
+pub(crate) fn encode_sources(sources: &[Option<Source>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in sources {
+        let (origin, text) = match s {
+            Some(s) => (s.origin.to_byte(), s.from.as_bytes()),
+            None => (0, &[][..]),
+        };
+        out.push(origin);
+        out.push(0);
+        out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        out.extend_from_slice(text);
+    }
+    out
+}
+
+/// Decodes a source table of `tracks` records that fills `b` exactly.
+pub(crate) fn decode_sources(b: &[u8], tracks: usize) -> Result<Vec<Option<Source>>, String> {
+    let mut out = Vec::with_capacity(tracks);
+    let mut at = 0;
+    for t in 0..tracks {
+        let head = b
+            .get(at..at + SOURCE_RECORD_HEAD)
+            .ok_or_else(|| format!("ends inside track {t}'s record"))?;
+        let origin = Origin::from_byte(head[0])
+            .ok_or_else(|| format!("track {t}: unknown origin {}", head[0]))?;
+        let len = u16_at(head, 2) as usize;
+        let text = b
+            .get(at + SOURCE_RECORD_HEAD..at + SOURCE_RECORD_HEAD + len)
+            .ok_or_else(|| format!("track {t}'s text runs past the table"))?;
+        let from = std::str::from_utf8(text)
+            .map_err(|_| format!("track {t}'s text is not UTF-8"))?
+            .to_owned();
+        out.push(match origin {
+            Some(origin) => Some(Source { origin, from }),
+            None if from.is_empty() => None,
+            None => return Err(format!("track {t}: text without an origin")),
+        });
+        at += SOURCE_RECORD_HEAD + len;
+    }
+    if at != b.len() {
+        return Err(format!(
+            "{} bytes left after the {tracks} records",
+            b.len() - at
+        ));
+    }
+    Ok(out)
+}
+
 /// A frame's flags, as [`Writer::push_frame_flags`](super::Writer::push_frame_flags) takes them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameFlags {
@@ -249,6 +355,10 @@ pub(crate) struct Header {
     pub loop_duration_us: u64,
     pub body_crc32: u32,
     pub header_crc32: u32,
+    /// Where the source table sits (0 with `sources_len` 0: none).
+    pub sources_offset: u64,
+    /// Its length in bytes.
+    pub sources_len: u32,
 }
 
 pub(crate) fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -264,7 +374,8 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 impl Header {
     /// Header offsets: magic 0, version 8, header_len 12, track_count 16, track_len 20,
     /// entry_len 24, frame_count 28, tracks_offset 32, index_offset 40, payload_offset 48,
-    /// payload_len 56, file_len 64, loop_duration_us 72, body_crc32 80, header_crc32 84.
+    /// payload_len 56, file_len 64, loop_duration_us 72, body_crc32 80, header_crc32 84,
+    /// sources_offset 88, sources_len 96.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
@@ -281,6 +392,8 @@ impl Header {
         b[64..72].copy_from_slice(&self.file_len.to_le_bytes());
         b[72..80].copy_from_slice(&self.loop_duration_us.to_le_bytes());
         b[80..84].copy_from_slice(&self.body_crc32.to_le_bytes());
+        b[88..96].copy_from_slice(&self.sources_offset.to_le_bytes());
+        b[96..100].copy_from_slice(&self.sources_len.to_le_bytes());
         // header_crc32 covers the header with its own field zeroed.
         let crc = crc32fast::hash(&b);
         b[84..88].copy_from_slice(&crc.to_le_bytes());
@@ -346,6 +459,9 @@ impl Header {
             loop_duration_us: u64_at(b, 72),
             body_crc32: u32_at(b, 80),
             header_crc32: stored,
+            // Reserved, so ignored, in version 1.
+            sources_offset: if version >= 2 { u64_at(b, 88) } else { 0 },
+            sources_len: if version >= 2 { u32_at(b, 96) } else { 0 },
         })
     }
 }

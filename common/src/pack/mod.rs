@@ -23,7 +23,10 @@ mod writer;
 
 pub use digest::FrameDigests;
 pub use error::Error;
-pub use format::{Codec, FrameFlags, Role, Track, TrackKind, MAGIC, MAX_LEN, MIN_VERSION, VERSION};
+pub use format::{
+    Codec, FrameFlags, Origin, Role, Source, Track, TrackKind, MAGIC, MAX_LEN, MIN_VERSION,
+    SOURCE_TEXT_MAX, VERSION,
+};
 pub use reader::{Frame, Reader};
 pub use writer::Writer;
 

@@ -13,8 +13,8 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::format::{
-    decode_track, known_flags, Entry, Header, Role, Track, TrackKind, ENTRY_LEN, FLAG_KEY,
-    FLAG_VOICE, HEADER_LEN, MAX_LEN, TRACK_LEN,
+    decode_sources, decode_track, known_flags, Entry, Header, Role, Source, Track, TrackKind,
+    ENTRY_LEN, FLAG_KEY, FLAG_VOICE, HEADER_LEN, MAX_LEN, TRACK_LEN,
 };
 use super::Error;
 
@@ -49,6 +49,8 @@ pub struct Reader {
     tracks: Vec<Track>,
     first_entry: Vec<usize>,
     keyframes: Vec<Vec<u32>>,
+    /// Each track's source, or none where the pack records none.
+    sources: Vec<Option<Source>>,
 }
 
 impl Reader {
@@ -139,12 +141,14 @@ impl Reader {
                 header.frame_count
             )));
         }
+        let sources = read_sources(b, &header)?;
         Ok(Reader {
             bytes,
             header,
             tracks,
             first_entry,
             keyframes,
+            sources,
         })
     }
 
@@ -171,6 +175,13 @@ impl Reader {
     /// The tracks, in file order.
     pub fn tracks(&self) -> &[Track] {
         &self.tracks
+    }
+
+    /// Where `track`'s frames came from (encoded by the writer, or copied
+    /// from which file), if the pack records it: packs written before the
+    /// source table existed, and tracks a writer said nothing of, give `None`.
+    pub fn source(&self, track: usize) -> Option<&Source> {
+        self.sources.get(track).and_then(Option::as_ref)
     }
 
     /// The id of the track named `name`.
@@ -336,6 +347,26 @@ impl Reader {
 fn same_rendition(a: &Track, b: &Track) -> bool {
     (a.kind, a.role, a.width, a.height, a.target_bitrate_bps)
         == (b.kind, b.role, b.width, b.height, b.target_bitrate_bps)
+}
+
+/// The source table, when the header points at one: it must lie inside the
+/// payload area and hold one well-formed record per track.
+fn read_sources(b: &[u8], h: &Header) -> Result<Vec<Option<Source>>, Error> {
+    let none = vec![None; h.track_count as usize];
+    if h.sources_offset == 0 && h.sources_len == 0 {
+        return Ok(none);
+    }
+    let bad = |m: String| Err(Error::BadSources(m));
+    let payload_end = h.payload_offset + h.payload_len;
+    let end = h.sources_offset.checked_add(h.sources_len as u64);
+    if h.sources_offset < h.payload_offset || end.is_none_or(|end| end > payload_end) {
+        return bad(format!(
+            "{}+{} lies outside the payload area {}..{payload_end}",
+            h.sources_offset, h.sources_len, h.payload_offset
+        ));
+    }
+    let table = &b[h.sources_offset as usize..(h.sources_offset + h.sources_len as u64) as usize];
+    decode_sources(table, h.track_count as usize).or_else(bad)
 }
 
 /// Sections must sit inside the file, in order, without overlapping.

@@ -884,3 +884,125 @@ fn writer_refuses_misplaced_roles_and_voice_flags() {
     // push_frame says nothing of voice: silence stays silent.
     w.push_frame(s, &[1], 0, 960, true).unwrap();
 }
+
+/// The sample pack with a source recorded for its audio track only.
+fn with_sources(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("s.pack");
+    let mut w = Writer::create(&path).unwrap();
+    let a = w.add_track(audio()).unwrap();
+    let v = w.add_track(video()).unwrap();
+    w.set_source(
+        a,
+        Source {
+            origin: Origin::Copied,
+            from: "clip.ogg (Ogg stream 7, Opus) é".into(),
+        },
+    )
+    .unwrap();
+    for i in 0..5u64 {
+        w.push_frame(a, &[i as u8 + 1; 17], i * 960, 960, true)
+            .unwrap();
+    }
+    w.push_frame(v, &[0x80; 100], 0, 9000, true).unwrap();
+    w.finish().unwrap();
+    path
+}
+
+#[test]
+fn sources_round_trip_and_packs_without_them_have_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Reader::open(with_sources(&dir)).unwrap();
+    let source = r.source(0).unwrap();
+    assert_eq!(source.origin, Origin::Copied);
+    assert_eq!(source.from, "clip.ogg (Ogg stream 7, Opus) é");
+    assert_eq!(r.source(1), None, "no source said for the video track");
+    assert_eq!(r.source(9), None);
+    assert_eq!(r.frame(0, 4).unwrap().data, &[5u8; 17]);
+    // A pack with no source at all has no table: header bytes 88..100 stay zero.
+    let plain = std::fs::read(sample(&dir)).unwrap();
+    assert!(plain[88..100].iter().all(|&b| b == 0));
+    let r = Reader::open(sample(&dir)).unwrap();
+    assert!((0..2).all(|t| r.source(t).is_none()));
+    let mut w = Writer::create(dir.path().join("x.pack")).unwrap();
+    w.add_track(audio()).unwrap();
+    let long = Source {
+        origin: Origin::Encoded,
+        from: "x".repeat(SOURCE_TEXT_MAX + 1),
+    };
+    assert!(matches!(w.set_source(0, long), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        w.set_source(
+            3,
+            Source {
+                origin: Origin::Encoded,
+                from: String::new()
+            }
+        ),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+/// A reader from before the source table ignored header bytes 88..128 and
+/// any payload byte no frame points at: such a reader sees the frames of a
+/// pack with a table as a pack without one, so the table needs no new version.
+#[test]
+fn a_source_table_is_invisible_to_a_reader_that_ignores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(with_sources(&dir)).unwrap();
+    let offset = u64_at(&good, 88);
+    let len = u32::from_le_bytes(good[96..100].try_into().unwrap());
+    assert!(offset >= 4096 && offset % 16 == 0 && len > 0);
+    let payload_end = u64_at(&good, 48) + u64_at(&good, 56);
+    assert!(
+        offset + len as u64 <= payload_end,
+        "inside the payload area"
+    );
+    // What the old reader saw: the header's pointer as reserved zeros.
+    let old_view = patched(&good, 88, &[0; 12]);
+    let r = Reader::from_bytes(Bytes::from(old_view)).unwrap();
+    assert_eq!(r.source(0), None);
+    assert_eq!(
+        all_frames(&r),
+        all_frames(&Reader::open(with_sources(&dir)).unwrap())
+    );
+}
+
+#[test]
+fn corrupt_source_tables_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(with_sources(&dir)).unwrap();
+    let offset = u64_at(&good, 88) as usize;
+    let len = u32::from_le_bytes(good[96..100].try_into().unwrap());
+    let bad = |b: Vec<u8>, needle: &str| {
+        let e = open_bytes(b);
+        assert!(
+            matches!(e, Error::BadSources(_)) && e.to_string().contains(needle),
+            "{e}"
+        );
+    };
+    // Pointing outside the payload area, or into the header.
+    bad(
+        patched(&good, 88, &1u64.to_le_bytes()),
+        "outside the payload area",
+    );
+    bad(
+        patched(&good, 96, &(u32::MAX).to_le_bytes()),
+        "outside the payload area",
+    );
+    // An unknown origin, text past the table, a byte too many.
+    bad(patched(&good, offset, &[9]), "unknown origin 9");
+    bad(
+        patched(&good, offset + 2, &[0xff, 0x7f]),
+        "runs past the table",
+    );
+    bad(patched(&good, 96, &(len + 1).to_le_bytes()), "left after");
+    bad(patched(&good, 96, &(len - 1).to_le_bytes()), "ends inside");
+    // Text that is not UTF-8.
+    bad(patched(&good, offset + 4, &[0xff]), "not UTF-8");
+    // A version-1 pack's reserved bytes are not read.
+    let mut v1 = patched(&good, 8, &1u32.to_le_bytes());
+    v1[88..96].copy_from_slice(&1u64.to_le_bytes());
+    reseal(&mut v1);
+    let e = open_bytes(v1);
+    assert!(!matches!(e, Error::BadSources(_)), "{e}");
+}

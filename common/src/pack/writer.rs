@@ -5,8 +5,9 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    encode_track, validate_track, Entry, FrameFlags, Header, Role, Track, TrackKind, ENTRY_LEN,
-    FLAG_KEY, FLAG_VOICE, FRAME_ALIGN, HEADER_LEN, MAX_LEN, PAYLOAD_START, VERSION,
+    encode_sources, encode_track, validate_track, Entry, FrameFlags, Header, Role, Source, Track,
+    TrackKind, ENTRY_LEN, FLAG_KEY, FLAG_VOICE, FRAME_ALIGN, HEADER_LEN, MAX_LEN, PAYLOAD_START,
+    SOURCE_TEXT_MAX, VERSION,
 };
 use super::reader::file_kind;
 use super::Error;
@@ -26,6 +27,8 @@ pub struct Writer {
     body_crc: crc32fast::Hasher,
     tracks: Vec<Track>,
     entries: Vec<Vec<Entry>>,
+    /// Where each track came from, if the caller said ([`Writer::set_source`]).
+    sources: Vec<Option<Source>>,
     /// Set once the file has been renamed into place.
     done: bool,
 }
@@ -73,6 +76,7 @@ impl Writer {
             body_crc,
             tracks: Vec::new(),
             entries: Vec::new(),
+            sources: Vec::new(),
             done: false,
         })
     }
@@ -97,7 +101,26 @@ impl Writer {
         track.frame_count = 0;
         self.tracks.push(track);
         self.entries.push(Vec::new());
+        self.sources.push(None);
         Ok(self.tracks.len() - 1)
+    }
+
+    /// Records where `track`'s frames came from (encoded here, or copied
+    /// from a file), for `synth-encode inspect`. Optional: a pack with no
+    /// source recorded for any track has no source table.
+    pub fn set_source(&mut self, track: usize, source: Source) -> Result<(), Error> {
+        let Some(slot) = self.sources.get_mut(track) else {
+            return Err(Error::InvalidInput(format!("no track {track}")));
+        };
+        if source.from.len() > SOURCE_TEXT_MAX {
+            return Err(Error::InvalidInput(format!(
+                "track {}: source text of {} bytes (at most {SOURCE_TEXT_MAX})",
+                self.tracks[track].name,
+                source.from.len()
+            )));
+        }
+        *slot = Some(source);
+        Ok(())
     }
 
     /// Appends one encoded frame to `track`. `pts` and `duration` are in the
@@ -243,6 +266,18 @@ impl Writer {
                 Some(_) => {}
             }
         }
+        // The source table goes at the end of the payload area, where a
+        // reader that does not know it (an older version-2 build) never looks.
+        let (sources_offset, sources_len) = if self.sources.iter().any(Option::is_some) {
+            let table = encode_sources(&self.sources);
+            let offset = self.pos;
+            self.write_body(&table)?;
+            let pad = (FRAME_ALIGN - self.pos % FRAME_ALIGN) % FRAME_ALIGN;
+            self.write_body(&ZEROS[..pad as usize])?;
+            (offset, table.len() as u32)
+        } else {
+            (0, 0)
+        };
         let payload_len = self.pos - PAYLOAD_START;
         let tracks_offset = self.pos;
         let mut first = 0u32;
@@ -276,6 +311,8 @@ impl Writer {
             loop_duration_us: loop_us.unwrap_or(0),
             body_crc32: self.body_crc.clone().finalize(),
             header_crc32: 0,
+            sources_offset,
+            sources_len,
         };
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header.encode())?;

@@ -1,12 +1,17 @@
-//! Video sources: JPEG directories and built-in patterns, rendered as I420 frames.
+//! Video sources: JPEG directories, Y4M and raw I420 files, and built-in
+//! patterns, rendered as I420 frames; and the VP9 clips that are copied
+//! instead ([`VideoSource::clip`], [`crate::clip`]).
 //!
 //! A [`VideoSource`] (the `--video` argument) is loaded once into [`Footage`]
-//! (each JPEG decoded and scaled straight to every rendition's size, so a long
-//! directory of 1080p images never sits in memory at full size), and each
+//! (each JPEG or frame decoded and scaled straight to every rendition's size,
+//! so a long 1080p source never sits in memory at full size), and each
 //! rendition gets its own [`Frames`], which renders frame `i` at its size:
 //!
-//! 1. the picture: a pattern ([`pattern`]) drawn at frame `i`, or the image
-//!    that the ping-pong sequence shows at frame `i` ([`images`]), scaled to
+//! 1. the picture: a pattern ([`pattern`]) drawn at frame `i`, the image
+//!    that the ping-pong sequence shows at frame `i` ([`images`]), or the
+//!    frame of a Y4M or I420 file ([`y4m`]) shown at frame `i`'s time (the
+//!    file plays at its own rate whatever `--fps` is, forward then backward
+//!    when it is shorter than the loop, like a JPEG sequence), scaled to
 //!    cover the rendition and centre-cropped once up front;
 //! 2. for a variant ([`Frames::variant`]), a colour tint of its own and a large
 //!    label, `P1`, `P2`, …, in the top-right corner ([`tint`], [`label_layout`]),
@@ -25,17 +30,21 @@ pub mod font;
 pub mod images;
 pub mod pattern;
 pub mod slides;
+pub mod y4m;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use image::{Rgb, RgbImage};
 
+use crate::clip::VideoClip;
+use crate::container::Container;
 use crate::noise::Rng;
 use crate::yuv::I420;
 use crate::Error;
 pub use pattern::Pattern;
+pub use y4m::RawI420;
 
 /// Amplitude of the luma grain, in 8-bit levels.
 pub const GRAIN: u8 = 3;
@@ -45,8 +54,11 @@ pub const COUNTER_DIGITS: u32 = 5;
 /// Where the video comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoSource {
-    /// A directory of JPEGs.
-    Images(PathBuf),
+    /// A path, taken by what it is: a directory of JPEGs, a Y4M file, or a
+    /// WebM or IVF clip whose VP9 frames are copied ([`VideoSource::clip`]).
+    Path(PathBuf),
+    /// `i420:WIDTHxHEIGHT:RATE:FILE`: raw I420 frames.
+    Raw(RawI420),
     /// A built-in pattern.
     Pattern(Pattern),
 }
@@ -54,9 +66,13 @@ pub enum VideoSource {
 impl FromStr for VideoSource {
     type Err = Error;
 
-    /// `bars`, `gradient` and `checkerboard` name the patterns; anything else is
-    /// a directory (write `./bars` for a directory named `bars`).
+    /// `bars`, `gradient` and `checkerboard` name the patterns, `i420:...`
+    /// a raw file; anything else is a path (write `./bars` for a directory
+    /// named `bars`).
     fn from_str(s: &str) -> Result<VideoSource, Error> {
+        if let Some(raw) = s.strip_prefix("i420:") {
+            return raw.parse().map(VideoSource::Raw);
+        }
         Ok(match s {
             "bars" => VideoSource::Pattern(Pattern::Bars),
             "gradient" => VideoSource::Pattern(Pattern::Gradient),
@@ -64,10 +80,10 @@ impl FromStr for VideoSource {
             "" => {
                 return Err(Error::invalid(
                     "video source",
-                    "empty (expected a JPEG directory, bars, gradient or checkerboard)",
+                    "empty (expected a JPEG directory, a Y4M, WebM or IVF file, i420:WxH:RATE:FILE, bars, gradient or checkerboard)",
                 ))
             }
-            dir => VideoSource::Images(PathBuf::from(dir)),
+            path => VideoSource::Path(PathBuf::from(path)),
         })
     }
 }
@@ -75,10 +91,79 @@ impl FromStr for VideoSource {
 impl fmt::Display for VideoSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VideoSource::Images(dir) => write!(f, "{}", dir.display()),
+            VideoSource::Path(path) => write!(f, "{}", path.display()),
+            VideoSource::Raw(raw) => write!(f, "{raw}"),
             VideoSource::Pattern(p) => write!(f, "{p}"),
         }
     }
+}
+
+impl VideoSource {
+    /// Whether the source is a clip to copy (a WebM, Matroska or IVF file),
+    /// from its first bytes; [`VideoSource::clip`] reads and checks it.
+    pub fn is_clip(&self) -> bool {
+        match self {
+            VideoSource::Path(path) if !path.is_dir() => matches!(
+                Container::sniff(path),
+                Ok(Container::Matroska { .. } | Container::Ivf)
+            ),
+            _ => false,
+        }
+    }
+
+    /// Opens what the source names and reads its header, without loading
+    /// it: a bad file is refused before slow work on the other source.
+    pub fn check(&self) -> Result<(), Error> {
+        match self {
+            VideoSource::Pattern(_) => Ok(()),
+            VideoSource::Raw(raw) => y4m::FrameFile::raw(raw).map(drop),
+            VideoSource::Path(path) if path.is_dir() => images::list(path).map(drop),
+            VideoSource::Path(path) => match Container::sniff(path)? {
+                Container::Y4m => y4m::FrameFile::y4m(path).map(drop),
+                Container::Matroska { .. } | Container::Ivf => Ok(()),
+                other => Err(refuse_file(path, other)),
+            },
+        }
+    }
+
+    /// The VP9 clip whose frames go into the pack as they are, when the
+    /// source is one: a WebM, Matroska or IVF file. Such a file whose video
+    /// is not VP9 profile 0 is refused, with the way to encode it instead.
+    pub fn clip(&self) -> Result<Option<VideoClip>, Error> {
+        match self {
+            VideoSource::Path(path) if !path.is_dir() => match Container::sniff(path)? {
+                c @ (Container::Matroska { .. } | Container::Ivf) => {
+                    crate::clip::read_video(path, c).map(Some)
+                }
+                _ => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Refuses a file `--video` cannot take, saying what it is.
+fn refuse_file(path: &Path, container: Container) -> Error {
+    let what =
+        match container {
+            Container::Mp4 => format!(
+            "is an MP4 file, whose video synth-encode does not demux: {}; or, to copy its frames, \
+             put VP9 in WebM: ffmpeg -i {} -c:v libvpx-vp9 clip.webm",
+            crate::clip::video_encode_hint(path),
+            path.display()
+        ),
+            Container::Ogg | Container::Wav => {
+                format!(
+            "is {} file, not video: --video takes a JPEG directory, a Y4M, WebM or IVF file, \
+             or i420:WxH:RATE:FILE",
+            if container == Container::Ogg { "an Ogg" } else { "a WAV" }
+        )
+            }
+            _ => "is not a video file synth-encode reads: --video takes a JPEG directory, a Y4M, \
+              WebM or IVF file, or i420:WxH:RATE:FILE"
+                .to_string(),
+        };
+    Error::media(path, what)
 }
 
 /// A loaded video source, shared by all renditions.
@@ -86,6 +171,15 @@ impl fmt::Display for VideoSource {
 pub enum Footage {
     /// A built-in pattern.
     Pattern(Pattern),
+    /// The frames of a Y4M or I420 file, scaled to each requested size.
+    Motion {
+        /// What was read, for the user.
+        description: String,
+        /// Frames per second of the file, as `num / den`.
+        rate: (u32, u32),
+        /// For each requested (width, height), the scaled frames in order.
+        scaled: Vec<((u32, u32), Vec<RgbImage>)>,
+    },
     /// JPEGs in natural order, scaled to each requested size, each held `hold` frames.
     Images {
         /// The files, in play order.
@@ -100,12 +194,46 @@ pub enum Footage {
 }
 
 impl Footage {
-    /// Loads `source` for renditions of the given (width, height) `sizes`; a JPEG
-    /// directory is listed, decoded and scaled to every size, each image held `hold` frames.
+    /// Loads `source` for renditions of the given (width, height) `sizes`:
+    /// [`Footage::load_for`] a loop of any length (a Y4M or I420 file is read whole).
     pub fn load(source: &VideoSource, hold: u32, sizes: &[(u32, u32)]) -> Result<Footage, Error> {
+        Footage::load_for(source, hold, sizes, f64::INFINITY)
+    }
+
+    /// Loads `source` for renditions of the given (width, height) `sizes`
+    /// and a loop of `seconds`: a JPEG directory is listed, decoded and scaled
+    /// to every size, each image held `hold` frames; a Y4M or I420 file's
+    /// first `seconds` (all of it, when shorter) are read and scaled. A clip
+    /// to copy ([`VideoSource::clip`]) is not footage, and is refused here.
+    pub fn load_for(
+        source: &VideoSource,
+        hold: u32,
+        sizes: &[(u32, u32)],
+        seconds: f64,
+    ) -> Result<Footage, Error> {
         let dir = match source {
             VideoSource::Pattern(p) => return Ok(Footage::Pattern(*p)),
-            VideoSource::Images(dir) => dir,
+            VideoSource::Raw(raw) => {
+                let file = y4m::FrameFile::raw(raw)?;
+                return load_motion(file, &raw.path, "I420", sizes, seconds);
+            }
+            VideoSource::Path(path) if path.is_dir() => path,
+            VideoSource::Path(path) => {
+                return match Container::sniff(path)? {
+                    Container::Y4m => {
+                        load_motion(y4m::FrameFile::y4m(path)?, path, "Y4M", sizes, seconds)
+                    }
+                    Container::Matroska { .. } | Container::Ivf => Err(Error::invalid(
+                        "video source",
+                        format!(
+                            "{} is a clip to copy, not footage to encode",
+                            path.display()
+                        ),
+                    )),
+                    // (A missing path fails to open in `sniff`.)
+                    other => Err(refuse_file(path, other)),
+                };
+            }
         };
         if hold == 0 {
             return Err(Error::invalid("image hold", "must be at least 1 frame"));
@@ -155,6 +283,7 @@ impl Footage {
     pub fn describe(&self) -> String {
         match self {
             Footage::Pattern(p) => format!("pattern {p} with a bouncing ball and a frame counter"),
+            Footage::Motion { description, .. } => description.clone(),
             Footage::Images {
                 files,
                 source_size: (w, h),
@@ -179,21 +308,25 @@ impl Footage {
     /// A frame renderer for one `width`×`height` rendition at `fps`. For JPEGs,
     /// the size must be one of those given to [`Footage::load`].
     pub fn frames(&self, width: u32, height: u32, fps: u32) -> Result<Frames, Error> {
+        let at_size = |scaled: &[((u32, u32), Vec<RgbImage>)]| {
+            scaled
+                .iter()
+                .find(|(size, _)| *size == (width, height))
+                .map(|(_, pictures)| pictures.clone())
+                .ok_or_else(|| {
+                    Error::invalid("video size", format!("{width}x{height} was not loaded"))
+                })
+        };
         let content = match self {
             Footage::Pattern(p) => Content::Pattern(*p),
-            Footage::Images { scaled, hold, .. } => {
-                let pictures = scaled
-                    .iter()
-                    .find(|(size, _)| *size == (width, height))
-                    .map(|(_, pictures)| pictures.clone())
-                    .ok_or_else(|| {
-                        Error::invalid("video size", format!("{width}x{height} was not loaded"))
-                    })?;
-                Content::Stills {
-                    scaled: pictures,
-                    hold: *hold,
-                }
-            }
+            Footage::Images { scaled, hold, .. } => Content::Stills {
+                scaled: at_size(scaled)?,
+                hold: *hold,
+            },
+            Footage::Motion { scaled, rate, .. } => Content::Motion {
+                scaled: at_size(scaled)?,
+                rate: *rate,
+            },
         };
         Ok(Frames {
             content,
@@ -208,7 +341,99 @@ impl Footage {
 
 enum Content {
     Pattern(Pattern),
-    Stills { scaled: Vec<RgbImage>, hold: u32 },
+    Stills {
+        scaled: Vec<RgbImage>,
+        hold: u32,
+    },
+    Motion {
+        scaled: Vec<RgbImage>,
+        rate: (u32, u32),
+    },
+}
+
+/// Reads a frame file's first `seconds` (with a frame to spare) and scales
+/// every frame to every size, a batch of frames at a time on all cores.
+fn load_motion(
+    mut file: y4m::FrameFile,
+    path: &Path,
+    kind: &str,
+    sizes: &[(u32, u32)],
+    seconds: f64,
+) -> Result<Footage, Error> {
+    let format = file.format().clone();
+    let (num, den) = format.rate;
+    // Saturates for an unbounded loop: the whole file.
+    let wanted = ((seconds * num as f64 / den as f64).ceil() as usize).saturating_add(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut scaled: Vec<((u32, u32), Vec<RgbImage>)> =
+        sizes.iter().map(|&size| (size, Vec::new())).collect();
+    let mut read = 0;
+    let mut ended = false;
+    while read < wanted && !ended {
+        let mut batch = Vec::new();
+        while batch.len() < threads * 2 && read + batch.len() < wanted {
+            let mut buf = Vec::new();
+            if !file.next_frame(&mut buf)? {
+                ended = true;
+                break;
+            }
+            batch.push(buf);
+        }
+        let convert = |frame: &Vec<u8>| -> Vec<RgbImage> {
+            let rgb = crate::yuv::planes_to_rgb(
+                format.planes(frame),
+                format.width,
+                format.height,
+                format.full_range,
+            );
+            sizes
+                .iter()
+                .map(|&(w, h)| images::cover(&rgb, w, h))
+                .collect()
+        };
+        let done: Vec<Vec<RgbImage>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|frame| s.spawn(move || convert(frame)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a frame scaling thread panicked"))
+                .collect()
+        });
+        read += done.len();
+        for per_size in done {
+            for (slot, picture) in scaled.iter_mut().zip(per_size) {
+                slot.1.push(picture);
+            }
+        }
+    }
+    if read == 0 {
+        return Err(Error::media(path, "holds no frames"));
+    }
+    let rate = if den == 1 {
+        format!("{num} fps")
+    } else {
+        format!("{:.3} fps", num as f64 / den as f64)
+    };
+    let description = format!(
+        "{}: {kind} {}x{} at {rate}{}, {read} frames read ({:.2} s){}, scaled to cover and centre-cropped",
+        path.display(),
+        format.width,
+        format.height,
+        if format.full_range { ", full range" } else { "" },
+        read as f64 * den as f64 / num as f64,
+        if ended && (read as f64) < seconds * num as f64 / den as f64 {
+            ", played forward and back to fill the loop"
+        } else {
+            ""
+        }
+    );
+    Ok(Footage::Motion {
+        description,
+        rate: format.rate,
+        scaled,
+    })
 }
 
 /// Renders the frames of one rendition.
@@ -247,6 +472,13 @@ impl Frames {
             Content::Pattern(p) => p.draw(&mut self.rgb, index, self.fps),
             Content::Stills { scaled, hold } => {
                 let picture = &scaled[images::sequence_index(index, scaled.len(), *hold)];
+                self.rgb.copy_from_slice(picture);
+            }
+            Content::Motion { scaled, rate } => {
+                // The file's frame at this frame's time, at the file's own rate.
+                let at = index as u64 * rate.0 as u64 / (rate.1 as u64 * self.fps.max(1) as u64);
+                let at = at.min(u32::MAX as u64) as u32;
+                let picture = &scaled[images::sequence_index(at, scaled.len(), 1)];
                 self.rgb.copy_from_slice(picture);
             }
         }
@@ -346,8 +578,11 @@ mod tests {
         );
         assert_eq!(
             "media/".parse::<VideoSource>().unwrap(),
-            VideoSource::Images("media/".into())
+            VideoSource::Path("media/".into())
         );
+        let raw = "i420:320x180:25:a.yuv".parse::<VideoSource>().unwrap();
+        assert_eq!(raw.to_string(), "i420:320x180:25:a.yuv");
+        assert!("i420:320x180".parse::<VideoSource>().is_err());
         assert!("".parse::<VideoSource>().is_err());
     }
 
@@ -397,7 +632,7 @@ mod tests {
     #[test]
     fn missing_directory_is_a_read_error() {
         let err = Footage::load(
-            &VideoSource::Images("/nonexistent/dir".into()),
+            &VideoSource::Path("/nonexistent/dir".into()),
             1,
             &[(320, 180)],
         )
