@@ -38,7 +38,7 @@ use crate::audio::{self, vad, AudioSource};
 use crate::clip::{AudioClip, VideoClip};
 use crate::container::Container;
 use crate::opus::{OpusFrameEncoder, FRAME_SAMPLES};
-use crate::plan::{self, Plan, AUDIO_FRAME_TICKS};
+use crate::plan::{self, Plan};
 use crate::rendition::{Rendition, RenditionFile, Screen};
 use crate::video::slides::Slides;
 use crate::video::{Footage, Frames, Pattern, VideoSource};
@@ -221,9 +221,14 @@ struct AudioTrack {
 
 /// An audio track's frames to be.
 enum AudioContent {
-    /// One loop of 48 kHz mono PCM to encode in 20 ms frames, and each
-    /// frame's voice activity.
-    Pcm { pcm: Vec<f32>, voice: Vec<bool> },
+    /// One loop of 48 kHz mono PCM to encode in frames of `frame` samples
+    /// (20 ms but for the silence beside a copied clip, which takes the
+    /// clip's packet length), and each frame's voice activity.
+    Pcm {
+        pcm: Vec<f32>,
+        voice: Vec<bool>,
+        frame: u32,
+    },
     /// Opus packets copied from a clip, each `ticks` long, and each packet's
     /// voice activity (from the decoded packets).
     Copied {
@@ -714,11 +719,16 @@ fn audio_tracks(
             content: AudioContent::Pcm {
                 voice: vad::detect(&pcm.samples),
                 pcm: pcm.samples,
+                frame: FRAME_SAMPLES as u32,
             },
         })
         .collect();
+    // The silence a client sends when it is not its turn replaces the voice
+    // frame for frame, so beside a copied clip it has the clip's packet length.
+    let mut silence_frame = FRAME_SAMPLES as u32;
     if let Some(mut clip) = clip {
         let samples = clip.packet_samples as u64;
+        silence_frame = clip.packet_samples;
         let n = (plan.audio_loop_ticks() / samples) as usize;
         let total = clip.packets.len();
         let description = clip.describe();
@@ -769,7 +779,8 @@ fn audio_tracks(
         },
         content: AudioContent::Pcm {
             pcm: vec![0.0; plan.audio_samples()],
-            voice: vec![false; plan.audio_frames as usize],
+            voice: vec![false; plan.audio_samples() / silence_frame as usize],
+            frame: silence_frame,
         },
     });
     Ok(tracks)
@@ -878,7 +889,7 @@ fn write_pack(
     let audio_frames: u64 = audio
         .iter()
         .map(|a| match &a.content {
-            AudioContent::Pcm { .. } => plan.audio_frames as u64,
+            AudioContent::Pcm { voice, .. } => voice.len() as u64,
             AudioContent::Copied { packets, .. } => packets.len() as u64,
         })
         .sum();
@@ -891,8 +902,8 @@ fn write_pack(
     let mut encoded = encode_audio(&audio, options.audio_bitrate)?.into_iter();
     for (a, &id) in audio.iter().zip(&audio_ids) {
         let (packets, ticks, voice) = match &a.content {
-            AudioContent::Pcm { voice, .. } => {
-                (encoded.next().unwrap_or_default(), AUDIO_FRAME_TICKS, voice)
+            AudioContent::Pcm { voice, frame, .. } => {
+                (encoded.next().unwrap_or_default(), *frame, voice)
             }
             AudioContent::Copied {
                 packets,
@@ -1040,9 +1051,9 @@ fn pack_write_error(output: &Path, e: synth_common::pack::Error) -> Error {
 /// ms frames), one thread a track, each with its own encoder at `bitrate`:
 /// their packets in order, one list per PCM track (copied tracks have none).
 fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>, Error> {
-    let encode = |pcm: &[f32]| -> Result<Vec<Vec<u8>>, Error> {
-        let mut encoder = OpusFrameEncoder::new(bitrate)?;
-        pcm.chunks_exact(FRAME_SAMPLES)
+    let encode = |pcm: &[f32], frame: u32| -> Result<Vec<Vec<u8>>, Error> {
+        let mut encoder = OpusFrameEncoder::with_frame(bitrate, frame as usize)?;
+        pcm.chunks_exact(frame as usize)
             .map(|frame| encoder.encode(frame).map(<[u8]>::to_vec))
             .collect()
     };
@@ -1050,10 +1061,10 @@ fn encode_audio(audio: &[AudioTrack], bitrate: u32) -> Result<Vec<Vec<Vec<u8>>>,
         let handles: Vec<_> = audio
             .iter()
             .filter_map(|a| match &a.content {
-                AudioContent::Pcm { pcm, .. } => Some(pcm),
+                AudioContent::Pcm { pcm, frame, .. } => Some((pcm, *frame)),
                 AudioContent::Copied { .. } => None,
             })
-            .map(|pcm| scope.spawn(move || encode(pcm)))
+            .map(|(pcm, frame)| scope.spawn(move || encode(pcm, frame)))
             .collect();
         handles
             .into_iter()

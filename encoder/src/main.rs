@@ -62,7 +62,7 @@ enum Command {
 /// --rendition-file WxH=FILE) is copied instead: its VP9 frames or Opus
 /// packets go into the pack unchanged. A clip is never stretched, so the loop
 /// is then the shortest of --duration and the clips, rounded down to whole
-/// frames, and the clips are cut there. encoder/INPUTS.md has an example of
+/// frames, and the clips are cut there. docs/src/inputs.md has an example of
 /// every input.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:

@@ -21,19 +21,40 @@ pub const FRAME_SAMPLES: usize = AUDIO_FRAME_TICKS as usize;
 pub const DEFAULT_BITRATE: u32 = 32_000;
 /// Lowest and highest bitrate libopus accepts for mono, bit/s.
 pub const BITRATE_RANGE: std::ops::RangeInclusive<u32> = 6_000..=510_000;
-/// Largest packet we make room for (RFC 6716 recommends 1275 bytes per frame).
-const MAX_PACKET: usize = 1500;
+/// Largest packet we make room for: RFC 6716 recommends 1275 bytes per
+/// 20 ms frame, and a 60 ms packet holds three.
+const MAX_PACKET: usize = 4000;
 
-/// Encodes 20 ms frames of 48 kHz mono PCM into Opus packets.
+/// Frame lengths libopus encodes in one packet that are whole milliseconds:
+/// 10, 20, 40 and 60 ms, in 48 kHz samples.
+pub const FRAME_LENGTHS: [usize; 4] = [480, 960, 1920, 2880];
+
+/// Encodes frames of 48 kHz mono PCM (20 ms unless told) into Opus packets.
 pub struct OpusFrameEncoder {
     encoder: opus::Encoder,
     packet: Vec<u8>,
     bitrate: u32,
+    frame: usize,
 }
 
 impl OpusFrameEncoder {
-    /// A CBR VOIP encoder at `bitrate` bit/s.
+    /// A CBR VOIP encoder of 20 ms frames at `bitrate` bit/s.
     pub fn new(bitrate: u32) -> Result<OpusFrameEncoder, Error> {
+        OpusFrameEncoder::with_frame(bitrate, FRAME_SAMPLES)
+    }
+
+    /// A CBR VOIP encoder of frames of `frame` samples (one of
+    /// [`FRAME_LENGTHS`]) at `bitrate` bit/s.
+    pub fn with_frame(bitrate: u32, frame: usize) -> Result<OpusFrameEncoder, Error> {
+        if !FRAME_LENGTHS.contains(&frame) {
+            return Err(Error::invalid(
+                "Opus frame",
+                format!(
+                    "{} ms (this encoder makes 10, 20, 40 or 60 ms frames)",
+                    frame as f64 / 48.0
+                ),
+            ));
+        }
         if !BITRATE_RANGE.contains(&bitrate) {
             return Err(Error::invalid(
                 "audio bitrate",
@@ -56,6 +77,7 @@ impl OpusFrameEncoder {
             encoder,
             packet: vec![0; MAX_PACKET],
             bitrate,
+            frame,
         })
     }
 
@@ -64,15 +86,17 @@ impl OpusFrameEncoder {
         self.bitrate
     }
 
-    /// Encodes one frame of exactly [`FRAME_SAMPLES`] samples; the packet is
-    /// valid until the next call.
+    /// Encodes one frame of exactly the encoder's frame length (20 ms:
+    /// [`FRAME_SAMPLES`], unless made [`OpusFrameEncoder::with_frame`]); the
+    /// packet is valid until the next call.
     pub fn encode(&mut self, pcm: &[f32]) -> Result<&[u8], Error> {
-        if pcm.len() != FRAME_SAMPLES {
+        if pcm.len() != self.frame {
             return Err(Error::invalid(
                 "audio frame",
                 format!(
-                    "{} samples (Opus frames here are {FRAME_SAMPLES})",
-                    pcm.len()
+                    "{} samples (Opus frames here are {})",
+                    pcm.len(),
+                    self.frame
                 ),
             ));
         }

@@ -485,6 +485,48 @@ fn ffmpeg_mp3_is_decoded_and_encoded() {
     assert!(reader.frames(id).all(|f| f.voice));
 }
 
+/// Regression: a copied clip of 60 ms Opus packets stood beside a silence
+/// track of 20 ms frames, and a client that stopped talking took the silence
+/// frame of the same index, 40 ms of the loop per frame away from the voice
+/// packet it replaced. The silence now has the clip's packet length.
+#[test]
+fn the_silence_beside_a_copied_clip_has_its_packet_length() {
+    if !ffmpeg_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ogg = dir.path().join("sixty.ogg");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "3",
+        "-c:a",
+        "libopus",
+        "-frame_duration",
+        "60",
+        ogg.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("sixty.pack");
+    let options = small_options(&output, ogg.to_str().unwrap(), "bars", &["160x90@60"], 2);
+    build_pack(&options);
+    let reader = Reader::open(&output).unwrap();
+    let voice = reader.track_by_name("audio-opus").unwrap();
+    let silence = reader.track_by_name("audio-silence").unwrap();
+    let lengths = |id: usize| reader.frames(id).map(|f| f.duration).collect::<Vec<_>>();
+    assert!(
+        lengths(voice).iter().all(|&d| d == 2880),
+        "{:?}",
+        lengths(voice)
+    );
+    assert_eq!(lengths(silence), lengths(voice));
+    for f in reader.frames(silence) {
+        assert_eq!(opus::packet::get_nb_samples(f.data, 48_000).unwrap(), 2880);
+    }
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_synth-encode"))
         .args(args)

@@ -457,10 +457,12 @@ pub(crate) fn opus_clip(
         }
     }
     let packet_samples = samples.expect("at least one packet");
-    // The loop length is counted in whole milliseconds.
-    if packet_samples % 48 != 0 {
+    // The silence track beside the clip is encoded with the clip's packet
+    // length (it replaces the voice packet for packet), so the length must be
+    // one libopus encodes in one frame.
+    if !crate::opus::FRAME_LENGTHS.contains(&(packet_samples as usize)) {
         return Err(bad(format!(
-            "{track}: {} ms Opus packets; passthrough takes packets of whole milliseconds (10, 20, 40, 60 ...); {}",
+            "{track}: {} ms Opus packets; passthrough takes packets of 10, 20, 40 or 60 ms; {}",
             packet_samples as f64 / 48.0,
             audio_encode_hint(path)
         )));
