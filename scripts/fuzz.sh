@@ -22,8 +22,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 if ! rustup toolchain list | grep -q '^nightly'; then
   rustup toolchain install nightly --profile minimal
 fi
+# A debug build of cargo-fuzz compiles in far less time; it only drives the build and the
+# fuzzers, which are built optimized (and sanitized) all the same.
 if ! command -v cargo-fuzz >/dev/null; then
-  cargo install cargo-fuzz --locked
+  cargo install cargo-fuzz --locked --debug
 fi
 
 jobs=${FUZZ_JOBS:-1}
