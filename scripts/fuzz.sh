@@ -9,8 +9,14 @@
 #   scripts/fuzz.sh                 # every target, 60 s each
 #   scripts/fuzz.sh 600 pack_raw    # one target, 10 minutes
 #   FUZZ_JOBS=2 scripts/fuzz.sh     # two targets at a time
+#   scripts/fuzz.sh --tools         # only install what it needs (nightly, cargo-fuzz)
 set -euo pipefail
 
+tools_only=false
+if [ "${1:-}" = --tools ]; then
+  tools_only=true
+  shift
+fi
 secs=${1:-60}
 shift || true
 targets=("$@")
@@ -26,6 +32,9 @@ fi
 # fuzzers, which are built optimized (and sanitized) all the same.
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked --debug
+fi
+if $tools_only; then
+  exit 0
 fi
 
 jobs=${FUZZ_JOBS:-1}
