@@ -48,6 +48,13 @@ pub struct KeyFrame {
 /// type; `None` for bytes that are not a VP9 frame header.
 pub fn profile(frame: &[u8]) -> Option<u8> {
     let mut b = Bits { buf: frame, pos: 0 };
+    read_profile(&mut b)
+}
+
+/// The frame marker and the profile, the first bits of every VP9 frame
+/// header; `None` when the marker is wrong or the reserved bit of profile 3
+/// is set.
+fn read_profile(b: &mut Bits<'_>) -> Option<u8> {
     if b.read(2)? != 2 {
         return None;
     }
@@ -69,14 +76,7 @@ pub fn key_frame_size(frame: &[u8]) -> Option<(u32, u32)> {
 /// other frame, or bytes that are not a VP9 frame header.
 pub fn key_frame(frame: &[u8]) -> Option<KeyFrame> {
     let mut b = Bits { buf: frame, pos: 0 };
-    if b.read(2)? != 2 {
-        return None;
-    }
-    let low = b.read(1)?;
-    let profile = (b.read(1)? << 1) | low;
-    if profile == 3 && b.read(1)? != 0 {
-        return None;
-    }
+    let profile = u32::from(read_profile(&mut b)?);
     // show_existing_frame: a frame shown again, no header of its own.
     if b.read(1)? == 1 {
         return None;
