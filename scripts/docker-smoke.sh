@@ -31,7 +31,7 @@ CLIENTS=${CLIENTS:-6}
 say() { echo "docker-smoke: $*" >&2; }
 
 if ! docker info >/dev/null 2>&1; then
-  say "SKIPPED: no Docker engine reachable (set DOCKER_HOST; see shared NOTES.md on starting dockerd)"
+  say "SKIPPED: no Docker engine reachable (set DOCKER_HOST; docs/src/deploy.md says how to start one)"
   exit 77
 fi
 
