@@ -187,7 +187,7 @@ pub(crate) fn summary(s: &RelayStats) -> String {
     );
     out += &format!(
         "received from {} users: audio {} packets ({} missing), video {} frames ({} key, {} missing), \
-         screen {} frames, {} heartbeats, {} other, {} malformed\n",
+         screen {} frames, {} heartbeats, {} diagnostics, {} health, {} other, {} malformed\n",
         s.per_user.len(),
         t.audio_packets,
         missing.0,
@@ -196,6 +196,8 @@ pub(crate) fn summary(s: &RelayStats) -> String {
         missing.1,
         t.screen_packets,
         t.heartbeats,
+        t.diagnostics,
+        t.health,
         t.connection_packets + t.keyframe_requests + t.rtt + t.other,
         t.malformed
     );

@@ -10,7 +10,7 @@
 //! and from its first non-RTT packet on has its packets relayed to every
 //! other member: media on a new uni stream each, other packets as datagrams
 //! when small. What each user sent is counted (`stats`) so tests can check
-//! a sender against what the relay saw.
+//! a sender against what the relay saw, and what the relay sent to it.
 //!
 //! The relay can also be told to misbehave (`fault`): drop a share of the
 //! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall
@@ -42,8 +42,8 @@ pub use admission::Refusal;
 pub use cli::{run_cli, RelayArgs};
 pub use fault::Stall;
 pub use stats::{
-    FlagChange, InjectedDrops, RelayStats, SessionEnd, SessionRecord, StallWindow, UserStats,
-    FLAG_CHANGES_MAX, SESSION_LOG_MAX,
+    ByType, FlagChange, InjectedDrops, RelayStats, SessionEnd, SessionRecord, StallWindow,
+    Transports, UserStats, FLAG_CHANGES_MAX, SESSION_LOG_MAX,
 };
 
 use capture::Capture;

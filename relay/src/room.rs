@@ -15,14 +15,22 @@ use bytes::Bytes;
 use synth_common::wire;
 use tokio::sync::mpsc;
 
-use super::stats::Injected;
+use super::route::Type;
+use super::stats::{Injected, SentCounts};
 
 /// Packets queued per receiving session before the relay drops (upstream's channel size).
 pub(crate) const QUEUE_LEN: usize = 256;
 
-/// Something to send to one session.
+/// Something to send to one session, and what it is (counted once sent).
 #[derive(Debug, Clone)]
-pub(crate) enum Outbound {
+pub(crate) struct Outbound {
+    pub(crate) ty: Type,
+    pub(crate) carry: Carry,
+}
+
+/// How a packet goes out.
+#[derive(Debug, Clone)]
+pub(crate) enum Carry {
     /// One uni stream carrying the first bytes then the second (a session-id
     /// field appended to a relayed wrapper, or empty).
     Stream(Bytes, Bytes),
@@ -31,19 +39,28 @@ pub(crate) enum Outbound {
 }
 
 impl Outbound {
+    /// A packet on a uni stream of its own.
+    pub(crate) fn stream(ty: Type, body: Bytes) -> Outbound {
+        Outbound {
+            ty,
+            carry: Carry::Stream(body, Bytes::new()),
+        }
+    }
+
     /// A packet with `suffix` appended, as a datagram if it is not media and
-    /// small enough, else as a uni stream.
-    pub(crate) fn auto(body: Bytes, suffix: Bytes, media: bool) -> Outbound {
-        if media || body.len() + suffix.len() > wire::DATAGRAM_MAX {
-            Outbound::Stream(body, suffix)
+    /// small enough, else as a uni stream (upstream's `send_auto`).
+    pub(crate) fn auto(ty: Type, body: Bytes, suffix: Bytes, media: bool) -> Outbound {
+        let carry = if media || body.len() + suffix.len() > wire::DATAGRAM_MAX {
+            Carry::Stream(body, suffix)
         } else if suffix.is_empty() {
-            Outbound::Datagram(body)
+            Carry::Datagram(body)
         } else {
             let mut v = Vec::with_capacity(body.len() + suffix.len());
             v.extend_from_slice(&body);
             v.extend_from_slice(&suffix);
-            Outbound::Datagram(v.into())
-        }
+            Carry::Datagram(v.into())
+        };
+        Outbound { ty, carry }
     }
 }
 
@@ -70,6 +87,8 @@ pub(crate) struct Member {
     pub(crate) tx: mpsc::Sender<Outbound>,
     /// What injected faults did to deliveries to this session.
     pub(crate) injected: Injected,
+    /// What this session's writer sent, by type and transport.
+    pub(crate) sent: SentCounts,
 }
 
 impl Member {
@@ -319,6 +338,7 @@ mod tests {
             observer,
             tx,
             injected: Injected::default(),
+            sent: SentCounts::default(),
         };
         (Arc::new(m), rx)
     }
@@ -385,7 +405,7 @@ mod tests {
         let (b, mut rb) = member(2, "b", false);
         let j = rooms.join("r", a);
         rooms.join("r", b);
-        let out = Outbound::Datagram(Bytes::from_static(b"x"));
+        let out = Outbound::auto(Type::Other, Bytes::from_static(b"x"), Bytes::new(), false);
         // Queue of 2: the third broadcast finds a's queue full (a never drains).
         assert_eq!(j.room.broadcast(&out, None), 0);
         assert_eq!(j.room.broadcast(&out, None), 0);
@@ -397,18 +417,14 @@ mod tests {
     fn outbound_auto() {
         let small = Bytes::from_static(&[1; 100]);
         let sfx = Bytes::from_static(&[0x20, 5]);
-        assert!(matches!(
-            Outbound::auto(small.clone(), sfx.clone(), true),
-            Outbound::Stream(..)
-        ));
-        match Outbound::auto(small.clone(), sfx.clone(), false) {
-            Outbound::Datagram(d) => assert_eq!(d.len(), 102),
+        let auto =
+            |body: &Bytes, media| Outbound::auto(Type::Other, body.clone(), sfx.clone(), media);
+        assert!(matches!(auto(&small, true).carry, Carry::Stream(..)));
+        match auto(&small, false).carry {
+            Carry::Datagram(d) => assert_eq!(d.len(), 102),
             o => panic!("{o:?}"),
         }
         let big = Bytes::from(vec![0u8; wire::DATAGRAM_MAX]);
-        assert!(matches!(
-            Outbound::auto(big, sfx, false),
-            Outbound::Stream(..)
-        ));
+        assert!(matches!(auto(&big, false).carry, Carry::Stream(..)));
     }
 }

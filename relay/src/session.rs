@@ -31,9 +31,9 @@ use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
 
 use super::capture::{self, Capture, Handles, Medium};
 use super::fault::{Phase, SenderFaults};
-use super::room::{Member, Offer, Outbound, View, QUEUE_LEN};
-use super::route::Kind;
-use super::stats::{Injected, SessionEnd, SessionRecord, Tally, UserStats};
+use super::room::{Carry, Member, Offer, Outbound, View, QUEUE_LEN};
+use super::route::{Kind, Type};
+use super::stats::{Injected, SentCounts, SessionEnd, SessionRecord, Tally, UserStats};
 use super::Shared;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
@@ -77,11 +77,13 @@ impl Live {
     }
 
     /// This session's counters per user, ready to merge: what it sent,
-    /// and under its own user id what faults did to what it was sent.
+    /// and under its own user id what faults did to what it was sent, and
+    /// what it was sent.
     pub(crate) fn snapshot(&self) -> Vec<(String, UserStats)> {
         let mut users: Vec<_> = self.tally().snapshot().collect();
         if let Some((_, own)) = users.first_mut() {
             self.member.injected.add_to(own);
+            self.member.sent.add_to(&mut own.sent_by_type);
         }
         users
     }
@@ -93,7 +95,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let mut s = Sender::join(shared.clone(), &who, tx);
     let session_id = s.me.session_id;
     tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
-    let writer = tokio::spawn(write_loop(session.clone(), rx));
+    let writer = tokio::spawn(write_loop(session.clone(), rx, s.me.clone()));
     let (end, why) = s.read_loop(&session, shared.shutdown.subscribe()).await;
     s.live.tally().ended(clock::unix_ms_u64(), end);
     tracing::debug!(session_id, user = %who.user_id, why, "session ended");
@@ -164,11 +166,14 @@ impl Sender {
         };
         // The greeting goes first, so it is ahead of anything relayed.
         let greeting = [
-            wire::session_assigned(session_id),
-            wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64()),
+            Outbound::stream(Type::SessionAssigned, wire::session_assigned(session_id)),
+            Outbound::stream(
+                Type::Meeting,
+                wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64()),
+            ),
         ];
         for g in greeting {
-            let _ = tx.try_send(Outbound::Stream(g, Bytes::new()));
+            let _ = tx.try_send(g);
         }
 
         let order = shared.next_order();
@@ -180,12 +185,15 @@ impl Sender {
             observer: who.observer,
             tx,
             injected: Injected::default(),
+            sent: SentCounts::default(),
         });
         let joined = shared.rooms.join(&who.room, me.clone());
         // As upstream: the newcomer hears about everyone already there.
         for m in &joined.existing {
             let p = wire::participant(&who.room, m.participant(), true);
-            let _ = me.tx.try_send(Outbound::auto(p, Bytes::new(), false));
+            let _ = me
+                .tx
+                .try_send(Outbound::auto(Type::Meeting, p, Bytes::new(), false));
         }
         let live = Arc::new(Live {
             member: me.clone(),
@@ -353,17 +361,15 @@ impl Sender {
         };
         let unix_ms = clock::unix_ms_u64();
         let mut tally = self.live.tally();
-        let kind = tally.count(parsed.as_ref(), bytes.len(), datagram, unix_ms);
+        let (kind, ty) = tally.count(parsed.as_ref(), bytes.len(), datagram, unix_ms);
         if kind != Kind::Rtt && !self.active {
             self.active = true;
             tally.joined(unix_ms);
             if self.announce {
                 let p = wire::participant(&self.view.room().name, self.me.participant(), true);
-                self.shared.count_drops(
-                    self.view
-                        .room()
-                        .broadcast(&Outbound::auto(p, Bytes::new(), false), None),
-                );
+                let out = Outbound::auto(Type::Meeting, p, Bytes::new(), false);
+                self.shared
+                    .count_drops(self.view.room().broadcast(&out, None));
             }
         }
         if let (Some(cap), Some(p), Kind::Video | Kind::Screen) =
@@ -378,10 +384,13 @@ impl Sender {
         let media = match kind {
             Kind::Malformed | Kind::Dropped => return,
             Kind::Rtt => {
-                let echo = if datagram {
-                    Outbound::Datagram(bytes.clone())
-                } else {
-                    Outbound::Stream(bytes.clone(), Bytes::new())
+                let echo = Outbound {
+                    ty,
+                    carry: if datagram {
+                        Carry::Datagram(bytes.clone())
+                    } else {
+                        Carry::Stream(bytes.clone(), Bytes::new())
+                    },
                 };
                 if self.me.offer(echo) == Offer::Full {
                     self.shared.count_drops(1);
@@ -415,7 +424,7 @@ impl Sender {
         // is, a 100-byte audio packet would hold that batch for as long as
         // it waits, 256 deep per receiver; a copy holds only itself (one copy
         // per packet, shared by every receiver).
-        let out = Outbound::auto(Bytes::copy_from_slice(&bytes), suffix, media);
+        let out = Outbound::auto(ty, Bytes::copy_from_slice(&bytes), suffix, media);
         let inject = match &mut self.faults {
             Some(f) => f.packet(kind),
             None => None,
@@ -449,14 +458,10 @@ impl Sender {
                 }
                 Offer::Full => {
                     full += 1;
-                    let d = self.congestion.entry(m.session_id).or_insert(Drops {
-                        count: 0,
-                        window_start: now,
-                        last_notify: None,
-                    });
-                    if d.record(now) {
+                    if record_drop(&mut self.congestion, m, now) {
                         let c = wire::congestion(&m.user_id, self.me.session_id);
-                        if self.me.offer(Outbound::auto(c, Bytes::new(), false)) == Offer::Queued {
+                        let out = Outbound::auto(Type::Congestion, c, Bytes::new(), false);
+                        if self.me.offer(out) == Offer::Queued {
                             self.shared.count_congestion();
                         }
                     }
@@ -488,8 +493,8 @@ impl Sender {
                         .departure_due(&room.name, &me.user_id, me.session_id)
                 {
                     let p = wire::participant(&room.name, me.participant(), false);
-                    shared
-                        .count_drops(room.broadcast(&Outbound::auto(p, Bytes::new(), false), None));
+                    let out = Outbound::auto(Type::Meeting, p, Bytes::new(), false);
+                    shared.count_drops(room.broadcast(&out, None));
                 }
             };
             let grace = self.shared.leave_grace;
@@ -580,6 +585,19 @@ impl Limiter {
     }
 }
 
+/// Records a drop of this sender's packet at `receiver`, in `drops` (per
+/// receiving session); true when CONGESTION is due.
+fn record_drop(drops: &mut HashMap<u64, Drops>, receiver: &Member, now: Instant) -> bool {
+    drops
+        .entry(receiver.session_id)
+        .or_insert(Drops {
+            count: 0,
+            window_start: now,
+            last_notify: None,
+        })
+        .record(now)
+}
+
 /// Drops of one sender's packets at one receiver (upstream's `SenderDropState`).
 #[derive(Debug)]
 struct Drops {
@@ -613,18 +631,21 @@ impl Drops {
 }
 
 /// Sends what is queued for one session, in order: a new uni stream per
-/// stream packet, datagrams as they come (a uni stream when too big for the path).
-async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>) {
+/// stream packet, datagrams as they come (a uni stream when too big for the
+/// path). Counts each by type into `me.sent` once handed to QUIC.
+async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>, me: Arc<Member>) {
     while let Some(out) = rx.recv().await {
-        let (body, suffix) = match out {
-            Outbound::Datagram(d) if d.len() <= session.max_datagram_size() => {
+        let (body, suffix) = match out.carry {
+            Carry::Datagram(d) if d.len() <= session.max_datagram_size() => {
                 // Errors: the connection is gone (the reader notices) or the
                 // datagram was refused; either way there is nothing to retry.
-                let _ = session.send_datagram(d);
+                if session.send_datagram(d).is_ok() {
+                    me.sent.count(out.ty, true);
+                }
                 continue;
             }
-            Outbound::Datagram(d) => (d, Bytes::new()),
-            Outbound::Stream(b, s) => (b, s),
+            Carry::Datagram(d) => (d, Bytes::new()),
+            Carry::Stream(b, s) => (b, s),
         };
         let Ok(mut stream) = session.open_uni().await else {
             return;
@@ -637,6 +658,7 @@ async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>) {
         match r {
             Ok(()) => {
                 let _ = stream.finish();
+                me.sent.count(out.ty, false);
             }
             // The receiver stopped this stream: only this packet is lost.
             Err(WriteError::Stopped(_) | WriteError::InvalidStopped(_)) => {}
@@ -685,15 +707,24 @@ mod tests {
 
     /// What is queued for a session now, one short line a packet.
     fn queued(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        queued_carried(rx).into_iter().map(|(l, _)| l).collect()
+    }
+
+    /// What is queued for a session now, one short line a packet, and
+    /// whether it is to go as a datagram.
+    fn queued_carried(rx: &mut mpsc::Receiver<Outbound>) -> Vec<(String, bool)> {
         let mut out = Vec::new();
         while let Ok(o) = rx.try_recv() {
-            let bytes = match o {
-                Outbound::Stream(body, suffix) => [body, suffix].concat(),
-                Outbound::Datagram(d) => d.to_vec(),
+            let (bytes, datagram) = match o.carry {
+                Carry::Stream(body, suffix) => ([body, suffix].concat(), false),
+                Carry::Datagram(d) => (d.to_vec(), true),
             };
-            let p = wire::parse(&bytes).unwrap();
+            let Ok(p) = wire::parse(&bytes) else {
+                out.push((format!("opaque {}", bytes.len()), datagram));
+                continue;
+            };
             let user = String::from_utf8_lossy(p.user_id);
-            out.push(match p.packet_type {
+            let line = match p.packet_type {
                 packet_type::SESSION_ASSIGNED => "assigned".to_string(),
                 packet_type::MEETING => {
                     let m = MeetingPacket::parse_from_bytes(p.data).unwrap();
@@ -705,15 +736,20 @@ mod tests {
                         e => format!("meeting {e:?}"),
                     }
                 }
-                packet_type::MEDIA => match wire::parse_media(p.data).unwrap().media_type {
-                    media_type::AUDIO => format!("audio {user}"),
-                    media_type::KEYFRAME_REQUEST => format!("keyframe request {user}"),
-                    t => format!("media {t} {user}"),
+                packet_type::MEDIA => match wire::parse_media(p.data) {
+                    Ok(m) if m.media_type == media_type::AUDIO => format!("audio {user}"),
+                    Ok(m) if m.media_type == media_type::KEYFRAME_REQUEST => {
+                        format!("keyframe request {user}")
+                    }
+                    Ok(m) => format!("media {} {user}", m.media_type),
+                    Err(_) => format!("opaque media {user}"),
                 },
                 packet_type::CONNECTION => format!("connection {user}"),
-                packet_type::CONGESTION => format!("congestion {user}"),
+                packet_type::DIAGNOSTICS => format!("diagnostics {user}"),
+                packet_type::CONGESTION => format!("congestion {user} {}", p.session_id),
                 t => format!("packet {t} {user}"),
-            });
+            };
+            out.push((line, datagram));
         }
         out
     }
@@ -830,13 +866,15 @@ mod tests {
         let (_slow, mut slow_rx) = session(&shared, "slow", "r", 3);
         let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
         assert_eq!(queued(&mut a_rx), ["assigned", "started", "joined slow"]);
+        let sid = a.me.session_id;
         let t = Instant::now();
         for seq in 0..8 {
             a.on_packet(audio("a", seq), false, t + ms(seq));
         }
         // a's first packet announced it (the slow queue's last place); every
         // audio packet was then dropped there, and the fifth drop told a.
-        assert_eq!(queued(&mut a_rx), ["joined a", "congestion slow"]);
+        let congestion = format!("congestion slow {sid}");
+        assert_eq!(queued(&mut a_rx), ["joined a", &congestion]);
         let s = shared.stats();
         assert_eq!((s.relay_drops, s.congestion_sent), (8, 1));
         assert_eq!(s.per_user["a"].relay_drops, 8);
@@ -844,7 +882,7 @@ mod tests {
         for seq in 8..13 {
             a.on_packet(audio("a", seq), false, t + ms(1200 + seq));
         }
-        assert_eq!(queued(&mut a_rx), ["congestion slow"]);
+        assert_eq!(queued(&mut a_rx), [congestion]);
         assert_eq!(shared.stats().congestion_sent, 2);
         assert_eq!(queued(&mut slow_rx), ["assigned", "started", "joined a"]);
     }
@@ -872,7 +910,7 @@ mod tests {
         );
         let mut bodies = Vec::new();
         while let Ok(o) = b_rx.try_recv() {
-            if let Outbound::Stream(body, _) = o {
+            if let Carry::Stream(body, _) = o.carry {
                 bodies.push(body);
             }
         }

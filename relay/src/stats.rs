@@ -16,6 +16,11 @@
 //! packets are also counted by the state the sender's last heartbeat
 //! announced, and the time between its heartbeats is summed per state
 //! (`Heartbeats`).
+//!
+//! For cadence checks every packet is also counted by type and transport
+//! ([`ByType`]): received, under the wrapper's user id with the time of the
+//! first and the last; and sent, under the receiving session's own user id,
+//! counted by its writer as it hands a packet to QUIC ([`SentCounts`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +29,7 @@ use serde::Serialize;
 use synth_common::seq;
 use synth_common::wire::{self, media_type, packet_type, HeartbeatFlags};
 
-use super::route::{Kind, Track};
+use super::route::{Kind, Track, Type};
 
 /// Most distinct wrapper user ids counted separately per session; the rest
 /// are counted under the session's own id (a client may put anything there).
@@ -122,12 +127,31 @@ pub struct UserStats {
     pub keyframe_requests_limited: u64,
     /// RTT probes (echoed, never relayed).
     pub rtt: u64,
-    /// Any other parseable packet.
+    /// DIAGNOSTICS packets (relayed to the room, as datagrams when small).
+    pub diagnostics: u64,
+    /// HEALTH packets (never relayed).
+    pub health: u64,
+    /// Any other parseable packet: other packet types (a client's
+    /// CONGESTION, MEETING, ...) and other media types.
     pub other: u64,
-    /// Packets that were not a valid `PacketWrapper` (or `MediaPacket`): dropped.
+    /// Packets that were not a valid `PacketWrapper` (or `MediaPacket`):
+    /// dropped (see `received_by_type.unparsed` and `.media_unparsed`).
     pub malformed: u64,
     /// Of all the above, how many came as datagrams rather than uni streams.
     pub datagrams: u64,
+    /// Every packet received under this user id, by type and transport
+    /// (the counts above, split by how they came; `ping` keep-alives are
+    /// not in it).
+    pub received_by_type: ByType,
+    /// When the relay read the first of those packets, Unix ms (`None`
+    /// if none).
+    pub first_packet_unix_ms: Option<u64>,
+    /// When it read the last of them, Unix ms.
+    pub last_packet_unix_ms: Option<u64>,
+    /// What the relay sent to this user's sessions, by type and transport,
+    /// as each session's writer handed it to QUIC (a datagram the path
+    /// could not carry counts as the stream it went on).
+    pub sent_by_type: ByType,
     /// Audio sequence accounting ([`synth_common::seq`]): received, missing
     /// (lost once the run is over), reordered, duplicate, first and last.
     pub audio_seq: seq::Counts,
@@ -193,6 +217,137 @@ pub struct UserStats {
     pub session_log: Vec<SessionRecord>,
     /// Sessions beyond those kept.
     pub session_log_dropped: u64,
+}
+
+/// Packets of one type by how they travelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Transports {
+    /// On uni streams.
+    pub stream: u64,
+    /// As datagrams.
+    pub datagram: u64,
+}
+
+impl Transports {
+    /// Both together.
+    pub fn total(&self) -> u64 {
+        self.stream + self.datagram
+    }
+}
+
+/// Packets by type, each by transport: the wrapper's `packet_type`, and a
+/// MEDIA wrapper's `media_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ByType {
+    /// CONNECTION (4).
+    pub connection: Transports,
+    /// MEDIA, AUDIO.
+    pub audio: Transports,
+    /// MEDIA, VIDEO.
+    pub video: Transports,
+    /// MEDIA, SCREEN.
+    pub screen: Transports,
+    /// MEDIA, HEARTBEAT.
+    pub heartbeat: Transports,
+    /// MEDIA, RTT (probes received; echoes sent).
+    pub rtt: Transports,
+    /// MEDIA, KEYFRAME_REQUEST.
+    pub keyframe_request: Transports,
+    /// MEDIA of any other media type.
+    pub media_other: Transports,
+    /// MEDIA whose `MediaPacket` does not parse (encrypted media).
+    pub media_unparsed: Transports,
+    /// DIAGNOSTICS (5).
+    pub diagnostics: Transports,
+    /// HEALTH (6).
+    pub health: Transports,
+    /// MEETING (7): PARTICIPANT_JOINED/LEFT, MEETING_STARTED.
+    pub meeting: Transports,
+    /// SESSION_ASSIGNED (8).
+    pub session_assigned: Transports,
+    /// CONGESTION (9).
+    pub congestion: Transports,
+    /// Any other packet type.
+    pub other: Transports,
+    /// Not a `PacketWrapper`, or a stream longer than the limit.
+    pub unparsed: Transports,
+}
+
+impl ByType {
+    /// The counts of `ty`.
+    pub(crate) fn get_mut(&mut self, ty: Type) -> &mut Transports {
+        match ty {
+            Type::Connection => &mut self.connection,
+            Type::Audio => &mut self.audio,
+            Type::Video => &mut self.video,
+            Type::Screen => &mut self.screen,
+            Type::Heartbeat => &mut self.heartbeat,
+            Type::Rtt => &mut self.rtt,
+            Type::KeyframeRequest => &mut self.keyframe_request,
+            Type::MediaOther => &mut self.media_other,
+            Type::MediaUnparsed => &mut self.media_unparsed,
+            Type::Diagnostics => &mut self.diagnostics,
+            Type::Health => &mut self.health,
+            Type::Meeting => &mut self.meeting,
+            Type::SessionAssigned => &mut self.session_assigned,
+            Type::Congestion => &mut self.congestion,
+            Type::Other => &mut self.other,
+            Type::Unparsed => &mut self.unparsed,
+        }
+    }
+
+    /// Counts one packet of `ty`.
+    fn count(&mut self, ty: Type, datagram: bool) {
+        let t = self.get_mut(ty);
+        if datagram {
+            t.datagram += 1;
+        } else {
+            t.stream += 1;
+        }
+    }
+
+    /// Adds every count of `o`.
+    fn add(&mut self, o: &ByType) {
+        let mut o = *o;
+        for ty in Type::ALL {
+            let (mine, theirs) = (self.get_mut(ty), o.get_mut(ty));
+            mine.stream += theirs.stream;
+            mine.datagram += theirs.datagram;
+        }
+    }
+
+    /// All packets, both transports.
+    pub fn total(&self) -> Transports {
+        let mut me = *self;
+        Type::ALL.iter().fold(Transports::default(), |acc, &ty| {
+            let t = me.get_mut(ty);
+            Transports {
+                stream: acc.stream + t.stream,
+                datagram: acc.datagram + t.datagram,
+            }
+        })
+    }
+}
+
+/// What a session's writer sent, by type and transport: atomics, written
+/// by that writer only and read by the stats.
+#[derive(Debug, Default)]
+pub(crate) struct SentCounts([AtomicU64; 2 * Type::COUNT]);
+
+impl SentCounts {
+    /// Counts one packet of `ty` handed to QUIC.
+    pub(crate) fn count(&self, ty: Type, datagram: bool) {
+        self.0[2 * ty as usize + datagram as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds these counts to `by`.
+    pub(crate) fn add_to(&self, by: &mut ByType) {
+        for ty in Type::ALL {
+            let t = by.get_mut(ty);
+            t.stream += self.0[2 * ty as usize].load(Ordering::Relaxed);
+            t.datagram += self.0[2 * ty as usize + 1].load(Ordering::Relaxed);
+        }
+    }
 }
 
 /// Deliveries dropped by `--drop-rate`, all receivers.
@@ -285,9 +440,15 @@ impl UserStats {
         self.keyframe_requests += o.keyframe_requests;
         self.keyframe_requests_limited += o.keyframe_requests_limited;
         self.rtt += o.rtt;
+        self.diagnostics += o.diagnostics;
+        self.health += o.health;
         self.other += o.other;
         self.malformed += o.malformed;
         self.datagrams += o.datagrams;
+        self.received_by_type.add(&o.received_by_type);
+        self.first_packet_unix_ms = earliest(self.first_packet_unix_ms, o.first_packet_unix_ms);
+        self.last_packet_unix_ms = self.last_packet_unix_ms.max(o.last_packet_unix_ms);
+        self.sent_by_type.add(&o.sent_by_type);
         self.relayed_to += o.relayed_to;
         self.relay_drops += o.relay_drops;
         self.dropped_audio += o.dropped_audio;
@@ -334,6 +495,14 @@ impl UserStats {
             self.session_log
                 .sort_by_key(|r| (r.accepted_unix_ms, r.session_id));
         }
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -384,6 +553,118 @@ struct UserTally {
     video: seq::Tracker,
     screen: seq::Tracker,
     heartbeats: Heartbeats,
+}
+
+impl UserTally {
+    /// Counts a parsed packet by what it is (all but the transport and the
+    /// time, which [`Tally::count`] adds), and tells how to route it.
+    /// `flag_budget` is what the session may still log of flag changes.
+    fn classify(
+        &mut self,
+        p: &wire::Packet<'_>,
+        len: u64,
+        unix_ms: u64,
+        flag_budget: &mut usize,
+    ) -> (Kind, Type) {
+        let s = &mut self.stats;
+        match p.packet_type {
+            packet_type::MEDIA => {
+                let Ok(m) = wire::parse_media(p.data) else {
+                    s.malformed += 1;
+                    return (Kind::Malformed, Type::MediaUnparsed);
+                };
+                match m.media_type {
+                    media_type::AUDIO => {
+                        s.audio_packets += 1;
+                        s.audio_bytes += len;
+                        self.heartbeats.audio(s);
+                        if let Some(seq) = m.sequence {
+                            self.audio.see(seq);
+                        }
+                        (Kind::Audio, Type::Audio)
+                    }
+                    media_type::VIDEO => {
+                        s.video_packets += 1;
+                        s.video_bytes += len;
+                        s.video_keyframes += m.is_key() as u64;
+                        self.heartbeats.video(s);
+                        if let Some(seq) = m.sequence {
+                            self.video.see(seq);
+                        }
+                        (Kind::Video, Type::Video)
+                    }
+                    media_type::SCREEN => {
+                        s.screen_packets += 1;
+                        s.screen_bytes += len;
+                        s.screen_keyframes += m.is_key() as u64;
+                        self.heartbeats.screen(s);
+                        if let Some(seq) = m.sequence {
+                            self.screen.see(seq);
+                        }
+                        (Kind::Screen, Type::Screen)
+                    }
+                    media_type::HEARTBEAT => {
+                        s.heartbeats += 1;
+                        // A heartbeat without heartbeat_metadata says nothing of the state.
+                        if let Some(flags) = m.heartbeat {
+                            if self.heartbeats.heartbeat(s, unix_ms, flags) {
+                                if *flag_budget > 0 && s.flag_changes.len() < FLAG_CHANGES_MAX {
+                                    *flag_budget -= 1;
+                                    s.flag_changes.push(FlagChange {
+                                        unix_ms,
+                                        audio: flags.audio,
+                                        video: flags.video,
+                                        screen: flags.screen,
+                                        speaking: flags.speaking,
+                                    });
+                                } else {
+                                    s.flag_changes_dropped += 1;
+                                }
+                            }
+                        }
+                        (Kind::Media, Type::Heartbeat)
+                    }
+                    media_type::RTT => {
+                        s.rtt += 1;
+                        (Kind::Rtt, Type::Rtt)
+                    }
+                    media_type::KEYFRAME_REQUEST => {
+                        s.keyframe_requests += 1;
+                        (Kind::KeyframeRequest, Type::KeyframeRequest)
+                    }
+                    _ => {
+                        s.other += 1;
+                        (Kind::Media, Type::MediaOther)
+                    }
+                }
+            }
+            packet_type::CONNECTION => {
+                s.connection_packets += 1;
+                (Kind::Other, Type::Connection)
+            }
+            packet_type::DIAGNOSTICS => {
+                s.diagnostics += 1;
+                (Kind::Other, Type::Diagnostics)
+            }
+            packet_type::HEALTH => {
+                s.health += 1;
+                (Kind::Dropped, Type::Health)
+            }
+            packet_type::CONGESTION => {
+                s.other += 1;
+                (Kind::Dropped, Type::Congestion)
+            }
+            t => {
+                s.other += 1;
+                let ty = match t {
+                    packet_type::MEETING => Type::Meeting,
+                    packet_type::SESSION_ASSIGNED => Type::SessionAssigned,
+                    _ => Type::Other,
+                };
+                (Kind::Other, ty)
+            }
+        }
+    }
 }
 
 /// What a user's heartbeats announced in one session: the last one, to
@@ -496,7 +777,7 @@ impl Tally {
     }
 
     /// Counts one received packet, read at `unix_ms`, and tells how to
-    /// handle it. `packet` is the parse of `len` bytes (`None` when it did
+    /// handle it and what it is. `packet` is the parse of `len` bytes (`None` when it did
     /// not parse).
     pub(crate) fn count(
         &mut self,
@@ -504,102 +785,26 @@ impl Tally {
         len: usize,
         datagram: bool,
         unix_ms: u64,
-    ) -> Kind {
+    ) -> (Kind, Type) {
         let len = len as u64;
-        let Some(p) = packet else {
-            let u = &mut self.users[0].1.stats;
-            u.malformed += 1;
-            u.datagrams += datagram as u64;
-            return Kind::Malformed;
+        let i = match packet {
+            Some(p) => self.user_index(p.user_id),
+            None => 0,
         };
-        let i = self.user_index(p.user_id);
         let t = &mut self.users[i].1;
-        t.stats.datagrams += datagram as u64;
+        let (kind, ty) = match packet {
+            None => {
+                t.stats.malformed += 1;
+                (Kind::Malformed, Type::Unparsed)
+            }
+            Some(p) => t.classify(p, len, unix_ms, &mut self.flag_budget),
+        };
         let s = &mut t.stats;
-        match p.packet_type {
-            packet_type::MEDIA => {
-                let Ok(m) = wire::parse_media(p.data) else {
-                    s.malformed += 1;
-                    return Kind::Malformed;
-                };
-                match m.media_type {
-                    media_type::AUDIO => {
-                        s.audio_packets += 1;
-                        s.audio_bytes += len;
-                        t.heartbeats.audio(s);
-                        if let Some(seq) = m.sequence {
-                            t.audio.see(seq);
-                        }
-                        Kind::Audio
-                    }
-                    media_type::VIDEO => {
-                        s.video_packets += 1;
-                        s.video_bytes += len;
-                        s.video_keyframes += m.is_key() as u64;
-                        t.heartbeats.video(s);
-                        if let Some(seq) = m.sequence {
-                            t.video.see(seq);
-                        }
-                        Kind::Video
-                    }
-                    media_type::SCREEN => {
-                        s.screen_packets += 1;
-                        s.screen_bytes += len;
-                        s.screen_keyframes += m.is_key() as u64;
-                        t.heartbeats.screen(s);
-                        if let Some(seq) = m.sequence {
-                            t.screen.see(seq);
-                        }
-                        Kind::Screen
-                    }
-                    media_type::HEARTBEAT => {
-                        s.heartbeats += 1;
-                        // A heartbeat without heartbeat_metadata says nothing of the state.
-                        if let Some(flags) = m.heartbeat {
-                            if t.heartbeats.heartbeat(s, unix_ms, flags) {
-                                if self.flag_budget > 0 && s.flag_changes.len() < FLAG_CHANGES_MAX {
-                                    self.flag_budget -= 1;
-                                    s.flag_changes.push(FlagChange {
-                                        unix_ms,
-                                        audio: flags.audio,
-                                        video: flags.video,
-                                        screen: flags.screen,
-                                        speaking: flags.speaking,
-                                    });
-                                } else {
-                                    s.flag_changes_dropped += 1;
-                                }
-                            }
-                        }
-                        Kind::Media
-                    }
-                    media_type::RTT => {
-                        s.rtt += 1;
-                        Kind::Rtt
-                    }
-                    media_type::KEYFRAME_REQUEST => {
-                        s.keyframe_requests += 1;
-                        Kind::KeyframeRequest
-                    }
-                    _ => {
-                        s.other += 1;
-                        Kind::Media
-                    }
-                }
-            }
-            packet_type::CONNECTION => {
-                s.connection_packets += 1;
-                Kind::Other
-            }
-            packet_type::CONGESTION | packet_type::HEALTH => {
-                s.other += 1;
-                Kind::Dropped
-            }
-            _ => {
-                s.other += 1;
-                Kind::Other
-            }
-        }
+        s.datagrams += datagram as u64;
+        s.received_by_type.count(ty, datagram);
+        s.first_packet_unix_ms.get_or_insert(unix_ms);
+        s.last_packet_unix_ms = Some(unix_ms);
+        (kind, ty)
     }
 
     /// Counts a rate-limited key-frame request of `user_id`.
@@ -667,7 +872,7 @@ mod tests {
 
     fn count_at(t: &mut Tally, bytes: &[u8], dgram: bool, unix_ms: u64) -> Kind {
         let p = wire::parse(bytes).ok();
-        t.count(p.as_ref(), bytes.len(), dgram, unix_ms)
+        t.count(p.as_ref(), bytes.len(), dgram, unix_ms).0
     }
 
     fn tally(user: &str, meeting: &str) -> Tally {
@@ -725,6 +930,61 @@ mod tests {
         assert_eq!((a.connection_packets, a.malformed, a.datagrams), (1, 1, 2));
         assert_eq!((a.relayed_to, a.relay_drops), (3, 1));
         assert_eq!(snap["mallory"].audio_packets, 1);
+    }
+
+    /// Every packet by type and transport, with the time of the first and
+    /// the last; two sessions' counts add up and their spans join.
+    #[test]
+    fn counts_by_type_and_transport_with_the_span() {
+        let mut t = tally_of("u", "m", 1, 0);
+        count_at(
+            &mut t,
+            &media("u", media_type::AUDIO, 0, true),
+            false,
+            1_000,
+        );
+        count_at(&mut t, &wire::heartbeat("u", 1.0, TALKING), true, 1_100);
+        count_at(&mut t, &wire::rtt("u", 1.0), true, 1_200);
+        count_at(&mut t, &wire::connection("u", "m"), false, 1_300);
+        count_at(&mut t, &[0xff], true, 1_400);
+        count_at(&mut t, &wire::congestion("u", 1), false, 1_500);
+        let mut s = t.snapshot().next().unwrap().1;
+        let b = s.received_by_type;
+        assert_eq!((b.audio.stream, b.audio.datagram), (1, 0));
+        assert_eq!((b.heartbeat.datagram, b.rtt.datagram), (1, 1));
+        assert_eq!((b.connection.stream, b.unparsed.datagram), (1, 1));
+        assert_eq!((b.congestion.stream, b.other.total()), (1, 0));
+        assert_eq!((b.total().stream, b.total().datagram), (3, 3));
+        assert_eq!(b.total().datagram, s.datagrams);
+        assert_eq!(
+            (s.first_packet_unix_ms, s.last_packet_unix_ms),
+            (Some(1_000), Some(1_500))
+        );
+        // A client's CONGESTION is dropped, counted as `other`.
+        assert_eq!(s.other, 1);
+
+        let mut later = tally_of("u", "m", 2, 2_000);
+        count_at(&mut later, &wire::heartbeat("u", 1.0, TALKING), true, 2_500);
+        s.merge_later(&later.snapshot().next().unwrap().1);
+        assert_eq!(s.received_by_type.heartbeat.datagram, 2);
+        assert_eq!(
+            (s.first_packet_unix_ms, s.last_packet_unix_ms),
+            (Some(1_000), Some(2_500))
+        );
+
+        let sent = SentCounts::default();
+        sent.count(Type::Congestion, true);
+        sent.count(Type::Audio, false);
+        sent.count(Type::Audio, false);
+        let mut by = ByType::default();
+        sent.add_to(&mut by);
+        assert_eq!(
+            (by.audio.stream, by.congestion.datagram, by.total().total()),
+            (2, 1, 3)
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["received_by_type"]["heartbeat"]["datagram"], 2);
+        assert_eq!(json["first_packet_unix_ms"], 1_000);
     }
 
     fn hb(audio: bool, video: bool, screen: bool, speaking: bool) -> Vec<u8> {
