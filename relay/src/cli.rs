@@ -202,7 +202,7 @@ pub(crate) fn summary(s: &RelayStats) -> String {
         t.malformed
     );
     out += &format!(
-        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION sent{}\n",
+        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION notices{}\n",
         t.relayed_to,
         s.relay_drops,
         s.congestion_sent,

@@ -11,6 +11,8 @@
 //! other member: media on a new uni stream each, other packets as datagrams
 //! when small. What each user sent is counted (`stats`) so tests can check
 //! a sender against what the relay saw, and what the relay sent to it.
+//! Drops at a full receiver's queue make it send CONGESTION to the whole
+//! meeting.
 //!
 //! The relay can also be told to misbehave (`fault`): drop a share of the
 //! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall

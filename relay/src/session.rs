@@ -47,7 +47,7 @@ const KEYFRAME_MAX: u32 = 2;
 const KEYFRAME_WINDOW: Duration = Duration::from_secs(1);
 
 /// Drops of one sender's packets at one receiver, within [`CONGESTION_WINDOW`],
-/// that make the relay send the sender a CONGESTION packet (upstream's values).
+/// that make the relay send CONGESTION to the meeting (upstream's values).
 const CONGESTION_DROPS: u32 = 5;
 const CONGESTION_WINDOW: Duration = Duration::from_secs(1);
 const CONGESTION_MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -119,6 +119,9 @@ struct Sender {
     keyframes: Limiter,
     /// Drops of this sender's packets, per receiving session.
     congestion: HashMap<u64, Drops>,
+    /// Receivers whose drops of this sender's packets call for CONGESTION,
+    /// sent once the reader has yielded ([`Sender::tell_congestion`]).
+    congested: Vec<Arc<Member>>,
     last_heard: Instant,
     /// `None` unless the relay injects faults: the only check they add per packet.
     faults: Option<SenderFaults>,
@@ -221,6 +224,7 @@ impl Sender {
             active: false,
             keyframes: Limiter::default(),
             congestion: HashMap::new(),
+            congested: Vec::new(),
             last_heard: Instant::now(),
             faults,
             captures: Handles::default(),
@@ -345,6 +349,10 @@ impl Sender {
                 // Over before this reader saw it begin (or begun before it was started).
                 Event::Stall(Phase::Over) => stall = None,
             }
+            if !self.congested.is_empty() {
+                tokio::task::yield_now().await;
+                self.tell_congestion(Instant::now());
+            }
         }
     }
 
@@ -362,6 +370,8 @@ impl Sender {
         let unix_ms = clock::unix_ms_u64();
         let mut tally = self.live.tally();
         let (kind, ty) = tally.count(parsed.as_ref(), bytes.len(), datagram, unix_ms);
+        // Any packet but an RTT probe activates, as upstream's
+        // `should_activate_on_action` (HEALTH and dropped ones too).
         if kind != Kind::Rtt && !self.active {
             self.active = true;
             tally.joined(unix_ms);
@@ -459,11 +469,7 @@ impl Sender {
                 Offer::Full => {
                     full += 1;
                     if record_drop(&mut self.congestion, m, now) {
-                        let c = wire::congestion(&m.user_id, self.me.session_id);
-                        let out = Outbound::auto(Type::Congestion, c, Bytes::new(), false);
-                        if self.me.offer(out) == Offer::Queued {
-                            self.shared.count_congestion();
-                        }
+                        self.congested.push(m.clone());
                     }
                 }
                 Offer::Closed => {}
@@ -473,6 +479,35 @@ impl Sender {
         if full > 0 {
             self.shared.count_drops(full);
         }
+    }
+
+    /// Sends CONGESTION about each receiver in `congested` (dropping this
+    /// sender's packets) to the whole meeting, this sender included, as
+    /// upstream publishes it on the sender's subject, which every member
+    /// receives (`session_logic.rs` `on_outbound_drop`, `chat_server.rs`
+    /// `handle_msg`). Upstream publishes from a task of its own and the copy
+    /// comes back through NATS, so the congested receiver gets it if its
+    /// queue has room by then; the reader calls this once it has yielded.
+    /// Where the packet finds a queue full, that is one more drop of this
+    /// sender's packets there (upstream: the wrapper's session id is the
+    /// sender's), which may call for CONGESTION about that receiver too.
+    fn tell_congestion(&mut self, now: Instant) {
+        let mut full = 0;
+        while let Some(r) = self.congested.pop() {
+            self.shared.count_congestion();
+            let c = wire::congestion(&r.user_id, self.me.session_id);
+            let out = Outbound::auto(Type::Congestion, c, Bytes::new(), false);
+            for m in self.view.members() {
+                if m.offer(out.clone()) == Offer::Full {
+                    full += 1;
+                    // A pair just told is quiet for a second: this ends.
+                    if record_drop(&mut self.congestion, m, now) {
+                        self.congested.push(m.clone());
+                    }
+                }
+            }
+        }
+        self.shared.count_drops(full);
     }
 
     /// Leaves the room, schedules PARTICIPANT_LEFT, and files the tally.
@@ -771,6 +806,13 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// What the reader does with a stream packet read at `at`: count and
+    /// relay it, then, having yielded, send any CONGESTION it called for.
+    fn read(s: &mut Sender, bytes: Bytes, at: Instant) {
+        s.on_packet(bytes, false, at);
+        s.tell_congestion(at);
+    }
+
     #[test]
     fn a_close_is_closed_and_a_timeout_or_reset_is_lost() {
         use quinn::ConnectionError as C;
@@ -859,32 +901,95 @@ mod tests {
         assert_eq!(s.relayed_to, 3);
     }
 
+    /// CONGESTION goes to the whole meeting as a datagram, the sender
+    /// included (regression: it went to the sender only; upstream publishes
+    /// it on the sender's subject, which every member receives).
     #[test]
-    fn five_drops_at_a_full_queue_within_a_second_tell_the_sender() {
+    fn five_drops_at_a_full_queue_within_a_second_tell_the_whole_meeting() {
         let shared = Arc::new(Shared::new(&RelayConfig::default()));
         // Room for the greeting and one more packet, and never drained.
         let (_slow, mut slow_rx) = session(&shared, "slow", "r", 3);
         let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (_c, mut c_rx) = session(&shared, "c", "r", 64);
         assert_eq!(queued(&mut a_rx), ["assigned", "started", "joined slow"]);
+        // Members not yet active are in the list a newcomer gets, as upstream's `room_members`.
+        assert_eq!(
+            queued(&mut c_rx),
+            ["assigned", "started", "joined slow", "joined a"]
+        );
         let sid = a.me.session_id;
+        let congestion = (format!("congestion slow {sid}"), true);
         let t = Instant::now();
         for seq in 0..8 {
-            a.on_packet(audio("a", seq), false, t + ms(seq));
+            read(&mut a, audio("a", seq), t + ms(seq));
         }
         // a's first packet announced it (the slow queue's last place); every
-        // audio packet was then dropped there, and the fifth drop told a.
-        let congestion = format!("congestion slow {sid}");
-        assert_eq!(queued(&mut a_rx), ["joined a", &congestion]);
+        // audio packet was then dropped there, and the fifth drop told the
+        // meeting: a, c, and slow itself, whose full queue dropped it too.
+        assert_eq!(
+            queued_carried(&mut a_rx),
+            [("joined a".to_string(), true), congestion.clone()]
+        );
+        let at_c = queued_carried(&mut c_rx);
+        let lines: Vec<&str> = at_c.iter().map(|(l, _)| l.as_str()).collect();
+        let audio_a = "audio a";
+        assert_eq!(
+            lines,
+            [
+                "joined a",
+                audio_a,
+                audio_a,
+                audio_a,
+                audio_a,
+                audio_a,
+                &congestion.0,
+                audio_a,
+                audio_a,
+                audio_a
+            ]
+        );
+        assert_eq!(at_c[6], congestion);
         let s = shared.stats();
-        assert_eq!((s.relay_drops, s.congestion_sent), (8, 1));
-        assert_eq!(s.per_user["a"].relay_drops, 8);
+        assert_eq!((s.relay_drops, s.congestion_sent), (9, 1));
+        assert_eq!(s.per_user["a"].relay_drops, 8, "a's own packets");
         // After a second the count starts again: five more drops, one more CONGESTION.
         for seq in 8..13 {
-            a.on_packet(audio("a", seq), false, t + ms(1200 + seq));
+            read(&mut a, audio("a", seq), t + ms(1200 + seq));
         }
-        assert_eq!(queued(&mut a_rx), [congestion]);
+        assert_eq!(queued_carried(&mut a_rx), std::slice::from_ref(&congestion));
+        assert_eq!(queued(&mut c_rx).last(), Some(&congestion.0));
         assert_eq!(shared.stats().congestion_sent, 2);
         assert_eq!(queued(&mut slow_rx), ["assigned", "started", "joined a"]);
+    }
+
+    /// CONGESTION goes out once the reader has yielded, as upstream's comes
+    /// back through NATS: a congested receiver whose writer took a packet
+    /// meanwhile gets its own copy.
+    #[test]
+    fn a_congested_receiver_that_drained_meanwhile_gets_congestion_too() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (_slow, mut slow_rx) = session(&shared, "slow", "r", 3);
+        let (mut a, _a_rx) = session(&shared, "a", "r", 64);
+        let t = Instant::now();
+        for seq in 0..5 {
+            a.on_packet(audio("a", seq), false, t + ms(seq));
+        }
+        // The fifth drop called for CONGESTION; slow's writer sends one packet.
+        assert_eq!(
+            slow_rx.try_recv().map(|o| o.ty).ok(),
+            Some(Type::SessionAssigned)
+        );
+        a.tell_congestion(t + ms(5));
+        let sid = a.me.session_id;
+        assert_eq!(
+            queued_carried(&mut slow_rx)[1..],
+            [
+                ("joined a".to_string(), true),
+                (format!("congestion slow {sid}"), true)
+            ]
+        );
+        let s = shared.stats();
+        assert_eq!((s.relay_drops, s.congestion_sent), (5, 1));
     }
 
     /// Regression: relayed packets were slices of the buffer they arrived

@@ -391,7 +391,9 @@ pub struct RelayStats {
     pub meetings: BTreeMap<String, u64>,
     /// Deliveries dropped because a receiver's queue was full (all senders).
     pub relay_drops: u64,
-    /// CONGESTION packets sent to senders whose packets were dropped.
+    /// CONGESTION notices: each time 5 drops of one sender's packets at
+    /// one receiver made the relay send CONGESTION to the whole meeting
+    /// (each delivery is in that receiver's `sent_by_type.congestion`).
     pub congestion_sent: u64,
     /// Deliveries dropped by `--drop-rate` (the sum of the users'
     /// `dropped_audio` and `dropped_video`).
