@@ -159,7 +159,8 @@ async fn phase_change(stall: &mut Option<Stalling>) -> Phase {
 
 impl Sender {
     /// A new session of `who`: queues the greeting on `tx` (its writer's
-    /// queue), joins the room, tells the newcomer who is there, and starts its tally.
+    /// queue), joins the room, tells the newcomer who is there (or, the first
+    /// participant, tells the observers the meeting started), and starts its tally.
     fn join(shared: Arc<Shared>, who: &Identity, tx: mpsc::Sender<Outbound>) -> Sender {
         let session_id = loop {
             let id: u64 = rand::random();
@@ -167,13 +168,12 @@ impl Sender {
                 break id;
             }
         };
-        // The greeting goes first, so it is ahead of anything relayed.
+        // The greeting goes first, so it is ahead of anything relayed
+        // (upstream: `wt_chat_session.rs` `started`, each on a stream).
+        let started = wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64());
         let greeting = [
             Outbound::stream(Type::SessionAssigned, wire::session_assigned(session_id)),
-            Outbound::stream(
-                Type::Meeting,
-                wire::meeting_started(&who.room, &who.user_id, clock::unix_ms_u64()),
-            ),
+            Outbound::stream(Type::Meeting, started.clone()),
         ];
         for g in greeting {
             let _ = tx.try_send(g);
@@ -191,12 +191,21 @@ impl Sender {
             sent: SentCounts::default(),
         });
         let joined = shared.rooms.join(&who.room, me.clone());
-        // As upstream: the newcomer hears about everyone already there.
-        for m in &joined.existing {
-            let p = wire::participant(&who.room, m.participant(), true);
-            let _ = me
-                .tx
-                .try_send(Outbound::auto(Type::Meeting, p, Bytes::new(), false));
+        // As upstream (`chat_server.rs` `JoinRoom`), for participants only:
+        // the newcomer hears about everyone already there, ...
+        if !who.observer {
+            for m in &joined.existing {
+                let p = wire::participant(&who.room, m.participant(), true);
+                let _ = me
+                    .tx
+                    .try_send(Outbound::auto(Type::Meeting, p, Bytes::new(), false));
+            }
+        }
+        // ... and the first one has MEETING_STARTED published to the room,
+        // before it subscribes itself: it reaches the observers already there.
+        if !who.observer && joined.existing.is_empty() {
+            let out = Outbound::auto(Type::Meeting, started, Bytes::new(), false);
+            shared.count_drops(joined.room.broadcast(&out, Some(session_id)));
         }
         let live = Arc::new(Live {
             member: me.clone(),
@@ -728,6 +737,33 @@ mod tests {
         }
     }
 
+    /// An observer session, as `session` makes a participant's.
+    fn observer(
+        shared: &Arc<Shared>,
+        user: &str,
+        room: &str,
+        queue: usize,
+    ) -> (Sender, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let who = Identity {
+            observer: true,
+            ..who(user, room)
+        };
+        (Sender::join(shared.clone(), &who, tx), rx)
+    }
+
+    /// A wrapper of `packet_type` from `user` around `data`, session id 0.
+    fn wrapper(packet_type: i32, user: &str, data: &[u8]) -> Bytes {
+        use videocall_types::protos::packet_wrapper::PacketWrapper;
+        let w = PacketWrapper {
+            packet_type: protobuf::EnumOrUnknown::from_i32(packet_type),
+            user_id: user.as_bytes().to_vec(),
+            data: data.to_vec(),
+            ..Default::default()
+        };
+        w.write_to_bytes().unwrap().into()
+    }
+
     /// A session as the relay holds it, without QUIC: its sending side and
     /// the queue its writer would drain (`queue` packets deep).
     fn session(
@@ -990,6 +1026,88 @@ mod tests {
         );
         let s = shared.stats();
         assert_eq!((s.relay_drops, s.congestion_sent), (5, 1));
+    }
+
+    /// DIAGNOSTICS go to every other member, observers and members not yet
+    /// active included, as datagrams (upstream's `send_auto`), with the
+    /// sender's session id; one too big for a datagram takes a stream.
+    #[test]
+    fn diagnostics_reach_the_room_as_datagrams() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (_b, mut b_rx) = session(&shared, "b", "r", 64);
+        let (_o, mut o_rx) = observer(&shared, "o", "r", 64);
+        queued(&mut a_rx);
+        queued(&mut b_rx);
+        queued(&mut o_rx);
+        let t = Instant::now();
+        a.on_packet(wrapper(packet_type::DIAGNOSTICS, "a", &[1; 100]), false, t);
+        a.on_packet(wrapper(packet_type::DIAGNOSTICS, "a", &[1; 1200]), false, t);
+        let want = [
+            ("joined a".to_string(), true),
+            ("diagnostics a".to_string(), true),
+            ("diagnostics a".to_string(), false),
+        ];
+        assert_eq!(queued_carried(&mut b_rx), want);
+        assert_eq!(queued_carried(&mut o_rx), want);
+        assert_eq!(queued(&mut a_rx), ["joined a"], "never back to the sender");
+        let u = &shared.stats().per_user["a"];
+        assert_eq!((u.diagnostics, u.other, u.relayed_to), (2, 0, 4));
+        assert_eq!(u.received_by_type.diagnostics.stream, 2);
+    }
+
+    /// HEALTH activates the session (PARTICIPANT_JOINED), is counted, and
+    /// goes to nobody, from a participant or an observer.
+    #[test]
+    fn health_is_counted_and_never_relayed() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (mut o, _o_rx) = observer(&shared, "o", "r", 64);
+        let (_b, mut b_rx) = session(&shared, "b", "r", 64);
+        queued(&mut a_rx);
+        queued(&mut b_rx);
+        let t = Instant::now();
+        a.on_packet(wrapper(packet_type::HEALTH, "a", b"health"), false, t);
+        a.on_packet(wrapper(packet_type::HEALTH, "a", b"health"), true, t);
+        o.on_packet(wrapper(packet_type::HEALTH, "o", b"health"), false, t);
+        assert_eq!(queued(&mut b_rx), ["joined a"]);
+        assert_eq!(queued(&mut a_rx), ["joined a"]);
+        let s = shared.stats();
+        let u = &s.per_user["a"];
+        assert_eq!((u.health, u.other, u.relayed_to), (2, 0, 0));
+        let h = u.received_by_type.health;
+        assert_eq!((h.stream, h.datagram), (1, 1));
+        assert!(u.session_log[0].joined_unix_ms.is_some(), "activated");
+        assert_eq!(s.per_user["o"].health, 1);
+    }
+
+    /// An observer is told of nobody already there (regression: it got
+    /// the member list); the first participant's MEETING_STARTED goes to
+    /// the observers already there, and not to later joiners.
+    #[test]
+    fn observers_get_no_member_list_and_hear_the_meeting_start() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (_o, mut o_rx) = observer(&shared, "o", "r", 64);
+        let (_a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (_b, mut b_rx) = session(&shared, "b", "r", 64);
+        let (_o2, mut o2_rx) = observer(&shared, "o2", "r", 64);
+        assert_eq!(
+            queued_carried(&mut o_rx),
+            [
+                ("assigned".to_string(), false),
+                ("started".to_string(), false),
+                ("started".to_string(), true),
+            ]
+        );
+        // The first participant has its own greeting only: it is not yet
+        // listening when its MEETING_STARTED is published.
+        assert_eq!(queued(&mut a_rx), ["assigned", "started"]);
+        assert_eq!(queued(&mut b_rx), ["assigned", "started", "joined a"]);
+        assert_eq!(
+            queued(&mut o2_rx),
+            ["assigned", "started"],
+            "no member list"
+        );
     }
 
     /// Regression: relayed packets were slices of the buffer they arrived
