@@ -10,8 +10,13 @@
 /// How a received packet is to be handled, decided while counting it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// Not a valid packet: dropped.
-    Malformed,
+    /// Not a `PacketWrapper`: forwarded unchanged, as a datagram if small
+    /// (upstream's `classify_packet` calls it opaque data; no session id
+    /// can be filled in, so its drops tell nobody).
+    Opaque,
+    /// A MEDIA wrapper whose `MediaPacket` does not parse (encrypted
+    /// media): forwarded like media, on a uni stream.
+    OpaqueMedia,
     /// A MEDIA packet of type AUDIO: uni stream to peers (`--drop-rate` applies).
     Audio,
     /// A MEDIA packet of type VIDEO, as audio.

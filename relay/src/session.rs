@@ -371,16 +371,14 @@ impl Sender {
         if datagram && bytes[..] == b"ping"[..] {
             return;
         }
-        let parsed = if bytes.is_empty() {
-            None
-        } else {
-            wire::parse(&bytes).ok()
-        };
+        // As upstream's protobuf parse: an empty packet is a wrapper with
+        // every field at its default.
+        let parsed = wire::parse(&bytes).ok();
         let unix_ms = clock::unix_ms_u64();
         let mut tally = self.live.tally();
         let (kind, ty) = tally.count(parsed.as_ref(), bytes.len(), datagram, unix_ms);
         // Any packet but an RTT probe activates, as upstream's
-        // `should_activate_on_action` (HEALTH and dropped ones too).
+        // `should_activate_on_action` (HEALTH, dropped or opaque ones too).
         if kind != Kind::Rtt && !self.active {
             self.active = true;
             tally.joined(unix_ms);
@@ -401,7 +399,7 @@ impl Sender {
             None => (&b""[..], 0),
         };
         let media = match kind {
-            Kind::Malformed | Kind::Dropped => return,
+            Kind::Dropped => return,
             Kind::Rtt => {
                 let echo = Outbound {
                     ty,
@@ -429,11 +427,12 @@ impl Sender {
                 }
                 true
             }
-            Kind::Audio | Kind::Video | Kind::Screen | Kind::Media => true,
-            Kind::Other => false,
+            Kind::Audio | Kind::Video | Kind::Screen | Kind::Media | Kind::OpaqueMedia => true,
+            Kind::Other | Kind::Opaque => false,
         };
-        // As upstream: the sender's session id goes into wrappers that have none.
-        let suffix = if wrapper_session == 0 {
+        // As upstream: the sender's session id goes into wrappers that have
+        // none; what is not a wrapper goes out unchanged.
+        let suffix = if wrapper_session == 0 && kind != Kind::Opaque {
             self.suffix.clone()
         } else {
             Bytes::new()
@@ -477,7 +476,9 @@ impl Sender {
                 }
                 Offer::Full => {
                     full += 1;
-                    if record_drop(&mut self.congestion, m, now) {
+                    // Upstream counts a drop against the session id in the
+                    // wrapper; an opaque packet has none.
+                    if kind != Kind::Opaque && record_drop(&mut self.congestion, m, now) {
                         self.congested.push(m.clone());
                     }
                 }
@@ -1079,6 +1080,77 @@ mod tests {
         assert_eq!((h.stream, h.datagram), (1, 1));
         assert!(u.session_log[0].joined_unix_ms.is_some(), "activated");
         assert_eq!(s.per_user["o"].health, 1);
+    }
+
+    /// Packets that do not parse are forwarded, not dropped (regression:
+    /// they were dropped; upstream's `classify_packet` calls them opaque
+    /// data): a broken wrapper unchanged, as a datagram when small; a MEDIA
+    /// wrapper whose MediaPacket does not parse (encrypted) as media, on a
+    /// stream, with the sender's session id.
+    #[test]
+    fn packets_that_do_not_parse_are_forwarded() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (_b, mut b_rx) = session(&shared, "b", "r", 64);
+        let (mut o, _o_rx) = observer(&shared, "o", "r", 64);
+        queued(&mut a_rx);
+        queued(&mut b_rx);
+        let t = Instant::now();
+        let broken = Bytes::from_static(&[0xff, 0xff, 0xff]);
+        let encrypted = wrapper(packet_type::MEDIA, "a", &[0xff; 40]);
+        a.on_packet(broken.clone(), true, t);
+        a.on_packet(Bytes::from(vec![0xff; 1300]), true, t);
+        a.on_packet(encrypted.clone(), false, t);
+        o.on_packet(broken.clone(), false, t);
+        let mut got = Vec::new();
+        while let Ok(out) = b_rx.try_recv() {
+            got.push(out);
+        }
+        let lines: Vec<_> = got
+            .iter()
+            .map(|o| match &o.carry {
+                Carry::Datagram(d) => ("dgram", [&d[..], &[]].concat()),
+                Carry::Stream(b, s) => ("stream", [&b[..], &s[..]].concat()),
+            })
+            .collect();
+        assert_eq!(lines.len(), 4, "JOINED, then a's three: {lines:?}");
+        assert_eq!(lines[1], ("dgram", broken.to_vec()), "unchanged");
+        assert_eq!((lines[2].0, lines[2].1.len()), ("stream", 1300));
+        let p = wire::parse(&lines[3].1).unwrap();
+        assert_eq!(lines[3].0, "stream");
+        assert_eq!(
+            (p.packet_type, p.data),
+            (packet_type::MEDIA, &[0xff; 40][..])
+        );
+        assert_eq!(p.session_id, a.me.session_id);
+        let s = shared.stats();
+        let u = &s.per_user["a"];
+        // To b and to the observer.
+        assert_eq!((u.malformed, u.relayed_to), (3, 6));
+        assert_eq!(u.received_by_type.unparsed.datagram, 2);
+        assert_eq!(u.received_by_type.media_unparsed.stream, 1);
+        assert_eq!(
+            s.per_user["o"].observer_media_dropped, 1,
+            "an observer's too are dropped"
+        );
+    }
+
+    /// Drops of an opaque packet at a full queue call for no CONGESTION:
+    /// there is no session id in it (upstream counts drops against the
+    /// wrapper's session id, 0 there).
+    #[test]
+    fn drops_of_opaque_packets_tell_nobody() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (_slow, _slow_rx) = session(&shared, "slow", "r", 3);
+        let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        queued(&mut a_rx);
+        let t = Instant::now();
+        for i in 0..10 {
+            read(&mut a, Bytes::from_static(&[0xff, 0xff]), t + ms(i));
+        }
+        let s = shared.stats();
+        assert_eq!((s.relay_drops, s.congestion_sent), (10, 0));
+        assert_eq!(queued(&mut a_rx), ["joined a"]);
     }
 
     /// An observer is told of nobody already there (regression: it got

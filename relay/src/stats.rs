@@ -134,8 +134,11 @@ pub struct UserStats {
     /// Any other parseable packet: other packet types (a client's
     /// CONGESTION, MEETING, ...) and other media types.
     pub other: u64,
-    /// Packets that were not a valid `PacketWrapper` (or `MediaPacket`):
-    /// dropped (see `received_by_type.unparsed` and `.media_unparsed`).
+    /// Packets that were not a valid `PacketWrapper`, and MEDIA wrappers
+    /// whose `MediaPacket` does not parse (encrypted media): forwarded to
+    /// the room unchanged all the same, as upstream does (see
+    /// `received_by_type.unparsed` and `.media_unparsed`). Also streams
+    /// longer than the limit, which are not read.
     pub malformed: u64,
     /// Of all the above, how many came as datagrams rather than uni streams.
     pub datagrams: u64,
@@ -573,7 +576,7 @@ impl UserTally {
             packet_type::MEDIA => {
                 let Ok(m) = wire::parse_media(p.data) else {
                     s.malformed += 1;
-                    return (Kind::Malformed, Type::MediaUnparsed);
+                    return (Kind::OpaqueMedia, Type::MediaUnparsed);
                 };
                 match m.media_type {
                     media_type::AUDIO => {
@@ -797,7 +800,7 @@ impl Tally {
         let (kind, ty) = match packet {
             None => {
                 t.stats.malformed += 1;
-                (Kind::Malformed, Type::Unparsed)
+                (Kind::Opaque, Type::Unparsed)
             }
             Some(p) => t.classify(p, len, unix_ms, &mut self.flag_budget),
         };
@@ -915,7 +918,7 @@ mod tests {
             count(&mut t, &wire::connection("alice", "room"), false),
             Kind::Other
         );
-        assert_eq!(count(&mut t, &[0xff, 0xff], false), Kind::Malformed);
+        assert_eq!(count(&mut t, &[0xff, 0xff], false), Kind::Opaque);
         // Another wrapper user id gets its own entry.
         count(&mut t, &media("mallory", media_type::AUDIO, 1, true), false);
         t.relayed(b"alice", 3, 1);
