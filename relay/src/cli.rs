@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use super::{Relay, RelayConfig, RelayStats, Stall, DEFAULT_DROP_SEED, UDP_BUFFER_BYTES};
+use super::{
+    Relay, RelayConfig, RelayStats, Stall, DEFAULT_DROP_SEED, DEFAULT_MAILBOX, UDP_BUFFER_BYTES,
+};
 use crate::tls::Identity;
 use synth_common::fingerprint::hex;
 
@@ -75,6 +77,11 @@ pub struct RelayArgs {
     /// For decode checks; it writes files on the packet path.
     #[arg(long, env = "RELAY_CAPTURE", value_name = "DIR")]
     pub capture: Option<PathBuf>,
+    /// Inbound datagrams a session holds until it reads them, as upstream's
+    /// session mailbox (16); beyond, they are dropped silently (counted as
+    /// `mailbox_drops`, no CONGESTION). 0 turns the mailbox off.
+    #[arg(long, env = "RELAY_MAILBOX", value_name = "N", default_value_t = DEFAULT_MAILBOX)]
+    pub mailbox: usize,
 }
 
 /// `--drop-rate`: a number from 0 to 1.
@@ -118,6 +125,7 @@ impl RelayArgs {
             },
             max_sessions: self.max_sessions,
             capture: self.capture.clone(),
+            mailbox: self.mailbox,
         })
     }
 }
@@ -155,6 +163,11 @@ pub async fn run_cli(
     }
     if let Some(dir) = &args.capture {
         mode += &format!(", capturing VP9 frames into {}", dir.display());
+    }
+    if args.mailbox == 0 {
+        mode += ", no mailbox";
+    } else if args.mailbox != DEFAULT_MAILBOX {
+        mode += &format!(", mailbox of {}", args.mailbox);
     }
     eprintln!(
         "relay listening on {} (certificate sha256 {hash}){mode}; Ctrl-C to stop",
@@ -202,10 +215,12 @@ pub(crate) fn summary(s: &RelayStats) -> String {
         t.malformed
     );
     out += &format!(
-        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION notices{}\n",
+        "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION notices, \
+         {} datagrams dropped (full mailboxes){}\n",
         t.relayed_to,
         s.relay_drops,
         s.congestion_sent,
+        s.mailbox_drops,
         if t.observer_media_dropped > 0 {
             format!(
                 ", {} observer packets not relayed",
@@ -331,6 +346,23 @@ mod tests {
             c.config().unwrap().capture,
             Some(PathBuf::from("/tmp/frames"))
         );
+    }
+
+    #[test]
+    fn mailbox_flag() {
+        let cfg = Cli::try_parse_from(["relay"])
+            .unwrap()
+            .relay
+            .config()
+            .unwrap();
+        assert_eq!(cfg.mailbox, 16, "upstream's mailbox");
+        for (arg, n) in [("0", 0), ("64", 64)] {
+            let c = Cli::try_parse_from(["relay", "--mailbox", arg])
+                .unwrap()
+                .relay;
+            assert_eq!(c.config().unwrap().mailbox, n);
+        }
+        assert!(Cli::try_parse_from(["relay", "--mailbox", "-1"]).is_err());
     }
 
     #[test]

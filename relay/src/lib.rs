@@ -11,8 +11,9 @@
 //! other member: media on a new uni stream each, other packets as datagrams
 //! when small. What each user sent is counted (`stats`) so tests can check
 //! a sender against what the relay saw, and what the relay sent to it.
-//! Drops at a full receiver's queue make it send CONGESTION to the whole
-//! meeting.
+//! Inbound datagrams go through a small mailbox, as upstream's do
+//! ([`RelayConfig::mailbox`]); drops at a full receiver's queue make it send
+//! CONGESTION to the whole meeting.
 //!
 //! The relay can also be told to misbehave (`fault`): drop a share of the
 //! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall
@@ -62,6 +63,10 @@ pub const DEFAULT_LEAVE_GRACE: Duration = Duration::from_secs(2);
 /// Seed of [`RelayConfig::drop_rate`]'s drops unless given.
 pub const DEFAULT_DROP_SEED: u64 = 1;
 
+/// Inbound datagrams a session holds before it drops more (upstream: the
+/// capacity of an actix mailbox, `DEFAULT_CAPACITY`).
+pub const DEFAULT_MAILBOX: usize = 16;
+
 /// QUIC idle timeout and keep-alive, as upstream's defaults.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
@@ -104,6 +109,11 @@ pub struct RelayConfig {
     /// IVF files in this directory (created if missing):
     /// `{user_id}-video.ivf`, `{user_id}-screen.ivf`.
     pub capture: Option<PathBuf>,
+    /// Inbound datagrams a session holds until its reader takes them
+    /// (upstream's session mailbox); more are dropped, counted as
+    /// `mailbox_drops`, and tell nobody. 0: no mailbox, the reader takes
+    /// datagrams straight from QUIC (whose own buffer is the bound).
+    pub mailbox: usize,
 }
 
 impl Default for RelayConfig {
@@ -121,6 +131,7 @@ impl Default for RelayConfig {
             stall: None,
             max_sessions: None,
             capture: None,
+            mailbox: DEFAULT_MAILBOX,
         }
     }
 }
@@ -137,6 +148,7 @@ pub(crate) struct Shared {
     pub(crate) stalls: Option<Stalls>,
     max_sessions: Option<usize>,
     pub(crate) capture: Option<Capture>,
+    pub(crate) mailbox: usize,
     /// Sessions admitted and not yet over.
     open: AtomicU64,
     pub(crate) rooms: Rooms,
@@ -171,6 +183,7 @@ impl Shared {
             stalls: cfg.stall.map(Stalls::new),
             max_sessions: cfg.max_sessions,
             capture: None,
+            mailbox: cfg.mailbox,
             open: AtomicU64::new(0),
             rooms: Rooms::default(),
             shutdown,
@@ -229,9 +242,11 @@ impl Shared {
             }
         }
         let mut injected_drops = InjectedDrops::default();
+        let mut mailbox_drops = 0;
         for u in per_user.values() {
             injected_drops.audio += u.dropped_audio;
             injected_drops.video += u.dropped_video;
+            mailbox_drops += u.mailbox_drops;
         }
         RelayStats {
             sessions_accepted: self.accepted.load(Ordering::Relaxed),
@@ -244,6 +259,7 @@ impl Shared {
             meetings: self.rooms.sizes(),
             relay_drops: self.relay_drops.load(Ordering::Relaxed),
             congestion_sent: self.congestion_sent.load(Ordering::Relaxed),
+            mailbox_drops,
             injected_drops,
             stalls: self
                 .stalls
@@ -311,6 +327,7 @@ impl Relay {
             drop_rate = cfg.drop_rate,
             stall = ?cfg.stall,
             capture = ?cfg.capture,
+            mailbox = cfg.mailbox,
             "relay listening"
         );
         Ok(Relay {

@@ -1,14 +1,17 @@
 //! One accepted WebTransport session: greet it, read its packets, relay them.
 //!
-//! Each session has two tasks. The reader (this module's [`serve`]) accepts
-//! uni streams and datagrams, reads the streams concurrently without a task
-//! per stream ([`Reads`]), counts every packet into the session's own
-//! [`Tally`], and queues it for the other members of the room. The writer
-//! drains the session's bounded queue, one uni stream per stream packet,
-//! like upstream's bridge. A session publishes to its room only after its
-//! first non-RTT packet ("activation"), which also announces it with
-//! PARTICIPANT_JOINED; it receives from the moment it is accepted, as a
-//! session of the upstream server does once it has subscribed to its room.
+//! Each session has two tasks, three with a mailbox. The reader (this
+//! module's [`serve`]) accepts uni streams and datagrams, reads the streams
+//! concurrently without a task per stream ([`Reads`]), counts every packet
+//! into the session's own [`Tally`], and queues it for the other members of
+//! the room. The writer drains the session's bounded queue, one uni stream
+//! per stream packet, like upstream's bridge. With `--mailbox N` a third
+//! task reads the datagrams into a queue of N that the reader takes them
+//! from, dropping (and counting) those that find it full ([`mailbox`]). A
+//! session publishes to its room only after its first non-RTT packet
+//! ("activation"), which also announces it with PARTICIPANT_JOINED; it
+//! receives from the moment it is accepted, as a session of the upstream
+//! server does once it has subscribed to its room.
 //!
 //! Injected faults (`fault`) act here: a drop where the reader would queue
 //! a packet for one receiver, and the stall as the reader's own event: it
@@ -16,10 +19,11 @@
 //! before it waits for anything again.
 
 use std::collections::HashMap;
-use std::future::{poll_fn, Future as _};
-use std::pin::pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -68,6 +72,8 @@ pub(crate) struct Live {
     /// of one user oldest first) and what faults did to deliveries to it.
     pub(crate) member: Arc<Member>,
     pub(crate) tally: Mutex<Tally>,
+    /// Inbound datagrams dropped at the full mailbox.
+    mailbox_drops: AtomicU64,
 }
 
 impl Live {
@@ -77,13 +83,14 @@ impl Live {
     }
 
     /// This session's counters per user, ready to merge: what it sent,
-    /// and under its own user id what faults did to what it was sent, and
-    /// what it was sent.
+    /// and under its own user id what faults did to what it was sent, what
+    /// it was sent and its datagrams the mailbox dropped.
     pub(crate) fn snapshot(&self) -> Vec<(String, UserStats)> {
         let mut users: Vec<_> = self.tally().snapshot().collect();
         if let Some((_, own)) = users.first_mut() {
             self.member.injected.add_to(own);
             self.member.sent.add_to(&mut own.sent_by_type);
+            own.mailbox_drops += self.mailbox_drops.load(Ordering::Relaxed);
         }
         users
     }
@@ -96,9 +103,23 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let session_id = s.me.session_id;
     tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
     let writer = tokio::spawn(write_loop(session.clone(), rx, s.me.clone()));
-    let (end, why) = s.read_loop(&session, shared.shutdown.subscribe()).await;
+    let mailbox = (shared.mailbox > 0).then(|| {
+        let (tx, rx) = mpsc::channel(shared.mailbox);
+        let task = tokio::spawn(mailbox(session.clone(), tx, s.live.clone()));
+        (task, rx)
+    });
+    let (task, datagrams) = match mailbox {
+        Some((task, rx)) => (Some(task), Some(rx)),
+        None => (None, None),
+    };
+    let (end, why) = s
+        .read_loop(&session, datagrams, shared.shutdown.subscribe())
+        .await;
     s.live.tally().ended(clock::unix_ms_u64(), end);
     tracing::debug!(session_id, user = %who.user_id, why, "session ended");
+    if let Some(task) = task {
+        task.abort();
+    }
     writer.abort();
     // Once the writer (and its queue) is gone, senders see this session as
     // closed and count no drop for it that its filed tally would miss.
@@ -155,6 +176,65 @@ async fn phase_change(stall: &mut Option<Stalling>) -> Phase {
         }
     }
     std::future::pending().await
+}
+
+/// An inbound datagram, or how reading them failed (the session's end).
+type Datagram = Result<Bytes, SessionError>;
+
+/// The session's next datagram: from its mailbox if it has one, else
+/// straight from `direct` (a `read_datagram` future, renewed by the caller).
+fn next_datagram<F: Future<Output = Datagram>>(
+    cx: &mut Context<'_>,
+    direct: Pin<&mut F>,
+    mailbox: &mut Option<mpsc::Receiver<Datagram>>,
+) -> Poll<Datagram> {
+    match mailbox {
+        None => direct.poll(cx),
+        Some(rx) => match rx.poll_recv(cx) {
+            Poll::Ready(Some(d)) => Poll::Ready(d),
+            // The stage is gone only once it has handed on the session's
+            // error, or when the session is over: the reader's other
+            // sources tell it.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        },
+    }
+}
+
+/// A session's mailbox stage (`--mailbox N`): reads its datagrams into
+/// `tx`, a queue of N the reader takes them from, and drops (counting
+/// them) those that find it full.
+///
+/// This is where upstream drops inbound packets (`webtransport/bridge.rs`
+/// `spawn_datagram_reader`): one actix `Addr` reused for every datagram,
+/// `let _ = try_send`, into the session actor's mailbox of 16 (actix's
+/// `DEFAULT_CAPACITY`). Once a send leaves 16 messages queued that handle
+/// parks, and every datagram after it is dropped, with no log, no metric and
+/// no CONGESTION, until the actor has taken a message and unparked it.
+/// Upstream's streams and NATS deliveries go into the same mailbox through
+/// a fresh handle each (never refused), so they are never dropped there, but
+/// they fill it; the relay has no such deliveries (senders queue straight
+/// for their receivers' writers), so its mailbox holds only datagrams and
+/// fills only when the session's reader falls behind its own datagrams.
+async fn mailbox(session: Session, tx: mpsc::Sender<Datagram>, live: Arc<Live>) {
+    loop {
+        match session.read_datagram().await {
+            Ok(d) => {
+                // Own the bytes: as read, a datagram is a slice of the
+                // batch it arrived in, which it would keep alive while it waits.
+                match tx.try_send(Ok(Bytes::copy_from_slice(&d))) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        live.mailbox_drops.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
 }
 
 impl Sender {
@@ -219,6 +299,7 @@ impl Sender {
                     ..SessionRecord::default()
                 },
             )),
+            mailbox_drops: AtomicU64::new(0),
         });
         shared.live().insert(session_id, live.clone());
         let faults = (shared.drop_rate > 0.0 || shared.stalls.is_some())
@@ -240,10 +321,13 @@ impl Sender {
         }
     }
 
-    /// Reads until the session ends: how (for the stats) and why (for the log).
+    /// Reads until the session ends: how (for the stats) and why (for the
+    /// log). Datagrams come from `mailbox` if there is one, else straight
+    /// from the session.
     async fn read_loop(
         &mut self,
         session: &Session,
+        mut mailbox: Option<mpsc::Receiver<Datagram>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> (SessionEnd, &'static str) {
         let mut accept = pin!(session.accept_uni());
@@ -271,7 +355,9 @@ impl Sender {
                             Some(Event::Stop)
                         } else if let Poll::Ready(r) = accept.as_mut().poll(cx) {
                             Some(Event::Accepted(r))
-                        } else if let Poll::Ready(r) = datagram.as_mut().poll(cx) {
+                        } else if let Poll::Ready(r) =
+                            next_datagram(cx, datagram.as_mut(), &mut mailbox)
+                        {
                             Some(Event::Datagram(r))
                         } else if let Poll::Ready(r) = reads.poll_next(cx) {
                             Some(Event::Read(r))
@@ -294,7 +380,9 @@ impl Sender {
                 }
                 _ => tokio::select! {
                     r = &mut accept => Event::Accepted(r),
-                    r = &mut datagram => Event::Datagram(r),
+                    r = poll_fn(|cx| next_datagram(cx, datagram.as_mut(), &mut mailbox)) => {
+                        Event::Datagram(r)
+                    }
                     r = poll_fn(|cx| reads.poll_next(cx)), if !reads.is_empty() => Event::Read(r),
                     _ = tick.tick() => Event::Tick,
                     _ = &mut stop => Event::Stop,
@@ -312,7 +400,9 @@ impl Sender {
                 }
                 Event::Datagram(Ok(bytes)) => {
                     self.on_packet(bytes, true, Instant::now());
-                    datagram.set(session.read_datagram());
+                    if mailbox.is_none() {
+                        datagram.set(session.read_datagram());
+                    }
                 }
                 Event::Read(Ok(bytes)) => self.on_packet(bytes, false, Instant::now()),
                 Event::Read(Err(ReadFail::TooLong)) => {

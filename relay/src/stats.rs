@@ -143,14 +143,18 @@ pub struct UserStats {
     /// Of all the above, how many came as datagrams rather than uni streams.
     pub datagrams: u64,
     /// Every packet received under this user id, by type and transport
-    /// (the counts above, split by how they came; `ping` keep-alives are
-    /// not in it).
+    /// (the counts above, split by how they came; `ping` keep-alives and
+    /// datagrams dropped at the mailbox are not in it).
     pub received_by_type: ByType,
     /// When the relay read the first of those packets, Unix ms (`None`
     /// if none).
     pub first_packet_unix_ms: Option<u64>,
     /// When it read the last of them, Unix ms.
     pub last_packet_unix_ms: Option<u64>,
+    /// Inbound datagrams of this user's sessions dropped because the
+    /// session's mailbox (`--mailbox`) was full: never read, so in no
+    /// other count (upstream drops them silently; no CONGESTION).
+    pub mailbox_drops: u64,
     /// What the relay sent to this user's sessions, by type and transport,
     /// as each session's writer handed it to QUIC (a datagram the path
     /// could not carry counts as the stream it went on).
@@ -398,6 +402,9 @@ pub struct RelayStats {
     /// one receiver made the relay send CONGESTION to the whole meeting
     /// (each delivery is in that receiver's `sent_by_type.congestion`).
     pub congestion_sent: u64,
+    /// Inbound datagrams dropped at full mailboxes (the sum of the users'
+    /// `mailbox_drops`).
+    pub mailbox_drops: u64,
     /// Deliveries dropped by `--drop-rate` (the sum of the users'
     /// `dropped_audio` and `dropped_video`).
     pub injected_drops: InjectedDrops,
@@ -453,6 +460,7 @@ impl UserStats {
         self.received_by_type.add(&o.received_by_type);
         self.first_packet_unix_ms = earliest(self.first_packet_unix_ms, o.first_packet_unix_ms);
         self.last_packet_unix_ms = self.last_packet_unix_ms.max(o.last_packet_unix_ms);
+        self.mailbox_drops += o.mailbox_drops;
         self.sent_by_type.add(&o.sent_by_type);
         self.relayed_to += o.relayed_to;
         self.relay_drops += o.relay_drops;
