@@ -186,7 +186,7 @@ impl Target {
 #[derive(Debug, Clone)]
 pub(crate) struct Got {
     pub(crate) bytes: Bytes,
-    datagram: bool,
+    pub(crate) datagram: bool,
     /// The index of the server's uni stream it came on (None for a datagram).
     stream: Option<u64>,
 }
@@ -272,7 +272,9 @@ impl Got {
     /// One line for traces: transport, type, sender, event or media type.
     fn describe(&self) -> String {
         let how = if self.datagram { "dgram" } else { "uni" };
-        let w = self.wrapper();
+        let Ok(w) = PacketWrapper::parse_from_bytes(&self.bytes) else {
+            return format!("{how} opaque, {} bytes", self.bytes.len());
+        };
         let detail = match (self.meeting(), self.media()) {
             (Some((e, who)), _) => format!("{e:?} {who} sid={}", w.session_id),
             (_, Some(m)) => format!("{:?} sid={}", m.media_type, w.session_id),
@@ -384,7 +386,7 @@ impl Peer {
         .await
     }
 
-    fn send_datagram(&self, bytes: &[u8]) {
+    pub(crate) fn send_datagram(&self, bytes: &[u8]) {
         self.session
             .send_datagram(Bytes::copy_from_slice(bytes))
             .unwrap();
@@ -871,7 +873,9 @@ async fn tokens(t: &Target) {
 }
 
 /// A receiver that never accepts streams does not hold up the others, and
-/// the sender is told with CONGESTION (from the slow receiver's user id).
+/// the meeting is told with CONGESTION (the slow receiver's user id, the
+/// sender's session id): the sender and the third member each get it, as a
+/// datagram (regression: the relay told the sender only).
 async fn slow_receiver(t: &Target) {
     let mut a = t.join("sl-a", "room-sl").await;
     let mut fast = t.join("sl-fast", "room-sl").await;
@@ -889,21 +893,31 @@ async fn slow_receiver(t: &Target) {
     for seq in 0..n {
         a.send(&audio(&mut pre, seq)).await;
     }
+    let is_congestion = |g: &Got| g.packet_type() == packet_type::CONGESTION;
     let mut got = 0;
+    let mut at_fast = None;
     while got < n {
-        if fast.next().await.media().is_some() {
+        let g = fast.next().await;
+        if g.media().is_some() {
             got += 1;
+        } else if is_congestion(&g) {
+            at_fast.get_or_insert(g);
         }
     }
-    let (c, _) = a
-        .until("CONGESTION", |g| {
-            g.packet_type()
-                == videocall_types::protos::packet_wrapper::packet_wrapper::PacketType::CONGESTION
-                    as i32
-        })
-        .await;
-    assert_eq!(c.user(), "sl-slow", "names the congested receiver");
-    assert_eq!(c.wrapper().session_id, a.session_id);
+    let at_fast = match at_fast {
+        Some(g) => g,
+        None => {
+            fast.until("CONGESTION at the third member", is_congestion)
+                .await
+                .0
+        }
+    };
+    let (at_a, _) = a.until("CONGESTION at the sender", is_congestion).await;
+    for c in [at_a, at_fast] {
+        assert_eq!(c.user(), "sl-slow", "names the congested receiver");
+        assert_eq!(c.wrapper().session_id, a.session_id, "and the sender");
+        assert!(c.datagram, "as a datagram");
+    }
     a.close();
     fast.close();
 }
@@ -1279,6 +1293,20 @@ async fn slow_receiver_does_not_hold_up_others() {
     assert!(u.relay_drops > 0, "the slow receiver's queue overflowed");
     assert_eq!(u.relayed_to + u.relay_drops, 2 * 600);
     assert!(s.congestion_sent >= 1);
+    // Each notice went to all three: the sender and the third member sent
+    // it, and the slow receiver's full queue dropped its copy.
+    let s = t
+        .stats_when(|s| {
+            ["sl-a", "sl-fast"]
+                .iter()
+                .all(|u| s.per_user[*u].sent_by_type.congestion.datagram == s.congestion_sent)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.relay_drops,
+        s.per_user["sl-a"].relay_drops + s.congestion_sent
+    );
     t.close().await;
 }
 

@@ -3,3 +3,4 @@
 mod capture;
 mod people;
 mod relay;
+mod rules;
