@@ -11,12 +11,15 @@
 //!
 //! Receiving is the other hot path: [`parse`] reads a wrapper and, for media,
 //! the `MediaPacket` inside it, borrowing from the input without allocating.
-//! Rarely sent packets (CONNECTION, heartbeats, RTT, key-frame requests) are
-//! built with the protobuf types; they are a handful per second.
+//! Rarely sent packets (CONNECTION, heartbeats, RTT, key-frame requests, and
+//! the DIAGNOSTICS and HEALTH reports a browser sends) are built with the
+//! protobuf types; they are a handful per second.
 
 use bytes::Bytes;
 use protobuf::Message;
 use videocall_types::protos::connection_packet::ConnectionPacket;
+use videocall_types::protos::diagnostics_packet::{AudioMetrics, DiagnosticsPacket, VideoMetrics};
+use videocall_types::protos::health_packet::{HealthPacket, PeerStats, VideoStats};
 use videocall_types::protos::media_packet::media_packet::MediaType;
 use videocall_types::protos::media_packet::{HeartbeatMetadata, MediaPacket, VideoCodec};
 use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
@@ -290,14 +293,159 @@ pub fn rtt(user_id: &str, timestamp_ms: f64) -> Vec<u8> {
 
 /// A request from `from` that `target` send a video key frame.
 pub fn keyframe_request(from: &str, target: &str, timestamp_ms: f64) -> Vec<u8> {
+    keyframe_request_for(from, target, false, timestamp_ms)
+}
+
+/// A request from `from` that `target` send a key frame of its camera
+/// (`data = "VIDEO"`) or, when `screen`, of its screen share (`"SCREEN"`).
+pub fn keyframe_request_for(from: &str, target: &str, screen: bool, timestamp_ms: f64) -> Vec<u8> {
     let p = MediaPacket {
         media_type: MediaType::KEYFRAME_REQUEST.into(),
         user_id: target.as_bytes().to_vec(),
-        data: b"VIDEO".to_vec(),
+        data: if screen {
+            KEYFRAME_SCREEN
+        } else {
+            KEYFRAME_VIDEO
+        }
+        .to_vec(),
         timestamp: timestamp_ms,
         ..Default::default()
     };
     media(from, p)
+}
+
+/// A key-frame request's `data` asking for the camera.
+pub const KEYFRAME_VIDEO: &[u8] = b"VIDEO";
+/// A key-frame request's `data` asking for the screen share.
+pub const KEYFRAME_SCREEN: &[u8] = b"SCREEN";
+
+/// One DIAGNOSTICS report: what a receiver measured of one peer's medium in
+/// its last second, as upstream's web client sends it every 500 ms for each
+/// (peer, medium) it has received (`DiagnosticsPacket`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diagnostic<'a> {
+    /// The measured peer's server session id (`sender_id`, as a decimal
+    /// string on the wire: upstream fills it so).
+    pub peer_session: u64,
+    /// The reporting client's own user id (`target_id`, as upstream fills it).
+    pub reporter: &'a str,
+    /// When, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// `media_type`: [`media_type::AUDIO`], [`media_type::VIDEO`] or [`media_type::SCREEN`].
+    pub media_type: i32,
+    /// Packets (audio) or frames (video, screen) a second.
+    pub fps: f32,
+    /// Kilobits a second of the `MediaPacket`s received.
+    pub kbps: u32,
+}
+
+/// A DIAGNOSTICS packet of `user_id` (see [`Diagnostic`]).
+pub fn diagnostics(user_id: &str, d: &Diagnostic<'_>) -> Vec<u8> {
+    let mut p = DiagnosticsPacket {
+        sender_id: d.peer_session.to_string(),
+        target_id: d.reporter.to_owned(),
+        timestamp_ms: d.timestamp_ms,
+        media_type: protobuf::EnumOrUnknown::from_i32(d.media_type),
+        ..Default::default()
+    };
+    if d.media_type == media_type::AUDIO {
+        p.audio_metrics = protobuf::MessageField::some(AudioMetrics {
+            fps_received: d.fps,
+            bitrate_kbps: d.kbps,
+            ..Default::default()
+        });
+    } else {
+        p.video_metrics = protobuf::MessageField::some(VideoMetrics {
+            fps_received: d.fps,
+            bitrate_kbps: d.kbps,
+            ..Default::default()
+        });
+    }
+    let data = p
+        .write_to_bytes()
+        .expect("encoding a DiagnosticsPacket into a Vec cannot fail");
+    wrap(PacketType::DIAGNOSTICS, user_id, data)
+}
+
+/// What a HEALTH report says of one peer (`PeerStats`), keyed by the peer's
+/// server session id. Only what the client measures is set: `neteq_stats`
+/// and the decoder's figures stay unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PeerHealth {
+    /// Audio of this peer arrived lately (`can_listen`, copied to `audio_enabled`).
+    pub can_listen: bool,
+    /// Video of this peer arrived lately (`can_see`, copied to `video_enabled`).
+    pub can_see: bool,
+    /// Video frames a second received of it (`video_stats.fps_received`),
+    /// when any video was.
+    pub video_fps: Option<f64>,
+}
+
+/// One HEALTH report (`HealthPacket`), as upstream's web client sends it
+/// every 5 s once it has seen a peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health<'a> {
+    /// The client's own label, `session_<unix seconds when it started>` as
+    /// upstream's web client writes it (not the server's session id).
+    pub session_label: &'a str,
+    /// The meeting.
+    pub meeting_id: &'a str,
+    /// The reporting client's user id.
+    pub user_id: &'a str,
+    /// When, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The client sends audio (`reporting_audio_enabled`).
+    pub audio_enabled: bool,
+    /// The client sends video (`reporting_video_enabled`).
+    pub video_enabled: bool,
+    /// Each peer, by its server session id.
+    pub peers: &'a [(u64, PeerHealth)],
+    /// The server the client uses.
+    pub server_url: &'a str,
+    /// The mean of its last RTT probes' echo times, ms, when it has any.
+    pub server_rtt_ms: Option<f64>,
+}
+
+/// A HEALTH packet (see [`Health`]); the server publishes it for upstream's
+/// `metrics_server` and relays it to nobody.
+pub fn health(h: &Health<'_>) -> Vec<u8> {
+    let p = HealthPacket {
+        session_id: h.session_label.to_owned(),
+        meeting_id: h.meeting_id.to_owned(),
+        reporting_user_id: h.user_id.as_bytes().to_vec(),
+        timestamp_ms: h.timestamp_ms,
+        reporting_audio_enabled: h.audio_enabled,
+        reporting_video_enabled: h.video_enabled,
+        peer_stats: h
+            .peers
+            .iter()
+            .map(|(session, peer)| {
+                let stats = PeerStats {
+                    can_listen: peer.can_listen,
+                    can_see: peer.can_see,
+                    audio_enabled: peer.can_listen,
+                    video_enabled: peer.can_see,
+                    video_stats: match peer.video_fps {
+                        Some(fps) => protobuf::MessageField::some(VideoStats {
+                            fps_received: fps,
+                            ..Default::default()
+                        }),
+                        None => protobuf::MessageField::none(),
+                    },
+                    ..Default::default()
+                };
+                (session.to_string(), stats)
+            })
+            .collect(),
+        active_server_url: h.server_url.to_owned(),
+        active_server_type: "webtransport".to_owned(),
+        active_server_rtt_ms: h.server_rtt_ms.unwrap_or(0.0),
+        ..Default::default()
+    };
+    let data = p
+        .write_to_bytes()
+        .expect("encoding a HealthPacket into a Vec cannot fail");
+    wrap(PacketType::HEALTH, h.user_id, data)
 }
 
 // ---------------------------------------------------------------------------
@@ -612,6 +760,104 @@ mod tests {
         let mut v = prefix.build(f, frame.len()).to_vec();
         v.extend_from_slice(frame);
         v
+    }
+
+    /// DIAGNOSTICS as upstream's web client fills it: the measured peer's
+    /// session id in `sender_id`, the reporter's own id in `target_id`, the
+    /// audio or video metrics by medium.
+    #[test]
+    fn diagnostics_carry_the_peer_session_and_the_reporter() {
+        let d = Diagnostic {
+            peer_session: 42,
+            reporter: "me-1",
+            timestamp_ms: 1_700_000_000_000,
+            media_type: media_type::VIDEO,
+            fps: 29.5,
+            kbps: 480,
+        };
+        let w = PacketWrapper::parse_from_bytes(&diagnostics("me-1", &d)).unwrap();
+        assert_eq!(w.packet_type.enum_value(), Ok(PacketType::DIAGNOSTICS));
+        assert_eq!(w.user_id, b"me-1");
+        let p = DiagnosticsPacket::parse_from_bytes(&w.data).unwrap();
+        assert_eq!((p.sender_id.as_str(), p.target_id.as_str()), ("42", "me-1"));
+        assert_eq!(p.media_type.enum_value(), Ok(MediaType::VIDEO));
+        assert_eq!(
+            (p.video_metrics.fps_received, p.video_metrics.bitrate_kbps),
+            (29.5, 480)
+        );
+        assert!(p.audio_metrics.is_none());
+        let audio = Diagnostic {
+            media_type: media_type::AUDIO,
+            fps: 50.0,
+            ..d
+        };
+        let p = DiagnosticsPacket::parse_from_bytes(
+            &PacketWrapper::parse_from_bytes(&diagnostics("me-1", &audio))
+                .unwrap()
+                .data,
+        )
+        .unwrap();
+        assert_eq!(p.audio_metrics.fps_received, 50.0);
+        assert!(p.video_metrics.is_none());
+    }
+
+    /// HEALTH: each peer by its session id, what is measured set and the
+    /// rest (NetEQ, the decoder) left unset; no RTT is 0, as upstream sends.
+    #[test]
+    fn health_reports_each_peer_and_leaves_unmeasured_fields_unset() {
+        let peers = [
+            (
+                7,
+                PeerHealth {
+                    can_listen: true,
+                    can_see: true,
+                    video_fps: Some(30.0),
+                },
+            ),
+            (9, PeerHealth::default()),
+        ];
+        let h = Health {
+            session_label: "session_1700000000",
+            meeting_id: "room-1",
+            user_id: "me-1",
+            timestamp_ms: 1_700_000_005_000,
+            audio_enabled: true,
+            video_enabled: false,
+            peers: &peers,
+            server_url: "https://127.0.0.1:4433",
+            server_rtt_ms: Some(1.5),
+        };
+        let w = PacketWrapper::parse_from_bytes(&health(&h)).unwrap();
+        assert_eq!(w.packet_type.enum_value(), Ok(PacketType::HEALTH));
+        let p = HealthPacket::parse_from_bytes(&w.data).unwrap();
+        assert_eq!(
+            (p.session_id.as_str(), p.meeting_id.as_str()),
+            ("session_1700000000", "room-1")
+        );
+        assert_eq!(p.reporting_user_id, b"me-1");
+        assert!(p.reporting_audio_enabled && !p.reporting_video_enabled);
+        assert_eq!(
+            (p.active_server_type.as_str(), p.active_server_rtt_ms),
+            ("webtransport", 1.5)
+        );
+        let seen = &p.peer_stats["7"];
+        assert!(seen.can_listen && seen.can_see && seen.audio_enabled && seen.video_enabled);
+        assert_eq!(seen.video_stats.fps_received, 30.0);
+        assert!(seen.neteq_stats.is_none());
+        let quiet = &p.peer_stats["9"];
+        assert!(!quiet.can_listen && quiet.video_stats.is_none());
+    }
+
+    #[test]
+    fn keyframe_requests_name_the_camera_or_the_screen() {
+        for (screen, want) in [(false, KEYFRAME_VIDEO), (true, KEYFRAME_SCREEN)] {
+            let bytes = keyframe_request_for("a", "b", screen, 1.0);
+            let m = parse_media(parse(&bytes).unwrap().data).unwrap();
+            assert_eq!(
+                (m.media_type, m.user_id, m.data),
+                (media_type::KEYFRAME_REQUEST, &b"b"[..], want)
+            );
+        }
     }
 
     #[test]

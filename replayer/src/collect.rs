@@ -13,15 +13,17 @@ use synth_common::quality::{Exact, Freezes};
 use synth_report::health::Health;
 use synth_report::hist;
 use synth_report::model::{
-    Adaptation, Behaviour, Clients, Concealment, Counts, Event, ExactReport, FreezeReport,
-    LinkReport, MediaReport, Meeting, NetworkReport, Percentiles, PhaseReport, ProcessReport,
-    QuicReport, Rate, Received, Report, Screen, SearchReport, Sent, Sessions, Signals, StopReason,
-    Timeline, SCHEMA, SCHEMA_VERSION,
+    Adaptation, Behaviour, Clients, Concealment, Control, ControlCounts, Counts, Event,
+    ExactReport, Expected, FreezeReport, LinkReport, MediaReport, Meeting, NetworkReport,
+    Percentiles, PhaseReport, ProcessReport, QuicReport, Rate, Received, Report, Screen,
+    SearchReport, Sent, Sessions, Signals, StopReason, Timeline, SCHEMA, SCHEMA_VERSION,
 };
 use synth_report::num::{bitrates, quantile, round3, round6};
 use synth_report::threshold::Threshold;
 
-use crate::metrics::{ClientStats, Media, Metrics, PeerView, Process, State, REASONS};
+use crate::metrics::{
+    ClientStats, Control as ControlKind, Media, Metrics, PeerView, Process, State, REASONS,
+};
 use crate::netem::Tap;
 use crate::plan::ClientPlan;
 
@@ -85,6 +87,8 @@ pub struct Inputs<'a> {
     pub schedule: Option<&'a crate::plan::ScheduleInfo>,
     /// The verdict line of the threshold that aborted the run.
     pub aborted: Option<String>,
+    /// What the plan expects of one participant per second besides media.
+    pub expected: Expected,
 }
 
 /// The behaviour section: the schedule's plan and what the clients did.
@@ -233,6 +237,7 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
             received: m.sum(|c| c.recv_packets[Media::Heartbeat as usize].load(Relaxed)),
         },
         server_signals: signals(m),
+        control: control(m, inp),
         send_lateness_ms: Percentiles::from_us(&m.lateness.merged()),
         generator: inp.health.clone(),
         process: ProcessReport {
@@ -299,9 +304,41 @@ fn signals(m: &Metrics) -> Signals {
         keyframe_requests_received: m.sum(|c| c.keyframe_requests.load(Relaxed)),
         keyframes_answered: m.sum(|c| c.keyframes_answered.load(Relaxed)),
         keyframe_answer_ms: Percentiles::from_us(&m.keyframe_answer.merged()),
+        room_congestion_seen: m.sum(|c| c.room_congestion.load(Relaxed)),
+        keyframe_requests_sent: m
+            .sum(|c| c.control_sent[ControlKind::KeyframeRequest as usize].load(Relaxed)),
+        keyframe_requests_answered: m.keyframe_wait.merged().len(),
+        keyframe_wait_ms: Percentiles::from_us(&m.keyframe_wait.merged()),
+        server_rtt_ms: Percentiles::from_us(&m.server_rtt.merged()),
         participant_joined_seen: m.sum(|c| c.joined_events.load(Relaxed)),
         participant_left_seen: m.sum(|c| c.left_events.load(Relaxed)),
         join_visibility_ms: Percentiles::from_us(&m.join_visibility.merged()),
+    }
+}
+
+/// The clients' profiles and their control traffic.
+fn control(m: &Metrics, inp: &Inputs) -> Control {
+    let counts = |f: fn(&ClientStats) -> &[std::sync::atomic::AtomicU64; 4]| {
+        let n = |k: ControlKind| m.sum(|c| f(c)[k as usize].load(Relaxed));
+        ControlCounts {
+            diagnostics: n(ControlKind::Diagnostics),
+            health: n(ControlKind::Health),
+            rtt: n(ControlKind::Rtt),
+            keyframe_request: n(ControlKind::KeyframeRequest),
+        }
+    };
+    let browsers = inp
+        .plan
+        .iter()
+        .filter(|p| p.profile == crate::config::ClientProfile::Browser)
+        .count() as u64;
+    Control {
+        browsers,
+        bots: inp.plan.len() as u64 - browsers,
+        sent: counts(|c| &c.control_sent),
+        received: counts(|c| &c.control_received),
+        dropped: m.sum(|c| c.control_dropped.load(Relaxed)),
+        expected_per_participant: inp.expected,
     }
 }
 
@@ -608,6 +645,7 @@ mod tests {
                 step: 0,
                 network: None,
                 adapt: false,
+                profile: Default::default(),
                 behaviour: Default::default(),
             })
             .collect()
@@ -651,6 +689,7 @@ mod tests {
                 aborted: None,
                 seed: 1,
                 schedule: None,
+                expected: Expected::default(),
             },
         )
     }
@@ -799,6 +838,10 @@ mod tests {
             jitter_ms: Av::default(),
             freezes: 0,
             lateness_p99_ms: Some(p99 / 10.0),
+            server_rtt_ms: P2 {
+                p50: Some(p99 / 4.0),
+                p99: Some(p99 / 2.0),
+            },
             cpu_share: Some(p99 / 100.0),
             rss_mb: 10.0,
             failing: fail.iter().map(|s| s.to_string()).collect(),

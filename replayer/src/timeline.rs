@@ -43,6 +43,8 @@ pub fn take(m: &Metrics) -> Snapshot {
         (HistId::Keyframe, &m.keyframe_answer),
         (HistId::Join, &m.join_visibility),
         (HistId::Rejoin, &m.rejoin),
+        (HistId::ServerRtt, &m.server_rtt),
+        (HistId::KeyframeWait, &m.keyframe_wait),
     ] {
         hists[id as usize] = h.merged();
     }
@@ -82,6 +84,7 @@ fn read(c: &ClientStats, counter: Counter) -> u64 {
         Counter::Rejoins => c.rejoins.load(Relaxed),
         Counter::Stalls => c.stalls.load(Relaxed),
         Counter::ServerDelayUs => c.credit_wait_us.load(Relaxed) + c.skipped_us.load(Relaxed),
+        Counter::RoomCongestion => c.room_congestion.load(Relaxed),
     }
 }
 

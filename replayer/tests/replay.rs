@@ -207,16 +207,18 @@ async fn meetings_rates_decoding_and_keyframes() {
     assert_eq!(r.video.sent.packets, total.video_packets);
     assert_eq!(r.heartbeats.sent, total.heartbeats);
 
-    // a2 was asked once and answered once.
+    // a2 was asked once and answered once; as browsers, a1 and a3 heard
+    // the request too and answered it all the same (upstream's web client
+    // does not look at whom a request asks).
     let a2 = &outcome.metrics.clients[1];
     assert_eq!(a2.keyframe_requests.load(Relaxed), 1);
     assert_eq!(a2.keyframes_answered.load(Relaxed), 1);
     let sig = &r.server_signals;
     assert_eq!(
         (sig.keyframe_requests_received, sig.keyframes_answered),
-        (1, 1)
+        (1, 3)
     );
-    assert_eq!(sig.keyframe_answer_ms.count, 1, "the answer was timed");
+    assert_eq!(sig.keyframe_answer_ms.count, 3, "each answer was timed");
     // Every client of room-a saw its two peers (join visibility), b1 none.
     assert_eq!(sig.join_visibility_ms.count, 6);
     // The figures thresholds read exist for a run like this one.

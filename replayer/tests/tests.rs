@@ -1,5 +1,6 @@
 //! The one integration-test binary of synth-replay (modules below).
 
+mod browser;
 mod cli;
 mod faults;
 mod live;

@@ -123,11 +123,15 @@ pub enum HistId {
     Join,
     /// Rejoin time.
     Rejoin,
+    /// Echo time of the RTT probes through the server.
+    ServerRtt,
+    /// From a key-frame request sent to the key frame.
+    KeyframeWait,
 }
 
 impl HistId {
     /// How many there are.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
 }
 
 /// A counter of a run's snapshot, indexed by `Counter as usize`: the
@@ -180,11 +184,13 @@ pub enum Counter {
     Stalls,
     /// Time the senders waited on the server or skipped, µs.
     ServerDelayUs,
+    /// CONGESTION about other senders of the room.
+    RoomCongestion,
 }
 
 impl Counter {
     /// How many there are.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 23;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -210,6 +216,7 @@ impl Counter {
         Counter::Rejoins,
         Counter::Stalls,
         Counter::ServerDelayUs,
+        Counter::RoomCongestion,
     ];
 }
 
@@ -587,6 +594,50 @@ pub static FIGURES: &[Figure] = &[
         merge: Merge::Largest,
         live: Some(Live::Hist(HistId::Keyframe, Q::P99)),
         end: |r| r.server_signals.keyframe_answer_ms.p99,
+        ..Figure::BASE
+    },
+    counted!(
+        "room_congestion_seen",
+        "CONGESTION packets about other senders of the room (the server tells every member)",
+        RoomCongestion,
+        |r| count(r.server_signals.room_congestion_seen)
+    ),
+    Figure {
+        name: "keyframe_wait_p99_ms",
+        about: "99th percentile from a key-frame request a browser client sent to the key frame it asked for",
+        unit: Unit::Ms,
+        merge: Merge::Largest,
+        live: Some(Live::Hist(HistId::KeyframeWait, Q::P99)),
+        end: |r| r.server_signals.keyframe_wait_ms.p99,
+        ..Figure::BASE
+    },
+    Figure {
+        name: "server_rtt_p50_ms",
+        about: "median echo time of browser clients' RTT probes through the server (its event loop as a participant feels it, not QUIC's RTT)",
+        unit: Unit::Ms,
+        merge: Merge::Largest,
+        live: Some(Live::Hist(HistId::ServerRtt, Q::P50)),
+        end: |r| r.server_signals.server_rtt_ms.p50,
+        ..Figure::BASE
+    },
+    Figure {
+        name: "server_rtt_p99_ms",
+        about: "99th percentile echo time of browser clients' RTT probes through the server",
+        unit: Unit::Ms,
+        merge: Merge::Largest,
+        live: Some(Live::Hist(HistId::ServerRtt, Q::P99)),
+        step: true,
+        phase: true,
+        end: |r| r.server_signals.server_rtt_ms.p99,
+        ..Figure::BASE
+    },
+    Figure {
+        name: "server_rtt_max_ms",
+        about: "longest echo time of browser clients' RTT probes through the server",
+        unit: Unit::Ms,
+        merge: Merge::Largest,
+        live: Some(Live::Hist(HistId::ServerRtt, Q::Max)),
+        end: |r| r.server_signals.server_rtt_ms.max,
         ..Figure::BASE
     },
     Figure {

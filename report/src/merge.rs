@@ -32,9 +32,9 @@ use crate::figure::{self, Merge};
 use crate::health::Health;
 use crate::hist;
 use crate::model::{
-    network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Counts, Event, ExactReport,
-    FreezeReport, MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received, Report, Sample,
-    Sent, Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
+    network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Control, Counts, Event,
+    ExactReport, FreezeReport, MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received,
+    Report, Sample, Sent, Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
 };
 use crate::num::{bitrates, round3, round6};
 use crate::threshold::Threshold;
@@ -130,12 +130,25 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             keyframe_answer_ms: pct("server_signals.keyframe_answer_ms", |r| {
                 &r.server_signals.keyframe_answer_ms
             })?,
+            room_congestion_seen: sum(|r| r.server_signals.room_congestion_seen),
+            keyframe_requests_sent: sum(|r| r.server_signals.keyframe_requests_sent),
+            keyframe_requests_answered: sum(|r| r.server_signals.keyframe_requests_answered),
+            keyframe_wait_ms: pct("server_signals.keyframe_wait_ms", |r| {
+                &r.server_signals.keyframe_wait_ms
+            })?,
+            server_rtt_ms: pct("server_signals.server_rtt_ms", |r| {
+                &r.server_signals.server_rtt_ms
+            })?,
             participant_joined_seen: sum(|r| r.server_signals.participant_joined_seen),
             participant_left_seen: sum(|r| r.server_signals.participant_left_seen),
             join_visibility_ms: pct("server_signals.join_visibility_ms", |r| {
                 &r.server_signals.join_visibility_ms
             })?,
         },
+        control: all().fold(Control::default(), |mut acc, r| {
+            acc.add(&r.control);
+            acc
+        }),
         send_lateness_ms: pct("send_lateness_ms", |r| &r.send_lateness_ms)?,
         generator: generator(reports),
         process: ProcessReport {
@@ -573,6 +586,7 @@ fn within_source(a: &Sample, b: &Sample) -> Sample {
         },
         freezes: a.freezes + b.freezes,
         lateness_p99_ms: max_opt(a.lateness_p99_ms, b.lateness_p99_ms),
+        server_rtt_ms: max_p2(a.server_rtt_ms, b.server_rtt_ms),
         failing: failing.into_iter().collect(),
         ..b.clone()
     }
@@ -594,6 +608,7 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         jitter_ms: Av::default(),
         freezes: 0,
         lateness_p99_ms: None,
+        server_rtt_ms: P2::default(),
         cpu_share: None,
         rss_mb: 0.0,
         failing: Vec::new(),
@@ -617,6 +632,7 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         out.jitter_ms = folded.jitter_ms;
         out.freezes = folded.freezes;
         out.lateness_p99_ms = folded.lateness_p99_ms;
+        out.server_rtt_ms = folded.server_rtt_ms;
         out.sent_mbps = round3(out.sent_mbps + s.sent_mbps);
         out.recv_mbps = round3(out.recv_mbps + s.recv_mbps);
         out.rss_mb = round3(out.rss_mb + s.rss_mb);

@@ -159,6 +159,43 @@ fn signals(o: &mut String, r: &Report) -> fmt::Result {
         sig.participant_joined_seen,
         sig.participant_left_seen
     )?;
+    if sig.room_congestion_seen > 0 {
+        writeln!(
+            o,
+            "         {} CONGESTION about other senders of the room seen",
+            sig.room_congestion_seen
+        )?;
+    }
+    let c = &r.control;
+    if c.browsers + c.bots > 0 {
+        writeln!(
+            o,
+            "control  {} browser(s), {} bot(s); sent {} DIAGNOSTICS, {} HEALTH, {} RTT probes, {} key-frame requests ({} answered, wait {}){}",
+            c.browsers,
+            c.bots,
+            c.sent.diagnostics,
+            c.sent.health,
+            c.sent.rtt,
+            sig.keyframe_requests_sent,
+            sig.keyframe_requests_answered,
+            pct(&sig.keyframe_wait_ms),
+            if c.dropped > 0 {
+                format!("; {} not sent (queue full)", c.dropped)
+            } else {
+                String::new()
+            }
+        )?;
+        let e = &c.expected_per_participant;
+        writeln!(
+            o,
+            "         expected per participant per second: sends {}, receives {}",
+            e.sent.words("probes"),
+            e.received.words("echoes")
+        )?;
+    }
+    if sig.server_rtt_ms.count > 0 {
+        writeln!(o, "srv rtt  {}", pct(&sig.server_rtt_ms))?;
+    }
     writeln!(o, "visible  {}", pct(&sig.join_visibility_ms))?;
     writeln!(o, "lateness {}", pct(&r.send_lateness_ms))?;
     Ok(())

@@ -222,6 +222,7 @@ impl<'a> Window<'a> {
             },
             freezes: self.delta(Counter::Freezes),
             lateness_p99_ms: self.ms(HistId::Lateness, Q::P99).map(round3),
+            server_rtt_ms: p(HistId::ServerRtt),
             cpu_share: self.cpu_share().map(|c| (c * 1000.0).round() / 1000.0),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
             failing,

@@ -10,11 +10,15 @@
 //!   storms, group actions and speaking turns, one script per participant.
 //! - [`plan`]: the settings resolved against the pack, one
 //!   [`plan::ClientPlan`] per client, with its script.
+//! - [`cadence`]: what each participant is expected to send and receive
+//!   besides media, per second (its profile's control traffic).
 //! - [`summary`]: the plan as `validate` prints it.
 //!
-//! Data flows one way: `config` ← `behaviour` (its specs) ← `plan` ← `summary`.
+//! Data flows one way: `config` ← `behaviour` (its specs) ← `plan` ←
+//! `cadence` ← `summary`.
 
 pub mod behaviour;
+pub mod cadence;
 pub mod config;
 pub mod plan;
 pub mod summary;

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use synth_common::pack::{Reader, Role, TrackKind};
 
 use crate::behaviour::{self, Action, Cause, Member, PhaseWindow, Planned, Script, SessionPlan};
-use crate::config::Settings;
+use crate::config::{ClientProfile, Settings};
 
 /// One client, fully resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,8 @@ pub struct ClientPlan {
     pub network: Option<usize>,
     /// It adapts its video rendition to its uplink (`crate::adapt`).
     pub adapt: bool,
+    /// What it sends besides media, and how it keeps its session.
+    pub profile: ClientProfile,
     /// How it behaves over the run: sessions, actions, turns, role.
     pub behaviour: Behaviour,
 }
@@ -252,6 +254,7 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             step: s.search.as_ref().map_or(0, |se| se.step_of(i)),
             network: c.network,
             adapt: c.adapt && video_track.is_some(),
+            profile: c.profile,
             behaviour: Behaviour {
                 script: Script::default(),
                 viewer: c.viewer,

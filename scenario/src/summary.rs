@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::cadence::{self, Fleet};
 use crate::config::Settings;
 use crate::plan::{resolve, server_label};
 
@@ -27,6 +28,9 @@ pub struct Summary {
     pub meetings: BTreeMap<String, usize>,
     /// Expected send bitrate of all clients together, kbps.
     pub expected_kbps: ExpectedKbps,
+    /// The clients' profiles, and what each is expected to send and receive
+    /// besides media, per second ([`cadence`]).
+    pub control: Fleet,
     /// The capacity search, in words, when the config has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
@@ -54,6 +58,8 @@ pub struct SummaryClient {
     pub video: bool,
     /// Video track name, if video is on.
     pub rendition: Option<String>,
+    /// Its `client_profile`: `browser` or `bot`.
+    pub profile: &'static str,
 }
 
 /// Expected bitrates.
@@ -81,6 +87,7 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
             audio: c.audio_track.is_some(),
             video: c.video_track.is_some(),
             rendition: c.video_track.map(|t| plan.pack.tracks()[t].name.clone()),
+            profile: c.profile.name(),
         });
     }
     // Clients a behaviour schedule never needs never start.
@@ -118,6 +125,7 @@ pub fn summary(s: &Settings) -> anyhow::Result<Summary> {
             audio: (audio * 10.0).round() / 10.0,
             video: (video * 10.0).round() / 10.0,
         },
+        control: cadence::fleet(&plan.clients, s.heartbeat_interval.as_secs_f64()),
         search: s.search.as_ref().map(|se| {
             let slo: Vec<String> = se
                 .slo
@@ -205,14 +213,23 @@ impl fmt::Display for Summary {
             self.expected_kbps.video,
             (self.expected_kbps.audio + self.expected_kbps.video) / 1000.0
         )?;
+        let (c, p) = (&self.control, &self.control.per_participant);
+        writeln!(f, "profile   browser {}, bot {}", c.browsers, c.bots)?;
+        writeln!(
+            f,
+            "control   per participant per second: sends {}, receives {}",
+            p.sent.words("probes"),
+            p.received.words("echoes")
+        )?;
         for c in self.clients.iter().take(5) {
             writeln!(
                 f,
-                "          {} -> {} (audio {}, video {})",
+                "          {} -> {} (audio {}, video {}, {})",
                 c.user_id,
                 c.meeting_id,
                 c.audio,
-                c.rendition.as_deref().unwrap_or("off")
+                c.rendition.as_deref().unwrap_or("off"),
+                c.profile
             )?;
         }
         if self.clients.len() > 5 {

@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use web_transport_quinn::{ClientError, Session};
 
 use crate::client::context::{Client, Shared};
-use crate::config::Credentials;
+use crate::config::{ClientProfile, Credentials};
 use crate::metrics::{FailReason, State};
 use crate::plan::ClientPlan;
 
@@ -156,10 +156,13 @@ impl Failures {
         let since = *self.since.get_or_insert_with(Instant::now);
         let ever = stats.ever_connected.load(Relaxed);
         let refused = f.reason == FailReason::Rejected || f.reason == FailReason::Tls;
-        let give_up = if ever {
-            refused && since.elapsed() >= RETRY_REFUSED
-        } else {
+        let browser = plan.profile == ClientProfile::Browser;
+        let give_up = if !ever {
             refused || self.count >= shared.settings.connect_attempts
+        } else if browser {
+            self.count >= BROWSER_RECONNECT_ATTEMPTS
+        } else {
+            refused && since.elapsed() >= RETRY_REFUSED
         };
         if give_up {
             // One line per client would flood a large run: the run reports the
@@ -175,22 +178,97 @@ impl Failures {
         if ever {
             stats.set_state(State::Reconnecting);
         }
-        backoff(self.count, stop).await
+        let wait = if browser {
+            browser_backoff(self.count, rand::thread_rng().gen_range(0.0..0.5))
+        } else {
+            bot_backoff(self.count, rand::thread_rng().gen_range(0.5..1.5))
+        };
+        pause(wait, stop).await
     }
 }
 
-/// Exponential backoff with jitter: 250 ms × 2^(n-1), at most 2 s, ±50 %, so
-/// a client is back within a few seconds of a server's restart.
-/// Returns true if the run stopped while waiting.
-pub(super) async fn backoff(n: u32, stop: &mut watch::Receiver<bool>) -> bool {
+/// A `browser` that had connected gives up after this many attempts in a row
+/// fail (upstream's connection manager: 10 reconnection attempts with no
+/// connection opened, and the client is `Failed`).
+pub const BROWSER_RECONNECT_ATTEMPTS: u32 = 10;
+
+/// A `browser`'s wait before attempt `n + 1` (after `n` failed in a row, or
+/// after a lost session with `n` = 1), as upstream's connection manager
+/// waits (`next_backoff_delay`): 500 ms, then each wait twice the last plus
+/// `jitter` of it (a share in [0, 0.5); one draw for the whole run of
+/// waits), at most 2 s while `n` ≤ 5, 10 s while ≤ 15, 30 s after.
+pub fn browser_backoff(n: u32, jitter: f64) -> Duration {
+    let cap = |k: u32| match k {
+        0..=5 => Duration::from_secs(2),
+        6..=15 => Duration::from_secs(10),
+        _ => Duration::from_secs(30),
+    };
+    (2..=n).fold(Duration::from_millis(500), |last, k| {
+        (last * 2).mul_f64(1.0 + jitter).min(cap(k))
+    })
+}
+
+/// A `bot`'s wait before attempt `n + 1`: 250 ms × 2^(n-1) at most 2 s,
+/// times `jitter` (in [0.5, 1.5)), so a client is back within a few seconds
+/// of a server's restart.
+pub fn bot_backoff(n: u32, jitter: f64) -> Duration {
     let base = Duration::from_millis(250).saturating_mul(1 << n.saturating_sub(1).min(6));
-    let base = base.min(MAX_BACKOFF);
-    let jitter = rand::thread_rng().gen_range(0.5..1.5);
+    base.min(MAX_BACKOFF).mul_f64(jitter)
+}
+
+/// The wait of `client` before it connects again after its session was
+/// lost: its profile's first backoff step. Returns true if the run stopped
+/// while waiting.
+pub(super) async fn after_loss(client: &Client, stop: &mut watch::Receiver<bool>) -> bool {
+    let wait = if client.plan.profile == ClientProfile::Browser {
+        browser_backoff(1, 0.0)
+    } else {
+        bot_backoff(1, rand::thread_rng().gen_range(0.5..1.5))
+    };
+    pause(wait, stop).await
+}
+
+/// Waits `wait`; true if the run stopped meanwhile.
+async fn pause(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(base.mul_f64(jitter)) => false,
+        _ = tokio::time::sleep(wait) => false,
         _ = stop.wait_for(|s| *s) => true,
     }
 }
 
 /// The longest wait between connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(d: Duration) -> u128 {
+        d.as_millis()
+    }
+
+    #[test]
+    fn a_browser_backs_off_as_upstreams_connection_manager() {
+        // Without jitter: 500 ms, doubling, capped at 2 s to the 5th attempt,
+        // 10 s to the 15th, 30 s after.
+        let waits: Vec<u128> = (1..=18).map(|n| ms(browser_backoff(n, 0.0))).collect();
+        assert_eq!(
+            waits,
+            [
+                500, 1000, 2000, 2000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000, 10_000,
+                10_000, 10_000, 10_000, 20_000, 30_000, 30_000
+            ]
+        );
+        // Jitter adds up to half, within the cap; the first wait has none.
+        assert_eq!(ms(browser_backoff(2, 0.49)), 1490);
+        assert_eq!(ms(browser_backoff(3, 0.49)), 2000);
+        assert_eq!(ms(browser_backoff(1, 0.49)), 500);
+    }
+
+    #[test]
+    fn a_bot_backs_off_fast() {
+        let waits: Vec<u128> = (1..=5).map(|n| ms(bot_backoff(n, 1.0))).collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 2000]);
+        assert_eq!(ms(bot_backoff(1, 0.5)), 125);
+    }
+}

@@ -42,7 +42,7 @@ use crate::netem::QuicStats;
 use crate::people::{Cause, EndCause, SessionPlan};
 use crate::plan::ClientPlan;
 use crate::session::receive::Accounting;
-use connect::{attempt, backoff, Failures};
+use connect::{after_loss, attempt, Failures};
 use receiver::publish;
 use sender::Sender;
 use session::{run_session, End};
@@ -78,7 +78,11 @@ pub async fn run(
         return;
     };
     let sender = Sender::new(&client, start_at + client.plan.phase);
-    let accounting = Some(Accounting::new(&client.plan.user_id));
+    let accounting = Some(if sender.browser() {
+        Accounting::browser(&client.plan.user_id, Instant::now())
+    } else {
+        Accounting::new(&client.plan.user_id)
+    });
     let settings = &client.shared.settings;
     let url = match session_url(&settings.server, &client.plan, &settings.credentials) {
         Ok(u) => u,
@@ -255,6 +259,7 @@ impl Driver {
     fn arrived(&mut self, acc: &mut Accounting, k: usize, planned: &SessionPlan, first: bool) {
         let (shared, stats, plan) = (&self.client.shared, &self.client.stats, &self.client.plan);
         let now = Instant::now();
+        acc.session(now);
         if first {
             // The first session of a planned one: a join, or a way back.
             if planned.cause == Cause::Join {
@@ -273,6 +278,9 @@ impl Driver {
             // not owed to it, and its own media start afresh.
             stats.stay_first_packet_unix_us.store(0, Relaxed);
             acc.rejoin((unix_ms() * 1000.0) as u64, peers_now(shared, plan));
+            // A browser back in a meeting is a new page: its control
+            // traffic starts afresh.
+            acc.restart_control(now);
             self.sender.rejoin(&self.client, now);
         } else {
             // Only the first session counts (`join` ignores later ones).
@@ -292,8 +300,16 @@ impl Driver {
             let conn: quinn::Connection = (*session).clone();
             tokio::spawn(crate::netem::sample(q.clone(), conn, QUIC_SAMPLE_EVERY));
         }
-        let (end, mut acc) =
-            run_session(&self.client, &mut self.sender, acc, session, leave_at).await;
+        let server = self.url.origin().ascii_serialization();
+        let (end, mut acc) = run_session(
+            &self.client,
+            &mut self.sender,
+            acc,
+            session,
+            &server,
+            leave_at,
+        )
+        .await;
         if matches!(end, End::Left) {
             acc.leave(peers_now(&self.client.shared, &self.client.plan));
             publish(&self.client.stats, &acc);
@@ -320,7 +336,9 @@ impl Driver {
                 tracing::warn!(user = %self.client.plan.user_id, "session lost: {why}; reconnecting");
                 stats.reconnects.fetch_add(1, Relaxed);
                 stats.set_state(State::Reconnecting);
-                backoff(1, &mut self.stop).await.then_some(Flow::Over)
+                after_loss(&self.client, &mut self.stop)
+                    .await
+                    .then_some(Flow::Over)
             }
         }
     }

@@ -1,25 +1,54 @@
 //! A session's receive side: streams and datagrams drained and each packet
-//! handed to the pure [`Accounting`].
+//! handed to the pure [`Accounting`]; for a `browser`, the control traffic
+//! its [`Control`](crate::session::control::Control) says is due: RTT probes
+//! sent here as datagrams, DIAGNOSTICS, HEALTH and key-frame requests handed
+//! to the session's loop, which sends them on streams.
 
 use std::future::Future as _;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use synth_common::clock::unix_ms;
 use synth_common::net::{ReadFail, Reads};
-use tokio::sync::{watch, Notify};
+use synth_common::wire;
+use tokio::sync::{mpsc, watch, Notify};
 use web_transport_quinn::Session;
 
 use crate::client::context::{since_start, Shared};
-use crate::metrics::ClientStats;
+use crate::metrics::{ClientStats, Control as Kind, Media};
 use crate::session::receive::{Accounting, Context, Handled};
+
+/// Control packets queued for the session's loop at most; beyond, they are
+/// counted as dropped (a sender that cannot keep up with its own control
+/// traffic shows, rather than queueing without bound).
+pub(super) const CONTROL_QUEUE: usize = 256;
+
+/// A control packet for the session's loop to send on a stream.
+pub(super) type Outgoing = (Kind, Bytes);
+
+/// What a `browser`'s receive side needs to build its control packets.
+pub(super) struct ControlOut {
+    /// Where DIAGNOSTICS, HEALTH and key-frame requests go.
+    pub(super) tx: mpsc::Sender<Outgoing>,
+    /// Its user id.
+    pub(super) user: String,
+    /// Its meeting.
+    pub(super) meeting: String,
+    /// The server it is on (HEALTH's `active_server_url`).
+    pub(super) server: String,
+    /// HEALTH's `session_id`: `session_<unix seconds when it started>`.
+    pub(super) label: String,
+}
 
 /// What the receive loop waits for.
 enum Incoming {
     /// A packet (a whole stream or a datagram), or why a stream gave none.
     Read(Result<Bytes, ReadFail>),
+    /// A `browser`'s control traffic is due.
+    Tick,
     /// The session closed or the sender is done.
     End,
 }
@@ -36,9 +65,14 @@ pub(super) struct Receiver {
     pub(super) shard: usize,
     /// The session to drain.
     pub(super) session: Session,
-    /// Notified when a peer asks for a key frame.
-    pub(super) keyframe: Arc<Notify>,
+    /// Notified when a peer asks for a key frame, and which (camera, screen).
+    pub(super) keyframe: (Arc<Notify>, Arc<[AtomicBool; 2]>),
+    /// A `browser`'s control traffic out; `None` for a `bot`.
+    pub(super) control: Option<ControlOut>,
 }
+
+/// Far enough ahead to mean "never" for a timer.
+const NEVER: Duration = Duration::from_secs(86_400);
 
 impl Receiver {
     /// Drains the session until it closes or `done` fires: streams are read
@@ -61,11 +95,20 @@ impl Receiver {
         let accept = session.accept_uni();
         let datagram = session.read_datagram();
         let finished = done.changed();
-        tokio::pin!(accept, datagram, finished);
+        let ticking = self.control.is_some();
+        let mut wake = accounting
+            .control()
+            .filter(|_| ticking)
+            .map_or(Instant::now() + NEVER, |c| c.next_wake());
+        let tick = tokio::time::sleep_until(wake.into());
+        tokio::pin!(accept, datagram, finished, tick);
         loop {
             let event = std::future::poll_fn(|cx| {
                 if finished.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Incoming::End);
+                }
+                if ticking && tick.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Incoming::Tick);
                 }
                 // Streams already being read first, so they never wait behind
                 // a run of new ones.
@@ -108,17 +151,84 @@ impl Receiver {
                     stats.bad_packets.fetch_add(1, Relaxed);
                     continue;
                 }
+                Incoming::Tick => {
+                    self.tick(&mut accounting);
+                    if let Some(c) = accounting.control() {
+                        if c.next_wake() != wake {
+                            wake = c.next_wake();
+                            tick.as_mut().reset(wake.into());
+                        }
+                    }
+                    continue;
+                }
                 Incoming::End => break,
             };
             let h = accounting.handle(&buf, unix_ms(), &cx, stats);
             self.record(&h);
+            if let (Some(out), Some(c)) = (&self.control, accounting.control()) {
+                for ask in c.take_asks() {
+                    let target = String::from_utf8_lossy(&ask.target);
+                    let p = wire::keyframe_request_for(&out.user, &target, ask.screen, unix_ms());
+                    self.queue(Kind::KeyframeRequest, p);
+                }
+            }
         }
         publish(stats, &accounting);
         accounting
     }
 
+    /// Sends what a `browser`'s control traffic has due now: an RTT probe
+    /// (a datagram, from here), DIAGNOSTICS and HEALTH (to the session's loop).
+    fn tick(&self, accounting: &mut Accounting) {
+        let Some(out) = &self.control else { return };
+        let stats = &self.stats;
+        let now = Instant::now();
+        let stamp = accounting.probe_timestamp(now);
+        let Some(c) = accounting.control() else {
+            return;
+        };
+        if c.probe_due(now) {
+            let probe = Bytes::from(wire::rtt(&out.user, stamp));
+            let len = probe.len();
+            // A datagram that cannot go (the session is closing) is not sent.
+            if self.session.send_datagram(probe).is_ok() {
+                stats.sent(Media::Other, len);
+                stats.control_sent[Kind::Rtt as usize].fetch_add(1, Relaxed);
+            }
+        }
+        let wall = unix_ms();
+        for d in c.diagnostics_due(&out.user, wall as u64, now) {
+            self.queue(Kind::Diagnostics, d);
+        }
+        if let Some((peers, rtt)) = c.health_due(now) {
+            let flags = stats.flags.load(Relaxed);
+            let h = wire::Health {
+                session_label: &out.label,
+                meeting_id: &out.meeting,
+                user_id: &out.user,
+                timestamp_ms: wall as u64,
+                audio_enabled: flags & 1 != 0,
+                video_enabled: flags & 2 != 0,
+                peers: &peers,
+                server_url: &out.server,
+                server_rtt_ms: rtt,
+            };
+            self.queue(Kind::Health, wire::health(&h));
+        }
+    }
+
+    /// Hands a control packet to the session's loop; counted as dropped
+    /// when its queue is full (or the session is ending).
+    fn queue(&self, kind: Kind, packet: Vec<u8>) {
+        let Some(out) = &self.control else { return };
+        if out.tx.try_send((kind, Bytes::from(packet))).is_err() {
+            self.stats.control_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Records what the accounting made of a packet: its latency, jitter,
-    /// the join's visibility; and a peer's key-frame request, passed on.
+    /// the join's visibility, the echo time of an RTT probe, the wait for a
+    /// key frame asked for; and a peer's key-frame request, passed on.
     fn record(&self, h: &Handled) {
         let (m, shard) = (&self.shared.metrics, self.shard);
         if let Some((media, us, ours)) = h.latency {
@@ -135,13 +245,20 @@ impl Receiver {
         if let Some(us) = h.visibility_us {
             m.join_visibility.record(us, shard);
         }
+        if let Some(ms) = h.rtt_ms {
+            m.server_rtt.record((ms * 1000.0) as u64, shard);
+        }
+        if let Some(w) = h.keyframe_wait {
+            m.keyframe_wait.record(w.as_micros() as u64, shard);
+        }
         if h.keyframe_request {
             let asked = since_start(&self.shared);
             let _ = self
                 .stats
                 .keyframe_asked_us
                 .compare_exchange(0, asked, Relaxed, Relaxed);
-            self.keyframe.notify_one();
+            self.keyframe.1[usize::from(h.keyframe_screen)].store(true, Relaxed);
+            self.keyframe.0.notify_one();
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future as _;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -18,10 +18,15 @@ use tokio::time::timeout;
 use web_transport_quinn::{SendStream, Session};
 
 use crate::client::context::{since_start, Client};
-use crate::metrics::{ClientStats, Media};
+use crate::config::ClientProfile;
+use crate::metrics::{ClientStats, Control, Media};
 use crate::people::Action;
 use crate::session::adapt;
-use crate::session::pacer::{Backlog, Heads, Lane, Schedule, Voice};
+use crate::session::pacer::{Backlog, Heads, Lane, Schedule, Voice, BROWSER_FLAG_HEARTBEAT_GAP};
+
+/// A `browser`'s heartbeat period (upstream's web client,
+/// `HEARTBEAT_KEEPALIVE_INTERVAL_MS`).
+pub(super) const BROWSER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A client's send state, kept across reconnects so sequence numbers and
 /// timestamps keep rising.
@@ -31,6 +36,14 @@ pub(super) struct Sender {
     schedule: Schedule,
     /// Notified when a peer asks for a key frame.
     keyframe: Arc<Notify>,
+    /// Which key frames were asked for since the last look: the camera's,
+    /// the screen share's (set by the receiver, taken by the session's loop).
+    keyframe_asked: Arc<[AtomicBool; 2]>,
+    /// A `browser`: heartbeats go as datagrams, and it sends control packets.
+    browser: bool,
+    /// What a `browser` calls itself in HEALTH: `session_<unix seconds when
+    /// it started>`, as upstream's web client does.
+    health_label: String,
     /// The session's streams not yet acknowledged.
     pub(super) inflight: Inflight,
     /// The run's stop signal: a send waiting for stream credit gives up on it.
@@ -149,15 +162,24 @@ impl Sender {
         let (settings, t0) = (&shared.settings, shared.signals.t0);
         let pack = &settings.pack;
         let b = &plan.behaviour;
+        let browser = plan.profile == ClientProfile::Browser;
+        let heartbeat_interval = if browser {
+            BROWSER_HEARTBEAT_INTERVAL
+        } else {
+            settings.heartbeat_interval
+        };
         let mut schedule = Schedule::new(
             plan.audio_track
                 .map(|t| Lane::new(pack, t, Media::Audio, start)),
             plan.video_track
                 .map(|t| Lane::new(pack, t, Media::Video, start)),
             start,
-            settings.heartbeat_interval,
+            heartbeat_interval,
             settings.batch_window,
         );
+        if browser {
+            schedule = schedule.with_flag_gap(BROWSER_FLAG_HEARTBEAT_GAP);
+        }
         if let Some(t) = b.screen_track {
             schedule = schedule.with_screen(Lane::new(pack, t, Media::Screen, start));
         }
@@ -169,6 +191,9 @@ impl Sender {
             heads: Heads::default(),
             schedule,
             keyframe: Arc::new(Notify::new()),
+            keyframe_asked: Arc::new([AtomicBool::new(false), AtomicBool::new(false)]),
+            browser,
+            health_label: format!("session_{}", unix_ms() as u64 / 1000),
             inflight: Inflight {
                 q: VecDeque::with_capacity(64),
             },
@@ -198,14 +223,29 @@ impl Sender {
     }
 
     /// Notified when a peer asks for a key frame (the receiver notifies,
-    /// the session's loop listens).
-    pub(super) fn keyframe(&self) -> Arc<Notify> {
-        self.keyframe.clone()
+    /// the session's loop listens), and which: the camera's, the screen's.
+    pub(super) fn keyframe(&self) -> (Arc<Notify>, Arc<[AtomicBool; 2]>) {
+        (self.keyframe.clone(), self.keyframe_asked.clone())
     }
 
-    /// A peer asked for a key frame: the video lane jumps to the next one.
+    /// A `browser`: it sends control packets, and its heartbeats as datagrams.
+    pub(super) fn browser(&self) -> bool {
+        self.browser
+    }
+
+    /// What a `browser` calls itself in HEALTH.
+    pub(super) fn health_label(&self) -> &str {
+        &self.health_label
+    }
+
+    /// Peers asked for key frames: the lanes asked for (camera, screen
+    /// share) jump to their next one.
     pub(super) fn request_keyframe(&mut self) {
-        self.schedule.request_keyframe();
+        for (screen, asked) in [false, true].into_iter().zip(self.keyframe_asked.iter()) {
+            if asked.swap(false, Relaxed) {
+                self.schedule.request_keyframe(screen);
+            }
+        }
     }
 
     /// When the session's loop must next wake: the schedule's next send,
@@ -599,10 +639,37 @@ impl Sender {
                 speaking: f.speaking,
             };
             let hb = Bytes::from(wire::heartbeat(&client.plan.user_id, unix_ms(), flags));
-            self.send(client, session, Media::Heartbeat, &mut [hb])
-                .await?;
+            if self.browser {
+                // As upstream's web client: a datagram, never acknowledged.
+                let len = hb.len();
+                session
+                    .send_datagram(hb)
+                    .map_err(|e| SendError::Unsent(e.to_string()))?;
+                stats.sent(Media::Heartbeat, len);
+            } else {
+                self.send(client, session, Media::Heartbeat, &mut [hb])
+                    .await?;
+            }
         }
         Ok(())
+    }
+
+    /// Sends a `browser`'s control packet (DIAGNOSTICS, HEALTH, a key-frame
+    /// request: on its own stream, as upstream's web client does) and counts it.
+    pub(super) async fn send_control(
+        &mut self,
+        client: &Client,
+        session: &Session,
+        kind: Control,
+        packet: Bytes,
+    ) -> Result<(), SendError> {
+        let r = self
+            .send(client, session, Media::Other, &mut [packet])
+            .await;
+        if !matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
+            client.stats.control_sent[kind as usize].fetch_add(1, Relaxed);
+        }
+        r
     }
 }
 

@@ -1,5 +1,6 @@
-//! One session, from its CONNECTION packet to its close: the sender's loop
-//! on the client's task and the receiver on a task of its own.
+//! One session, from its CONNECTION packet (a `bot`'s; a browser sends
+//! none) to its close: the sender's loop on the client's task and the
+//! receiver on a task of its own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use synth_common::wire;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use web_transport_quinn::{Session, SessionError};
 
 use crate::client::context::Client;
-use crate::client::receiver::Receiver;
+use crate::client::receiver::{ControlOut, Outgoing, Receiver, CONTROL_QUEUE};
 use crate::client::sender::{SendError, Sender, Sending};
 use crate::metrics::Media;
 use crate::session::receive::Accounting;
@@ -34,22 +35,33 @@ const LEAVE_ACK_WAIT: Duration = Duration::from_millis(500);
 
 /// Runs one session of `client` until the run stops, the client leaves (at
 /// `leave_at`) or the session drops: the receiver drains it on a task of its
-/// own while the sender sends on this one. Returns how the session ended, and
+/// own while the sender sends on this one. `server` is the server it is on
+/// (a `browser` says so in its HEALTH). Returns how the session ended, and
 /// the accounting for the next one.
 pub(super) async fn run_session(
     client: &Client,
     sender: &mut Sender,
     accounting: Accounting,
     session: Session,
+    server: &str,
     leave_at: Option<Instant>,
 ) -> (End, Accounting) {
     let (done_tx, done_rx) = watch::channel(false);
+    let (control_tx, control) = mpsc::channel(CONTROL_QUEUE);
+    let plan = &client.plan;
     let receiver = Receiver {
         shared: client.shared.clone(),
         stats: client.stats.clone(),
-        shard: client.plan.index,
+        shard: plan.index,
         session: session.clone(),
         keyframe: sender.keyframe(),
+        control: sender.browser().then(|| ControlOut {
+            tx: control_tx,
+            user: plan.user_id.clone(),
+            meeting: plan.meeting_id.clone(),
+            server: server.to_owned(),
+            label: sender.health_label().to_owned(),
+        }),
     };
     let receiver = tokio::spawn(receiver.run(accounting, done_rx));
     let sending = Sending::new(&client.shared.signals.sending);
@@ -58,6 +70,7 @@ pub(super) async fn run_session(
         sender,
         session: &session,
         leave_at,
+        control,
     };
     if let Err(end) = up.open().await {
         let accounting = finish(done_tx, receiver, &client.plan.user_id).await;
@@ -93,16 +106,23 @@ struct Up<'a> {
     sender: &'a mut Sender,
     session: &'a Session,
     leave_at: Option<Instant>,
+    /// A `browser`'s control packets from its receiver, to send on streams.
+    control: mpsc::Receiver<Outgoing>,
 }
 
 impl Up<'_> {
-    /// The session's CONNECTION packet, then the schedule resumed; `Err`
-    /// with how the session ended when the packet could not go.
+    /// The session's CONNECTION packet (a `bot`'s: upstream's web client
+    /// sends none), then the schedule resumed; `Err` with how the session
+    /// ended when the packet could not go.
     async fn open(&mut self) -> Result<(), End> {
         let (client, sender) = (self.client, &mut *self.sender);
         let plan = &client.plan;
-        let connection = Bytes::from(wire::connection(&plan.user_id, &plan.meeting_id));
         let first_session = client.stats.first_packet_unix_us.load(Relaxed) == 0;
+        if sender.browser() {
+            sender.resume(client, first_session);
+            return Ok(());
+        }
+        let connection = Bytes::from(wire::connection(&plan.user_id, &plan.meeting_id));
         if let Err(e) = sender
             .send(client, self.session, Media::Other, &mut [connection])
             .await
@@ -118,12 +138,13 @@ impl Up<'_> {
     }
 
     /// The sender's loop: sleeps until its next wake-up (or a peer's
-    /// key-frame request), then does what is due; returns how the session
-    /// ended. `closed` completes when the session closes.
+    /// key-frame request, or a control packet to send), then does what is
+    /// due; returns how the session ended. `closed` completes when the
+    /// session closes.
     async fn drive(&mut self, mut closed: Pin<&mut impl Future<Output = SessionError>>) -> End {
         let mut stop = self.client.shared.signals.stop.clone();
         // The futures the loop waits on are made once, not at every wake-up.
-        let keyframe = self.sender.keyframe();
+        let (keyframe, _) = self.sender.keyframe();
         let stopped = async {
             while !*stop.borrow_and_update() {
                 if stop.changed().await.is_err() {
@@ -146,6 +167,16 @@ impl Up<'_> {
                     self.sender.request_keyframe();
                     notified.set(keyframe.notified());
                 }
+                Some((kind, packet)) = self.control.recv() => {
+                    let sent = self
+                        .sender
+                        .send_control(self.client, self.session, kind, packet)
+                        .await;
+                    if let Some(end) = self.failed(sent) {
+                        return end;
+                    }
+                    continue;
+                }
                 _ = &mut sleep => {}
             }
             if let Some(end) = self.wake().await {
@@ -166,16 +197,23 @@ impl Up<'_> {
         sender.apply_due(client, now);
         let sent = sender.send_due(client, self.session, now).await;
         sender.adapt_track(client, false);
+        if let Some(end) = self.failed(sent) {
+            return Some(end);
+        }
+        self.sender.inflight.settle(&client.stats);
+        None
+    }
+
+    /// How the session ends after a send that failed; `None` when it did not.
+    fn failed(&self, sent: Result<(), SendError>) -> Option<End> {
         match sent {
-            Ok(()) => {}
-            Err(SendError::Stopped) => return Some(End::Stopped),
+            Ok(()) => None,
+            Err(SendError::Stopped) => Some(End::Stopped),
             Err(e) => {
-                client.stats.send_errors.fetch_add(1, Relaxed);
-                return Some(End::Lost(e.why()));
+                self.client.stats.send_errors.fetch_add(1, Relaxed);
+                Some(End::Lost(e.why()))
             }
         }
-        sender.inflight.settle(&client.stats);
-        None
     }
 
     /// Ends the session as `end` says; `sending` counts it as sending until

@@ -31,8 +31,20 @@ pub struct ClientStats {
     pub reordered: [AtomicU64; 2],
     /// Packets whose sequence number had already arrived, audio and video.
     pub duplicates: [AtomicU64; 2],
-    /// CONGESTION packets from the server (it dropped packets of this client).
+    /// CONGESTION packets from the server about this client's own packets
+    /// (their `session_id` is its session's): the server dropped packets it sent.
     pub congestion: AtomicU64,
+    /// CONGESTION packets about other senders of the room (the server
+    /// tells the whole room): seen, not this client's.
+    pub room_congestion: AtomicU64,
+    /// Control packets sent (`browser`), by [`Control`](super::Control).
+    pub control_sent: [AtomicU64; 4],
+    /// Control packets received, by [`Control`](super::Control): others' DIAGNOSTICS and
+    /// HEALTH, echoes of its RTT probes, every key-frame request of the room.
+    pub control_received: [AtomicU64; 4],
+    /// Control packets (`browser`) not sent because the sender had more
+    /// queued than it could take.
+    pub control_dropped: AtomicU64,
     /// Key-frame requests aimed at this client.
     pub keyframe_requests: AtomicU64,
     /// Key frames sent in answer to one.

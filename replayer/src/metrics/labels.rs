@@ -81,6 +81,20 @@ impl State {
 pub const FLAGS: [&str; 4] = ["audio", "video", "screen", "speaking"];
 
 label! {
+    /// What a `browser` client sends besides media and heartbeats (the
+    /// `kind` label of the control packets).
+    Control, CONTROL:
+    /// DIAGNOSTICS: what it receives of each peer's medium.
+    Diagnostics = "diagnostics",
+    /// HEALTH: each peer's state.
+    Health = "health",
+    /// RTT probes (sent) and their echoes (received).
+    Rtt = "rtt",
+    /// Key-frame requests (received: any in the room, whoever they ask).
+    KeyframeRequest = "keyframe_request",
+}
+
+label! {
     /// Why a connection attempt failed (the `reason` label).
     FailReason, REASONS:
     /// No answer within the connect timeout.

@@ -22,7 +22,7 @@ pub mod store;
 
 pub use client::{ClientStats, PeerView, RenditionTime};
 pub use hist::{Hist, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
-pub use labels::{FailReason, Media, State, FLAGS, MEDIA, REASONS};
+pub use labels::{Control, FailReason, Media, State, CONTROL, FLAGS, MEDIA, REASONS};
 pub use loop_delay::LoopDelay;
 pub use process::{cores_available, Process};
 pub use store::Metrics;

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::client::ClientStats;
 use super::hist::Hist;
-use super::labels::{State, FLAGS, MEDIA, REASONS};
+use super::labels::{State, CONTROL, FLAGS, MEDIA, REASONS};
 use super::process::Process;
 use super::store::Metrics;
 use Read::{Clients, Run};
@@ -97,6 +97,8 @@ impl fmt::Display for Value {
 const MEDIA_ALL: Label = Label("media", &MEDIA);
 /// The `media` label over audio and video, the first two [`MEDIA`] values.
 const MEDIA_AV: Label = Label("media", MEDIA.split_at(2).0);
+/// The `kind` label of control packets, over every [`CONTROL`] value.
+const CONTROL_ALL: Label = Label("kind", &CONTROL);
 
 /// The states served as `synth_clients`, in order (pending and done are not).
 const STATES: [(State, &str); 6] = [
@@ -275,8 +277,30 @@ static FAMILIES: &[Family] = &[
     ),
     Family::counter(
         "synth_congestion_received_total",
-        "CONGESTION packets from the server: it dropped packets of our clients.",
+        "CONGESTION packets about our clients' own packets (their session id is the receiver's): the server dropped packets they sent.",
         Clients(|c, _| c.congestion.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_room_congestion_seen_total",
+        "CONGESTION packets about other senders of the room (the server tells every member).",
+        Clients(|c, _| c.room_congestion.load(Relaxed)),
+    ),
+    Family::counter(
+        "synth_control_sent_total",
+        "Control packets browser clients sent, by kind (DIAGNOSTICS, HEALTH, RTT probes, key-frame requests).",
+        Clients(|c, k| c.control_sent[k].load(Relaxed)),
+    )
+    .by(CONTROL_ALL),
+    Family::counter(
+        "synth_control_received_total",
+        "Control packets received, by kind (others' DIAGNOSTICS and HEALTH, RTT echoes, every key-frame request of the room).",
+        Clients(|c, k| c.control_received[k].load(Relaxed)),
+    )
+    .by(CONTROL_ALL),
+    Family::counter(
+        "synth_control_dropped_total",
+        "Control packets browser clients did not send because their queue was full.",
+        Clients(|c, _| c.control_dropped.load(Relaxed)),
     ),
     Family::counter(
         "synth_bad_packets_total",
@@ -360,6 +384,16 @@ static FAMILIES: &[Family] = &[
         "synth_keyframe_answer_seconds",
         "From a key-frame request's arrival to the key frame's send.",
         |m, _| &m.keyframe_answer,
+    ),
+    Family::histogram(
+        "synth_server_rtt_seconds",
+        "Echo time of browser clients' RTT probes through the server: its event loop as a participant feels it (not QUIC's RTT).",
+        |m, _| &m.server_rtt,
+    ),
+    Family::histogram(
+        "synth_keyframe_wait_seconds",
+        "From a key-frame request a browser client sent to the key frame it asked for.",
+        |m, _| &m.keyframe_wait,
     ),
     Family::histogram(
         "synth_join_visibility_seconds",
@@ -515,6 +549,8 @@ mod tests {
                 &c.duplicates,
                 &c.late,
                 &c.corrupted,
+                &c.control_sent,
+                &c.control_received,
             ] {
                 for x in a {
                     x.store(next(), Relaxed);
@@ -536,6 +572,8 @@ mod tests {
                 &c.rejoins,
                 &c.storm_drops,
                 &c.screen_shares,
+                &c.room_congestion,
+                &c.control_dropped,
             ] {
                 x.store(next(), Relaxed);
             }
@@ -591,6 +629,8 @@ mod tests {
             &m.keyframe_answer,
             &m.join_visibility,
             &m.rejoin,
+            &m.server_rtt,
+            &m.keyframe_wait,
         ];
         for (k, h) in hists.into_iter().enumerate() {
             for (i, us) in values(k as u64 + 1).into_iter().take(k % 5 + 1).enumerate() {

@@ -34,6 +34,12 @@ pub struct Metrics {
     /// From the moment a client went back to the meeting after leaving it on
     /// purpose (churn or storm) to its new session being up.
     pub rejoin: Hist,
+    /// Echo time of the RTT probes of `browser` clients: the server's
+    /// event loop as a participant feels it (not QUIC's RTT).
+    pub server_rtt: Hist,
+    /// From a key-frame request a `browser` client sent to the key frame
+    /// it asked for.
+    pub keyframe_wait: Hist,
     /// Lateness of the event loops' timers (the generator's own health).
     pub loop_delay: Arc<LoopDelay>,
     /// A session with nothing acknowledged for this long is stalled, µs.
@@ -65,6 +71,8 @@ impl Metrics {
             keyframe_answer: Hist::with_shards(LATENCY_BUCKETS, 2),
             join_visibility: Hist::with_shards(CONNECT_BUCKETS, 2),
             rejoin: Hist::with_shards(CONNECT_BUCKETS, 2),
+            server_rtt: Hist::with_shards(LATENCY_BUCKETS, 4),
+            keyframe_wait: Hist::with_shards(CONNECT_BUCKETS, 2),
             loop_delay: Arc::default(),
             stall_after_us: crate::config::defaults::STALL_AFTER.as_micros() as u64,
             connect_failures: Default::default(),

@@ -291,6 +291,7 @@ mod tests {
             jitter_ms: Av::default(),
             freezes: 1,
             lateness_p99_ms: Some(2.0),
+            server_rtt_ms: P2::default(),
             cpu_share: Some(0.5),
             rss_mb: k as f64,
             failing: if k == 7 {

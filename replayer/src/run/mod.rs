@@ -405,6 +405,8 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
         aborted: stopped.aborted,
         seed: s.seed,
         schedule: plan.schedule.as_ref(),
+        expected: synth_scenario::cadence::fleet(&plan.clients, s.heartbeat_interval.as_secs_f64())
+            .per_participant,
     };
     let mut report = crate::collect::build(&metrics, &inputs);
     report.networks = endpoints.report();

@@ -10,7 +10,7 @@ use synth_report::model::NetworkReport;
 use tokio::sync::oneshot;
 
 use crate::client::{self, Shared};
-use crate::config::{Network, Settings, Trust};
+use crate::config::{ClientProfile, Network, Settings, Trust};
 use crate::netem::{QuicStats, Tap};
 use crate::plan::ClientPlan;
 use crate::transport::Liveness;
@@ -23,8 +23,9 @@ use crate::transport::Liveness;
 ///
 /// A client with a network gets an endpoint of its own on an impaired socket
 /// (its loss, delay and rate cap are its own, as a participant's access
-/// link is); the others share the thread's plain endpoint, as if networks
-/// did not exist.
+/// link is); the others share the thread's plain endpoint of their profile
+/// (`browser` and `bot` keep their sessions alive differently), as if
+/// networks did not exist.
 pub(super) async fn spawn_thread(
     k: usize,
     shared: Arc<Shared>,
@@ -95,7 +96,8 @@ type Endpoint = (web_transport_quinn::Client, Option<Arc<QuicStats>>);
 pub(super) struct Endpoints {
     trust: Trust,
     bind: SocketAddr,
-    liveness: Liveness,
+    /// How a `bot`'s and a `browser`'s sessions stay alive.
+    liveness: [Liveness; 2],
     networks: Vec<Network>,
     seed: u64,
     /// Every impaired client's tap, for the report.
@@ -108,10 +110,16 @@ impl Endpoints {
         Endpoints {
             trust,
             bind,
-            liveness: Liveness {
-                keep_alive: s.keep_alive,
-                idle_timeout: s.idle_timeout,
-            },
+            liveness: [
+                Liveness {
+                    keep_alive: s.keep_alive,
+                    idle_timeout: s.idle_timeout,
+                },
+                Liveness {
+                    keep_alive: s.browser_liveness.0,
+                    idle_timeout: s.browser_liveness.1,
+                },
+            ],
             networks: s.networks.clone(),
             seed: s.seed,
             taps: Mutex::default(),
@@ -119,19 +127,21 @@ impl Endpoints {
     }
 
     /// The endpoint of each of `plans` (one thread's clients): one plain
-    /// endpoint shared by those without a network, an impaired one for each
-    /// client with a network. Runs on the thread's runtime.
+    /// endpoint per profile shared by those without a network, an impaired
+    /// one for each client with a network. Runs on the thread's runtime.
     fn for_clients(&self, plans: Vec<ClientPlan>) -> anyhow::Result<Vec<(ClientPlan, Endpoint)>> {
-        let plain = plans.iter().any(|p| p.network.is_none());
-        let endpoint = plain
-            .then(|| crate::transport::client(&self.trust, self.bind, self.liveness, None))
-            .transpose()?
-            .map(|(e, _)| e);
+        let mut plain: [Option<web_transport_quinn::Client>; 2] = [None, None];
+        for (k, live) in self.liveness.iter().enumerate() {
+            if plans.iter().any(|p| p.network.is_none() && profile(p) == k) {
+                let (e, _) = crate::transport::client(&self.trust, self.bind, *live, None)?;
+                plain[k] = Some(e);
+            }
+        }
         let mut starts = Vec::with_capacity(plans.len());
         for plan in plans {
-            let ep = match (plan.network, &endpoint) {
+            let ep = match (plan.network, &plain[profile(&plan)]) {
                 (None, Some(e)) => (e.clone(), None),
-                (Some(n), _) => self.impaired(n, plan.index)?,
+                (Some(n), _) => self.impaired(n, &plan)?,
                 // Built above whenever a client of the thread has no network.
                 (None, None) => anyhow::bail!(
                     "client {}: no endpoint for a client without a network",
@@ -143,16 +153,21 @@ impl Endpoints {
         Ok(starts)
     }
 
-    /// An endpoint on an impaired socket for client `index` of network `n`.
-    fn impaired(&self, n: usize, index: usize) -> anyhow::Result<Endpoint> {
+    /// An endpoint on an impaired socket for `plan`'s client, of network `n`.
+    fn impaired(&self, n: usize, plan: &ClientPlan) -> anyhow::Result<Endpoint> {
+        let index = plan.index;
         let net = &self.networks[n];
         let model = synth_common::netem::Netem::new(
             net.profile.clone(),
             net.schedule.clone(),
             synth_common::netem::client_seed(self.seed, index),
         );
-        let (client, impaired) =
-            crate::transport::client(&self.trust, self.bind, self.liveness, Some(model))?;
+        let (client, impaired) = crate::transport::client(
+            &self.trust,
+            self.bind,
+            self.liveness[profile(plan)],
+            Some(model),
+        )?;
         let impaired = impaired.context("an impaired endpoint has its wrapper")?;
         let quic = Arc::new(QuicStats::default());
         if let Ok(mut taps) = self.taps.lock() {
@@ -173,4 +188,9 @@ impl Endpoints {
             Err(_) => Vec::new(),
         }
     }
+}
+
+/// Index of `plan`'s profile in [`Endpoints`]'s liveness: `bot` 0, `browser` 1.
+fn profile(plan: &ClientPlan) -> usize {
+    usize::from(plan.profile == ClientProfile::Browser)
 }

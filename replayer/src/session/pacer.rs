@@ -327,7 +327,8 @@ pub struct Due {
     pub screen: bool,
     /// A heartbeat.
     pub heartbeat: bool,
-    /// A pending key-frame request moved the video lane to its next key frame.
+    /// A pending key-frame request moved the video or screen lane to its
+    /// next key frame.
     pub keyframe_jump: bool,
 }
 
@@ -337,6 +338,11 @@ pub const DTX_INTERVAL: Duration = Duration::from_millis(400);
 
 /// The least time between two heartbeats sent because a flag changed.
 pub const FLAG_HEARTBEAT_GAP: Duration = Duration::from_millis(250);
+
+/// The same for a `browser`: upstream's web client sends one at every
+/// change, and its voice detector looks every 50 ms
+/// (`VAD_POLL_INTERVAL_MS`), so speaking flags change at most that often.
+pub const BROWSER_FLAG_HEARTBEAT_GAP: Duration = Duration::from_millis(50);
 
 /// What a client's heartbeats say: what it sends and whether it speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -405,7 +411,10 @@ pub struct Schedule {
     next_heartbeat: Instant,
     heartbeat_interval: Duration,
     batch_window: Duration,
-    keyframe_requested: bool,
+    /// Key frames asked for: the camera's, the screen share's.
+    keyframe_requested: [bool; 2],
+    /// The least time between two heartbeats sent because a flag changed.
+    flag_gap: Duration,
     /// The flags of the last heartbeat built, and when.
     told: Option<(Flags, Instant)>,
 }
@@ -429,7 +438,8 @@ impl Schedule {
             next_heartbeat: start,
             heartbeat_interval,
             batch_window,
-            keyframe_requested: false,
+            keyframe_requested: [false; 2],
+            flag_gap: FLAG_HEARTBEAT_GAP,
             told: None,
         }
     }
@@ -438,6 +448,13 @@ impl Schedule {
     pub fn with_screen(mut self, mut lane: Lane) -> Schedule {
         lane.pause();
         self.screen = Some(lane);
+        self
+    }
+
+    /// Heartbeats for a changed flag go at most every `gap` (default
+    /// [`FLAG_HEARTBEAT_GAP`]).
+    pub fn with_flag_gap(mut self, gap: Duration) -> Schedule {
+        self.flag_gap = gap;
         self
     }
 
@@ -474,10 +491,11 @@ impl Schedule {
         due
     }
 
-    /// A peer asked for a key frame: the next poll jumps the video lane to it
-    /// (the driver polls at once when it is told of a request).
-    pub fn request_keyframe(&mut self) {
-        self.keyframe_requested = true;
+    /// A peer asked for a key frame of the camera, or of the screen share
+    /// (`screen`): the next poll jumps that lane to it (the driver polls at
+    /// once when it is told of a request).
+    pub fn request_keyframe(&mut self, screen: bool) {
+        self.keyframe_requested[usize::from(screen)] = true;
     }
 
     /// It is (or is no longer) this client's turn to speak: the audio lane
@@ -540,9 +558,15 @@ impl Schedule {
     /// audio frame without voice goes out only every [`DTX_INTERVAL`].
     pub fn poll(&mut self, pack: &Reader, now: Instant) -> Due {
         let mut due = Due::default();
-        if std::mem::take(&mut self.keyframe_requested) {
-            if let Some(lane) = self.video.as_mut().filter(|l| !l.paused) {
-                due.keyframe_jump = lane.jump_to_keyframe(pack, now);
+        for (asked, lane) in self
+            .keyframe_requested
+            .iter_mut()
+            .zip([&mut self.video, &mut self.screen])
+        {
+            if std::mem::take(asked) {
+                if let Some(lane) = lane.as_mut().filter(|l| !l.paused) {
+                    due.keyframe_jump |= lane.jump_to_keyframe(pack, now);
+                }
             }
         }
         if let Some(lane) = self.audio.as_mut().filter(|l| !l.paused && l.due() <= now) {
@@ -576,7 +600,7 @@ impl Schedule {
                 self.next_heartbeat = now + self.heartbeat_interval;
             }
         } else if let Some((flags, at)) = self.told {
-            if flags != self.flags() && now >= at + FLAG_HEARTBEAT_GAP {
+            if flags != self.flags() && now >= at + self.flag_gap {
                 due.heartbeat = true;
             }
         }
@@ -910,7 +934,7 @@ mod tests {
         // Video frame 0 (key) sent at t0.
         let (_d, pack, t0, mut s) = started();
         let t = t0 + Duration::from_millis(5);
-        s.request_keyframe();
+        s.request_keyframe(false);
         assert_eq!(s.next_wake(), t0 + Duration::from_millis(20));
         let due = s.poll(&pack, t);
         assert!(due.keyframe_jump && due.video && !due.audio, "{due:?}");
@@ -1125,5 +1149,50 @@ mod tests {
             (m.media_type, m.data[0], m.is_key()),
             (media_type::SCREEN, 200, true)
         );
+    }
+
+    #[test]
+    fn a_screen_request_moves_the_screen_share_and_leaves_the_camera() {
+        let (_d, pack) = people_pack();
+        let t0 = Instant::now();
+        let mut s = people_schedule(&pack, t0, false);
+        let (mut prefix, mut heads) = (MediaPrefix::new("u"), Heads::default());
+        assert!(s.share(&pack, true, t0));
+        let due = s.poll(&pack, t0);
+        assert!(due.video && due.screen);
+        for m in [Media::Video, Media::Screen] {
+            let lane = s.lane_mut(m).unwrap();
+            lane.next_packet(&pack, &mut prefix, &mut heads, t0, 1.0)
+                .unwrap();
+        }
+        // Asked for the screen's key frame 5 ms later: the screen lane jumps
+        // to it (frame 0 again, its only key frame) and goes now; the camera
+        // keeps its place and its time.
+        let t = t0 + Duration::from_millis(5);
+        s.request_keyframe(true);
+        let due = s.poll(&pack, t);
+        assert!(due.keyframe_jump && due.screen && !due.video, "{due:?}");
+        let sc = s.screen.as_mut().unwrap();
+        let p = sc
+            .next_packet(&pack, &mut prefix, &mut heads, t, 1.0)
+            .unwrap();
+        assert_eq!((p.data[0], sc.seq()), (200, 2));
+        assert_eq!(s.video.as_ref().unwrap().seq(), 1);
+        // The camera's own request still moves the camera.
+        s.request_keyframe(false);
+        let due = s.poll(&pack, t);
+        assert!(due.keyframe_jump && due.video && !due.screen, "{due:?}");
+    }
+
+    #[test]
+    fn a_browser_tells_a_changed_flag_sooner() {
+        let (_d, pack) = people_pack();
+        let t0 = Instant::now();
+        let mut s = people_schedule(&pack, t0, false).with_flag_gap(BROWSER_FLAG_HEARTBEAT_GAP);
+        assert!(s.poll(&pack, t0).heartbeat);
+        s.told(s.flags(), t0);
+        assert!(s.set_video(&pack, false, t0));
+        assert!(!s.poll(&pack, t0 + Duration::from_millis(40)).heartbeat);
+        assert!(s.poll(&pack, t0 + BROWSER_FLAG_HEARTBEAT_GAP).heartbeat);
     }
 }

@@ -2,8 +2,11 @@
 //! sender's stream ([`synth_common::quality::Stream`], one per sender and
 //! media: sequence accounting, late packets, jitter, freezes), measure
 //! latency (same-process senders share its clock; others are cross-host),
-//! check frames from senders of this process against the pack, and notice
-//! key-frame requests aimed at it.
+//! check frames from senders of this process against the pack, notice
+//! key-frame requests (those aimed at it; every one of the room for a
+//! `browser`, as upstream's web client answers them all), tell the
+//! CONGESTION about its own packets from the room's, and, for a `browser`,
+//! feed what it receives to its control traffic ([`Control`]).
 //!
 //! Pure: the driver hands over the bytes and the wall-clock time; the state
 //! outlives sessions, so a packet lost while the client reconnected stays
@@ -12,12 +15,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use synth_common::pack::{FrameDigests, TrackKind};
 use synth_common::quality::Stream;
 use synth_common::wire::{self, media_type, packet_type, MeetingEvent};
 
-use crate::metrics::{ClientStats, Media, PeerView};
+use super::control::{self, Control};
+use crate::metrics::{ClientStats, Control as Kind, Media, PeerView};
 
 /// One sender as this client sees it.
 #[derive(Debug)]
@@ -69,8 +74,14 @@ pub struct Context<'a> {
 /// What one packet asks of the driver, and what it measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Handled {
-    /// A KEYFRAME_REQUEST for this client: answer with a key frame.
+    /// A KEYFRAME_REQUEST to answer with a key frame.
     pub keyframe_request: bool,
+    /// It asks for the screen share's key frame, not the camera's.
+    pub keyframe_screen: bool,
+    /// The echo of one of this client's RTT probes: its round trip, ms.
+    pub rtt_ms: Option<f64>,
+    /// A key frame that answered a request of this client: how long after.
+    pub keyframe_wait: Option<Duration>,
     /// One-way latency of a media packet (µs), with its media and whether
     /// its sender is in this process (same clock) or cross-host.
     pub latency: Option<(Media, u64, bool)>,
@@ -89,17 +100,66 @@ pub struct Accounting {
     joined_unix_us: u64,
     /// When its current stay in the meeting began (its last join or rejoin).
     stay_unix_us: u64,
+    /// Its current session, as SESSION_ASSIGNED said.
+    session_id: Option<u64>,
+    /// A `browser`'s control traffic; `None` for a `bot`.
+    control: Option<Control>,
+    /// The clock RTT probes carry (ms since it began), as a browser's
+    /// `performance.now()`.
+    epoch: Instant,
 }
 
 impl Accounting {
-    /// Accounting for the client `user_id`.
+    /// Accounting for the client `user_id` (a `bot`: no control traffic,
+    /// answers key-frame requests aimed at it only).
     pub fn new(user_id: &str) -> Accounting {
         Accounting {
             me: user_id.as_bytes().into(),
             peers: HashMap::new(),
             joined_unix_us: 0,
             stay_unix_us: 0,
+            session_id: None,
+            control: None,
+            epoch: Instant::now(),
         }
+    }
+
+    /// Accounting for the `browser` client `user_id`, whose control traffic
+    /// starts at `now`.
+    pub fn browser(user_id: &str, now: Instant) -> Accounting {
+        Accounting {
+            control: Some(Control::new(now)),
+            epoch: now,
+            ..Accounting::new(user_id)
+        }
+    }
+
+    /// A new session began at `now`: its id is not known until the server
+    /// says, and a browser elects its server again.
+    pub fn session(&mut self, now: Instant) {
+        self.session_id = None;
+        if let Some(c) = self.control.as_mut() {
+            c.session(now);
+        }
+    }
+
+    /// A `browser` back in the meeting after leaving it at `now`: its
+    /// control traffic starts afresh (what it measured of its peers is gone).
+    pub fn restart_control(&mut self, now: Instant) {
+        if self.control.is_some() {
+            self.control = Some(Control::new(now));
+        }
+    }
+
+    /// A `browser`'s control traffic.
+    pub fn control(&mut self) -> Option<&mut Control> {
+        self.control.as_mut()
+    }
+
+    /// The timestamp of an RTT probe sent at `now` (ms on this client's own
+    /// clock, which only its echo is compared with).
+    pub fn probe_timestamp(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0
     }
 
     /// This client joined at `unix_us` (its first session is up): from now on,
@@ -200,6 +260,8 @@ impl Accounting {
         stats: &ClientStats,
     ) -> Handled {
         let mut out = Handled::default();
+        // A bot has no control traffic, and so no use for the monotonic clock.
+        let mono = self.control.is_some().then(Instant::now);
         let Ok(p) = wire::parse(buf) else {
             stats.bad_packets.fetch_add(1, Relaxed);
             return out;
@@ -219,10 +281,7 @@ impl Accounting {
                 };
                 stats.received(media, buf.len());
                 if media == Media::Other {
-                    if m.media_type == media_type::KEYFRAME_REQUEST && m.user_id == &*self.me {
-                        stats.keyframe_requests.fetch_add(1, Relaxed);
-                        out.keyframe_request = true;
-                    }
+                    self.other(&m, mono, stats, &mut out);
                     return out;
                 }
                 let sender = if p.user_id.is_empty() {
@@ -248,6 +307,25 @@ impl Accounting {
                             out.visibility_us =
                                 Some(((now_ms * 1000.0) as u64).saturating_sub(from));
                         }
+                    }
+                }
+                if let (Some(c), Some(now)) = (self.control.as_mut(), mono) {
+                    let kind = match media {
+                        Media::Audio => Some(control::Kind::Audio),
+                        Media::Video => Some(control::Kind::Video),
+                        Media::Screen => Some(control::Kind::Screen),
+                        _ => None,
+                    };
+                    if let Some(kind) = kind {
+                        let frame = control::Frame {
+                            peer: sender,
+                            session: p.session_id,
+                            kind,
+                            sequence: m.sequence,
+                            key: m.is_key(),
+                            bytes: p.data.len(),
+                        };
+                        out.keyframe_wait = c.frame(frame, now);
                     }
                 }
                 let i = match media {
@@ -315,11 +393,66 @@ impl Accounting {
             }
             packet_type::CONGESTION => {
                 stats.received(Media::Other, buf.len());
-                stats.congestion.fetch_add(1, Relaxed);
+                // The server tells the whole room; the packet's session is
+                // the sender whose packets were dropped.
+                if self.session_id == Some(p.session_id) {
+                    stats.congestion.fetch_add(1, Relaxed);
+                } else {
+                    stats.room_congestion.fetch_add(1, Relaxed);
+                }
+            }
+            packet_type::SESSION_ASSIGNED => {
+                stats.received(Media::Other, buf.len());
+                self.session_id = Some(p.session_id);
+            }
+            packet_type::DIAGNOSTICS | packet_type::HEALTH => {
+                stats.received(Media::Other, buf.len());
+                let kind = if p.packet_type == packet_type::HEALTH {
+                    Kind::Health
+                } else {
+                    Kind::Diagnostics
+                };
+                stats.control_received[kind as usize].fetch_add(1, Relaxed);
             }
             _ => stats.received(Media::Other, buf.len()),
         }
         out
+    }
+
+    /// A MEDIA packet that is neither media nor a heartbeat: a key-frame
+    /// request (to answer if aimed at this client, or if it answers every
+    /// request of the room as a browser does), or the echo of its RTT probe.
+    fn other(
+        &mut self,
+        m: &wire::Media<'_>,
+        mono: Option<Instant>,
+        stats: &ClientStats,
+        out: &mut Handled,
+    ) {
+        let mine = m.user_id == &*self.me;
+        match m.media_type {
+            media_type::KEYFRAME_REQUEST => {
+                stats.control_received[Kind::KeyframeRequest as usize].fetch_add(1, Relaxed);
+                if mine {
+                    stats.keyframe_requests.fetch_add(1, Relaxed);
+                }
+                if mine || self.control.is_some() {
+                    out.keyframe_request = true;
+                    out.keyframe_screen = m.data == wire::KEYFRAME_SCREEN;
+                }
+            }
+            media_type::RTT if mine => {
+                stats.control_received[Kind::Rtt as usize].fetch_add(1, Relaxed);
+                if let (Some(c), Some(now)) = (self.control.as_mut(), mono) {
+                    let rtt = (now.saturating_duration_since(self.epoch).as_secs_f64() * 1000.0
+                        - m.timestamp_ms)
+                        .max(0.0);
+                    c.echo(rtt);
+                    out.rtt_ms = Some(rtt);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Each sender as this client saw it so far.
@@ -489,7 +622,13 @@ mod tests {
         };
         acc.handle(&wire::participant("m", who, true), 0.0, &cx, stats);
         acc.handle(&wire::participant("m", who, false), 0.0, &cx, stats);
+        // CONGESTION goes to the whole room: only the one about this
+        // client's session (as SESSION_ASSIGNED said) is its own; before it
+        // knows its session, none is.
         acc.handle(&wire::congestion("x", 1), 0.0, &cx, stats);
+        acc.handle(&wire::session_assigned(1), 0.0, &cx, stats);
+        acc.handle(&wire::congestion("x", 1), 0.0, &cx, stats);
+        acc.handle(&wire::congestion("x", 2), 0.0, &cx, stats);
         acc.handle(&[0xff, 0xff], 0.0, &cx, stats);
         assert_eq!(stats.keyframe_requests.load(Relaxed), 1);
         assert_eq!(
@@ -497,10 +636,64 @@ mod tests {
                 stats.joined_events.load(Relaxed),
                 stats.left_events.load(Relaxed),
                 stats.congestion.load(Relaxed),
+                stats.room_congestion.load(Relaxed),
                 stats.bad_packets.load(Relaxed)
             ),
-            (1, 1, 1, 1)
+            (1, 1, 1, 2, 1)
         );
+        // A new session: its id is not known until the server says again.
+        acc.session(Instant::now());
+        acc.handle(&wire::congestion("x", 1), 0.0, &cx, stats);
+        assert_eq!(stats.room_congestion.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn a_browser_answers_every_request_of_the_room_and_times_its_probes() {
+        let f = Fixture::new();
+        let cx = f.cx();
+        let stats = &f.clients[1];
+        let t0 = Instant::now();
+        let mut acc = Accounting::browser("me", t0);
+        // Upstream's web client answers every request it hears, whoever it
+        // asks; SCREEN asks for the screen share's key frame.
+        let h = acc.handle(&wire::keyframe_request("x", "other", 1.0), 2.0, &cx, stats);
+        assert!(h.keyframe_request && !h.keyframe_screen);
+        let screen = wire::keyframe_request_for("x", "me", true, 1.0);
+        let h = acc.handle(&screen, 2.0, &cx, stats);
+        assert!(h.keyframe_request && h.keyframe_screen);
+        assert_eq!(stats.keyframe_requests.load(Relaxed), 1, "one was for it");
+        let kind = |k: Kind| stats.control_received[k as usize].load(Relaxed);
+        assert_eq!(kind(Kind::KeyframeRequest), 2);
+        // The echo of its probe: the time since the probe's stamp on its
+        // own clock; another client's echo is not its own.
+        let stamp = acc.probe_timestamp(t0);
+        let h = acc.handle(&wire::rtt("me", stamp), 0.0, &cx, stats);
+        let rtt = h.rtt_ms.expect("an echo of its own probe");
+        assert!((0.0..60_000.0).contains(&rtt), "{rtt}");
+        assert_eq!(acc.control().unwrap().rtt_mean(), Some(rtt));
+        assert_eq!(
+            acc.handle(&wire::rtt("x", stamp), 0.0, &cx, stats).rtt_ms,
+            None
+        );
+        assert_eq!(kind(Kind::Rtt), 1);
+        // Others' DIAGNOSTICS and HEALTH are counted.
+        let d = wire::Diagnostic {
+            peer_session: 5,
+            reporter: "x",
+            timestamp_ms: 1,
+            media_type: media_type::VIDEO,
+            fps: 30.0,
+            kbps: 500,
+        };
+        acc.handle(&wire::diagnostics("x", &d), 0.0, &cx, stats);
+        assert_eq!(kind(Kind::Diagnostics), 1);
+        // A bot never times probes.
+        let mut bot = Accounting::new("me");
+        assert_eq!(
+            bot.handle(&wire::rtt("me", 0.0), 0.0, &cx, stats).rtt_ms,
+            None
+        );
+        assert!(bot.control().is_none());
     }
 
     /// A receiver that leaves on purpose is owed nothing sent while it was

@@ -138,6 +138,14 @@ const PLOTS: &[(&str, &str, &[(&str, Read)])] = &[
         &[("lateness p99", |s| s.lateness_p99_ms)],
     ),
     (
+        "server_rtt",
+        "RTT probes' echo time through the server (ms)",
+        &[
+            ("p50", |s| s.server_rtt_ms.p50),
+            ("p99", |s| s.server_rtt_ms.p99),
+        ],
+    ),
+    (
         "cpu",
         "CPU, % of the available cores",
         &[("cpu", |s| s.cpu_share.map(|c| c * 100.0))],
@@ -149,10 +157,20 @@ const PLOTS: &[(&str, &str, &[(&str, Read)])] = &[
     ),
 ];
 
+/// Plots drawn only when some sample has a value for them: a run of `bot`
+/// clients sends no RTT probes, and a report from before them has none.
+const WHEN_MEASURED: &[&str] = &["server_rtt"];
+
 /// The timeline's plots.
 pub fn plots(samples: &[Sample]) -> Vec<Plot> {
     PLOTS
         .iter()
+        .filter(|&&(id, _, defs)| {
+            !WHEN_MEASURED.contains(&id)
+                || defs
+                    .iter()
+                    .any(|&(_, read)| samples.iter().any(|s| read(s).is_some()))
+        })
         .map(|&(id, title, defs)| Plot {
             id,
             title,

@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::health::Health;
 use crate::num::round3;
 
+pub mod control;
 pub mod network;
 pub mod search;
 pub mod timeline;
 
+pub use control::{Control, ControlCounts, Expected, Rates};
 pub use network::{LinkReport, NetworkReport, QuicReport};
 pub use search::{PhaseReport, SearchReport, Step};
 pub use timeline::{Av, ByState, Event, Sample, Timeline, P2};
@@ -57,8 +59,12 @@ pub struct Report {
     /// Heartbeats sent and received.
     pub heartbeats: Counts,
     /// What the server told the clients: CONGESTION, key-frame requests,
-    /// participants joining and leaving.
+    /// participants joining and leaving, the echo time of RTT probes.
     pub server_signals: Signals,
+    /// The participants' profiles and what they sent and received besides
+    /// media (`client_profile`).
+    #[serde(default)]
+    pub control: Control,
     /// Actual minus scheduled send time of media packets (ms).
     pub send_lateness_ms: Percentiles,
     /// Whether this process kept its schedule; when `saturated`, the figures
@@ -267,18 +273,34 @@ pub struct Clients {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Signals {
-    /// CONGESTION packets received (the server dropped packets of ours).
+    /// CONGESTION packets about our clients' own packets (their
+    /// `session_id` was the receiver's session): the server dropped packets
+    /// the client sent.
     pub congestion_received: u64,
     /// Clients that received at least one.
     pub clients_with_congestion: usize,
     /// The most one client received.
     pub congestion_max_per_client: u64,
+    /// CONGESTION packets about other senders of the room (the server tells
+    /// every member): seen, not counted as the client's own.
+    pub room_congestion_seen: u64,
     /// Key-frame requests aimed at our clients.
     pub keyframe_requests_received: u64,
-    /// Key frames sent in answer.
+    /// Key frames sent in answer (a `browser` answers every request of its
+    /// room, whoever it asks).
     pub keyframes_answered: u64,
     /// From a request's arrival to the key frame's send (ms).
     pub keyframe_answer_ms: Percentiles,
+    /// Key-frame requests our `browser` clients sent (a gap in a peer's
+    /// video, a screen share joined mid-stream).
+    pub keyframe_requests_sent: u64,
+    /// Of those, the ones a key frame answered.
+    pub keyframe_requests_answered: u64,
+    /// From a request sent to the key frame it asked for (ms).
+    pub keyframe_wait_ms: Percentiles,
+    /// Echo time of our `browser` clients' RTT probes through the server
+    /// (ms): its event loop as a participant feels it, not QUIC's RTT.
+    pub server_rtt_ms: Percentiles,
     /// PARTICIPANT_JOINED packets seen.
     pub participant_joined_seen: u64,
     /// PARTICIPANT_LEFT packets seen.

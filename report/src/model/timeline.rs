@@ -80,6 +80,9 @@ pub struct Sample {
     pub freezes: u64,
     /// 99th percentile of the send lateness in the interval (ms).
     pub lateness_p99_ms: Option<f64>,
+    /// Echo time of `browser` clients' RTT probes through the server in the
+    /// interval (ms).
+    pub server_rtt_ms: P2,
     /// Share of the available cores this process used (0..1).
     pub cpu_share: Option<f64>,
     /// Resident memory at the end of the interval, MB.
@@ -125,6 +128,8 @@ impl Sample {
         self.jitter_ms.video = max(self.jitter_ms.video, later.jitter_ms.video);
         self.freezes += later.freezes;
         self.lateness_p99_ms = max(self.lateness_p99_ms, later.lateness_p99_ms);
+        self.server_rtt_ms.p50 = max(self.server_rtt_ms.p50, later.server_rtt_ms.p50);
+        self.server_rtt_ms.p99 = max(self.server_rtt_ms.p99, later.server_rtt_ms.p99);
         self.cpu_share = mean(self.cpu_share, later.cpu_share);
         self.rss_mb = later.rss_mb;
         for f in &later.failing {

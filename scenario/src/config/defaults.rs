@@ -21,10 +21,17 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(7);
 pub const JWT_TTL: Duration = Duration::from_secs(3600);
 /// Attempts for a client's first connection before it counts as failed.
 pub const CONNECT_ATTEMPTS: u32 = 3;
-/// QUIC keep-alive period: a dead server is noticed within the idle timeout.
+/// QUIC keep-alive period of a `bot` client: a dead server is noticed
+/// within the idle timeout.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
-/// A session that hears nothing from the server for this long is dead.
+/// A `bot` client's session that hears nothing from the server for this long is dead.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `browser` client's keep-alive: QUICHE's client PING timeout
+/// (`kPingTimeoutSecs`, 15 s), which Chromium's WebTransport keeps.
+pub const BROWSER_KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A `browser` client's QUIC idle timeout: Chromium's
+/// (`kIdleConnectionTimeout`, 30 s; upstream's server also sets 30 s).
+pub const BROWSER_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A session with nothing acknowledged (or a send waiting) this long is stalled.
 pub const STALL_AFTER: Duration = Duration::from_secs(2);
 /// Timeline sampling interval.

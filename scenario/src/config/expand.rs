@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use anyhow::{bail, Context};
 use synth_common::redact::shown;
 
-use super::file::{ClientSpec, GroupSpec, Role};
+use super::file::{ClientProfile, ClientSpec, GroupSpec, Role};
 use super::limits;
 use super::overrides::Overrides;
 
@@ -37,6 +37,8 @@ pub struct Participant {
     pub group: Option<usize>,
     /// A receive-only viewer.
     pub viewer: bool,
+    /// What it sends besides media, and how it keeps its session.
+    pub profile: ClientProfile,
 }
 
 /// Variables a template may use.
@@ -138,6 +140,7 @@ fn check_id(id: &str) -> anyhow::Result<()> {
 pub(super) fn expand(
     clients: &[ClientSpec],
     groups: &[GroupSpec],
+    profile: ClientProfile,
     o: &Overrides,
     network: &mut dyn FnMut(usize, &GroupSpec) -> anyhow::Result<Option<usize>>,
 ) -> anyhow::Result<Vec<Participant>> {
@@ -154,6 +157,7 @@ pub(super) fn expand(
             adapt: false,
             group: None,
             viewer: false,
+            profile: c.client_profile.unwrap_or(profile),
         })?;
     }
     let pod = Pod {
@@ -163,7 +167,8 @@ pub(super) fn expand(
     for (g_no, g) in groups.iter().enumerate() {
         let count = o.clients_per_pod.unwrap_or(g.count);
         let net = network(g_no, g)?;
-        add_group(&mut roster, g_no, g, count, net, &pod)?;
+        let profile = g.client_profile.unwrap_or(profile);
+        add_group(&mut roster, g_no, g, count, net, &pod, profile)?;
     }
     if roster.list.is_empty() {
         bail!("no clients: add `clients:` or `groups:` to the config");
@@ -254,6 +259,7 @@ fn add_group(
     count: usize,
     network: Option<usize>,
     pod: &Pod,
+    profile: ClientProfile,
 ) -> anyhow::Result<()> {
     let size = meeting_size(g_no, g)?;
     let first = first_global(pod.index, count)?;
@@ -279,6 +285,7 @@ fn add_group(
             adapt: g.adapt && g.role == Role::Participant,
             group: Some(g_no),
             viewer: g.role == Role::Viewer,
+            profile,
         })?;
     }
     Ok(())

@@ -37,7 +37,10 @@ pub struct File {
     pub connect_attempts: Option<u32>,
     /// Threads that run clients, each with its own UDP socket.
     pub threads: Option<usize>,
-    /// Heartbeat period.
+    /// What the participants send besides media, and how they keep their
+    /// sessions, unless a group says otherwise: `browser` (the default) or `bot`.
+    pub client_profile: Option<ClientProfile>,
+    /// Heartbeat period (`bot`; a browser's is 5 s).
     #[serde(default, with = "humantime_serde")]
     pub heartbeat_interval: Option<Duration>,
     /// How early a video frame may be sent to share a wake-up with an audio packet.
@@ -239,6 +242,8 @@ pub struct ClientSpec {
     pub enable_video: bool,
     /// Video track of the pack to send (default: the pack's first video track).
     pub rendition: Option<String>,
+    /// `browser` or `bot` (default: the config's `client_profile`).
+    pub client_profile: Option<ClientProfile>,
 }
 
 /// A group of clients made from id templates.
@@ -274,6 +279,36 @@ pub struct GroupSpec {
     /// Timed actions on a share of the group: mute, camera, screen share, rendition.
     #[serde(default)]
     pub actions: Vec<crate::behaviour::ActionSpec>,
+    /// `browser` or `bot` (default: the config's `client_profile`).
+    pub client_profile: Option<ClientProfile>,
+}
+
+/// What a participant sends besides its media, and how it keeps its session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientProfile {
+    /// As upstream's web client: DIAGNOSTICS every 500 ms per (peer,
+    /// medium) received, HEALTH every 5 s, RTT probes (every 200 ms for its
+    /// first 2 s, then every second), heartbeats as datagrams every 5 s and
+    /// at once on a change, key-frame requests on a gap in a peer's video,
+    /// no CONNECTION packet; Chromium's QUIC idle timeout and keep-alive,
+    /// and the web client's reconnection.
+    #[default]
+    Browser,
+    /// As upstream's CLI and bot: a CONNECTION packet, then a heartbeat a
+    /// second on a stream, nothing else besides media; a dead server noticed
+    /// fast (1 s keep-alive, 10 s idle timeout).
+    Bot,
+}
+
+impl ClientProfile {
+    /// Its name in the config and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientProfile::Browser => "browser",
+            ClientProfile::Bot => "bot",
+        }
+    }
 }
 
 /// What a group's clients do in the meeting.

@@ -31,9 +31,9 @@ mod tls;
 pub use auth::Credentials;
 pub use expand::Participant;
 pub use file::{
-    parse, read_file, Auth, ClientSpec, File, GilbertElliottSpec, GroupSpec, JitterDist, LateAfter,
-    LinkSpec, NetworkSpec, ProfileSpec, Role, SearchSpec, StepSpec, ThresholdFull, ThresholdSpec,
-    Tls,
+    parse, read_file, Auth, ClientProfile, ClientSpec, File, GilbertElliottSpec, GroupSpec,
+    JitterDist, LateAfter, LinkSpec, NetworkSpec, ProfileSpec, Role, SearchSpec, StepSpec,
+    ThresholdFull, ThresholdSpec, Tls,
 };
 pub use network::Network;
 pub use overrides::Overrides;

@@ -157,5 +157,6 @@ pub(super) fn search_group(spec: &SearchSpec) -> GroupSpec {
         adapt: false,
         role: Role::Participant,
         actions: Vec::new(),
+        client_profile: None,
     }
 }

@@ -73,10 +73,16 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     /// How early a video frame may go to share a wake-up with an audio packet.
     pub batch_window: Duration,
-    /// QUIC keep-alive period.
+    /// QUIC keep-alive period of `bot` clients (and of every client when the
+    /// config sets `keep_alive`).
     pub keep_alive: Duration,
-    /// QUIC idle timeout: a silent server is dead after this.
+    /// QUIC idle timeout of `bot` clients: a silent server is dead after
+    /// this (every client's when the config sets `idle_timeout`).
     pub idle_timeout: Duration,
+    /// QUIC keep-alive period and idle timeout of `browser` clients:
+    /// Chromium's ([`defaults::BROWSER_KEEP_ALIVE`],
+    /// [`defaults::BROWSER_IDLE_TIMEOUT`]) unless the config sets them.
+    pub browser_liveness: (Duration, Duration),
     /// Nothing acknowledged this long: the client is stalled.
     pub stall_after: Duration,
     /// At the end, the wait for each session's streams to be acknowledged.
@@ -157,6 +163,7 @@ impl Settings {
             batch_window: engine.batch_window,
             keep_alive: timing.keep_alive,
             idle_timeout: timing.idle_timeout,
+            browser_liveness: timing.browser_liveness,
             stall_after: timing.stall_after,
             ack_wait: engine.ack_wait,
             drain: engine.drain,
@@ -214,10 +221,11 @@ fn capacity_search(file: &File, o: &Overrides) -> anyhow::Result<Option<Search>>
 /// The clients to start (the search's, or the file's clients and groups),
 /// and the groups' networks they index.
 fn clients(file: &File, o: &Overrides) -> anyhow::Result<(Vec<Participant>, Vec<Network>)> {
+    let profile = file.client_profile.unwrap_or_default();
     let mut networks = Vec::new();
     let clients = match &file.search {
-        Some(spec) => expand(&[], &[search_group(spec)], o, &mut |_, _| Ok(None))?,
-        None => expand(&file.clients, &file.groups, o, &mut |g_no, g| {
+        Some(spec) => expand(&[], &[search_group(spec)], profile, o, &mut |_, _| Ok(None))?,
+        None => expand(&file.clients, &file.groups, profile, o, &mut |g_no, g| {
             let Some(spec) = &g.network else {
                 return Ok(None);
             };
@@ -265,6 +273,7 @@ struct Timing {
     duration: Duration,
     keep_alive: Duration,
     idle_timeout: Duration,
+    browser_liveness: (Duration, Duration),
     stall_after: Duration,
     late_after: [Duration; 2],
 }
@@ -274,21 +283,20 @@ fn timing(file: &File, o: &Overrides) -> anyhow::Result<Timing> {
         "duration",
         o.duration.or(file.duration).unwrap_or(defaults::DURATION),
     )?;
-    let keep_alive = bounded(
-        "keep_alive",
-        file.keep_alive.unwrap_or(defaults::KEEP_ALIVE),
-    )?;
-    let idle_timeout = bounded(
-        "idle_timeout",
-        file.idle_timeout.unwrap_or(defaults::IDLE_TIMEOUT),
-    )?;
-    if idle_timeout <= keep_alive {
-        bail!(
-            "keep_alive ({}) must be less than idle_timeout ({})",
-            humantime::format_duration(keep_alive),
-            humantime::format_duration(idle_timeout)
-        );
-    }
+    let liveness = |keep_alive: Duration, idle_timeout: Duration| -> anyhow::Result<_> {
+        let keep_alive = bounded("keep_alive", file.keep_alive.unwrap_or(keep_alive))?;
+        let idle_timeout = bounded("idle_timeout", file.idle_timeout.unwrap_or(idle_timeout))?;
+        if idle_timeout <= keep_alive {
+            bail!(
+                "keep_alive ({}) must be less than idle_timeout ({})",
+                humantime::format_duration(keep_alive),
+                humantime::format_duration(idle_timeout)
+            );
+        }
+        Ok((keep_alive, idle_timeout))
+    };
+    let (keep_alive, idle_timeout) = liveness(defaults::KEEP_ALIVE, defaults::IDLE_TIMEOUT)?;
+    let browser_liveness = liveness(defaults::BROWSER_KEEP_ALIVE, defaults::BROWSER_IDLE_TIMEOUT)?;
     let stall_after = bounded(
         "stall_after",
         file.stall_after.unwrap_or(defaults::STALL_AFTER),
@@ -307,6 +315,7 @@ fn timing(file: &File, o: &Overrides) -> anyhow::Result<Timing> {
         duration,
         keep_alive,
         idle_timeout,
+        browser_liveness,
         stall_after,
         late_after,
     })
