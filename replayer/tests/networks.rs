@@ -129,8 +129,9 @@ groups:
 /// `adapt: true`. Under a 300 kb/s uplink cap a client starting on the
 /// 500 kb/s rendition steps down to the 150 kb/s one (at a key frame) and
 /// spends most of the run there, its video target follows the time per
-/// rendition, and its audio all arrives. In the same run, an adapting client
-/// without impairment never switches.
+/// rendition, and its audio all arrives. The five other adapting clients of
+/// its room, without impairment, never switch: what the capped one lives
+/// through is not theirs (nor is any CONGESTION about its packets).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adapting_client_steps_down_under_a_cap_and_keeps_its_audio() {
     use std::sync::atomic::Ordering::Relaxed;
@@ -143,13 +144,13 @@ ramp_up_delay_ms: 0
 groups:
   - count: 1
     user_id: "capped-{index}"
-    meeting_id: "adapt-capped"
+    meeting_id: "adapt-room"
     rendition: video-320x180
     adapt: true
     network: {uplink: {rate_kbps: 300}}
-  - count: 1
+  - count: 5
     user_id: "free-{index}"
-    meeting_id: "adapt-free"
+    meeting_id: "adapt-room"
     rendition: video-320x180
     adapt: true
 "#,
@@ -160,7 +161,7 @@ groups:
         .await
         .unwrap();
     let rep = &o.report;
-    assert_eq!(rep.clients.connected, 2);
+    assert_eq!(rep.clients.connected, 6);
     let times = |i: usize| -> std::collections::BTreeMap<String, f64> {
         o.metrics.clients[i]
             .renditions
@@ -170,7 +171,7 @@ groups:
             .map(|t| (t.name.clone(), t.us as f64 / 1e6))
             .collect()
     };
-    let (capped, free) = (&o.metrics.clients[0], &o.metrics.clients[1]);
+    let capped = &o.metrics.clients[0];
     let (hi, lo) = ("video-320x180", "video-160x90");
     // The capped client went down, and spent most of its time on the low rendition.
     let t = times(0);
@@ -178,20 +179,26 @@ groups:
     let (t_hi, t_lo) = (t[hi], t.get(lo).copied().unwrap_or(0.0));
     assert!(t_lo > t_hi, "time per rendition {t:?}");
     assert!(t_hi > 0.0, "it started on {hi}: {t:?}");
-    // The free one never switched: all its time on the rendition it started on.
-    let f = times(1);
-    assert_eq!(
-        (
-            free.switches[0].load(Relaxed),
-            free.switches[1].load(Relaxed)
-        ),
-        (0, 0),
-        "{f:?}"
-    );
-    assert_eq!(f.keys().collect::<Vec<_>>(), vec![hi], "{f:?}");
-    // The report's section sums the two clients.
+    // The free ones never switched: all their time on the rendition they
+    // started on.
+    let mut free_hi = 0.0;
+    for i in 1..6 {
+        let (free, f) = (&o.metrics.clients[i], times(i));
+        assert_eq!(
+            (
+                free.switches[0].load(Relaxed),
+                free.switches[1].load(Relaxed)
+            ),
+            (0, 0),
+            "free-{}: {f:?}",
+            i - 1
+        );
+        assert_eq!(f.keys().collect::<Vec<_>>(), vec![hi], "{f:?}");
+        free_hi += f[hi];
+    }
+    // The report's section sums the six clients.
     let a = rep.adaptation.as_ref().expect("an adaptation section");
-    assert_eq!(a.clients, 2);
+    assert_eq!(a.clients, 6);
     assert_eq!(
         (a.switches_down, a.switches_up),
         (
@@ -200,7 +207,7 @@ groups:
         )
     );
     let sum = a.time_per_rendition_s[hi] + a.time_per_rendition_s[lo];
-    assert!((sum - (t_hi + t_lo + f[hi])).abs() < 0.01, "{a:?}");
+    assert!((sum - (t_hi + t_lo + free_hi)).abs() < 0.01, "{a:?}");
     // The video target follows the time per rendition: below the 500 kb/s
     // rendition's pack bitrate, above the 150 kb/s one's.
     let reader = synth_common::pack::Reader::open(pack).unwrap();
@@ -222,8 +229,76 @@ groups:
     assert_eq!(stats.total().audio_packets, rep.audio.sent.packets);
     crate::cli::validate_against_schema(&serde_json::to_value(rep).unwrap());
     assert!(
-        rep.summary().contains("adapt    2 adapting client(s)"),
+        rep.summary().contains("adapt    6 adapting client(s)"),
         "{}",
         rep.summary()
     );
+}
+
+/// A congested room: a viewer whose downlink carries 100 kb/s makes the
+/// relay drop what it cannot deliver to it and tell the whole room, as
+/// upstream does. Each sender counts the CONGESTION about its own packets;
+/// the viewers, which send no media, count none of their own, and the one
+/// whose link keeps up sees the room's (the slow one's copies mostly drop
+/// at its full queue, as upstream's would). That viewer is a `bot`: a
+/// browser viewer's DIAGNOSTICS (8 a second here) are relayed, and those
+/// the slow viewer's full queue drops are rightly its own CONGESTION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_counts_no_congestion_of_its_own_in_a_congested_room() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = relay().await;
+    let pack = crate::support::pack_two();
+    let s = crate::support::settings_with_pack(
+        r#"
+duration: 8s
+ramp_up_delay_ms: 0
+groups:
+  - count: 2
+    user_id: "sender-{index}"
+    meeting_id: "congested"
+    rendition: video-320x180
+  - count: 1
+    user_id: "slow-{index}"
+    meeting_id: "congested"
+    role: viewer
+    network: {downlink: {rate_kbps: 100}}
+  - count: 1
+    user_id: "viewer-{index}"
+    meeting_id: "congested"
+    role: viewer
+    client_profile: bot
+"#,
+        &r,
+        pack,
+    );
+    let o = within(60, "run", run::run(s, quiet(), std::future::pending()))
+        .await
+        .unwrap();
+    assert_eq!(o.report.clients.connected, 4);
+    let relay_told = r.stats().congestion_sent;
+    assert!(
+        relay_told > 0,
+        "the relay dropped packets for the viewer and said so"
+    );
+    let (senders, slow, viewer) = (
+        &o.metrics.clients[..2],
+        &o.metrics.clients[2],
+        &o.metrics.clients[3],
+    );
+    for v in [slow, viewer] {
+        assert_eq!(
+            v.congestion.load(Relaxed),
+            0,
+            "none is about a viewer's packets"
+        );
+    }
+    assert!(
+        viewer.room_congestion.load(Relaxed) > 0,
+        "it saw the room's"
+    );
+    let own: u64 = senders.iter().map(|c| c.congestion.load(Relaxed)).sum();
+    assert!(own > 0, "the senders were told of their own packets");
+    let sig = &o.report.server_signals;
+    assert_eq!(sig.congestion_received, own);
+    assert!(sig.room_congestion_seen >= viewer.room_congestion.load(Relaxed));
 }
