@@ -338,6 +338,7 @@ fn control(m: &Metrics, inp: &Inputs) -> Control {
         sent: counts(|c| &c.control_sent),
         received: counts(|c| &c.control_received),
         dropped: m.sum(|c| c.control_dropped.load(Relaxed)),
+        elections: m.sum(|c| c.elections.load(Relaxed)),
         expected_per_participant: inp.expected,
     }
 }

@@ -204,3 +204,81 @@ async fn browsers_send_upstreams_cadence_and_bots_todays() {
         "{e:?}"
     );
 }
+
+/// `server_urls`: a browser connects to every server, probes each for 2 s
+/// and keeps one, closing the others, as upstream's web client elects its
+/// server; a bot takes the first server only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_elects_one_of_several_servers_and_closes_the_others() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use synth_relay::SessionEnd;
+    use synth_replayer::config::{self, Overrides, Settings, Trust};
+    let start = || async {
+        within(10, "relay start", Relay::start(RelayConfig::default()))
+            .await
+            .expect("relay starts")
+    };
+    let (a, b) = (start().await, start().await);
+    let yaml = format!(
+        r#"
+duration: 6s
+ramp_up_delay_ms: 0
+server_urls: ["{}", "{}"]
+groups:
+  - {{count: 3, user_id: "web-{{index}}", meeting_id: "m"}}
+  - {{count: 1, user_id: "bot-{{index}}", meeting_id: "m", client_profile: bot}}
+"#,
+        a.url(),
+        b.url()
+    );
+    let o = Overrides {
+        pack: Some(pack().to_path_buf()),
+        ..Overrides::default()
+    };
+    let mut s = Settings::resolve(config::parse(&yaml).unwrap(), &o, &|_| None).unwrap();
+    s.trust = Trust::Pinned(vec![a.cert_sha256(), b.cert_sha256()]);
+    let outcome = within(40, "run", run::run(s, quiet(), std::future::pending()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.report.clients.connected, 4);
+    let (sa, sb) = (a.stats(), b.stats());
+    for k in 0..3 {
+        let user = format!("web-{k}");
+        let sessions: Vec<_> = [&sa, &sb]
+            .iter()
+            .filter_map(|s| s.per_user.get(&user))
+            .flat_map(|u| u.session_log.clone())
+            .collect();
+        assert_eq!(
+            sessions.len(),
+            2,
+            "{user}: a session on each server: {sessions:?}"
+        );
+        // The one not chosen was closed by the client after its probes.
+        let closed: Vec<_> = sessions
+            .iter()
+            .filter(|r| r.end == SessionEnd::Closed && r.joined_unix_ms.is_none())
+            .collect();
+        assert_eq!(closed.len(), 1, "{user}: {sessions:?}");
+        // Media went to the chosen server only.
+        let media: Vec<u64> = [&sa, &sb]
+            .iter()
+            .map(|s| s.per_user.get(&user).map_or(0, |u| u.audio_packets))
+            .collect();
+        assert_eq!(
+            media.iter().filter(|&&n| n > 0).count(),
+            1,
+            "{user}: {media:?}"
+        );
+        // It probed both: at least two echoes from each before choosing.
+        for s in [&sa, &sb] {
+            let u = &s.per_user[&user];
+            assert!(u.received_by_type.rtt.datagram >= 2, "{user}: {u:?}");
+        }
+        assert_eq!(outcome.metrics.clients[k].elections.load(Relaxed), 1);
+    }
+    // The bot: the first server only.
+    assert!(sa.per_user.contains_key("bot-0"));
+    assert!(!sb.per_user.contains_key("bot-0"));
+    assert_eq!(outcome.metrics.clients[3].elections.load(Relaxed), 0);
+}

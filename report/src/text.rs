@@ -179,10 +179,11 @@ fn signals(o: &mut String, r: &Report) -> fmt::Result {
             sig.keyframe_requests_sent,
             sig.keyframe_requests_answered,
             pct(&sig.keyframe_wait_ms),
-            if c.dropped > 0 {
-                format!("; {} not sent (queue full)", c.dropped)
-            } else {
-                String::new()
+            match (c.dropped, c.elections) {
+                (0, 0) => String::new(),
+                (d, 0) => format!("; {d} not sent (queue full)"),
+                (0, e) => format!("; {e} server elections"),
+                (d, e) => format!("; {d} not sent (queue full); {e} server elections"),
             }
         )?;
         let e = &c.expected_per_participant;

@@ -341,9 +341,13 @@ fn behave(s: &Settings, clients: &mut [ClientPlan]) -> anyhow::Result<ScheduleIn
 
 /// The server as reports and the plan show it (never with a secret).
 pub fn server_label(s: &Settings) -> String {
-    s.server_url
-        .as_ref()
-        .map_or("embedded relay (in-process, 127.0.0.1)".to_string(), |u| {
-            synth_common::redact::url(u)
-        })
+    let Some(first) = &s.server_url else {
+        return "embedded relay (in-process, 127.0.0.1)".to_string();
+    };
+    let mut label = synth_common::redact::url(first);
+    for u in &s.server_alternates {
+        label.push_str(" or ");
+        label.push_str(&synth_common::redact::url(u));
+    }
+    label
 }

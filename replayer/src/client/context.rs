@@ -38,6 +38,8 @@ pub struct SessionSettings {
     pub digests: FrameDigests,
     /// `https://host:port` of the server.
     pub server: url::Url,
+    /// The other servers a `browser` tries before it chooses (`server_urls`).
+    pub alternates: Vec<url::Url>,
     /// How to authenticate.
     pub credentials: Credentials,
     /// Timeout of one connection attempt.

@@ -14,6 +14,7 @@
 //!
 //! - this file: [`run`], the client's planned sessions and the reconnect loop;
 //! - `connect`: the session URL, what a failed attempt means, the backoff;
+//! - `elect`: a browser's choice among several servers (`server_urls`);
 //! - `session`: one session, from its CONNECTION packet to its close;
 //! - `sender`: the send side, kept across reconnects, and the streams in flight;
 //! - `receiver`: a session's receive side;
@@ -21,6 +22,7 @@
 
 mod connect;
 mod context;
+mod elect;
 mod receiver;
 mod sender;
 mod session;
@@ -84,7 +86,11 @@ pub async fn run(
         Accounting::new(&client.plan.user_id)
     });
     let settings = &client.shared.settings;
-    let url = match session_url(&settings.server, &client.plan, &settings.credentials) {
+    let servers = std::iter::once(&settings.server).chain(&settings.alternates);
+    let urls = match servers
+        .map(|s| session_url(s, &client.plan, &settings.credentials))
+        .collect::<anyhow::Result<Vec<_>>>()
+    {
         Ok(u) => u,
         Err(e) => {
             tracing::error!(user = %client.plan.user_id, "cannot build the session URL: {e:#}");
@@ -96,7 +102,7 @@ pub async fn run(
         client,
         endpoint,
         quic,
-        url,
+        urls,
         stop,
         sender,
         accounting,
@@ -155,8 +161,8 @@ struct Driver {
     endpoint: web_transport_quinn::Client,
     /// Where its sessions' QUIC statistics are sampled (with a network).
     quic: Option<Arc<QuicStats>>,
-    /// Its session URL.
-    url: url::Url,
+    /// Its session URL on each server (`server_urls`; one for most runs).
+    urls: Vec<url::Url>,
     /// The run's stop signal.
     stop: watch::Receiver<bool>,
     sender: Sender,
@@ -202,27 +208,45 @@ impl Driver {
                 self.client.stats.set_state(State::Away);
                 return Flow::Next;
             }
-            let (session, took) =
-                match attempt(&self.client.shared, &self.endpoint, &self.url).await {
-                    Ok(s) => s,
-                    Err(f) => {
-                        if self.failures.fail(&self.client, f, &mut self.stop).await {
-                            return Flow::Gone;
-                        }
-                        continue;
+            let (session, took, server) = match self.connect().await {
+                Ok(s) => s,
+                Err(f) => {
+                    if self.failures.fail(&self.client, f, &mut self.stop).await {
+                        return Flow::Gone;
                     }
-                };
+                    continue;
+                }
+            };
             self.connected(took);
             let Some(mut acc) = self.accounting.take() else {
                 return Flow::Over;
             };
             self.arrived(&mut acc, k, planned, !up);
             up = true;
-            let end = self.session(session, acc, leave_at).await;
+            let end = self.session(session, acc, server, leave_at).await;
             if let Some(flow) = self.ended(end, planned).await {
                 return flow;
             }
         }
+    }
+
+    /// One connection attempt: to the server, or for a `browser` with
+    /// several (`server_urls`), to each, keeping the one its election
+    /// chooses. The session, its handshake's length and which server.
+    async fn connect(&self) -> Result<(Session, Duration, usize), ConnectFailure> {
+        let c = &self.client;
+        if self.urls.len() > 1 && c.plan.profile == crate::config::ClientProfile::Browser {
+            return elect::elect(
+                &c.shared,
+                &c.stats,
+                &self.endpoint,
+                &self.urls,
+                &c.plan.user_id,
+            )
+            .await;
+        }
+        let (s, took) = attempt(&c.shared, &self.endpoint, &self.urls[0]).await?;
+        Ok((s, took, 0))
     }
 
     /// Away until `back_at`: its actions and turns still happen (it comes
@@ -288,19 +312,20 @@ impl Driver {
         }
     }
 
-    /// Runs `session` with the accounting `acc` until it ends, and keeps the
-    /// accounting for the next one.
+    /// Runs `session` (on server `server` of its list) with the accounting
+    /// `acc` until it ends, and keeps the accounting for the next one.
     async fn session(
         &mut self,
         session: Session,
         acc: Accounting,
+        server: usize,
         leave_at: Option<Instant>,
     ) -> End {
         if let Some(q) = &self.quic {
             let conn: quinn::Connection = (*session).clone();
             tokio::spawn(crate::netem::sample(q.clone(), conn, QUIC_SAMPLE_EVERY));
         }
-        let server = self.url.origin().ascii_serialization();
+        let server = self.urls[server].origin().ascii_serialization();
         let (end, mut acc) = run_session(
             &self.client,
             &mut self.sender,

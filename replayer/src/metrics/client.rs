@@ -45,6 +45,8 @@ pub struct ClientStats {
     /// Control packets (`browser`) not sent because the sender had more
     /// queued than it could take.
     pub control_dropped: AtomicU64,
+    /// Times a `browser` chose its server among several (`server_urls`).
+    pub elections: AtomicU64,
     /// Key-frame requests aimed at this client.
     pub keyframe_requests: AtomicU64,
     /// Key frames sent in answer to one.

@@ -298,6 +298,11 @@ static FAMILIES: &[Family] = &[
     )
     .by(CONTROL_ALL),
     Family::counter(
+        "synth_elections_total",
+        "Times a browser client chose its server among several (server_urls).",
+        Clients(|c, _| c.elections.load(Relaxed)),
+    ),
+    Family::counter(
         "synth_control_dropped_total",
         "Control packets browser clients did not send because their queue was full.",
         Clients(|c, _| c.control_dropped.load(Relaxed)),
@@ -574,6 +579,7 @@ mod tests {
                 &c.screen_shares,
                 &c.room_congestion,
                 &c.control_dropped,
+                &c.elections,
             ] {
                 x.store(next(), Relaxed);
             }

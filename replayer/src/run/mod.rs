@@ -244,6 +244,7 @@ fn shared(
             pack: plan.pack.clone(),
             digests: synth_common::pack::FrameDigests::new(&plan.pack),
             server: server.clone(),
+            alternates: s.server_alternates.clone(),
             credentials: s.credentials.clone(),
             connect_timeout: s.connect_timeout,
             connect_attempts: s.connect_attempts,

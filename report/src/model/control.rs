@@ -94,6 +94,8 @@ pub struct Control {
     pub received: ControlCounts,
     /// Control packets a browser did not send because its queue was full.
     pub dropped: u64,
+    /// Times a browser chose its server among several (`server_urls`).
+    pub elections: u64,
     /// What the plan expects of one participant per second once its meeting
     /// is up (the mean over the plan's clients, as `validate` shows it).
     pub expected_per_participant: Expected,
@@ -124,6 +126,7 @@ impl Control {
         self.sent.add(&o.sent);
         self.received.add(&o.received);
         self.dropped += o.dropped;
+        self.elections += o.elections;
     }
 }
 

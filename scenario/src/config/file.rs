@@ -21,6 +21,10 @@ use super::limits;
 pub struct File {
     /// `https://host:port` of the videocall WebTransport server; absent = embedded relay.
     pub server_url: Option<String>,
+    /// Several servers to choose among, instead of `server_url`: a
+    /// `browser` connects to each, probes them for 2 s and keeps the one
+    /// with the lowest RTT, as upstream's web client does; a `bot` takes the first.
+    pub server_urls: Option<Vec<String>>,
     /// Pack to replay.
     pub pack: Option<PathBuf>,
     /// Run length, counted from the start of the first client.

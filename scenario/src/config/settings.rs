@@ -53,8 +53,12 @@ impl People {
 /// Everything a run needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Server URL (`https://host:port`), `None` to start the embedded relay.
+    /// Server URL (`https://host:port`), `None` to start the embedded relay;
+    /// the first of `server_urls`.
     pub server_url: Option<url::Url>,
+    /// The other servers of `server_urls`, which `browser` clients also
+    /// try before they choose one (empty with a single server).
+    pub server_alternates: Vec<url::Url>,
     /// Pack path.
     pub pack: PathBuf,
     /// Run length.
@@ -128,7 +132,7 @@ impl Settings {
         // One step a part, in this order: a config with several mistakes is
         // told of the same one first every time.
         let people = people(&file, file.search.is_some())?;
-        let server_url = server_url(o.server_url.as_deref().or(file.server_url.as_deref()))?;
+        let (server_url, server_alternates) = servers(&file, o)?;
         let trust = trust(&file.tls)?;
         let credentials = credentials(&file.auth, env)?;
         let o = &pod_index(o, env)?;
@@ -152,6 +156,7 @@ impl Settings {
         let duration = run_length(&timing, search.as_ref(), &engine, &people, o, &file);
         Ok(Settings {
             server_url,
+            server_alternates,
             pack,
             duration,
             ramp_up_delay,
@@ -191,6 +196,36 @@ fn server_url(s: Option<&str>) -> anyhow::Result<Option<url::Url>> {
         Some(s) if s.trim().is_empty() => Ok(None),
         Some(s) => Ok(Some(parse_server_url(s)?)),
     }
+}
+
+/// The servers to join: the flag's one, or the file's `server_url`, or its
+/// `server_urls` (the first, and the others for a browser's election).
+fn servers(file: &File, o: &Overrides) -> anyhow::Result<(Option<url::Url>, Vec<url::Url>)> {
+    if o.server_url.is_some() {
+        return Ok((server_url(o.server_url.as_deref())?, Vec::new()));
+    }
+    let Some(list) = &file.server_urls else {
+        return Ok((server_url(file.server_url.as_deref())?, Vec::new()));
+    };
+    if file.server_url.is_some() {
+        bail!("set server_url or server_urls, not both");
+    }
+    let mut urls = Vec::with_capacity(list.len());
+    for s in list {
+        let u = parse_server_url(s)?;
+        if urls.contains(&u) {
+            bail!(
+                "server_urls lists {:?} twice",
+                shown(&synth_common::redact::url(&u))
+            );
+        }
+        urls.push(u);
+    }
+    if urls.is_empty() {
+        bail!("server_urls is empty: list at least one server, or leave it out for the embedded relay");
+    }
+    let first = urls.remove(0);
+    Ok((Some(first), urls))
 }
 
 /// The overrides, with the pod's index from `JOB_COMPLETION_INDEX` when no
@@ -592,6 +627,43 @@ clients:
             (
                 "thresholds: {bogus: \"< 1\"}\nclients: [{user_id: a, meeting_id: m}]",
                 "bogus",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn server_urls_list_the_servers_a_browser_chooses_among() {
+        let c = "clients: [{user_id: a, meeting_id: m}]";
+        let yaml = format!("server_urls: [https://127.0.0.1:1, https://127.0.0.1:2]\n{c}");
+        let s = resolve(&yaml, &Overrides::default()).unwrap();
+        assert_eq!(s.server_url.as_ref().unwrap().port(), Some(1));
+        assert_eq!(s.server_alternates.len(), 1);
+        assert_eq!(
+            crate::plan::server_label(&s),
+            "https://127.0.0.1:1/ or https://127.0.0.1:2/"
+        );
+        // The flag names one server: no election.
+        let o = Overrides {
+            server_url: Some("https://127.0.0.1:3".into()),
+            ..Overrides::default()
+        };
+        let s = resolve(&yaml, &o).unwrap();
+        assert!(s.server_alternates.is_empty());
+        assert_errors(&[
+            (
+                &format!(
+                    "server_url: https://127.0.0.1:1\nserver_urls: [https://127.0.0.1:2]\n{c}"
+                ),
+                "server_url or server_urls, not both",
+            ),
+            (&format!("server_urls: []\n{c}"), "server_urls is empty"),
+            (
+                &format!("server_urls: [https://127.0.0.1:1, https://127.0.0.1:1]\n{c}"),
+                "twice",
+            ),
+            (
+                &format!("server_urls: [http://127.0.0.1:1]\n{c}"),
+                "https://",
             ),
         ]);
     }
