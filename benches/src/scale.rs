@@ -642,9 +642,13 @@ pub fn run_viewers(s: &Setup, a: Audience) -> anyhow::Result<Row> {
     Ok(r)
 }
 
-/// CONNECTION packets sent: one per session, so one per connected client plus
-/// one per reconnection.
+/// CONNECTION packets sent: one per `bot` session, so one per connected client
+/// plus one per reconnection; `browser`s send none (nor does upstream's web
+/// client). The harness runs one profile at a time.
 fn report_connections(report: &Report) -> u64 {
+    if report.control.bots == 0 {
+        return 0;
+    }
     report.clients.connected as u64 + report.clients.reconnects
 }
 

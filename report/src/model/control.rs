@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Rates {
-    /// Heartbeats.
+    /// Keep-alive heartbeats; each flag change (speaking, a mute) adds one,
+    /// not counted here since it follows the pack's voice and the scripts.
     pub heartbeat: f64,
     /// DIAGNOSTICS.
     pub diagnostics: f64,
@@ -36,7 +37,7 @@ impl Rates {
     /// (probes sent, echoes received).
     pub fn words(&self, rtt: &str) -> String {
         format!(
-            "{:.1} (heartbeats {:.1}, DIAGNOSTICS {:.1}, HEALTH {:.1}, RTT {rtt} {:.1})",
+            "{:.1} (heartbeats {:.1} + one per flag change, DIAGNOSTICS {:.1}, HEALTH {:.1}, RTT {rtt} {:.1})",
             self.total(),
             self.heartbeat,
             self.diagnostics,
