@@ -137,9 +137,11 @@ async fn adapting_client_steps_down_under_a_cap_and_keeps_its_audio() {
     use std::sync::atomic::Ordering::Relaxed;
     let r = relay().await;
     let pack = crate::support::pack_two();
+    // Long enough that the step down (seen within 3 to 5 s, the later on a
+    // loaded machine) leaves most of the run to the low rendition.
     let s = crate::support::settings_with_pack(
         r#"
-duration: 10s
+duration: 16s
 ramp_up_delay_ms: 0
 groups:
   - count: 1
