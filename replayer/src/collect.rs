@@ -545,7 +545,7 @@ pub fn networks(networks: &[crate::config::Network], taps: &[Tap]) -> Vec<Networ
 mod tests {
     use super::*;
     use std::time::Duration;
-    use synth_report::health::{assess, CpuSampler, Limits, ServerDelays};
+    use synth_report::health::{assess, CpuSampler, HostSampler, Limits, ServerDelays};
     use synth_report::merge::merge;
     use synth_report::model::{Av, ByState, Sample, P2};
 
@@ -674,6 +674,7 @@ mod tests {
             ServerDelays::default(),
             &CpuSampler::new(2.0),
             m.loop_delay.figures(),
+            &HostSampler::new(),
             &Limits::default(),
         );
         build(
@@ -844,6 +845,8 @@ mod tests {
                 p99: Some(p99 / 2.0),
             },
             cpu_share: Some(p99 / 100.0),
+            host_busy: None,
+            host_pressure: None,
             rss_mb: 10.0,
             failing: fail.iter().map(|s| s.to_string()).collect(),
         };

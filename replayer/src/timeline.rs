@@ -11,7 +11,7 @@ pub use synth_report::window::{Snapshot, Window};
 
 use synth_report::figure::{Counter, HistId};
 
-use crate::metrics::{ClientStats, Metrics, Process, State};
+use crate::metrics::{host_now, ClientStats, Metrics, Process, State};
 
 /// Everything `m` has counted until now.
 pub fn take(m: &Metrics) -> Snapshot {
@@ -54,6 +54,7 @@ pub fn take(m: &Metrics) -> Snapshot {
         clients: by_state(&states),
         counts,
         cpu_seconds: p.cpu_seconds,
+        host: host_now(),
         rss_bytes: p.rss_bytes,
         hists,
     }
@@ -93,6 +94,7 @@ pub fn zero(m: &Metrics) -> Snapshot {
     Snapshot::zero(
         synth_common::clock::unix_ms_u64().saturating_sub(m.started.elapsed().as_millis() as u64),
         Process::now().cpu_seconds,
+        host_now(),
     )
 }
 

@@ -707,7 +707,7 @@ pub static FIGURES: &[Figure] = &[
     ),
     Figure {
         name: "generator_saturated",
-        about: "1 when this process could not keep its schedule (so \"< 1\" requires it false)",
+        about: "1 when this process could not keep its schedule or its host was short of CPU (so \"< 1\" requires it false)",
         unit: Unit::Flag,
         merge: Merge::Largest,
         live: Some(Live::Saturated),

@@ -2,22 +2,28 @@
 //! test, was the bottleneck of a run.
 //!
 //! A load generator that runs out of CPU or whose event loops fall behind
-//! sends late and measures its own delay as the server's. Three signals tell:
+//! sends late and measures its own delay as the server's; one whose host is
+//! short of CPU (a server or another process beside it) reads late what the
+//! server delivered, and its losses look like the server's. Four signals tell:
 //!
 //! - send lateness (the pacer's actual minus scheduled send time, passed in
 //!   as its p99);
 //! - the CPU share: [`CpuSampler`] turns successive readings of the
 //!   process's CPU seconds into the share of its cores used in each interval;
 //! - event-loop delay ([`LoopFigures`]): how late the engine's probes on
-//!   each client runtime woke.
+//!   each client runtime woke;
+//! - the host's CPU ([`HostSampler`], in [`crate::host`]): how busy its CPUs
+//!   were and how long tasks waited for one.
 //!
-//! [`assess`] compares the three with [`Limits`] and returns a [`Health`]:
+//! [`assess`] compares the four with [`Limits`] and returns a [`Health`]:
 //! the figures, whether any limit was broken, and one line per broken limit
 //! saying what it means. It is pure, so it is tested on made-up numbers.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::host::{HostFigures, HostReading, HostSampler};
 
 /// The share of the available cores this process used, interval by interval.
 ///
@@ -93,12 +99,7 @@ impl CpuSampler {
 
     /// The most intervals in a row whose share was at least `share`.
     pub fn longest_run(&self, share: f64) -> usize {
-        let (mut run, mut longest) = (0, 0);
-        for &s in &self.shares {
-            run = if s >= share { run + 1 } else { 0 };
-            longest = longest.max(run);
-        }
-        longest
+        crate::host::longest_run(&self.shares, share)
     }
 }
 
@@ -115,6 +116,13 @@ pub struct Limits {
     pub cpu_share_mean: f64,
     /// Event-loop delay p99 above this, ms.
     pub loop_delay_p99_ms: f64,
+    /// An interval whose host CPU busy share is at least this counts as busy (0 to 1).
+    pub host_busy_share: f64,
+    /// An interval in which some task waited for a CPU at least this share
+    /// of the time counts as starved (0 to 1).
+    pub host_pressure_share: f64,
+    /// This many busy or starved host intervals in a row, or more.
+    pub host_intervals: usize,
 }
 
 impl Default for Limits {
@@ -125,6 +133,9 @@ impl Default for Limits {
             cpu_intervals: 3,
             cpu_share_mean: 0.9,
             loop_delay_p99_ms: 50.0,
+            host_busy_share: 0.95,
+            host_pressure_share: 0.25,
+            host_intervals: 3,
         }
     }
 }
@@ -159,6 +170,10 @@ pub struct Health {
     pub loop_delay_p99_ms: f64,
     /// Largest event-loop delay, ms.
     pub loop_delay_max_ms: f64,
+    /// The whole host's CPU (this process and everything beside it); absent
+    /// where `/proc/stat` could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFigures>,
     /// True when any limit was broken: the figures measured this process as much as the server.
     pub saturated: bool,
     /// One line per broken limit: what was measured, the limit, and what it means.
@@ -187,16 +202,20 @@ pub struct ServerDelays {
 /// Compares the run's figures with `limits`. Late sends that the server
 /// explains (`server`: a second or more of back-pressure or of schedule
 /// skipped during outages) do not make the generator saturated: they are a
-/// note that the schedule was not kept, and why.
+/// note that the schedule was not kept, and why, unless the host was short
+/// of CPU meanwhile (then the server cannot be blamed alone).
 pub fn assess(
     lateness_p99_ms: f64,
     server: ServerDelays,
     cpu: &CpuSampler,
     loop_delay: LoopFigures,
+    host: &HostSampler,
     limits: &Limits,
 ) -> Health {
     let mut reasons = Vec::new();
     let mut notes = Vec::new();
+    let host_figures = host.figures(limits.host_busy_share, limits.host_pressure_share);
+    let host_reasons = host_figures.map_or_else(Vec::new, |h| host_short(&h, limits));
     let schedule_kept = lateness_p99_ms <= limits.lateness_p99_ms;
     if !schedule_kept {
         let late = format!(
@@ -220,8 +239,13 @@ pub fn assess(
         }
         if why.is_empty() {
             reasons.push(format!("{late}: this process could not keep its schedule"));
-        } else {
+        } else if host_reasons.is_empty() {
             notes.push(format!("{late}: {}", why.join("; ")));
+        } else {
+            reasons.push(format!(
+                "{late}: {}, while the host was short of CPU",
+                why.join("; ")
+            ));
         }
     }
     let (mean, max) = (cpu.mean(), cpu.max());
@@ -252,6 +276,7 @@ pub fn assess(
             num(loop_max)
         ));
     }
+    reasons.extend(host_reasons);
     Health {
         lateness_p99_ms,
         credit_wait_s: server.credit_wait_s,
@@ -265,9 +290,38 @@ pub fn assess(
         cores: cpu.cores(),
         loop_delay_p99_ms: loop_p99,
         loop_delay_max_ms: loop_max,
+        host: host_figures,
         saturated: !reasons.is_empty(),
         reasons,
     }
+}
+
+/// One line for each way the host was short of CPU for
+/// [`Limits::host_intervals`] or more intervals in a row.
+fn host_short(h: &HostFigures, limits: &Limits) -> Vec<String> {
+    let n = limits.host_intervals.max(1) as u64;
+    let blame = "what was lost or late then cannot be laid on the server alone";
+    let mut lines = Vec::new();
+    if let (Some(run), Some(max)) = (h.pressure_intervals, h.pressure_max) {
+        if run >= n {
+            lines.push(format!(
+                "host CPU pressure: tasks waited for a CPU at least {}% of the time for {run} \
+                 intervals in a row (limit {n}), at most {}%: the machine was short of CPU; {blame}",
+                pct(limits.host_pressure_share),
+                pct(max)
+            ));
+        }
+    }
+    if h.busy_intervals >= n {
+        lines.push(format!(
+            "host CPU at least {}% busy for {} intervals in a row (limit {n}), at most {}%: \
+             the machine's cores were all in use; {blame}",
+            pct(limits.host_busy_share),
+            h.busy_intervals,
+            pct(h.busy_max)
+        ));
+    }
+    lines
 }
 
 /// A figure for a reason line: whole numbers from 100 up, else one decimal
@@ -325,6 +379,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[0.5, 0.96, 0.96, 0.5, 0.7]),
             delay(&[0, 1, 1, 2]),
+            &HostSampler::new(),
             &Limits::default(),
         );
         assert!(!h.saturated, "{:?}", h.reasons);
@@ -344,6 +399,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[0.4]),
             delay(&[1]),
+            &HostSampler::new(),
             &Limits::default(),
         );
         assert!(h.saturated);
@@ -364,6 +420,7 @@ mod tests {
             server,
             &sampler(&[0.4]),
             delay(&[1]),
+            &HostSampler::new(),
             &Limits::default(),
         );
         assert!(!h.saturated && !h.schedule_kept && h.reasons.is_empty());
@@ -386,6 +443,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[0.5, 0.96, 1.0, 0.97, 0.2]),
             delay(&[]),
+            &HostSampler::new(),
             &limits,
         );
         assert_eq!(h.cpu_busy_intervals, 3);
@@ -402,6 +460,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[0.99, 0.99, 0.1, 0.99, 0.99]),
             delay(&[]),
+            &HostSampler::new(),
             &limits,
         );
         assert!(!h.saturated, "{:?}", h.reasons);
@@ -414,6 +473,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[0.9, 0.94, 0.9, 0.94]),
             delay(&[]),
+            &HostSampler::new(),
             &Limits::default(),
         );
         assert_eq!(
@@ -431,6 +491,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[]),
             delay(&ms),
+            &HostSampler::new(),
             &Limits::default(),
         );
         assert_eq!(h.reasons.len(), 1, "{:?}", h.reasons);
@@ -449,6 +510,7 @@ mod tests {
             ServerDelays::default(),
             &sampler(&[1.0, 1.0, 1.0]),
             delay(&[200; 5]),
+            &HostSampler::new(),
             &Limits::default(),
         );
         assert!(h.saturated);
@@ -485,5 +547,104 @@ mod tests {
         assert!((s.mean() - 5.6 / 6.0).abs() < 1e-9, "{}", s.mean());
         assert_eq!(s.max(), 1.0);
         assert_eq!(CpuSampler::new(0.0).cores(), 1.0);
+    }
+
+    /// A host sampler fed one-second intervals at `busy` and `pressure` shares.
+    fn host(steps: &[(f64, f64)]) -> HostSampler {
+        let mut s = HostSampler::new();
+        let t0 = Instant::now();
+        let (mut idle, mut waited) = (0u64, 0u64);
+        for i in 0..=steps.len() {
+            if i > 0 {
+                let (b, p) = steps[i - 1];
+                idle += ((1.0 - b) * 200.0).round() as u64;
+                waited += (p * 1e6) as u64;
+            }
+            let r = HostReading {
+                idle_ticks: idle,
+                cpus: 2,
+                ticks_per_s: 100,
+                pressure_us: Some(waited),
+            };
+            s.sample(t0 + Duration::from_secs(i as u64), Some(r));
+        }
+        s
+    }
+
+    #[test]
+    fn a_starved_host_saturates_and_the_server_is_not_blamed_alone() {
+        // This process used half a core; the host around it was full and
+        // its tasks waited for a CPU, and sends waited for stream credit.
+        let server = ServerDelays {
+            credit_wait_s: 3.0,
+            skipped_s: 0.0,
+        };
+        let starved = host(&[
+            (0.6, 0.1),
+            (0.99, 0.3),
+            (1.0, 0.4),
+            (0.98, 0.35),
+            (0.5, 0.0),
+        ]);
+        let h = assess(
+            80.0,
+            server,
+            &sampler(&[0.25; 5]),
+            delay(&[1]),
+            &starved,
+            &Limits::default(),
+        );
+        assert!(h.saturated);
+        assert!(
+            h.notes.is_empty(),
+            "no note blames the server: {:?}",
+            h.notes
+        );
+        assert_eq!(h.reasons.len(), 3, "{:#?}", h.reasons);
+        assert!(
+            h.reasons[0].ends_with("while the host was short of CPU"),
+            "{}",
+            h.reasons[0]
+        );
+        assert!(
+            h.reasons[1].starts_with("host CPU pressure: tasks waited for a CPU at least 25% of the time for 3 intervals in a row (limit 3), at most 40%"),
+            "{}",
+            h.reasons[1]
+        );
+        assert!(
+            h.reasons[2].starts_with("host CPU at least 95% busy for 3 intervals"),
+            "{}",
+            h.reasons[2]
+        );
+        let f = h.host.unwrap();
+        assert_eq!(
+            (f.intervals, f.busy_intervals, f.pressure_intervals),
+            (5, 3, Some(3))
+        );
+
+        // The same late sends on a host with headroom: the server's note.
+        let calm = host(&[(0.5, 0.02); 5]);
+        let h = assess(
+            80.0,
+            server,
+            &sampler(&[0.25; 5]),
+            delay(&[1]),
+            &calm,
+            &Limits::default(),
+        );
+        assert!(!h.saturated, "{:?}", h.reasons);
+        assert_eq!(h.notes.len(), 1);
+        assert!(h.host.is_some());
+        // Two starved intervals in a row are not three.
+        let brief = host(&[(1.0, 0.5), (1.0, 0.5), (0.5, 0.0), (1.0, 0.5)]);
+        let h = assess(
+            1.0,
+            ServerDelays::default(),
+            &sampler(&[0.25; 4]),
+            delay(&[1]),
+            &brief,
+            &Limits::default(),
+        );
+        assert!(!h.saturated, "{:?}", h.reasons);
     }
 }

@@ -23,6 +23,7 @@ pub mod diff;
 pub mod figure;
 pub mod health;
 pub mod hist;
+pub mod host;
 pub mod html;
 pub mod io;
 pub mod judge;

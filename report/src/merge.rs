@@ -15,7 +15,8 @@
 //! - process `peak_rss_bytes` is the sum of each pod's peak, an upper bound
 //!   of the peaks' sum at any one time;
 //! - the generator's `cpu_share_mean` is the mean over sources (each pod's
-//!   share of its own cores), its maxima are the largest of any pod;
+//!   share of its own cores), its maxima are the largest of any pod; its
+//!   `host` figures are the largest of any pod's host (pods may share one);
 //! - the timeline's percentile fields (latency p50/p99, jitter, send
 //!   lateness) are the largest of the pods' in each interval, an upper bound:
 //!   per-interval histograms are not kept in the report.
@@ -29,7 +30,7 @@ use anyhow::{bail, Context as _};
 use hdrhistogram::Histogram;
 
 use crate::figure::{self, Merge};
-use crate::health::Health;
+use crate::health::{Health, HostFigures};
 use crate::hist;
 use crate::model::{
     network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Control, Counts, Event,
@@ -431,9 +432,28 @@ fn generator(reports: &[(String, Report)]) -> Health {
         cores: fsum(|h| h.cores),
         loop_delay_p99_ms: fmax(|h| h.loop_delay_p99_ms),
         loop_delay_max_ms: fmax(|h| h.loop_delay_max_ms),
+        host: host(g().filter_map(|h| h.host.as_ref())),
         saturated: g().any(|h| h.saturated),
         reasons: prefixed(|h| &h.reasons),
     }
+}
+
+/// The hosts of the pods that measured theirs: the largest of each figure
+/// (the most loaded host speaks for the run), intervals summed; pressure
+/// only from the pods whose kernel gave it.
+fn host<'a>(hosts: impl Iterator<Item = &'a HostFigures> + Clone) -> Option<HostFigures> {
+    let mut it = hosts.clone().peekable();
+    it.peek()?;
+    let opt = |f: fn(&HostFigures) -> Option<f64>| hosts.clone().filter_map(f).reduce(f64::max);
+    Some(HostFigures {
+        intervals: hosts.clone().map(|h| h.intervals).sum(),
+        busy_mean: hosts.clone().map(|h| h.busy_mean).fold(0.0, f64::max),
+        busy_max: hosts.clone().map(|h| h.busy_max).fold(0.0, f64::max),
+        busy_intervals: hosts.clone().map(|h| h.busy_intervals).max().unwrap_or(0),
+        pressure_mean: opt(|h| h.pressure_mean),
+        pressure_max: opt(|h| h.pressure_max),
+        pressure_intervals: hosts.clone().filter_map(|h| h.pressure_intervals).max(),
+    })
 }
 
 /// The thresholds of every source (their union by name), without the
@@ -610,6 +630,8 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         lateness_p99_ms: None,
         server_rtt_ms: P2::default(),
         cpu_share: None,
+        host_busy: None,
+        host_pressure: None,
         rss_mb: 0.0,
         failing: Vec::new(),
     };
@@ -640,6 +662,10 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
     }
     let cpu: Vec<f64> = parts.iter().filter_map(|s| s.cpu_share).collect();
     out.cpu_share = (!cpu.is_empty()).then(|| round3(cpu.iter().sum::<f64>() / cpu.len() as f64));
+    // Pods may share a host or not: the most loaded one speaks for the interval.
+    let most = |f: fn(&Sample) -> Option<f64>| parts.iter().filter_map(f).reduce(f64::max);
+    out.host_busy = most(|s| s.host_busy);
+    out.host_pressure = most(|s| s.host_pressure);
     out.failing = failing.into_iter().collect();
     out
 }

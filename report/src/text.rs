@@ -213,6 +213,22 @@ fn generator(o: &mut String, r: &Report) -> fmt::Result {
         g.cpu_share_max * 100.0,
         g.loop_delay_p99_ms
     )?;
+    if let Some(h) = &g.host {
+        let pressure = match (h.pressure_mean, h.pressure_max) {
+            (Some(m), Some(x)) => format!(
+                ", tasks waiting for a CPU {:.0} % of the time (max {:.0} %)",
+                m * 100.0,
+                x * 100.0
+            ),
+            _ => String::new(),
+        };
+        writeln!(
+            o,
+            "host     CPU {:.0} % busy (max {:.0} %){pressure}",
+            h.busy_mean * 100.0,
+            h.busy_max * 100.0
+        )?;
+    }
     if !g.notes.is_empty() {
         writeln!(
             o,

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 
 use crate::figure::{self, Counter, HistId, Live, Q};
 use crate::health::Limits;
+use crate::host::HostReading;
 use crate::model::{Av, ByState, Event, Sample, P2};
 use crate::num::round3;
 
@@ -30,6 +31,8 @@ pub struct Snapshot {
     pub counts: [u64; Counter::COUNT],
     /// This process's CPU seconds.
     pub cpu_seconds: f64,
+    /// The host's CPU counters, where they could be read.
+    pub host: Option<HostReading>,
     /// Its resident memory.
     pub rss_bytes: u64,
     /// The histograms, indexed by [`HistId`].
@@ -39,14 +42,15 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot of nothing at the run's start (`t_s` 0): the origin of
     /// cumulative windows. `unix_ms` is the run's start on the wall clock,
-    /// `cpu_seconds` the process's CPU time then.
-    pub fn zero(unix_ms: u64, cpu_seconds: f64) -> Snapshot {
+    /// `cpu_seconds` the process's CPU time then, `host` the host's counters.
+    pub fn zero(unix_ms: u64, cpu_seconds: f64, host: Option<HostReading>) -> Snapshot {
         Snapshot {
             t_s: 0.0,
             unix_ms,
             clients: ByState::default(),
             counts: [0; Counter::COUNT],
             cpu_seconds,
+            host,
             rss_bytes: 0,
             hists: (0..HistId::COUNT).map(|_| crate::hist::new()).collect(),
         }
@@ -143,17 +147,36 @@ impl<'a> Window<'a> {
         (self.secs() > 0.01).then(|| (used / self.secs() / self.cores).clamp(0.0, 1.0))
     }
 
+    /// Share of the host's CPU time that was busy in the window (0..1).
+    pub fn host_busy(&self) -> Option<f64> {
+        let secs = Some(self.secs()).filter(|s| *s > 0.01)?;
+        self.from.host?.busy_until(&self.to.host?, secs)
+    }
+
+    /// Share of the window in which some task waited for a CPU (0..1).
+    pub fn host_pressure(&self) -> Option<f64> {
+        let secs = Some(self.secs()).filter(|s| *s > 0.01)?;
+        self.from.host?.pressure_until(&self.to.host?, secs)
+    }
+
     /// Whether the generator could not keep up in the window: send lateness
     /// p99 over the limit that the server does not explain (a second or more
-    /// of back-pressure or skipped schedule), or a CPU share at or above the
-    /// mean limit (see [`crate::health::assess`]).
+    /// of back-pressure or skipped schedule), a CPU share at or above the
+    /// mean limit, or a host short of CPU (busy or starved at its limits;
+    /// see [`crate::health::assess`]).
     pub fn saturated(&self, limits: &Limits) -> bool {
         let late = self
             .ms(HistId::Lateness, Q::P99)
             .is_some_and(|p| p > limits.lateness_p99_ms);
         let explained = self.delta(Counter::ServerDelayUs) >= 1_000_000;
         let busy = self.cpu_share().is_some_and(|c| c >= limits.cpu_share_mean);
-        (late && !explained) || busy
+        let host_short = self
+            .host_busy()
+            .is_some_and(|b| b >= limits.host_busy_share)
+            || self
+                .host_pressure()
+                .is_some_and(|p| p >= limits.host_pressure_share);
+        (late && !explained) || busy || host_short
     }
 
     /// The value of a figure in this window; `None` for a figure no window
@@ -224,6 +247,8 @@ impl<'a> Window<'a> {
             lateness_p99_ms: self.ms(HistId::Lateness, Q::P99).map(round3),
             server_rtt_ms: p(HistId::ServerRtt),
             cpu_share: self.cpu_share().map(|c| (c * 1000.0).round() / 1000.0),
+            host_busy: self.host_busy().map(round3),
+            host_pressure: self.host_pressure().map(round3),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
             failing,
         }

@@ -24,5 +24,5 @@ pub use client::{ClientStats, PeerView, RenditionTime};
 pub use hist::{Hist, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
 pub use labels::{Control, FailReason, Media, State, CONTROL, FLAGS, MEDIA, REASONS};
 pub use loop_delay::LoopDelay;
-pub use process::{cores_available, Process};
+pub use process::{cores_available, host_now, Process};
 pub use store::Metrics;

@@ -43,6 +43,16 @@ impl Process {
     }
 }
 
+/// The host's CPU counters now (`/proc/stat`, and `/proc/pressure/cpu`
+/// where the kernel has it); `None` where `/proc/stat` cannot be read.
+pub fn host_now() -> Option<synth_report::host::HostReading> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu").ok();
+    // SAFETY: sysconf has no memory effects.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    synth_report::host::HostReading::parse(&stat, pressure.as_deref(), u32::try_from(ticks).ok()?)
+}
+
 /// The CPU cores this process may use: the cgroup's CPU quota (v2 `cpu.max`,
 /// v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`, the smallest along the
 /// cgroup's path) when it has one, bounded by the CPUs its affinity mask

@@ -293,6 +293,8 @@ mod tests {
             lateness_p99_ms: Some(2.0),
             server_rtt_ms: P2::default(),
             cpu_share: Some(0.5),
+            host_busy: None,
+            host_pressure: None,
             rss_mb: k as f64,
             failing: if k == 7 {
                 vec!["audio_lost".into()]

@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 use crate::client::{Roster, RunControl, RunSignals, SessionSettings, Shared};
 use crate::collect::Inputs;
 use crate::config::{Credentials, Settings, Trust};
-use crate::health::{CpuSampler, Health};
-use crate::metrics::{Metrics, Process, State};
+use crate::health::{Health, Samplers};
+use crate::metrics::{Metrics, State};
 use crate::monitor::{Live, Setup, Stop};
 use crate::plan::{self, ClientPlan, Plan};
 use crate::report::{Report, StopReason};
@@ -113,7 +113,8 @@ struct Prepared {
     shared: Arc<Shared>,
     /// The run's side of the clients' signals.
     control: RunControl,
-    cpu: CpuSampler,
+    /// This process's and the host's CPU.
+    cpu: Samplers,
     /// The live side: timeline, live thresholds, search, phases.
     live: Live,
 }
@@ -174,8 +175,7 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
             .probe(usize::MAX, shared.signals.stop.clone()),
     );
     let cores = crate::health::cores_available();
-    let mut cpu = CpuSampler::new(cores);
-    cpu.sample(Instant::now(), Process::now().cpu_seconds);
+    let cpu = Samplers::new(cores);
     let setup = Setup {
         interval: s.timeline_interval,
         jsonl: s.timeline.as_deref(),
@@ -393,7 +393,7 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
         live,
         ..
     } = run;
-    cpu.sample(Instant::now(), Process::now().cpu_seconds);
+    cpu.sample(Instant::now());
     let inputs = Inputs {
         plan: &plan.clients,
         server: target.label,
@@ -426,7 +426,7 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
 
 /// The generator's health over the run: whether this machine, not the
 /// server, was the bottleneck.
-fn health(metrics: &Metrics, cpu: &CpuSampler) -> Health {
+fn health(metrics: &Metrics, cpu: &Samplers) -> Health {
     let lateness_p99_ms = {
         let h = metrics.lateness.merged();
         if h.is_empty() {
@@ -441,8 +441,9 @@ fn health(metrics: &Metrics, cpu: &CpuSampler) -> Health {
             credit_wait_s: metrics.sum(|c| c.credit_wait_us.load(Relaxed)) as f64 / 1e6,
             skipped_s: metrics.sum(|c| c.skipped_us.load(Relaxed)) as f64 / 1e6,
         },
-        cpu,
+        &cpu.cpu,
         metrics.loop_delay.figures(),
+        &cpu.host,
         &crate::health::Limits::default(),
     )
 }

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use crate::health::CpuSampler;
-use crate::metrics::{Media, Metrics, Process, State};
+use crate::health::Samplers;
+use crate::metrics::{Media, Metrics, State};
 use crate::run::stalls::StallMonitor;
 
 /// The run's chores every second: the CPU share and the stalls sampled, and
@@ -43,7 +43,7 @@ impl EverySecond {
     }
 
     /// Does the chores when a second is due at `now`.
-    pub(super) fn tick(&mut self, now: Instant, metrics: &Metrics, cpu: &mut CpuSampler) {
+    pub(super) fn tick(&mut self, now: Instant, metrics: &Metrics, cpu: &mut Samplers) {
         if now < self.next {
             return;
         }
@@ -51,7 +51,7 @@ impl EverySecond {
         if self.next <= now {
             self.next = now + Duration::from_secs(1);
         }
-        cpu.sample(now, Process::now().cpu_seconds);
+        cpu.sample(now);
         self.stalls.sample(metrics);
         self.ticks += 1;
         if self.ticks % self.every == 0 {

@@ -683,6 +683,7 @@ fn generator(o: &mut String, p: &Page) {
     };
     let lines = |l: &[String]| l.iter().map(|s| esc(s)).collect::<Vec<_>>().join("<br>");
     let process = p.process.as_ref();
+    let host = g.host.as_ref();
     kv(
         o,
         "generator",
@@ -699,6 +700,20 @@ fn generator(o: &mut String, p: &Page) {
             ("send lateness p99 (ms)", fmt(g.lateness_p99_ms)),
             ("waited for server credit (s)", fmt(g.credit_wait_s)),
             ("schedule skipped (s)", fmt(g.skipped_s)),
+            (
+                "host CPU busy mean / max (%)",
+                host.map_or_else(
+                    || "–".into(),
+                    |h| format!("{} / {}", fmt(h.busy_mean * 100.0), fmt(h.busy_max * 100.0)),
+                ),
+            ),
+            (
+                "host tasks waiting for a CPU mean / max (% of the time)",
+                match host.map(|h| (h.pressure_mean, h.pressure_max)) {
+                    Some((Some(m), Some(x))) => format!("{} / {}", fmt(m * 100.0), fmt(x * 100.0)),
+                    _ => "–".into(),
+                },
+            ),
             ("process CPU (s)", opt(process.map(|p| p.cpu_seconds))),
             (
                 "peak RSS (MB)",

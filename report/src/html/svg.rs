@@ -147,8 +147,12 @@ const PLOTS: &[(&str, &str, &[(&str, Read)])] = &[
     ),
     (
         "cpu",
-        "CPU, % of the available cores",
-        &[("cpu", |s| s.cpu_share.map(|c| c * 100.0))],
+        "CPU: this process, % of its cores; the host, % busy and % of the time tasks waited for a CPU",
+        &[
+            ("cpu", |s| s.cpu_share.map(|c| c * 100.0)),
+            ("host busy", |s| s.host_busy.map(|c| c * 100.0)),
+            ("host waiting", |s| s.host_pressure.map(|c| c * 100.0)),
+        ],
     ),
     (
         "rss",

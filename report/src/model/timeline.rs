@@ -85,6 +85,11 @@ pub struct Sample {
     pub server_rtt_ms: P2,
     /// Share of the available cores this process used (0..1).
     pub cpu_share: Option<f64>,
+    /// Share of the host's CPU time that was busy (0..1), where read.
+    pub host_busy: Option<f64>,
+    /// Share of the interval in which some task of the host waited for a
+    /// CPU (0..1), where the kernel says.
+    pub host_pressure: Option<f64>,
     /// Resident memory at the end of the interval, MB.
     pub rss_mb: f64,
     /// Thresholds failing when checked live at the end of the interval.
@@ -131,6 +136,8 @@ impl Sample {
         self.server_rtt_ms.p50 = max(self.server_rtt_ms.p50, later.server_rtt_ms.p50);
         self.server_rtt_ms.p99 = max(self.server_rtt_ms.p99, later.server_rtt_ms.p99);
         self.cpu_share = mean(self.cpu_share, later.cpu_share);
+        self.host_busy = mean(self.host_busy, later.host_busy);
+        self.host_pressure = mean(self.host_pressure, later.host_pressure);
         self.rss_mb = later.rss_mb;
         for f in &later.failing {
             if !self.failing.contains(f) {
