@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::model::{MediaReport, Percentiles, Report};
+use crate::model::{MediaReport, Percentiles, Received, Report};
 
 impl Report {
     /// The readable summary.
@@ -19,6 +19,7 @@ fn summary(o: &mut String, r: &Report) -> fmt::Result {
     head(o, r)?;
     media(o, "audio", &r.audio)?;
     media(o, "video", &r.video)?;
+    nothing_received(o, r)?;
     signals(o, r)?;
     generator(o, r)?;
     meetings(o, r)?;
@@ -72,6 +73,29 @@ fn head(o: &mut String, r: &Report) -> fmt::Result {
     }
     writeln!(o, "connect  {}", pct(&r.connect_ms))?;
     Ok(())
+}
+
+/// A warning when peers of this process sent each other media and none of
+/// it came back: the server relayed nothing. A server speaking another wire
+/// (upstream's `RnD` branch closes every stream it cannot parse) looks like
+/// this, and only loss thresholds fail such a run.
+fn nothing_received(o: &mut String, r: &Report) -> fmt::Result {
+    match nothing(&r.audio.received, &r.video.received) {
+        Some(line) => writeln!(o, "{line}"),
+        None => Ok(()),
+    }
+}
+
+/// The warning of [`nothing_received`], if due (the HTML page shows it too).
+pub(crate) fn nothing(audio: &Received, video: &Received) -> Option<String> {
+    let expected = audio.exact.expected + video.exact.expected;
+    (expected > 0 && audio.packets + video.packets == 0).then(|| {
+        format!(
+            "WARNING  none of the {expected} media packets the clients sent each other was \
+             received: the server relayed nothing (a server on another wire, such as upstream's \
+             RnD branch, looks like this); the thresholds audio_lost and video_lost fail such a run"
+        )
+    })
 }
 
 /// One medium: sent, acknowledged, received, lost, latency, jitter, rate, freezes or concealment.
@@ -427,4 +451,26 @@ fn result(o: &mut String, r: &Report) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_received_nothing_says_so() {
+        let (mut a, mut v) = (Received::default(), Received::default());
+        assert_eq!(nothing(&a, &v), None, "nothing was expected");
+        a.exact.expected = 300;
+        v.exact.expected = 180;
+        let line = nothing(&a, &v).unwrap();
+        assert!(
+            line.starts_with(
+                "WARNING  none of the 480 media packets the clients sent each other was received"
+            ),
+            "{line}"
+        );
+        v.packets = 1;
+        assert_eq!(nothing(&a, &v), None);
+    }
 }

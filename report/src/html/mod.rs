@@ -330,6 +330,12 @@ fn header(o: &mut String, p: &Page) {
              this machine, not only the server (see Generator health).</p>\n",
         );
     }
+    if let (Some(a), Some(v)) = (&p.audio, &p.video) {
+        if let Some(line) = crate::text::nothing(&a.received, &v.received) {
+            let line = line.trim_start_matches("WARNING").trim_start();
+            let _ = writeln!(o, "<p class=\"warn\">WARNING: {}</p>", esc(line));
+        }
+    }
     o.push_str("</header>\n");
 }
 
