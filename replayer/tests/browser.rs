@@ -74,20 +74,62 @@ fn unix_ms() -> u64 {
 /// participants, coming from `streams` timers) against `per_s` per
 /// participant: within 5 %, or for a kind too rare for that over the
 /// window, within one packet per timer (its phase against the window's).
-fn near(what: &str, got: u64, (n, streams): (usize, usize), per_s: f64, secs: f64) {
+fn near(what: &str, got: u64, timers: (usize, usize), per_s: f64, secs: f64) {
+    within_of(what, got, 0.0, timers, per_s, secs);
+}
+
+/// As [`near`], for what the relay delivered: up to `dropped` fewer is
+/// right when its queues for slow receivers were full, and up to a second's
+/// worth fewer when the relay fell behind and still held them at the
+/// window's end (both seen on a loaded machine running the debug build).
+fn delivered(what: &str, got: u64, dropped: u64, timers: (usize, usize), per_s: f64, secs: f64) {
+    let behind = per_s * timers.0 as f64;
+    within_of(what, got, dropped as f64 + behind, timers, per_s, secs);
+}
+
+/// `got` within 5 % (or one packet per timer) of `per_s` per participant
+/// over `secs`, or up to `short` fewer.
+fn within_of(
+    what: &str,
+    got: u64,
+    short: f64,
+    (n, streams): (usize, usize),
+    per_s: f64,
+    secs: f64,
+) {
     let want = per_s * n as f64 * secs;
     let slack = (want * 0.05).max(streams as f64);
+    let got_f = got as f64;
     assert!(
-        (got as f64 - want).abs() <= slack,
-        "{what}: {got} over {secs:.1} s, expected {want:.1} ± {slack:.1} ({per_s} per participant per second)"
+        got_f <= want + slack && got_f + short >= want - slack,
+        "{what}: {got} over {secs:.1} s, expected {want:.1} ± {slack:.1} ({per_s} per participant per second), or up to {short:.0} fewer (dropped or still queued at the relay)"
     );
+}
+
+/// Deliveries the relay dropped at the full queues of the users whose ids
+/// start with `prefix` (counted at their senders, all in the same meetings).
+fn dropped(s: &Stats, prefix: &str) -> u64 {
+    s.per_user
+        .iter()
+        .filter(|(user, _)| user.starts_with(prefix))
+        .map(|(_, u)| u.relay_drops)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browsers_send_upstreams_cadence_and_bots_todays() {
-    let relay = within(10, "relay start", Relay::start(RelayConfig::default()))
-        .await
-        .expect("relay starts");
+    // No mailbox: its drops of datagrams (tested with the relay) would take
+    // packets out of the counts before they are read.
+    let relay = within(
+        10,
+        "relay start",
+        Relay::start(RelayConfig {
+            mailbox: 0,
+            ..RelayConfig::default()
+        }),
+    )
+    .await
+    .expect("relay starts");
     let s = settings(MEETINGS, &relay);
     let run = tokio::spawn(run::run(s, quiet(), std::future::pending()));
     // A steady window: after the browsers' first 2 s of fast probes and
@@ -153,29 +195,33 @@ async fn browsers_send_upstreams_cadence_and_bots_todays() {
         // DIAGNOSTICS, its echoes.
         let got = delta(true);
         let what = |k: &str| format!("meeting of {n}, received, {k}");
-        near(
+        let drops = dropped(&to, prefix) - dropped(&from, prefix);
+        delivered(
             &what("media"),
             got["media"],
+            drops,
             pairs,
             MEDIA_PER_S * peers,
             secs,
         );
         let relayed_changes = changes * (n as u64 - 1);
-        near(
+        delivered(
             &what("heartbeats"),
             got["heartbeat"] - relayed_changes,
+            drops,
             (n, 2 * n * (n - 1)),
             0.2 * peers,
             secs,
         );
-        near(
+        delivered(
             &what("DIAGNOSTICS"),
             got["diagnostics"],
+            drops,
             pairs,
             4.0 * peers * peers,
             secs,
         );
-        near(&what("RTT echoes"), got["rtt"], own, 1.0, secs);
+        delivered(&what("RTT echoes"), got["rtt"], 0, own, 1.0, secs);
         assert_eq!(got["health"], 0, "HEALTH is never relayed");
         // A browser sends no CONNECTION packet at all.
         assert_eq!(by_kind(&to, prefix, false)["connection"], 0);
