@@ -79,11 +79,11 @@ fn near(what: &str, got: u64, timers: (usize, usize), per_s: f64, secs: f64) {
 }
 
 /// As [`near`], for what the relay delivered: up to `dropped` fewer is
-/// right when its queues for slow receivers were full, and up to a second's
-/// worth fewer when the relay fell behind and still held them at the
-/// window's end (both seen on a loaded machine running the debug build).
+/// right when its queues for slow receivers were full, and up to two
+/// seconds' worth fewer when the relay fell behind and still held them at
+/// the window's end (both seen on a loaded machine running the debug build).
 fn delivered(what: &str, got: u64, dropped: u64, timers: (usize, usize), per_s: f64, secs: f64) {
-    let behind = per_s * timers.0 as f64;
+    let behind = 2.0 * per_s * timers.0 as f64;
     within_of(what, got, dropped as f64 + behind, timers, per_s, secs);
 }
 
@@ -221,7 +221,10 @@ async fn browsers_send_upstreams_cadence_and_bots_todays() {
             4.0 * peers * peers,
             secs,
         );
-        delivered(&what("RTT echoes"), got["rtt"], 0, own, 1.0, secs);
+        // An echo that finds its session's queue full is counted in the
+        // relay's total only.
+        let all_drops = to.relay_drops - from.relay_drops;
+        delivered(&what("RTT echoes"), got["rtt"], all_drops, own, 1.0, secs);
         assert_eq!(got["health"], 0, "HEALTH is never relayed");
         // A browser sends no CONNECTION packet at all.
         assert_eq!(by_kind(&to, prefix, false)["connection"], 0);
