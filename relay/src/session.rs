@@ -835,12 +835,11 @@ mod tests {
         room: &str,
         queue: usize,
     ) -> (Sender, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue);
         let who = Identity {
             observer: true,
             ..who(user, room)
         };
-        (Sender::join(shared.clone(), &who, tx), rx)
+        join(shared, &who, queue)
     }
 
     /// A wrapper of `packet_type` from `user` around `data`, session id 0.
@@ -863,8 +862,17 @@ mod tests {
         room: &str,
         queue: usize,
     ) -> (Sender, mpsc::Receiver<Outbound>) {
+        join(shared, &who(user, room), queue)
+    }
+
+    /// `who`'s session as the relay holds it, its queue `queue` packets deep.
+    fn join(
+        shared: &Arc<Shared>,
+        who: &Identity,
+        queue: usize,
+    ) -> (Sender, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(queue);
-        (Sender::join(shared.clone(), &who(user, room), tx), rx)
+        (Sender::join(shared.clone(), who, tx), rx)
     }
 
     /// What is queued for a session now, one short line a packet.

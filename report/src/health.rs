@@ -549,27 +549,7 @@ mod tests {
         assert_eq!(CpuSampler::new(0.0).cores(), 1.0);
     }
 
-    /// A host sampler fed one-second intervals at `busy` and `pressure` shares.
-    fn host(steps: &[(f64, f64)]) -> HostSampler {
-        let mut s = HostSampler::new();
-        let t0 = Instant::now();
-        let (mut idle, mut waited) = (0u64, 0u64);
-        for i in 0..=steps.len() {
-            if i > 0 {
-                let (b, p) = steps[i - 1];
-                idle += ((1.0 - b) * 200.0).round() as u64;
-                waited += (p * 1e6) as u64;
-            }
-            let r = HostReading {
-                idle_ticks: idle,
-                cpus: 2,
-                ticks_per_s: 100,
-                pressure_us: Some(waited),
-            };
-            s.sample(t0 + Duration::from_secs(i as u64), Some(r));
-        }
-        s
-    }
+    use crate::host::tests::fed as host;
 
     #[test]
     fn a_starved_host_saturates_and_the_server_is_not_blamed_alone() {

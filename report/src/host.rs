@@ -193,7 +193,7 @@ pub(crate) fn longest_run(v: &[f64], limit: f64) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
 
@@ -229,8 +229,9 @@ mod tests {
         assert_eq!(r.busy_until(&later, 0.0), None);
     }
 
-    /// A sampler fed `n` seconds at `busy` and `pressure` shares.
-    fn fed(steps: &[(f64, f64)]) -> HostSampler {
+    /// A sampler fed one-second intervals at `busy` and `pressure` shares
+    /// (2 CPUs); the generator's verdict tests use it too.
+    pub(crate) fn fed(steps: &[(f64, f64)]) -> HostSampler {
         let mut s = HostSampler::new();
         let t0 = Instant::now();
         let (mut idle, mut waited) = (0u64, 0u64);

@@ -432,7 +432,7 @@ fn generator(reports: &[(String, Report)]) -> Health {
         cores: fsum(|h| h.cores),
         loop_delay_p99_ms: fmax(|h| h.loop_delay_p99_ms),
         loop_delay_max_ms: fmax(|h| h.loop_delay_max_ms),
-        host: host(g().filter_map(|h| h.host.as_ref())),
+        host: host(&g().filter_map(|h| h.host.as_ref()).collect::<Vec<_>>()),
         saturated: g().any(|h| h.saturated),
         reasons: prefixed(|h| &h.reasons),
     }
@@ -441,18 +441,21 @@ fn generator(reports: &[(String, Report)]) -> Health {
 /// The hosts of the pods that measured theirs: the largest of each figure
 /// (the most loaded host speaks for the run), intervals summed; pressure
 /// only from the pods whose kernel gave it.
-fn host<'a>(hosts: impl Iterator<Item = &'a HostFigures> + Clone) -> Option<HostFigures> {
-    let mut it = hosts.clone().peekable();
-    it.peek()?;
-    let opt = |f: fn(&HostFigures) -> Option<f64>| hosts.clone().filter_map(f).reduce(f64::max);
+fn host(hosts: &[&HostFigures]) -> Option<HostFigures> {
+    if hosts.is_empty() {
+        return None;
+    }
+    let most = |f: fn(&HostFigures) -> f64| hosts.iter().map(|h| f(h)).fold(0.0, f64::max);
+    let opt =
+        |f: fn(&HostFigures) -> Option<f64>| hosts.iter().filter_map(|h| f(h)).reduce(f64::max);
     Some(HostFigures {
-        intervals: hosts.clone().map(|h| h.intervals).sum(),
-        busy_mean: hosts.clone().map(|h| h.busy_mean).fold(0.0, f64::max),
-        busy_max: hosts.clone().map(|h| h.busy_max).fold(0.0, f64::max),
-        busy_intervals: hosts.clone().map(|h| h.busy_intervals).max().unwrap_or(0),
+        intervals: hosts.iter().map(|h| h.intervals).sum(),
+        busy_mean: most(|h| h.busy_mean),
+        busy_max: most(|h| h.busy_max),
+        busy_intervals: hosts.iter().map(|h| h.busy_intervals).max().unwrap_or(0),
         pressure_mean: opt(|h| h.pressure_mean),
         pressure_max: opt(|h| h.pressure_max),
-        pressure_intervals: hosts.clone().filter_map(|h| h.pressure_intervals).max(),
+        pressure_intervals: hosts.iter().filter_map(|h| h.pressure_intervals).max(),
     })
 }
 
