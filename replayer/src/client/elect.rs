@@ -11,14 +11,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use synth_common::wire::{self, media_type, packet_type};
 use tokio::task::JoinSet;
 use web_transport_quinn::Session;
 
 use crate::client::connect::{attempt, ConnectFailure};
 use crate::client::context::Shared;
-use crate::metrics::{ClientStats, Control, Media};
+use crate::client::receiver::send_probe;
+use crate::metrics::{ClientStats, Control};
 use crate::session::control::{ELECTION, ELECTION_PROBE_EVERY};
 
 /// Echo samples a server needs to win outright (upstream's
@@ -127,12 +127,7 @@ async fn probe(session: &Session, shared: &Shared, stats: &ClientStats, user: &s
             _ = &mut end => break,
             _ = tick.tick() => {
                 let stamp = start.elapsed().as_secs_f64() * 1000.0;
-                let p = Bytes::from(wire::rtt(user, stamp));
-                let len = p.len();
-                if session.send_datagram(p).is_ok() {
-                    stats.sent(Media::Other, len);
-                    stats.control_sent[Control::Rtt as usize].fetch_add(1, Relaxed);
-                }
+                send_probe(session, stats, user, stamp);
             }
             s = session.accept_uni() => match s {
                 Ok(mut s) => {

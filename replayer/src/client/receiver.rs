@@ -188,13 +188,7 @@ impl Receiver {
             return;
         };
         if c.probe_due(now) {
-            let probe = Bytes::from(wire::rtt(&out.user, stamp));
-            let len = probe.len();
-            // A datagram that cannot go (the session is closing) is not sent.
-            if self.session.send_datagram(probe).is_ok() {
-                stats.sent(Media::Other, len);
-                stats.control_sent[Kind::Rtt as usize].fetch_add(1, Relaxed);
-            }
+            send_probe(&self.session, stats, &out.user, stamp);
         }
         let wall = unix_ms();
         for d in c.diagnostics_due(&out.user, wall as u64, now) {
@@ -269,5 +263,17 @@ pub(super) fn publish(stats: &ClientStats, accounting: &Accounting) {
         for (id, view) in accounting.peers() {
             peers.insert(String::from_utf8_lossy(id).into_owned(), view);
         }
+    }
+}
+
+/// Sends `user`'s RTT probe stamped `stamp` (ms on its own clock) as a
+/// datagram and counts it; one that cannot go (the session is closing) is
+/// not sent.
+pub(super) fn send_probe(session: &Session, stats: &ClientStats, user: &str, stamp: f64) {
+    let probe = Bytes::from(wire::rtt(user, stamp));
+    let len = probe.len();
+    if session.send_datagram(probe).is_ok() {
+        stats.sent(Media::Other, len);
+        stats.control_sent[Kind::Rtt as usize].fetch_add(1, Relaxed);
     }
 }
