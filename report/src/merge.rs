@@ -19,7 +19,8 @@
 //!   `host` figures are the largest of any pod's host (pods may share one);
 //! - the timeline's percentile fields (latency p50/p99, jitter, send
 //!   lateness) are the largest of the pods' in each interval, an upper bound:
-//!   per-interval histograms are not kept in the report.
+//!   per-interval histograms are not kept in the report; its scores
+//!   (`audio_mos`, `video_score`) are the lowest of the pods', a lower bound.
 //!
 //! Thresholds are checked again on the merged figures ([`Report::judge`]),
 //! so a loss budget that each pod kept alone can fail for the whole test.
@@ -610,6 +611,8 @@ fn within_source(a: &Sample, b: &Sample) -> Sample {
         freezes: a.freezes + b.freezes,
         lateness_p99_ms: max_opt(a.lateness_p99_ms, b.lateness_p99_ms),
         server_rtt_ms: max_p2(a.server_rtt_ms, b.server_rtt_ms),
+        audio_mos: min_opt(a.audio_mos, b.audio_mos),
+        video_score: min_opt(a.video_score, b.video_score),
         failing: failing.into_iter().collect(),
         ..b.clone()
     }
@@ -637,6 +640,8 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         host_pressure: None,
         rss_mb: 0.0,
         failing: Vec::new(),
+        audio_mos: None,
+        video_score: None,
     };
     let mut failing = BTreeSet::new();
     for s in parts {
@@ -658,6 +663,8 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         out.freezes = folded.freezes;
         out.lateness_p99_ms = folded.lateness_p99_ms;
         out.server_rtt_ms = folded.server_rtt_ms;
+        out.audio_mos = folded.audio_mos;
+        out.video_score = folded.video_score;
         out.sent_mbps = round3(out.sent_mbps + s.sent_mbps);
         out.recv_mbps = round3(out.recv_mbps + s.recv_mbps);
         out.rss_mb = round3(out.rss_mb + s.rss_mb);
@@ -683,6 +690,14 @@ fn add_av<T: std::ops::Add<Output = T>>(a: Av<T>, b: Av<T>) -> Av<T> {
 fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The lower of two scores (lower is worse): the worst pod speaks for the interval.
+fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
     }
 }

@@ -251,6 +251,9 @@ impl<'a> Window<'a> {
             host_pressure: self.host_pressure().map(round3),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
             failing,
+            // The engine fills them with [`Sample::score`].
+            audio_mos: None,
+            video_score: None,
         }
     }
 }

@@ -94,18 +94,33 @@ pub struct Sample {
     pub rss_mb: f64,
     /// Thresholds failing when checked live at the end of the interval.
     pub failing: Vec<String>,
+    /// The interval's audio MOS ([`crate::score::interval_audio_mos`]);
+    /// `null` when no audio was received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_mos: Option<f64>,
+    /// The interval's video score ([`crate::score::interval_video_score`]);
+    /// `null` when the engine measured none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_score: Option<f64>,
 }
 
 impl Sample {
     /// Takes in the interval right after this one: counts add, states,
     /// memory and time are the later interval's, Mbit/s and the CPU share
     /// are averaged, percentiles take the larger (an upper bound of the
-    /// pair's), the failing thresholds are the union.
+    /// pair's), scores the lower (lower is worse), the failing thresholds
+    /// are the union.
     pub fn absorb(&mut self, later: &Sample) {
         let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(x), Some(y)) => Some(x.max(y)),
             (x, y) => x.or(y),
         };
+        let min = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        self.audio_mos = min(self.audio_mos, later.audio_mos);
+        self.video_score = min(self.video_score, later.video_score);
         let mean = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(x), Some(y)) => Some(round3((x + y) / 2.0)),
             (x, y) => x.or(y),
@@ -144,6 +159,18 @@ impl Sample {
                 self.failing.push(f.clone());
             }
         }
+    }
+}
+
+impl Sample {
+    /// Fills the interval's scores once its other fields are in: the
+    /// audio MOS from its latency, jitter and loss with Opus at
+    /// `audio_kbps`, the video score from what the engine measured over
+    /// the interval (`video`, `None` when it has nothing). Rounded to 3
+    /// decimals.
+    pub fn score(&mut self, audio_kbps: Option<f64>, video: Option<&crate::score::VideoIn>) {
+        self.audio_mos = crate::score::interval_audio_mos(self, audio_kbps).map(round3);
+        self.video_score = crate::score::interval_video_score(video).map(round3);
     }
 }
 
