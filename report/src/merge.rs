@@ -22,6 +22,10 @@
 //!   per-interval histograms are not kept in the report; its scores
 //!   (`audio_mos`, `video_score`) are the lowest of the pods', a lower bound.
 //!
+//! The scores section keeps every participant, so its summaries are
+//! recomputed from them (exact); its pair scores come from their
+//! histograms like the other distributions over pairs.
+//!
 //! Thresholds are checked again on the merged figures ([`Report::judge`]),
 //! so a loss budget that each pod kept alone can fail for the whole test.
 
@@ -188,9 +192,25 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             seeds.all(|s| s == first).then_some(first).flatten()
         },
         behaviour: behaviour(reports)?,
+        scores: scores(reports)?,
     };
     merged.judge(&thresholds(reports)?);
     Ok(merged)
+}
+
+/// The scores sections merged ([`crate::model::Scores::merge`]): every
+/// participant kept, the summaries recomputed from them, the pairs'
+/// histograms added; `None` when no source has one.
+fn scores(reports: &[(String, Report)]) -> anyhow::Result<Option<crate::model::Scores>> {
+    let mut out: Option<crate::model::Scores> = None;
+    for (name, r) in reports {
+        let Some(s) = &r.scores else { continue };
+        match &mut out {
+            None => out = Some(s.clone()),
+            Some(acc) => acc.merge(s).map_err(|e| anyhow::anyhow!("{name}: {e}"))?,
+        }
+    }
+    Ok(out)
 }
 
 /// The behaviour sections added up: counts add, the rejoin time comes from

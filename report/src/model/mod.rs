@@ -17,11 +17,13 @@ use crate::num::round3;
 
 pub mod control;
 pub mod network;
+pub mod score;
 pub mod search;
 pub mod timeline;
 
 pub use control::{Control, ControlCounts, Expected, Rates};
 pub use network::{LinkReport, NetworkReport, QuicReport};
+pub use score::{ParticipantScore, ScoreSummary, Scores};
 pub use search::{PhaseReport, SearchReport, Step};
 pub use timeline::{Av, ByState, Event, Sample, Timeline, P2};
 
@@ -112,6 +114,11 @@ pub struct Report {
     /// actions, screen shares, viewers); absent without a behaviour section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behaviour: Option<Behaviour>,
+    /// Quality scores: each participant's audio MOS, video score and
+    /// upstream's bands, summed up for the run, groups and meetings;
+    /// absent when the engine scored nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Scores>,
 }
 
 /// Joins, leaves, rejoins and storm drops.
