@@ -28,6 +28,8 @@ pub enum Unit {
     PerSecond,
     /// 1 for yes, 0 for no.
     Flag,
+    /// A score on the MOS scale, 1 to 5 ([`crate::score`]).
+    Score,
 }
 
 impl Unit {
@@ -40,6 +42,7 @@ impl Unit {
             Unit::Percent => "%",
             Unit::PerSecond => "per s",
             Unit::Flag => "0 or 1",
+            Unit::Score => "1..5",
         }
     }
 }
@@ -60,6 +63,9 @@ pub enum Merge {
     Adds,
     /// The larger is kept: an upper bound (percentiles, rates, shares).
     Largest,
+    /// The smaller is kept: a lower bound of a figure where lower is
+    /// worse (scores).
+    Smallest,
 }
 
 /// A percentile of a histogram.
@@ -306,6 +312,24 @@ macro_rules! percentile {
             live: Some(Live::Hist(HistId::$hist, Q::$q)),
             percentile: true,
             end: |r| Q::$q.of(&rx(r, $video).$field),
+            ..Figure::BASE
+        }
+    };
+}
+
+/// A score of the run's participants (end only; lower is worse).
+macro_rules! score {
+    ($name:literal, $about:literal, $get:expr) => {
+        Figure {
+            name: $name,
+            about: $about,
+            unit: Unit::Score,
+            worse: Worse::Lower,
+            merge: Merge::Smallest,
+            end: |r| {
+                let get: fn(&crate::model::Scores) -> Option<f64> = $get;
+                get(r.scores.as_ref()?)
+            },
             ..Figure::BASE
         }
     };
@@ -730,6 +754,27 @@ pub static FIGURES: &[Figure] = &[
     percentile!("video_jitter_p95_ms", "95th percentile RFC 3550 video interarrival jitter", true, jitter_ms, P95, VideoJitter),
     percentile!("video_jitter_p99_ms", "99th percentile RFC 3550 video interarrival jitter", true, jitter_ms, P99, VideoJitter),
     percentile!("video_jitter_max_ms", "largest RFC 3550 video interarrival jitter", true, jitter_ms, Max, VideoJitter),
+    score!("audio_mos_p5", "5th percentile of the participants' audio MOS (ITU-T G.107 E-model)", |s| s.run.audio_mos.p5),
+    score!("audio_mos_p50", "median of the participants' audio MOS (ITU-T G.107 E-model)", |s| s.run.audio_mos.p50),
+    score!("audio_mos_mean", "mean of the participants' audio MOS (ITU-T G.107 E-model)", |s| s.run.audio_mos.mean),
+    score!("video_score_p5", "5th percentile of the participants' video score (frame rate, bits per pixel, freezes)", |s| s.run.video_score.p5),
+    score!("video_score_p50", "median of the participants' video score (frame rate, bits per pixel, freezes)", |s| s.run.video_score.p50),
+    score!("video_score_mean", "mean of the participants' video score (frame rate, bits per pixel, freezes)", |s| s.run.video_score.mean),
+    Figure {
+        name: "green_share",
+        about: "participants whose verdict (worst of upstream's A/V/L/Q/S bands) is green, over those with a verdict (0..1)",
+        unit: Unit::Share,
+        worse: Worse::Lower,
+        merge: Merge::Smallest,
+        end: |r| r.scores.as_ref()?.run.verdicts.green_share(),
+        ..Figure::BASE
+    },
+    Figure {
+        name: "red_participants",
+        about: "participants with a band of upstream's A/V/L/Q/S in red",
+        end: |r| count(r.scores.as_ref()?.run.verdicts.red),
+        ..Figure::BASE
+    },
 ];
 
 /// The figure called `name`.
@@ -787,6 +832,7 @@ pub fn markdown() -> String {
             match f.merge {
                 Merge::Adds => "adds",
                 Merge::Largest => "largest",
+                Merge::Smallest => "smallest",
             },
             f.about.replace('|', "\\|")
         );

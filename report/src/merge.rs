@@ -247,8 +247,11 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
                     for (k, v) in &ph.figures {
                         let e = p.figures.entry(k.clone()).or_insert(None);
                         *e = match (*e, *v) {
-                            (Some(a), Some(b)) if adds(k) => Some(a + b),
-                            (Some(a), Some(b)) => Some(a.max(b)),
+                            (Some(a), Some(b)) => Some(match how(k) {
+                                Merge::Adds => a + b,
+                                Merge::Largest => a.max(b),
+                                Merge::Smallest => a.min(b),
+                            }),
                             (a, b) => a.or(b),
                         };
                     }
@@ -259,10 +262,11 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
     Ok(Some(out))
 }
 
-/// A phase figure whose pods' values add (a count), not one whose larger
-/// value is kept (a percentile, rate or share): the registry says.
-fn adds(name: &str) -> bool {
-    figure::get(name).is_some_and(|f| f.merge == Merge::Adds)
+/// How a phase figure's pods' values combine: they add (a count), the
+/// larger is kept (a percentile, rate or share) or the smaller (a score);
+/// the registry says, and a name it does not know keeps the larger.
+fn how(name: &str) -> Merge {
+    figure::get(name).map_or(Merge::Largest, |f| f.merge)
 }
 
 /// The one value all sources share, else the distinct values joined with `, `.
