@@ -116,6 +116,19 @@ pub struct File {
     /// Opus DTX: a frame without voice goes out only every 400 ms.
     #[serde(default)]
     pub dtx: bool,
+    /// How the report scores call quality (`quality: {bands: …}`).
+    #[serde(default)]
+    pub quality: Quality,
+}
+
+/// The `quality` section: the limits of upstream's call-quality bands.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quality {
+    /// The bands' limits; a band given needs both `green` and `red`, a
+    /// band left out keeps upstream's (`docs/src/scores.md`).
+    #[serde(default)]
+    pub bands: synth_report::score::BandLimits,
 }
 
 /// One threshold of the file: an expression, or one with abort options.

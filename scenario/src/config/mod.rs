@@ -32,7 +32,7 @@ pub use auth::Credentials;
 pub use expand::Participant;
 pub use file::{
     parse, read_file, Auth, ClientProfile, ClientSpec, File, GilbertElliottSpec, GroupSpec,
-    JitterDist, LateAfter, LinkSpec, NetworkSpec, ProfileSpec, Role, SearchSpec, StepSpec,
+    JitterDist, LateAfter, LinkSpec, NetworkSpec, ProfileSpec, Quality, Role, SearchSpec, StepSpec,
     ThresholdFull, ThresholdSpec, Tls,
 };
 pub use network::Network;

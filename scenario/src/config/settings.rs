@@ -119,6 +119,9 @@ pub struct Settings {
     pub seed: u64,
     /// Phases, churn, storms, conversation, DTX, actions.
     pub people: People,
+    /// The limits of upstream's call-quality bands (`quality.bands`),
+    /// carried to the report's `scores.limits`.
+    pub bands: synth_report::score::BandLimits,
 }
 
 impl Settings {
@@ -139,6 +142,10 @@ impl Settings {
         let search = capacity_search(&file, o)?;
         let (clients, networks) = clients(&file, o)?;
         profiles(&file.networks)?;
+        file.quality
+            .bands
+            .check()
+            .map_err(|e| anyhow::anyhow!("quality.{e}"))?;
         let thresholds = file
             .thresholds
             .iter()
@@ -185,6 +192,7 @@ impl Settings {
             networks,
             seed: file.seed.unwrap_or(defaults::SEED),
             people,
+            bands: file.quality.bands,
         })
     }
 }
@@ -615,6 +623,67 @@ clients:
         let s = resolve(yaml, &Overrides::default()).unwrap();
         assert_eq!(s.pack, PathBuf::from("a.pack"));
         assert_eq!(s.duration, Duration::from_secs(5));
+    }
+
+    /// `quality.bands` reaches the settings; a band left out keeps
+    /// upstream's limits, upstream's capital names are accepted.
+    #[test]
+    fn quality_bands_from_the_file() {
+        use synth_report::score::{BandLimits, Limit};
+        let s = resolve(ORIGINAL, &Overrides::default()).unwrap();
+        assert_eq!(s.bands, BandLimits::default());
+        let yaml = format!(
+            "{ORIGINAL}quality:\n  bands:\n    a: {{green: 0.02, red: 0.08}}\n    S: {{green: 0.5, red: 2}}\n    k_red_fail: 1\n"
+        );
+        let s = resolve(&yaml, &Overrides::default()).unwrap();
+        assert_eq!(
+            s.bands.a,
+            Limit {
+                green: 0.02,
+                red: 0.08
+            }
+        );
+        assert_eq!(
+            s.bands.s,
+            Limit {
+                green: 0.5,
+                red: 2.0
+            }
+        );
+        assert_eq!(s.bands.k_red_fail, 1);
+        assert_eq!(s.bands.v, BandLimits::default().v);
+    }
+
+    #[test]
+    fn quality_errors_name_the_band() {
+        let c = "clients: [{user_id: a, meeting_id: m}]\n";
+        assert_errors(&[
+            (
+                &format!("{c}quality: {{bands: {{a: {{green: 0.05, red: 0.01}}}}}}"),
+                "quality.bands.a: green 0.05 is not below red 0.01",
+            ),
+            (
+                &format!("{c}quality: {{bands: {{l: {{green: 100, red: .inf}}}}}}"),
+                "quality.bands.l.red: inf",
+            ),
+            (
+                &format!("{c}quality: {{bands: {{q: {{green: -1, red: 1}}}}}}"),
+                "quality.bands.q.green: -1",
+            ),
+            (
+                &format!("{c}quality: {{bands: {{k_red_fail: 0}}}}"),
+                "quality.bands.k_red_fail",
+            ),
+            (
+                &format!("{c}quality: {{bands: {{a: {{red: 0.1}}}}}}"),
+                "green",
+            ),
+            (
+                &format!("{c}quality: {{bands: {{x: {{green: 0, red: 1}}}}}}"),
+                "x",
+            ),
+            (&format!("{c}quality: {{limits: 1}}"), "limits"),
+        ]);
     }
 
     #[test]
