@@ -23,6 +23,7 @@ fn summary(o: &mut String, r: &Report) -> fmt::Result {
     signals(o, r)?;
     generator(o, r)?;
     meetings(o, r)?;
+    scores(o, r)?;
     verdicts(o, r)?;
     search(o, r)?;
     adaptation_and_networks(o, r)?;
@@ -307,6 +308,61 @@ fn meetings(o: &mut String, r: &Report) -> fmt::Result {
     Ok(())
 }
 
+/// A score's p5 / p50 / mean, to two decimals.
+fn score_stats(s: &crate::score::Stats) -> String {
+    let f2 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    format!("p5 {} / p50 {} / mean {}", f2(s.p5), f2(s.p50), f2(s.mean))
+}
+
+/// The quality scores: the run's audio MOS and video score, the
+/// participants' verdicts, upstream's gates and the worst group.
+fn scores(o: &mut String, r: &Report) -> fmt::Result {
+    let Some(sc) = &r.scores else {
+        return Ok(());
+    };
+    let run = &sc.run;
+    writeln!(
+        o,
+        "scores   {} participants; audio MOS {} ({}); video score {} ({})",
+        run.participants,
+        score_stats(&run.audio_mos),
+        run.audio_mos.n,
+        score_stats(&run.video_score),
+        run.video_score.n
+    )?;
+    let v = &run.verdicts;
+    let failing: Vec<&str> = [
+        ("A", run.gates.a),
+        ("V", run.gates.v),
+        ("L", run.gates.l),
+        ("Q", run.gates.q),
+        ("S", run.gates.s),
+    ]
+    .iter()
+    .filter(|(_, g)| g.is_some_and(|g| g.fail))
+    .map(|(n, _)| *n)
+    .collect();
+    writeln!(
+        o,
+        "         verdicts: {} green, {} yellow, {} red, {} unmeasured; upstream's gates {}",
+        v.green,
+        v.yellow,
+        v.red,
+        v.none,
+        match run.gates_pass {
+            None => "not measured".to_string(),
+            Some(true) => "pass".to_string(),
+            Some(false) => format!("FAIL on {}", failing.join(", ")),
+        }
+    )?;
+    if sc.groups.len() > 1 {
+        if let Some((g, what, v)) = sc.worst_group() {
+            writeln!(o, "         worst group: {g} (median {what} {v:.2})")?;
+        }
+    }
+    Ok(())
+}
+
 /// Each threshold with its verdict.
 fn verdicts(o: &mut String, r: &Report) -> fmt::Result {
     for t in &r.thresholds {
@@ -456,6 +512,66 @@ fn result(o: &mut String, r: &Report) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scores_block() {
+        use crate::model::score::{summarize, ParticipantScore};
+        use crate::score::{AudioIn, BandIn, BandLimits};
+        let l = BandLimits::default();
+        let p = |id: &str, group: &str, loss: f64| {
+            let a = AudioIn {
+                one_way_ms: 30.0,
+                jitter_ms: 2.0,
+                concealed_share: loss,
+                bitrate_kbps: Some(32.0),
+            };
+            let i = BandIn {
+                audio_concealment: Some(loss),
+                ..BandIn::default()
+            };
+            ParticipantScore::new(id, group, "m", Some(a), None, i, &l)
+        };
+        let sc = summarize(
+            &l,
+            &[],
+            &[],
+            vec![p("a", "wifi", 0.0), p("b", "lte", 0.2), p("c", "lte", 0.1)],
+        );
+        let mut o = String::new();
+        let r: Report = serde_json::from_value(serde_json::json!({
+            "schema": "synth-replay-report", "version": 3, "server": "s", "pack": "p",
+            "elapsed_s": 10.0, "stopped_by": "duration", "clients": {}, "connect_ms": {},
+            "connect_failures": {}, "audio": {"sent": {}, "received": {}},
+            "video": {"sent": {}, "received": {}}, "heartbeats": {}, "server_signals": {},
+            "send_lateness_ms": {}, "generator": {}, "process": {}, "meetings": [],
+            "thresholds": [], "passed": true
+        }))
+        .unwrap();
+        scores(&mut o, &r).unwrap();
+        assert_eq!(o, "", "no section, no block");
+        let r = Report {
+            scores: Some(sc),
+            ..r
+        };
+        scores(&mut o, &r).unwrap();
+        let lines: Vec<&str> = o.lines().collect();
+        assert!(
+            lines[0].starts_with("scores   3 participants; audio MOS p5 "),
+            "{o}"
+        );
+        assert!(
+            lines[0].ends_with("video score p5 - / p50 - / mean - (0)"),
+            "{o}"
+        );
+        assert_eq!(
+            lines[1],
+            "         verdicts: 1 green, 0 yellow, 2 red, 0 unmeasured; upstream's gates FAIL on A"
+        );
+        assert!(
+            lines[2].starts_with("         worst group: lte (median audio MOS "),
+            "{o}"
+        );
+    }
 
     #[test]
     fn a_run_that_received_nothing_says_so() {
