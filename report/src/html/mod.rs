@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::health::Health;
 use crate::model::{
     Behaviour, Clients, Event, MediaReport, Meeting, Percentiles, ProcessReport, Report,
-    SearchReport, Signals, Timeline,
+    ScoreSummary, Scores, SearchReport, Signals, Timeline,
 };
 use crate::threshold::Verdict;
 
@@ -112,6 +112,7 @@ page! {
         search: SearchReport,
         behaviour: Behaviour,
         seed: u64,
+        scores: Scores,
     }
 }
 
@@ -134,6 +135,7 @@ pub fn page(p: &Page) -> String {
     o.push_str(&HEAD.replace("SCRIPT_HASH", &hash));
     header(&mut o, p);
     thresholds(&mut o, p);
+    scores(&mut o, p);
     timeline(&mut o, p);
     search(&mut o, p);
     behaviour(&mut o, p);
@@ -387,6 +389,89 @@ fn thresholds(o: &mut String, p: &Page) {
         "thresholds",
         &["name", "op", "limit", "value", "result"],
         &rows,
+    );
+}
+
+/// One row of the scores table: a set of participants' scores, verdicts
+/// and upstream's gates.
+fn score_row(name: &str, s: &ScoreSummary) -> Vec<String> {
+    let three = |st: &crate::score::Stats| {
+        [st.p5, st.p50, st.mean]
+            .into_iter()
+            .map(opt)
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let g = &s.gates;
+    let failing: Vec<&str> = [("A", g.a), ("V", g.v), ("L", g.l), ("Q", g.q), ("S", g.s)]
+        .into_iter()
+        .filter(|(_, g)| g.is_some_and(|g| g.fail))
+        .map(|(n, _)| n)
+        .collect();
+    let v = &s.verdicts;
+    vec![
+        esc(name),
+        n(s.participants),
+        three(&s.audio_mos),
+        three(&s.video_score),
+        n(v.green),
+        n(v.yellow),
+        n(v.red),
+        n(v.none),
+        match s.gates_pass {
+            None => "–".into(),
+            Some(pass) => pass_fail(pass),
+        },
+        failing.join(", "),
+    ]
+}
+
+/// The quality scores of the run and each group.
+fn scores(o: &mut String, p: &Page) {
+    let Some(sc) = &p.scores else {
+        // Reports before scores, and runs that scored nothing, have none:
+        // no heading for a section that never existed.
+        return;
+    };
+    o.push_str("<h2>Quality scores</h2>\n");
+    let l = &sc.limits;
+    let _ = writeln!(
+        o,
+        "<p>Audio MOS: ITU-T G.107 E-model (1 to 4.5); video score: frame rate, bits per pixel and freezes (1 to 5); \
+         verdict: a participant's worst band of upstream's A/V/L/Q/S. Limits green/red: A {}/{}, V {}/{}, L {}/{} ms, \
+         Q {}/{} (below {} fps), S {}/{} per hour; a band's gate fails at p95 above red or {} participants in red.</p>",
+        fmt(l.a.green), fmt(l.a.red), fmt(l.v.green), fmt(l.v.red), fmt(l.l.green), fmt(l.l.red),
+        fmt(l.q.green), fmt(l.q.red), fmt(l.low_fps), fmt(l.s.green), fmt(l.s.red), l.k_red_fail
+    );
+    let mut rows = vec![score_row("run", &sc.run)];
+    rows.extend(
+        sc.groups
+            .iter()
+            .map(|(g, s)| score_row(&format!("group {g}"), s)),
+    );
+    table(
+        o,
+        "scores",
+        &[
+            "participants of",
+            "n",
+            "audio MOS p5 / p50 / mean",
+            "video score p5 / p50 / mean",
+            "green",
+            "yellow",
+            "red",
+            "unmeasured",
+            "upstream's gates",
+            "failing bands",
+        ],
+        &rows,
+    );
+    let pr = &sc.pairs;
+    let _ = writeln!(
+        o,
+        "<p>Over (sender, receiver) pairs: audio MOS p5 / p50 / mean {} / {} / {} ({} pairs), video score {} / {} / {} ({} pairs).</p>",
+        opt(pr.audio_mos.p5), opt(pr.audio_mos.p50), opt(pr.audio_mos.mean), n(pr.audio_mos.n),
+        opt(pr.video_score.p5), opt(pr.video_score.p50), opt(pr.video_score.mean), n(pr.video_score.n)
     );
 }
 
@@ -845,6 +930,52 @@ mod tests {
                  "broken": ["audio_lost"], "figures": {"audio_lost": 12}}
             ]}
         })
+    }
+
+    /// The scores section as a table of the run and each group, and the
+    /// timeline's scores as a plot; a report without them shows neither.
+    #[test]
+    fn scores_show_as_a_table_and_a_plot() {
+        use crate::model::score::{summarize, ParticipantScore};
+        use crate::score::{BandIn, BandLimits};
+        let plain = render_value(&fixture());
+        assert!(!plain.contains("Quality scores"));
+        assert!(!plain.contains("id=\"plot-scores\""));
+
+        let l = BandLimits::default();
+        let p = |id: &str, group: &str, loss: f64| {
+            let i = BandIn {
+                audio_concealment: Some(loss),
+                ..BandIn::default()
+            };
+            ParticipantScore::new(id, group, "room-0", None, None, i, &l)
+        };
+        let sc = summarize(
+            &l,
+            &[4.2],
+            &[],
+            vec![p("a", "wifi", 0.0), p("b", "lte", 0.2)],
+        );
+        let mut v = fixture();
+        v["scores"] = serde_json::to_value(&sc).unwrap();
+        for (i, s) in v["timeline"]["samples"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            s["audio_mos"] = json!(4.0 + i as f64 / 10.0);
+        }
+        let page = render_value(&v);
+        assert!(page.contains("<h2>Quality scores</h2>"));
+        assert!(page.contains("id=\"table-scores\""));
+        assert!(page.contains("<td>group lte</td>"), "a row per group");
+        assert!(
+            page.contains("<td class=\"fail\">FAIL</td><td>A</td>"),
+            "the run fails on A"
+        );
+        assert_eq!(runs(&page, "scores"), [("audio MOS".into(), 3)]);
+        assert!(page.contains("data-v=\"4,4.1,4.2\""), "{page}");
     }
 
     /// The `data-points` of each polyline of the plot `id`, in order.

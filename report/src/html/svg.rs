@@ -159,11 +159,20 @@ const PLOTS: &[(&str, &str, &[(&str, Read)])] = &[
         "Resident memory (MB)",
         &[("rss", |s| Some(s.rss_mb))],
     ),
+    (
+        "scores",
+        "Quality scores per interval: audio MOS (G.107) and video score (1 to 5)",
+        &[
+            ("audio MOS", |s| s.audio_mos),
+            ("video score", |s| s.video_score),
+        ],
+    ),
 ];
 
 /// Plots drawn only when some sample has a value for them: a run of `bot`
-/// clients sends no RTT probes, and a report from before them has none.
-const WHEN_MEASURED: &[&str] = &["server_rtt"];
+/// clients sends no RTT probes, a run the engine did not score has no
+/// scores, and reports from before them have neither.
+const WHEN_MEASURED: &[&str] = &["server_rtt", "scores"];
 
 /// The timeline's plots.
 pub fn plots(samples: &[Sample]) -> Vec<Plot> {
