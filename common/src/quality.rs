@@ -28,6 +28,12 @@
 //!   each packet is one 20 ms slot; a slot is concealed when its packet was
 //!   lost or late (it had not arrived by its playout time, `late_after`
 //!   after it was due).
+//! - **latency** (same clock only): each packet's one-way latency in
+//!   [`Latencies`]' fixed buckets, with their sum, so a pair's mean and a
+//!   participant's 95th percentile can be read at the end (the scores).
+//! - **frames per second** (video): the frames that moved the stream forward
+//!   in each whole second of watched time, counted in [`FpsSeconds`], so the
+//!   share of seconds below any frame rate can be read at the end.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +66,111 @@ impl Freezes {
     }
 }
 
+/// Upper edges (ms) of the [`Latencies`] buckets; the last is open.
+pub const LATENCY_EDGES_MS: [f64; 31] = [
+    5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 120.0, 140.0, 160.0,
+    180.0, 200.0, 250.0, 300.0, 350.0, 400.0, 500.0, 600.0, 800.0, 1_000.0, 1_500.0, 2_000.0,
+    3_000.0, 5_000.0, 10_000.0, 30_000.0,
+];
+
+/// One-way latencies of a stream's packets: counts per bucket (bucket `k`
+/// holds latencies up to [`LATENCY_EDGES_MS`]`[k]`, the last everything
+/// above), their sum and number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latencies {
+    /// Packets per bucket.
+    pub buckets: [u32; 32],
+    /// Their latencies summed, ms.
+    pub sum_ms: f64,
+    /// How many.
+    pub n: u64,
+}
+
+impl Latencies {
+    /// Counts one latency.
+    pub fn add(&mut self, ms: f64) {
+        let k = LATENCY_EDGES_MS
+            .iter()
+            .position(|&e| ms <= e)
+            .unwrap_or(LATENCY_EDGES_MS.len());
+        self.buckets[k] = self.buckets[k].saturating_add(1);
+        self.sum_ms += ms.max(0.0);
+        self.n += 1;
+    }
+
+    /// Adds another stream's.
+    pub fn merge(&mut self, o: &Latencies) {
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a = a.saturating_add(*b);
+        }
+        self.sum_ms += o.sum_ms;
+        self.n += o.n;
+    }
+
+    /// The mean, ms; `None` with none.
+    pub fn mean_ms(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum_ms / self.n as f64)
+    }
+
+    /// An upper bound of the `q` quantile (0..1): the upper edge of the
+    /// bucket it falls in (the last bucket's lower edge for the open one);
+    /// `None` with none.
+    pub fn quantile_at_most_ms(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.buckets.iter().map(|&c| u64::from(c)).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (k, &c) in self.buckets.iter().enumerate() {
+            seen += u64::from(c);
+            if seen >= rank {
+                return Some(LATENCY_EDGES_MS[k.min(LATENCY_EDGES_MS.len() - 1)]);
+            }
+        }
+        LATENCY_EDGES_MS.last().copied()
+    }
+}
+
+/// Whole seconds of a video stream by the frames that moved it forward in
+/// them: `counts[k]` seconds had `k` frames (the last, 31 or more).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct FpsSeconds {
+    /// Seconds per frame count.
+    pub counts: [u32; 32],
+}
+
+impl FpsSeconds {
+    /// Adds another stream's.
+    pub fn merge(&mut self, o: &FpsSeconds) {
+        for (a, b) in self.counts.iter_mut().zip(&o.counts) {
+            *a = a.saturating_add(*b);
+        }
+    }
+
+    /// Seconds counted.
+    pub fn seconds(&self) -> u64 {
+        self.counts.iter().map(|&c| u64::from(c)).sum()
+    }
+
+    /// The share of seconds with fewer than `fps` frames; `None` with none.
+    pub fn share_below(&self, fps: f64) -> Option<f64> {
+        let n = self.seconds();
+        let below: u64 = (0..self.counts.len())
+            .filter(|&k| (k as f64) < fps)
+            .map(|k| u64::from(self.counts[k]))
+            .sum();
+        (n > 0).then(|| below as f64 / n as f64)
+    }
+}
+
+/// The second of video under way: when it began and its frames so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SecondUnderWay {
+    start_ms: f64,
+    frames: u32,
+}
+
 /// Everything a [`Stream`] measured, as plain data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -73,6 +184,12 @@ pub struct Summary {
     pub watched_ms: f64,
     /// Video freezes (zero for audio).
     pub freezes: Freezes,
+    /// One-way latencies from a sender sharing the receiver's clock.
+    #[serde(default)]
+    pub latency: Latencies,
+    /// Video: whole seconds by their frame count (empty for audio).
+    #[serde(default)]
+    pub fps_seconds: FpsSeconds,
 }
 
 impl Summary {
@@ -167,6 +284,10 @@ pub struct Stream {
     /// arrival starts a new segment.
     paused: bool,
     freeze: Option<Box<FreezeRule>>,
+    latency: Latencies,
+    fps_seconds: FpsSeconds,
+    /// Video: the second under way.
+    second: Option<SecondUnderWay>,
 }
 
 impl Stream {
@@ -183,6 +304,9 @@ impl Stream {
             watched_before_ms: 0.0,
             paused: false,
             freeze: video.then(Box::default),
+            latency: Latencies::default(),
+            fps_seconds: FpsSeconds::default(),
+            second: None,
         }
     }
 
@@ -215,8 +339,13 @@ impl Stream {
             if let Some(f) = &mut self.freeze {
                 f.last_frame_ms = None;
             }
+            // A second cut short by the pause is not a second of video.
+            self.second = None;
         }
         let transit = arrival_ms - sent_ms;
+        if same_clock {
+            self.latency.add(transit.max(0.0));
+        }
         if let Some(prev) = self.last_transit_ms {
             let d = (transit - prev).abs();
             self.jitter_ms += (d - self.jitter_ms) / 16.0;
@@ -236,15 +365,36 @@ impl Stream {
         self.last_arrival_ms = self.last_arrival_ms.max(arrival_ms);
         // A frame that filled a hole or repeated one was never shown in
         // its turn: only frames moving the stream forward count.
+        let forward = !seen.duplicate && !seen.reordered;
         let freeze_ms = match &mut self.freeze {
-            Some(f) if !seen.duplicate && !seen.reordered => f.frame(arrival_ms),
+            Some(f) if forward => f.frame(arrival_ms),
             _ => None,
         };
+        if forward && self.freeze.is_some() {
+            self.count_frame(arrival_ms);
+        }
         Arrival {
             seen,
             late,
             freeze_ms,
         }
+    }
+
+    /// Counts a video frame at `at_ms` in its second, closing the seconds
+    /// before it (those with no frame count as 0 fps).
+    fn count_frame(&mut self, at_ms: f64) {
+        let s = self.second.get_or_insert(SecondUnderWay {
+            start_ms: at_ms,
+            frames: 0,
+        });
+        let last = self.fps_seconds.counts.len() - 1;
+        while at_ms >= s.start_ms + 1000.0 {
+            let k = (s.frames as usize).min(last);
+            self.fps_seconds.counts[k] = self.fps_seconds.counts[k].saturating_add(1);
+            s.start_ms += 1000.0;
+            s.frames = 0;
+        }
+        s.frames += 1;
     }
 
     /// The sequence counts so far.
@@ -278,6 +428,8 @@ impl Stream {
                 .freeze
                 .as_ref()
                 .map_or_else(Freezes::default, |f| f.freezes),
+            latency: self.latency,
+            fps_seconds: self.fps_seconds,
         }
     }
 }
@@ -335,6 +487,71 @@ mod tests {
             t.see(i as u64, sent, sent + 5_000.0 + transit, false, 100.0);
         }
         assert!((t.summary().jitter_ms - j).abs() < 1e-9);
+    }
+
+    #[test]
+    fn latencies_are_bucketed_from_the_same_clock_only() {
+        let mut s = Stream::new(false);
+        for (i, transit) in [4.0, 12.0, 100.0, 101.0, 250.0].into_iter().enumerate() {
+            let sent = i as f64 * 20.0;
+            s.see(i as u64, sent, sent + transit, true, 1000.0);
+        }
+        // Another clock's transit says nothing of latency.
+        s.see(9, 0.0, 5_000.0, false, 1000.0);
+        let l = s.summary().latency;
+        assert_eq!(l.n, 5);
+        assert_eq!(l.mean_ms(), Some(93.4));
+        assert_eq!(l.quantile_at_most_ms(0.2), Some(5.0));
+        assert_eq!(
+            l.quantile_at_most_ms(0.6),
+            Some(100.0),
+            "100 is in the bucket up to 100"
+        );
+        assert_eq!(l.quantile_at_most_ms(0.8), Some(120.0));
+        assert_eq!(l.quantile_at_most_ms(0.95), Some(250.0));
+        let mut big = Latencies::default();
+        big.add(60_000.0);
+        assert_eq!(
+            big.quantile_at_most_ms(0.5),
+            Some(30_000.0),
+            "the open bucket"
+        );
+        assert_eq!(Latencies::default().quantile_at_most_ms(0.5), None);
+        big.merge(&l);
+        assert_eq!(big.n, 6);
+    }
+
+    /// 30 fps for 3 s, nothing for 2 s, 10 fps for 2 s: seconds of 30, 30,
+    /// 30, 0, 0 (the stall), then 10 (the last second under way is not counted).
+    #[test]
+    fn seconds_are_counted_by_their_frames() {
+        let mut s = Stream::new(true);
+        let mut seq = 0;
+        let mut frame = |s: &mut Stream, t: f64| {
+            s.see(seq, t, t + 1.0, true, 1000.0);
+            seq += 1;
+        };
+        for k in 0..90 {
+            frame(&mut s, k as f64 * 1000.0 / 30.0);
+        }
+        for k in 0..20 {
+            frame(&mut s, 5_000.0 + k as f64 * 100.0);
+        }
+        let f = s.summary().fps_seconds;
+        assert_eq!(f.seconds(), 6);
+        assert_eq!((f.counts[30], f.counts[0], f.counts[10]), (3, 2, 1));
+        assert_eq!(f.share_below(15.0), Some(0.5));
+        assert_eq!(f.share_below(0.5), Some(2.0 / 6.0));
+        // Audio counts no seconds; a pause drops the second under way.
+        let mut a = Stream::new(false);
+        a.see(0, 0.0, 1.0, true, 100.0);
+        a.see(1, 3000.0, 3001.0, true, 100.0);
+        assert_eq!(a.summary().fps_seconds.seconds(), 0);
+        let mut p = Stream::new(true);
+        p.see(0, 0.0, 1.0, true, 100.0);
+        p.pause();
+        p.see(1, 5000.0, 5001.0, true, 100.0);
+        assert_eq!(p.summary().fps_seconds.seconds(), 0);
     }
 
     #[test]

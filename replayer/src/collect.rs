@@ -9,23 +9,30 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use synth_common::netem::Counters;
-use synth_common::quality::{Exact, Freezes};
+use synth_common::quality::{Exact, FpsSeconds, Freezes, Latencies};
+use synth_report::figure::{unscoped_reason, FIGURES};
 use synth_report::health::Health;
 use synth_report::hist;
+use synth_report::model::score::{summarize, ParticipantScore};
+use synth_report::model::Scores;
 use synth_report::model::{
     Adaptation, Behaviour, Clients, Concealment, Control, ControlCounts, Counts, Event,
     ExactReport, Expected, FreezeReport, LinkReport, MediaReport, Meeting, NetworkReport,
-    Percentiles, PhaseReport, ProcessReport, QuicReport, Rate, Received, Report, Screen,
-    SearchReport, Sent, Sessions, Signals, StopReason, Timeline, SCHEMA, SCHEMA_VERSION,
+    Percentiles, PhaseReport, ProcessReport, QuicReport, Rate, Received, Report, ScopeFigures,
+    Screen, SearchReport, Sent, Sessions, Signals, StopReason, Timeline, SCHEMA, SCHEMA_VERSION,
 };
 use synth_report::num::{bitrates, quantile, round3, round6};
-use synth_report::threshold::Threshold;
+use synth_report::score::{
+    audio_mos, bits_per_pixel, video_score, AudioIn, BandIn, BandLimits, VideoIn,
+};
+use synth_report::threshold::{Scope, Threshold};
 
 use crate::metrics::{
     ClientStats, Control as ControlKind, Media, Metrics, PeerView, Process, State, REASONS,
 };
 use crate::netem::Tap;
 use crate::plan::ClientPlan;
+use crate::scopes::{ScopeDef, Scopes};
 
 /// The adapting clients' switches and time per rendition; `None` when none adapts.
 fn adaptation(m: &Metrics, plan: &[ClientPlan]) -> Option<Adaptation> {
@@ -65,8 +72,11 @@ pub struct Recorded {
 /// What the report needs besides the metrics.
 #[derive(Debug)]
 pub struct Inputs<'a> {
-    /// The plan (each client's target bitrate included).
+    /// The plan of the clients reported on (each client's target bitrate
+    /// included): the whole plan, or a scope's members.
     pub plan: &'a [ClientPlan],
+    /// The whole plan (senders are looked up in it).
+    pub full_plan: &'a [ClientPlan],
     /// Server shown in the report.
     pub server: String,
     /// Pack path.
@@ -89,6 +99,24 @@ pub struct Inputs<'a> {
     pub aborted: Option<String>,
     /// What the plan expects of one participant per second besides media.
     pub expected: Expected,
+    /// The groups, networks and meetings the report gives figures of.
+    pub scopes: &'a Scopes,
+    /// What the scores need besides the metrics.
+    pub scoring: Scoring<'a>,
+}
+
+/// What the participants' scores need besides the metrics: the limits of
+/// upstream's bands, the names of groups and networks, the pack's tracks.
+#[derive(Debug, Clone, Copy)]
+pub struct Scoring<'a> {
+    /// The bands' limits (`quality.bands`).
+    pub bands: &'a BandLimits,
+    /// Each group's name, by group index.
+    pub group_names: &'a [String],
+    /// Each network's profile name, by network index.
+    pub networks: &'a [crate::config::Network],
+    /// The pack's tracks (a sender's rendition: its size, frame rate, bitrate).
+    pub tracks: &'a [synth_common::pack::Track],
 }
 
 /// The behaviour section: the schedule's plan and what the clients did.
@@ -125,15 +153,16 @@ fn behaviour(m: &Metrics, plan: &[ClientPlan], sc: &crate::plan::ScheduleInfo) -
 }
 
 /// One (sender, receiver, media) pair's loss at the end: exact for senders
-/// of this process the receiver joined with, inferred from the span otherwise.
+/// of this process the receiver joined with, inferred from the span
+/// otherwise. `all` holds every sender.
 fn pair_loss(
-    m: &Metrics,
+    all: &Metrics,
     view: &PeerView,
     sender: Option<usize>,
     i: usize,
 ) -> (u64, Option<Exact>) {
     let c = &view.media[i].seq;
-    match (view.expect_from, sender.and_then(|s| m.clients.get(s))) {
+    match (view.expect_from, sender.and_then(|s| all.clients.get(s))) {
         (Some(from), Some(s)) if view.ours => {
             let mut until = s.next_seq[i].load(Relaxed);
             if let Some(u) = view.until {
@@ -162,7 +191,9 @@ struct Pairs {
     lost_by_receiver: Vec<u64>,
 }
 
-fn pairs(m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
+/// The pairs of the receivers of `m`; `all` holds every sender, `index`
+/// their plan indices by user id.
+fn pairs(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
     let mut p = Pairs::default();
     for c in &m.clients {
         let Ok(peers) = c.peers.lock() else {
@@ -174,7 +205,7 @@ fn pairs(m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) -> Pairs {
         let mut mine_lost = 0;
         for (id, view) in peers.iter() {
             let sum = &view.media[i];
-            let (lost, exact) = pair_loss(m, view, index.get(id.as_str()).copied(), i);
+            let (lost, exact) = pair_loss(all, view, index.get(id.as_str()).copied(), i);
             p.lost += lost;
             mine_lost += lost;
             let slots = match exact {
@@ -213,10 +244,78 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         .iter()
         .map(|p| (p.user_id.as_str(), p.index))
         .collect();
-    let [pa, pv] = [pairs(m, &index, 0), pairs(m, &index, 1)];
+    let mut r = figures(m, m, &index, inp);
+    if let Some(rec) = inp.live.clone() {
+        r.timeline = Some(rec.timeline);
+        r.events = rec.events;
+        r.search = rec.search;
+        if let Some(b) = r.behaviour.as_mut() {
+            b.phases = rec.phases;
+        }
+    }
+    r.scopes = inp
+        .scopes
+        .list
+        .iter()
+        .map(|d| scope(m, &index, inp, d))
+        .collect();
+    r.judge(inp.thresholds);
+    r
+}
+
+/// A group's, network's or meeting's figures: the report of its
+/// participants alone, read through the registry (the figures a scope
+/// cannot give left out).
+fn scope(all: &Metrics, index: &BTreeMap<&str, usize>, inp: &Inputs, d: &ScopeDef) -> ScopeFigures {
+    let sub = all.subset(&d.members, d.hist_groups.as_deref());
+    let plan: Vec<ClientPlan> = d
+        .members
+        .iter()
+        .filter_map(|&i| inp.plan.get(i).cloned())
+        .collect();
+    let sub_inp = Inputs {
+        plan: &plan,
+        full_plan: inp.full_plan,
+        server: String::new(),
+        pack: String::new(),
+        stopped_by: inp.stopped_by,
+        thresholds: &[],
+        health: Health::default(),
+        at_end: (0, 0),
+        live: None,
+        seed: inp.seed,
+        schedule: inp.schedule,
+        aborted: None,
+        expected: inp.expected,
+        scopes: inp.scopes,
+        scoring: inp.scoring,
+    };
+    let r = figures(all, &sub, index, &sub_inp);
+    let kind = match d.kind {
+        "group" => Scope::Group(d.name.clone()),
+        "network" => Scope::Network(d.name.clone()),
+        _ => Scope::Meeting(d.name.clone()),
+    };
+    ScopeFigures {
+        kind: d.kind.to_string(),
+        name: d.name.clone(),
+        clients: d.members.len(),
+        figures: FIGURES
+            .iter()
+            .filter(|f| f.alias_of.is_none() && unscoped_reason(f, &kind).is_none())
+            .map(|f| (f.name.to_string(), (f.end)(&r).map(round6)))
+            .collect(),
+    }
+}
+
+/// The report's figures for the clients of `m` (all of `all`'s, or a
+/// scope's): everything but the live side's record, the scopes and the
+/// verdict.
+fn figures(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, inp: &Inputs) -> Report {
+    let [pa, pv] = [pairs(all, m, index, 0), pairs(all, m, index, 1)];
     let meetings = meetings(m, inp.plan, [&pa, &pv]);
     let p = Process::now();
-    let mut r = Report {
+    Report {
         schema: SCHEMA.to_string(),
         version: SCHEMA_VERSION,
         server: inp.server.clone(),
@@ -257,17 +356,213 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         adaptation: adaptation(m, inp.plan),
         seed: Some(inp.seed),
         behaviour: inp.schedule.map(|sc| behaviour(m, inp.plan, sc)),
-    };
-    if let Some(rec) = inp.live.clone() {
-        r.timeline = Some(rec.timeline);
-        r.events = rec.events;
-        r.search = rec.search;
-        if let Some(b) = r.behaviour.as_mut() {
-            b.phases = rec.phases;
-        }
+        scopes: Vec::new(),
+        scores: scores(all, m, index, inp),
     }
-    r.judge(inp.thresholds);
-    r
+}
+
+/// What one receiver measured of its senders, for its scores.
+#[derive(Default)]
+struct Heard {
+    /// Audio: latencies from senders of this process, all pairs.
+    latency: Latencies,
+    /// Audio: slots expected and concealed, all pairs.
+    slots: u64,
+    concealed: u64,
+    /// Audio: jitter weighted by slots, and the senders' Opus bitrates.
+    jitter_x_slots: f64,
+    kbps: Vec<f64>,
+    /// Video: frozen and watched time, all pairs (ms).
+    frozen_ms: f64,
+    watched_ms: f64,
+    /// Video: frames per second received, weighted by watched time.
+    fps_x_watched: f64,
+    /// Video: what each sender sent (frame rate, bits per pixel, size).
+    sent: Vec<(f64, Option<f64>, u32, u32)>,
+    fps_seconds: FpsSeconds,
+}
+
+/// The participants' scores (see `docs/src/scores.md`): per (sender,
+/// receiver) pair an audio MOS and a video score from what the pair
+/// measured, per participant the same from everything it received with its
+/// bands; `None` when no participant received anything.
+fn scores(
+    all: &Metrics,
+    m: &Metrics,
+    index: &BTreeMap<&str, usize>,
+    inp: &Inputs,
+) -> Option<Scores> {
+    let sc = &inp.scoring;
+    let (mut pair_audio, mut pair_video, mut people) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, p) in m.clients.iter().zip(inp.plan) {
+        if !c.ever_connected.load(Relaxed) {
+            continue;
+        }
+        let Ok(peers) = c.peers.lock() else { continue };
+        let mut h = Heard::default();
+        for (id, view) in peers.iter() {
+            let sender = index
+                .get(id.as_str())
+                .and_then(|&s| Some((s, inp_plan_of(inp, all, s)?)));
+            hear_audio(all, view, sender, &mut h, &mut pair_audio);
+            hear_video(
+                view,
+                sender.map(|s| s.1),
+                sc.tracks,
+                &mut h,
+                &mut pair_video,
+            );
+        }
+        drop(peers);
+        people.push(participant(c, p, &h, sc));
+    }
+    if people.is_empty() {
+        return None;
+    }
+    Some(summarize(sc.bands, &pair_audio, &pair_video, people))
+}
+
+/// The plan of sender `s` of this process: the full plan's entry (a
+/// scope's plan holds its members only, senders may be anyone).
+fn inp_plan_of<'a>(inp: &Inputs<'a>, all: &Metrics, s: usize) -> Option<&'a ClientPlan> {
+    (s < all.clients.len())
+        .then(|| inp.full_plan.get(s))
+        .flatten()
+}
+
+/// One pair's audio: its MOS (when its latency is known: a sender of this
+/// process) and its share of the receiver's figures.
+fn hear_audio(
+    all: &Metrics,
+    view: &PeerView,
+    sender: Option<(usize, &ClientPlan)>,
+    h: &mut Heard,
+    pair_audio: &mut Vec<f64>,
+) {
+    let sum = &view.media[0];
+    let (lost, exact) = pair_loss(all, view, sender.map(|s| s.0), 0);
+    let slots = exact.map_or(sum.seq.span(), |e| e.expected);
+    if slots == 0 {
+        return;
+    }
+    let concealed = (lost + sum.late).min(slots);
+    let kbps = sender
+        .map(|s| s.1.target_bps[0] / 1000.0)
+        .filter(|k| *k > 0.0);
+    if let Some(one_way) = sum.latency.mean_ms() {
+        pair_audio.push(round3(audio_mos(&AudioIn {
+            one_way_ms: one_way,
+            jitter_ms: sum.jitter_ms,
+            concealed_share: concealed as f64 / slots as f64,
+            bitrate_kbps: kbps,
+        })));
+    }
+    h.latency.merge(&sum.latency);
+    h.slots += slots;
+    h.concealed += concealed;
+    h.jitter_x_slots += sum.jitter_ms * slots as f64;
+    h.kbps.extend(kbps);
+}
+
+/// One pair's video: its score and its share of the receiver's figures.
+fn hear_video(
+    view: &PeerView,
+    sender: Option<&ClientPlan>,
+    tracks: &[synth_common::pack::Track],
+    h: &mut Heard,
+    pair_video: &mut Vec<f64>,
+) {
+    let sum = &view.media[1];
+    let (Some(fps), Some(freeze)) = (sum.rate(), sum.freeze_share()) else {
+        return;
+    };
+    let track = sender.and_then(|s| tracks.get(s.video_track?));
+    let sent = track.map(|t| {
+        let kbps = sender.map_or(0.0, |s| s.target_bps[1] / 1000.0);
+        (
+            t.fps(),
+            bits_per_pixel(kbps, u32::from(t.width), u32::from(t.height), t.fps()),
+            u32::from(t.width),
+            u32::from(t.height),
+        )
+    });
+    let (sent_fps, bpp, width, height) = sent.unwrap_or((0.0, None, 0, 0));
+    pair_video.push(round3(video_score(&VideoIn {
+        freeze_share: freeze,
+        fps,
+        sent_fps,
+        bits_per_pixel: bpp,
+        width,
+        height,
+    })));
+    h.frozen_ms += sum.freezes.total_ms.min(sum.watched_ms);
+    h.watched_ms += sum.watched_ms;
+    h.fps_x_watched += fps * sum.watched_ms;
+    h.sent.extend(sent);
+    h.fps_seconds.merge(&sum.fps_seconds);
+}
+
+/// A participant's scores and bands from what it heard and how often it
+/// had to reconnect.
+fn participant(c: &ClientStats, p: &ClientPlan, h: &Heard, sc: &Scoring) -> ParticipantScore {
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let concealment = (h.slots > 0).then(|| h.concealed as f64 / h.slots as f64);
+    let audio = match (h.latency.mean_ms(), concealment) {
+        (Some(one_way), Some(share)) => Some(AudioIn {
+            one_way_ms: round3(one_way),
+            jitter_ms: round3(h.jitter_x_slots / h.slots as f64),
+            concealed_share: round6(share),
+            bitrate_kbps: mean(&h.kbps),
+        }),
+        _ => None,
+    };
+    let watched = h.watched_ms > 0.0;
+    let video = watched.then(|| {
+        let sent_fps: Vec<f64> = h.sent.iter().map(|s| s.0).collect();
+        let bpp: Vec<f64> = h.sent.iter().filter_map(|s| s.1).collect();
+        let (width, height) = h.sent.first().map_or((0, 0), |s| (s.2, s.3));
+        VideoIn {
+            freeze_share: round6(h.frozen_ms / h.watched_ms),
+            fps: round3(h.fps_x_watched / h.watched_ms),
+            sent_fps: mean(&sent_fps).map_or(0.0, round3),
+            bits_per_pixel: mean(&bpp).map(round6),
+            width,
+            height,
+        }
+    });
+    // Presence: its media span, or the longest it watched a sender.
+    let present_h = c.media_active().as_secs_f64().max(h.watched_ms / 1000.0) / 3600.0;
+    let seconds = h.fps_seconds.seconds();
+    let low = (1..h.fps_seconds.counts.len())
+        .filter(|&k| (k as f64) < sc.bands.low_fps)
+        .map(|k| u64::from(h.fps_seconds.counts[k]))
+        .sum::<u64>();
+    let inputs = BandIn {
+        audio_concealment: concealment.map(round6),
+        video_freeze_share: video.as_ref().map(|v| v.freeze_share),
+        latency_p95_ms: h.latency.quantile_at_most_ms(0.95),
+        low_fps_share: (seconds > 0).then(|| round6(low as f64 / seconds as f64)),
+        reconnects_per_hour: (present_h > 0.0)
+            .then(|| round3(c.reconnects.load(Relaxed) as f64 / present_h)),
+    };
+    let group = p
+        .group
+        .and_then(|g| sc.group_names.get(g).cloned())
+        .unwrap_or_else(|| "clients".to_string());
+    let mut s = ParticipantScore::new(
+        &p.user_id,
+        group,
+        &p.meeting_id,
+        audio,
+        video,
+        inputs,
+        sc.bands,
+    );
+    s.network = p
+        .network
+        .and_then(|n| sc.networks.get(n))
+        .map(|n| n.profile_name.clone());
+    s
 }
 
 /// Client counts.
@@ -544,6 +839,7 @@ pub fn networks(networks: &[crate::config::Network], taps: &[Tap]) -> Vec<Networ
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Layout;
     use std::time::Duration;
     use synth_report::health::{assess, CpuSampler, HostSampler, Limits, ServerDelays};
     use synth_report::merge::merge;
@@ -645,6 +941,7 @@ mod tests {
                 phase: Duration::ZERO,
                 step: 0,
                 network: None,
+                group: None,
                 adapt: false,
                 profile: Default::default(),
                 behaviour: Default::default(),
@@ -668,7 +965,17 @@ mod tests {
         thresholds: &[Threshold],
         at_end: (usize, usize),
     ) -> Report {
-        let plan = plan(clients);
+        built_with(m, &plan(clients), thresholds, at_end, &Scopes::EMPTY)
+    }
+
+    /// The same for a plan, with its scopes.
+    fn built_with(
+        m: &Metrics,
+        plan: &[ClientPlan],
+        thresholds: &[Threshold],
+        at_end: (usize, usize),
+        scopes: &Scopes,
+    ) -> Report {
         let health = assess(
             1.0,
             ServerDelays::default(),
@@ -680,7 +987,8 @@ mod tests {
         build(
             m,
             &Inputs {
-                plan: &plan,
+                plan,
+                full_plan: plan,
                 server: "https://relay".into(),
                 pack: "p.pack".into(),
                 stopped_by: StopReason::Duration,
@@ -692,8 +1000,84 @@ mod tests {
                 seed: 1,
                 schedule: None,
                 expected: Expected::default(),
+                scopes,
+                scoring: Scoring {
+                    bands: &BandLimits::default(),
+                    group_names: &[],
+                    networks: &[],
+                    tracks: &[],
+                },
             },
         )
+    }
+
+    /// A group's figures are those of a run of its clients alone (the same
+    /// counts, the same percentiles from the same histogram values), and a
+    /// scoped threshold reads them.
+    #[test]
+    fn a_group_reads_as_a_run_of_its_clients_alone() {
+        let mut plan = plan(&[0, 1, 2, 3]);
+        for p in &mut plan {
+            p.group = Some(p.index / 2);
+        }
+        let names = ["a".to_string(), "b".to_string()];
+        let thresholds = [
+            Threshold::parse("audio_received_packets{group=b}", "> 405").unwrap(),
+            Threshold::parse("audio_latency_p99_ms{group=a}", "< 1").unwrap(),
+            Threshold::parse("audio_lost{meeting=m1}", "== 0").unwrap(),
+        ];
+        let scopes = Scopes::new(&plan, &names, &[], &thresholds);
+        let m = Metrics::laid_out(4, Layout::new(scopes.group_of.clone(), scopes.groups));
+        for c in 0..4 {
+            record(&m, c, c);
+        }
+        let r = built_with(&m, &plan, &thresholds, (4, 4), &scopes);
+        let kinds: Vec<_> = r
+            .scopes
+            .iter()
+            .map(|s| (s.kind.as_str(), s.name.as_str(), s.clients))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("group", "a", 2), ("group", "b", 2), ("meeting", "m1", 2)]
+        );
+        for (name, clients) in [("a", [0, 1]), ("b", [2, 3])] {
+            let alone = report(&clients, &[]);
+            let scope = r.scope("group", name).unwrap();
+            for f in [
+                "audio_received_packets",
+                "video_lost",
+                "audio_latency_p99_ms",
+                "video_jitter_p50_ms",
+                "connect_p95_ms",
+                "reconnects",
+                "send_lateness_p99_ms",
+                "audio_bitrate_error_pct",
+            ] {
+                assert_eq!(
+                    scope.figures[f],
+                    alone.figure(f).map(round6),
+                    "group {name}: {f}"
+                );
+            }
+        }
+        let meeting = r.scope("meeting", "m1").unwrap();
+        assert!(
+            !meeting.figures.contains_key("audio_latency_p99_ms"),
+            "no percentiles per meeting"
+        );
+        assert_eq!(
+            meeting.figures["audio_received_packets"],
+            Some((206 + 209) as f64)
+        );
+        // Clients 2 and 3 received 206 and 209 audio packets.
+        let v = &r.thresholds;
+        assert_eq!((v[0].actual, v[0].pass), (Some(415.0), true));
+        assert!(!v[1].pass, "group a's latency p99 is over 1 ms");
+        assert_eq!(
+            (v[2].name.as_str(), v[2].actual),
+            ("audio_lost{meeting=m1}", Some(0.0))
+        );
     }
 
     fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
@@ -837,6 +1221,8 @@ mod tests {
                 },
                 video: P2::default(),
             },
+            audio_mos: None,
+            video_score: None,
             jitter_ms: Av::default(),
             freezes: 0,
             lateness_p99_ms: Some(p99 / 10.0),

@@ -54,7 +54,7 @@ pub mod transport;
 pub use session::{adapt, pacer, receive};
 pub use synth_report::{diff, hist, html, merge, threshold};
 pub use synth_scenario::behaviour as people;
-pub use synth_scenario::{config, plan};
+pub use synth_scenario::{config, plan, scopes};
 
 /// The report's model (`synth_report::model`) and where reports are written.
 pub mod report {

@@ -12,11 +12,23 @@ pub use synth_report::window::{Snapshot, Window};
 use synth_report::figure::{Counter, HistId};
 
 use crate::metrics::{host_now, ClientStats, Metrics, Process, State};
+use crate::scopes::ScopeDef;
 
 /// Everything `m` has counted until now.
 pub fn take(m: &Metrics) -> Snapshot {
+    take_of(m, None)
+}
+
+/// What the participants of `scope` (all with `None`) have counted until
+/// now: their counters and states, their groups' histograms (none for a
+/// meeting), and this process's CPU and memory.
+pub fn take_of(m: &Metrics, scope: Option<&ScopeDef>) -> Snapshot {
     let mut counts = [0; Counter::COUNT];
-    for c in &m.clients {
+    let members: Box<dyn Iterator<Item = &std::sync::Arc<ClientStats>>> = match scope {
+        None => Box::new(m.clients.iter()),
+        Some(d) => Box::new(d.members.iter().filter_map(|&i| m.clients.get(i))),
+    };
+    for c in members {
         let connected = c.ever_connected.load(Relaxed);
         counts[Counter::EverConnected as usize] += u64::from(connected);
         counts[Counter::FailedUnconnected as usize] +=
@@ -25,7 +37,10 @@ pub fn take(m: &Metrics) -> Snapshot {
             counts[counter as usize] += read(c, counter);
         }
     }
-    let states = m.states();
+    let states = match scope {
+        None => m.states(),
+        Some(d) => m.states_of(&d.members),
+    };
     counts[Counter::Failed as usize] = states[State::Failed as usize];
     let p = Process::now();
     let mut hists: Vec<_> = (0..HistId::COUNT)
@@ -46,7 +61,11 @@ pub fn take(m: &Metrics) -> Snapshot {
         (HistId::ServerRtt, &m.server_rtt),
         (HistId::KeyframeWait, &m.keyframe_wait),
     ] {
-        hists[id as usize] = h.merged();
+        hists[id as usize] = match scope.map(|d| d.hist_groups.as_deref()) {
+            None => h.merged(),
+            Some(Some(groups)) => h.merged_groups(groups),
+            Some(None) => continue,
+        };
     }
     Snapshot {
         t_s: m.started.elapsed().as_secs_f64(),

@@ -61,10 +61,11 @@ pub enum Worse {
 pub enum Merge {
     /// They add up (counts).
     Adds,
-    /// The larger is kept: an upper bound (percentiles, rates, shares).
+    /// The larger is kept: an upper bound of a figure where higher is
+    /// worse (percentiles, loss shares).
     Largest,
     /// The smaller is kept: a lower bound of a figure where lower is
-    /// worse (scores).
+    /// worse (scores, frame rates, success shares).
     Smallest,
 }
 
@@ -355,7 +356,7 @@ pub static FIGURES: &[Figure] = &[
         about: "clients connected / clients planned, less those a behaviour schedule never needed (0..1)",
         unit: Unit::Share,
         worse: Worse::Lower,
-        merge: Merge::Largest,
+        merge: Merge::Smallest,
         live: Some(Live::ConnectRate),
         step: true,
         phase: true,
@@ -579,7 +580,7 @@ pub static FIGURES: &[Figure] = &[
         about: "5th percentile of received frames per second per (sender, receiver) pair",
         unit: Unit::PerSecond,
         worse: Worse::Lower,
-        merge: Merge::Largest,
+        merge: Merge::Smallest,
         end: |r| r.video.received.rate_per_sender.p5,
         ..Figure::BASE
     },
@@ -588,7 +589,7 @@ pub static FIGURES: &[Figure] = &[
         about: "median received frames per second per (sender, receiver) pair",
         unit: Unit::PerSecond,
         worse: Worse::Lower,
-        merge: Merge::Largest,
+        merge: Merge::Smallest,
         end: |r| r.video.received.rate_per_sender.p50,
         ..Figure::BASE
     },
@@ -597,7 +598,7 @@ pub static FIGURES: &[Figure] = &[
         about: "5th percentile of received audio packets per second per pair",
         unit: Unit::PerSecond,
         worse: Worse::Lower,
-        merge: Merge::Largest,
+        merge: Merge::Smallest,
         end: |r| r.audio.received.rate_per_sender.p5,
         ..Figure::BASE
     },
@@ -715,7 +716,7 @@ pub static FIGURES: &[Figure] = &[
         about: "clients connected (or stalled) when the run stopped over clients started (0..1); also built in as >= 0.5",
         unit: Unit::Share,
         worse: Worse::Lower,
-        merge: Merge::Largest,
+        merge: Merge::Smallest,
         live: Some(Live::ConnectedShare),
         end: |r| {
             let c = &r.clients;
@@ -780,6 +781,35 @@ pub static FIGURES: &[Figure] = &[
 /// The figure called `name`.
 pub fn get(name: &str) -> Option<&'static Figure> {
     FIGURES.iter().find(|f| f.name == name)
+}
+
+/// Why a threshold cannot read `f` in `scope`; `None` when it can. The
+/// generator's own figures are the process's, not a group's; percentiles
+/// are kept per group (histogram shards), not per meeting; a phase is a
+/// window of the run, which gives only the live figures.
+pub fn unscoped_reason(f: &Figure, scope: &crate::threshold::Scope) -> Option<String> {
+    use crate::threshold::Scope;
+    let kind = scope.kind()?;
+    if matches!(f.name, "generator_saturated" | "connected_at_end_share")
+        && !matches!(scope, Scope::Phase(_))
+    {
+        return Some(format!(
+            "{} is the generator's or the whole run's, not a {kind}'s",
+            f.name
+        ));
+    }
+    match (scope, f.live) {
+        (Scope::Phase(_), None) => Some(format!(
+            "{} is only known at the end, and a phase is a window of the run (live figures: the latency, cross-host latency and jitter percentiles, {})",
+            f.name,
+            live_names()
+        )),
+        (Scope::Meeting(_), Some(Live::Hist(..))) => Some(format!(
+            "{} is a percentile, and percentiles are not kept per meeting: scope it by group or network",
+            f.name
+        )),
+        _ => None,
+    }
 }
 
 /// Every figure's name, in registry order.
@@ -875,6 +905,15 @@ mod tests {
                 && (f.name.starts_with("audio_") || f.name.starts_with("video_"));
             assert_eq!(family, f.percentile, "{}", f.name);
             assert_eq!(f.merge == Merge::Adds, f.unit == Unit::Count, "{}", f.name);
+            // Pods' values combine to the worse: the smaller where lower is worse.
+            if f.merge != Merge::Adds {
+                assert_eq!(
+                    f.merge == Merge::Smallest,
+                    f.worse == Worse::Lower,
+                    "{}",
+                    f.name
+                );
+            }
         }
     }
 

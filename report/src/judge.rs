@@ -15,7 +15,7 @@ impl Report {
     pub fn judge(&mut self, thresholds: &[Threshold]) {
         self.thresholds = thresholds
             .iter()
-            .map(|t| t.check(self.figure(&t.name)))
+            .map(|t| t.check(self.threshold_value(t)))
             .collect();
         // Built in: a run whose clients are mostly gone at the end never passes.
         let share = self.figure("connected_at_end_share");

@@ -9,7 +9,8 @@
 //!   worse, live or end-only, how it merges — that thresholds, live checks,
 //!   `report diff`, `report merge` and the docs read.
 //! - [`threshold`] and [`judge`]: thresholds parsed and checked, and the
-//!   built-in verdicts; [`health`]: whether the generator kept up.
+//!   built-in verdicts; [`scoped`]: what a scoped threshold or a
+//!   participant share reads; [`health`]: whether the generator kept up.
 //! - [`window`]: figures over a window of a run, from two snapshots.
 //! - [`score`]: the audio MOS (ITU-T G.107), the video score and
 //!   upstream's call-quality bands, from plain numbers.
@@ -32,6 +33,7 @@ pub mod judge;
 pub mod merge;
 pub mod model;
 pub mod num;
+pub mod scoped;
 pub mod score;
 pub mod text;
 pub mod threshold;

@@ -22,6 +22,10 @@
 //!   per-interval histograms are not kept in the report; its scores
 //!   (`audio_mos`, `video_score`) are the lowest of the pods', a lower bound.
 //!
+//! - a phase's and a scope's (group, network, meeting) figures: counts add,
+//!   of the others the worse of the pods' is kept (the registry's `merge`),
+//!   a bound no pod did better than (their histograms are not kept).
+//!
 //! The scores section keeps every participant, so its summaries are
 //! recomputed from them (exact); its pair scores come from their
 //! histograms like the other distributions over pairs.
@@ -40,7 +44,7 @@ use crate::hist;
 use crate::model::{
     network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Control, Counts, Event,
     ExactReport, FreezeReport, MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received,
-    Report, Sample, Sent, Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
+    Report, Sample, ScopeFigures, Sent, Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
 };
 use crate::num::{bitrates, round3, round6};
 use crate::threshold::Threshold;
@@ -193,6 +197,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         },
         behaviour: behaviour(reports)?,
         scores: scores(reports)?,
+        scopes: scopes(all()),
     };
     merged.judge(&thresholds(reports)?);
     Ok(merged)
@@ -214,8 +219,7 @@ fn scores(reports: &[(String, Report)]) -> anyhow::Result<Option<crate::model::S
 }
 
 /// The behaviour sections added up: counts add, the rejoin time comes from
-/// the added histograms, a phase's counts add by name and its percentiles
-/// are the largest of the pods' (an upper bound, as the merged timeline's).
+/// the added histograms, a phase's figures combine by name ([`figures`]).
 fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> {
     let parts: Vec<(&str, &Behaviour)> = reports
         .iter()
@@ -244,17 +248,7 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
                     p.t_start_s = p.t_start_s.min(ph.t_start_s);
                     p.t_end_s = p.t_end_s.max(ph.t_end_s);
                     p.connected_at_end += ph.connected_at_end;
-                    for (k, v) in &ph.figures {
-                        let e = p.figures.entry(k.clone()).or_insert(None);
-                        *e = match (*e, *v) {
-                            (Some(a), Some(b)) => Some(match how(k) {
-                                Merge::Adds => a + b,
-                                Merge::Largest => a.max(b),
-                                Merge::Smallest => a.min(b),
-                            }),
-                            (a, b) => a.or(b),
-                        };
-                    }
+                    figures(&mut p.figures, &ph.figures);
                 }
             }
         }
@@ -262,11 +256,47 @@ fn behaviour(reports: &[(String, Report)]) -> anyhow::Result<Option<Behaviour>> 
     Ok(Some(out))
 }
 
-/// How a phase figure's pods' values combine: they add (a count), the
-/// larger is kept (a percentile, rate or share) or the smaller (a score);
-/// the registry says, and a name it does not know keeps the larger.
+/// How a figure's pods' values combine: they add (a count), the larger is
+/// kept (a percentile, or a rate where higher is worse) or the smaller (a
+/// score or a rate where lower is worse); the registry says, and a name it
+/// does not know keeps the larger.
 fn how(name: &str) -> Merge {
     figure::get(name).map_or(Merge::Largest, |f| f.merge)
+}
+
+/// The groups', networks' and meetings' figures: a scope of several
+/// pods (a group runs in every pod) combines as a phase's figures do.
+fn scopes<'a>(all: impl Iterator<Item = &'a Report>) -> Vec<ScopeFigures> {
+    let mut out: Vec<ScopeFigures> = Vec::new();
+    for s in all.flat_map(|r| &r.scopes) {
+        match out
+            .iter_mut()
+            .find(|o| o.kind == s.kind && o.name == s.name)
+        {
+            None => out.push(s.clone()),
+            Some(o) => {
+                o.clients += s.clients;
+                figures(&mut o.figures, &s.figures);
+            }
+        }
+    }
+    out
+}
+
+/// Takes `from`'s figures into `into` as the registry says ([`how`]): a
+/// bound no pod's participants did better than.
+fn figures(into: &mut BTreeMap<String, Option<f64>>, from: &BTreeMap<String, Option<f64>>) {
+    for (k, v) in from {
+        let e = into.entry(k.clone()).or_insert(None);
+        *e = match (*e, *v) {
+            (Some(a), Some(b)) => Some(match how(k) {
+                Merge::Adds => a + b,
+                Merge::Largest => a.max(b),
+                Merge::Smallest => a.min(b),
+            }),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// The one value all sources share, else the distinct values joined with `, `.
@@ -730,5 +760,64 @@ fn max_p2(a: P2, b: P2) -> P2 {
     P2 {
         p50: max_opt(a.p50, b.p50),
         p99: max_opt(a.p99, b.p99),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::score::{summarize, ParticipantScore};
+    use crate::score::{BandIn, BandLimits};
+
+    fn report(scores: Option<crate::model::Scores>) -> Report {
+        let mut r = crate::model::bare();
+        r.scores = scores;
+        r
+    }
+
+    fn scored(limits: &BandLimits, ids: &[&str]) -> crate::model::Scores {
+        let ps = ids
+            .iter()
+            .map(|id| {
+                let i = BandIn {
+                    latency_p95_ms: Some(50.0),
+                    ..BandIn::default()
+                };
+                ParticipantScore::new(*id, "g", "m", None, None, i, limits)
+            })
+            .collect();
+        summarize(limits, &[4.0], &[], ps)
+    }
+
+    /// Pods' scores merge into one section of every participant; a pod
+    /// without one adds nothing, and limits that differ name the pod.
+    #[test]
+    fn scores_sections_merge() {
+        let l = BandLimits::default();
+        let parts = vec![
+            (
+                "a.json".to_string(),
+                report(Some(scored(&l, &["a1", "a2"]))),
+            ),
+            ("b.json".to_string(), report(None)),
+            ("c.json".to_string(), report(Some(scored(&l, &["c1"])))),
+        ];
+        let m = merge(&parts).unwrap();
+        let s = m.scores.unwrap();
+        assert_eq!(s.run.participants, 3);
+        assert_eq!(s.run.verdicts.green, 3);
+        assert_eq!(s.pairs.audio_mos.n, 2);
+        assert!(merge(&parts[1..2]).unwrap().scores.is_none());
+
+        let strict = BandLimits {
+            k_red_fail: 1,
+            ..BandLimits::default()
+        };
+        let parts = vec![
+            ("a.json".to_string(), report(Some(scored(&l, &["a1"])))),
+            ("c.json".to_string(), report(Some(scored(&strict, &["c1"])))),
+        ];
+        let e = format!("{:#}", merge(&parts).unwrap_err());
+        assert!(e.starts_with("c.json: scores: "), "{e}");
     }
 }

@@ -153,6 +153,7 @@ mod tests {
             phase: Default::default(),
             step: 0,
             network: None,
+            group: None,
             adapt: false,
             profile,
             behaviour: Default::default(),

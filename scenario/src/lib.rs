@@ -13,12 +13,15 @@
 //! - [`cadence`]: what each participant is expected to send and receive
 //!   besides media, per second (its profile's control traffic).
 //! - [`summary`]: the plan as `validate` prints it.
+//! - [`scopes`]: the participants of each group, network and meeting, for
+//!   scoped thresholds and the report's scopes.
 //!
 //! Data flows one way: `config` ← `behaviour` (its specs) ← `plan` ←
-//! `cadence` ← `summary`.
+//! `cadence` ← `summary`; `plan` ← `scopes`.
 
 pub mod behaviour;
 pub mod cadence;
 pub mod config;
 pub mod plan;
+pub mod scopes;
 pub mod summary;

@@ -41,6 +41,9 @@ pub struct ClientPlan {
     pub step: usize,
     /// Its network: an index into `Settings::networks`; `None` for the plain socket.
     pub network: Option<usize>,
+    /// Its group: an index into `Settings::group_names`; `None` for an
+    /// explicit `clients` entry.
+    pub group: Option<usize>,
     /// It adapts its video rendition to its uplink (`crate::adapt`).
     pub adapt: bool,
     /// What it sends besides media, and how it keeps its session.
@@ -65,6 +68,17 @@ pub struct Behaviour {
     /// Its sessions come from a behaviour schedule: no sessions there means
     /// it never joins (a phase never needed it).
     pub scheduled: bool,
+}
+
+/// The mean Opus bitrate (kbps) of the clients that send audio; `None`
+/// when none does.
+pub fn mean_audio_kbps(clients: &[ClientPlan]) -> Option<f64> {
+    let rates: Vec<f64> = clients
+        .iter()
+        .map(|c| c.target_bps[0])
+        .filter(|&b| b > 0.0)
+        .collect();
+    (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64 / 1000.0)
 }
 
 impl ClientPlan {
@@ -253,6 +267,7 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             phase: Duration::from_micros((i as u64 * 7_919) % 20_000),
             step: s.search.as_ref().map_or(0, |se| se.step_of(i)),
             network: c.network,
+            group: c.group,
             adapt: c.adapt && video_track.is_some(),
             profile: c.profile,
             behaviour: Behaviour {

@@ -39,7 +39,7 @@ struct Candidate {
     rtts: Vec<f64>,
 }
 
-/// Connects `user` to every one of `urls` through `endpoint`, probes each
+/// Connects `user` (client `client` of the plan) to every one of `urls` through `endpoint`, probes each
 /// for the election, and returns the session kept (with its handshake's
 /// length and its place in `urls`); the others are closed. Fails with the
 /// first server's failure when no session opened.
@@ -48,7 +48,7 @@ pub(super) async fn elect(
     stats: &Arc<ClientStats>,
     endpoint: &web_transport_quinn::Client,
     urls: &[url::Url],
-    user: &str,
+    (user, client): (&str, usize),
 ) -> Result<(Session, Duration, usize), ConnectFailure> {
     let mut set = JoinSet::new();
     for (index, url) in urls.iter().enumerate() {
@@ -56,7 +56,7 @@ pub(super) async fn elect(
         let (endpoint, url, user) = (endpoint.clone(), url.clone(), user.to_owned());
         set.spawn(async move {
             let (session, took) = attempt(&shared, &endpoint, &url).await?;
-            let rtts = probe(&session, &shared, &stats, &user).await;
+            let rtts = probe(&session, &shared, &stats, (&user, client)).await;
             Ok::<_, ConnectFailure>(Candidate {
                 index,
                 session,
@@ -116,7 +116,12 @@ fn winner(open: &[(usize, &[f64])]) -> Option<usize> {
 /// Probes `session` for the election: an RTT datagram every 200 ms, the
 /// echoes timed; whatever else the server sends is read and dropped.
 /// Returns the echo times, ms.
-async fn probe(session: &Session, shared: &Shared, stats: &ClientStats, user: &str) -> Vec<f64> {
+async fn probe(
+    session: &Session,
+    shared: &Shared,
+    stats: &ClientStats,
+    (user, client): (&str, usize),
+) -> Vec<f64> {
     let start = Instant::now();
     let end = tokio::time::sleep_until((start + ELECTION).into());
     let mut tick = tokio::time::interval(ELECTION_PROBE_EVERY);
@@ -142,7 +147,7 @@ async fn probe(session: &Session, shared: &Shared, stats: &ClientStats, user: &s
                     if let Some(stamp) = echo(&d, user) {
                         let ms = (start.elapsed().as_secs_f64() * 1000.0 - stamp).max(0.0);
                         stats.control_received[Control::Rtt as usize].fetch_add(1, Relaxed);
-                        shared.metrics.server_rtt.record((ms * 1000.0) as u64, 0);
+                        shared.metrics.server_rtt.record((ms * 1000.0) as u64, client);
                         rtts.push(ms);
                     }
                 }

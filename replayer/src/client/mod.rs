@@ -241,7 +241,7 @@ impl Driver {
                 &c.stats,
                 &self.endpoint,
                 &self.urls,
-                &c.plan.user_id,
+                (&c.plan.user_id, c.plan.index),
             )
             .await;
         }

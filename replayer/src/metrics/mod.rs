@@ -21,7 +21,7 @@ mod prometheus;
 pub mod store;
 
 pub use client::{ClientStats, PeerView, RenditionTime};
-pub use hist::{Hist, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
+pub use hist::{Hist, Layout, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
 pub use labels::{Control, FailReason, Media, State, CONTROL, FLAGS, MEDIA, REASONS};
 pub use loop_delay::LoopDelay;
 pub use process::{cores_available, host_now, Process};

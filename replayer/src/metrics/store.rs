@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::client::ClientStats;
-use super::hist::{Hist, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
+use super::hist::{
+    Hist, Layout, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS,
+};
 use super::labels::FailReason;
 use super::loop_delay::LoopDelay;
 
@@ -59,26 +61,66 @@ impl Metrics {
     /// acknowledged for [`crate::config::defaults::STALL_AFTER`] counts as
     /// stalled (see [`Metrics::with_stall_after`]).
     pub fn new(clients: usize) -> Metrics {
+        Metrics::laid_out(clients, Layout::default())
+    }
+
+    /// The same, each histogram's shards split among `layout`'s groups so
+    /// that a group's distributions can be read alone ([`Hist::merged_groups`]).
+    pub fn laid_out(clients: usize, layout: Layout) -> Metrics {
+        let hist = |bounds, shards| Hist::laid_out(bounds, shards, layout.clone());
         Metrics {
             clients: (0..clients)
                 .map(|_| Arc::new(ClientStats::default()))
                 .collect(),
-            connect: Hist::with_shards(CONNECT_BUCKETS, 4),
-            lateness: Hist::new(LATENESS_BUCKETS),
-            latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
-            cross_host_latency: [Hist::new(LATENCY_BUCKETS), Hist::new(LATENCY_BUCKETS)],
-            jitter: [Hist::new(JITTER_BUCKETS), Hist::new(JITTER_BUCKETS)],
-            keyframe_answer: Hist::with_shards(LATENCY_BUCKETS, 2),
-            join_visibility: Hist::with_shards(CONNECT_BUCKETS, 2),
-            rejoin: Hist::with_shards(CONNECT_BUCKETS, 2),
-            server_rtt: Hist::with_shards(LATENCY_BUCKETS, 4),
-            keyframe_wait: Hist::with_shards(CONNECT_BUCKETS, 2),
+            connect: hist(CONNECT_BUCKETS, 4),
+            lateness: hist(LATENESS_BUCKETS, 16),
+            latency: [hist(LATENCY_BUCKETS, 16), hist(LATENCY_BUCKETS, 16)],
+            cross_host_latency: [hist(LATENCY_BUCKETS, 16), hist(LATENCY_BUCKETS, 16)],
+            jitter: [hist(JITTER_BUCKETS, 16), hist(JITTER_BUCKETS, 16)],
+            keyframe_answer: hist(LATENCY_BUCKETS, 2),
+            join_visibility: hist(CONNECT_BUCKETS, 2),
+            rejoin: hist(CONNECT_BUCKETS, 2),
+            server_rtt: hist(LATENCY_BUCKETS, 4),
+            keyframe_wait: hist(CONNECT_BUCKETS, 2),
             loop_delay: Arc::default(),
             stall_after_us: crate::config::defaults::STALL_AFTER.as_micros() as u64,
             connect_failures: Default::default(),
             ready: AtomicBool::new(false),
             first_failure: Mutex::new(None),
             started: Instant::now(),
+        }
+    }
+
+    /// The metrics of the clients `members` (plan indices) alone: their
+    /// counters (shared, not copied) and what `hist_groups` recorded in the
+    /// histograms (none with `None`); the run's start and stall limit. The
+    /// run's connect-failure counts are not any client's and stay zero.
+    pub fn subset(&self, members: &[usize], hist_groups: Option<&[usize]>) -> Metrics {
+        let sub = |h: &Hist| h.subset(hist_groups);
+        Metrics {
+            clients: members
+                .iter()
+                .filter_map(|&i| self.clients.get(i).cloned())
+                .collect(),
+            connect: sub(&self.connect),
+            lateness: sub(&self.lateness),
+            latency: [sub(&self.latency[0]), sub(&self.latency[1])],
+            cross_host_latency: [
+                sub(&self.cross_host_latency[0]),
+                sub(&self.cross_host_latency[1]),
+            ],
+            jitter: [sub(&self.jitter[0]), sub(&self.jitter[1])],
+            keyframe_answer: sub(&self.keyframe_answer),
+            join_visibility: sub(&self.join_visibility),
+            rejoin: sub(&self.rejoin),
+            server_rtt: sub(&self.server_rtt),
+            keyframe_wait: sub(&self.keyframe_wait),
+            loop_delay: self.loop_delay.clone(),
+            stall_after_us: self.stall_after_us,
+            connect_failures: Default::default(),
+            ready: AtomicBool::new(self.ready.load(Relaxed)),
+            first_failure: Mutex::new(None),
+            started: self.started,
         }
     }
 
@@ -100,9 +142,18 @@ impl Metrics {
 
     /// Clients in each state now, indexed by `State as usize`.
     pub fn states(&self) -> [u64; 8] {
+        self.count_states(self.clients.iter())
+    }
+
+    /// The same for the clients of `members` (plan indices).
+    pub fn states_of(&self, members: &[usize]) -> [u64; 8] {
+        self.count_states(members.iter().filter_map(|&i| self.clients.get(i)))
+    }
+
+    fn count_states<'a>(&self, clients: impl Iterator<Item = &'a Arc<ClientStats>>) -> [u64; 8] {
         let now = self.started.elapsed().as_micros() as u64;
         let mut n = [0u64; 8];
-        for c in &self.clients {
+        for c in clients {
             n[c.state_at(now, self.stall_after_us) as usize] += 1;
         }
         n

@@ -23,7 +23,7 @@ mod thresholds;
 use std::path::Path;
 use std::time::Duration;
 
-use synth_report::threshold::Threshold;
+use synth_report::threshold::{Scope, Threshold};
 
 pub use stream::{check_path, MAX_EVENTS, MAX_SAMPLES};
 
@@ -31,6 +31,7 @@ use crate::collect::Recorded;
 use crate::config::Search;
 use crate::metrics::Metrics;
 use crate::people::PhaseWindow;
+use crate::scopes::{ScopeDef, Scopes};
 use crate::timeline::{self, Event, Snapshot, Window};
 use phases::Phases;
 use search::SearchState;
@@ -62,6 +63,10 @@ pub struct Setup<'a> {
     pub step_wait: Duration,
     /// The cores this process may use (the CPU share's denominator).
     pub cores: f64,
+    /// The groups, networks and meetings scoped thresholds read.
+    pub scopes: &'a Scopes,
+    /// The senders' mean Opus bitrate (kbps), for each sample's audio MOS.
+    pub audio_kbps: Option<f64>,
 }
 
 /// The run's live side: see the module's doc.
@@ -73,8 +78,13 @@ pub struct Live {
     next_sample: Duration,
     recorder: Recorder,
     thresholds: Thresholds,
+    scopes: Scopes,
+    audio_kbps: Option<f64>,
     search: Option<SearchState>,
     phases: Option<Phases>,
+    /// Figures the phases report besides their usual ones (those of the
+    /// thresholds scoped to a phase).
+    phase_figures: Vec<String>,
 }
 
 impl std::fmt::Debug for Live {
@@ -103,8 +113,16 @@ impl Live {
             next_sample: setup.interval,
             recorder,
             thresholds: Thresholds::new(setup.thresholds),
+            scopes: setup.scopes.clone(),
+            audio_kbps: setup.audio_kbps,
             search,
             phases: None,
+            phase_figures: setup
+                .thresholds
+                .iter()
+                .filter(|t| matches!(t.scope, Scope::Phase(_)))
+                .map(|t| t.figure.clone())
+                .collect(),
         };
         let start = Event::at(
             &live.zero,
@@ -123,7 +141,7 @@ impl Live {
     /// Judges each of `windows` (the behaviour schedule's phases) on its own
     /// window of the run, and names the phase under way in the samples.
     pub fn with_phases(mut self, windows: &[PhaseWindow]) -> Live {
-        if let Some((phases, e)) = Phases::new(windows, &self.zero) {
+        if let Some((phases, e)) = Phases::new(windows, &self.zero, &self.phase_figures) {
             self.recorder.event(e);
             self.phases = Some(phases);
         }
@@ -164,9 +182,12 @@ impl Live {
             while self.next_sample <= now {
                 self.next_sample += self.interval;
             }
-            let (failing, abort) = self.check_thresholds(&snap, now);
+            let (failing, abort) = self.check_thresholds(m, &snap, now);
             stop = abort.map(Stop::Abort);
-            let sample = Window::new(&self.prev, &snap, self.cores).sample(self.phase(), failing);
+            let mut sample =
+                Window::new(&self.prev, &snap, self.cores).sample(self.phase(), failing);
+            // The interval has no frame rate or frozen time per pair: no video score.
+            sample.score(self.audio_kbps, None);
             self.recorder.push_sample(sample);
             self.prev = snap.clone();
         }
@@ -192,11 +213,32 @@ impl Live {
     /// and the verdict line of one that aborts the run.
     fn check_thresholds(
         &mut self,
+        m: &Metrics,
         snap: &Snapshot,
         now: Duration,
     ) -> (Vec<String>, Option<String>) {
         let so_far = Window::new(&self.zero, snap, self.cores);
-        let checked = self.thresholds.check(&so_far, snap, now);
+        // A scope's snapshot is taken once per check, for the first of its
+        // thresholds.
+        let mut scoped: Vec<(&ScopeDef, Snapshot)> = Vec::new();
+        let (zero, cores, scopes) = (&self.zero, self.cores, &self.scopes);
+        let value = |t: &Threshold| -> Option<f64> {
+            if !t.is_live() {
+                return None;
+            }
+            let Some(def) = scopes.find(&t.scope) else {
+                return so_far.figure(&t.figure);
+            };
+            let k = match scoped.iter().position(|(d, _)| std::ptr::eq(*d, def)) {
+                Some(k) => k,
+                None => {
+                    scoped.push((def, timeline::take_of(m, Some(def))));
+                    scoped.len() - 1
+                }
+            };
+            Window::new(zero, &scoped[k].1, cores).figure(&t.figure)
+        };
+        let checked = self.thresholds.check(value, snap, now);
         for e in checked.events {
             self.recorder.event(e);
         }
@@ -213,8 +255,9 @@ impl Live {
                 self.recorder.event(e);
             }
         }
-        let sample =
+        let mut sample =
             Window::new(&self.prev, &snap, self.cores).sample(Some("end".into()), Vec::new());
+        sample.score(self.audio_kbps, None);
         self.recorder.push_sample(sample);
         let (timeline, events) = self
             .recorder
@@ -255,8 +298,12 @@ mod tests {
             search,
             step_wait,
             cores: 2.0,
+            scopes: &NO_SCOPES,
+            audio_kbps: None,
         }
     }
+
+    static NO_SCOPES: Scopes = Scopes::EMPTY;
 
     fn sample(k: u64) -> Sample {
         Sample {
@@ -288,6 +335,8 @@ mod tests {
                 },
                 video: P2::default(),
             },
+            audio_mos: None,
+            video_score: None,
             jitter_ms: Av::default(),
             freezes: 1,
             lateness_p99_ms: Some(2.0),

@@ -17,12 +17,20 @@ pub(super) struct Phases {
     k: usize,
     from: Snapshot,
     done: Vec<PhaseReport>,
+    /// Figures reported besides the registry's phase figures.
+    extra: Vec<String>,
 }
 
 impl Phases {
     /// The phases of `windows`, the first starting at `zero` (with its
     /// event); `None` without phases.
-    pub(super) fn new(windows: &[PhaseWindow], zero: &Snapshot) -> Option<(Phases, Event)> {
+    /// Each phase reports the registry's phase figures and `extra` (those
+    /// of the thresholds scoped to a phase).
+    pub(super) fn new(
+        windows: &[PhaseWindow],
+        zero: &Snapshot,
+        extra: &[String],
+    ) -> Option<(Phases, Event)> {
         let first = windows.first()?;
         let e = Event::at(zero, "phase", first.name.clone(), first.kind);
         let phases = Phases {
@@ -30,6 +38,7 @@ impl Phases {
             k: 0,
             from: zero.clone(),
             done: Vec::new(),
+            extra: extra.to_vec(),
         };
         Some((phases, e))
     }
@@ -69,7 +78,7 @@ impl Phases {
         let win = Window::new(&self.from, snap, cores);
         let figures = FIGURES
             .iter()
-            .filter(|f| f.phase)
+            .filter(|f| f.phase || self.extra.iter().any(|x| x == f.name))
             .map(|f| (f.name.to_string(), win.figure(f.name).map(round3)))
             .collect();
         self.done.push(PhaseReport {

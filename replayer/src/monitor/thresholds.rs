@@ -8,7 +8,7 @@ use std::time::Duration;
 use synth_report::num::round3;
 use synth_report::threshold::Threshold;
 
-use crate::timeline::{Event, Snapshot, Window};
+use crate::timeline::{Event, Snapshot};
 
 /// The live thresholds, and those failing at the last check.
 pub(super) struct Thresholds {
@@ -34,18 +34,21 @@ impl Thresholds {
         }
     }
 
-    /// Checks every threshold whose figure a window gives on `so_far` (the
-    /// run until `snap`, `now` after its start).
-    pub(super) fn check(&mut self, so_far: &Window, snap: &Snapshot, now: Duration) -> Checked {
+    /// Checks every threshold a window gives (`value`: its value on the
+    /// run until `snap`, `now` after its start; `None` for one only known at
+    /// the end, or with no data yet).
+    pub(super) fn check(
+        &mut self,
+        mut value: impl FnMut(&Threshold) -> Option<f64>,
+        snap: &Snapshot,
+        now: Duration,
+    ) -> Checked {
         let mut failing = Vec::new();
         let mut events = Vec::new();
         let mut abort = None;
         for t in &self.list {
-            if !crate::timeline::window_figure(&t.name) {
-                continue;
-            }
             // No data yet (no latency before the first packet) is not a failure while the run goes.
-            let Some(v) = so_far.figure(&t.name) else {
+            let Some(v) = value(t) else {
                 continue;
             };
             let verdict = t.check(Some(v));

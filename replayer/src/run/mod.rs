@@ -24,13 +24,14 @@ use anyhow::{bail, Context};
 use tokio::sync::oneshot;
 
 use crate::client::{Roster, RunControl, RunSignals, SessionSettings, Shared};
-use crate::collect::Inputs;
+use crate::collect::{Inputs, Scoring};
 use crate::config::{Credentials, Settings, Trust};
 use crate::health::{Health, Samplers};
-use crate::metrics::{Metrics, State};
+use crate::metrics::{Layout, Metrics, State};
 use crate::monitor::{Live, Setup, Stop};
 use crate::plan::{self, ClientPlan, Plan};
 use crate::report::{Report, StopReason};
+use crate::scopes::Scopes;
 use progress::EverySecond;
 use threads::{spawn_thread, Endpoints};
 
@@ -105,6 +106,8 @@ pub async fn run(
 /// A run ready to start (see [`prepare`]).
 struct Prepared {
     plan: Plan,
+    /// Its groups', networks' and named meetings' participants.
+    scopes: Scopes,
     metrics: Arc<Metrics>,
     target: Target,
     /// The metrics endpoint's address and task, if one is served.
@@ -157,7 +160,10 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
     if let Some(path) = &s.timeline {
         crate::monitor::check_path(path).map_err(BadInput)?;
     }
-    let metrics = Arc::new(Metrics::new(plan.clients.len()).with_stall_after(s.stall_after));
+    let scopes = Scopes::new(&plan.clients, &s.group_names, &s.networks, &s.thresholds);
+    let layout = Layout::new(scopes.group_of.clone(), scopes.groups);
+    let metrics =
+        Arc::new(Metrics::laid_out(plan.clients.len(), layout).with_stall_after(s.stall_after));
     let target = target(s).await?;
     let metrics_addr = match s.metrics_listen {
         Some(addr) => Some(crate::http::serve(addr, metrics.clone()).await?),
@@ -183,6 +189,8 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
         search: s.search.as_ref(),
         step_wait: s.connect_timeout,
         cores,
+        scopes: &scopes,
+        audio_kbps: plan::mean_audio_kbps(&plan.clients),
     };
     let mut live = Live::new(&metrics, setup).map_err(BadInput)?;
     if let Some(sc) = &plan.schedule {
@@ -190,6 +198,7 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
     }
     Ok(Prepared {
         plan,
+        scopes,
         metrics,
         target,
         metrics_addr,
@@ -386,6 +395,7 @@ async fn end(s: &Settings, run: &Prepared, tasks: Vec<oneshot::Receiver<()>>) ->
 async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endpoints) -> Finished {
     let Prepared {
         plan,
+        scopes,
         metrics,
         target,
         metrics_addr,
@@ -396,6 +406,7 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
     cpu.sample(Instant::now());
     let inputs = Inputs {
         plan: &plan.clients,
+        full_plan: &plan.clients,
         server: target.label,
         pack: s.pack.display().to_string(),
         stopped_by: stopped.by,
@@ -406,6 +417,13 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
         aborted: stopped.aborted,
         seed: s.seed,
         schedule: plan.schedule.as_ref(),
+        scopes: &scopes,
+        scoring: Scoring {
+            bands: &s.bands,
+            group_names: &s.group_names,
+            networks: &s.networks,
+            tracks: plan.pack.tracks(),
+        },
         expected: synth_scenario::cadence::fleet(&plan.clients, s.heartbeat_interval.as_secs_f64())
             .per_participant,
     };

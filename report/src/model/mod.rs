@@ -119,6 +119,27 @@ pub struct Report {
     /// absent when the engine scored nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scores: Option<Scores>,
+    /// Each group's and network's figures, and those of the meetings a
+    /// scoped threshold names (`audio_lost{group=3g}` reads them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<ScopeFigures>,
+}
+
+/// The figures of the participants of one group, network or meeting: what
+/// the run's figures are for them alone (received figures are those they
+/// received, sent figures those they sent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScopeFigures {
+    /// `group`, `network` or `meeting`.
+    pub kind: String,
+    /// The group's name, the network profile's name or the meeting id.
+    pub name: String,
+    /// Participants planned in it.
+    pub clients: usize,
+    /// Every figure of the registry a scope gives, by name (`null` when
+    /// the run gave none for them).
+    pub figures: BTreeMap<String, Option<f64>>,
 }
 
 /// Joins, leaves, rejoins and storm drops.
@@ -613,4 +634,19 @@ impl Verdict {
     pub fn is_built_in(&self) -> bool {
         self.expr.ends_with(BUILT_IN.trim_start())
     }
+}
+
+/// A report with nothing in it, as a run that measured nothing would write
+/// it: the base of the tests' reports.
+#[cfg(test)]
+pub(crate) fn bare() -> Report {
+    serde_json::from_value(serde_json::json!({
+        "schema": SCHEMA, "version": SCHEMA_VERSION, "server": "s", "pack": "p",
+        "elapsed_s": 10.0, "stopped_by": "duration", "clients": {}, "connect_ms": {},
+        "connect_failures": {}, "audio": {"sent": {}, "received": {}},
+        "video": {"sent": {}, "received": {}}, "heartbeats": {}, "server_signals": {},
+        "send_lateness_ms": {}, "generator": {}, "process": {}, "meetings": [],
+        "thresholds": [], "passed": true
+    }))
+    .expect("a bare report reads")
 }

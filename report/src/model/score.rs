@@ -31,6 +31,9 @@ pub struct ParticipantScore {
     pub group: String,
     /// Its meeting.
     pub meeting: String,
+    /// Its group's network profile, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
     /// Its audio MOS (1..4.5) from `audio`; `null` when it heard no audio.
     pub audio_mos: Option<f64>,
     /// Its video score (1..5) from `video`; `null` when it watched no video.
@@ -64,6 +67,7 @@ impl ParticipantScore {
             id: id.into(),
             group: group.into(),
             meeting: meeting.into(),
+            network: None,
             audio_mos: audio.as_ref().map(|a| round3(audio_mos(a))),
             video_score: video.as_ref().map(|v| round3(video_score(v))),
             bands: b,
@@ -71,6 +75,23 @@ impl ParticipantScore {
             inputs,
             audio,
             video,
+        }
+    }
+}
+
+impl ParticipantScore {
+    /// The value of participant figure `name`
+    /// ([`crate::scoped::PARTICIPANT_FIGURES`]); `None` when not measured.
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        match name {
+            "audio_mos" => self.audio_mos,
+            "video_score" => self.video_score,
+            "audio_concealment" => self.inputs.audio_concealment,
+            "video_freeze_share" => self.inputs.video_freeze_share,
+            "latency_p95_ms" => self.inputs.latency_p95_ms,
+            "low_fps_share" => self.inputs.low_fps_share,
+            "reconnects_per_hour" => self.inputs.reconnects_per_hour,
+            _ => None,
         }
     }
 }

@@ -267,6 +267,9 @@ pub struct ClientSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
+    /// The group's name in scoped thresholds (`audio_lost{group=NAME}`)
+    /// and the report's scopes; by default its index (`0`, `1`, …).
+    pub name: Option<String>,
     /// Clients in this group (per pod). `CLIENTS_PER_POD` overrides it when there is one group.
     pub count: usize,
     /// Template of the user id, e.g. `bot-{pod}-{index}`.

@@ -129,6 +129,9 @@ pub(super) fn search(
     let mut slo = Vec::with_capacity(spec.slo.len());
     for (name, expr) in &spec.slo {
         let t = Threshold::parse(name, expr).context("search.slo")?;
+        if t.scope != synth_report::threshold::Scope::Run || t.share.is_some() {
+            bail!("search.slo.{name}: a step's SLOs are the whole step's figures (no scopes or shares; put those in `thresholds`)");
+        }
         if !synth_report::figure::is_live(name) {
             bail!(
                 "search.slo.{name}: a step is judged on its own window, and {name} is only known at the end of a run (use one of: the latency, cross-host latency and jitter percentiles, {})",
@@ -143,6 +146,7 @@ pub(super) fn search(
 /// The search's clients, as one group of `search.max`.
 pub(super) fn search_group(spec: &SearchSpec) -> GroupSpec {
     GroupSpec {
+        name: None,
         count: spec.max,
         user_id: spec.user_id.clone(),
         meeting_id: spec.meeting_id.clone(),

@@ -103,6 +103,8 @@ pub struct Settings {
     pub clients: Vec<Participant>,
     /// Pass/fail thresholds.
     pub thresholds: Vec<Threshold>,
+    /// Each group's name (`name`, by default its index), in the config's order.
+    pub group_names: Vec<String>,
     /// Prometheus endpoint address.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// JSON report path.
@@ -146,11 +148,13 @@ impl Settings {
             .bands
             .check()
             .map_err(|e| anyhow::anyhow!("quality.{e}"))?;
+        let group_names = group_names(&file)?;
         let thresholds = file
             .thresholds
             .iter()
             .map(|(k, v)| threshold(k, v))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        scopes(&thresholds, &group_names, &clients, &networks, &people)?;
         let metrics_listen = metrics_listen(
             o.metrics_listen
                 .as_deref()
@@ -184,6 +188,7 @@ impl Settings {
             credentials,
             clients,
             thresholds,
+            group_names,
             metrics_listen,
             report,
             timeline_interval: engine.timeline_interval,
@@ -531,6 +536,90 @@ fn people(file: &File, search: bool) -> anyhow::Result<People> {
     Ok(p)
 }
 
+/// Each group's name: its `name`, else its index; distinct.
+fn group_names(file: &File) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::with_capacity(file.groups.len());
+    for (i, g) in file.groups.iter().enumerate() {
+        let name = match &g.name {
+            Some(n) if n.trim().is_empty() => bail!("groups[{i}].name is empty"),
+            Some(n) if n.contains(['{', '}', '=', ',']) => bail!(
+                "groups[{i}].name {:?} may not hold {{, }}, = or , (it is written in scoped thresholds)",
+                shown(n)
+            ),
+            Some(n) => n.trim().to_owned(),
+            None => i.to_string(),
+        };
+        if let Some(j) = names.iter().position(|n| *n == name) {
+            bail!(
+                "groups[{i}] and groups[{j}] are both named {name:?}: group names must be distinct"
+            );
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Checks that each scoped threshold names a group, network, meeting or
+/// phase the run has.
+fn scopes(
+    thresholds: &[Threshold],
+    groups: &[String],
+    clients: &[Participant],
+    networks: &[Network],
+    people: &People,
+) -> anyhow::Result<()> {
+    use synth_report::threshold::Scope;
+    for t in thresholds {
+        let (known, what): (Vec<String>, &str) = match &t.scope {
+            Scope::Run => continue,
+            Scope::Group(g) if groups.contains(g) => continue,
+            Scope::Group(_) => (groups.to_vec(), "groups (their `name`, else their index)"),
+            Scope::Network(n) if networks.iter().any(|x| &x.profile_name == n) => continue,
+            Scope::Network(_) => (
+                networks.iter().map(|x| x.profile_name.clone()).collect(),
+                "the groups' network profiles",
+            ),
+            Scope::Meeting(m) if clients.iter().any(|c| &c.meeting_id == m) => continue,
+            Scope::Meeting(_) => {
+                let mut ids: Vec<String> = clients.iter().map(|c| c.meeting_id.clone()).collect();
+                ids.dedup();
+                ids.truncate(10);
+                (ids, "this process's meetings (first 10)")
+            }
+            Scope::Phase(p)
+                if people
+                    .phases
+                    .iter()
+                    .enumerate()
+                    .any(|(i, x)| &x.name(i) == p) =>
+            {
+                continue
+            }
+            Scope::Phase(_) => (
+                people
+                    .phases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x.name(i))
+                    .collect(),
+                "phases",
+            ),
+        };
+        bail!(
+            "thresholds.{}: no {} {:?} in this run ({what}: {})",
+            t.name,
+            t.scope.kind().unwrap_or("scope"),
+            shown(t.scope.value().unwrap_or("")),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
 /// One threshold of the file, parsed.
 fn threshold(name: &str, spec: &ThresholdSpec) -> anyhow::Result<Threshold> {
     match spec {
@@ -541,9 +630,7 @@ fn threshold(name: &str, spec: &ThresholdSpec) -> anyhow::Result<Threshold> {
             if let Some(d) = f.delay_abort_eval {
                 t.delay_abort_eval = bounded("thresholds.delay_abort_eval", d)?;
             }
-            if (t.abort_on_fail || f.delay_abort_eval.is_some())
-                && !synth_report::figure::is_live(name)
-            {
+            if (t.abort_on_fail || f.delay_abort_eval.is_some()) && !t.is_live() {
                 bail!(
                     "thresholds.{name}: abort_on_fail needs a figure known while the run goes, and {name} is only known at the end (live figures: the latency, cross-host latency and jitter percentiles, {})",
                     synth_report::figure::live_names()
@@ -696,6 +783,43 @@ clients:
             (
                 "thresholds: {bogus: \"< 1\"}\nclients: [{user_id: a, meeting_id: m}]",
                 "bogus",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn scoped_thresholds_name_what_the_run_has() {
+        let groups = "groups:\n  - {name: wifi, count: 2, user_id: \"w{index}\", meeting_id: r0, network: good_wifi}\n  - {count: 2, user_id: \"m{index}\", meeting_id: r1, network: 3g}\nphases: [{type: constant, participants: 4, for: 5s, name: peak}]\n";
+        let ok = format!(
+            "{groups}thresholds: {{\"audio_lost{{group=wifi}}\": \"== 0\", \"audio_lost{{group=1}}\": \"< 9\", \"audio_lost{{network=3g}}\": \"< 9\", \"audio_lost{{meeting=r1}}\": \"< 9\", \"audio_lost{{phase=peak}}\": \"< 9\"}}"
+        );
+        let s = resolve(&ok, &Overrides::default()).unwrap();
+        assert_eq!(s.group_names, ["wifi", "1"]);
+        assert_eq!(s.thresholds.len(), 5);
+        assert_errors(&[
+            (
+                &format!("{groups}thresholds: {{\"audio_lost{{group=lte}}\": \"== 0\"}}"),
+                "no group \"lte\" in this run (groups (their `name`, else their index): wifi, 1)",
+            ),
+            (
+                &format!("{groups}thresholds: {{\"audio_lost{{network=lte}}\": \"== 0\"}}"),
+                "no network \"lte\" in this run (the groups' network profiles: good_wifi, 3g)",
+            ),
+            (
+                &format!("{groups}thresholds: {{\"audio_lost{{meeting=r9}}\": \"== 0\"}}"),
+                "no meeting \"r9\"",
+            ),
+            (
+                &format!("{groups}thresholds: {{\"audio_lost{{phase=warm}}\": \"== 0\"}}"),
+                "no phase \"warm\" in this run (phases: peak)",
+            ),
+            (
+                "groups:\n  - {name: a, count: 1, user_id: x, meeting_id: m}\n  - {name: a, count: 1, user_id: y, meeting_id: m}",
+                "groups[1] and groups[0] are both named \"a\"",
+            ),
+            (
+                "groups:\n  - {name: \"a=b\", count: 1, user_id: x, meeting_id: m}",
+                "may not hold",
             ),
         ]);
     }
