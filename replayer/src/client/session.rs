@@ -11,12 +11,12 @@ use bytes::Bytes;
 use synth_common::wire;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use web_transport_quinn::{Session, SessionError};
+use web_transport_quinn::{Session, SessionError, WebTransportError};
 
 use crate::client::context::Client;
 use crate::client::receiver::{ControlOut, Outgoing, Receiver, CONTROL_QUEUE};
 use crate::client::sender::{SendError, Sender, Sending};
-use crate::metrics::Media;
+use crate::metrics::{Media, SessionEnd};
 use crate::session::receive::Accounting;
 
 /// How a session ended.
@@ -26,7 +26,87 @@ pub(super) enum End {
     /// The client left the meeting on purpose (its script).
     Left,
     /// The session dropped; try again.
-    Lost(String),
+    Lost(Lost),
+}
+
+/// A session that ended without the client's wanting it.
+pub(super) struct Lost {
+    /// Why, as counted.
+    pub(super) ending: Ending,
+    /// The error, for the log.
+    pub(super) why: String,
+}
+
+impl Lost {
+    /// The session `session` is lost after `why` (a failed send): its cause
+    /// is the connection's close reason, or our side's error while the
+    /// connection is still up.
+    fn after(session: &Session, why: String) -> Lost {
+        Lost {
+            ending: classify_end(session.close_reason().as_ref()),
+            why,
+        }
+    }
+}
+
+/// Why a session that was up ended without the client's wanting it: its
+/// cause and, when the server closed it, its `"<code> <reason>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// The cause: never [`SessionEnd::Planned`].
+    pub cause: SessionEnd,
+    /// The server's close: `0x<code> <reason>` for a WebTransport session
+    /// closed with a code, `h3 0x<code> <reason>` for an HTTP/3 code the
+    /// connection was closed with, `quic 0x<code> <reason>` for a QUIC
+    /// transport error the server's stack closed it with.
+    pub close: Option<String>,
+}
+
+/// The longest reason kept of a server's close, in characters.
+const CLOSE_REASON_CHARS: usize = 80;
+
+/// Sorts the close reason of a session that ended without the client's
+/// wanting it (`None`: the connection is still up, and our side gives it
+/// up after a failed write) into an [`Ending`].
+pub fn classify_end(reason: Option<&SessionError>) -> Ending {
+    use quinn::ConnectionError as C;
+    let key = |prefix: &str, code: u64, reason: &[u8]| {
+        let reason: String = String::from_utf8_lossy(reason)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(CLOSE_REASON_CHARS)
+            .collect();
+        format!("{prefix}0x{code:x} {}", reason.trim())
+            .trim_end()
+            .to_owned()
+    };
+    let (cause, close) = match reason {
+        None => (SessionEnd::LocalError, None),
+        Some(SessionError::WebTransportError(WebTransportError::Closed(code, reason))) => (
+            SessionEnd::ServerClosed,
+            Some(key("", u64::from(*code), reason.as_bytes())),
+        ),
+        Some(SessionError::ConnectionError(e))
+        | Some(SessionError::SendDatagramError(quinn::SendDatagramError::ConnectionLost(e))) => {
+            match e {
+                C::TimedOut => (SessionEnd::IdleTimeout, None),
+                C::Reset => (SessionEnd::Reset, None),
+                C::ApplicationClosed(c) => (
+                    SessionEnd::ServerClosed,
+                    Some(key("h3 ", c.error_code.into_inner(), &c.reason)),
+                ),
+                C::ConnectionClosed(c) => (
+                    SessionEnd::ServerClosed,
+                    Some(key("quic ", c.error_code.into(), &c.reason)),
+                ),
+                C::LocallyClosed | C::TransportError(_) | C::VersionMismatch | C::CidsExhausted => {
+                    (SessionEnd::LocalError, None)
+                }
+            }
+        }
+        Some(_) => (SessionEnd::LocalError, None),
+    };
+    Ending { cause, close }
 }
 
 /// At a planned leave, the longest wait for the session's streams to be
@@ -130,7 +210,7 @@ impl Up<'_> {
             sender.inflight.forget(&client.stats);
             return Err(match e {
                 SendError::Stopped => End::Stopped,
-                e => End::Lost(e.why()),
+                e => End::Lost(Lost::after(self.session, e.why())),
             });
         }
         sender.resume(client, first_session);
@@ -162,7 +242,12 @@ impl Up<'_> {
             tokio::select! {
                 biased;
                 _ = &mut stopped => return End::Stopped,
-                e = &mut closed => return End::Lost(e.to_string()),
+                e = &mut closed => {
+                    return End::Lost(Lost {
+                        ending: classify_end(Some(&e)),
+                        why: e.to_string(),
+                    })
+                }
                 _ = &mut notified => {
                     self.sender.request_keyframe();
                     notified.set(keyframe.notified());
@@ -211,7 +296,7 @@ impl Up<'_> {
             Err(SendError::Stopped) => Some(End::Stopped),
             Err(e) => {
                 self.client.stats.send_errors.fetch_add(1, Relaxed);
-                Some(End::Lost(e.why()))
+                Some(End::Lost(Lost::after(self.session, e.why())))
             }
         }
     }
@@ -254,5 +339,70 @@ impl Up<'_> {
                 drop(sending);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quinn::{ApplicationClose, ConnectionClose, ConnectionError as C, TransportErrorCode};
+
+    fn ending(e: SessionError) -> (SessionEnd, Option<String>) {
+        let Ending { cause, close } = classify_end(Some(&e));
+        (cause, close)
+    }
+
+    #[test]
+    fn each_close_reason_has_one_cause() {
+        use SessionEnd::*;
+        let conn = SessionError::ConnectionError;
+        assert_eq!(ending(conn(C::TimedOut)), (IdleTimeout, None));
+        assert_eq!(ending(conn(C::Reset)), (Reset, None));
+        // The server closed the WebTransport session: its code and reason.
+        let wt = WebTransportError::Closed(0, "Outbound channel full".into());
+        assert_eq!(
+            ending(SessionError::WebTransportError(wt)),
+            (ServerClosed, Some("0x0 Outbound channel full".into()))
+        );
+        // An HTTP/3 code on the connection, and a QUIC transport error.
+        let app = ApplicationClose {
+            error_code: quinn::VarInt::from_u32(0x100),
+            reason: bytes::Bytes::from_static(b"bye\n"),
+        };
+        assert_eq!(
+            ending(conn(C::ApplicationClosed(app))),
+            (ServerClosed, Some("h3 0x100 bye".into()))
+        );
+        let quic = ConnectionClose {
+            error_code: TransportErrorCode::PROTOCOL_VIOLATION,
+            frame_type: None,
+            reason: bytes::Bytes::new(),
+        };
+        assert_eq!(
+            ending(conn(C::ConnectionClosed(quic))),
+            (ServerClosed, Some("quic 0xa".into()))
+        );
+        // A datagram that found the connection lost: the connection's cause.
+        let lost = quinn::SendDatagramError::ConnectionLost(C::TimedOut);
+        assert_eq!(
+            ending(SessionError::SendDatagramError(lost)),
+            (IdleTimeout, None)
+        );
+        // Our own side: a close of ours, a protocol error we detected, a
+        // failed write while the connection is up (no close reason).
+        assert_eq!(ending(conn(C::LocallyClosed)), (LocalError, None));
+        assert_eq!(ending(conn(C::CidsExhausted)), (LocalError, None));
+        let unknown = SessionError::WebTransportError(WebTransportError::UnknownSession);
+        assert_eq!(ending(unknown), (LocalError, None));
+        assert_eq!(classify_end(None).cause, LocalError);
+    }
+
+    #[test]
+    fn a_long_reason_is_cut() {
+        let wt = WebTransportError::Closed(7, "x".repeat(500));
+        let (_, close) = ending(SessionError::WebTransportError(wt));
+        let close = close.unwrap();
+        assert!(close.starts_with("0x7 xxx"), "{close}");
+        assert_eq!(close.chars().count(), 4 + CLOSE_REASON_CHARS);
     }
 }
