@@ -141,7 +141,7 @@ pub struct ClientStats {
 
 /// Distinct `"<code> <reason>"` keys kept of the server's closes (per
 /// client, and in the report); later ones are counted under `other`.
-pub const MAX_CLOSE_REASONS: usize = 32;
+pub const MAX_CLOSE_REASONS: usize = synth_report::model::MAX_CLOSE_REASONS;
 
 /// Time an adapting client spent sending one video rendition.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,15 +182,9 @@ impl ClientStats {
     /// server's `"<code> <reason>"` when it closed the session.
     pub fn session_ended(&self, cause: SessionEnd, close: Option<&str>) {
         self.session_ends[cause as usize].fetch_add(1, Relaxed);
-        let (Some(key), Ok(mut closes)) = (close, self.server_closes.lock()) else {
-            return;
-        };
-        let key = if closes.contains_key(key) || closes.len() < MAX_CLOSE_REASONS {
-            key
-        } else {
-            "other"
-        };
-        *closes.entry(key.to_owned()).or_insert(0) += 1;
+        if let (Some(key), Ok(mut closes)) = (close, self.server_closes.lock()) {
+            synth_report::model::add_close_reason(&mut closes, key, 1);
+        }
     }
 
     /// Counts a sent packet.

@@ -289,6 +289,7 @@ mod tests {
                 video: P2::default(),
             },
             jitter_ms: Av::default(),
+            session_ends: Default::default(),
             freezes: 1,
             lateness_p99_ms: Some(2.0),
             server_rtt_ms: P2::default(),
