@@ -602,11 +602,12 @@ impl LostCauses {
         self.while_down += o.while_down;
     }
 
-    /// The summary's line for `media` (`audio`, `video`) with `lost` the
-    /// exact loss they split.
-    pub fn line(&self, media: &str, lost: u64) -> String {
+    /// The summary's line, with `lost` the exact loss they split, e.g.
+    /// `lost 29,323: 6,100 while both ends were connected, 23,223 while the
+    /// receiver was reconnecting`.
+    pub fn line(&self, lost: u64) -> String {
         format!(
-            "{media} lost {}: {} while both ends were connected, {} while the receiver was reconnecting",
+            "lost {}: {} while both ends were connected, {} while the receiver was reconnecting",
             thousands(lost),
             thousands(self.while_connected),
             thousands(self.while_down)
