@@ -38,7 +38,9 @@ use web_transport_quinn::Session;
 
 pub use connect::{classify, session_url, ConnectFailure, RETRY_REFUSED};
 pub use context::{Client, Roster, RunControl, RunSignals, SessionSettings, Shared};
-pub use session::{classify_end, Ending};
+pub use session::{
+    classify_end, Ending, Masked, CODE_NOT_KEPT, CONNECT_STREAM_ENDED, SILENT_FOR_IDLE,
+};
 
 use crate::metrics::{SessionEnd, State};
 use crate::netem::QuicStats;

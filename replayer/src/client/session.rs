@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,16 +39,104 @@ pub(super) struct Lost {
 }
 
 impl Lost {
-    /// The session `session` is lost after `why` (a failed send): its cause
-    /// is the connection's close reason, or our side's error while the
-    /// connection is still up.
-    fn after(session: &Session, why: String) -> Lost {
+    /// The session `session` is lost after `why` (a failed send, or its
+    /// close): its cause is the connection's close reason, or our side's
+    /// error while the connection is still up; `heard` is what it received.
+    fn after(session: &Session, heard: &Mutex<Heard>, why: String) -> Lost {
+        let conn: &quinn::Connection = session;
+        let now = Instant::now();
+        let stats = conn.stats();
+        let masked = Masked {
+            peer_close: stats.frame_rx.connection_close > 0,
+            silent: heard
+                .lock()
+                .map_or(Duration::ZERO, |h| h.silent(stats.udp_rx.datagrams, now)),
+        };
         Lost {
-            ending: classify_end(session.close_reason().as_ref()),
+            ending: classify_end(
+                conn.close_reason().as_ref(),
+                session.close_reason().as_ref(),
+                masked,
+            ),
             why,
         }
     }
 }
+
+/// What a session's connection received, sampled every [`HEARD_EVERY`] by
+/// a task of its own (the sender may be blocked on stream credit when the
+/// server goes silent), to tell how long the server had been silent when
+/// the session ended.
+struct Heard {
+    /// Datagrams received by then.
+    count: u64,
+    /// When that count was first seen.
+    since: Instant,
+}
+
+/// How often [`Heard`] samples the connection's statistics.
+const HEARD_EVERY: Duration = Duration::from_millis(250);
+
+impl Heard {
+    fn new(now: Instant) -> Heard {
+        Heard {
+            count: 0,
+            since: now,
+        }
+    }
+
+    /// Samples `conn`.
+    fn sample(&mut self, conn: &quinn::Connection, now: Instant) {
+        let n = conn.stats().udp_rx.datagrams;
+        if n != self.count {
+            self.count = n;
+            self.since = now;
+        }
+    }
+
+    /// Samples `conn` into `heard` every [`HEARD_EVERY`] until it closes.
+    async fn watch(heard: Arc<Mutex<Heard>>, conn: quinn::Connection) {
+        let mut every = tokio::time::interval(HEARD_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = conn.closed() => return,
+            }
+            if let Ok(mut h) = heard.lock() {
+                h.sample(&conn, Instant::now());
+            }
+        }
+    }
+
+    /// How long nothing has arrived, with `rx` datagrams received now (at
+    /// most [`HEARD_EVERY`] short).
+    fn silent(&self, rx: u64, now: Instant) -> Duration {
+        if rx == self.count {
+            now.saturating_duration_since(self.since)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// What tells how a session ended when its connection's reason was masked
+/// (see [`classify_end`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Masked {
+    /// The server sent a CONNECTION_CLOSE.
+    pub peer_close: bool,
+    /// How long nothing had arrived from the server when the session ended.
+    pub silent: Duration,
+}
+
+/// A masked end after this much silence from the server is our idle
+/// timeout: a live server answers the keep-alives (and acknowledges what
+/// the client sends) far sooner.
+pub const SILENT_FOR_IDLE: Duration = Duration::from_millis(500);
+
+/// The key of a masked close by the server whose code was not kept.
+pub const CODE_NOT_KEPT: &str = "no code: connection closed (code not kept)";
 
 /// Why a session that was up ended without the client's wanting it: its
 /// cause and, when the server closed it, its `"<code> <reason>"`.
@@ -65,10 +154,31 @@ pub struct Ending {
 /// The longest reason kept of a server's close, in characters.
 const CLOSE_REASON_CHARS: usize = 80;
 
-/// Sorts the close reason of a session that ended without the client's
-/// wanting it (`None`: the connection is still up, and our side gives it
-/// up after a failed write) into an [`Ending`].
-pub fn classify_end(reason: Option<&SessionError>) -> Ending {
+/// The key of an end with no close from the server and no silence before
+/// it: the server ended the session's CONNECT stream, or reset the
+/// connection (web-transport-quinn then closes the connection itself and
+/// QUIC's own reason is lost).
+pub const CONNECT_STREAM_ENDED: &str = "no code: CONNECT stream ended or connection reset";
+
+/// Sorts how a session that ended without the client's wanting it ended
+/// into an [`Ending`]: `conn` is its QUIC connection's close reason (`None`:
+/// the connection is still up, and our side gives it up after a failed
+/// write), `session` the WebTransport session's.
+///
+/// A WebTransport session close (its capsule) always gives its code and
+/// reason. Otherwise the connection's reason is used, when it is known:
+/// web-transport-quinn closes the connection itself as soon as the
+/// session's CONNECT stream fails, whatever failed it, and quinn then
+/// reports every end as closed locally (it keeps the last reason, not the
+/// first). Such a masked end is told by `masked`: a CONNECTION_CLOSE from
+/// the server is its close (code not kept); [`SILENT_FOR_IDLE`] or more of
+/// silence before it is our idle timeout; anything else is the server's
+/// end of the CONNECT stream or a reset ([`CONNECT_STREAM_ENDED`]).
+pub fn classify_end(
+    conn: Option<&quinn::ConnectionError>,
+    session: Option<&SessionError>,
+    masked: Masked,
+) -> Ending {
     use quinn::ConnectionError as C;
     let key = |prefix: &str, code: u64, reason: &[u8]| {
         let reason: String = String::from_utf8_lossy(reason)
@@ -80,31 +190,40 @@ pub fn classify_end(reason: Option<&SessionError>) -> Ending {
             .trim_end()
             .to_owned()
     };
-    let (cause, close) = match reason {
-        None => (SessionEnd::LocalError, None),
-        Some(SessionError::WebTransportError(WebTransportError::Closed(code, reason))) => (
-            SessionEnd::ServerClosed,
-            Some(key("", u64::from(*code), reason.as_bytes())),
-        ),
-        Some(SessionError::ConnectionError(e))
-        | Some(SessionError::SendDatagramError(quinn::SendDatagramError::ConnectionLost(e))) => {
-            match e {
-                C::TimedOut => (SessionEnd::IdleTimeout, None),
-                C::Reset => (SessionEnd::Reset, None),
-                C::ApplicationClosed(c) => (
-                    SessionEnd::ServerClosed,
-                    Some(key("h3 ", c.error_code.into_inner(), &c.reason)),
-                ),
-                C::ConnectionClosed(c) => (
-                    SessionEnd::ServerClosed,
-                    Some(key("quic ", c.error_code.into(), &c.reason)),
-                ),
-                C::LocallyClosed | C::TransportError(_) | C::VersionMismatch | C::CidsExhausted => {
-                    (SessionEnd::LocalError, None)
-                }
-            }
+    // A close the server sent as a WebTransport session close (a capsule,
+    // or an HTTP/3 code that maps to a session code).
+    let wt = match session {
+        Some(SessionError::WebTransportError(WebTransportError::Closed(code, reason))) => {
+            Some(key("", u64::from(*code), reason.as_bytes()))
         }
-        Some(_) => (SessionEnd::LocalError, None),
+        _ => None,
+    };
+    let (cause, close) = match conn {
+        None => (SessionEnd::LocalError, None),
+        Some(C::TimedOut) => (SessionEnd::IdleTimeout, None),
+        Some(C::Reset) => (SessionEnd::Reset, None),
+        Some(C::ApplicationClosed(c)) => (
+            SessionEnd::ServerClosed,
+            wt.or_else(|| Some(key("h3 ", c.error_code.into_inner(), &c.reason))),
+        ),
+        Some(C::ConnectionClosed(c)) => (
+            SessionEnd::ServerClosed,
+            Some(key("quic ", c.error_code.into(), &c.reason)),
+        ),
+        // Never ours on a lost session (the client closes only at a planned
+        // end): the library closed it, after whatever ended the session.
+        Some(C::LocallyClosed) => match wt {
+            Some(k) => (SessionEnd::ServerClosed, Some(k)),
+            None if masked.peer_close => (SessionEnd::ServerClosed, Some(CODE_NOT_KEPT.to_owned())),
+            None if masked.silent >= SILENT_FOR_IDLE => (SessionEnd::IdleTimeout, None),
+            None => (
+                SessionEnd::ServerClosed,
+                Some(CONNECT_STREAM_ENDED.to_owned()),
+            ),
+        },
+        Some(C::TransportError(_) | C::VersionMismatch | C::CidsExhausted) => {
+            (SessionEnd::LocalError, None)
+        }
     };
     Ending { cause, close }
 }
@@ -151,7 +270,10 @@ pub(super) async fn run_session(
         session: &session,
         leave_at,
         control,
+        heard: Arc::new(Mutex::new(Heard::new(Instant::now()))),
     };
+    let conn: &quinn::Connection = &session;
+    tokio::spawn(Heard::watch(up.heard.clone(), conn.clone()));
     if let Err(end) = up.open().await {
         let accounting = finish(done_tx, receiver, &client.plan.user_id).await;
         drop(sending);
@@ -188,6 +310,8 @@ struct Up<'a> {
     leave_at: Option<Instant>,
     /// A `browser`'s control packets from its receiver, to send on streams.
     control: mpsc::Receiver<Outgoing>,
+    /// What its connection received, for the cause of its end.
+    heard: Arc<Mutex<Heard>>,
 }
 
 impl Up<'_> {
@@ -210,7 +334,7 @@ impl Up<'_> {
             sender.inflight.forget(&client.stats);
             return Err(match e {
                 SendError::Stopped => End::Stopped,
-                e => End::Lost(Lost::after(self.session, e.why())),
+                e => End::Lost(Lost::after(self.session, &self.heard, e.why())),
             });
         }
         sender.resume(client, first_session);
@@ -243,10 +367,7 @@ impl Up<'_> {
                 biased;
                 _ = &mut stopped => return End::Stopped,
                 e = &mut closed => {
-                    return End::Lost(Lost {
-                        ending: classify_end(Some(&e)),
-                        why: e.to_string(),
-                    })
+                    return End::Lost(Lost::after(self.session, &self.heard, e.to_string()))
                 }
                 _ = &mut notified => {
                     self.sender.request_keyframe();
@@ -296,7 +417,7 @@ impl Up<'_> {
             Err(SendError::Stopped) => Some(End::Stopped),
             Err(e) => {
                 self.client.stats.send_errors.fetch_add(1, Relaxed);
-                Some(End::Lost(Lost::after(self.session, e.why())))
+                Some(End::Lost(Lost::after(self.session, &self.heard, e.why())))
             }
         }
     }
@@ -347,30 +468,50 @@ mod tests {
     use super::*;
     use quinn::{ApplicationClose, ConnectionClose, ConnectionError as C, TransportErrorCode};
 
-    fn ending(e: SessionError) -> (SessionEnd, Option<String>) {
-        let Ending { cause, close } = classify_end(Some(&e));
+    fn ending(conn: C, session: Option<SessionError>) -> (SessionEnd, Option<String>) {
+        masked(conn, session, Masked::default())
+    }
+
+    fn masked(conn: C, session: Option<SessionError>, m: Masked) -> (SessionEnd, Option<String>) {
+        let Ending { cause, close } = classify_end(Some(&conn), session.as_ref(), m);
         (cause, close)
     }
 
     #[test]
     fn each_close_reason_has_one_cause() {
         use SessionEnd::*;
-        let conn = SessionError::ConnectionError;
-        assert_eq!(ending(conn(C::TimedOut)), (IdleTimeout, None));
-        assert_eq!(ending(conn(C::Reset)), (Reset, None));
+        // What the session says after an idle timeout (the library marks a
+        // session whose CONNECT stream failed as closed locally) does not
+        // hide the connection's reason.
+        let local = Some(SessionError::ConnectionError(C::LocallyClosed));
+        assert_eq!(ending(C::TimedOut, local.clone()), (IdleTimeout, None));
+        assert_eq!(ending(C::Reset, local.clone()), (Reset, None));
         // The server closed the WebTransport session: its code and reason.
-        let wt = WebTransportError::Closed(0, "Outbound channel full".into());
-        assert_eq!(
-            ending(SessionError::WebTransportError(wt)),
-            (ServerClosed, Some("0x0 Outbound channel full".into()))
-        );
-        // An HTTP/3 code on the connection, and a QUIC transport error.
-        let app = ApplicationClose {
-            error_code: quinn::VarInt::from_u32(0x100),
-            reason: bytes::Bytes::from_static(b"bye\n"),
+        let wt = |code, reason: &str| {
+            Some(SessionError::WebTransportError(WebTransportError::Closed(
+                code,
+                reason.into(),
+            )))
         };
         assert_eq!(
-            ending(conn(C::ApplicationClosed(app))),
+            ending(C::LocallyClosed, wt(0, "Outbound channel full")),
+            (ServerClosed, Some("0x0 Outbound channel full".into()))
+        );
+        let app = |code: u64, reason: &'static [u8]| ApplicationClose {
+            error_code: quinn::VarInt::from_u64(code).unwrap(),
+            reason: bytes::Bytes::from_static(reason),
+        };
+        assert_eq!(
+            ending(
+                C::ApplicationClosed(app(0x52e4a40fa8db, b"x")),
+                wt(9, "bye")
+            ),
+            (ServerClosed, Some("0x9 bye".into()))
+        );
+        // An HTTP/3 code on the connection, a QUIC transport error, and a
+        // CONNECT stream ended without a close.
+        assert_eq!(
+            ending(C::ApplicationClosed(app(0x100, b"bye\n")), None),
             (ServerClosed, Some("h3 0x100 bye".into()))
         );
         let quic = ConnectionClose {
@@ -379,28 +520,48 @@ mod tests {
             reason: bytes::Bytes::new(),
         };
         assert_eq!(
-            ending(conn(C::ConnectionClosed(quic))),
+            ending(C::ConnectionClosed(quic), None),
             (ServerClosed, Some("quic 0xa".into()))
         );
-        // A datagram that found the connection lost: the connection's cause.
-        let lost = quinn::SendDatagramError::ConnectionLost(C::TimedOut);
         assert_eq!(
-            ending(SessionError::SendDatagramError(lost)),
+            ending(C::LocallyClosed, local.clone()),
+            (ServerClosed, Some(CONNECT_STREAM_ENDED.into()))
+        );
+        // Masked by the library's own close: a silent server is our idle
+        // timeout, a CONNECTION_CLOSE from it is its close.
+        let silent = |ms| Masked {
+            peer_close: false,
+            silent: Duration::from_millis(ms),
+        };
+        assert_eq!(
+            masked(C::LocallyClosed, local.clone(), silent(750)),
             (IdleTimeout, None)
         );
-        // Our own side: a close of ours, a protocol error we detected, a
-        // failed write while the connection is up (no close reason).
-        assert_eq!(ending(conn(C::LocallyClosed)), (LocalError, None));
-        assert_eq!(ending(conn(C::CidsExhausted)), (LocalError, None));
-        let unknown = SessionError::WebTransportError(WebTransportError::UnknownSession);
-        assert_eq!(ending(unknown), (LocalError, None));
-        assert_eq!(classify_end(None).cause, LocalError);
+        assert_eq!(
+            masked(C::LocallyClosed, local.clone(), silent(100)).0,
+            ServerClosed
+        );
+        let closed = Masked {
+            peer_close: true,
+            silent: Duration::from_secs(3),
+        };
+        assert_eq!(
+            masked(C::LocallyClosed, local, closed),
+            (ServerClosed, Some(CODE_NOT_KEPT.into()))
+        );
+        // Our own side: a protocol error we detected, a failed write while
+        // the connection is up (no close reason).
+        assert_eq!(ending(C::CidsExhausted, None), (LocalError, None));
+        assert_eq!(classify_end(None, None, closed).cause, LocalError);
     }
 
     #[test]
     fn a_long_reason_is_cut() {
-        let wt = WebTransportError::Closed(7, "x".repeat(500));
-        let (_, close) = ending(SessionError::WebTransportError(wt));
+        let long = Some(SessionError::WebTransportError(WebTransportError::Closed(
+            7,
+            "x".repeat(500),
+        )));
+        let (_, close) = ending(C::LocallyClosed, long);
         let close = close.unwrap();
         assert!(close.starts_with("0x7 xxx"), "{close}");
         assert_eq!(close.chars().count(), 4 + CLOSE_REASON_CHARS);
