@@ -154,13 +154,14 @@ fn behaviour(m: &Metrics, plan: &[ClientPlan], sc: &crate::plan::ScheduleInfo) -
 
 /// One (sender, receiver, media) pair's loss at the end: exact for senders
 /// of this process the receiver joined with, inferred from the span
-/// otherwise. `all` holds every sender.
+/// otherwise (`all` holds every sender); with the exact check, the part of
+/// its loss sent while the receiver's session was down.
 fn pair_loss(
     all: &Metrics,
     view: &PeerView,
     sender: Option<usize>,
     i: usize,
-) -> (u64, Option<Exact>) {
+) -> (u64, Option<(Exact, u64)>) {
     let c = &view.media[i].seq;
     match (view.expect_from, sender.and_then(|s| all.clients.get(s))) {
         (Some(from), Some(s)) if view.ours => {
@@ -169,7 +170,7 @@ fn pair_loss(
                 until = until.min(u[i]);
             }
             let e = Exact::check(c, from[i], until);
-            (e.lost, Some(e))
+            (e.lost, Some((e, view.down[i].missed(until, e.lost))))
         }
         _ => (c.missing(), None),
     }
@@ -189,6 +190,10 @@ struct Pairs {
     per_receiver: Vec<(u64, f64)>,
     /// Lost, per receiving client (in the metrics' order).
     lost_by_receiver: Vec<u64>,
+    /// Of the exact loss, what was sent while the receiver was down.
+    while_down: u64,
+    /// The same, per receiving client.
+    down_by_receiver: Vec<u64>,
 }
 
 /// The pairs of the receivers of `m`; `all` holds every sender, `index`
@@ -198,21 +203,24 @@ fn pairs(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) ->
     for c in &m.clients {
         let Ok(peers) = c.peers.lock() else {
             p.lost_by_receiver.push(0);
+            p.down_by_receiver.push(0);
             continue;
         };
         let mut mine = Freezes::default();
         let mut heard = false;
-        let mut mine_lost = 0;
+        let (mut mine_lost, mut mine_down) = (0, 0);
         for (id, view) in peers.iter() {
             let sum = &view.media[i];
             let (lost, exact) = pair_loss(all, view, index.get(id.as_str()).copied(), i);
             p.lost += lost;
             mine_lost += lost;
             let slots = match exact {
-                Some(e) => {
+                Some((e, down)) => {
                     p.exact.pairs += 1;
                     p.exact.expected += e.expected;
                     p.exact.lost += e.lost;
+                    p.while_down += down;
+                    mine_down += down;
                     e.expected
                 }
                 None => sum.seq.span(),
@@ -233,6 +241,7 @@ fn pairs(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, i: usize) ->
             p.per_receiver.push((mine.count, mine.total_ms));
         }
         p.lost_by_receiver.push(mine_lost);
+        p.down_by_receiver.push(mine_down);
     }
     p
 }
@@ -441,7 +450,7 @@ fn hear_audio(
 ) {
     let sum = &view.media[0];
     let (lost, exact) = pair_loss(all, view, sender.map(|s| s.0), 0);
-    let slots = exact.map_or(sum.seq.span(), |e| e.expected);
+    let slots = exact.map_or(sum.seq.span(), |e| e.0.expected);
     if slots == 0 {
         return;
     }
@@ -578,10 +587,32 @@ fn clients(m: &Metrics, inp: &Inputs) -> Clients {
             .count(),
         failed: states[State::Failed as usize] as usize,
         reconnects: m.sum(|c| c.reconnects.load(Relaxed)),
+        session_ends: session_ends(m),
+        server_close_reasons: m.clients.iter().fold(BTreeMap::new(), |mut all, c| {
+            if let Ok(closes) = c.server_closes.lock() {
+                for (k, n) in closes.iter() {
+                    synth_report::model::add_close_reason(&mut all, k, *n);
+                }
+            }
+            all
+        }),
         connected_at_end: inp.at_end.0,
         started_at_end: inp.at_end.1,
         stalls: m.sum(|c| c.stalls.load(Relaxed)),
         stalled_s: round3(m.sum(|c| c.stalled_us.load(Relaxed)) as f64 / 1e6),
+    }
+}
+
+/// Sessions that ended, by cause, over every client.
+fn session_ends(m: &Metrics) -> synth_report::model::SessionEnds {
+    use crate::metrics::SessionEnd;
+    let n = |e: SessionEnd| m.sum(|c| c.session_ends[e as usize].load(Relaxed));
+    synth_report::model::SessionEnds {
+        idle_timeout: n(SessionEnd::IdleTimeout),
+        server_closed: n(SessionEnd::ServerClosed),
+        reset: n(SessionEnd::Reset),
+        local_error: n(SessionEnd::LocalError),
+        planned: n(SessionEnd::Planned),
     }
 }
 
@@ -656,6 +687,10 @@ fn meetings(m: &Metrics, plan: &[ClientPlan], pairs: [&Pairs; 2]) -> Vec<Meeting
         e.lost += pairs
             .iter()
             .map(|p| p.lost_by_receiver.get(k).copied().unwrap_or(0))
+            .sum::<u64>();
+        e.lost_while_down += pairs
+            .iter()
+            .map(|p| p.down_by_receiver.get(k).copied().unwrap_or(0))
             .sum::<u64>();
     }
     meetings.into_values().collect()
@@ -777,6 +812,10 @@ fn media(m: &Metrics, plan: &[ClientPlan], mut pr: Pairs, media: Media) -> Media
             bytes: m.sum(|c| c.recv_bytes[i].load(Relaxed)),
             lost: pr.lost,
             exact: pr.exact.clone(),
+            lost_causes: (pr.exact.pairs > 0).then(|| synth_report::model::LostCauses {
+                while_connected: pr.exact.lost - pr.while_down,
+                while_down: pr.while_down,
+            }),
             late: m.sum(|c| c.late[i].load(Relaxed)),
             reordered: m.sum(|c| c.reordered[i].load(Relaxed)),
             duplicate: m.sum(|c| c.duplicates[i].load(Relaxed)),
@@ -906,6 +945,16 @@ mod tests {
         s.joined_events.store(3, Relaxed);
         s.left_events.store(k, Relaxed);
         s.reconnects.store(k / 2, Relaxed);
+        // Its sessions' ends: the unplanned ones are its reconnects.
+        use crate::metrics::SessionEnd;
+        for _ in 0..k / 2 {
+            let close = format!("0x{k} closed {k}");
+            match k {
+                3 => s.session_ended(SessionEnd::ServerClosed, Some(&close)),
+                _ => s.session_ended(SessionEnd::IdleTimeout, None),
+            }
+        }
+        s.session_ended(SessionEnd::Planned, None);
         s.stalls.store(k % 3, Relaxed);
         s.stalled_us.store(k * 250_000, Relaxed);
         s.sent_packets[Media::Heartbeat as usize].store(10 + k, Relaxed);
@@ -1120,9 +1169,89 @@ mod tests {
         );
         assert_eq!(m.server_signals.congestion_max_per_client, 15);
         assert!(m.video.sent.bitrate_kbps.is_some());
+        let ends = &m.clients.session_ends;
+        assert_eq!(
+            (ends.idle_timeout, ends.server_closed, ends.planned),
+            (1, 1, 4)
+        );
+        assert_eq!(ends.unplanned(), m.clients.reconnects);
+        assert_eq!(m.clients.server_close_reasons["0x3 closed 3"], 1);
         // Merging is associative with itself: merging the merged report with nothing changes nothing.
         let again = merge(&[("ab".into(), m.clone())]).unwrap();
         assert_eq!(json(&again.audio), json(&m.audio));
+    }
+
+    /// Issue #24: the exact loss splits into what was sent while the
+    /// receiver's session was down and the rest; the loss of a sender of
+    /// another process is never split (it is inferred from the holes).
+    #[test]
+    fn exact_loss_splits_into_while_down_and_while_connected() {
+        use crate::metrics::Down;
+        use synth_common::seq::Counts;
+        let m = Metrics::new(2);
+        // u0 sent audio 0..22; u1 received 12 distinct numbers of them
+        // (lost 10), 8 of its numbers were sent while u1 was down, 1 of
+        // which arrived on u1's new session: 7 missed while down.
+        m.clients[0].next_seq[0].store(22, Relaxed);
+        let heard = Counts {
+            first: Some(0),
+            last: Some(21),
+            received: 12,
+            distinct: 12,
+            ..Counts::default()
+        };
+        let mut ours = PeerView {
+            expect_from: Some([0, 0]),
+            ours: true,
+            ..PeerView::default()
+        };
+        ours.media[0].seq = heard;
+        ours.down[0] = Down {
+            closed: 8,
+            open_from: None,
+            arrived: 1,
+        };
+        // A sender of another process with 4 holes in its span.
+        let mut other = PeerView::default();
+        other.media[0].seq = Counts {
+            first: Some(100),
+            last: Some(109),
+            received: 6,
+            distinct: 6,
+            ..Counts::default()
+        };
+        {
+            let mut peers = m.clients[1].peers.lock().unwrap();
+            peers.insert("u0".into(), ours);
+            peers.insert("elsewhere".into(), other);
+        }
+        let r = built(&m, &[0, 1], &[], (2, 2));
+        let rx = &r.audio.received;
+        assert_eq!((rx.lost, rx.exact.lost), (14, 10));
+        let causes = rx
+            .lost_causes
+            .expect("a sender of this process was checked");
+        assert_eq!((causes.while_connected, causes.while_down), (3, 7));
+        assert_eq!(r.meetings[0].lost_while_down, 7);
+        // Down since u0's 17 and still down at the end: 17..22 missed.
+        ours.down[0] = Down {
+            open_from: Some(17),
+            ..Down::default()
+        };
+        m.clients[1].peers.lock().unwrap().insert("u0".into(), ours);
+        let r = built(&m, &[0, 1], &[], (2, 2));
+        let causes = r.audio.received.lost_causes.unwrap();
+        assert_eq!((causes.while_connected, causes.while_down), (5, 5));
+        // No sender of this process checked: no split.
+        let m = Metrics::new(1);
+        m.clients[0]
+            .peers
+            .lock()
+            .unwrap()
+            .insert("elsewhere".into(), other);
+        let r = built(&m, &[0], &[], (1, 1));
+        assert_eq!(r.audio.received.lost, 4);
+        assert_eq!(r.audio.received.lost_causes, None);
     }
 
     /// Rates per pair, concealment per pair and freezes per receiver come
@@ -1224,6 +1353,7 @@ mod tests {
             audio_mos: None,
             video_score: None,
             jitter_ms: Av::default(),
+            session_ends: Default::default(),
             freezes: 0,
             lateness_p99_ms: Some(p99 / 10.0),
             server_rtt_ms: P2 {

@@ -11,7 +11,7 @@ pub use synth_report::window::{Snapshot, Window};
 
 use synth_report::figure::{Counter, HistId};
 
-use crate::metrics::{host_now, ClientStats, Metrics, Process, State};
+use crate::metrics::{host_now, ClientStats, Metrics, Process, SessionEnd, State};
 use crate::scopes::ScopeDef;
 
 /// Everything `m` has counted until now.
@@ -105,6 +105,13 @@ fn read(c: &ClientStats, counter: Counter) -> u64 {
         Counter::Stalls => c.stalls.load(Relaxed),
         Counter::ServerDelayUs => c.credit_wait_us.load(Relaxed) + c.skipped_us.load(Relaxed),
         Counter::RoomCongestion => c.room_congestion.load(Relaxed),
+        Counter::EndsIdleTimeout => c.session_ends[SessionEnd::IdleTimeout as usize].load(Relaxed),
+        Counter::EndsServerClosed => {
+            c.session_ends[SessionEnd::ServerClosed as usize].load(Relaxed)
+        }
+        Counter::EndsReset => c.session_ends[SessionEnd::Reset as usize].load(Relaxed),
+        Counter::EndsLocalError => c.session_ends[SessionEnd::LocalError as usize].load(Relaxed),
+        Counter::EndsPlanned => c.session_ends[SessionEnd::Planned as usize].load(Relaxed),
     }
 }
 

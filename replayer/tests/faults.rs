@@ -246,7 +246,18 @@ groups:
     assert_eq!(r.clients.connected, 4);
     assert!(r.clients.reconnects >= 4, "{:?}", r.clients);
     assert!(r.clients.stalls >= 1, "{:?}", r.clients);
+    // Issue #24: a server that went silent is our idle timeout, every time
+    // (web-transport-quinn's own close masks QUIC's reason: the silence
+    // before the end tells it).
+    let ends = &r.clients.session_ends;
+    assert_eq!(ends.idle_timeout, r.clients.reconnects, "{ends:?}");
     for (name, m) in [("audio", &r.audio), ("video", &r.video)] {
+        let causes = m.received.lost_causes.expect("exact pairs");
+        assert_eq!(
+            causes.while_connected + causes.while_down,
+            m.received.exact.lost,
+            "{name}"
+        );
         assert!(
             m.received.lost > 0,
             "{name}: the outage is lost: {:?}",
@@ -270,5 +281,104 @@ groups:
     assert_eq!(
         states.keys().collect::<Vec<_>>(),
         [&format!("{:?}", State::Done)]
+    );
+}
+
+/// Issue #24: a receiver whose link goes down for 3 s sees its session end
+/// by its own idle timeout and reconnects; the media its peer sent from
+/// then until it was back are lost "while down", the rest "while
+/// connected", and every session end is counted once with its cause, in
+/// the report and on the timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_and_back_splits_the_loss_and_names_its_end() {
+    let relay = Relay::start(RelayConfig::default()).await.unwrap();
+    let s = settings(
+        r#"
+duration: 10s
+ramp_up_delay_ms: 20
+keep_alive: 200ms
+idle_timeout: 1s
+timeline_interval: 1s
+groups:
+  - {count: 1, user_id: "steady-{index}", meeting_id: "dn"}
+  - count: 1
+    user_id: "dropped-{index}"
+    meeting_id: "dn"
+    network: {schedule: [{at: 2s, down: 3s}]}
+"#,
+        &relay,
+    );
+    let outcome = within(60, "run", run::run(s, quiet(), std::future::pending()))
+        .await
+        .expect("run");
+    relay.shutdown().await;
+    let r = &outcome.report;
+    assert_eq!(r.clients.connected, 2);
+    let ends = &r.clients.session_ends;
+    // The dropped client noticed by its idle timeout (its reconnection
+    // attempts while the link was down are failed attempts, not ends).
+    assert!(
+        ends.idle_timeout >= 1,
+        "{ends:?} {:?}",
+        r.clients.server_close_reasons
+    );
+    assert_eq!((ends.server_closed, ends.reset), (0, 0), "{ends:?}");
+    assert_eq!(ends.unplanned(), r.clients.reconnects, "{ends:?}");
+    assert!((1..=2).contains(&ends.planned), "{ends:?}");
+    assert!(r.clients.server_close_reasons.is_empty());
+    // The timeline's intervals add up to the report's counts.
+    let t = r.timeline.as_ref().expect("a timeline");
+    let mut summed = synth_report::model::SessionEnds::default();
+    for s in &t.samples {
+        summed.add(&s.session_ends);
+    }
+    assert_eq!(&summed, ends);
+    // The dropped client's view of the steady one: a span while it was
+    // down, closed when it was back.
+    let steady = &outcome.metrics.clients[0];
+    let view = outcome.metrics.clients[1].peers.lock().unwrap()["steady-0"];
+    let mut down_total = 0;
+    for (m, name) in [(0, "audio"), (1, "video")] {
+        let d = view.down[m];
+        assert_eq!(d.open_from, None, "{name}: back up: {d:?}");
+        assert!(
+            d.closed > 0,
+            "{name}: the steady client sent while it was down: {d:?}"
+        );
+        let until = steady.next_seq[m].load(std::sync::atomic::Ordering::Relaxed);
+        let e = synth_common::quality::Exact::check(
+            &view.media[m].seq,
+            view.expect_from.unwrap()[m],
+            until,
+        );
+        let missed = d.missed(until, e.lost);
+        assert!(missed > 0 && missed <= d.closed, "{name}: {d:?} {e:?}");
+        down_total += missed;
+        let rx = if m == 0 {
+            &r.audio.received
+        } else {
+            &r.video.received
+        };
+        let causes = rx
+            .lost_causes
+            .expect("senders of this process were checked");
+        assert_eq!(rx.exact.lost, rx.lost, "{name}: every loss is exact");
+        assert_eq!(
+            causes.while_connected + causes.while_down,
+            rx.exact.lost,
+            "{name}: {causes:?}"
+        );
+        // Only the dropped client was ever down.
+        assert_eq!(causes.while_down, missed, "{name}: {causes:?}");
+    }
+    assert_eq!(r.meetings[0].lost_while_down, down_total);
+    // The steady client never went down: nothing of what it missed of the
+    // dropped one (written into a dead session) counts as while down.
+    let view = outcome.metrics.clients[0].peers.lock().unwrap()["dropped-0"];
+    assert_eq!(view.down, [synth_replayer::metrics::Down::default(); 2]);
+    assert!(
+        r.summary().contains("ends     session ends: "),
+        "{}",
+        r.summary()
     );
 }

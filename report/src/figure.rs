@@ -193,11 +193,21 @@ pub enum Counter {
     ServerDelayUs,
     /// CONGESTION about other senders of the room.
     RoomCongestion,
+    /// Sessions ended by our idle timeout.
+    EndsIdleTimeout,
+    /// Sessions the server closed.
+    EndsServerClosed,
+    /// Sessions the server reset.
+    EndsReset,
+    /// Sessions ended by an error on our side.
+    EndsLocalError,
+    /// Sessions ended on purpose.
+    EndsPlanned,
 }
 
 impl Counter {
     /// How many there are.
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 28;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -224,6 +234,11 @@ impl Counter {
         Counter::Stalls,
         Counter::ServerDelayUs,
         Counter::RoomCongestion,
+        Counter::EndsIdleTimeout,
+        Counter::EndsServerClosed,
+        Counter::EndsReset,
+        Counter::EndsLocalError,
+        Counter::EndsPlanned,
     ];
 }
 

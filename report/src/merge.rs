@@ -42,9 +42,10 @@ use crate::figure::{self, Merge};
 use crate::health::{Health, HostFigures};
 use crate::hist;
 use crate::model::{
-    network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Control, Counts, Event,
-    ExactReport, FreezeReport, MediaReport, Meeting, Percentiles, ProcessReport, Rate, Received,
-    Report, Sample, ScopeFigures, Sent, Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
+    add_close_reason, network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Control,
+    Counts, Event, ExactReport, FreezeReport, LostCauses, MediaReport, Meeting, Percentiles,
+    ProcessReport, Rate, Received, Report, Sample, ScopeFigures, Sent, SessionEnds, Signals,
+    StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
 };
 use crate::num::{bitrates, round3, round6};
 use crate::threshold::Threshold;
@@ -94,6 +95,7 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
                 e.audio_received += m.audio_received;
                 e.video_received += m.video_received;
                 e.lost += m.lost;
+                e.lost_while_down += m.lost_while_down;
             }
             None => {
                 meetings.insert(m.meeting_id.clone(), m.clone());
@@ -122,6 +124,16 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             stalls: sum(|r| r.clients.stalls),
             stalled_s: round3(all().map(|r| r.clients.stalled_s).sum()),
             unscheduled: sum_us(|r| r.clients.unscheduled),
+            session_ends: all().fold(SessionEnds::default(), |mut e, r| {
+                e.add(&r.clients.session_ends);
+                e
+            }),
+            server_close_reasons: all().fold(BTreeMap::new(), |mut m, r| {
+                for (k, n) in &r.clients.server_close_reasons {
+                    add_close_reason(&mut m, k, *n);
+                }
+                m
+            }),
         },
         connect_ms: pct("connect_ms", |r| &r.connect_ms)?,
         connect_failures,
@@ -445,6 +457,7 @@ fn media(
                 expected: add(|r| r.exact.expected),
                 lost: add(|r| r.exact.lost),
             },
+            lost_causes: lost_causes(recv()),
             late: add(|r| r.late),
             reordered: add(|r| r.reordered),
             duplicate: add(|r| r.duplicate),
@@ -457,6 +470,23 @@ fn media(
             concealment,
         },
     })
+}
+
+/// The split of the exact loss over every pod: known when every pod that
+/// checked a pair split its loss (a report from before the split has none).
+fn lost_causes<'a>(mut recv: impl Iterator<Item = (&'a str, &'a Received)>) -> Option<LostCauses> {
+    recv.try_fold(None, |acc: Option<LostCauses>, (_, r)| {
+        match (r.lost_causes, r.exact.pairs) {
+            (Some(c), _) => {
+                let mut sum = acc.unwrap_or_default();
+                sum.add(&c);
+                Some(Some(sum))
+            }
+            (None, 0) => Some(acc),
+            (None, _) => None,
+        }
+    })
+    .flatten()
 }
 
 /// The generator's health over every pod: saturated if any pod was (each
@@ -663,6 +693,11 @@ fn within_source(a: &Sample, b: &Sample) -> Sample {
             video: max_opt(a.jitter_ms.video, b.jitter_ms.video),
         },
         freezes: a.freezes + b.freezes,
+        session_ends: {
+            let mut e = a.session_ends;
+            e.add(&b.session_ends);
+            e
+        },
         lateness_p99_ms: max_opt(a.lateness_p99_ms, b.lateness_p99_ms),
         server_rtt_ms: max_p2(a.server_rtt_ms, b.server_rtt_ms),
         audio_mos: min_opt(a.audio_mos, b.audio_mos),
@@ -687,6 +722,7 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         latency_ms: Av::default(),
         jitter_ms: Av::default(),
         freezes: 0,
+        session_ends: SessionEnds::default(),
         lateness_p99_ms: None,
         server_rtt_ms: P2::default(),
         cpu_share: None,
@@ -715,6 +751,7 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         out.latency_ms = folded.latency_ms;
         out.jitter_ms = folded.jitter_ms;
         out.freezes = folded.freezes;
+        out.session_ends = folded.session_ends;
         out.lateness_p99_ms = folded.lateness_p99_ms;
         out.server_rtt_ms = folded.server_rtt_ms;
         out.audio_mos = folded.audio_mos;

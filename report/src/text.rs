@@ -63,6 +63,10 @@ fn head(o: &mut String, r: &Report) -> fmt::Result {
         "clients  {} planned, {} connected, {} failed, {} reconnects, {} stalls ({:.0} s)",
         c.planned, c.connected, c.failed, c.reconnects, c.stalls, c.stalled_s
     )?;
+    let ends = &c.session_ends;
+    if ends.unplanned() + ends.planned > 0 {
+        writeln!(o, "ends     {}", ends.line(&c.server_close_reasons))?;
+    }
     let fails: Vec<String> = r
         .connect_failures
         .iter()
@@ -131,6 +135,14 @@ fn media(o: &mut String, name: &str, m: &MediaReport) -> fmt::Result {
         r.duplicate,
         r.corrupted,
     )?;
+    if let Some(causes) = r.lost_causes.filter(|_| r.exact.lost > 0) {
+        let line = causes.line(r.exact.lost);
+        if r.exact.lost == r.lost {
+            writeln!(o, "         {line}")?;
+        } else {
+            writeln!(o, "         of senders of this process: {line}")?;
+        }
+    }
     writeln!(o, "         latency {}", pct(&r.latency_ms))?;
     if r.cross_host_latency_ms.count > 0 {
         writeln!(
@@ -580,5 +592,49 @@ mod tests {
         );
         v.packets = 1;
         assert_eq!(nothing(&a, &v), None);
+    }
+
+    /// Issue #24: the summary says why sessions ended and which part of
+    /// the loss was while the receiver was reconnecting.
+    #[test]
+    fn session_ends_and_the_loss_split_have_a_line_each() {
+        use crate::model::{LostCauses, SessionEnds};
+        let ends = SessionEnds {
+            idle_timeout: 31,
+            server_closed: 5,
+            planned: 120,
+            ..SessionEnds::default()
+        };
+        let reasons = [
+            ("0x0 Outbound channel full".to_string(), 4),
+            ("h3 0x100".to_string(), 1),
+        ]
+        .into();
+        assert_eq!(
+            ends.line(&reasons),
+            "session ends: 31 idle timeout (ours), 5 closed by the server \
+             (0x0 \"Outbound channel full\" ×4, h3 0x100 ×1), 120 planned"
+        );
+        let causes = LostCauses {
+            while_connected: 6_100,
+            while_down: 23_223,
+        };
+        assert_eq!(
+            causes.line(29_323),
+            "lost 29,323: 6,100 while both ends were connected, \
+             23,223 while the receiver was reconnecting"
+        );
+        let mut m = MediaReport::default();
+        m.received.lost = 29_323;
+        m.received.exact.lost = 29_323;
+        m.received.lost_causes = Some(causes);
+        let mut o = String::new();
+        media(&mut o, "audio", &m).unwrap();
+        assert!(o.contains("\n         lost 29,323: 6,100 while"), "{o}");
+        // Part of the loss is from other processes: the split says whose it is.
+        m.received.lost = 30_000;
+        let mut o = String::new();
+        media(&mut o, "audio", &m).unwrap();
+        assert!(o.contains("of senders of this process: lost 29,323"), "{o}");
     }
 }

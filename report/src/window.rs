@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use crate::figure::{self, Counter, HistId, Live, Q};
 use crate::health::Limits;
 use crate::host::HostReading;
-use crate::model::{Av, ByState, Event, Sample, P2};
+use crate::model::{Av, ByState, Event, Sample, SessionEnds, P2};
 use crate::num::round3;
 
 /// Every counter of the run summed, and every histogram merged, at one instant.
@@ -244,6 +244,13 @@ impl<'a> Window<'a> {
                 video: self.ms(HistId::VideoJitter, Q::P99).map(round3),
             },
             freezes: self.delta(Counter::Freezes),
+            session_ends: SessionEnds {
+                idle_timeout: self.delta(Counter::EndsIdleTimeout),
+                server_closed: self.delta(Counter::EndsServerClosed),
+                reset: self.delta(Counter::EndsReset),
+                local_error: self.delta(Counter::EndsLocalError),
+                planned: self.delta(Counter::EndsPlanned),
+            },
             lateness_p99_ms: self.ms(HistId::Lateness, Q::P99).map(round3),
             server_rtt_ms: p(HistId::ServerRtt),
             cpu_share: self.cpu_share().map(|c| (c * 1000.0).round() / 1000.0),

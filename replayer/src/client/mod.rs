@@ -38,8 +38,11 @@ use web_transport_quinn::Session;
 
 pub use connect::{classify, session_url, ConnectFailure, RETRY_REFUSED};
 pub use context::{Client, Roster, RunControl, RunSignals, SessionSettings, Shared};
+pub use session::{
+    classify_end, Ending, Masked, CODE_NOT_KEPT, CONNECT_STREAM_ENDED, SILENT_FOR_IDLE,
+};
 
-use crate::metrics::State;
+use crate::metrics::{SessionEnd, State};
 use crate::netem::QuicStats;
 use crate::people::{Cause, EndCause, SessionPlan};
 use crate::plan::ClientPlan;
@@ -47,7 +50,7 @@ use crate::session::receive::Accounting;
 use connect::{after_loss, attempt, Failures};
 use receiver::publish;
 use sender::Sender;
-use session::{run_session, End};
+use session::{run_session, End, Lost};
 
 /// How often an impaired client's QUIC statistics are sampled.
 const QUIC_SAMPLE_EVERY: Duration = Duration::from_millis(500);
@@ -309,6 +312,11 @@ impl Driver {
         } else {
             // Only the first session counts (`join` ignores later ones).
             acc.join((unix_ms() * 1000.0) as u64, peers_now(shared, plan));
+            if !first {
+                // Back after a lost session: what the senders sent while it
+                // was down ends here.
+                acc.up(peers_now(shared, plan));
+            }
         }
     }
 
@@ -335,9 +343,19 @@ impl Driver {
             leave_at,
         )
         .await;
-        if matches!(end, End::Left) {
-            acc.leave(peers_now(&self.client.shared, &self.client.plan));
-            publish(&self.client.stats, &acc);
+        let (shared, plan) = (&self.client.shared, &self.client.plan);
+        match end {
+            End::Left => {
+                acc.leave(peers_now(shared, plan));
+                publish(&self.client.stats, &acc);
+            }
+            End::Lost(_) => {
+                // Down from now (the session's end is known only now: after
+                // an idle timeout, that long after the server went silent).
+                acc.down(peers_now(shared, plan));
+                publish(&self.client.stats, &acc);
+            }
+            End::Stopped => {}
         }
         self.accounting = Some(acc);
         end
@@ -347,6 +365,10 @@ impl Driver {
     /// connect again within the planned session.
     async fn ended(&mut self, end: End, planned: &SessionPlan) -> Option<Flow> {
         let stats = &self.client.stats;
+        match &end {
+            End::Lost(l) => stats.session_ended(l.ending.cause, l.ending.close.as_deref()),
+            End::Stopped | End::Left => stats.session_ended(SessionEnd::Planned, None),
+        }
         match end {
             End::Stopped => Some(Flow::Over),
             End::Left => {
@@ -357,7 +379,7 @@ impl Driver {
                 }
                 Some(Flow::Next)
             }
-            End::Lost(why) => {
+            End::Lost(Lost { why, .. }) => {
                 tracing::warn!(user = %self.client.plan.user_id, "session lost: {why}; reconnecting");
                 stats.reconnects.fetch_add(1, Relaxed);
                 stats.set_state(State::Reconnecting);

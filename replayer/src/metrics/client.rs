@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::labels::{Media, State};
+use super::labels::{Media, SessionEnd, State};
 
 /// One client's counters.
 #[derive(Debug, Default)]
@@ -53,6 +53,12 @@ pub struct ClientStats {
     pub keyframes_answered: AtomicU64,
     /// Reconnections after a dropped session.
     pub reconnects: AtomicU64,
+    /// Sessions that were up and ended, by [`SessionEnd`]: every end counted
+    /// once, where the session ended.
+    pub session_ends: [AtomicU64; 5],
+    /// The server's closes of its sessions, by `"<code> <reason>"` (code in
+    /// hex): at most [`MAX_CLOSE_REASONS`] keys, the rest under `other`.
+    pub server_closes: Mutex<BTreeMap<String, u64>>,
     /// Packets that could not be sent (stream or session errors).
     pub send_errors: AtomicU64,
     /// Received packets that did not parse.
@@ -133,6 +139,10 @@ pub struct ClientStats {
     pub ever_connected: AtomicBool,
 }
 
+/// Distinct `"<code> <reason>"` keys kept of the server's closes (per
+/// client, and in the report); later ones are counted under `other`.
+pub const MAX_CLOSE_REASONS: usize = synth_report::model::MAX_CLOSE_REASONS;
+
 /// Time an adapting client spent sending one video rendition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionTime {
@@ -166,6 +176,15 @@ impl ClientStats {
         let r = self.renditions.lock().ok()?;
         let total: u64 = r.iter().map(|t| t.us).sum();
         (total > 0).then(|| r.iter().map(|t| t.bps * t.us as f64).sum::<f64>() / total as f64)
+    }
+
+    /// Counts a session that was up and ended as `cause`; `close` is the
+    /// server's `"<code> <reason>"` when it closed the session.
+    pub fn session_ended(&self, cause: SessionEnd, close: Option<&str>) {
+        self.session_ends[cause as usize].fetch_add(1, Relaxed);
+        if let (Some(key), Ok(mut closes)) = (close, self.server_closes.lock()) {
+            synth_report::model::add_close_reason(&mut closes, key, 1);
+        }
     }
 
     /// Counts a sent packet.
@@ -242,4 +261,35 @@ pub struct PeerView {
     pub until: Option<[u64; 2]>,
     /// This sender belongs to this process (same clock, known pack).
     pub ours: bool,
+    /// For a sender of this process, audio and video: its numbers sent
+    /// while this receiver's session was down (see [`Down`]).
+    pub down: [Down; 2],
+}
+
+/// One sender's numbers sent while one receiver's session was down: from
+/// the moment the receiver knew its session had ended (an idle timeout is
+/// known `idle_timeout` late) until its next session was up. Only for
+/// senders of this process, whose numbers are known; a receiver that leaves
+/// on purpose is not down (what is sent then is excused, never lost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Down {
+    /// Numbers in the spans that ended (the receiver was up again), within
+    /// what was owed to it.
+    pub closed: u64,
+    /// The sender's next number when the receiver went down, if it is still
+    /// down (the span runs to the sender's last number).
+    pub open_from: Option<u64>,
+    /// Numbers of the ended spans that arrived all the same (sent while the
+    /// new session was being set up, delivered on it).
+    pub arrived: u64,
+}
+
+impl Down {
+    /// Numbers the receiver missed while down, when what it was owed ends
+    /// at `until` (the exact check's end): never more than `lost`, the
+    /// pair's exact loss, which they are part of.
+    pub fn missed(&self, until: u64, lost: u64) -> u64 {
+        let open = self.open_from.map_or(0, |f| until.saturating_sub(f));
+        (self.closed + open).saturating_sub(self.arrived).min(lost)
+    }
 }

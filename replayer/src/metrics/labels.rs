@@ -1,5 +1,5 @@
-//! The label values of the metrics: media, client states, heartbeat flags
-//! and connect-failure reasons.
+//! The label values of the metrics: media, client states, heartbeat flags,
+//! connect-failure reasons and why sessions ended.
 
 /// Declares a label's enum, indexed from 0 in the order written, and the
 /// label values indexed by it.
@@ -105,4 +105,37 @@ label! {
     Tls = "tls",
     /// Any other transport error.
     Transport = "transport",
+}
+
+label! {
+    /// Why a session that was up ended (the `cause` label): taken once, where
+    /// the session ended, from QUIC's and WebTransport's close reason.
+    SessionEnd, SESSION_ENDS:
+    /// No packet from the server for the QUIC idle timeout (the smaller of
+    /// ours, `idle_timeout`, and the server's): noticed that late.
+    IdleTimeout = "idle_timeout",
+    /// The server closed the session or the connection (its code and
+    /// reason are kept).
+    ServerClosed = "server_closed",
+    /// The server reset the connection (a stateless reset: it no longer
+    /// knew the connection).
+    Reset = "reset",
+    /// Our side ended it for a reason that was not planned: a write or read
+    /// that failed while the connection was still up, a QUIC protocol error
+    /// it detected, or a close of its own.
+    LocalError = "local_error",
+    /// Ended on purpose: a leave of the schedule (churn, a storm, a phase)
+    /// or the end of the run. Not a failure.
+    Planned = "planned",
+}
+
+impl SessionEnd {
+    /// Every cause, in label order.
+    pub const ALL: [SessionEnd; 5] = [
+        SessionEnd::IdleTimeout,
+        SessionEnd::ServerClosed,
+        SessionEnd::Reset,
+        SessionEnd::LocalError,
+        SessionEnd::Planned,
+    ];
 }

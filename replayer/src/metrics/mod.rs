@@ -20,9 +20,11 @@ pub mod process;
 mod prometheus;
 pub mod store;
 
-pub use client::{ClientStats, PeerView, RenditionTime};
+pub use client::{ClientStats, Down, PeerView, RenditionTime, MAX_CLOSE_REASONS};
 pub use hist::{Hist, Layout, CONNECT_BUCKETS, JITTER_BUCKETS, LATENCY_BUCKETS, LATENESS_BUCKETS};
-pub use labels::{Control, FailReason, Media, State, CONTROL, FLAGS, MEDIA, REASONS};
+pub use labels::{
+    Control, FailReason, Media, SessionEnd, State, CONTROL, FLAGS, MEDIA, REASONS, SESSION_ENDS,
+};
 pub use loop_delay::LoopDelay;
 pub use process::{cores_available, host_now, Process};
 pub use store::Metrics;

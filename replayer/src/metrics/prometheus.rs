@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::client::ClientStats;
 use super::hist::Hist;
-use super::labels::{State, CONTROL, FLAGS, MEDIA, REASONS};
+use super::labels::{State, CONTROL, FLAGS, MEDIA, REASONS, SESSION_ENDS};
 use super::process::Process;
 use super::store::Metrics;
 use Read::{Clients, Run};
@@ -245,6 +245,12 @@ static FAMILIES: &[Family] = &[
         "Reconnections after a dropped session.",
         Clients(|c, _| c.reconnects.load(Relaxed)),
     ),
+    Family::counter(
+        "synth_session_ends_total",
+        "Sessions that were up and ended, by cause: idle_timeout (ours), server_closed, reset, local_error, planned (a leave of the schedule or the end of the run).",
+        Clients(|c, k| c.session_ends[k].load(Relaxed)),
+    )
+    .by(Label("cause", &SESSION_ENDS)),
     Family::counter(
         "synth_send_errors_total",
         "Packets that could not be sent.",
@@ -556,6 +562,7 @@ mod tests {
                 &c.corrupted,
                 &c.control_sent,
                 &c.control_received,
+                &c.session_ends,
             ] {
                 for x in a {
                     x.store(next(), Relaxed);

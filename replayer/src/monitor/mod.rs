@@ -338,6 +338,7 @@ mod tests {
             audio_mos: None,
             video_score: None,
             jitter_ms: Av::default(),
+            session_ends: Default::default(),
             freezes: 1,
             lateness_p99_ms: Some(2.0),
             server_rtt_ms: P2::default(),

@@ -22,7 +22,7 @@ use synth_common::quality::Stream;
 use synth_common::wire::{self, media_type, packet_type, MeetingEvent};
 
 use super::control::{self, Control};
-use crate::metrics::{ClientStats, Control as Kind, Media, PeerView};
+use crate::metrics::{ClientStats, Control as Kind, Down, Media, PeerView};
 
 /// One sender as this client sees it.
 #[derive(Debug)]
@@ -42,6 +42,68 @@ struct Peer {
     until: Option<[u64; 2]>,
     /// Its next numbers when this client's current stay in the meeting began.
     stay_from: [Option<u64>; 2],
+    /// Audio and video: its numbers sent while this client's session was down.
+    gaps: [Gaps; 2],
+}
+
+/// One sender's numbers sent while this client's session was down, as
+/// spans `[from, to)` of its numbers (senders of this process).
+#[derive(Debug, Default)]
+struct Gaps {
+    /// The spans that ended: the client was up again.
+    spans: Vec<(u64, u64)>,
+    /// Down since the sender's next number was this.
+    open: Option<u64>,
+    /// Distinct numbers of the ended spans that arrived all the same.
+    arrived: u64,
+}
+
+impl Gaps {
+    /// The client is down; the sender's next number is `next`.
+    fn down(&mut self, next: u64) {
+        self.open.get_or_insert(next);
+    }
+
+    /// The client is up again; the sender's next number is `next`.
+    fn up(&mut self, next: u64) {
+        if let Some(from) = self.open.take() {
+            if next > from {
+                self.spans.push((from, next));
+            }
+        }
+    }
+
+    /// A number arrived for the first time.
+    fn arrived(&mut self, seq: u64) {
+        if self.spans.iter().any(|&(a, b)| a <= seq && seq < b) {
+            self.arrived += 1;
+        }
+    }
+
+    /// Numbers from `from` on are excused (the client was away on purpose
+    /// from there): no span reaches past it.
+    fn excuse_from(&mut self, from: u64) {
+        self.up(from);
+        for s in &mut self.spans {
+            s.1 = s.1.min(from);
+        }
+        self.spans.retain(|s| s.1 > s.0);
+    }
+
+    /// The spans as plain numbers, the ended ones cut at `until` (what was
+    /// owed to the client ends there when it left for good).
+    fn summary(&self, until: Option<u64>) -> Down {
+        let end = until.unwrap_or(u64::MAX);
+        Down {
+            closed: self
+                .spans
+                .iter()
+                .map(|&(a, b)| b.min(end).saturating_sub(a))
+                .sum(),
+            open_from: self.open,
+            arrived: self.arrived,
+        }
+    }
 }
 
 impl Peer {
@@ -54,6 +116,7 @@ impl Peer {
             resumes: [0; 2],
             until: None,
             stay_from: [None; 2],
+            gaps: Default::default(),
         }
     }
 }
@@ -235,6 +298,9 @@ impl Accounting {
             p.until = None;
             p.stay_from = next.map(Some);
             for i in 0..2 {
+                // What the tracker excuses next is no gap of a session down.
+                let from = p.media[i].counts().last.map_or(origin[i], |l| l + 1);
+                p.gaps[i].excuse_from(from);
                 p.media[i].excuse(origin[i], next[i]);
                 p.media[i].pause();
             }
@@ -245,6 +311,33 @@ impl Accounting {
             if p.ours.is_none() {
                 for m in &mut p.media {
                     m.pause();
+                }
+            }
+        }
+    }
+
+    /// This client's session ended without its wanting it (dropped, timed
+    /// out, closed by the server) and it knows so now: until it is
+    /// [`Accounting::up`] again, what the senders of this process send is
+    /// missed while down. `peers` holds each one's user id, index and next
+    /// audio and video numbers now.
+    pub fn down(&mut self, peers: impl IntoIterator<Item = (Box<[u8]>, usize, [u64; 2])>) {
+        for (id, _, next) in peers {
+            if let Some(p) = self.peers.get_mut(&id).filter(|p| p.expect_from.is_some()) {
+                for (g, n) in p.gaps.iter_mut().zip(next) {
+                    g.down(n);
+                }
+            }
+        }
+    }
+
+    /// A session of this client is up again after it was [`Accounting::down`]
+    /// (a reconnection within a planned session). `peers` as for `down`.
+    pub fn up(&mut self, peers: impl IntoIterator<Item = (Box<[u8]>, usize, [u64; 2])>) {
+        for (id, _, next) in peers {
+            if let Some(p) = self.peers.get_mut(&id) {
+                for (g, n) in p.gaps.iter_mut().zip(next) {
+                    g.up(n);
                 }
             }
         }
@@ -357,6 +450,9 @@ impl Accounting {
                 } else if before > after {
                     stats.missing[i].fetch_sub(before - after, Relaxed);
                 }
+                if ours && !a.seen.duplicate {
+                    peer.gaps[i].arrived(seq);
+                }
                 if a.seen.reordered {
                     stats.reordered[i].fetch_add(1, Relaxed);
                 }
@@ -465,6 +561,7 @@ impl Accounting {
                     expect_from: p.expect_from,
                     until: p.until,
                     ours: p.ours.is_some(),
+                    down: [0, 1].map(|i| p.gaps[i].summary(p.until.map(|u| u[i]))),
                 },
             )
         })
@@ -748,5 +845,62 @@ mod tests {
         assert_eq!(stats.freezes.load(Relaxed), 0);
         let v = acc.peers().next().unwrap().1;
         assert!(v.media[1].watched_ms < 1000.0, "{}", v.media[1].watched_ms);
+    }
+
+    /// Issue #24: what a sender sent while the receiver's session was down
+    /// (from when the receiver knew until its next session was up) is told
+    /// apart from the rest of the exact loss; what arrived of it on the new
+    /// session is not missed, and a leave on purpose excuses the rest.
+    #[test]
+    fn numbers_sent_while_the_receiver_was_down_are_told_apart() {
+        let f = Fixture::new();
+        let cx = f.cx();
+        let stats = &f.clients[1];
+        let a = |next: u64| [(b"a".as_slice().into(), 0usize, [next, 0u64])];
+        let feed = |acc: &mut Accounting, seqs: &[u64]| {
+            for &seq in seqs {
+                acc.handle(
+                    &media("a", media_type::AUDIO, seq, 1.0, &[1, 2]),
+                    1.0,
+                    &cx,
+                    stats,
+                );
+            }
+        };
+        let mut acc = Accounting::new("me");
+        acc.join(1, a(0));
+        // 0..10 arrive but 7; 10 and 11 were in flight when the session died.
+        feed(&mut acc, &[0, 1, 2, 3, 4, 5, 6, 8, 9]);
+        // Known down when a's next number was 12, up again at 20; 19 was
+        // sent while the new session was set up and arrived on it.
+        acc.down(a(12));
+        let open = acc.peers().next().unwrap().1.down[0];
+        assert_eq!((open.open_from, open.closed), (Some(12), 0));
+        acc.up(a(20));
+        feed(&mut acc, &[19, 20, 21]);
+        let v = acc.peers().next().unwrap().1;
+        let d = v.down[0];
+        assert_eq!((d.closed, d.open_from, d.arrived), (8, None, 1));
+        let e = synth_common::quality::Exact::check(&v.media[0].seq, 0, 22);
+        // Lost: 7, 10, 11 (while up) and 12..19 (while down).
+        assert_eq!(e.lost, 10);
+        assert_eq!(d.missed(22, e.lost), 7);
+        assert_eq!(v.down[1], Down::default(), "video sent nothing");
+        // Down again at 22 and never back: the span runs to a's last number.
+        acc.down(a(22));
+        let d = acc.peers().next().unwrap().1.down[0];
+        assert_eq!(d.open_from, Some(22));
+        assert_eq!(d.missed(30, u64::MAX), 7 + 8);
+        // Down at 22, the planned session over while down, back on purpose
+        // at 40: what the tracker excuses (from 22 on) is no missed gap.
+        acc.rejoin(2, a(40));
+        let v = acc.peers().next().unwrap().1;
+        let e = synth_common::quality::Exact::check(&v.media[0].seq, 0, 40);
+        assert_eq!((e.lost, v.down[0].missed(40, e.lost)), (10, 7));
+        // A sender of another process has no numbers to check: no span.
+        let mut acc = Accounting::new("me");
+        acc.join(1, a(0));
+        acc.down([(b"b".as_slice().into(), 5, [3, 3])]);
+        assert!(acc.peers().all(|(_, v)| v.down == [Down::default(); 2]));
     }
 }

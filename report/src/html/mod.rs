@@ -666,6 +666,13 @@ fn clients(o: &mut String, p: &Page) {
             ("connected at the end", us(c.connected_at_end)),
             ("started by the end", us(c.started_at_end)),
             ("reconnects", n(c.reconnects)),
+            (
+                "session ends",
+                esc(c
+                    .session_ends
+                    .line(&c.server_close_reasons)
+                    .trim_start_matches("session ends: ")),
+            ),
             ("stalls", n(c.stalls)),
             ("stalled (s)", fmt(c.stalled_s)),
             (
@@ -683,7 +690,7 @@ fn media(o: &mut String, p: &Page) {
         return missing(o, "Media figures are");
     };
     type Row = fn(&MediaReport) -> String;
-    let rows: [(&str, Row); 21] = [
+    let rows: [(&str, Row); 22] = [
         ("sent packets", |m| n(m.sent.packets)),
         ("sent, acknowledged", |m| n(m.sent.acked)),
         ("sent, unacknowledged", |m| n(m.sent.unacked)),
@@ -701,6 +708,13 @@ fn media(o: &mut String, p: &Page) {
                 n(m.received.exact.expected)
             )
         }),
+        (
+            "lost while connected / while the receiver was down",
+            |m| match m.received.lost_causes {
+                Some(c) => format!("{} / {}", n(c.while_connected), n(c.while_down)),
+                None => "–".into(),
+            },
+        ),
         ("late", |m| n(m.received.late)),
         ("reordered", |m| n(m.received.reordered)),
         ("duplicate", |m| n(m.received.duplicate)),

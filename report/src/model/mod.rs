@@ -291,10 +291,138 @@ pub struct Clients {
     pub stalls: u64,
     /// Time clients spent stalled, summed, seconds (1 s samples).
     pub stalled_s: f64,
+    /// Sessions that were up and ended, by cause; the ones not planned
+    /// add up to `reconnects`.
+    pub session_ends: SessionEnds,
+    /// The server's closes (`session_ends.server_closed`) by `"<code>
+    /// <reason>"`: `0x<code>` a WebTransport session's code, `h3 0x<code>`
+    /// an HTTP/3 code the connection closed with, `quic 0x<code>` a QUIC
+    /// transport error; at most 32 keys, the rest under `other`.
+    pub server_close_reasons: BTreeMap<String, u64>,
     /// Clients of the plan whose behaviour schedule never needed them
     /// (never started, not counted in `connect_success_rate`).
     #[serde(default)]
     pub unscheduled: usize,
+}
+
+/// Sessions that were up and ended, by cause (`clients.session_ends`,
+/// and per interval in the timeline). Each end is counted once, where the
+/// session ended, from QUIC's and WebTransport's close reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionEnds {
+    /// No packet from the server for the QUIC idle timeout (the smaller of
+    /// ours, `idle_timeout`, and the server's): noticed that long after the
+    /// server went silent.
+    pub idle_timeout: u64,
+    /// The server closed the session or its connection
+    /// (`clients.server_close_reasons` has the codes and reasons).
+    pub server_closed: u64,
+    /// The server reset the connection (a stateless reset: it no longer
+    /// knew it, e.g. after a restart).
+    pub reset: u64,
+    /// Our side ended it for a reason that was not planned: a write that
+    /// failed while the connection was up, a QUIC protocol error it
+    /// detected, a close of its own.
+    pub local_error: u64,
+    /// Ended on purpose: a leave of the behaviour schedule (churn, a storm,
+    /// a phase) or the end of the run. Not a failure.
+    pub planned: u64,
+}
+
+impl SessionEnds {
+    /// Adds another pod's (or interval's) counts.
+    pub fn add(&mut self, o: &SessionEnds) {
+        self.idle_timeout += o.idle_timeout;
+        self.server_closed += o.server_closed;
+        self.reset += o.reset;
+        self.local_error += o.local_error;
+        self.planned += o.planned;
+    }
+
+    /// The ends that were not planned (each was followed by a reconnection
+    /// attempt).
+    pub fn unplanned(&self) -> u64 {
+        self.idle_timeout + self.server_closed + self.reset + self.local_error
+    }
+
+    /// One line for the summary, e.g. `31 idle timeout (ours), 4 closed by
+    /// the server (0x0 "bye" ×4), 120 planned`; `reasons` are the server's
+    /// closes by `"<code> <reason>"`.
+    pub fn line(&self, reasons: &BTreeMap<String, u64>) -> String {
+        let mut parts = Vec::new();
+        if self.idle_timeout > 0 {
+            parts.push(format!("{} idle timeout (ours)", self.idle_timeout));
+        }
+        if self.server_closed > 0 {
+            let shown: Vec<String> = reasons
+                .iter()
+                .map(|(k, n)| match split_close(k) {
+                    (code, "") => format!("{code} ×{n}"),
+                    (code, reason) => format!("{code} \"{reason}\" ×{n}"),
+                })
+                .collect();
+            parts.push(if shown.is_empty() {
+                format!("{} closed by the server", self.server_closed)
+            } else {
+                format!(
+                    "{} closed by the server ({})",
+                    self.server_closed,
+                    shown.join(", ")
+                )
+            });
+        }
+        if self.reset > 0 {
+            parts.push(format!("{} reset by the server", self.reset));
+        }
+        if self.local_error > 0 {
+            parts.push(format!(
+                "{} ended by an error on our side",
+                self.local_error
+            ));
+        }
+        parts.push(format!("{} planned", self.planned));
+        format!("session ends: {}", parts.join(", "))
+    }
+}
+
+/// A server close's key split into its code (with its `h3` or `quic`
+/// prefix) and its reason.
+fn split_close(key: &str) -> (&str, &str) {
+    let skip = usize::from(key.starts_with("h3 ") || key.starts_with("quic "));
+    let mut at = key.match_indices(' ').map(|(i, _)| i).skip(skip);
+    match at.next() {
+        Some(i) => (&key[..i], &key[i + 1..]),
+        None => (key, ""),
+    }
+}
+
+/// `n` with a comma every three digits (`29,323`).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Distinct `"<code> <reason>"` keys kept of the server's closes; the
+/// closes beyond are counted under `other`.
+pub const MAX_CLOSE_REASONS: usize = 32;
+
+/// Adds `n` closes with `key` to `into`, keeping at most
+/// [`MAX_CLOSE_REASONS`] keys (the rest under `other`).
+pub fn add_close_reason(into: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    let key = if into.contains_key(key) || into.len() < MAX_CLOSE_REASONS {
+        key
+    } else {
+        "other"
+    };
+    *into.entry(key.to_owned()).or_insert(0) += n;
 }
 
 /// Server signals.
@@ -434,6 +562,11 @@ pub struct Received {
     pub lost: u64,
     /// The part of `lost` checked against what senders of this process sent.
     pub exact: ExactReport,
+    /// `exact.lost` by cause: while the receiver's session was up, or while
+    /// it was down; `null` with no sender of this process to check (what
+    /// other processes sent is never split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_causes: Option<LostCauses>,
     /// Arrived, but more than `late_after` after it was due.
     pub late: u64,
     /// Arrived after a higher sequence number (not lost).
@@ -470,6 +603,44 @@ pub struct ExactReport {
     pub expected: u64,
     /// Of those, never received.
     pub lost: u64,
+}
+
+/// Exact loss by cause: the two add up to `exact.lost`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LostCauses {
+    /// Lost while the receiver's session was up: dropped by the server (a
+    /// full queue, a failed stream), lost on the way, or written into the
+    /// sender's session after it had died but before the sender knew (a
+    /// sender sends nothing while its session is down). An idle timeout
+    /// is known `idle_timeout` late: what was sent to a receiver in those
+    /// seconds is counted here.
+    pub while_connected: u64,
+    /// Sent while the receiver's session was down: from the moment the
+    /// receiver knew its session had ended until its next session was up
+    /// (less what arrived on it all the same). A leave on purpose is not
+    /// down: what is sent then is excused, never lost.
+    pub while_down: u64,
+}
+
+impl LostCauses {
+    /// Adds another's counts.
+    pub fn add(&mut self, o: &LostCauses) {
+        self.while_connected += o.while_connected;
+        self.while_down += o.while_down;
+    }
+
+    /// The summary's line, with `lost` the exact loss they split, e.g.
+    /// `lost 29,323: 6,100 while both ends were connected, 23,223 while the
+    /// receiver was reconnecting`.
+    pub fn line(&self, lost: u64) -> String {
+        format!(
+            "lost {}: {} while both ends were connected, {} while the receiver was reconnecting",
+            thousands(lost),
+            thousands(self.while_connected),
+            thousands(self.while_down)
+        )
+    }
 }
 
 /// A rate across pairs.
@@ -581,6 +752,9 @@ pub struct Meeting {
     /// reports of version 1.
     #[serde(alias = "gaps")]
     pub lost: u64,
+    /// Of `lost`, what its clients missed from senders of this process
+    /// while their sessions were down (see [`LostCauses::while_down`]).
+    pub lost_while_down: u64,
 }
 
 /// Why a run ended (`stopped_by` in the report).

@@ -78,6 +78,9 @@ pub struct Sample {
     pub jitter_ms: Av<Option<f64>>,
     /// Video freezes that ended in the interval.
     pub freezes: u64,
+    /// Sessions that ended in the interval, by cause (the report's
+    /// `clients.session_ends`, per interval).
+    pub session_ends: super::SessionEnds,
     /// 99th percentile of the send lateness in the interval (ms).
     pub lateness_p99_ms: Option<f64>,
     /// Echo time of `browser` clients' RTT probes through the server in the
@@ -147,6 +150,7 @@ impl Sample {
         self.jitter_ms.audio = max(self.jitter_ms.audio, later.jitter_ms.audio);
         self.jitter_ms.video = max(self.jitter_ms.video, later.jitter_ms.video);
         self.freezes += later.freezes;
+        self.session_ends.add(&later.session_ends);
         self.lateness_p99_ms = max(self.lateness_p99_ms, later.lateness_p99_ms);
         self.server_rtt_ms.p50 = max(self.server_rtt_ms.p50, later.server_rtt_ms.p50);
         self.server_rtt_ms.p99 = max(self.server_rtt_ms.p99, later.server_rtt_ms.p99);
