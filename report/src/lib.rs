@@ -11,6 +11,8 @@
 //! - [`threshold`] and [`judge`]: thresholds parsed and checked, and the
 //!   built-in verdicts; [`health`]: whether the generator kept up.
 //! - [`window`]: figures over a window of a run, from two snapshots.
+//! - [`host`] and [`server`]: the host's CPU, and the server's own cost
+//!   (a process on the host, Prometheus queries), read beside the run.
 //! - [`hist`]: histograms carried in the report so reports merge exactly.
 //! - [`io`]: reading and writing reports; [`text`]: the summary;
 //!   [`html`]: the report as one HTML page; [`merge`] and [`diff`].
@@ -30,6 +32,7 @@ pub mod judge;
 pub mod merge;
 pub mod model;
 pub mod num;
+pub mod server;
 pub mod text;
 pub mod threshold;
 pub mod window;
