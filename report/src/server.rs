@@ -56,14 +56,19 @@ pub struct ProcReading {
 impl ProcReading {
     /// From the text of `/proc/PID/stat` and `/proc/PID/statm`, with the
     /// clock ticks per second (`CLK_TCK`) and the page size; `None` when
-    /// either does not parse or `ticks_per_s` is 0.
+    /// either does not parse, `ticks_per_s` is 0, or the process has ended
+    /// (a zombie waiting for its parent).
     pub fn parse(stat: &str, statm: &str, ticks_per_s: u32, page: u64) -> Option<ProcReading> {
         // The command name (field 2) is in parentheses and may hold spaces
         // or parentheses itself: count the fields after its last `)`.
         let rest = &stat[stat.rfind(')')? + 1..];
         let mut f = rest.split_whitespace();
-        // After the name: state (3) ... utime (14), stime (15).
-        let utime: u64 = f.nth(11)?.parse().ok()?;
+        // After the name: state (3) ... utime (14), stime (15). A zombie
+        // (or a dead task) has ended: no reading.
+        if matches!(f.next()?, "Z" | "X" | "x") {
+            return None;
+        }
+        let utime: u64 = f.nth(10)?.parse().ok()?;
         let stime: u64 = f.next()?.parse().ok()?;
         (ticks_per_s > 0).then_some(())?;
         Some(ProcReading {
@@ -214,6 +219,8 @@ mod tests {
         assert_eq!(r.cpu_seconds, 3.0, "(250 + 50) ticks at 100 a second");
         assert_eq!(r.rss_bytes, 2500 * 4096);
         assert_eq!(ProcReading::parse(STAT, "1 2\n", 0, 4096), None);
+        let zombie = STAT.replace(") S ", ") Z ");
+        assert_eq!(ProcReading::parse(&zombie, "1 2\n", 100, 4096), None);
         assert_eq!(
             ProcReading::parse("4242 (x) S 1 2\n", "1 2\n", 100, 4096),
             None
