@@ -211,7 +211,7 @@ async fn prometheus_queries_their_values_and_failures() {
 /// the relay, so its CPU is the server's. Each step has the server's cores,
 /// the knee its participants per server core, every sample the server's
 /// figures and the Prometheus query's value, and the text and the HTML
-/// page show them.
+/// page show them, and the report keeps to its schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_with_the_server_watched() {
     let r = within(10, "relay start", Relay::start(RelayConfig::default()))
@@ -273,6 +273,7 @@ search:
         assert!(sv.rss_mb.is_some());
         assert_eq!(sv.queries["sessions"], Some(12.0));
     }
+    crate::cli::validate_against_schema(&serde_json::to_value(rep).unwrap());
     let text = rep.summary();
     assert!(text.contains("server beside the run"), "{text}");
     let html = synth_replayer::html::render(rep);

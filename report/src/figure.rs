@@ -28,6 +28,10 @@ pub enum Unit {
     PerSecond,
     /// 1 for yes, 0 for no.
     Flag,
+    /// CPU cores (1 = one core busy all the time).
+    Cores,
+    /// Megabytes (10^6 bytes).
+    Mb,
 }
 
 impl Unit {
@@ -40,6 +44,8 @@ impl Unit {
             Unit::Percent => "%",
             Unit::PerSecond => "per s",
             Unit::Flag => "0 or 1",
+            Unit::Cores => "cores",
+            Unit::Mb => "MB",
         }
     }
 }
@@ -60,6 +66,9 @@ pub enum Merge {
     Adds,
     /// The larger is kept: an upper bound (percentiles, rates, shares).
     Largest,
+    /// One thing every pod saw (the server beside the run): the first
+    /// pod's that has it, never a sum.
+    Same,
 }
 
 /// A percentile of a histogram.
@@ -714,6 +723,22 @@ pub static FIGURES: &[Figure] = &[
         end: |r| Some(f64::from(u8::from(r.generator.saturated))),
         ..Figure::BASE
     },
+    Figure {
+        name: "server_cores_max",
+        about: "most CPU cores the server's process used in one timeline interval (`server: {pid}`; absent without one)",
+        unit: Unit::Cores,
+        merge: Merge::Same,
+        end: |r| r.server_cost.as_ref()?.cores_max,
+        ..Figure::BASE
+    },
+    Figure {
+        name: "server_rss_peak_mb",
+        about: "largest resident memory of the server's process seen in a timeline sample (`server: {pid}`)",
+        unit: Unit::Mb,
+        merge: Merge::Same,
+        end: |r| r.server_cost.as_ref()?.rss_peak_mb,
+        ..Figure::BASE
+    },
     percentile!("audio_cross_host_latency_p50_ms", "median one-way audio latency from senders in other processes (clock sync)", false, cross_host_latency_ms, P50, AudioCrossHost),
     percentile!("audio_cross_host_latency_p95_ms", "95th percentile one-way audio latency from senders in other processes (clock sync)", false, cross_host_latency_ms, P95, AudioCrossHost),
     percentile!("audio_cross_host_latency_p99_ms", "99th percentile one-way audio latency from senders in other processes (clock sync)", false, cross_host_latency_ms, P99, AudioCrossHost),
@@ -787,6 +812,7 @@ pub fn markdown() -> String {
             match f.merge {
                 Merge::Adds => "adds",
                 Merge::Largest => "largest",
+                Merge::Same => "first pod's",
             },
             f.about.replace('|', "\\|")
         );
