@@ -67,6 +67,8 @@ pub struct Recorded {
     pub search: Option<SearchReport>,
     /// Each phase with its own figures.
     pub phases: Vec<PhaseReport>,
+    /// The server beside the run, when the config watches it.
+    pub server_cost: Option<synth_report::model::ServerCost>,
 }
 
 /// What the report needs besides the metrics.
@@ -258,6 +260,7 @@ pub fn build(m: &Metrics, inp: &Inputs) -> Report {
         r.timeline = Some(rec.timeline);
         r.events = rec.events;
         r.search = rec.search;
+        r.server_cost = rec.server_cost;
         if let Some(b) = r.behaviour.as_mut() {
             b.phases = rec.phases;
         }
@@ -360,6 +363,7 @@ fn figures(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, inp: &Inpu
         timeline: None,
         events: Vec::new(),
         search: None,
+        server_cost: None,
         merged_from: Vec::new(),
         networks: Vec::new(),
         adaptation: adaptation(m, inp.plan),
@@ -1364,6 +1368,7 @@ mod tests {
             host_busy: None,
             host_pressure: None,
             rss_mb: 10.0,
+            server: None,
             failing: fail.iter().map(|s| s.to_string()).collect(),
         };
         let t0 = 1_700_000_000_000;

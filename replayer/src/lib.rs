@@ -27,6 +27,8 @@
 //! - [`timeline`]: snapshots of the metrics; [`monitor`]: what the run does
 //!   every `timeline_interval` (the timeline, live thresholds and aborts,
 //!   the capacity search, the phases).
+//! - [`server_cost`]: the server beside the run (`server:`), read into
+//!   the snapshots: its process on this host, Prometheus queries.
 //! - [`collect`]: the report built from the metrics at the end of a run.
 //! - [`run`]: one run, prepare → start → watch → end → collect → publish;
 //!   the binary (`main.rs`) is only its command line, signals and exit codes.
@@ -47,6 +49,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod netem;
 pub mod run;
+pub mod server_cost;
 pub mod session;
 pub mod timeline;
 pub mod transport;

@@ -75,6 +75,8 @@ pub fn take_of(m: &Metrics, scope: Option<&ScopeDef>) -> Snapshot {
         cpu_seconds: p.cpu_seconds,
         host: host_now(),
         rss_bytes: p.rss_bytes,
+        // The server beside the run: read by `monitor::Live`, which watches it.
+        server: None,
         hists,
     }
 }

@@ -9,4 +9,5 @@ mod networks;
 mod people;
 mod regression;
 mod replay;
+mod server;
 mod support;

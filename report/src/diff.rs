@@ -224,7 +224,7 @@ impl Diff {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn limit(s: &str) -> Limit {
@@ -276,7 +276,7 @@ mod tests {
         assert!(Limit::parse("audio_lost:+inf").is_err());
     }
 
-    fn report() -> Report {
+    pub(crate) fn report() -> Report {
         let json = serde_json::json!({
             "schema": "synth-replay-report", "version": 3, "server": "s", "pack": "p",
             "elapsed_s": 10.0, "stopped_by": "duration",

@@ -30,6 +30,10 @@ pub enum Unit {
     Flag,
     /// A score on the MOS scale, 1 to 5 ([`crate::score`]).
     Score,
+    /// CPU cores (1 = one core busy all the time).
+    Cores,
+    /// Megabytes (10^6 bytes).
+    Mb,
 }
 
 impl Unit {
@@ -43,6 +47,8 @@ impl Unit {
             Unit::PerSecond => "per s",
             Unit::Flag => "0 or 1",
             Unit::Score => "1..5",
+            Unit::Cores => "cores",
+            Unit::Mb => "MB",
         }
     }
 }
@@ -67,6 +73,9 @@ pub enum Merge {
     /// The smaller is kept: a lower bound of a figure where lower is
     /// worse (scores, frame rates, success shares).
     Smallest,
+    /// One thing every pod saw (the server beside the run): the first
+    /// pod's that has it, never a sum.
+    Same,
 }
 
 /// A percentile of a histogram.
@@ -754,6 +763,22 @@ pub static FIGURES: &[Figure] = &[
         end: |r| Some(f64::from(u8::from(r.generator.saturated))),
         ..Figure::BASE
     },
+    Figure {
+        name: "server_cores_max",
+        about: "most CPU cores the server's process used in one timeline interval (`server: {pid}`; absent without one)",
+        unit: Unit::Cores,
+        merge: Merge::Same,
+        end: |r| r.server_cost.as_ref()?.cores_max,
+        ..Figure::BASE
+    },
+    Figure {
+        name: "server_rss_peak_mb",
+        about: "largest resident memory of the server's process seen in a timeline sample (`server: {pid}`)",
+        unit: Unit::Mb,
+        merge: Merge::Same,
+        end: |r| r.server_cost.as_ref()?.rss_peak_mb,
+        ..Figure::BASE
+    },
     percentile!("audio_cross_host_latency_p50_ms", "median one-way audio latency from senders in other processes (clock sync)", false, cross_host_latency_ms, P50, AudioCrossHost),
     percentile!("audio_cross_host_latency_p95_ms", "95th percentile one-way audio latency from senders in other processes (clock sync)", false, cross_host_latency_ms, P95, AudioCrossHost),
     percentile!("audio_cross_host_latency_p99_ms", "99th percentile one-way audio latency from senders in other processes (clock sync)", false, cross_host_latency_ms, P99, AudioCrossHost),
@@ -799,13 +824,15 @@ pub fn get(name: &str) -> Option<&'static Figure> {
 }
 
 /// Why a threshold cannot read `f` in `scope`; `None` when it can. The
-/// generator's own figures are the process's, not a group's; percentiles
+/// generator's own figures are the process's, and the server's the run's,
+/// not a group's; percentiles
 /// are kept per group (histogram shards), not per meeting; a phase is a
 /// window of the run, which gives only the live figures.
 pub fn unscoped_reason(f: &Figure, scope: &crate::threshold::Scope) -> Option<String> {
     use crate::threshold::Scope;
     let kind = scope.kind()?;
-    if matches!(f.name, "generator_saturated" | "connected_at_end_share")
+    if (matches!(f.name, "generator_saturated" | "connected_at_end_share")
+        || f.merge == Merge::Same)
         && !matches!(scope, Scope::Phase(_))
     {
         return Some(format!(
@@ -878,6 +905,7 @@ pub fn markdown() -> String {
                 Merge::Adds => "adds",
                 Merge::Largest => "largest",
                 Merge::Smallest => "smallest",
+                Merge::Same => "first pod's",
             },
             f.about.replace('|', "\\|")
         );

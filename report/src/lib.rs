@@ -14,6 +14,8 @@
 //! - [`window`]: figures over a window of a run, from two snapshots.
 //! - [`score`]: the audio MOS (ITU-T G.107), the video score and
 //!   upstream's call-quality bands, from plain numbers.
+//! - [`host`] and [`server`]: the host's CPU, and the server's own cost
+//!   (a process on the host, Prometheus queries), read beside the run.
 //! - [`hist`]: histograms carried in the report so reports merge exactly.
 //! - [`io`]: reading and writing reports; [`text`]: the summary;
 //!   [`html`]: the report as one HTML page; [`merge`] and [`diff`].
@@ -35,6 +37,7 @@ pub mod model;
 pub mod num;
 pub mod scoped;
 pub mod score;
+pub mod server;
 pub mod text;
 pub mod threshold;
 pub mod window;

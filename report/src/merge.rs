@@ -30,6 +30,11 @@
 //! recomputed from them (exact); its pair scores come from their
 //! histograms like the other distributions over pairs.
 //!
+//! Not added up: the server beside the run (`server_cost`, and each
+//! sample's `server`). Every pod watches the same server, so the merged
+//! report takes them from the first source that has them (in the order the
+//! reports were given), never their sum.
+//!
 //! Thresholds are checked again on the merged figures ([`Report::judge`]),
 //! so a loss budget that each pod kept alone can fail for the whole test.
 
@@ -190,6 +195,8 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             [one] => Some((*one).clone()),
             _ => None,
         },
+        // Every pod watched the same server: its figures are not added.
+        server_cost: all().find_map(|r| r.server_cost.clone()),
         merged_from: reports.iter().map(|(n, _)| n.clone()).collect(),
         networks: network::merge(all().map(|r| &r.networks[..])),
         adaptation: all().filter_map(|r| r.adaptation.as_ref()).fold(
@@ -305,6 +312,8 @@ fn figures(into: &mut BTreeMap<String, Option<f64>>, from: &BTreeMap<String, Opt
                 Merge::Adds => a + b,
                 Merge::Largest => a.max(b),
                 Merge::Smallest => a.min(b),
+                // One server seen by every pod: the first pod's.
+                Merge::Same => a,
             }),
             (a, b) => a.or(b),
         };
@@ -702,6 +711,14 @@ fn within_source(a: &Sample, b: &Sample) -> Sample {
         server_rtt_ms: max_p2(a.server_rtt_ms, b.server_rtt_ms),
         audio_mos: min_opt(a.audio_mos, b.audio_mos),
         video_score: min_opt(a.video_score, b.video_score),
+        server: match (&a.server, &b.server) {
+            (Some(x), Some(y)) => {
+                let mut x = x.clone();
+                x.absorb(y);
+                Some(x)
+            }
+            (x, y) => y.clone().or_else(|| x.clone()),
+        },
         failing: failing.into_iter().collect(),
         ..b.clone()
     }
@@ -729,6 +746,8 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         host_busy: None,
         host_pressure: None,
         rss_mb: 0.0,
+        // The same server seen by every pod: the first one's, not a sum.
+        server: parts.iter().find_map(|s| s.server.clone()),
         failing: Vec::new(),
         audio_mos: None,
         video_score: None,
@@ -803,10 +822,12 @@ fn max_p2(a: P2, b: P2) -> P2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diff::tests::report;
     use crate::model::score::{summarize, ParticipantScore};
+    use crate::model::{ServerCost, ServerSample};
     use crate::score::{BandIn, BandLimits};
 
-    fn report(scores: Option<crate::model::Scores>) -> Report {
+    fn scored_report(scores: Option<crate::model::Scores>) -> Report {
         let mut r = crate::model::bare();
         r.scores = scores;
         r
@@ -834,10 +855,13 @@ mod tests {
         let parts = vec![
             (
                 "a.json".to_string(),
-                report(Some(scored(&l, &["a1", "a2"]))),
+                scored_report(Some(scored(&l, &["a1", "a2"]))),
             ),
-            ("b.json".to_string(), report(None)),
-            ("c.json".to_string(), report(Some(scored(&l, &["c1"])))),
+            ("b.json".to_string(), scored_report(None)),
+            (
+                "c.json".to_string(),
+                scored_report(Some(scored(&l, &["c1"]))),
+            ),
         ];
         let m = merge(&parts).unwrap();
         let s = m.scores.unwrap();
@@ -851,10 +875,62 @@ mod tests {
             ..BandLimits::default()
         };
         let parts = vec![
-            ("a.json".to_string(), report(Some(scored(&l, &["a1"])))),
-            ("c.json".to_string(), report(Some(scored(&strict, &["c1"])))),
+            (
+                "a.json".to_string(),
+                scored_report(Some(scored(&l, &["a1"]))),
+            ),
+            (
+                "c.json".to_string(),
+                scored_report(Some(scored(&strict, &["c1"]))),
+            ),
         ];
         let e = format!("{:#}", merge(&parts).unwrap_err());
         assert!(e.starts_with("c.json: scores: "), "{e}");
+    }
+
+    /// Two pods watching the same server: its figures are the first pod's
+    /// that has them, not their sum.
+    #[test]
+    fn the_server_beside_the_run_is_not_added_up() {
+        let with_server = |cores: f64, mb: f64| {
+            let mut r = report();
+            // No histograms in this report: no percentiles to merge.
+            r.audio.received.latency_ms = Percentiles::default();
+            r.video.received.latency_ms = Percentiles::default();
+            r.server_cost = Some(ServerCost {
+                pid: Some(7),
+                cores_max: Some(cores),
+                rss_peak_mb: Some(mb),
+                ..ServerCost::default()
+            });
+            r.timeline = Some(Timeline {
+                interval_s: 1.0,
+                start_unix_ms: 1_000,
+                samples: vec![Sample {
+                    t_s: 1.0,
+                    unix_ms: 2_000,
+                    server: Some(ServerSample {
+                        cores: Some(cores),
+                        rss_mb: Some(mb),
+                        ..ServerSample::default()
+                    }),
+                    ..Sample::default()
+                }],
+            });
+            r
+        };
+        let mut plain = with_server(0.0, 0.0);
+        plain.server_cost = None;
+        plain.timeline.as_mut().unwrap().samples[0].server = None;
+        let merged = merge(&[
+            ("a".into(), plain),
+            ("b".into(), with_server(1.5, 40.0)),
+            ("c".into(), with_server(2.5, 90.0)),
+        ])
+        .unwrap();
+        let cost = merged.server_cost.unwrap();
+        assert_eq!((cost.cores_max, cost.rss_peak_mb), (Some(1.5), Some(40.0)));
+        let s = merged.timeline.unwrap().samples[0].server.clone().unwrap();
+        assert_eq!((s.cores, s.rss_mb), (Some(1.5), Some(40.0)));
     }
 }

@@ -26,6 +26,7 @@ fn summary(o: &mut String, r: &Report) -> fmt::Result {
     scores(o, r)?;
     verdicts(o, r)?;
     search(o, r)?;
+    server_cost(o, r)?;
     adaptation_and_networks(o, r)?;
     behaviour(o, r)?;
     result(o, r)
@@ -409,7 +410,9 @@ fn search(o: &mut String, r: &Report) -> fmt::Result {
                     "passed".to_string()
                 } else {
                     format!("BROKE: {}", st.broken.join("; "))
-                }
+                } + &st
+                    .server_cores
+                    .map_or(String::new(), |c| format!(" (server {c:.2} cores)"))
             )?;
         }
         writeln!(
@@ -431,6 +434,60 @@ fn search(o: &mut String, r: &Report) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// The server beside the run, in one line: its process's cores and memory,
+/// participants per server core at the search's knee, each query's last value.
+fn server_cost(o: &mut String, r: &Report) -> fmt::Result {
+    let Some(c) = &r.server_cost else {
+        return Ok(());
+    };
+    let mut parts = Vec::new();
+    if let Some(pid) = c.pid {
+        parts.push(format!(
+            "process {pid}: {} cores mean (max {}), {} CPU s, peak RSS {} MB{}",
+            f2(c.cores_mean),
+            f2(c.cores_max),
+            f2(c.cpu_seconds),
+            f(c.rss_peak_mb),
+            c.gone_at_s
+                .map_or(String::new(), |t| format!(", GONE at {t:.1} s"))
+        ));
+    }
+    if let Some(se) = r
+        .search
+        .as_ref()
+        .filter(|se| se.server_cores_at_knee.is_some())
+    {
+        parts.push(format!(
+            "at the knee {} cores, {} participants per server core",
+            f2(se.server_cores_at_knee),
+            f(se.participants_per_server_core)
+        ));
+    }
+    if !c.queries.is_empty() {
+        let q: Vec<String> = c
+            .queries
+            .iter()
+            .map(|(name, q)| format!("{name} {}", f2(q.last)))
+            .collect();
+        let failed = if c.query_failures > 0 {
+            format!(" ({} requests failed)", c.query_failures)
+        } else {
+            String::new()
+        };
+        parts.push(format!("Prometheus last {}{failed}", q.join(", ")));
+    }
+    writeln!(
+        o,
+        "server   the server beside the run: {}",
+        parts.join("; ")
+    )
+}
+
+/// A figure that may be missing (a dash), to two decimals.
+fn f2(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.2}"))
 }
 
 /// Each group's network, and the adapting clients.
@@ -524,6 +581,46 @@ fn result(o: &mut String, r: &Report) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The server beside the run is one line, with the knee's participants
+    /// per server core when a search found one; none without `server:`.
+    #[test]
+    fn the_server_beside_the_run_in_one_line() {
+        let mut r = crate::diff::tests::report();
+        assert!(!r.summary().contains("beside the run"));
+        r.server_cost = Some(crate::model::ServerCost {
+            pid: Some(41),
+            cpu_seconds: Some(12.5),
+            cores_mean: Some(0.8),
+            cores_max: Some(1.25),
+            rss_peak_mb: Some(300.0),
+            queries: [(
+                "conns".to_string(),
+                crate::model::ServerQuery {
+                    last: Some(12.0),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            query_failures: 2,
+            ..Default::default()
+        });
+        r.search = Some(crate::model::SearchReport {
+            knee: Some(20),
+            server_cores_at_knee: Some(0.8),
+            participants_per_server_core: Some(25.0),
+            ..Default::default()
+        });
+        let text = r.summary();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("beside the run"))
+            .collect();
+        assert_eq!(
+            lines,
+            ["server   the server beside the run: process 41: 0.80 cores mean (max 1.25), 12.50 CPU s, peak RSS 300.0 MB; at the knee 0.80 cores, 25.0 participants per server core; Prometheus last conns 12.00 (2 requests failed)"]
+        );
+    }
 
     #[test]
     fn the_scores_block() {

@@ -17,6 +17,7 @@ use crate::health::Limits;
 use crate::host::HostReading;
 use crate::model::{Av, ByState, Event, Sample, SessionEnds, P2};
 use crate::num::round3;
+use crate::server::ServerReading;
 
 /// Every counter of the run summed, and every histogram merged, at one instant.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Snapshot {
     pub host: Option<HostReading>,
     /// Its resident memory.
     pub rss_bytes: u64,
+    /// The server beside the run, when the config watches it.
+    pub server: Option<ServerReading>,
     /// The histograms, indexed by [`HistId`].
     pub hists: Vec<Histogram<u64>>,
 }
@@ -52,6 +55,7 @@ impl Snapshot {
             cpu_seconds,
             host,
             rss_bytes: 0,
+            server: None,
             hists: (0..HistId::COUNT).map(|_| crate::hist::new()).collect(),
         }
     }
@@ -159,6 +163,13 @@ impl<'a> Window<'a> {
         self.from.host?.pressure_until(&self.to.host?, secs)
     }
 
+    /// Mean CPU cores the server's process used in the window; `None`
+    /// without one, or when either end has no reading of it.
+    pub fn server_cores(&self) -> Option<f64> {
+        let (a, b) = (self.from.server.as_ref()?, self.to.server.as_ref()?);
+        a.sample_until(b, self.secs()).cores
+    }
+
     /// Whether the generator could not keep up in the window: send lateness
     /// p99 over the limit that the server does not explain (a second or more
     /// of back-pressure or skipped schedule), a CPU share at or above the
@@ -257,6 +268,11 @@ impl<'a> Window<'a> {
             host_busy: self.host_busy().map(round3),
             host_pressure: self.host_pressure().map(round3),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
+            server: match (&self.from.server, &self.to.server) {
+                (Some(a), Some(b)) => Some(a.sample_until(b, self.secs())),
+                (None, Some(b)) => Some(ServerReading::default().sample_until(b, self.secs())),
+                _ => None,
+            },
             failing,
             // The engine fills them with [`Sample::score`].
             audio_mos: None,

@@ -29,11 +29,7 @@ impl Process {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
         let rss_pages = std::fs::read_to_string("/proc/self/statm")
             .ok()
-            .and_then(|s| {
-                s.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
+            .and_then(|s| synth_report::server::statm_rss_pages(&s))
             .unwrap_or(0);
         Process {
             cpu_seconds: secs(ru.ru_utime) + secs(ru.ru_stime),

@@ -13,7 +13,9 @@
 //! - `stream`: the samples and events kept for the report, and the JSON lines;
 //! - `thresholds`: the live threshold checks and the abort;
 //! - `search`: the capacity search's steps and their verdicts;
-//! - `phases`: the phases and their figures.
+//! - `phases`: the phases and their figures;
+//! - [`crate::server_cost`]: the server beside the run, read into each
+//!   snapshot when the config watches it ([`Live::with_server`]).
 
 mod phases;
 mod search;
@@ -32,10 +34,12 @@ use crate::config::Search;
 use crate::metrics::Metrics;
 use crate::people::PhaseWindow;
 use crate::scopes::{ScopeDef, Scopes};
+use crate::server_cost::ServerProbe;
 use crate::timeline::{self, Event, Snapshot, Window};
 use phases::Phases;
 use search::SearchState;
 use stream::Recorder;
+use synth_report::model::ServerCost;
 use thresholds::Thresholds;
 
 /// Why [`Live::tick`] ends the run.
@@ -85,6 +89,7 @@ pub struct Live {
     /// Figures the phases report besides their usual ones (those of the
     /// thresholds scoped to a phase).
     phase_figures: Vec<String>,
+    server: Option<ServerProbe>,
 }
 
 impl std::fmt::Debug for Live {
@@ -123,6 +128,7 @@ impl Live {
                 .filter(|t| matches!(t.scope, Scope::Phase(_)))
                 .map(|t| t.figure.clone())
                 .collect(),
+            server: None,
         };
         let start = Event::at(
             &live.zero,
@@ -146,6 +152,29 @@ impl Live {
             self.phases = Some(phases);
         }
         self
+    }
+
+    /// Reads the server of `probe` into every snapshot from now on: the
+    /// timeline's samples, the search's steps and the report's
+    /// `server_cost` have its cost. Its first reading is the run's start.
+    pub fn with_server(mut self, mut probe: ServerProbe) -> Live {
+        let first = probe.read(self.zero.t_s);
+        self.zero.server = Some(first.clone());
+        self.prev.server = Some(first.clone());
+        if let Some(s) = self.search.as_mut() {
+            s.with_server_start(&first);
+        }
+        self.server = Some(probe);
+        self
+    }
+
+    /// A snapshot of `m` now, with the server's reading when it is watched.
+    fn take(&mut self, m: &Metrics) -> Snapshot {
+        let mut snap = timeline::take(m);
+        if let Some(p) = self.server.as_mut() {
+            snap.server = Some(p.read(snap.t_s));
+        }
+        snap
     }
 
     /// The capacity-search step under way (0 without a search), and how
@@ -175,7 +204,7 @@ impl Live {
 
     /// [`Live::tick`] at `now` after the run's start.
     fn tick_at(&mut self, m: &Metrics, now: Duration) -> Option<Stop> {
-        let snap = timeline::take(m);
+        let snap = self.take(m);
         let mut stop = None;
         if now >= self.next_sample {
             // Catch up without a burst of empty samples after a long stall.
@@ -248,7 +277,7 @@ impl Live {
     /// The last sample (what happened after the last tick: the honest end),
     /// and everything recorded.
     pub fn finish(mut self, m: &Metrics) -> Recorded {
-        let snap = timeline::take(m);
+        let snap = self.take(m);
         // The phase the run stopped in ends with it.
         if let Some(p) = self.phases.as_mut().filter(|p| p.under_way()) {
             for e in p.end(&snap, self.cores) {
@@ -262,9 +291,14 @@ impl Live {
         let (timeline, events) = self
             .recorder
             .finish(&snap, self.interval, self.zero.unix_ms);
+        let server_cost = self
+            .server
+            .as_ref()
+            .map(|p| ServerCost::new(&p.watched(), &timeline.samples));
         Recorded {
             timeline,
             events,
+            server_cost,
             search: self.search.map(SearchState::into_report),
             phases: self.phases.map_or_else(Vec::new, Phases::into_reports),
         }
@@ -346,6 +380,7 @@ mod tests {
             host_busy: None,
             host_pressure: None,
             rss_mb: k as f64,
+            server: None,
             failing: if k == 7 {
                 vec!["audio_lost".into()]
             } else {

@@ -47,6 +47,7 @@ impl SearchState {
                 first_broken: None,
                 ended: "stopped".into(),
                 steps: Vec::new(),
+                ..SearchReport::default()
             },
             cfg: cfg.clone(),
             k: 0,
@@ -123,6 +124,7 @@ impl SearchState {
             broken: broken.clone(),
             saturated,
             figures,
+            server_cores: w.server_cores(),
         });
         let detail = if passed {
             "passed".to_string()
@@ -196,8 +198,15 @@ impl SearchState {
     }
 
     /// The search as the report shows it.
-    pub(super) fn into_report(self) -> SearchReport {
+    pub(super) fn into_report(mut self) -> SearchReport {
+        self.report.server_at_knee();
         self.report
+    }
+
+    /// Gives the step under way's start the server's reading (taken when
+    /// the watch began, after this search was set up).
+    pub(super) fn with_server_start(&mut self, r: &crate::server_cost::ServerReading) {
+        self.from.server = Some(r.clone());
     }
 }
 

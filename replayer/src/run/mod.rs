@@ -196,6 +196,12 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
     if let Some(sc) = &plan.schedule {
         live = live.with_phases(&sc.phases);
     }
+    if let Some(w) = &s.server {
+        let probe = crate::server_cost::ServerProbe::start(w, s.timeline_interval)
+            .await
+            .map_err(BadInput)?;
+        live = live.with_server(probe);
+    }
     Ok(Prepared {
         plan,
         scopes,

@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::health::Health;
 use crate::model::{
     Behaviour, Clients, Event, MediaReport, Meeting, Percentiles, ProcessReport, Report,
-    ScoreSummary, Scores, SearchReport, Signals, Timeline,
+    ScoreSummary, Scores, SearchReport, ServerCost, Signals, Timeline,
 };
 use crate::threshold::Verdict;
 
@@ -110,6 +110,7 @@ page! {
     maybe {
         timeline: Timeline,
         search: SearchReport,
+        server_cost: ServerCost,
         behaviour: Behaviour,
         seed: u64,
         scores: Scores,
@@ -138,6 +139,7 @@ pub fn page(p: &Page) -> String {
     scores(&mut o, p);
     timeline(&mut o, p);
     search(&mut o, p);
+    server_cost(&mut o, p);
     behaviour(&mut o, p);
     events(&mut o, p);
     clients(&mut o, p);
@@ -521,16 +523,26 @@ fn search(o: &mut String, p: &Page) {
         Some(k) => format!("{} clients", us(k)),
         None => "none found".into(),
     };
-    let _ = writeln!(
+    let server = s.steps.iter().any(|st| st.server_cores.is_some());
+    let _ = write!(
         o,
-        "<dl class=\"head\"><dt>knee</dt><dd id=\"knee\">{knee}</dd><dt>broke first</dt><dd>{}</dd></dl>",
+        "<dl class=\"head\"><dt>knee</dt><dd id=\"knee\">{knee}</dd><dt>broke first</dt><dd>{}</dd>",
         text(s.first_broken.as_deref())
     );
+    if server {
+        let _ = write!(
+            o,
+            "<dt>server cores at the knee</dt><dd>{}</dd><dt>participants per server core</dt><dd id=\"per-server-core\">{}</dd>",
+            opt(s.server_cores_at_knee),
+            opt(s.participants_per_server_core)
+        );
+    }
+    o.push_str("</dl>\n");
     let rows: Vec<Vec<String>> = s
         .steps
         .iter()
         .map(|st| {
-            vec![
+            let mut row = vec![
                 us(st.clients),
                 fmt(st.t_start_s),
                 fmt(st.t_end_s),
@@ -540,18 +552,62 @@ fn search(o: &mut String, p: &Page) {
                     .map(|b| esc(b))
                     .collect::<Vec<_>>()
                     .join(", "),
-                figures(&st.figures),
-            ]
+            ];
+            if server {
+                row.push(opt(st.server_cores));
+            }
+            row.push(figures(&st.figures));
+            row
         })
         .collect();
-    table(
-        o,
-        "search-steps",
-        &[
-            "clients", "from (s)", "to (s)", "result", "broken", "figures",
-        ],
-        &rows,
-    );
+    let mut head = vec!["clients", "from (s)", "to (s)", "result", "broken"];
+    if server {
+        head.push("server cores");
+    }
+    head.push("figures");
+    table(o, "search-steps", &head, &rows);
+}
+
+/// The server beside the run (`server:`): its process's cost and each
+/// Prometheus query over the run.
+fn server_cost(o: &mut String, p: &Page) {
+    let Some(c) = &p.server_cost else {
+        return;
+    };
+    o.push_str("<h2>Server beside the run</h2>\n");
+    let mut rows = vec![
+        (
+            "process",
+            c.pid.map_or_else(|| "–".into(), |pid| pid.to_string()),
+        ),
+        ("Prometheus", text(c.prometheus.as_deref())),
+        ("CPU (s)", opt(c.cpu_seconds)),
+        (
+            "cores mean / max",
+            format!("{} / {}", opt(c.cores_mean), opt(c.cores_max)),
+        ),
+        ("peak RSS seen (MB)", opt(c.rss_peak_mb)),
+    ];
+    if let Some(t) = c.gone_at_s {
+        rows.push(("process gone at (s)", fmt(t)));
+    }
+    if c.prometheus.is_some() {
+        rows.push(("failed queries", n(c.query_failures)));
+    }
+    kv(o, "server-cost", &rows);
+    if !c.queries.is_empty() {
+        let rows: Vec<Vec<String>> = c
+            .queries
+            .iter()
+            .map(|(name, q)| vec![esc(name), opt(q.mean), opt(q.max), opt(q.last)])
+            .collect();
+        table(
+            o,
+            "server-queries",
+            &["query", "mean", "max", "last"],
+            &rows,
+        );
+    }
 }
 
 /// The behaviour section: planned against measured sessions, the rest, each phase.

@@ -64,15 +64,15 @@ pub fn markers(events: &[Event], samples: &[Sample], steps: &[Step]) -> Vec<Mark
 
 /// One line of a plot.
 pub struct Series {
-    label: &'static str,
+    label: String,
     color: &'static str,
     values: Vec<Option<f64>>,
 }
 
 /// One plot of the timeline.
 pub struct Plot {
-    id: &'static str,
-    title: &'static str,
+    id: String,
+    title: String,
     series: Vec<Series>,
 }
 
@@ -167,16 +167,27 @@ const PLOTS: &[(&str, &str, &[(&str, Read)])] = &[
             ("video score", |s| s.video_score),
         ],
     ),
+    (
+        "server_cpu",
+        "Server beside the run: CPU cores its process used",
+        &[("cores", |s| s.server.as_ref()?.cores)],
+    ),
+    (
+        "server_rss",
+        "Server beside the run: resident memory of its process (MB)",
+        &[("rss", |s| s.server.as_ref()?.rss_mb)],
+    ),
 ];
 
 /// Plots drawn only when some sample has a value for them: a run of `bot`
 /// clients sends no RTT probes, a run the engine did not score has no
-/// scores, and reports from before them have neither.
-const WHEN_MEASURED: &[&str] = &["server_rtt", "scores"];
+/// scores, and reports from before them have neither; a run without
+/// `server: {pid}` has no server process.
+const WHEN_MEASURED: &[&str] = &["server_rtt", "scores", "server_cpu", "server_rss"];
 
 /// The timeline's plots.
 pub fn plots(samples: &[Sample]) -> Vec<Plot> {
-    PLOTS
+    let mut plots: Vec<Plot> = PLOTS
         .iter()
         .filter(|&&(id, _, defs)| {
             !WHEN_MEASURED.contains(&id)
@@ -185,17 +196,44 @@ pub fn plots(samples: &[Sample]) -> Vec<Plot> {
                     .any(|&(_, read)| samples.iter().any(|s| read(s).is_some()))
         })
         .map(|&(id, title, defs)| Plot {
-            id,
-            title,
+            id: id.into(),
+            title: title.into(),
             series: defs
                 .iter()
                 .enumerate()
                 .map(|(i, &(label, read))| Series {
-                    label,
+                    label: label.into(),
                     color: COLORS[i % COLORS.len()],
                     values: samples.iter().map(read).collect(),
                 })
                 .collect(),
+        })
+        .collect();
+    plots.extend(server_queries(samples));
+    plots
+}
+
+/// One plot per Prometheus query of the server beside the run (`server:
+/// {queries}`), each on its own scale.
+fn server_queries(samples: &[Sample]) -> Vec<Plot> {
+    let names: std::collections::BTreeSet<&String> = samples
+        .iter()
+        .filter_map(|s| s.server.as_ref())
+        .flat_map(|s| s.queries.keys())
+        .collect();
+    names
+        .into_iter()
+        .map(|name| Plot {
+            id: format!("server_query_{name}"),
+            title: format!("Server beside the run: {name} (Prometheus)"),
+            series: vec![Series {
+                label: name.clone(),
+                color: COLORS[0],
+                values: samples
+                    .iter()
+                    .map(|s| s.server.as_ref()?.queries.get(name).copied().flatten())
+                    .collect(),
+            }],
         })
         .collect()
 }
@@ -251,7 +289,7 @@ pub fn plot_svg(o: &mut String, p: &Plot, times: &[f64], failing: &[String], mar
     let _ = writeln!(
         o,
         "<figure class=\"plot\"><figcaption>{}</figcaption>",
-        esc(p.title)
+        esc(&p.title)
     );
     let tlist: Vec<String> = times.iter().map(|t| fmt(*t)).collect();
     let _ = writeln!(
@@ -259,7 +297,7 @@ pub fn plot_svg(o: &mut String, p: &Plot, times: &[f64], failing: &[String], mar
         "<svg class=\"plot\" id=\"plot-{}\" data-points=\"{points}\" viewBox=\"0 0 {W} {H}\" \
          xmlns=\"http://www.w3.org/2000/svg\" data-t=\"{}\" data-t0=\"{t0}\" data-t1=\"{t1}\" \
          data-x0=\"{LEFT}\" data-x1=\"{}\">",
-        p.id,
+        esc(&p.id),
         tlist.join(","),
         W - RIGHT
     );
@@ -319,7 +357,7 @@ pub fn plot_svg(o: &mut String, p: &Plot, times: &[f64], failing: &[String], mar
             let _ = writeln!(
                 o,
                 "<polyline class=\"series\" data-series=\"{}\" data-points=\"{}\" stroke=\"{}\" points=\"{}\"/>",
-                s.label,
+                esc(&s.label),
                 run.len(),
                 s.color,
                 run.join(" ")
@@ -384,7 +422,7 @@ pub fn plot_svg(o: &mut String, p: &Plot, times: &[f64], failing: &[String], mar
             "<li data-label=\"{l}\" data-v=\"{}\"><span style=\"background:{}\"></span>{l}</li>",
             vals.join(","),
             s.color,
-            l = s.label
+            l = esc(&s.label)
         );
     }
     o.push_str("</ul><div class=\"readout\"></div></figure>\n");

@@ -19,12 +19,14 @@ pub mod control;
 pub mod network;
 pub mod score;
 pub mod search;
+pub mod server;
 pub mod timeline;
 
 pub use control::{Control, ControlCounts, Expected, Rates};
 pub use network::{LinkReport, NetworkReport, QuicReport};
 pub use score::{ParticipantScore, ScoreSummary, Scores};
 pub use search::{PhaseReport, SearchReport, Step};
+pub use server::{ServerCost, ServerQuery, ServerSample};
 pub use timeline::{Av, ByState, Event, Sample, Timeline, P2};
 
 /// Version of the JSON layout; bumped on any incompatible change.
@@ -96,6 +98,10 @@ pub struct Report {
     /// The capacity search, when the config had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchReport>,
+    /// The server's own cost, when the config said where to read it
+    /// (`server: {pid}` or `server: {prometheus, queries}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cost: Option<ServerCost>,
     /// The reports this one was merged from (`report merge`), else empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,

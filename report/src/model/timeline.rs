@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::server::ServerSample;
 use crate::num::round3;
 
 /// Audio and video.
@@ -95,6 +96,9 @@ pub struct Sample {
     pub host_pressure: Option<f64>,
     /// Resident memory at the end of the interval, MB.
     pub rss_mb: f64,
+    /// The server's cost in the interval, when the config watches it (`server:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerSample>,
     /// Thresholds failing when checked live at the end of the interval.
     pub failing: Vec<String>,
     /// The interval's audio MOS ([`crate::score::interval_audio_mos`]);
@@ -112,7 +116,7 @@ impl Sample {
     /// memory and time are the later interval's, Mbit/s and the CPU share
     /// are averaged, percentiles take the larger (an upper bound of the
     /// pair's), scores the lower (lower is worse), the failing thresholds
-    /// are the union.
+    /// are the union; the server's, see [`ServerSample::absorb`].
     pub fn absorb(&mut self, later: &Sample) {
         let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(x), Some(y)) => Some(x.max(y)),
@@ -158,6 +162,11 @@ impl Sample {
         self.host_busy = mean(self.host_busy, later.host_busy);
         self.host_pressure = mean(self.host_pressure, later.host_pressure);
         self.rss_mb = later.rss_mb;
+        match (&mut self.server, &later.server) {
+            (Some(a), Some(b)) => a.absorb(b),
+            (a @ None, b) => a.clone_from(b),
+            (Some(_), None) => {}
+        }
         for f in &later.failing {
             if !self.failing.contains(f) {
                 self.failing.push(f.clone());

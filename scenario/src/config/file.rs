@@ -91,6 +91,9 @@ pub struct File {
     pub timeline: Option<PathBuf>,
     /// A capacity search instead of a fixed set of clients.
     pub search: Option<SearchSpec>,
+    /// The server's own cost, sampled beside the run: a process on this
+    /// host (`pid`) and/or a Prometheus server (`prometheus`, `queries`).
+    pub server: Option<ServerSpec>,
     /// Address for the Prometheus endpoint.
     pub metrics_listen: Option<String>,
     /// Where to write the JSON report.
@@ -191,6 +194,19 @@ pub struct SearchSpec {
     /// but does not end the search.
     #[serde(default)]
     pub ignore_saturation: bool,
+}
+
+/// The `server` section: where the server's own cost is read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// The server's process id on this host (CPU and memory from `/proc`).
+    pub pid: Option<u32>,
+    /// Base URL of a Prometheus server, `http://host:port`.
+    pub prometheus: Option<String>,
+    /// Instant PromQL queries by name, each sampled every timeline interval.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
 }
 
 fn search_user_id() -> String {

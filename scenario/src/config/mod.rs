@@ -13,6 +13,7 @@
 //! - `network.rs`, `tls.rs`, `auth.rs`, `expand.rs`, `search.rs`: each
 //!   resolves one section (a group's [`Network`], the [`Trust`], the
 //!   [`Credentials`], the [`Participant`]s from id templates, the [`Search`]);
+//! - `server.rs`: the `server:` section checked into a [`ServerWatch`];
 //! - `settings.rs`: [`Settings::resolve`], which runs them into [`Settings`].
 
 mod auth;
@@ -23,6 +24,7 @@ pub mod limits;
 mod network;
 mod overrides;
 mod search;
+mod server;
 mod settings;
 #[cfg(test)]
 mod testing;
@@ -32,12 +34,13 @@ pub use auth::Credentials;
 pub use expand::Participant;
 pub use file::{
     parse, read_file, Auth, ClientProfile, ClientSpec, File, GilbertElliottSpec, GroupSpec,
-    JitterDist, LateAfter, LinkSpec, NetworkSpec, ProfileSpec, Quality, Role, SearchSpec, StepSpec,
-    ThresholdFull, ThresholdSpec, Tls,
+    JitterDist, LateAfter, LinkSpec, NetworkSpec, ProfileSpec, Quality, Role, SearchSpec,
+    ServerSpec, StepSpec, ThresholdFull, ThresholdSpec, Tls,
 };
 pub use network::Network;
 pub use overrides::Overrides;
 pub use search::Search;
+pub use server::{ServerWatch, MAX_QUERIES};
 pub use settings::{People, Settings};
 pub(crate) use synth_common::redact::shown;
 pub use tls::{ca_roots, parse_sha256, Trust};

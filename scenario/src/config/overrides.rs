@@ -14,6 +14,10 @@ pub struct Overrides {
     /// Server URL, e.g. https://127.0.0.1:4433 (overrides the config's server_url).
     #[arg(long, env = "SERVER_URL")]
     pub server_url: Option<String>,
+    /// Process id of the server on this host, whose CPU and memory the run
+    /// samples (overrides the config's `server.pid`).
+    #[arg(long, env = "SERVER_PID")]
+    pub server_pid: Option<u32>,
     /// Pack to replay [default: the config's `pack`, else packs/default.pack].
     #[arg(long, env = "PACK")]
     pub pack: Option<PathBuf>,

@@ -19,6 +19,7 @@ use super::limits::{self, bounded, path_fits};
 use super::network::{network, Network};
 use super::overrides::Overrides;
 use super::search::{search, search_group, Search};
+use super::server::{server_watch, ServerWatch};
 use super::tls::{trust, Trust};
 
 /// The behaviour part of the config: what [`crate::behaviour::schedule`] turns
@@ -115,6 +116,8 @@ pub struct Settings {
     pub timeline: Option<PathBuf>,
     /// The capacity search, if the config has one.
     pub search: Option<Search>,
+    /// Where the server's own cost is read while the run goes, if anywhere.
+    pub server: Option<ServerWatch>,
     /// The groups' networks (a participant's `network` indexes here).
     pub networks: Vec<Network>,
     /// Seed of every random choice (networks and behaviour).
@@ -142,6 +145,7 @@ impl Settings {
         let credentials = credentials(&file.auth, env)?;
         let o = &pod_index(o, env)?;
         let search = capacity_search(&file, o)?;
+        let server = server_watch(file.server.as_ref(), o)?;
         let (clients, networks) = clients(&file, o)?;
         profiles(&file.networks)?;
         file.quality
@@ -194,6 +198,7 @@ impl Settings {
             timeline_interval: engine.timeline_interval,
             timeline,
             search,
+            server,
             networks,
             seed: file.seed.unwrap_or(defaults::SEED),
             people,
