@@ -164,7 +164,7 @@ impl Live {
             while self.next_sample <= now {
                 self.next_sample += self.interval;
             }
-            let (failing, abort) = self.check_thresholds(&snap, now);
+            let (failing, abort) = self.check_thresholds(m, &snap, now);
             stop = abort.map(Stop::Abort);
             let sample = Window::new(&self.prev, &snap, self.cores).sample(self.phase(), failing);
             self.recorder.push_sample(sample);
@@ -187,16 +187,19 @@ impl Live {
         stop
     }
 
-    /// Checks the thresholds on the run so far (until `snap`) and records
-    /// what started or stopped failing. Returns the thresholds failing now,
-    /// and the verdict line of one that aborts the run.
+    /// Checks the thresholds on the run so far (until `snap`), records what
+    /// started or stopped failing, and gives `m` each verdict (its
+    /// `synth_threshold_passing`). Returns the thresholds failing now, and
+    /// the verdict line of one that aborts the run.
     fn check_thresholds(
         &mut self,
+        m: &Metrics,
         snap: &Snapshot,
         now: Duration,
     ) -> (Vec<String>, Option<String>) {
         let so_far = Window::new(&self.zero, snap, self.cores);
         let checked = self.thresholds.check(&so_far, snap, now);
+        m.set_verdicts(&checked.verdicts);
         for e in checked.events {
             self.recorder.event(e);
         }
