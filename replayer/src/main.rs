@@ -54,8 +54,8 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Relay(synth_relay::RelayArgs),
     /// Work with JSON reports written by `run --report`: render one as an
-    /// HTML page, merge the reports of several pods into one verdict, or
-    /// compare a report with a baseline.
+    /// HTML page or its verdicts as JUnit XML, merge the reports of several
+    /// pods into one verdict, or compare a report with a baseline.
     #[command(subcommand)]
     Report(ReportCommand),
 }

@@ -272,7 +272,8 @@ pub fn validate_against_schema(report: &serde_json::Value) {
 
 /// `synth-replay run --quiet` of the config `yaml` (written into `dir`) on
 /// the test pack, with metrics on a free port: the child, where its report
-/// goes (its HTML page beside it, as `.html`), and the port.
+/// goes (its HTML page and JUnit XML beside it, as `.html` and `.xml`), and
+/// the port.
 fn spawn_run(dir: &Path, yaml: &str) -> (Child, std::path::PathBuf, u16) {
     let cfg = write(dir, "run.yaml", yaml);
     let report = dir.join("report.json");
@@ -288,6 +289,8 @@ fn spawn_run(dir: &Path, yaml: &str) -> (Child, std::path::PathBuf, u16) {
         &report.display().to_string(),
         "--html",
         &report.with_extension("html").display().to_string(),
+        "--junit",
+        &report.with_extension("xml").display().to_string(),
         "--metrics-listen",
         &format!("127.0.0.1:{port}"),
     ]);
@@ -329,6 +332,13 @@ fn sigterm_mid_run_exits_0_with_a_complete_report() {
     let page = std::fs::read_to_string(report.with_extension("html")).unwrap();
     assert!(page.contains("class=\"verdict pass\">PASSED<"), "{page}");
     assert!(page.contains("<td>m</td><td class=\"n\">3</td><td class=\"n\">3</td>"));
+    // The JUnit XML after a signal too: the built-in verdict, passing.
+    let xml = std::fs::read_to_string(report.with_extension("xml")).unwrap();
+    assert!(
+        xml.contains(r#"<testsuites name="synth-replay" tests="1" failures="0""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<testcase name="connected_at_end_share &gt;= 0.5 (built in)""#));
 }
 
 #[test]
@@ -338,10 +348,16 @@ fn violated_threshold_exits_3() {
         dir.path(),
         "duration: 1h\nramp_up_delay_ms: 0\nthresholds:\n  audio_latency_p99_ms: \"< 0\"\n  connect_success_rate: \">= 1\"\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
     );
-    // Both connected and audio latency measured: then end the run.
-    metrics_when(&mut child, port, |m| {
-        metric(m, CONNECTED) == 2.0 && metric(m, AUDIO_RECEIVED) > 0.0
+    // Both connected, audio latency measured and the live check failing
+    // on it (synth_threshold_passing): then end the run.
+    let failing = r#"synth_threshold_passing{name="audio_latency_p99_ms",expr="< 0"} 0"#;
+    let mid = metrics_when(&mut child, port, |m| {
+        metric(m, CONNECTED) == 2.0 && metric(m, AUDIO_RECEIVED) > 0.0 && m.contains(failing)
     });
+    assert!(
+        mid.contains(r#"synth_threshold_passing{name="connect_success_rate",expr=">= 1"} 1"#),
+        "{mid}"
+    );
     sigterm(&child);
     let o = finish(child, 30, "exit after SIGTERM");
     assert_eq!(o.status.code(), Some(run::EXIT_THRESHOLD), "{}", stderr(&o));
@@ -361,6 +377,22 @@ fn violated_threshold_exits_3() {
     let page = std::fs::read_to_string(report.with_extension("html")).unwrap();
     assert!(page.contains("class=\"verdict fail\">FAILED<"));
     assert!(page.contains("<td>audio_latency_p99_ms</td><td>&lt;</td><td class=\"n\">0</td>"));
+    // The JUnit XML: the two thresholds and the built-in verdict, the
+    // failing one with both values; `report junit` writes the same.
+    let junit = report.with_extension("xml");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"<testsuites name="synth-replay" tests="3" failures="1""#),
+        "{xml}"
+    );
+    let actual = (lat["actual"].as_f64().unwrap() * 1000.0).round() / 1000.0;
+    let message = format!(r#"<failure message="actual {actual}, wanted &lt; 0""#);
+    assert!(xml.contains(&message), "{message} not in {xml}");
+    let again = replay(&["report", "junit", &report.display().to_string()]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), xml);
+    let missing = dir.path().join("none.json").display().to_string();
+    assert_one_line_error(&replay(&["report", "junit", &missing]), 2, "cannot read");
 }
 
 /// `report html` renders a written report; bad input is one line and exit 2.

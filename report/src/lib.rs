@@ -18,8 +18,9 @@
 //!   (a process on the host, Prometheus queries), read beside the run.
 //! - [`hist`]: histograms carried in the report so reports merge exactly.
 //! - [`io`]: reading and writing reports; [`text`]: the summary;
-//!   [`html`]: the report as one HTML page; [`merge`] and [`diff`].
-//! - `cli` (feature `cli`): the `report html|merge|diff` command line, shared
+//!   [`html`]: the report as one HTML page; [`junit`]: its verdicts as
+//!   JUnit XML for CI; [`merge`] and [`diff`].
+//! - `cli` (feature `cli`): the `report html|junit|merge|diff` command line, shared
 //!   by `synth-replay report` and the `synth-report` binary.
 
 #[cfg(feature = "cli")]
@@ -32,6 +33,7 @@ pub mod host;
 pub mod html;
 pub mod io;
 pub mod judge;
+pub mod junit;
 pub mod merge;
 pub mod model;
 pub mod num;

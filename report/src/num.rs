@@ -10,6 +10,23 @@ pub fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
+/// Unix milliseconds as UTC `[year, month, day, hour, minute, second]`
+/// (civil from days, Howard Hinnant's algorithm).
+pub fn utc_parts(ms: f64) -> [i64; 6] {
+    let secs = (ms / 1000.0).floor() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    [y, m, d, rem / 3600, rem % 3600 / 60, rem % 60]
+}
+
 /// The `q` quantile of `v` (sorted in place), nearest rank.
 pub fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     if v.is_empty() {

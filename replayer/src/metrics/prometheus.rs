@@ -3,9 +3,10 @@
 //! [`FAMILIES`] lists each metric family once, in the order served: its name,
 //! help text, label (name and values) and type, and the type carries how a
 //! sample is read: a per-client counter summed over the clients, a figure of
-//! the scrape ([`Scrape`]: the run's state counts, the process), or a
-//! [`Hist`]. Every reader takes the index of the sample's label value (0 for
-//! a family without a label). [`render`] walks the table; the README's
+//! the scrape ([`Scrape`]: the run's state counts, the process), a
+//! [`Hist`], or a set of samples whose label values come from the run (the
+//! config's thresholds). Every reader of a fixed label takes the index of
+//! the sample's label value (0 for a family without a label). [`render`] walks the table; the README's
 //! metrics table lists the same families.
 
 use std::cell::OnceCell;
@@ -68,7 +69,14 @@ enum Kind {
     Gauge(Read),
     /// `_bucket`, `_sum` and `_count` of the histogram for each label value.
     Histogram(fn(&Metrics, usize) -> &Hist),
+    /// A gauge whose samples and label values are the run's own (one per
+    /// threshold of the config), read at each scrape: each sample's labels
+    /// (name, value; the values escaped when written) and its value.
+    GaugeSet(fn(&Metrics) -> Vec<Sample>),
 }
+
+/// A sample of a [`Kind::GaugeSet`]: its labels (name, value) and its value.
+type Sample = (Vec<(&'static str, String)>, Value);
 
 /// How a counter's or gauge's sample is read.
 enum Read {
@@ -139,6 +147,19 @@ impl Family {
         }
     }
 
+    const fn gauge_set(
+        name: &'static str,
+        help: &'static str,
+        read: fn(&Metrics) -> Vec<Sample>,
+    ) -> Family {
+        Family {
+            name,
+            help,
+            label: None,
+            kind: Kind::GaugeSet(read),
+        }
+    }
+
     const fn histogram(
         name: &'static str,
         help: &'static str,
@@ -164,10 +185,20 @@ impl Family {
         let name = self.name;
         let kind = match self.kind {
             Kind::Counter(_) => "counter",
-            Kind::Gauge(_) => "gauge",
+            Kind::Gauge(_) | Kind::GaugeSet(_) => "gauge",
             Kind::Histogram(_) => "histogram",
         };
         let _ = writeln!(o, "# HELP {name} {}\n# TYPE {name} {kind}", self.help);
+        if let Kind::GaugeSet(read) = self.kind {
+            for (labels, v) in read(s.m) {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, value)| format!("{k}=\"{}\"", label_value(value)))
+                    .collect();
+                let _ = writeln!(o, "{name}{} {v}", braces(&labels.join(",")));
+            }
+            return;
+        }
         let values = self.label.map_or(&[""][..], |Label(_, values)| values);
         for (i, value) in values.iter().enumerate() {
             let labels = match self.label {
@@ -183,9 +214,25 @@ impl Family {
                     let _ = writeln!(o, "{name}{} {v}", braces(&labels));
                 }
                 Kind::Histogram(h) => histogram(o, name, &labels, h(s.m, i)),
+                Kind::GaugeSet(_) => {}
             }
         }
     }
+}
+
+/// A label value escaped as the text format asks: backslash, double quote
+/// and line feed as `\\`, `\"` and `\n`.
+fn label_value(v: &str) -> String {
+    let mut o = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o
 }
 
 /// `{labels}`, or nothing for no labels.
@@ -462,6 +509,18 @@ static FAMILIES: &[Family] = &[
         Clients(|c, e| [&c.joined_events, &c.left_events][e].load(Relaxed)),
     )
     .by(Label("event", &["joined", "left"])),
+    Family::gauge_set(
+        "synth_threshold_passing",
+        "1 while the threshold holds, 0 while it fails, by figure name and expression: the live checks while the run goes (a threshold appears once its figure has a value), the report's verdicts (built-in ones too) at the end.",
+        |m| {
+            m.verdicts()
+                .into_iter()
+                .map(|((name, expr), pass)| {
+                    (vec![("name", name), ("expr", expr)], Value::Int(u64::from(pass)))
+                })
+                .collect()
+        },
+    ),
     Family::counter(
         "synth_process_cpu_seconds_total",
         "CPU time (user + system) of this process.",
@@ -487,6 +546,7 @@ mod tests {
     use super::*;
     use crate::metrics::{FailReason, Hist, Media, Process, LATENESS_BUCKETS};
     use std::time::Instant;
+    use synth_report::model::Verdict;
 
     #[test]
     fn hist_buckets_and_percentiles() {
@@ -504,6 +564,41 @@ mod tests {
         let m = h.merged();
         assert_eq!(m.len(), 5);
         assert_eq!(m.value_at_quantile(0.5), 900);
+    }
+
+    /// A threshold's verdict is served once it has one, and the last one
+    /// set wins (the end's over the live check's).
+    #[test]
+    fn thresholds_are_served_as_they_are_checked() {
+        let m = Metrics::new(1);
+        let family = |m: &Metrics| {
+            let text = m.render();
+            let at = text.find("# HELP synth_threshold_passing ").unwrap();
+            text[at..]
+                .lines()
+                .skip(2)
+                .take_while(|l| !l.starts_with('#'))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert!(family(&m).is_empty(), "no verdict yet, no sample");
+        let v = |pass| Verdict {
+            name: "audio_lost".into(),
+            expr: "== 0".into(),
+            actual: Some(0.0),
+            pass,
+        };
+        m.set_verdicts(&[v(true)]);
+        assert_eq!(
+            family(&m),
+            [r#"synth_threshold_passing{name="audio_lost",expr="== 0"} 1"#]
+        );
+        m.set_verdicts(&[v(false)]);
+        assert_eq!(
+            family(&m),
+            [r#"synth_threshold_passing{name="audio_lost",expr="== 0"} 0"#]
+        );
+        assert_eq!(label_value("a\\b\"c\nd"), r#"a\\b\"c\nd"#);
     }
 
     #[test]
@@ -654,6 +749,18 @@ mod tests {
         for ms in [0, 1, 3, 12, 2_000] {
             m.loop_delay.record(std::time::Duration::from_millis(ms), 1);
         }
+        // One threshold holding, one failing whose name (a scope, as a
+        // later config may write) needs every escape of a label value.
+        let verdict = |name: &str, expr: &str, pass| Verdict {
+            name: name.into(),
+            expr: expr.into(),
+            actual: None,
+            pass,
+        };
+        m.set_verdicts(&[
+            verdict("audio_latency_p99_ms", "< 150", true),
+            verdict("audio_mos_p5{group=\"3g\\x\"}", "> 3\n", false),
+        ]);
         m
     }
 

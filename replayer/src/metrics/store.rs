@@ -2,6 +2,7 @@
 //! the run's timing distributions, shared by the clients, the Prometheus
 //! endpoint, the live monitor and the collector.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -12,6 +13,7 @@ use super::hist::{
 };
 use super::labels::FailReason;
 use super::loop_delay::LoopDelay;
+use synth_report::model::Verdict;
 
 /// Everything the run measures.
 #[derive(Debug)]
@@ -54,6 +56,11 @@ pub struct Metrics {
     pub first_failure: Mutex<Option<String>>,
     /// When the run started.
     pub started: Instant,
+    /// Each threshold's last verdict, by name and expression: `true` when it
+    /// held. Set by the live checks while the run goes (only those checked
+    /// so far) and from the report's verdicts at the end; served as
+    /// `synth_threshold_passing`.
+    pub thresholds: Mutex<BTreeMap<(String, String), bool>>,
 }
 
 impl Metrics {
@@ -88,6 +95,7 @@ impl Metrics {
             ready: AtomicBool::new(false),
             first_failure: Mutex::new(None),
             started: Instant::now(),
+            thresholds: Mutex::default(),
         }
     }
 
@@ -120,6 +128,7 @@ impl Metrics {
             connect_failures: Default::default(),
             ready: AtomicBool::new(self.ready.load(Relaxed)),
             first_failure: Mutex::new(None),
+            thresholds: Mutex::default(),
             started: self.started,
         }
     }
@@ -133,6 +142,22 @@ impl Metrics {
     /// Counts a failed connection attempt.
     pub fn connect_failed(&self, r: FailReason) {
         self.connect_failures[r as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Records `verdicts` as each threshold's latest (`synth_threshold_passing`).
+    pub fn set_verdicts<'a>(&self, verdicts: impl IntoIterator<Item = &'a Verdict>) {
+        // A poisoned lock only means a reader panicked: the map is whole.
+        let mut map = self.thresholds.lock().unwrap_or_else(|e| e.into_inner());
+        for v in verdicts {
+            map.insert((v.name.clone(), v.expr.clone()), v.pass);
+        }
+    }
+
+    /// The thresholds' latest verdicts (see [`Metrics::thresholds`]), by
+    /// name and expression.
+    pub fn verdicts(&self) -> Vec<((String, String), bool)> {
+        let map = self.thresholds.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, pass)| (k.clone(), *pass)).collect()
     }
 
     /// Sums one per-client counter over all clients.

@@ -237,9 +237,10 @@ impl Live {
         stop
     }
 
-    /// Checks the thresholds on the run so far (until `snap`) and records
-    /// what started or stopped failing. Returns the thresholds failing now,
-    /// and the verdict line of one that aborts the run.
+    /// Checks the thresholds on the run so far (until `snap`), records what
+    /// started or stopped failing, and gives `m` each verdict (its
+    /// `synth_threshold_passing`). Returns the thresholds failing now, and
+    /// the verdict line of one that aborts the run.
     fn check_thresholds(
         &mut self,
         m: &Metrics,
@@ -268,6 +269,7 @@ impl Live {
             Window::new(zero, &scoped[k].1, cores).figure(&t.figure)
         };
         let checked = self.thresholds.check(value, snap, now);
+        m.set_verdicts(&checked.verdicts);
         for e in checked.events {
             self.recorder.event(e);
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use synth_report::num::round3;
-use synth_report::threshold::Threshold;
+use synth_report::threshold::{Threshold, Verdict};
 
 use crate::timeline::{Event, Snapshot};
 
@@ -24,6 +24,8 @@ pub(super) struct Checked {
     pub(super) events: Vec<Event>,
     /// The verdict line of the first threshold that aborts the run.
     pub(super) abort: Option<String>,
+    /// The verdict of each threshold checked (those with a value so far).
+    pub(super) verdicts: Vec<Verdict>,
 }
 
 impl Thresholds {
@@ -46,6 +48,7 @@ impl Thresholds {
         let mut failing = Vec::new();
         let mut events = Vec::new();
         let mut abort = None;
+        let mut verdicts = Vec::new();
         for t in &self.list {
             // No data yet (no latency before the first packet) is not a failure while the run goes.
             let Some(v) = value(t) else {
@@ -53,7 +56,9 @@ impl Thresholds {
             };
             let verdict = t.check(Some(v));
             let line = line(t, Some(v));
-            if verdict.pass {
+            let pass = verdict.pass;
+            verdicts.push(verdict);
+            if pass {
                 if self.failing.remove(&t.name) {
                     events.push(Event::at(snap, "threshold_recovered", &t.name, line));
                 }
@@ -72,6 +77,7 @@ impl Thresholds {
             failing,
             events,
             abort,
+            verdicts,
         }
     }
 }

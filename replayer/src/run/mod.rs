@@ -148,7 +148,7 @@ struct Finished {
     metrics_addr: Option<SocketAddr>,
 }
 
-/// Resolves the plan, checks where the report and the timeline go, finds the
+/// Resolves the plan, checks where the report, the JUnit XML and the timeline go, finds the
 /// target (starting the embedded relay without a server), serves the
 /// metrics, and sets up what the clients share and the live side. Nothing
 /// runs yet but the relay, the metrics endpoint and a loop-delay probe.
@@ -156,6 +156,11 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
     let plan = plan::resolve(s).map_err(BadInput)?;
     if let Some(path) = &s.report {
         crate::report::check_path(path).map_err(BadInput)?;
+    }
+    if let Some(path) = &s.junit {
+        crate::report::check_path(path)
+            .context("junit")
+            .map_err(BadInput)?;
     }
     if let Some(path) = &s.timeline {
         crate::monitor::check_path(path).map_err(BadInput)?;
@@ -435,6 +440,8 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
     };
     let mut report = crate::collect::build(&metrics, &inputs);
     report.networks = endpoints.report();
+    // The final verdicts (built-in ones too) replace the live ones.
+    metrics.set_verdicts(&report.thresholds);
     if let Some(r) = target.relay {
         r.shutdown().await;
     }
@@ -473,9 +480,10 @@ fn health(metrics: &Metrics, cpu: &Samplers) -> Health {
 }
 
 /// Shows the report (the summary first: whatever happens to the file, the
-/// results are seen), writes it, and warns when some clients failed; an
-/// error when none connected. The exit code is [`EXIT_THRESHOLD`] when a
-/// threshold failed, 1 when the report had to go elsewhere, else 0.
+/// results are seen), writes it and its JUnit XML, and warns when some
+/// clients failed; an error when none connected. The exit code is
+/// [`EXIT_THRESHOLD`] when a threshold failed, 1 when the report had to go
+/// elsewhere or the JUnit XML could not be written, else 0.
 fn publish(s: &Settings, opts: &Options, finished: Finished) -> anyhow::Result<Outcome> {
     let Finished {
         report,
@@ -485,10 +493,17 @@ fn publish(s: &Settings, opts: &Options, finished: Finished) -> anyhow::Result<O
     if opts.summary {
         print!("{}", report.summary());
     }
-    let wrote_elsewhere = s
+    let mut file_missed = s
         .report
         .as_deref()
         .is_some_and(|path| !write(&report, path));
+    if let Some(path) = &s.junit {
+        let xml = synth_report::junit::junit(&report);
+        if let Err(e) = synth_report::io::write_atomic(path, xml.as_bytes()) {
+            eprintln!("error: junit: {e:#}");
+            file_missed = true;
+        }
+    }
     let first_failure = || metrics.first_failure.lock().ok().and_then(|f| f.clone());
     if report.clients.failed > 0 && report.clients.connected > 0 {
         if let Some(first) = first_failure() {
@@ -505,7 +520,7 @@ fn publish(s: &Settings, opts: &Options, finished: Finished) -> anyhow::Result<O
     }
     let exit_code = if !report.passed {
         EXIT_THRESHOLD
-    } else if wrote_elsewhere {
+    } else if file_missed {
         1
     } else {
         0

@@ -1,5 +1,5 @@
 //! `synth-report`: `synth-replay report` without the engine — render,
-//! merge and compare JSON reports (same arguments and exit codes) — and
+//! write as JUnit XML, merge and compare JSON reports (same arguments and exit codes) — and
 //! the figures a threshold may name.
 
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use synth_report::cli::{self, ReportCommand};
 
 /// Work with JSON reports written by `synth-replay run --report`: render one
-/// as an HTML page, merge the reports of several pods into one verdict, or
+/// as an HTML page or its verdicts as JUnit XML, merge the reports of several pods into one verdict, or
 /// compare a report with a baseline.
 #[derive(Debug, Parser)]
 #[command(name = "synth-report", version)]

@@ -343,25 +343,10 @@ fn header(o: &mut String, p: &Page) {
     o.push_str("</header>\n");
 }
 
-/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC` (civil from days, Hinnant).
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
 fn utc(ms: f64) -> String {
-    let secs = (ms / 1000.0).floor() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let [y, m, d, hh, mm, ss] = crate::num::utc_parts(ms);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
 }
 
 fn thresholds(o: &mut String, p: &Page) {

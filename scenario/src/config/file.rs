@@ -98,6 +98,8 @@ pub struct File {
     pub metrics_listen: Option<String>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
+    /// Where to write the verdicts as JUnit XML at the end of the run.
+    pub junit: Option<PathBuf>,
     /// Custom network profiles by name, for a group's `network:`.
     #[serde(default)]
     pub networks: BTreeMap<String, ProfileSpec>,

@@ -30,6 +30,11 @@ pub struct Overrides {
     /// Write the JSON report here (run only; schema: docs/report-schema.json).
     #[arg(long, env = "REPORT")]
     pub report: Option<PathBuf>,
+    /// Write the verdicts here as JUnit XML at the end of the run, also when
+    /// a threshold fails or the run is stopped: one test case per threshold
+    /// and per capacity-search step (run only).
+    #[arg(long, env = "JUNIT")]
+    pub junit: Option<PathBuf>,
     /// Stream the timeline here as JSON lines while the run goes, one sample
     /// per `timeline_interval` (run only; a killed run still leaves its history).
     #[arg(long, env = "TIMELINE")]

@@ -110,6 +110,8 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// JSON report path.
     pub report: Option<PathBuf>,
+    /// JUnit XML path.
+    pub junit: Option<PathBuf>,
     /// Timeline sampling interval.
     pub timeline_interval: Duration,
     /// Where the timeline is streamed as JSON lines.
@@ -166,7 +168,12 @@ impl Settings {
         )?;
         let timing = timing(&file, o)?;
         let (max_concurrent_connects, ramp_up_delay) = starts(&file)?;
-        let (pack, report, timeline) = paths(&file, o)?;
+        let Paths {
+            pack,
+            report,
+            junit,
+            timeline,
+        } = paths(&file, o)?;
         let engine = engine(&file, clients.len())?;
         let duration = run_length(&timing, search.as_ref(), &engine, &people, o, &file);
         Ok(Settings {
@@ -195,6 +202,7 @@ impl Settings {
             group_names,
             metrics_listen,
             report,
+            junit,
             timeline_interval: engine.timeline_interval,
             timeline,
             search,
@@ -402,27 +410,41 @@ fn starts(file: &File) -> anyhow::Result<(usize, Duration)> {
     ))
 }
 
-/// The pack, report and timeline paths, flag over file, each short enough
-/// to open.
-fn paths(
-    file: &File,
-    o: &Overrides,
-) -> anyhow::Result<(PathBuf, Option<PathBuf>, Option<PathBuf>)> {
+/// The files a run reads and writes.
+struct Paths {
+    pack: PathBuf,
+    report: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    timeline: Option<PathBuf>,
+}
+
+/// The pack, report, JUnit and timeline paths, flag over file, each short
+/// enough to open.
+fn paths(file: &File, o: &Overrides) -> anyhow::Result<Paths> {
     let pack = o
         .pack
         .clone()
         .or_else(|| file.pack.clone())
         .unwrap_or_else(|| PathBuf::from(defaults::PACK));
     let report = o.report.clone().or_else(|| file.report.clone());
+    let junit = o.junit.clone().or_else(|| file.junit.clone());
     let timeline = o.timeline.clone().or_else(|| file.timeline.clone());
     path_fits("pack", &pack)?;
-    if let Some(r) = &report {
-        path_fits("report", r)?;
+    for (field, path) in [
+        ("report", &report),
+        ("junit", &junit),
+        ("timeline", &timeline),
+    ] {
+        if let Some(p) = path {
+            path_fits(field, p)?;
+        }
     }
-    if let Some(t) = &timeline {
-        path_fits("timeline", t)?;
-    }
-    Ok((pack, report, timeline))
+    Ok(Paths {
+        pack,
+        report,
+        junit,
+        timeline,
+    })
 }
 
 /// How long the run lasts: `duration`, except that a search and phases set
@@ -696,13 +718,14 @@ clients:
 
     #[test]
     fn flags_win_over_file() {
-        let yaml = "server_url: https://127.0.0.1:1\npack: a.pack\nduration: 5s\nreport: r.json\nmetrics_listen: 127.0.0.1:1\nclients: [{user_id: a, meeting_id: m}]\n";
+        let yaml = "server_url: https://127.0.0.1:1\npack: a.pack\nduration: 5s\nreport: r.json\njunit: r.xml\nmetrics_listen: 127.0.0.1:1\nclients: [{user_id: a, meeting_id: m}]\n";
         let o = Overrides {
             server_url: Some("https://127.0.0.1:2".into()),
             pack: Some("b.pack".into()),
             duration: Some(Duration::from_secs(7)),
             metrics_listen: Some("127.0.0.1:2".into()),
             report: Some("s.json".into()),
+            junit: Some("s.xml".into()),
             ..Default::default()
         };
         let s = resolve(yaml, &o).unwrap();
@@ -711,8 +734,10 @@ clients:
         assert_eq!(s.duration, Duration::from_secs(7));
         assert_eq!(s.metrics_listen.unwrap().port(), 2);
         assert_eq!(s.report, Some(PathBuf::from("s.json")));
+        assert_eq!(s.junit, Some(PathBuf::from("s.xml")));
         // And without overrides the file's values hold.
         let s = resolve(yaml, &Overrides::default()).unwrap();
+        assert_eq!(s.junit, Some(PathBuf::from("r.xml")));
         assert_eq!(s.pack, PathBuf::from("a.pack"));
         assert_eq!(s.duration, Duration::from_secs(5));
     }
