@@ -4,6 +4,7 @@
 
 use synth_relay::{Relay, RelayConfig};
 use synth_replayer::run;
+use synth_report::score::Band;
 
 use crate::support::{quiet, settings, settled, within};
 
@@ -303,4 +304,114 @@ groups:
     let sig = &o.report.server_signals;
     assert_eq!(sig.congestion_received, own);
     assert!(sig.room_congestion_seen >= viewer.room_congestion.load(Relaxed));
+}
+
+/// Scores, bands and scoped thresholds in one run: a group behind a bad
+/// network (250 ms each way and 10 % downlink loss, which QUIC recovers
+/// late) is red and scores below a group on good Wi-Fi in a meeting of its
+/// own; thresholds scoped to the impaired group fail and those scoped to
+/// the good one hold, and the JUnit file says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impaired_group_scores_red_and_fails_its_own_thresholds() {
+    let r = relay().await;
+    let dir = std::env::temp_dir().join(format!("synth-verdicts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("verdicts.xml");
+    let s = settings(
+        &format!(
+            r#"
+duration: 6s
+ramp_up_delay_ms: 0
+seed: 3
+junit: {junit}
+groups:
+  - {{name: wifi, count: 3, user_id: "w-{{index}}", meeting_id: "room-w", network: good_wifi}}
+  - name: bad
+    count: 3
+    user_id: "b-{{index}}"
+    meeting_id: "room-b"
+    network: {{downlink: {{delay: 250ms, loss: 0.10}}, uplink: {{delay: 250ms}}}}
+thresholds:
+  audio_concealment{{group=wifi}}: "< 0.05"
+  audio_concealment{{group=bad}}: "< 0.05"
+  "share(audio_mos >= 3.5){{group=wifi}}": ">= 1"
+  "share(audio_mos >= 3.5){{group=bad}}": ">= 1"
+"#,
+            junit = junit.display()
+        ),
+        &r,
+    );
+    let o = within(60, "run", run::run(s, quiet(), std::future::pending()))
+        .await
+        .unwrap();
+    let rep = &o.report;
+    assert_eq!(rep.clients.connected, 6);
+    let scores = rep.scores.as_ref().expect("the run was scored");
+    assert_eq!(scores.participants.len(), 6);
+    for p in &scores.participants {
+        let (audio, verdict) = (p.audio_mos.expect("heard audio"), p.verdict);
+        if p.group == "wifi" {
+            assert_eq!(p.network.as_deref(), Some("good_wifi"));
+            assert_eq!(
+                (p.bands.a, p.bands.v),
+                (Some(Band::Green), Some(Band::Green)),
+                "{p:?}"
+            );
+            assert_ne!(verdict, Some(Band::Red), "{p:?}");
+            assert!(audio >= 3.5, "{p:?}");
+        } else {
+            assert_eq!(
+                (p.group.as_str(), p.network.as_deref()),
+                ("bad", Some("inline"))
+            );
+            assert_eq!(verdict, Some(Band::Red), "{p:?}");
+            assert!(audio < 3.5, "{p:?}");
+        }
+    }
+    let median = |g: &str| scores.groups[g].audio_mos.p50.unwrap();
+    assert!(median("bad") < median("wifi"));
+    // The scoped verdicts: the good group's hold, the impaired group's fail.
+    let verdict = |name: &str| {
+        let v = rep.thresholds.iter().find(|v| v.name == name).unwrap();
+        (v.pass, v.actual)
+    };
+    assert!(verdict("audio_concealment{group=wifi}").0);
+    let (pass, actual) = verdict("audio_concealment{group=bad}");
+    assert!(!pass && actual.unwrap() >= 0.05, "{actual:?}");
+    assert_eq!(
+        verdict("share(audio_mos >= 3.5){group=wifi}"),
+        (true, Some(1.0))
+    );
+    assert_eq!(
+        verdict("share(audio_mos >= 3.5){group=bad}"),
+        (false, Some(0.0))
+    );
+    assert!(!rep.passed);
+    // The group's figures are in the report, and the JUnit file names the
+    // failing cases with both values.
+    let bad = rep.scope("group", "bad").unwrap();
+    assert_eq!(bad.clients, 3);
+    assert_eq!(bad.figures["audio_concealment"], actual);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let case = |name: &str| {
+        let at = xml
+            .find(&format!("<testcase name=\"{name}"))
+            .unwrap_or_else(|| panic!("{name}: {xml}"));
+        let rest = &xml[at..];
+        // A passing case closes itself (`.../>`), a failing one holds its
+        // `<failure>`: cut at whichever ends the case first.
+        let open_end = rest.find('>').unwrap();
+        let end = if rest[..=open_end].ends_with("/>") {
+            open_end
+        } else {
+            rest.find("</testcase>").unwrap()
+        };
+        rest[..end].to_string()
+    };
+    assert!(!case("audio_concealment{group=wifi}").contains("<failure"));
+    let failed = case("audio_concealment{group=bad}");
+    assert!(failed.contains("<failure message=\"actual "), "{failed}");
+    assert!(failed.contains("wanted &lt; 0.05"), "{failed}");
+    assert!(case("share(audio_mos &gt;= 3.5){group=bad}").contains("<failure"));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -828,8 +828,8 @@ pub fn get(name: &str) -> Option<&'static Figure> {
 /// not a group's; percentiles
 /// are kept per group (histogram shards), not per meeting; a phase is a
 /// window of the run, which gives only the live figures.
-pub fn unscoped_reason(f: &Figure, scope: &crate::threshold::Scope) -> Option<String> {
-    use crate::threshold::Scope;
+pub fn unscoped_reason(f: &Figure, scope: &crate::scope::Scope) -> Option<String> {
+    use crate::scope::Scope;
     let kind = scope.kind()?;
     if (matches!(f.name, "generator_saturated" | "connected_at_end_share")
         || f.merge == Merge::Same)

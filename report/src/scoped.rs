@@ -4,58 +4,11 @@
 //! scores.
 
 use crate::model::Report;
-use crate::threshold::{Scope, Threshold};
-
-/// A figure each participant has, which `share(FIGURE OP VALUE)` reads.
-#[derive(Debug, Clone, Copy)]
-pub struct ParticipantFigure {
-    /// Its name in a share.
-    pub name: &'static str,
-    /// What it is.
-    pub about: &'static str,
-}
-
-/// The participant figures, in the order the docs list them.
-pub static PARTICIPANT_FIGURES: &[ParticipantFigure] = &[
-    ParticipantFigure {
-        name: "audio_mos",
-        about: "the participant's audio MOS (ITU-T G.107 E-model, 1..4.5)",
-    },
-    ParticipantFigure {
-        name: "video_score",
-        about: "the participant's video score (1..5)",
-    },
-    ParticipantFigure {
-        name: "audio_concealment",
-        about: "its concealed audio slots over slots expected, all its senders (0..1; band A)",
-    },
-    ParticipantFigure {
-        name: "video_freeze_share",
-        about: "its frozen time over watched time, all its senders (0..1; band V)",
-    },
-    ParticipantFigure {
-        name: "latency_p95_ms",
-        about: "95th percentile of its one-way audio latency, at most (ms; band L)",
-    },
-    ParticipantFigure {
-        name: "low_fps_share",
-        about: "its share of watched seconds with 0 < fps < low_fps (0..1; band Q)",
-    },
-    ParticipantFigure {
-        name: "reconnects_per_hour",
-        about: "its unplanned reconnects per hour of its presence (band S)",
-    },
-];
-
-/// The participant figure called `name`.
-pub fn participant_figure(name: &str) -> Option<&'static ParticipantFigure> {
-    PARTICIPANT_FIGURES.iter().find(|f| f.name == name)
-}
-
-/// Every participant figure's name.
-pub fn participant_figure_names() -> Vec<&'static str> {
-    PARTICIPANT_FIGURES.iter().map(|f| f.name).collect()
-}
+use crate::scope::Scope;
+pub use crate::scope::{
+    participant_figure, participant_figure_names, ParticipantFigure, PARTICIPANT_FIGURES,
+};
+use crate::threshold::Threshold;
 
 impl Report {
     /// The figures of a group, network or meeting, if the report has them.

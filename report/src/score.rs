@@ -178,14 +178,15 @@ pub fn r_factor(a: &AudioIn) -> f64 {
 }
 
 /// G.107 Annex B's MOS from R: 1 for R ≤ 0, 4.5 for R ≥ 100, else
-/// `1 + 0.035·R + R·(R − 60)·(100 − R)·7·10⁻⁶`.
+/// `1 + 0.035·R + R·(R − 60)·(100 − R)·7·10⁻⁶`, held at 1 where that
+/// polynomial dips below it (0 < R < 6.5: down to 0.98 near R = 3).
 pub fn mos_from_r(r: f64) -> f64 {
     if r.is_nan() || r <= 0.0 {
         1.0
     } else if r >= 100.0 {
         4.5
     } else {
-        1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6
+        (1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6).max(1.0)
     }
 }
 
@@ -549,9 +550,32 @@ pub fn interval_video_score(v: Option<&VideoIn>) -> Option<f64> {
     v.map(video_score)
 }
 
+impl Sample {
+    /// Fills the interval's scores once its other fields are in: the
+    /// audio MOS from its latency, jitter and loss with Opus at
+    /// `audio_kbps`, the video score from what the engine measured over
+    /// the interval (`video`, `None` when it has nothing). Rounded to 3
+    /// decimals.
+    pub fn score(&mut self, audio_kbps: Option<f64>, video: Option<&VideoIn>) {
+        self.audio_mos = interval_audio_mos(self, audio_kbps).map(crate::num::round3);
+        self.video_score = interval_video_score(video).map(crate::num::round3);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mos_never_drops_below_the_scale() {
+        // The polynomial alone gives 0.989 at R = 3.
+        assert_eq!(mos_from_r(3.0), 1.0);
+        for r in 0..=110 {
+            let m = mos_from_r(f64::from(r));
+            assert!((1.0..=4.5).contains(&m), "R {r}: {m}");
+        }
+        assert!(mos_from_r(7.0) > 1.0);
+    }
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol

@@ -16,6 +16,7 @@ use serde::Serialize;
 use synth_common::redact::shown;
 
 use crate::figure;
+pub use crate::scope::Scope;
 
 pub use crate::model::{Verdict, BUILT_IN};
 
@@ -95,84 +96,6 @@ impl Op {
     }
 }
 
-/// Whose figure a threshold reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    /// The whole run (no label).
-    #[default]
-    Run,
-    /// The participants of one group of the config (`{group=NAME}`: its
-    /// `name`, by default its index).
-    Group(String),
-    /// The participants of one meeting (`{meeting=ID}`).
-    Meeting(String),
-    /// The participants of the groups with this network profile (`{network=NAME}`).
-    Network(String),
-    /// One phase of the behaviour schedule (`{phase=NAME}`): the figure on
-    /// that phase's window of the run.
-    Phase(String),
-}
-
-impl Scope {
-    /// The label's key (`group`), `None` for the run.
-    pub fn kind(&self) -> Option<&'static str> {
-        Some(match self {
-            Scope::Run => return None,
-            Scope::Group(_) => "group",
-            Scope::Meeting(_) => "meeting",
-            Scope::Network(_) => "network",
-            Scope::Phase(_) => "phase",
-        })
-    }
-
-    /// The label's value (`3g`), `None` for the run.
-    pub fn value(&self) -> Option<&str> {
-        match self {
-            Scope::Run => None,
-            Scope::Group(v) | Scope::Meeting(v) | Scope::Network(v) | Scope::Phase(v) => Some(v),
-        }
-    }
-
-    /// Splits `figure{key=value}` into the figure and its scope.
-    fn split(key: &str) -> anyhow::Result<(&str, Scope)> {
-        let Some(body) = key.strip_suffix('}') else {
-            return Ok((key, Scope::Run));
-        };
-        let Some((figure, label)) = body.rsplit_once('{') else {
-            bail!(
-                "thresholds: {:?} ends with `}}` but has no `{{`",
-                shown(key)
-            );
-        };
-        let Some((k, v)) = label.split_once('=') else {
-            bail!(
-                "thresholds: {:?}: the scope must look like {{group=NAME}} (keys: group, meeting, network, phase)",
-                shown(key)
-            );
-        };
-        let v = v.trim();
-        if v.is_empty() {
-            bail!(
-                "thresholds: {:?}: the scope {:?} has no value",
-                shown(key),
-                k.trim()
-            );
-        }
-        let scope = match k.trim() {
-            "group" => Scope::Group(v.to_owned()),
-            "meeting" => Scope::Meeting(v.to_owned()),
-            "network" => Scope::Network(v.to_owned()),
-            "phase" => Scope::Phase(v.to_owned()),
-            other => bail!(
-                "thresholds: {:?}: unknown scope {:?} (known: group, meeting, network, phase)",
-                shown(key),
-                shown(other)
-            ),
-        };
-        Ok((figure.trim(), scope))
-    }
-}
-
 /// `share(FIGURE OP VALUE)`: the share of participants (with a value for
 /// the participant figure) for whom the comparison holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -248,12 +171,12 @@ impl Threshold {
                     )
                 })?;
                 let field = inner[..at].trim();
-                if crate::scoped::participant_figure(field).is_none() {
+                if crate::scope::participant_figure(field).is_none() {
                     bail!(
                         "thresholds: {:?}: unknown participant figure {:?} (known: {})",
                         shown(name),
                         shown(field),
-                        crate::scoped::participant_figure_names().join(", ")
+                        crate::scope::participant_figure_names().join(", ")
                     );
                 }
                 let (op, value) = comparison(&format!("thresholds.{name}"), &inner[at..])?;

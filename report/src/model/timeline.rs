@@ -175,18 +175,6 @@ impl Sample {
     }
 }
 
-impl Sample {
-    /// Fills the interval's scores once its other fields are in: the
-    /// audio MOS from its latency, jitter and loss with Opus at
-    /// `audio_kbps`, the video score from what the engine measured over
-    /// the interval (`video`, `None` when it has nothing). Rounded to 3
-    /// decimals.
-    pub fn score(&mut self, audio_kbps: Option<f64>, video: Option<&crate::score::VideoIn>) {
-        self.audio_mos = crate::score::interval_audio_mos(self, audio_kbps).map(round3);
-        self.video_score = crate::score::interval_video_score(video).map(round3);
-    }
-}
-
 /// The report's timeline.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
