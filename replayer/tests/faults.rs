@@ -11,6 +11,7 @@ use std::time::Duration;
 use synth_relay::{Relay, RelayConfig, Stall};
 use synth_replayer::metrics::State;
 use synth_replayer::run;
+use synth_report::score::Band;
 
 use crate::support::{
     metric, pack, quiet, run_in_background, scraped, settings, settings_at, within,
@@ -87,6 +88,20 @@ async fn dropped_packets_are_lost_exactly() {
     // Dropped packets are concealed audio slots.
     let c = r.audio.received.concealment.clone().unwrap();
     assert!(c.concealed >= total.0, "{c:?}");
+    // And the scores move with them: 5 % of the audio lost is past band
+    // A's 1 % (yellow at least), and the E-model takes it off every MOS
+    // (4.18 on loopback without loss).
+    let scores = r.scores.as_ref().expect("the run was scored");
+    assert_eq!(scores.participants.len(), 6);
+    for p in &scores.participants {
+        assert!(
+            matches!(p.bands.a, Some(Band::Yellow | Band::Red)),
+            "{}: {:?}",
+            p.id,
+            p.inputs
+        );
+        assert!(p.audio_mos.unwrap() < 4.0, "{p:?}");
+    }
 }
 
 /// Two meetings of two; the relay stops reading and relaying for 1 s in
@@ -146,6 +161,16 @@ groups:
     assert!(c.concealed > 0 && c.share.is_some_and(|s| s < 1.0), "{c:?}");
     // Nothing was lost: the stall delayed, it did not drop.
     assert_eq!((r.audio.received.lost, r.video.received.lost), (0, 0));
+    // A second frozen in about five watched is far past band V's 3 %:
+    // every participant is red, and its video score pays for the frozen
+    // time (a clean loopback run scores 4.5 and more).
+    let scores = r.scores.as_ref().expect("the run was scored");
+    assert_eq!(scores.participants.len(), 4);
+    for p in &scores.participants {
+        assert_eq!(p.bands.v, Some(Band::Red), "{}: {:?}", p.id, p.inputs);
+        assert_eq!(p.verdict, Some(Band::Red));
+        assert!(p.video_score.unwrap() < 4.5, "{p:?}");
+    }
 }
 
 /// A free UDP port on loopback (bound and released; the relay binds it next).
