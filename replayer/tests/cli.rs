@@ -291,6 +291,8 @@ fn spawn_run(dir: &Path, yaml: &str) -> (Child, std::path::PathBuf, u16) {
         &report.with_extension("html").display().to_string(),
         "--junit",
         &report.with_extension("xml").display().to_string(),
+        "--participants",
+        &report.with_extension("csv").display().to_string(),
         "--metrics-listen",
         &format!("127.0.0.1:{port}"),
     ]);
@@ -393,6 +395,20 @@ fn violated_threshold_exits_3() {
     assert_eq!(String::from_utf8_lossy(&again.stdout), xml);
     let missing = dir.path().join("none.json").display().to_string();
     assert_one_line_error(&replay(&["report", "junit", &missing]), 2, "cannot read");
+    // The participants CSV: both, scored; `report participants` writes the same.
+    let csv = std::fs::read_to_string(report.with_extension("csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("id,group,meeting,network,verdict,audio_mos,"));
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        assert!(f[0] == "u0" || f[0] == "u1", "{l}");
+        assert!(f[5].parse::<f64>().is_ok_and(|mos| (1.0..=4.5).contains(&mos)), "{l}");
+    }
+    let again = replay(&["report", "participants", &report.display().to_string()]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), csv);
+    assert_one_line_error(&replay(&["report", "participants", &missing]), 2, "cannot read");
 }
 
 /// `report html` renders a written report; bad input is one line and exit 2.

@@ -316,6 +316,7 @@ async fn an_impaired_group_scores_red_and_fails_its_own_thresholds() {
     let dir = std::env::temp_dir().join(format!("synth-verdicts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let junit = dir.join("verdicts.xml");
+    let csv = dir.join("participants.csv");
     let s = settings(
         &format!(
             r#"
@@ -323,6 +324,7 @@ duration: 6s
 ramp_up_delay_ms: 0
 seed: 3
 junit: {junit}
+participants: {csv}
 groups:
   - {{name: wifi, count: 3, user_id: "w-{{index}}", meeting_id: "room-w", network: good_wifi}}
   - {{name: bad, count: 3, user_id: "b-{{index}}", meeting_id: "room-b", network: 3g}}
@@ -332,7 +334,8 @@ thresholds:
   "share(audio_mos >= 3.5){{group=wifi}}": ">= 1"
   "share(audio_mos >= 3.5){{group=bad}}": ">= 1"
 "#,
-            junit = junit.display()
+            junit = junit.display(),
+            csv = csv.display()
         ),
         &r,
     );
@@ -408,5 +411,20 @@ thresholds:
     assert!(failed.contains("<failure message=\"actual "), "{failed}");
     assert!(failed.contains("wanted &lt; 0.05"), "{failed}");
     assert!(case("share(audio_mos &gt;= 3.5){group=bad}").contains("<failure"));
+    // The participants file: a header and six rows, the impaired group's
+    // red participants first.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 7, "{text}");
+    assert_eq!(
+        &rows[0][..5],
+        ["id", "group", "meeting", "network", "verdict"]
+    );
+    for row in &rows[1..4] {
+        assert_eq!((row[1], row[3], row[4]), ("bad", "3g", "red"), "{text}");
+    }
+    for row in &rows[4..] {
+        assert_eq!((row[1], row[3]), ("wifi", "good_wifi"), "{text}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

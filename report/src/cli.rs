@@ -1,4 +1,4 @@
-//! The `report html|junit|merge|diff` command line: its arguments (clap) and what
+//! The `report html|junit|participants|merge|diff` command line: its arguments (clap) and what
 //! each does, with the exit codes of `synth-replay report` (which embeds
 //! it) and of the `synth-report` binary.
 
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::diff::{self, Limit};
 use crate::model::Report;
-use crate::{html, io, junit, merge, EXIT_INPUT, EXIT_THRESHOLD};
+use crate::{html, io, junit, merge, participants, EXIT_INPUT, EXIT_THRESHOLD};
 
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
@@ -38,7 +38,24 @@ pub enum ReportCommand {
     /// be written, 2 bad input (no such file, not JSON, not a synth-replay
     /// report of schema version 3).
     #[command(verbatim_doc_comment)]
-    Junit(JunitArgs),
+    Junit(OutputArgs),
+    /// Write one CSV row per participant, worst first: id, group, meeting,
+    /// network, verdict, audio MOS, video score, the five bands (A V L Q S)
+    /// and every input they were computed from (concealment, freeze share,
+    /// p95 latency, low-fps share, reconnects per hour, one-way latency,
+    /// jitter, Opus kbps, frame rates, bits per pixel, rendition). An empty
+    /// field was not measured for that participant. `run --participants
+    /// FILE.csv` writes the same at the end of a run.
+    ///
+    /// Examples:
+    ///   synth-replay report participants report.json -o participants.csv
+    ///   synth-replay report participants report.json | head -5   # the worst
+    ///
+    /// Exit codes: 0 written, 1 the file could not be written, 2 bad input
+    /// (no such file, not JSON, not a synth-replay report of schema
+    /// version 3).
+    #[command(verbatim_doc_comment)]
+    Participants(OutputArgs),
     /// Merge the reports of several pods of one test into one report, as if
     /// one process had run every client: counts add, percentiles come from
     /// the pods' histograms added together (exact), thresholds are checked
@@ -84,10 +101,10 @@ pub struct HtmlArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct JunitArgs {
+pub struct OutputArgs {
     /// The JSON report (from `run --report FILE.json` or `report merge -o`).
     pub report: PathBuf,
-    /// Where to write the XML (written whole); stdout without it.
+    /// Where to write it (written whole); stdout without it.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }
@@ -122,7 +139,8 @@ pub struct DiffArgs {
 pub fn run(c: ReportCommand) -> i32 {
     match c {
         ReportCommand::Html(a) => report_html(&a),
-        ReportCommand::Junit(a) => report_junit(&a),
+        ReportCommand::Junit(a) => report_to(&a, junit::junit),
+        ReportCommand::Participants(a) => report_to(&a, participants::csv),
         ReportCommand::Merge(a) => report_merge(&a),
         ReportCommand::Diff(a) => report_diff(&a),
     }
@@ -143,22 +161,24 @@ fn report_html(a: &HtmlArgs) -> i32 {
     }
 }
 
-/// `report junit`: bad input exits 2, a file that cannot be written 1; the
-/// verdicts do not change the exit code (the XML carries them).
-fn report_junit(a: &JunitArgs) -> i32 {
+/// `report junit` and `report participants`: what `render` makes of the
+/// report, to `--output` or stdout. Bad input exits 2, a file that cannot
+/// be written 1; the verdicts do not change the exit code (the output
+/// carries them).
+fn report_to(a: &OutputArgs, render: fn(&Report) -> String) -> i32 {
     let r = match Report::read(&a.report) {
         Ok(r) => r,
         Err(e) => return fail(&e, EXIT_INPUT),
     };
-    let xml = junit::junit(&r);
+    let text = render(&r);
     let Some(out) = &a.output else {
-        print!("{xml}");
+        print!("{text}");
         return 0;
     };
     if let Err(e) = io::check_path(out) {
         return fail(&e.context("--output"), EXIT_INPUT);
     }
-    match io::write_atomic(out, xml.as_bytes()) {
+    match io::write_atomic(out, text.as_bytes()) {
         Ok(()) => 0,
         Err(e) => fail(&e, 1),
     }

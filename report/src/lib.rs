@@ -37,6 +37,7 @@ pub mod junit;
 pub mod merge;
 pub mod model;
 pub mod num;
+pub mod participants;
 pub mod scope;
 pub mod scoped;
 pub mod score;

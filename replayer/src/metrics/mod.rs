@@ -27,4 +27,4 @@ pub use labels::{
 };
 pub use loop_delay::LoopDelay;
 pub use process::{cores_available, host_now, Process};
-pub use store::Metrics;
+pub use store::{Metrics, ScoreGauges};

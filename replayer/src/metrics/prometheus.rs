@@ -73,7 +73,20 @@ enum Kind {
     /// threshold of the config), read at each scrape: each sample's labels
     /// (name, value; the values escaped when written) and its value.
     GaugeSet(fn(&Metrics) -> Vec<Sample>),
+    /// A histogram of values the run holds whole (the participants'
+    /// scores), with these upper bounds, read at each scrape.
+    Values(fn(&Metrics) -> Vec<f64>, &'static [f64]),
 }
+
+/// Upper bounds of the participants' audio MOS histogram (1..4.5): finer
+/// where calls are judged (3.5 is "good enough" in the docs' examples).
+const AUDIO_MOS_BOUNDS: &[f64] = &[1.5, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.4];
+/// Upper bounds of the participants' video score histogram (1..5).
+const VIDEO_SCORE_BOUNDS: &[f64] = &[1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5];
+/// The verdict label's values, in [`ScoreGauges::verdicts`]' order.
+///
+/// [`ScoreGauges::verdicts`]: super::store::ScoreGauges::verdicts
+const VERDICTS: [&str; 4] = ["green", "yellow", "red", "none"];
 
 /// A sample of a [`Kind::GaugeSet`]: its labels (name, value) and its value.
 type Sample = (Vec<(&'static str, String)>, Value);
@@ -160,6 +173,20 @@ impl Family {
         }
     }
 
+    const fn values(
+        name: &'static str,
+        help: &'static str,
+        read: fn(&Metrics) -> Vec<f64>,
+        bounds: &'static [f64],
+    ) -> Family {
+        Family {
+            name,
+            help,
+            label: None,
+            kind: Kind::Values(read, bounds),
+        }
+    }
+
     const fn histogram(
         name: &'static str,
         help: &'static str,
@@ -186,7 +213,7 @@ impl Family {
         let kind = match self.kind {
             Kind::Counter(_) => "counter",
             Kind::Gauge(_) | Kind::GaugeSet(_) => "gauge",
-            Kind::Histogram(_) => "histogram",
+            Kind::Histogram(_) | Kind::Values(..) => "histogram",
         };
         let _ = writeln!(o, "# HELP {name} {}\n# TYPE {name} {kind}", self.help);
         if let Kind::GaugeSet(read) = self.kind {
@@ -197,6 +224,10 @@ impl Family {
                     .collect();
                 let _ = writeln!(o, "{name}{} {v}", braces(&labels.join(",")));
             }
+            return;
+        }
+        if let Kind::Values(read, bounds) = self.kind {
+            values_histogram(o, name, bounds, &read(s.m));
             return;
         }
         let values = self.label.map_or(&[""][..], |Label(_, values)| values);
@@ -214,7 +245,7 @@ impl Family {
                     let _ = writeln!(o, "{name}{} {v}", braces(&labels));
                 }
                 Kind::Histogram(h) => histogram(o, name, &labels, h(s.m, i)),
-                Kind::GaugeSet(_) => {}
+                Kind::GaugeSet(_) | Kind::Values(..) => {}
             }
         }
     }
@@ -242,6 +273,19 @@ fn braces(labels: &str) -> String {
     } else {
         format!("{{{labels}}}")
     }
+}
+
+/// The `_bucket` (cumulative), `_sum` and `_count` samples of `values`
+/// under `bounds`.
+fn values_histogram(out: &mut String, name: &str, bounds: &[f64], values: &[f64]) {
+    for b in bounds {
+        let n = values.iter().filter(|v| **v <= *b).count();
+        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", values.len());
+    let sum: f64 = values.iter().sum();
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {}", values.len());
 }
 
 /// A histogram's `_bucket` (cumulative, bounds in seconds), `_sum` and `_count` samples.
@@ -510,6 +554,43 @@ static FAMILIES: &[Family] = &[
     )
     .by(Label("event", &["joined", "left"])),
     Family::gauge_set(
+        "synth_interval_audio_mos",
+        "Audio MOS (ITU-T G.107 E-model, 1..4.5) of the last timeline interval, from its audio latency p50, jitter p99 and loss: the timeline's audio_mos. Absent before an interval received audio.",
+        |m| {
+            m.score_gauges()
+                .interval_audio_mos
+                .map(|v| (Vec::new(), Value::Float(v)))
+                .into_iter()
+                .collect()
+        },
+    ),
+    Family::values(
+        "synth_participant_audio_mos",
+        "Participants by audio MOS (1..4.5; the report's scores.participants), observed once the run is scored at its end: empty before.",
+        |m| m.score_gauges().audio_mos.clone(),
+        AUDIO_MOS_BOUNDS,
+    ),
+    Family::values(
+        "synth_participant_video_score",
+        "Participants by video score (1..5; the report's scores.participants), observed once the run is scored at its end: empty before.",
+        |m| m.score_gauges().video_score.clone(),
+        VIDEO_SCORE_BOUNDS,
+    ),
+    Family::gauge_set(
+        "synth_participants_by_verdict",
+        "Participants by verdict (their worst band under the report's limits; none: nothing measured), once the run is scored at its end: absent before.",
+        |m| {
+            let Some(n) = m.score_gauges().verdicts else {
+                return Vec::new();
+            };
+            VERDICTS
+                .iter()
+                .zip(n)
+                .map(|(v, n)| (vec![("verdict", (*v).to_owned())], Value::Int(n)))
+                .collect()
+        },
+    ),
+    Family::gauge_set(
         "synth_threshold_passing",
         "1 while the threshold holds, 0 while it fails, by figure name and expression: the live checks while the run goes (a threshold appears once its figure has a value), the report's verdicts (built-in ones too) at the end.",
         |m| {
@@ -761,7 +842,69 @@ mod tests {
             verdict("audio_latency_p99_ms", "< 150", true),
             verdict("audio_mos_p5{group=\"3g\\x\"}", "> 3\n", false),
         ]);
+        // Three participants scored: one on a bucket's bound, one without video.
+        m.set_interval_audio_mos(Some(4.123));
+        *m.score_gauges() = crate::metrics::ScoreGauges {
+            interval_audio_mos: Some(4.123),
+            audio_mos: vec![4.2, 2.75, 4.41],
+            video_score: vec![4.9, 1.0],
+            verdicts: Some([1, 1, 0, 1]),
+        };
         m
+    }
+
+    /// The participants' scores and verdicts are served once the report
+    /// has them, the interval MOS as soon as an interval had audio.
+    #[test]
+    fn scores_are_served_once_known() {
+        use synth_report::model::score::summarize;
+        use synth_report::model::ParticipantScore;
+        use synth_report::score::{AudioIn, BandIn, BandLimits};
+        let m = Metrics::new(3);
+        let before = m.render();
+        assert!(!before.contains("\nsynth_interval_audio_mos "), "{before}");
+        assert!(!before.contains("\nsynth_participants_by_verdict{"));
+        assert!(before.contains("\nsynth_participant_audio_mos_count 0\n"));
+        let p = |id: &str, concealment: Option<f64>| {
+            ParticipantScore::new(
+                id,
+                "0",
+                "m",
+                concealment.map(|c| AudioIn {
+                    one_way_ms: 5.0,
+                    jitter_ms: 1.0,
+                    concealed_share: c,
+                    bitrate_kbps: Some(32.0),
+                }),
+                None,
+                BandIn {
+                    audio_concealment: concealment,
+                    ..BandIn::default()
+                },
+                &BandLimits::default(),
+            )
+        };
+        let scores = summarize(
+            &BandLimits::default(),
+            &[],
+            &[],
+            vec![p("a", Some(0.0)), p("b", Some(0.3)), p("c", None)],
+        );
+        m.set_scores(&scores);
+        m.set_interval_audio_mos(Some(3.9));
+        let text = m.render();
+        for line in [
+            "synth_interval_audio_mos 3.9",
+            "synth_participant_audio_mos_count 2",
+            "synth_participant_audio_mos_bucket{le=\"1.5\"} 1",
+            "synth_participant_audio_mos_bucket{le=\"+Inf\"} 2",
+            "synth_participant_video_score_count 0",
+            "synth_participants_by_verdict{verdict=\"green\"} 1",
+            "synth_participants_by_verdict{verdict=\"red\"} 1",
+            "synth_participants_by_verdict{verdict=\"none\"} 1",
+        ] {
+            assert!(text.contains(&format!("\n{line}\n")), "{line}: {text}");
+        }
     }
 
     /// `text` with each of [`PROCESS_SAMPLES`]' values replaced by `<varies>`.

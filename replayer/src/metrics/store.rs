@@ -61,6 +61,26 @@ pub struct Metrics {
     /// so far) and from the report's verdicts at the end; served as
     /// `synth_threshold_passing`.
     pub thresholds: Mutex<BTreeMap<(String, String), bool>>,
+    /// The scores served (`synth_interval_audio_mos`, the participants'
+    /// score histograms and verdict counts).
+    pub scores: Mutex<ScoreGauges>,
+}
+
+/// What `/metrics` serves of the scores: the last timeline interval's
+/// audio MOS while the run goes, every participant's scores and verdict
+/// once the report has them (at the end).
+#[derive(Debug, Default, Clone)]
+pub struct ScoreGauges {
+    /// The last interval's audio MOS; `None` before the first interval
+    /// with audio, or when the last had none.
+    pub interval_audio_mos: Option<f64>,
+    /// Each scored participant's audio MOS (those who heard audio).
+    pub audio_mos: Vec<f64>,
+    /// Each scored participant's video score (those who watched video).
+    pub video_score: Vec<f64>,
+    /// Participants by verdict: green, yellow, red, not measured; `None`
+    /// until the run was scored.
+    pub verdicts: Option<[u64; 4]>,
 }
 
 impl Metrics {
@@ -96,6 +116,7 @@ impl Metrics {
             first_failure: Mutex::new(None),
             started: Instant::now(),
             thresholds: Mutex::default(),
+            scores: Mutex::default(),
         }
     }
 
@@ -129,6 +150,7 @@ impl Metrics {
             ready: AtomicBool::new(self.ready.load(Relaxed)),
             first_failure: Mutex::new(None),
             thresholds: Mutex::default(),
+            scores: Mutex::default(),
             started: self.started,
         }
     }
@@ -151,6 +173,38 @@ impl Metrics {
         for v in verdicts {
             map.insert((v.name.clone(), v.expr.clone()), v.pass);
         }
+    }
+
+    /// Records the last timeline interval's audio MOS
+    /// (`synth_interval_audio_mos`).
+    pub fn set_interval_audio_mos(&self, mos: Option<f64>) {
+        self.score_gauges().interval_audio_mos = mos;
+    }
+
+    /// Records the report's participant scores (their histograms and the
+    /// verdict counts).
+    pub fn set_scores(&self, scores: &synth_report::model::Scores) {
+        use synth_report::score::Band;
+        let mut g = self.score_gauges();
+        let p = &scores.participants;
+        g.audio_mos = p.iter().filter_map(|p| p.audio_mos).collect();
+        g.video_score = p.iter().filter_map(|p| p.video_score).collect();
+        let mut n = [0u64; 4];
+        for p in p {
+            n[match p.verdict {
+                Some(Band::Green) => 0,
+                Some(Band::Yellow) => 1,
+                Some(Band::Red) => 2,
+                None => 3,
+            }] += 1;
+        }
+        g.verdicts = Some(n);
+    }
+
+    /// The scores served, for reading or setting.
+    pub fn score_gauges(&self) -> std::sync::MutexGuard<'_, ScoreGauges> {
+        // A poisoned lock only means a writer panicked between fields.
+        self.scores.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The thresholds' latest verdicts (see [`Metrics::thresholds`]), by

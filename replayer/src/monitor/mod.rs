@@ -217,6 +217,7 @@ impl Live {
                 Window::new(&self.prev, &snap, self.cores).sample(self.phase(), failing);
             // The interval has no frame rate or frozen time per pair: no video score.
             sample.score(self.audio_kbps, None);
+            m.set_interval_audio_mos(sample.audio_mos);
             self.recorder.push_sample(sample);
             self.prev = snap.clone();
         }
@@ -289,6 +290,7 @@ impl Live {
         let mut sample =
             Window::new(&self.prev, &snap, self.cores).sample(Some("end".into()), Vec::new());
         sample.score(self.audio_kbps, None);
+        m.set_interval_audio_mos(sample.audio_mos);
         self.recorder.push_sample(sample);
         let (timeline, events) = self
             .recorder

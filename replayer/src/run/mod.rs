@@ -148,7 +148,7 @@ struct Finished {
     metrics_addr: Option<SocketAddr>,
 }
 
-/// Resolves the plan, checks where the report, the JUnit XML and the timeline go, finds the
+/// Resolves the plan, checks where the report, the JUnit XML, the participants CSV and the timeline go, finds the
 /// target (starting the embedded relay without a server), serves the
 /// metrics, and sets up what the clients share and the live side. Nothing
 /// runs yet but the relay, the metrics endpoint and a loop-delay probe.
@@ -157,10 +157,12 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
     if let Some(path) = &s.report {
         crate::report::check_path(path).map_err(BadInput)?;
     }
-    if let Some(path) = &s.junit {
-        crate::report::check_path(path)
-            .context("junit")
-            .map_err(BadInput)?;
+    for (field, path) in [("junit", &s.junit), ("participants", &s.participants)] {
+        if let Some(path) = path {
+            crate::report::check_path(path)
+                .context(field)
+                .map_err(BadInput)?;
+        }
     }
     if let Some(path) = &s.timeline {
         crate::monitor::check_path(path).map_err(BadInput)?;
@@ -440,8 +442,12 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
     };
     let mut report = crate::collect::build(&metrics, &inputs);
     report.networks = endpoints.report();
-    // The final verdicts (built-in ones too) replace the live ones.
+    // The final verdicts (built-in ones too) replace the live ones, and
+    // the participants' scores are served.
     metrics.set_verdicts(&report.thresholds);
+    if let Some(scores) = &report.scores {
+        metrics.set_scores(scores);
+    }
     if let Some(r) = target.relay {
         r.shutdown().await;
     }
@@ -497,11 +503,24 @@ fn publish(s: &Settings, opts: &Options, finished: Finished) -> anyhow::Result<O
         .report
         .as_deref()
         .is_some_and(|path| !write(&report, path));
-    if let Some(path) = &s.junit {
-        let xml = synth_report::junit::junit(&report);
-        if let Err(e) = synth_report::io::write_atomic(path, xml.as_bytes()) {
-            eprintln!("error: junit: {e:#}");
-            file_missed = true;
+    /// A file made from the report at the end, by its config field.
+    type Output<'a> = (&'static str, &'a Option<std::path::PathBuf>, Render);
+    type Render = fn(&synth_report::model::Report) -> String;
+    let outputs: [Output; 2] = [
+        ("junit", &s.junit, synth_report::junit::junit),
+        (
+            "participants",
+            &s.participants,
+            synth_report::participants::csv,
+        ),
+    ];
+    for (field, path, render) in outputs {
+        if let Some(path) = path {
+            let text = render(&report);
+            if let Err(e) = synth_report::io::write_atomic(path, text.as_bytes()) {
+                eprintln!("error: {field}: {e:#}");
+                file_missed = true;
+            }
         }
     }
     let first_failure = || metrics.first_failure.lock().ok().and_then(|f| f.clone());

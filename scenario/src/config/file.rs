@@ -100,6 +100,8 @@ pub struct File {
     pub report: Option<PathBuf>,
     /// Where to write the verdicts as JUnit XML at the end of the run.
     pub junit: Option<PathBuf>,
+    /// Where to write one CSV row per participant at the end of the run.
+    pub participants: Option<PathBuf>,
     /// Custom network profiles by name, for a group's `network:`.
     #[serde(default)]
     pub networks: BTreeMap<String, ProfileSpec>,

@@ -35,6 +35,11 @@ pub struct Overrides {
     /// and per capacity-search step (run only).
     #[arg(long, env = "JUNIT")]
     pub junit: Option<PathBuf>,
+    /// Write one CSV row per participant here at the end of the run, worst
+    /// first: its scores, bands and their inputs (run only; `report
+    /// participants` makes the same from a report).
+    #[arg(long, env = "PARTICIPANTS")]
+    pub participants: Option<PathBuf>,
     /// Stream the timeline here as JSON lines while the run goes, one sample
     /// per `timeline_interval` (run only; a killed run still leaves its history).
     #[arg(long, env = "TIMELINE")]

@@ -112,6 +112,8 @@ pub struct Settings {
     pub report: Option<PathBuf>,
     /// JUnit XML path.
     pub junit: Option<PathBuf>,
+    /// Participants CSV path.
+    pub participants: Option<PathBuf>,
     /// Timeline sampling interval.
     pub timeline_interval: Duration,
     /// Where the timeline is streamed as JSON lines.
@@ -172,6 +174,7 @@ impl Settings {
             pack,
             report,
             junit,
+            participants,
             timeline,
         } = paths(&file, o)?;
         let engine = engine(&file, clients.len())?;
@@ -203,6 +206,7 @@ impl Settings {
             metrics_listen,
             report,
             junit,
+            participants,
             timeline_interval: engine.timeline_interval,
             timeline,
             search,
@@ -415,10 +419,11 @@ struct Paths {
     pack: PathBuf,
     report: Option<PathBuf>,
     junit: Option<PathBuf>,
+    participants: Option<PathBuf>,
     timeline: Option<PathBuf>,
 }
 
-/// The pack, report, JUnit and timeline paths, flag over file, each short
+/// The pack, report, JUnit, participants and timeline paths, flag over file, each short
 /// enough to open.
 fn paths(file: &File, o: &Overrides) -> anyhow::Result<Paths> {
     let pack = o
@@ -428,11 +433,13 @@ fn paths(file: &File, o: &Overrides) -> anyhow::Result<Paths> {
         .unwrap_or_else(|| PathBuf::from(defaults::PACK));
     let report = o.report.clone().or_else(|| file.report.clone());
     let junit = o.junit.clone().or_else(|| file.junit.clone());
+    let participants = o.participants.clone().or_else(|| file.participants.clone());
     let timeline = o.timeline.clone().or_else(|| file.timeline.clone());
     path_fits("pack", &pack)?;
     for (field, path) in [
         ("report", &report),
         ("junit", &junit),
+        ("participants", &participants),
         ("timeline", &timeline),
     ] {
         if let Some(p) = path {
@@ -443,6 +450,7 @@ fn paths(file: &File, o: &Overrides) -> anyhow::Result<Paths> {
         pack,
         report,
         junit,
+        participants,
         timeline,
     })
 }
