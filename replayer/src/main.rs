@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use synth_replayer::config::{self, Overrides, Settings};
+use synth_replayer::report;
 use synth_replayer::run::{self, Options, EXIT_CONFIG};
-use synth_replayer::{html, report};
 use synth_report::cli::{self as report_cli, fail, ReportCommand};
 
 /// Synthetic videocall-rs participants: join meetings over WebTransport and
@@ -137,20 +137,16 @@ fn main() -> ExitCode {
                 }
                 let opts = Options {
                     progress: !a.quiet,
+                    html: a.html.clone(),
                     ..Options::default()
                 };
                 match run::run(s, opts, shutdown_on_signal()).await {
                     Ok(o) => {
-                        let mut code = o.exit_code;
+                        let code = o.exit_code;
                         if a.print_report {
                             match serde_json::to_string_pretty(&o.report) {
                                 Ok(json) => println!("{REPORT_BEGIN}\n{json}\n{REPORT_END}"),
                                 Err(e) => eprintln!("error: encoding the report: {e}"),
-                            }
-                        }
-                        if let Some(path) = &a.html {
-                            if let Err(e) = write_html(&o.report, path) {
-                                code = fail(&e, 1).max(code);
                             }
                         }
                         if o.exit_code == run::EXIT_THRESHOLD {
@@ -189,11 +185,6 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code as u8)
-}
-
-/// Renders the run's report to `path` (`run --html`).
-fn write_html(r: &report::Report, path: &std::path::Path) -> anyhow::Result<()> {
-    synth_report::io::write_atomic(path, html::render(r).as_bytes())
 }
 
 /// The run's shutdown: the first Ctrl-C or SIGTERM ends the run with a

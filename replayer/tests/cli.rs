@@ -403,12 +403,68 @@ fn violated_threshold_exits_3() {
     for l in &lines[1..] {
         let f: Vec<&str> = l.split(',').collect();
         assert!(f[0] == "u0" || f[0] == "u1", "{l}");
-        assert!(f[5].parse::<f64>().is_ok_and(|mos| (1.0..=4.5).contains(&mos)), "{l}");
+        assert!(
+            f[5].parse::<f64>()
+                .is_ok_and(|mos| (1.0..=4.5).contains(&mos)),
+            "{l}"
+        );
     }
     let again = replay(&["report", "participants", &report.display().to_string()]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(String::from_utf8_lossy(&again.stdout), csv);
-    assert_one_line_error(&replay(&["report", "participants", &missing]), 2, "cannot read");
+    assert_one_line_error(
+        &replay(&["report", "participants", &missing]),
+        2,
+        "cannot read",
+    );
+}
+
+/// `metrics_hold`: once the run is over and its files written, /metrics
+/// goes on serving the final verdicts and the participants' scores until
+/// the hold ends or a signal cuts it; the exit code is the run's.
+#[test]
+fn metrics_hold_serves_the_final_values_after_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, report, port) = spawn_run(
+        dir.path(),
+        "duration: 2s\nmetrics_hold: 1h\nramp_up_delay_ms: 0\nthresholds:\n  connect_success_rate: \">= 1\"\ngroups: [{count: 2, user_id: \"u{index}\", meeting_id: m}]\n",
+    );
+    // Served once the report is out: the run is over, the endpoint is not.
+    let done = metrics_when(&mut child, port, |m| {
+        report.exists() && m.contains("synth_participants_by_verdict{")
+    });
+    let scored = metric(&done, "synth_participant_audio_mos_count");
+    assert_eq!(scored, 2.0, "{done}");
+    assert!(done.contains(r#"synth_threshold_passing{name="connect_success_rate",expr=">= 1"} 1"#));
+    assert!(done.contains(
+        r#"synth_threshold_passing{name="connected_at_end_share",expr=">= 0.5 (built in)"} 1"#
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let green = v["scores"]["run"]["verdicts"]["green"].as_f64().unwrap();
+    assert_eq!(
+        metric(&done, r#"synth_participants_by_verdict{verdict="green"}"#),
+        green
+    );
+    sigterm(&child);
+    let o = finish(child, 30, "exit after SIGTERM in the hold");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Without an endpoint there is nothing to hold: refused before the run.
+    let cfg = write(
+        dir.path(),
+        "hold.yaml",
+        "duration: 1s\nmetrics_hold: 10s\ngroups: [{count: 1, user_id: u, meeting_id: m}]\n",
+    );
+    assert_one_line_error(
+        &replay(&[
+            "run",
+            "--config",
+            &cfg,
+            "--pack",
+            &pack().display().to_string(),
+        ]),
+        2,
+        "metrics_hold needs metrics_listen",
+    );
 }
 
 /// `report html` renders a written report; bad input is one line and exit 2.

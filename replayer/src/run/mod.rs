@@ -55,6 +55,9 @@ pub struct Options {
     pub summary: bool,
     /// Told the metrics endpoint's address once it is bound (useful with port 0).
     pub metrics_bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    /// Write the report's HTML page here at the end (`run --html`), with
+    /// the other files made from the report.
+    pub html: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             progress: true,
             summary: true,
             metrics_bound: None,
+            html: None,
         }
     }
 }
@@ -92,15 +96,40 @@ pub async fn run(
 ) -> anyhow::Result<Outcome> {
     let mut run = prepare(&s, &mut opts).await?;
     let (tasks, endpoints) = start(&s, &run).await?;
-    let (stopped_by, aborted) = watch(&s, &mut run, opts.progress, shutdown).await;
+    tokio::pin!(shutdown);
+    let (stopped_by, aborted) = watch(&s, &mut run, opts.progress, &mut shutdown).await;
     let at_end = end(&s, &run, tasks).await;
     let stopped = Stopped {
         by: stopped_by,
         aborted,
         at_end,
     };
-    let finished = collect(&s, run, stopped, &endpoints).await;
-    publish(&s, &opts, finished)
+    let mut finished = collect(&s, run, stopped, &endpoints).await;
+    let endpoint = finished.metrics_task.take();
+    let outcome = publish(&s, &opts, finished);
+    // A run stopped by a signal was asked to end: no hold then.
+    let hold = !s.metrics_hold.is_zero() && stopped_by != StopReason::Signal;
+    if let Some(addr) = outcome
+        .as_ref()
+        .ok()
+        .and_then(|o| o.metrics_addr)
+        .filter(|_| hold)
+    {
+        if opts.progress {
+            eprintln!(
+                "metrics: serving the final values on http://{addr}/metrics for {} (metrics_hold; Ctrl-C ends it)",
+                humantime::format_duration(s.metrics_hold)
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(s.metrics_hold) => {}
+            _ = &mut shutdown => {}
+        }
+    }
+    if let Some(task) = endpoint {
+        task.abort();
+    }
+    outcome
 }
 
 /// A run ready to start (see [`prepare`]).
@@ -146,6 +175,8 @@ struct Finished {
     report: Report,
     metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
+    /// The endpoint's task: serving until the run's hold is over.
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Resolves the plan, checks where the report, the JUnit XML, the participants CSV and the timeline go, finds the
@@ -404,7 +435,7 @@ async fn end(s: &Settings, run: &Prepared, tasks: Vec<oneshot::Receiver<()>>) ->
 
 /// Builds the report: the generator's health (after a last CPU sample), the
 /// figures of every client, what the live side recorded, the networks. Then
-/// shuts the embedded relay and the metrics endpoint down.
+/// shuts the embedded relay down (the metrics endpoint goes after the hold).
 async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endpoints) -> Finished {
     let Prepared {
         plan,
@@ -451,13 +482,12 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
     if let Some(r) = target.relay {
         r.shutdown().await;
     }
-    if let Some((_, task)) = &metrics_addr {
-        task.abort();
-    }
+    let (metrics_addr, metrics_task) = metrics_addr.unzip();
     Finished {
         report,
         metrics,
-        metrics_addr: metrics_addr.map(|(a, _)| a),
+        metrics_addr,
+        metrics_task,
     }
 }
 
@@ -495,6 +525,7 @@ fn publish(s: &Settings, opts: &Options, finished: Finished) -> anyhow::Result<O
         report,
         metrics,
         metrics_addr,
+        ..
     } = finished;
     if opts.summary {
         print!("{}", report.summary());
@@ -506,7 +537,8 @@ fn publish(s: &Settings, opts: &Options, finished: Finished) -> anyhow::Result<O
     /// A file made from the report at the end, by its config field.
     type Output<'a> = (&'static str, &'a Option<std::path::PathBuf>, Render);
     type Render = fn(&synth_report::model::Report) -> String;
-    let outputs: [Output; 2] = [
+    let outputs: [Output; 3] = [
+        ("--html", &opts.html, synth_report::html::render),
         ("junit", &s.junit, synth_report::junit::junit),
         (
             "participants",

@@ -96,6 +96,9 @@ pub struct File {
     pub server: Option<ServerSpec>,
     /// Address for the Prometheus endpoint.
     pub metrics_listen: Option<String>,
+    /// How long the endpoint keeps serving the final values after the run.
+    #[serde(default, with = "humantime_serde")]
+    pub metrics_hold: Option<Duration>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
     /// Where to write the verdicts as JUnit XML at the end of the run.

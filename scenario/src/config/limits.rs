@@ -58,6 +58,7 @@ pub const DURATIONS: &[(&str, Duration, Duration)] = &[
     ("late_after.video", Duration::ZERO, MINUTE),
     ("auth.jwt_ttl", Duration::from_nanos(1), DURATION),
     ("timeline_interval", Duration::from_millis(100), HOUR),
+    ("metrics_hold", Duration::ZERO, HOUR),
     ("thresholds.delay_abort_eval", Duration::ZERO, DURATION),
     ("search.hold", Duration::from_secs(1), HOUR),
 ];

@@ -27,6 +27,11 @@ pub struct Overrides {
     /// Serve Prometheus metrics on this address, e.g. 127.0.0.1:9090 (run only).
     #[arg(long, env = "METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// After the run, keep serving /metrics this long (e.g. 30s), so that a
+    /// scrape sees the final verdicts and the participants' scores;
+    /// Ctrl-C ends it early. At most 1h; 0 (the default) closes at once.
+    #[arg(long, env = "METRICS_HOLD", value_parser = humantime::parse_duration)]
+    pub metrics_hold: Option<Duration>,
     /// Write the JSON report here (run only; schema: docs/report-schema.json).
     #[arg(long, env = "REPORT")]
     pub report: Option<PathBuf>,

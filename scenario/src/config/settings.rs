@@ -108,6 +108,8 @@ pub struct Settings {
     pub group_names: Vec<String>,
     /// Prometheus endpoint address.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long the endpoint keeps serving after the run (0: not at all).
+    pub metrics_hold: Duration,
     /// JSON report path.
     pub report: Option<PathBuf>,
     /// JUnit XML path.
@@ -168,6 +170,7 @@ impl Settings {
                 .as_deref()
                 .or(file.metrics_listen.as_deref()),
         )?;
+        let metrics_hold = metrics_hold(o.metrics_hold.or(file.metrics_hold), metrics_listen)?;
         let timing = timing(&file, o)?;
         let (max_concurrent_connects, ramp_up_delay) = starts(&file)?;
         let Paths {
@@ -204,6 +207,7 @@ impl Settings {
             thresholds,
             group_names,
             metrics_listen,
+            metrics_hold,
             report,
             junit,
             participants,
@@ -330,6 +334,22 @@ fn metrics_listen(s: Option<&str>) -> anyhow::Result<Option<std::net::SocketAddr
         )
     })?;
     Ok(Some(addr))
+}
+
+/// How long `/metrics` is served after the run: bounded, and only with an
+/// endpoint to serve.
+fn metrics_hold(
+    hold: Option<Duration>,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Duration> {
+    let Some(hold) = hold else {
+        return Ok(Duration::ZERO);
+    };
+    let hold = bounded("metrics_hold", hold)?;
+    if !hold.is_zero() && listen.is_none() {
+        bail!("metrics_hold needs metrics_listen (--metrics-listen ADDR): there is no endpoint to keep serving");
+    }
+    Ok(hold)
 }
 
 /// The run's length as asked, and how a session is kept alive, found
