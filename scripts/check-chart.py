@@ -10,7 +10,7 @@ line. With --replay-bin and --pack, the rendered config is expanded by `synth-re
 real runs are merged by scripts/merge-pod-reports.sh, from a folder and from a stand-in kubectl.
 Run through scripts/check-chart.sh, which installs the pinned Python packages.
 """
-import argparse, copy, json, os, random, string, subprocess, sys, tempfile
+import argparse, copy, json, os, random, re, string, subprocess, sys, tempfile
 from pathlib import Path
 
 import helm_python as helm
@@ -77,7 +77,25 @@ def structure(docs, vals):
     assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"]), "no writable /tmp"
     cfg = yaml.safe_load(by_kind["ConfigMap"]["data"]["config.yaml"])
     assert cfg["groups"][0]["count"] == vals["clientsPerPod"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["METRICS_HOLD"] == vals["metrics"]["hold"], "METRICS_HOLD is not metrics.hold"
+    if vals["mode"] == "job" and not vals["job"].get("activeDeadlineSeconds"):
+        # The Job's deadline leaves room for the run, its ramp-up, the hold and the margin.
+        ramp = -(-vals["clientsPerPod"] * vals["rampUpDelayMs"] // 1000)
+        want = (seconds(vals["duration"]) + seconds(vals["metrics"]["hold"]) + ramp
+                + vals["job"]["deadlineMarginSeconds"])
+        got = work["spec"]["activeDeadlineSeconds"]
+        assert got == want, f"activeDeadlineSeconds {got}, want {want}"
     return work, c, cfg
+
+
+def seconds(d):
+    """Whole seconds, rounded up, of a duration like "1m30s" (as the chart reads them)."""
+    unit = {"h": 3600, "m": 60, "s": 1}
+    total = 0
+    for n, u in re.findall(r"([0-9]+)(ms|s|m|h)", d):
+        total += -(-int(n) // 1000) if u == "ms" else int(n) * unit[u]
+    return total
 
 
 def replay_validate(args, vals, work, container, cfg):

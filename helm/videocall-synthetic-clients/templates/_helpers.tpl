@@ -153,13 +153,10 @@ thresholds:
 {{- end }}
 {{- end }}
 
-{{/* activeDeadlineSeconds for job mode: duration + ramp-up + margin, unless given. */}}
-{{- define "synth.activeDeadlineSeconds" -}}
-{{- if .Values.job.activeDeadlineSeconds }}
-{{- int .Values.job.activeDeadlineSeconds }}
-{{- else }}
+{{/* Whole seconds (rounded up) of a duration string like "1m30s". */}}
+{{- define "synth.seconds" -}}
 {{- $secs := 0 }}
-{{- range (regexFindAll "[0-9]+(ms|s|m|h)" .Values.duration -1) }}
+{{- range (regexFindAll "[0-9]+(ms|s|m|h)" . -1) }}
 {{- $n := int (regexFind "^[0-9]+" .) }}
 {{- $unit := regexReplaceAll "^[0-9]+" . "" }}
 {{- if eq $unit "h" }}{{ $secs = add $secs (mul $n 3600) }}
@@ -168,7 +165,17 @@ thresholds:
 {{- else }}{{ $secs = add $secs (div (add $n 999) 1000) }}
 {{- end }}
 {{- end }}
+{{- $secs }}
+{{- end }}
+
+{{/* activeDeadlineSeconds for job mode: duration + metrics hold + ramp-up + margin, unless given. */}}
+{{- define "synth.activeDeadlineSeconds" -}}
+{{- if .Values.job.activeDeadlineSeconds }}
+{{- int .Values.job.activeDeadlineSeconds }}
+{{- else }}
+{{- $run := int (include "synth.seconds" .Values.duration) }}
+{{- $hold := int (include "synth.seconds" (.Values.metrics.hold | default "0s")) }}
 {{- $ramp := div (add (mul .Values.clientsPerPod .Values.rampUpDelayMs) 999) 1000 }}
-{{- add $secs $ramp (int .Values.job.deadlineMarginSeconds) }}
+{{- add $run $hold $ramp (int .Values.job.deadlineMarginSeconds) }}
 {{- end }}
 {{- end }}

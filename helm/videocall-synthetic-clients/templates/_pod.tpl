@@ -116,6 +116,8 @@ spec:
           value: {{ include "synth.configPath" . }}
         - name: METRICS_LISTEN
           value: {{ printf "0.0.0.0:%v" .Values.metrics.port | quote }}
+        - name: METRICS_HOLD
+          value: {{ .Values.metrics.hold | quote }}
         - name: RUST_LOG
           value: {{ .Values.logLevel | quote }}
         {{- if and .Values.auth.existingSecret .Values.auth.jwtSecretKey }}
