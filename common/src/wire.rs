@@ -90,6 +90,10 @@ pub enum WireError {
     /// A field uses a wire type protobuf does not define (or a group).
     #[error("unsupported protobuf wire type {0}")]
     BadWireType(u8),
+    /// A field numbered 0, which protobuf does not allow (and upstream's
+    /// decoder refuses).
+    #[error("protobuf field number 0")]
+    FieldZero,
     /// A sub-message that protobuf could not decode.
     #[error("malformed message")]
     Malformed,
@@ -657,6 +661,12 @@ impl<'a> Fields<'a> {
     fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
         let tag = self.varint()?;
         let field = (tag >> 3) as u32;
+        if field == 0 {
+            // As rust-protobuf's `Tag::new`: without this, bytes that are no
+            // message at all (a framed stream, which starts with zeros) read
+            // as one made of its last fields.
+            return Err(WireError::FieldZero);
+        }
         let value = match (tag & 7) as u8 {
             0 => Value::Varint(self.varint()?),
             1 => Value::Fixed64(u64::from_le_bytes(
@@ -1094,6 +1104,27 @@ mod tests {
             (Ok(PacketType::CONGESTION), 7)
         );
         assert_eq!(parse_meeting(&[0xff]), Err(WireError::Malformed));
+    }
+
+    /// Regression: field number 0 was read as an unknown field and skipped,
+    /// so a framed stream read whole (`[0 0 0 len][wrapper]...`) parsed as
+    /// its last packet: a one-packet-per-stream relay counted a framed
+    /// client's stream as audio and relayed it as such. Upstream's decoder
+    /// (rust-protobuf) refuses the tag, so the packet is opaque there.
+    #[test]
+    fn field_number_zero_is_refused_as_upstream_refuses_it() {
+        let mut framed = Vec::new();
+        for p in [
+            connection("u", "m"),
+            heartbeat("u", 1.0, HeartbeatFlags::default()),
+        ] {
+            framed.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&p);
+        }
+        assert!(PacketWrapper::parse_from_bytes(&framed).is_err());
+        assert_eq!(parse(&framed), Err(WireError::FieldZero));
+        assert_eq!(parse(&[0, 0]), Err(WireError::FieldZero));
+        assert_eq!(parse_media(&[0x02, 0]), Err(WireError::FieldZero));
     }
 
     #[test]
