@@ -21,7 +21,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(pack_raw pack_checksummed wire_seq config_plan)
+  targets=(pack_raw pack_checksummed wire_seq frame_reader config_plan)
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 

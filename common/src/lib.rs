@@ -12,6 +12,9 @@
 //!   built as a per-client prefix followed by the frame bytes straight from
 //!   the pack), what the server sends (SESSION_ASSIGNED, MEETING_STARTED,
 //!   PARTICIPANT_*, CONGESTION), the packet types and the stream limit.
+//!   [`framing`] is the other way to carry them on uni streams, upstream's
+//!   RnD wire: length-prefixed frames on persistent streams ([`framing::Wire`]
+//!   names which of the two a side speaks).
 //! - [`seq`] is the loss model: one sequence tracker, used by the relay for
 //!   what each sender delivered and by each client for what each peer did.
 //!   [`quality`] builds on it what a receiver experiences of one sender:
@@ -24,14 +27,16 @@
 //! - [`netem`] models a hostile network per participant (loss, delay and
 //!   jitter, a rate cap, duplication, reordering, a schedule) as verdicts on
 //!   datagrams; the replayer's socket wrapper carries them out.
-//! - [`net`] (feature `net`): a UDP socket builder and a reader of whole uni
-//!   streams, the only parts that touch sockets.
+//! - [`net`] (feature `net`): a UDP socket builder and readers of uni streams
+//!   (whole streams, or the frames of framed ones), the only parts that touch
+//!   sockets.
 //!
 //! Everything but [`net`] is sans-IO. This crate has no CLI and no `anyhow`:
 //! errors are typed.
 
 pub mod clock;
 pub mod fingerprint;
+pub mod framing;
 pub mod ids;
 pub mod ivf;
 pub mod jwt;

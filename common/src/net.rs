@@ -1,14 +1,19 @@
 //! The I/O helpers both sides share (feature `net`): a UDP socket with large
 //! buffers, [`Reads`], which reads many uni streams of one session at once,
-//! each to its end, and what the binaries share: [`main_runtime`] (logging
+//! each to its end, [`FramedReads`], which reads the frames of many framed
+//! streams at once, and what the binaries share: [`main_runtime`] (logging
 //! and the runtime) and [`terminated`] (their shutdown signal).
 //!
-//! Every videocall-rs packet is one whole uni stream. Reading streams one
-//! after another would let one large key frame hold up every small audio
-//! packet behind it (and skew the latency a receiver measures), so streams are
-//! read together and each packet is handed on the moment its stream ends.
-//! Only a stream that has news is polled (a `FuturesUnordered`), so a wake-up
-//! costs the same with one stream in flight as with hundreds.
+//! On upstream's main wire every videocall-rs packet is one whole uni stream.
+//! Reading streams one after another would let one large key frame hold up
+//! every small audio packet behind it (and skew the latency a receiver
+//! measures), so streams are read together and each packet is handed on the
+//! moment its stream ends. Only a stream that has news is polled (a
+//! `FuturesUnordered`), so a wake-up costs the same with one stream in flight
+//! as with hundreds. On the framed wire ([`crate::framing`]) a few streams
+//! last the whole session, each carrying one kind of traffic in frames:
+//! [`FramedReads`] reads them together the same way and hands on each frame
+//! as soon as it is whole.
 
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
@@ -19,6 +24,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, Stream as _};
 use web_transport_quinn::RecvStream;
 
+use crate::framing::{FrameError, FrameReader};
 use crate::wire::MAX_STREAM_BYTES;
 
 /// Both socket buffers (SO_RCVBUF and SO_SNDBUF) of the relay's and the
@@ -26,8 +32,13 @@ use crate::wire::MAX_STREAM_BYTES;
 /// kernel's default of about 200 KB lost handshakes at 500).
 pub const UDP_BUFFER_BYTES: usize = 4 << 20;
 
-/// The application error code a too-long stream is stopped with.
+/// The application error code a too-long stream is stopped with, and on the
+/// framed wire a stream whose framing broke.
 pub const STOP_TOO_LONG: u32 = 1;
+
+/// The most bytes taken from a framed stream at once: with the frame in
+/// progress, what a [`FrameReader`] may hold.
+const FRAMED_READ_CHUNK: usize = 64 * 1024;
 
 /// A UDP socket bound to `bind` (port 0 for any), non-blocking, with both
 /// buffers set to `buffer` bytes when it is not 0 (past `net.core.rmem_max`
@@ -211,6 +222,121 @@ impl Reads {
         match std::pin::Pin::new(&mut self.pending).poll_next(cx) {
             Poll::Ready(Some(r)) => Poll::Ready(r),
             Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Why a framed stream gives no more frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameFail {
+    /// Its framing broke ([`FrameError`]): a bad length (the stream is
+    /// stopped with [`STOP_TOO_LONG`] and dropped) or an end inside a frame.
+    Framing(FrameError),
+    /// Reset by the peer, or the session ended.
+    Reset,
+}
+
+/// A framed uni stream and what has arrived of its next frame.
+struct Framed {
+    stream: RecvStream,
+    frames: FrameReader,
+}
+
+/// What one turn of reading a framed stream gave.
+enum Step {
+    Frame(Bytes),
+    /// Ended between two frames.
+    End,
+    Fail(FrameFail),
+}
+
+/// The next frame of one stream; hands the stream back with it, to be read
+/// on (`None` once the stream is over).
+struct NextFrame(Option<Framed>);
+
+impl std::future::Future for NextFrame {
+    type Output = (Option<Framed>, Step);
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(f) = self.0.as_mut() else {
+            return Poll::Ready((None, Step::End));
+        };
+        loop {
+            match f.frames.next() {
+                Ok(Some(frame)) => return Poll::Ready((self.0.take(), Step::Frame(frame))),
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = f.stream.stop(STOP_TOO_LONG);
+                    return Poll::Ready((None, Step::Fail(FrameFail::Framing(e))));
+                }
+            }
+            // As in `Pending::poll_read`: quinn keeps the waker with the stream.
+            let r = ready!(pin!(f.stream.read_chunk(FRAMED_READ_CHUNK, true)).poll(cx));
+            let step = match r {
+                Ok(Some(chunk)) => {
+                    f.frames.push(&chunk.bytes);
+                    continue;
+                }
+                Ok(None) => match f.frames.finish() {
+                    Ok(()) => Step::End,
+                    Err(e) => Step::Fail(FrameFail::Framing(e)),
+                },
+                Err(_) => Step::Fail(FrameFail::Reset),
+            };
+            return Poll::Ready((None, step));
+        }
+    }
+}
+
+/// The framed uni streams of one session being read, frame by frame, each
+/// until it ends ([`crate::framing`]).
+#[derive(Default)]
+pub struct FramedReads {
+    pending: FuturesUnordered<NextFrame>,
+}
+
+impl std::fmt::Debug for FramedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FramedReads")
+            .field("streams", &self.pending.len())
+            .finish()
+    }
+}
+
+impl FramedReads {
+    /// No stream is being read.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Starts reading `stream`'s frames.
+    pub fn push(&mut self, stream: RecvStream) {
+        self.pending.push(NextFrame(Some(Framed {
+            stream,
+            frames: FrameReader::new(),
+        })));
+    }
+
+    /// The next whole frame of any stream (a stream's frames in their
+    /// order), or a stream that failed (and is dropped). A stream that ends
+    /// between frames is dropped without a word. Pending while no stream is
+    /// being read.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, FrameFail>> {
+        loop {
+            let (back, step) = match std::pin::Pin::new(&mut self.pending).poll_next(cx) {
+                Poll::Ready(Some(r)) => r,
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            };
+            if let Some(f) = back {
+                // Read on: frames already held come at the next poll.
+                self.pending.push(NextFrame(Some(f)));
+            }
+            match step {
+                Step::Frame(frame) => return Poll::Ready(Ok(frame)),
+                Step::End => {}
+                Step::Fail(e) => return Poll::Ready(Err(e)),
+            }
         }
     }
 }
