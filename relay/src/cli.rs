@@ -17,6 +17,7 @@ use super::{
 };
 use crate::tls::Identity;
 use synth_common::fingerprint::hex;
+use synth_common::framing::Wire;
 
 /// Options of `synth-replay relay`.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,6 +83,21 @@ pub struct RelayArgs {
     /// `mailbox_drops`, no CONGESTION). 0 turns the mailbox off.
     #[arg(long, env = "RELAY_MAILBOX", value_name = "N", default_value_t = DEFAULT_MAILBOX)]
     pub mailbox: usize,
+    /// How packets travel on uni streams, both ways: per_packet, one packet
+    /// per stream (upstream main); framed, each packet after its length (4
+    /// bytes, big-endian) on a few persistent streams, one per kind
+    /// (upstream RnD). Datagrams are the same on both. A client of the other
+    /// wire is not understood: a framed relay closes its streams (counted as
+    /// malformed_streams) and relays nothing of them; a per_packet relay
+    /// reads a framed stream, once it ends, as one malformed packet.
+    #[arg(long, env = "RELAY_WIRE", value_name = "WIRE", default_value = "per_packet", value_parser = wire)]
+    pub wire: Wire,
+}
+
+/// `--wire`: one of [`Wire`]'s names.
+fn wire(s: &str) -> Result<Wire, String> {
+    s.parse()
+        .map_err(|e: synth_common::framing::UnknownWire| e.to_string())
 }
 
 /// `--drop-rate`: a number from 0 to 1.
@@ -126,6 +142,7 @@ impl RelayArgs {
             max_sessions: self.max_sessions,
             capture: self.capture.clone(),
             mailbox: self.mailbox,
+            wire: self.wire,
         })
     }
 }
@@ -140,7 +157,11 @@ pub async fn run_cli(
     let hash = hex(&relay.cert_sha256());
     {
         let mut out = std::io::stdout().lock();
-        let line = serde_json::json!({ "url": relay.url(), "cert_sha256": hash });
+        let line = serde_json::json!({
+            "url": relay.url(),
+            "cert_sha256": hash,
+            "wire": relay.wire(),
+        });
         writeln!(out, "{line}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
@@ -163,6 +184,9 @@ pub async fn run_cli(
     }
     if let Some(dir) = &args.capture {
         mode += &format!(", capturing VP9 frames into {}", dir.display());
+    }
+    if args.wire != Wire::PerPacket {
+        mode += &format!(", {} wire", args.wire);
     }
     if args.mailbox == 0 {
         mode += ", no mailbox";
@@ -200,7 +224,7 @@ pub(crate) fn summary(s: &RelayStats) -> String {
     );
     out += &format!(
         "received from {} users: audio {} packets ({} missing), video {} frames ({} key, {} missing), \
-         screen {} frames, {} heartbeats, {} diagnostics, {} health, {} other, {} malformed\n",
+         screen {} frames, {} heartbeats, {} diagnostics, {} health, {} other, {} malformed{}\n",
         s.per_user.len(),
         t.audio_packets,
         missing.0,
@@ -212,7 +236,15 @@ pub(crate) fn summary(s: &RelayStats) -> String {
         t.diagnostics,
         t.health,
         t.connection_packets + t.keyframe_requests + t.rtt + t.other,
-        t.malformed
+        t.malformed,
+        if s.malformed_streams > 0 {
+            format!(
+                " ({} uni streams closed for broken framing: clients of the other wire?)",
+                s.malformed_streams
+            )
+        } else {
+            String::new()
+        }
     );
     out += &format!(
         "relayed: {} deliveries, {} dropped (full queues), {} CONGESTION notices, \
@@ -366,6 +398,26 @@ mod tests {
     }
 
     #[test]
+    fn wire_flag() {
+        let cfg = Cli::try_parse_from(["relay"])
+            .unwrap()
+            .relay
+            .config()
+            .unwrap();
+        assert_eq!(cfg.wire, Wire::PerPacket);
+        let c = Cli::try_parse_from(["relay", "--wire", "framed"])
+            .unwrap()
+            .relay;
+        assert_eq!(c.config().unwrap().wire, Wire::Framed);
+        let e = Cli::try_parse_from(["relay", "--wire", "rnd"])
+            .unwrap_err()
+            .to_string();
+        let first = e.lines().next().unwrap();
+        assert!(first.contains("--wire"), "{e}");
+        assert!(first.contains("unknown wire \"rnd\""), "{e}");
+    }
+
+    #[test]
     fn summary_mentions_totals() {
         let user = crate::UserStats {
             audio_packets: 50,
@@ -378,8 +430,22 @@ mod tests {
         };
         let text = summary(&s);
         assert!(text.contains("3 accepted"), "{text}");
+        assert!(
+            !text.contains("framing"),
+            "no broken streams, no word: {text}"
+        );
         assert!(text.contains("audio 50 packets"), "{text}");
         assert!(!text.contains("injected"), "no faults, no line: {text}");
+
+        let s = RelayStats {
+            malformed_streams: 3,
+            ..Default::default()
+        };
+        let text = summary(&s);
+        assert!(
+            text.contains("(3 uni streams closed for broken framing"),
+            "{text}"
+        );
 
         let s = RelayStats {
             injected_drops: crate::InjectedDrops { audio: 4, video: 7 },

@@ -15,6 +15,10 @@
 //! ([`RelayConfig::mailbox`]); drops at a full receiver's queue make it send
 //! CONGESTION to the whole meeting.
 //!
+//! It speaks either of upstream's wires on uni streams ([`RelayConfig::wire`]):
+//! main's, one packet per stream, or RnD's, length-prefixed frames on a
+//! few persistent streams (`synth_common::framing`).
+//!
 //! The relay can also be told to misbehave (`fault`): drop a share of the
 //! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall
 //! every reader for a while ([`RelayConfig::stall`]), counting exactly what
@@ -33,11 +37,12 @@ pub mod tls;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use synth_common::framing::Wire;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -114,6 +119,10 @@ pub struct RelayConfig {
     /// `mailbox_drops`, and tell nobody. 0: no mailbox, the reader takes
     /// datagrams straight from QUIC (whose own buffer is the bound).
     pub mailbox: usize,
+    /// How packets travel on uni streams, both ways: one per stream
+    /// (upstream main, the default) or framed on persistent streams
+    /// (upstream RnD). Datagrams are the same on both.
+    pub wire: Wire,
 }
 
 impl Default for RelayConfig {
@@ -132,6 +141,7 @@ impl Default for RelayConfig {
             max_sessions: None,
             capture: None,
             mailbox: DEFAULT_MAILBOX,
+            wire: Wire::PerPacket,
         }
     }
 }
@@ -149,6 +159,7 @@ pub(crate) struct Shared {
     max_sessions: Option<usize>,
     pub(crate) capture: Option<Capture>,
     pub(crate) mailbox: usize,
+    pub(crate) wire: Wire,
     /// Sessions admitted and not yet over.
     open: AtomicU64,
     pub(crate) rooms: Rooms,
@@ -162,6 +173,8 @@ pub(crate) struct Shared {
     rejected: AtomicU64,
     relay_drops: AtomicU64,
     congestion_sent: AtomicU64,
+    /// Whether a stream has broken the framed wire yet (logged once).
+    framing_error_seen: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,6 +197,7 @@ impl Shared {
             max_sessions: cfg.max_sessions,
             capture: None,
             mailbox: cfg.mailbox,
+            wire: cfg.wire,
             open: AtomicU64::new(0),
             rooms: Rooms::default(),
             shutdown,
@@ -195,6 +209,7 @@ impl Shared {
             rejected: AtomicU64::new(0),
             relay_drops: AtomicU64::new(0),
             congestion_sent: AtomicU64::new(0),
+            framing_error_seen: AtomicBool::new(false),
         }
     }
 
@@ -210,6 +225,11 @@ impl Shared {
         if n > 0 {
             self.relay_drops.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// True the first time a uni stream breaks the framed wire.
+    pub(crate) fn first_framing_error(&self) -> bool {
+        !self.framing_error_seen.swap(true, Ordering::Relaxed)
     }
 
     pub(crate) fn count_congestion(&self) {
@@ -242,11 +262,12 @@ impl Shared {
             }
         }
         let mut injected_drops = InjectedDrops::default();
-        let mut mailbox_drops = 0;
+        let (mut mailbox_drops, mut malformed_streams) = (0, 0);
         for u in per_user.values() {
             injected_drops.audio += u.dropped_audio;
             injected_drops.video += u.dropped_video;
             mailbox_drops += u.mailbox_drops;
+            malformed_streams += u.malformed_streams;
         }
         RelayStats {
             sessions_accepted: self.accepted.load(Ordering::Relaxed),
@@ -260,6 +281,7 @@ impl Shared {
             relay_drops: self.relay_drops.load(Ordering::Relaxed),
             congestion_sent: self.congestion_sent.load(Ordering::Relaxed),
             mailbox_drops,
+            malformed_streams,
             injected_drops,
             stalls: self
                 .stalls
@@ -328,6 +350,7 @@ impl Relay {
             stall = ?cfg.stall,
             capture = ?cfg.capture,
             mailbox = cfg.mailbox,
+            wire = %cfg.wire,
             "relay listening"
         );
         Ok(Relay {
@@ -341,6 +364,11 @@ impl Relay {
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Which wire the relay speaks on uni streams.
+    pub fn wire(&self) -> Wire {
+        self.shared.wire
     }
 
     /// `https://IP:PORT` to connect to (an unspecified listen address becomes loopback).

@@ -2,7 +2,8 @@
 //! `Tally::count` (`stats`) decides while counting it and the session's
 //! reader (`session`) acts on; the [`Track`] of the audio and video kinds,
 //! that injected drops (`fault`) apply to and are counted by; and the
-//! [`Type`] a packet is counted under, received or sent.
+//! [`Type`] a packet is counted under, received or sent; and on the framed
+//! wire the persistent stream ([`Lane`]) a packet of each type goes out on.
 //!
 //! A leaf module: counting, faults and sessions all name these, so they live
 //! apart from each of them.
@@ -93,9 +94,60 @@ impl Type {
     ];
 }
 
+/// On the framed wire, which of a receiver's persistent uni streams a packet
+/// goes out on: one per kind, as upstream's client keeps them
+/// (`RnD:videocall-client/src/connection/webmedia.rs` `MediaStreamKey`:
+/// audio 1, video 2, screen 3, control 4), so a large video frame never
+/// holds up audio behind it in one stream's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    Audio,
+    Video,
+    Screen,
+    /// Everything else: heartbeats, key-frame requests, meeting and other
+    /// packets, echoes, and what does not parse (upstream's `Control`).
+    Control,
+}
+
+impl Lane {
+    /// How many there are.
+    pub(crate) const COUNT: usize = 4;
+
+    /// The lane of a packet of type `ty` (already known from counting it:
+    /// nothing is parsed again).
+    pub(crate) fn of(ty: Type) -> Lane {
+        match ty {
+            Type::Audio => Lane::Audio,
+            Type::Video => Lane::Video,
+            Type::Screen => Lane::Screen,
+            _ => Lane::Control,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_have_lanes_of_their_own_and_the_rest_is_control() {
+        assert_eq!(Lane::of(Type::Audio), Lane::Audio);
+        assert_eq!(Lane::of(Type::Video), Lane::Video);
+        assert_eq!(Lane::of(Type::Screen), Lane::Screen);
+        // As upstream's client: heartbeats and key-frame requests are control.
+        for t in [
+            Type::Heartbeat,
+            Type::KeyframeRequest,
+            Type::Rtt,
+            Type::MediaUnparsed,
+            Type::SessionAssigned,
+            Type::Meeting,
+            Type::Unparsed,
+        ] {
+            assert_eq!(Lane::of(t), Lane::Control, "{t:?}");
+        }
+        assert_eq!(Lane::Control as usize + 1, Lane::COUNT);
+    }
 
     #[test]
     fn all_is_in_declaration_order() {

@@ -2,10 +2,13 @@
 //!
 //! Each session has two tasks, three with a mailbox. The reader (this
 //! module's [`serve`]) accepts uni streams and datagrams, reads the streams
-//! concurrently without a task per stream ([`Reads`]), counts every packet
-//! into the session's own [`Tally`], and queues it for the other members of
-//! the room. The writer drains the session's bounded queue, one uni stream
-//! per stream packet, like upstream's bridge. With `--mailbox N` a third
+//! concurrently without a task per stream ([`Inbound`]: each stream one
+//! packet, or on the framed wire each stream a run of frames), counts every
+//! packet into the session's own [`Tally`], and queues it for the other
+//! members of the room. The writer drains the session's bounded queue, one
+//! uni stream per stream packet like upstream main's bridge, or on the framed
+//! wire one frame per packet on the receiver's persistent stream for its
+//! kind ([`Lanes`]), like upstream RnD's. With `--mailbox N` a third
 //! task reads the datagrams into a queue of N that the reader takes them
 //! from, dropping (and counting) those that find it full ([`mailbox`]). A
 //! session publishes to its room only after its first non-RTT packet
@@ -28,15 +31,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use synth_common::clock;
-use synth_common::net::{ReadFail, Reads};
+use synth_common::framing::{self, FrameError, Wire, MAX_FRAME};
+use synth_common::net::{FrameFail, FramedReads, ReadFail, Reads};
 use synth_common::wire::{self, MAX_STREAM_BYTES};
 use tokio::sync::{mpsc, watch};
-use web_transport_quinn::{RecvStream, Session, SessionError, WriteError};
+use web_transport_quinn::{RecvStream, SendStream, Session, SessionError, WriteError};
 
 use super::capture::{self, Capture, Handles, Medium};
 use super::fault::{Phase, SenderFaults};
 use super::room::{Carry, Member, Offer, Outbound, View, QUEUE_LEN};
-use super::route::{Kind, Type};
+use super::route::{Kind, Lane, Type};
 use super::stats::{Injected, SentCounts, SessionEnd, SessionRecord, Tally, UserStats};
 use super::Shared;
 
@@ -102,7 +106,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, session: Session, who: Identity) 
     let mut s = Sender::join(shared.clone(), &who, tx);
     let session_id = s.me.session_id;
     tracing::debug!(session_id, user = %who.user_id, room = %who.room, "session accepted");
-    let writer = tokio::spawn(write_loop(session.clone(), rx, s.me.clone()));
+    let writer = tokio::spawn(write_loop(session.clone(), rx, s.me.clone(), shared.wire));
     let mailbox = (shared.mailbox > 0).then(|| {
         let (tx, rx) = mpsc::channel(shared.mailbox);
         let task = tokio::spawn(mailbox(session.clone(), tx, s.live.clone()));
@@ -154,7 +158,7 @@ struct Sender {
 enum Event {
     Accepted(Result<RecvStream, SessionError>),
     Datagram(Result<Bytes, SessionError>),
-    Read(Result<Bytes, ReadFail>),
+    Read(Result<Bytes, StreamFail>),
     Tick,
     Stop,
     Stall(Phase),
@@ -233,6 +237,61 @@ async fn mailbox(session: Session, tx: mpsc::Sender<Datagram>, live: Arc<Live>) 
                 let _ = tx.send(Err(e)).await;
                 return;
             }
+        }
+    }
+}
+
+/// Why a uni stream gave no (more) packets.
+enum StreamFail {
+    /// One packet per stream: longer than the limit, stopped and dropped.
+    TooLong,
+    /// Framed: its framing broke; stopped (if still open) and dropped.
+    Framing(FrameError),
+    /// Reset by the client, or the session ended.
+    Reset,
+}
+
+/// A session's incoming uni streams being read, as the relay's wire has
+/// them: each stream one packet (upstream main), or each a run of frames
+/// (upstream RnD: persistent streams, `synth_common::framing`).
+enum Inbound {
+    PerPacket(Reads),
+    Framed(FramedReads),
+}
+
+impl Inbound {
+    fn new(wire: Wire) -> Inbound {
+        match wire {
+            Wire::PerPacket => Inbound::PerPacket(Reads::default()),
+            Wire::Framed => Inbound::Framed(FramedReads::default()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Inbound::PerPacket(r) => r.is_empty(),
+            Inbound::Framed(r) => r.is_empty(),
+        }
+    }
+
+    fn push(&mut self, stream: RecvStream) {
+        match self {
+            Inbound::PerPacket(r) => r.push(stream),
+            Inbound::Framed(r) => r.push(stream),
+        }
+    }
+
+    /// The next packet of any stream (a stream's end, or a frame).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, StreamFail>> {
+        match self {
+            Inbound::PerPacket(r) => r.poll_next(cx).map_err(|e| match e {
+                ReadFail::TooLong => StreamFail::TooLong,
+                ReadFail::Reset => StreamFail::Reset,
+            }),
+            Inbound::Framed(r) => r.poll_next(cx).map_err(|e| match e {
+                FrameFail::Framing(e) => StreamFail::Framing(e),
+                _ => StreamFail::Reset,
+            }),
         }
     }
 }
@@ -332,7 +391,7 @@ impl Sender {
     ) -> (SessionEnd, &'static str) {
         let mut accept = pin!(session.accept_uni());
         let mut datagram = pin!(session.read_datagram());
-        let mut reads = Reads::default();
+        let mut reads = Inbound::new(self.shared.wire);
         let mut tick = tokio::time::interval(LIVENESS_CHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = shutdown.wait_for(|v| *v);
@@ -405,14 +464,19 @@ impl Sender {
                     }
                 }
                 Event::Read(Ok(bytes)) => self.on_packet(bytes, false, Instant::now()),
-                Event::Read(Err(ReadFail::TooLong)) => {
+                Event::Read(Err(StreamFail::TooLong)) => {
                     self.last_heard = Instant::now();
                     let now = clock::unix_ms_u64();
                     self.live
                         .tally()
                         .count(None, MAX_STREAM_BYTES + 1, false, now);
                 }
-                Event::Read(Err(ReadFail::Reset)) => {}
+                Event::Read(Err(StreamFail::Framing(e))) => {
+                    self.last_heard = Instant::now();
+                    self.live.tally().broken_stream(clock::unix_ms_u64());
+                    self.framing_broken(&e);
+                }
+                Event::Read(Err(StreamFail::Reset)) => {}
                 Event::Tick => {
                     if self.last_heard.elapsed() > CLIENT_TIMEOUT {
                         session.close(0, b"no packets for 30 s");
@@ -452,6 +516,23 @@ impl Sender {
                 tokio::task::yield_now().await;
                 self.tell_congestion(Instant::now());
             }
+        }
+    }
+
+    /// Logs a uni stream closed for broken framing: the first of the relay
+    /// at WARN (a client of the other wire sends nothing but such streams,
+    /// one a packet), the others at DEBUG; all are counted.
+    fn framing_broken(&self, e: &FrameError) {
+        let (session_id, user) = (self.me.session_id, &self.me.user_id);
+        if self.shared.first_framing_error() {
+            tracing::warn!(
+                session_id,
+                %user,
+                "closed a uni stream: {e}; the relay speaks the framed wire (--wire framed). \
+                 Further ones are counted (malformed_streams), not logged"
+            );
+        } else {
+            tracing::debug!(session_id, %user, "closed a uni stream: {e}");
         }
     }
 
@@ -765,10 +846,18 @@ impl Drops {
     }
 }
 
-/// Sends what is queued for one session, in order: a new uni stream per
-/// stream packet, datagrams as they come (a uni stream when too big for the
-/// path). Counts each by type into `me.sent` once handed to QUIC.
-async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>, me: Arc<Member>) {
+/// Sends what is queued for one session, in order: datagrams as they come
+/// (a uni stream when too big for the path), and the rest as the relay's
+/// wire has it: a new uni stream per packet, or a frame on the session's
+/// persistent stream for the packet's kind ([`Lanes`]). Counts each by type
+/// into `me.sent` once handed to QUIC.
+async fn write_loop(
+    session: Session,
+    mut rx: mpsc::Receiver<Outbound>,
+    me: Arc<Member>,
+    wire: Wire,
+) {
+    let mut lanes = (wire == Wire::Framed).then(Lanes::default);
     while let Some(out) = rx.recv().await {
         let (body, suffix) = match out.carry {
             Carry::Datagram(d) if d.len() <= session.max_datagram_size() => {
@@ -782,22 +871,94 @@ async fn write_loop(session: Session, mut rx: mpsc::Receiver<Outbound>, me: Arc<
             Carry::Datagram(d) => (d, Bytes::new()),
             Carry::Stream(b, s) => (b, s),
         };
-        let Ok(mut stream) = session.open_uni().await else {
-            return;
+        let sent = match &mut lanes {
+            None => send_on_own_stream(&session, body, suffix).await,
+            Some(lanes) => lanes.send(&session, Lane::of(out.ty), body, suffix).await,
         };
-        let r = if suffix.is_empty() {
-            stream.write_chunk(body).await
-        } else {
-            stream.write_all_chunks(&mut [body, suffix]).await
+        match sent {
+            Sent::Yes => me.sent.count(out.ty, false),
+            Sent::Lost => {}
+            Sent::SessionGone => return,
+        }
+    }
+}
+
+/// What became of a packet given to a stream.
+enum Sent {
+    Yes,
+    /// The receiver stopped the stream (or, framed, the packet could not be
+    /// framed): only this packet is lost.
+    Lost,
+    /// The session is over.
+    SessionGone,
+}
+
+/// Writes `body` then `suffix` on `stream`.
+async fn write_packet(
+    stream: &mut SendStream,
+    body: Bytes,
+    suffix: Bytes,
+) -> Result<(), WriteError> {
+    if suffix.is_empty() {
+        stream.write_chunk(body).await
+    } else {
+        stream.write_all_chunks(&mut [body, suffix]).await
+    }
+}
+
+/// One packet on a uni stream of its own (upstream main).
+async fn send_on_own_stream(session: &Session, body: Bytes, suffix: Bytes) -> Sent {
+    let Ok(mut stream) = session.open_uni().await else {
+        return Sent::SessionGone;
+    };
+    match write_packet(&mut stream, body, suffix).await {
+        Ok(()) => {
+            let _ = stream.finish();
+            Sent::Yes
+        }
+        Err(WriteError::Stopped(_) | WriteError::InvalidStopped(_)) => Sent::Lost,
+        Err(_) => Sent::SessionGone,
+    }
+}
+
+/// The framed wire's persistent uni streams to one session, one per
+/// [`Lane`], each opened with its first packet and kept for the session
+/// (upstream RnD's writer keeps one for everything and sends audio as
+/// datagrams; its client keeps one per kind, which is what this follows).
+#[derive(Default)]
+struct Lanes([Option<SendStream>; Lane::COUNT]);
+
+impl Lanes {
+    /// Writes one packet as one frame on `lane`'s stream.
+    async fn send(&mut self, session: &Session, lane: Lane, body: Bytes, suffix: Bytes) -> Sent {
+        let len = body.len() + suffix.len();
+        if len == 0 || len > MAX_FRAME {
+            // The receiver would refuse it, and the rest of the stream with
+            // it. Only a packet of the very limit plus a session id gets here.
+            tracing::debug!(len, "not relayed: no frame can carry it");
+            return Sent::Lost;
+        }
+        let slot = &mut self.0[lane as usize];
+        let stream = match slot {
+            Some(stream) => stream,
+            None => match session.open_uni().await {
+                Ok(stream) => slot.insert(stream),
+                Err(_) => return Sent::SessionGone,
+            },
+        };
+        let r = match stream.write_all(&framing::header(len)).await {
+            Ok(()) => write_packet(stream, body, suffix).await,
+            Err(e) => Err(e),
         };
         match r {
-            Ok(()) => {
-                let _ = stream.finish();
-                me.sent.count(out.ty, false);
+            Ok(()) => Sent::Yes,
+            // The receiver stopped this lane, perhaps mid-frame: its next
+            // packet opens a new stream, which starts on a frame.
+            Err(WriteError::Stopped(_) | WriteError::InvalidStopped(_)) => {
+                *slot = None;
+                Sent::Lost
             }
-            // The receiver stopped this stream: only this packet is lost.
-            Err(WriteError::Stopped(_) | WriteError::InvalidStopped(_)) => {}
-            Err(_) => return,
+            Err(_) => Sent::SessionGone,
         }
     }
 }

@@ -138,8 +138,16 @@ pub struct UserStats {
     /// whose `MediaPacket` does not parse (encrypted media): forwarded to
     /// the room unchanged all the same, as upstream does (see
     /// `received_by_type.unparsed` and `.media_unparsed`). Also streams
-    /// longer than the limit, which are not read.
+    /// longer than the limit, which are not read, and on the framed wire
+    /// streams whose framing broke (`malformed_streams`).
     pub malformed: u64,
+    /// Framed wire (`--wire framed`): uni streams of this user's sessions
+    /// closed because their framing broke: a frame length of 0 or over
+    /// 4,000,000 (what a one-packet-per-stream client's packet reads as), or
+    /// a stream ending inside a frame. Each is also one `malformed` packet
+    /// and one `received_by_type.unparsed.stream`; what the stream carried
+    /// after the break is not read.
+    pub malformed_streams: u64,
     /// Of all the above, how many came as datagrams rather than uni streams.
     pub datagrams: u64,
     /// Every packet received under this user id, by type and transport
@@ -405,6 +413,9 @@ pub struct RelayStats {
     /// Inbound datagrams dropped at full mailboxes (the sum of the users'
     /// `mailbox_drops`).
     pub mailbox_drops: u64,
+    /// Uni streams closed because their framing broke, on the framed wire
+    /// (the sum of the users' `malformed_streams`).
+    pub malformed_streams: u64,
     /// Deliveries dropped by `--drop-rate` (the sum of the users'
     /// `dropped_audio` and `dropped_video`).
     pub injected_drops: InjectedDrops,
@@ -456,6 +467,7 @@ impl UserStats {
         self.health += o.health;
         self.other += o.other;
         self.malformed += o.malformed;
+        self.malformed_streams += o.malformed_streams;
         self.datagrams += o.datagrams;
         self.received_by_type.add(&o.received_by_type);
         self.first_packet_unix_ms = earliest(self.first_packet_unix_ms, o.first_packet_unix_ms);
@@ -818,6 +830,15 @@ impl Tally {
         s.first_packet_unix_ms.get_or_insert(unix_ms);
         s.last_packet_unix_ms = Some(unix_ms);
         (kind, ty)
+    }
+
+    /// Counts a uni stream closed because its framing broke (framed wire),
+    /// read at `unix_ms`: as a packet that did not parse, under the session's
+    /// own user id (the stream's packets were never read), and in
+    /// `malformed_streams`.
+    pub(crate) fn broken_stream(&mut self, unix_ms: u64) {
+        self.count(None, 0, false, unix_ms);
+        self.users[0].1.stats.malformed_streams += 1;
     }
 
     /// Counts a rate-limited key-frame request of `user_id`.
