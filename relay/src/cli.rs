@@ -92,6 +92,12 @@ pub struct RelayArgs {
     /// reads a framed stream, once it ends, as one malformed packet.
     #[arg(long, env = "RELAY_WIRE", value_name = "WIRE", default_value = "per_packet", value_parser = wire)]
     pub wire: Wire,
+    /// Answer GET /healthz ("Ok") and GET /version (JSON: service, version,
+    /// wire) over plain HTTP on this TCP address, e.g. 127.0.0.1:8080, as
+    /// upstream's health port. No TLS and no authentication: keep it on
+    /// loopback or a private network.
+    #[arg(long, env = "RELAY_HEALTH_LISTEN", value_name = "ADDR")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// `--wire`: one of [`Wire`]'s names.
@@ -143,6 +149,7 @@ impl RelayArgs {
             capture: self.capture.clone(),
             mailbox: self.mailbox,
             wire: self.wire,
+            health_listen: self.health_listen,
         })
     }
 }
@@ -157,11 +164,14 @@ pub async fn run_cli(
     let hash = hex(&relay.cert_sha256());
     {
         let mut out = std::io::stdout().lock();
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "url": relay.url(),
             "cert_sha256": hash,
             "wire": relay.wire(),
         });
+        if let Some(addr) = relay.health_addr() {
+            line["health_url"] = format!("http://{addr}").into();
+        }
         writeln!(out, "{line}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
@@ -187,6 +197,9 @@ pub async fn run_cli(
     }
     if args.wire != Wire::PerPacket {
         mode += &format!(", {} wire", args.wire);
+    }
+    if let Some(addr) = relay.health_addr() {
+        mode += &format!(", health on http://{addr}");
     }
     if args.mailbox == 0 {
         mode += ", no mailbox";
@@ -415,6 +428,22 @@ mod tests {
         let first = e.lines().next().unwrap();
         assert!(first.contains("--wire"), "{e}");
         assert!(first.contains("unknown wire \"rnd\""), "{e}");
+    }
+
+    #[test]
+    fn health_listen_flag() {
+        let cfg = Cli::try_parse_from(["relay"])
+            .unwrap()
+            .relay
+            .config()
+            .unwrap();
+        assert_eq!(cfg.health_listen, None, "off by default");
+        let c = Cli::try_parse_from(["relay", "--health-listen", "127.0.0.1:8080"])
+            .unwrap()
+            .relay;
+        let want = Some("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.config().unwrap().health_listen, want);
+        assert!(Cli::try_parse_from(["relay", "--health-listen", "8080"]).is_err());
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!
 //! It speaks either of upstream's wires on uni streams ([`RelayConfig::wire`]):
 //! main's, one packet per stream, or RnD's, length-prefixed frames on a
-//! few persistent streams (`synth_common::framing`).
+//! few persistent streams (`synth_common::framing`). With
+//! [`RelayConfig::health_listen`] it also answers `GET /healthz` and
+//! `GET /version` over plain HTTP (`health`), as upstream's health port does.
 //!
 //! The relay can also be told to misbehave (`fault`): drop a share of the
 //! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall
@@ -28,6 +30,7 @@ mod admission;
 mod capture;
 mod cli;
 mod fault;
+mod health;
 mod room;
 mod route;
 mod session;
@@ -123,6 +126,9 @@ pub struct RelayConfig {
     /// (upstream main, the default) or framed on persistent streams
     /// (upstream RnD). Datagrams are the same on both.
     pub wire: Wire,
+    /// Serve `GET /healthz` and `GET /version` over plain HTTP on this TCP
+    /// address (port 0 picks one: [`Relay::health_addr`]). Off when `None`.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Default for RelayConfig {
@@ -142,6 +148,7 @@ impl Default for RelayConfig {
             capture: None,
             mailbox: DEFAULT_MAILBOX,
             wire: Wire::PerPacket,
+            health_listen: None,
         }
     }
 }
@@ -298,6 +305,7 @@ impl Shared {
 pub struct Relay {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
     cert_sha256: [u8; 32],
     accept_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -331,6 +339,10 @@ impl Relay {
         )
         .with_context(|| format!("starting QUIC on {}", cfg.listen))?;
         let local_addr = endpoint.local_addr().context("relay socket address")?;
+        let health_addr = match cfg.health_listen {
+            Some(addr) => Some(health::serve(addr, cfg.wire, shared.shutdown.subscribe()).await?),
+            None => None,
+        };
 
         if shared.stalls.is_some() {
             // `Stall::after` counts from here, once the relay is up.
@@ -351,11 +363,13 @@ impl Relay {
             capture = ?cfg.capture,
             mailbox = cfg.mailbox,
             wire = %cfg.wire,
+            health = ?health_addr,
             "relay listening"
         );
         Ok(Relay {
             shared,
             local_addr,
+            health_addr,
             cert_sha256,
             accept_task: Some(accept_task),
         })
@@ -364,6 +378,12 @@ impl Relay {
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound TCP address of `GET /healthz` and `GET /version`
+    /// ([`RelayConfig::health_listen`]); `None` without one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// Which wire the relay speaks on uni streams.

@@ -1,7 +1,7 @@
 //! The relay on the framed wire (`--wire framed`, upstream RnD): test
 //! clients that keep one persistent uni stream per kind, as upstream RnD's
 //! client does, and read the relay's frames with `FrameReader`; clients of
-//! the other wire against each relay.
+//! the other wire against each relay; and the health port.
 //!
 //! As in `relay.rs`, every wait is under a timeout and counts are asserted
 //! once the relay has counted them. That nothing more arrived than expected
@@ -9,12 +9,14 @@
 //! by its writer as it hands each packet to QUIC).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use synth_common::framing::{self, FrameError, FrameReader, Wire};
 use synth_common::wire::{self, media_type, packet_type, MediaPrefix, MeetingEvent};
 use synth_relay::RelayConfig;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use web_transport_quinn::{SendStream, Session};
 
@@ -528,5 +530,52 @@ async fn a_framed_client_against_a_per_packet_relay_is_counted_as_malformed() {
     assert!(g.datagram, "opaque and small: a datagram");
     fc.close(0, b"bye");
     b.close();
+    t.close().await;
+}
+
+/// One HTTP/1.1 GET: the status and the body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    within("GET", async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await.unwrap();
+        let status = buf.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = buf.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    })
+    .await
+}
+
+/// `--health-listen`: `/healthz` answers upstream's `Ok`, `/version` names
+/// the service, its version and the wire; nothing else is served.
+#[tokio::test]
+async fn the_health_port_tells_the_wire() {
+    for wire in Wire::ALL {
+        let t = Target::relay(RelayConfig {
+            wire,
+            health_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..RelayConfig::default()
+        })
+        .await;
+        let addr = t.relay.as_ref().unwrap().health_addr().expect("bound");
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+        assert_eq!(get(addr, "/healthz").await, (200, "Ok".to_string()));
+        let (status, body) = get(addr, "/version").await;
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["service"], "synth-relay");
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["wire"], wire.to_string());
+        assert_eq!(get(addr, "/metrics").await.0, 404);
+        t.close().await;
+    }
+    let t = Target::default_relay().await;
+    assert_eq!(
+        t.relay.as_ref().unwrap().health_addr(),
+        None,
+        "off by default"
+    );
     t.close().await;
 }
