@@ -56,6 +56,30 @@ pub mod packet_type {
     pub const SESSION_ASSIGNED: i32 = 8;
     /// The server dropped packets of this sender.
     pub const CONGESTION: i32 = 9;
+    /// Upstream `RnD` (`protobuf/types/packet_wrapper.proto`): a peer's
+    /// join, leave or state, from the server.
+    pub const PEER_EVENT: i32 = 10;
+    /// Upstream `RnD`: the tiles a receiver shows.
+    pub const VIEWPORT: i32 = 11;
+    /// Upstream `RnD`: the simulcast layer a receiver wants of a peer.
+    pub const LAYER_PREFERENCE: i32 = 12;
+    /// Upstream `RnD`: the server asks a publisher to shed or restore layers.
+    pub const LAYER_HINT: i32 = 13;
+    /// Upstream `RnD`: the server saw a receiver's downlink congested.
+    pub const DOWNLINK_CONGESTION: i32 = 14;
+    /// Upstream `RnD`: a meeting reaction.
+    pub const REACTION: i32 = 17;
+
+    /// The types past main's, each counted by name when received, in
+    /// this order; any other type is counted as `unknown`.
+    pub const NEWER: [(i32, &str); 6] = [
+        (PEER_EVENT, "peer_event"),
+        (VIEWPORT, "viewport"),
+        (LAYER_PREFERENCE, "layer_preference"),
+        (LAYER_HINT, "layer_hint"),
+        (DOWNLINK_CONGESTION, "downlink_congestion"),
+        (REACTION, "reaction"),
+    ];
 }
 
 /// `MediaPacket.media_type` values (see `videocall-types`).

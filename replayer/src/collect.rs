@@ -370,6 +370,7 @@ fn figures(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, inp: &Inpu
         seed: Some(inp.seed),
         behaviour: inp.schedule.map(|sc| behaviour(m, inp.plan, sc)),
         scopes: Vec::new(),
+        wire: None,
         scores: scores(all, m, index, inp),
     }
 }
@@ -643,6 +644,14 @@ fn signals(m: &Metrics) -> Signals {
         participant_joined_seen: m.sum(|c| c.joined_events.load(Relaxed)),
         participant_left_seen: m.sum(|c| c.left_events.load(Relaxed)),
         join_visibility_ms: Percentiles::from_us(&m.join_visibility.merged()),
+        other_types: synth_common::wire::packet_type::NEWER
+            .iter()
+            .map(|(_, name)| *name)
+            .chain(["unknown"])
+            .enumerate()
+            .map(|(i, name)| (name.to_owned(), m.sum(|c| c.newer_types[i].load(Relaxed))))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The Prometheus endpoint: `GET /metrics` (text format 0.0.4) and `GET /healthz`
-//! (200 once the pack is read and the clients are starting, 503 before).
+//! (200 once the pack is read and the clients are starting, 503 before);
+//! and [`get`], the plain HTTP/1.0 GET with which the run asks a
+//! Prometheus server its queries and a server its `/version`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -74,4 +76,42 @@ async fn answer(
         hyper::header::HeaderValue::from_static(ctype),
     );
     Ok(resp)
+}
+
+/// `GET` of `request_target` (path and query) from `addr` (`host:port`)
+/// over plain HTTP/1.0, `Host: authority`, reading at most `max` bytes;
+/// the status code and the body. Errors are one line saying which step
+/// failed.
+pub async fn get(
+    addr: &str,
+    authority: &str,
+    request_target: &str,
+    accept: &str,
+    max: u64,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let request = format!(
+        "GET {request_target} HTTP/1.0\r\nHost: {authority}\r\nAccept: {accept}\r\nUser-Agent: synth-replay\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending to {addr}: {e}"))?;
+    let mut answer = Vec::new();
+    s.take(max)
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|e| format!("reading from {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("an answer without HTTP headers")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("an answer without an HTTP status")?;
+    Ok((status, body.to_owned()))
 }

@@ -53,6 +53,7 @@ pub mod server_cost;
 pub mod session;
 pub mod timeline;
 pub mod transport;
+pub mod version;
 
 pub use session::{adapt, pacer, receive};
 pub use synth_report::{diff, hist, html, merge, threshold};

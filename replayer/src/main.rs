@@ -150,7 +150,12 @@ fn main() -> ExitCode {
                             }
                         }
                         if o.exit_code == run::EXIT_THRESHOLD {
-                            eprintln!("error: a threshold was violated (see the report)");
+                            match o.report.nothing_delivered() {
+                                Some(line) => eprintln!("error: {line}"),
+                                None => {
+                                    eprintln!("error: a threshold was violated (see the report)")
+                                }
+                            }
                         }
                         code
                     }

@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 pub use synth_report::server::ServerReading;
@@ -194,7 +193,10 @@ fn read_proc(pid: u32) -> Option<ProcReading> {
 struct Target {
     name: String,
     addr: String,
-    request: String,
+    /// The `Host` header's value.
+    authority: String,
+    /// The request's path and query.
+    target: String,
 }
 
 /// The request of each query against the Prometheus server at `base`.
@@ -219,9 +221,8 @@ fn targets(base: &url::Url, queries: &BTreeMap<String, String>) -> anyhow::Resul
             Target {
                 name: name.clone(),
                 addr: format!("{host}:{port}"),
-                request: format!(
-                    "GET {target} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\nUser-Agent: synth-replay\r\nConnection: close\r\n\r\n"
-                ),
+                authority: authority.clone(),
+                target,
             }
         })
         .collect())
@@ -271,31 +272,20 @@ async fn ask_all(targets: &[Target], latest: &Latest) {
 
 /// One query's value.
 async fn ask(t: &Target) -> Result<f64, String> {
-    let mut s = tokio::net::TcpStream::connect(&t.addr)
-        .await
-        .map_err(|e| format!("connecting to {}: {e}", t.addr))?;
-    s.write_all(t.request.as_bytes())
-        .await
-        .map_err(|e| format!("sending to {}: {e}", t.addr))?;
-    let mut answer = Vec::new();
-    s.take(MAX_ANSWER)
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|e| format!("reading from {}: {e}", t.addr))?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("an answer without HTTP headers")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .ok_or("an answer without an HTTP status")?;
+    let (status, body) = crate::http::get(
+        &t.addr,
+        &t.authority,
+        &t.target,
+        "application/json",
+        MAX_ANSWER,
+    )
+    .await?;
     // Prometheus answers a bad query with 400 or 422 and a JSON error: its
     // message says more than the status.
-    match prometheus_value(body) {
-        Ok(v) if status == "200" => Ok(v),
+    match prometheus_value(&body) {
+        Ok(v) if status == 200 => Ok(v),
         Ok(_) => Err(format!("HTTP {status}")),
-        Err(e) if status == "200" => Err(e),
+        Err(e) if status == 200 => Err(e),
         Err(e) => Err(format!("HTTP {status}: {e}")),
     }
 }
@@ -311,13 +301,11 @@ mod tests {
         for base in ["http://127.0.0.1:9090/prom", "http://127.0.0.1:9090/prom/"] {
             let t = targets(&base.parse().unwrap(), &q).unwrap();
             assert_eq!(t[0].addr, "127.0.0.1:9090");
-            assert!(
-                t[0].request.starts_with(
-                    "GET /prom/api/v1/query?query=rate%28x%7Bjob%3D%22a+b%22%7D%5B15s%5D%29 HTTP/1.0\r\nHost: 127.0.0.1:9090\r\n"
-                ),
-                "{}",
-                t[0].request
+            assert_eq!(
+                t[0].target,
+                "/prom/api/v1/query?query=rate%28x%7Bjob%3D%22a+b%22%7D%5B15s%5D%29"
             );
+            assert_eq!(t[0].authority, "127.0.0.1:9090");
         }
         let t = targets(&"http://[::1]/".parse().unwrap(), &q).unwrap();
         assert_eq!(t[0].addr, "[::1]:80");

@@ -337,7 +337,7 @@ fn sigterm_mid_run_exits_0_with_a_complete_report() {
     // The JUnit XML after a signal too: the built-in verdict, passing.
     let xml = std::fs::read_to_string(report.with_extension("xml")).unwrap();
     assert!(
-        xml.contains(r#"<testsuites name="synth-replay" tests="1" failures="0""#),
+        xml.contains(r#"<testsuites name="synth-replay" tests="2" failures="0""#),
         "{xml}"
     );
     assert!(xml.contains(r#"<testcase name="connected_at_end_share &gt;= 0.5 (built in)""#));
@@ -384,7 +384,7 @@ fn violated_threshold_exits_3() {
     let junit = report.with_extension("xml");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains(r#"<testsuites name="synth-replay" tests="3" failures="1""#),
+        xml.contains(r#"<testsuites name="synth-replay" tests="4" failures="1""#),
         "{xml}"
     );
     let actual = (lat["actual"].as_f64().unwrap() * 1000.0).round() / 1000.0;

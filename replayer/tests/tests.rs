@@ -11,3 +11,4 @@ mod regression;
 mod replay;
 mod server;
 mod support;
+mod wire;

@@ -77,6 +77,8 @@ pub enum ReportCommand {
     ///   NAME:+N    fail when it rises more than N
     ///   NAME:-X%   fail when it falls more than X % (for figures where
     ///   NAME:-N    lower is worse, e.g. video_fps_p5:-10%)
+    /// NAME may be scoped as a threshold is: audio_lost{group=3g}:+10. Every
+    /// group's, network's, meeting's and phase's figures are compared too.
     /// With a baseline of 0, a % limit fails on any change its way. A figure
     /// the current report has no value for (the baseline has) fails its limit.
     ///

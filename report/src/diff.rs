@@ -3,15 +3,17 @@
 //!
 //! The figures are those of the registry ([`crate::figure::FIGURES`],
 //! without the older names such as `audio_gaps`) that either report has a
-//! value for. Each row has both values, the absolute and the relative
-//! change, and whether the change is for the worse (the registry's
-//! [`Worse`]).
+//! value for, then those of each group, network, meeting and phase either
+//! report has (`audio_mos_p5{group=3g}`, as a scoped threshold names them).
+//! Each row has both values, the absolute and the relative change, and
+//! whether the change is for the worse (the registry's [`Worse`]).
 
 use anyhow::bail;
 use serde::Serialize;
 
 use crate::figure::{self, Worse};
 use crate::model::Report;
+use crate::scope::Scope;
 
 /// One figure of both reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,8 +35,14 @@ pub struct Row {
 /// A `--fail-on` limit: `NAME:+10%`, `NAME:+5`, `NAME:-10%`, `NAME:-5`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limit {
-    /// Figure name.
+    /// Figure name, with its scope as written (`audio_lost{group=3g}`).
     pub name: String,
+    /// The figure alone.
+    #[serde(skip)]
+    pub figure: String,
+    /// Whose figure: the run's, or a group's, network's, meeting's or phase's.
+    #[serde(skip)]
+    pub scope: Scope,
     /// `true` for a limit on a rise (`+`), `false` on a fall (`-`).
     pub rise: bool,
     /// How much it may change.
@@ -52,19 +60,23 @@ impl std::fmt::Display for Limit {
 }
 
 impl Limit {
-    /// Parses `NAME:+X%`, `NAME:+N`, `NAME:-X%` or `NAME:-N`; an unknown
-    /// figure lists the known ones.
+    /// Parses `NAME:+X%`, `NAME:+N`, `NAME:-X%` or `NAME:-N`, where NAME
+    /// may be scoped (`audio_lost{group=3g}`); an unknown figure lists the
+    /// known ones.
     pub fn parse(text: &str) -> anyhow::Result<Limit> {
         let Some((name, rest)) = text.rsplit_once(':') else {
             bail!("--fail-on {text:?}: write NAME:+X% (or NAME:+N, NAME:-X%, NAME:-N)");
         };
         let name = name.trim();
-        if figure::get(name).is_none() {
+        let (figure_name, scope) =
+            Scope::split(name).map_err(|e| anyhow::anyhow!("--fail-on {text:?}: {e:#}"))?;
+        if figure::get(figure_name).is_none() {
             bail!(
-                "--fail-on {text:?}: unknown figure {name:?} (known: {})",
+                "--fail-on {text:?}: unknown figure {figure_name:?} (known: {})",
                 figure_names().collect::<Vec<_>>().join(", ")
             );
         }
+        let figure_name = figure_name.to_string();
         let rest = rest.trim();
         let (rise, rest) = match rest.as_bytes().first() {
             Some(b'+') => (true, &rest[1..]),
@@ -85,6 +97,8 @@ impl Limit {
             })?;
         Ok(Limit {
             name: name.to_string(),
+            figure: figure_name,
+            scope,
             rise,
             amount,
             percent,
@@ -145,34 +159,48 @@ pub fn figure_names() -> impl Iterator<Item = &'static str> {
 
 /// Compares `current` with `baseline` and checks `limits`.
 pub fn diff(baseline: &Report, current: &Report, limits: &[Limit]) -> Diff {
-    let figures: Vec<Row> = figure_names()
+    let mut figures: Vec<Row> = figure_names()
         .filter_map(|name| {
-            let (b, c) = (baseline.figure(name), current.figure(name));
-            if b.is_none() && c.is_none() {
-                return None;
-            }
-            let change = b.zip(c).map(|(b, c)| c - b);
-            let lower_is_worse = figure::get(name).is_some_and(|f| f.worse == Worse::Lower);
-            Some(Row {
-                name: name.to_string(),
-                baseline: b,
-                current: c,
-                change,
-                change_pct: b
-                    .zip(change)
-                    .filter(|(b, _)| *b != 0.0)
-                    .map(|(b, d)| d / b.abs() * 100.0),
-                worse: match change {
-                    Some(d) => (d > 0.0 && !lower_is_worse) || (d < 0.0 && lower_is_worse),
-                    None => b.is_some(),
-                },
-            })
+            row(
+                name.to_string(),
+                name,
+                baseline.figure(name),
+                current.figure(name),
+            )
         })
         .collect();
+    // Then every scope of either report, in the baseline's order, then the
+    // current one's new ones; each figure either has for it.
+    let mut scopes: Vec<(Scope, Vec<&str>)> = baseline.scoped_figures();
+    for (scope, names) in current.scoped_figures() {
+        match scopes.iter_mut().find(|(s, _)| *s == scope) {
+            Some((_, known)) => {
+                for n in names {
+                    if !known.contains(&n) {
+                        known.push(n);
+                    }
+                }
+            }
+            None => scopes.push((scope, names)),
+        }
+    }
+    for (scope, names) in &scopes {
+        let (kind, value) = (scope.kind().unwrap_or(""), scope.value().unwrap_or(""));
+        for name in names {
+            let (b, c) = (
+                baseline.figure_in(name, scope),
+                current.figure_in(name, scope),
+            );
+            figures.extend(row(format!("{name}{{{kind}={value}}}"), name, b, c));
+        }
+    }
     let failed: Vec<Breach> = limits
         .iter()
         .filter_map(|l| {
-            let (b, c) = (baseline.figure(&l.name), current.figure(&l.name));
+            let (b, c) = (
+                baseline.figure_in(&l.figure, &l.scope),
+                current.figure_in(&l.figure, &l.scope),
+            );
             l.crossed(b, c).then(|| Breach {
                 limit: l.to_string(),
                 baseline: b,
@@ -187,21 +215,50 @@ pub fn diff(baseline: &Report, current: &Report, limits: &[Limit]) -> Diff {
     }
 }
 
+/// The row of figure `figure` (shown as `label`) with these values; `None`
+/// when neither report has one.
+fn row(label: String, figure: &str, b: Option<f64>, c: Option<f64>) -> Option<Row> {
+    if b.is_none() && c.is_none() {
+        return None;
+    }
+    let change = b.zip(c).map(|(b, c)| c - b);
+    let lower_is_worse = figure::get(figure).is_some_and(|f| f.worse == Worse::Lower);
+    Some(Row {
+        name: label,
+        baseline: b,
+        current: c,
+        change,
+        change_pct: b
+            .zip(change)
+            .filter(|(b, _)| *b != 0.0)
+            .map(|(b, d)| d / b.abs() * 100.0),
+        worse: match change {
+            Some(d) => (d > 0.0 && !lower_is_worse) || (d < 0.0 && lower_is_worse),
+            None => b.is_some(),
+        },
+    })
+}
+
 impl Diff {
     /// The comparison as a table, then one line per limit crossed.
     pub fn text(&self) -> String {
         use std::fmt::Write as _;
         let v = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
         let mut o = String::new();
+        let w = self
+            .figures
+            .iter()
+            .map(|r| r.name.len())
+            .fold(34, usize::max);
         let _ = writeln!(
             o,
-            "{:<34} {:>14} {:>14} {:>14} {:>9}",
+            "{:<w$} {:>14} {:>14} {:>14} {:>9}",
             "figure", "baseline", "current", "change", "change %"
         );
         for r in &self.figures {
             let _ = writeln!(
                 o,
-                "{:<34} {:>14} {:>14} {:>14} {:>9}{}",
+                "{:<w$} {:>14} {:>14} {:>14} {:>9}{}",
                 r.name,
                 v(r.baseline),
                 v(r.current),
@@ -229,6 +286,44 @@ pub(crate) mod tests {
 
     fn limit(s: &str) -> Limit {
         Limit::parse(s).unwrap()
+    }
+
+    #[test]
+    fn scoped_figures_are_compared_and_limited() {
+        use crate::model::ScopeFigures;
+        let with = |lost: f64| {
+            let mut r = crate::model::bare();
+            r.scopes = vec![ScopeFigures {
+                kind: "group".into(),
+                name: "3g".into(),
+                clients: 2,
+                figures: [("audio_lost".to_string(), Some(lost))].into(),
+            }];
+            r
+        };
+        let (b, c) = (with(1.0), with(5.0));
+        let l = limit("audio_lost{group=3g}:+3");
+        assert_eq!(
+            (l.figure.as_str(), &l.scope),
+            ("audio_lost", &Scope::Group("3g".into()))
+        );
+        let d = diff(&b, &c, &[l, limit("audio_lost{group=wifi}:+0")]);
+        let row = d
+            .figures
+            .iter()
+            .find(|r| r.name == "audio_lost{group=3g}")
+            .unwrap();
+        assert_eq!(
+            (row.baseline, row.current, row.worse),
+            (Some(1.0), Some(5.0), true)
+        );
+        // A scope neither report has cannot be crossed; the 3g one is.
+        assert_eq!(d.failed.len(), 1);
+        assert_eq!(d.failed[0].limit, "audio_lost{group=3g}:+3");
+        assert!(d.text().contains("audio_lost{group=3g}"));
+        assert!(diff(&b, &c, &[limit("audio_lost{group=3g}:+4")]).passed);
+        let bad = Limit::parse("audio_lost{team=3g}:+1").unwrap_err();
+        assert!(format!("{bad:#}").contains("unknown scope"), "{bad:#}");
     }
 
     #[test]

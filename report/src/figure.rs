@@ -736,6 +736,15 @@ pub static FIGURES: &[Figure] = &[
         ..Figure::BASE
     },
     Figure {
+        name: "delivered_share",
+        about: "media packets received in time (not lost, not late) over those expected from senders of this process (audio and video, exact: sent after each receiver joined; 0..1); also built in as >= 0.01 when any were expected",
+        unit: Unit::Share,
+        worse: Worse::Lower,
+        merge: Merge::Smallest,
+        end: |r| r.delivered_share(),
+        ..Figure::BASE
+    },
+    Figure {
         name: "connected_at_end_share",
         about: "clients connected (or stalled) when the run stopped over clients started (0..1); also built in as >= 0.5",
         unit: Unit::Share,
@@ -831,8 +840,10 @@ pub fn get(name: &str) -> Option<&'static Figure> {
 pub fn unscoped_reason(f: &Figure, scope: &crate::scope::Scope) -> Option<String> {
     use crate::scope::Scope;
     let kind = scope.kind()?;
-    if (matches!(f.name, "generator_saturated" | "connected_at_end_share")
-        || f.merge == Merge::Same)
+    if (matches!(
+        f.name,
+        "generator_saturated" | "connected_at_end_share" | "delivered_share"
+    ) || f.merge == Merge::Same)
         && !matches!(scope, Scope::Phase(_))
     {
         return Some(format!(

@@ -168,6 +168,12 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             })?,
             participant_joined_seen: sum(|r| r.server_signals.participant_joined_seen),
             participant_left_seen: sum(|r| r.server_signals.participant_left_seen),
+            other_types: all().fold(BTreeMap::new(), |mut acc, r| {
+                for (k, n) in &r.server_signals.other_types {
+                    *acc.entry(k.clone()).or_insert(0) += n;
+                }
+                acc
+            }),
             join_visibility_ms: pct("server_signals.join_visibility_ms", |r| {
                 &r.server_signals.join_visibility_ms
             })?,
@@ -217,6 +223,8 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         behaviour: behaviour(reports)?,
         scores: scores(reports)?,
         scopes: scopes(all()),
+        // Every pod spoke to the same server: the first that says.
+        wire: all().find_map(|r| r.wire.clone()),
     };
     merged.judge(&thresholds(reports)?);
     Ok(merged)

@@ -25,8 +25,14 @@ impl Report {
         if let Some(share) = &t.share {
             return share.of(self.participant_values(&t.figure, &t.scope));
         }
-        match &t.scope {
-            Scope::Run => self.figure(&t.figure),
+        self.figure_in(&t.figure, &t.scope)
+    }
+
+    /// Figure `name` of `scope`: the run's, a phase's (its window's), or a
+    /// group's, network's or meeting's; `None` when the report has none.
+    pub fn figure_in(&self, name: &str, scope: &Scope) -> Option<f64> {
+        match scope {
+            Scope::Run => self.figure(name),
             Scope::Phase(p) => {
                 let phase = self
                     .behaviour
@@ -34,13 +40,35 @@ impl Report {
                     .phases
                     .iter()
                     .find(|x| &x.name == p)?;
-                phase.figures.get(&t.figure).copied().flatten()
+                phase.figures.get(name).copied().flatten()
             }
             scope => {
                 let s = self.scope(scope.kind()?, scope.value()?)?;
-                s.figures.get(&t.figure).copied().flatten()
+                s.figures.get(name).copied().flatten()
             }
         }
+    }
+
+    /// Every scope of the report with the figures it has: its groups,
+    /// networks and meetings (`scopes`), then its phases.
+    pub fn scoped_figures(&self) -> Vec<(Scope, Vec<&str>)> {
+        let mut out: Vec<(Scope, Vec<&str>)> = Vec::new();
+        for s in &self.scopes {
+            let scope = match s.kind.as_str() {
+                "group" => Scope::Group(s.name.clone()),
+                "network" => Scope::Network(s.name.clone()),
+                "meeting" => Scope::Meeting(s.name.clone()),
+                _ => continue,
+            };
+            out.push((scope, s.figures.keys().map(String::as_str).collect()));
+        }
+        for p in self.behaviour.iter().flat_map(|b| &b.phases) {
+            out.push((
+                Scope::Phase(p.name.clone()),
+                p.figures.keys().map(String::as_str).collect(),
+            ));
+        }
+        out
     }
 
     /// The values of participant figure `name` of the participants in

@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::model::{MediaReport, Percentiles, Received, Report};
+use crate::model::{MediaReport, Percentiles, Report};
 
 impl Report {
     /// The readable summary.
@@ -81,27 +81,20 @@ fn head(o: &mut String, r: &Report) -> fmt::Result {
     Ok(())
 }
 
-/// A warning when peers of this process sent each other media and none of
-/// it came back: the server relayed nothing. A server speaking another wire
-/// (upstream's `RnD` branch closes every stream it cannot parse) looks like
-/// this, and only loss thresholds fail such a run.
+/// When (almost) nothing the clients sent each other came back, the
+/// built-in `delivered_share` fails the run: one line with the likely
+/// cause (a server on another wire, such as upstream's RnD branch, looks
+/// like this).
 fn nothing_received(o: &mut String, r: &Report) -> fmt::Result {
-    match nothing(&r.audio.received, &r.video.received) {
+    match nothing(r) {
         Some(line) => writeln!(o, "{line}"),
         None => Ok(()),
     }
 }
 
-/// The warning of [`nothing_received`], if due (the HTML page shows it too).
-pub(crate) fn nothing(audio: &Received, video: &Received) -> Option<String> {
-    let expected = audio.exact.expected + video.exact.expected;
-    (expected > 0 && audio.packets + video.packets == 0).then(|| {
-        format!(
-            "WARNING  none of the {expected} media packets the clients sent each other was \
-             received: the server relayed nothing (a server on another wire, such as upstream's \
-             RnD branch, looks like this); the thresholds audio_lost and video_lost fail such a run"
-        )
-    })
+/// The line of [`nothing_received`], if due (the HTML page shows it too).
+pub(crate) fn nothing(r: &Report) -> Option<String> {
+    r.nothing_delivered().map(|line| format!("FAILED   {line}"))
 }
 
 /// One medium: sent, acknowledged, received, lost, latency, jitter, rate, freezes or concealment.
@@ -202,6 +195,18 @@ fn signals(o: &mut String, r: &Report) -> fmt::Result {
             o,
             "         {} CONGESTION about other senders of the room seen",
             sig.room_congestion_seen
+        )?;
+    }
+    if !sig.other_types.is_empty() {
+        let seen: Vec<String> = sig
+            .other_types
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        writeln!(
+            o,
+            "         newer packet types received: {}",
+            seen.join(", ")
         )?;
     }
     let c = &r.control;
@@ -675,20 +680,65 @@ mod tests {
     }
 
     #[test]
-    fn a_run_that_received_nothing_says_so() {
-        let (mut a, mut v) = (Received::default(), Received::default());
-        assert_eq!(nothing(&a, &v), None, "nothing was expected");
-        a.exact.expected = 300;
-        v.exact.expected = 180;
-        let line = nothing(&a, &v).unwrap();
+    fn a_run_that_received_nothing_says_so_with_its_likely_cause() {
+        use crate::model::{ServerVersion, WireReport};
+        let mut r = crate::model::bare();
+        r.judge(&[]);
+        assert_eq!(nothing(&r), None, "nothing was expected");
+        r.audio.received.exact.expected = 300;
+        r.video.received.exact.expected = 180;
+        r.audio.received.exact.lost = 300;
+        r.video.received.exact.lost = 179;
+        r.judge(&[]);
+        let delivered = |r: &Report| {
+            let v = r
+                .thresholds
+                .iter()
+                .find(|v| v.name == "delivered_share")
+                .unwrap();
+            (v.expr.clone(), v.actual, v.pass)
+        };
+        assert_eq!(
+            delivered(&r),
+            (">= 0.01 (built in)".to_string(), Some(0.002), false)
+        );
+        assert!(!r.passed);
+        let line = nothing(&r).unwrap();
         assert!(
-            line.starts_with(
-                "WARNING  none of the 480 media packets the clients sent each other was received"
-            ),
+            line.starts_with("FAILED   nothing delivered: 0.21 % of the media expected arrived in time; likely cause: a server that relays nothing"),
             "{line}"
         );
-        v.packets = 1;
-        assert_eq!(nothing(&a, &v), None);
+        // The server said it runs RnD; we spoke per_packet.
+        r.wire = Some(WireReport {
+            used: "per_packet".into(),
+            chosen_by: "config".into(),
+            server_version: Some(ServerVersion {
+                service: Some("webtransport-relay".into()),
+                git_branch: Some("RnD".into()),
+                git_sha: Some("58c81a50".into()),
+                ..ServerVersion::default()
+            }),
+            ..WireReport::default()
+        });
+        let line = nothing(&r).unwrap();
+        assert!(
+            line.contains("likely cause: the wire: the server speaks framed (/version: webtransport-relay, branch RnD, commit 58c81a50) and this run spoke per_packet; set wire: framed (or auto)"),
+            "{line}"
+        );
+        // All of it arrived, but late (held back to the end of the run):
+        // not delivered in time.
+        r.audio.received.exact.lost = 0;
+        r.video.received.exact.lost = 0;
+        r.audio.received.late = 300;
+        r.video.received.late = 180;
+        r.judge(&[]);
+        assert_eq!(delivered(&r).1, Some(0.0));
+        // In time: no line, and the built-in holds.
+        r.audio.received.late = 3;
+        r.video.received.late = 0;
+        r.judge(&[]);
+        assert!(delivered(&r).2);
+        assert_eq!(nothing(&r), None);
     }
 
     /// Issue #24: the summary says why sessions ended and which part of

@@ -54,6 +54,8 @@ pub struct SessionSettings {
     pub late_after_ms: [f64; 2],
     /// At the end, the wait for a session's streams to be acknowledged.
     pub ack_wait: Duration,
+    /// The wire the clients speak.
+    pub wire: crate::version::Wire,
 }
 
 /// The clients of this process: who is ours, and who meets whom.

@@ -23,6 +23,7 @@
 mod connect;
 mod context;
 mod elect;
+mod framed;
 mod receiver;
 mod sender;
 mod session;

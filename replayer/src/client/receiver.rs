@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use synth_common::clock::unix_ms;
-use synth_common::net::{ReadFail, Reads};
+use synth_common::net::{FrameFail, FramedReads, ReadFail, Reads};
 use synth_common::wire;
 use tokio::sync::{mpsc, watch, Notify};
 use web_transport_quinn::Session;
@@ -20,6 +20,7 @@ use web_transport_quinn::Session;
 use crate::client::context::{since_start, Shared};
 use crate::metrics::{ClientStats, Control as Kind, Media};
 use crate::session::receive::{Accounting, Context, Handled};
+use crate::version::Wire;
 
 /// Control packets queued for the session's loop at most; beyond, they are
 /// counted as dropped (a sender that cannot keep up with its own control
@@ -71,6 +72,50 @@ pub(super) struct Receiver {
     pub(super) control: Option<ControlOut>,
 }
 
+/// The session's incoming uni streams: each one packet (per-packet wire),
+/// or a few lasting the session, carrying frames (framed wire).
+enum Streams {
+    PerPacket(Reads),
+    Framed(FramedReads),
+}
+
+impl Streams {
+    fn is_empty(&self) -> bool {
+        match self {
+            Streams::PerPacket(r) => r.is_empty(),
+            Streams::Framed(r) => r.is_empty(),
+        }
+    }
+
+    /// Starts reading `stream`; a packet at once if one is already whole.
+    fn start(
+        &mut self,
+        stream: web_transport_quinn::RecvStream,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Result<Bytes, ReadFail>> {
+        match self {
+            Streams::PerPacket(r) => r.start(stream, cx),
+            Streams::Framed(r) => {
+                r.push(stream);
+                self.poll_next(cx)
+            }
+        }
+    }
+
+    /// The next whole packet of any stream. A framed stream whose framing
+    /// broke counts as a packet too long (a bad packet), as a stream of the
+    /// per-packet wire past its limit does.
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<Bytes, ReadFail>> {
+        match self {
+            Streams::PerPacket(r) => r.poll_next(cx),
+            Streams::Framed(r) => r.poll_next(cx).map_err(|e| match e {
+                FrameFail::Reset => ReadFail::Reset,
+                _ => ReadFail::TooLong,
+            }),
+        }
+    }
+}
+
 /// Far enough ahead to mean "never" for a timer.
 const NEVER: Duration = Duration::from_secs(86_400);
 
@@ -90,7 +135,11 @@ impl Receiver {
             digests: &shared.settings.digests,
             late_after_ms: shared.settings.late_after_ms,
         };
-        let mut reads = Reads::default();
+        let mut reads = if shared.settings.wire == Wire::Framed {
+            Streams::Framed(FramedReads::default())
+        } else {
+            Streams::PerPacket(Reads::default())
+        };
         // Each future is re-armed only when it completes, not at every packet.
         let accept = session.accept_uni();
         let datagram = session.read_datagram();

@@ -3,10 +3,8 @@
 //! adaptation) and the streams in flight until the server acknowledges them.
 
 use std::collections::VecDeque;
-use std::future::Future as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,11 +16,13 @@ use tokio::time::timeout;
 use web_transport_quinn::{SendStream, Session};
 
 use crate::client::context::{since_start, Client};
+use crate::client::framed::{acked, Failed, Persistent};
 use crate::config::ClientProfile;
 use crate::metrics::{ClientStats, Control, Media};
 use crate::people::Action;
 use crate::session::adapt;
 use crate::session::pacer::{Backlog, Heads, Lane, Schedule, Voice, BROWSER_FLAG_HEARTBEAT_GAP};
+use crate::version::Wire;
 
 /// A `browser`'s heartbeat period (upstream's web client,
 /// `HEARTBEAT_KEEPALIVE_INTERVAL_MS`).
@@ -74,6 +74,8 @@ struct Adapting {
 /// media and when its send began (µs after the run started, plus one).
 pub(super) struct Inflight {
     q: VecDeque<(SendStream, Media, u64)>,
+    /// On the framed wire, the session's persistent streams instead.
+    framed: Option<Persistent>,
 }
 
 /// How often a session with sends in flight looks for their acknowledgements
@@ -82,22 +84,6 @@ const SETTLE_EVERY: Duration = Duration::from_millis(200);
 
 /// Streams remembered at most; beyond, the oldest is forgotten (and stays unacknowledged).
 const MAX_INFLIGHT: usize = 1 << 16;
-
-/// Whether a stream's data and FIN were all acknowledged: `Some(true)`,
-/// `Some(false)` when it never will be (stopped by the peer, or the session
-/// is gone), `None` while it is in flight. Never waits.
-fn acked(s: &SendStream) -> Option<bool> {
-    let fut = s.stopped();
-    let mut fut = std::pin::pin!(fut);
-    match fut
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        Poll::Ready(Ok(None)) => Some(true),
-        Poll::Ready(_) => Some(false),
-        Poll::Pending => None,
-    }
-}
 
 impl Inflight {
     /// Counts what was acknowledged since the last call, and notes when the
@@ -133,6 +119,9 @@ impl Inflight {
     /// Waits (at most `limit`) until every stream is acknowledged, then
     /// counts each one that was; the rest never will be.
     pub(super) async fn drain(&mut self, stats: &ClientStats, limit: Duration) {
+        if let Some(f) = self.framed.as_mut() {
+            f.drain(stats, limit).await;
+        }
         let all = async {
             for (s, _, _) in self.q.iter() {
                 let _ = s.stopped().await;
@@ -150,6 +139,9 @@ impl Inflight {
     /// The session is gone: what was not acknowledged never will be (and a
     /// dead connection's answers are not trusted).
     pub(super) fn forget(&mut self, stats: &ClientStats) {
+        if let Some(f) = self.framed.as_mut() {
+            f.forget(stats);
+        }
         self.q.clear();
         stats.waiting_since_us.store(0, Relaxed);
     }
@@ -196,6 +188,7 @@ impl Sender {
             health_label: format!("session_{}", unix_ms() as u64 / 1000),
             inflight: Inflight {
                 q: VecDeque::with_capacity(64),
+                framed: (settings.wire == Wire::Framed).then(Persistent::default),
             },
             stop: shared.signals.stop.clone(),
             adapt: if plan.adapt {
@@ -457,6 +450,45 @@ fn adapting(pack: &Reader, track: usize, start: Instant) -> Option<Adapting> {
 }
 
 /// Records the frames a lane skipped as late sends (no coordinated omission).
+/// Opens a uni stream, waiting for stream credit until the run stops. The
+/// wait is counted whether or not it ended in a stream: a session that dies
+/// while waiting waited all the same.
+async fn open(
+    session: &Session,
+    stop: &mut watch::Receiver<bool>,
+    stats: &ClientStats,
+) -> Result<SendStream, SendError> {
+    let opened = Instant::now();
+    let s = tokio::select! {
+        biased;
+        s = session.open_uni() => Some(s),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    credit_wait(stats, opened.elapsed());
+    s.ok_or(SendError::Stopped)?
+        .map_err(|e| SendError::Unsent(e.to_string()))
+}
+
+/// Counts a wait for stream or flow-control credit of 1 ms or more.
+fn credit_wait(stats: &ClientStats, waited: Duration) {
+    if waited >= Duration::from_millis(1) {
+        stats
+            .credit_wait_us
+            .fetch_add(waited.as_micros() as u64, Relaxed);
+    }
+}
+
+/// Notes when the client's (and this stay's) first packet went.
+fn first_packet(stats: &ClientStats) {
+    if stats.stay_first_packet_unix_us.load(Relaxed) == 0 {
+        let now = (unix_ms() * 1000.0) as u64;
+        stats.stay_first_packet_unix_us.store(now, Relaxed);
+        if stats.first_packet_unix_us.load(Relaxed) == 0 {
+            stats.first_packet_unix_us.store(now, Relaxed);
+        }
+    }
+}
+
 fn record_backlog(client: &Client, b: Backlog) {
     client
         .stats
@@ -503,6 +535,9 @@ impl Sender {
         media: Media,
         chunks: &mut [Bytes],
     ) -> Result<(), SendError> {
+        if self.inflight.framed.is_some() {
+            return self.send_framed(client, session, media, chunks).await;
+        }
         let stats = &client.stats;
         let began = since_start(&client.shared);
         self.inflight.settle(stats);
@@ -510,23 +545,7 @@ impl Sender {
             stats.waiting_since_us.store(began, Relaxed);
         }
         let len = chunks.iter().map(|c| c.len()).sum();
-        let opened = Instant::now();
-        let s = tokio::select! {
-            biased;
-            s = session.open_uni() => Some(s),
-            _ = self.stop.wait_for(|s| *s) => None,
-        };
-        // Counted whether or not the wait ended in a stream: a session that
-        // dies while waiting waited all the same.
-        let waited = opened.elapsed();
-        if waited >= Duration::from_millis(1) {
-            stats
-                .credit_wait_us
-                .fetch_add(waited.as_micros() as u64, Relaxed);
-        }
-        let mut s = s
-            .ok_or(SendError::Stopped)?
-            .map_err(|e| SendError::Unsent(e.to_string()))?;
+        let mut s = open(session, &mut self.stop, stats).await?;
         let written = match s.write_all_chunks(chunks).await {
             Ok(()) => s.finish().map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -535,17 +554,48 @@ impl Sender {
             stats.sent(media, len);
             return Err(SendError::Broken(e));
         }
-        if stats.stay_first_packet_unix_us.load(Relaxed) == 0 {
-            let now = (unix_ms() * 1000.0) as u64;
-            stats.stay_first_packet_unix_us.store(now, Relaxed);
-            if stats.first_packet_unix_us.load(Relaxed) == 0 {
-                stats.first_packet_unix_us.store(now, Relaxed);
-            }
-        }
+        first_packet(stats);
         stats.sent(media, len);
         // Polled for its acknowledgement at the next settle (before the next
         // send, or after this wake-up's sends).
         self.inflight.push(s, media, began);
+        Ok(())
+    }
+
+    /// [`Sender::send`] on the framed wire: one frame on the media's
+    /// persistent stream, opened when it is first needed.
+    async fn send_framed(
+        &mut self,
+        client: &Client,
+        session: &Session,
+        media: Media,
+        chunks: &mut [Bytes],
+    ) -> Result<(), SendError> {
+        let stats = &client.stats;
+        let began = since_start(&client.shared);
+        let len = chunks.iter().map(|c| c.len()).sum();
+        let Some(f) = self.inflight.framed.as_mut() else {
+            return Err(SendError::Unsent("not on the framed wire".into()));
+        };
+        f.look(session, stats, began);
+        if !f.has(media) {
+            f.adopt(media, open(session, &mut self.stop, stats).await?);
+        }
+        let waited = tokio::select! {
+            biased;
+            w = f.write(media, chunks) => w,
+            _ = self.stop.wait_for(|s| *s) => return Err(SendError::Stopped),
+        };
+        match waited {
+            Ok(w) => credit_wait(stats, w),
+            Err(Failed::Unopened(e)) => return Err(SendError::Unsent(e)),
+            Err(Failed::Broken(e)) => {
+                stats.sent(media, len);
+                return Err(SendError::Broken(e));
+            }
+        }
+        first_packet(stats);
+        stats.sent(media, len);
         Ok(())
     }
 

@@ -37,6 +37,10 @@ pub struct ClientStats {
     /// CONGESTION packets about other senders of the room (the server
     /// tells the whole room): seen, not this client's.
     pub room_congestion: AtomicU64,
+    /// Packets of the types past upstream main's
+    /// ([`synth_common::wire::packet_type::NEWER`], in its order), then of
+    /// types nobody knows: counted, never an error.
+    pub newer_types: [AtomicU64; 7],
     /// Control packets sent (`browser`), by [`Control`](super::Control).
     pub control_sent: [AtomicU64; 4],
     /// Control packets received, by [`Control`](super::Control): others' DIAGNOSTICS and

@@ -30,8 +30,9 @@ use crate::health::{Health, Samplers};
 use crate::metrics::{Layout, Metrics, State};
 use crate::monitor::{Live, Setup, Stop};
 use crate::plan::{self, ClientPlan, Plan};
-use crate::report::{Report, StopReason};
+use crate::report::{Report, StopReason, WireReport};
 use crate::scopes::Scopes;
+use crate::version::Wire;
 use progress::EverySecond;
 use threads::{spawn_thread, Endpoints};
 
@@ -159,6 +160,8 @@ struct Target {
     label: String,
     /// The embedded relay, when no server was given.
     relay: Option<synth_relay::Relay>,
+    /// The wire the clients speak, and what the report says of it.
+    wire: (Wire, WireReport),
 }
 
 /// How the run stopped.
@@ -203,6 +206,9 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
     let metrics =
         Arc::new(Metrics::laid_out(plan.clients.len(), layout).with_stall_after(s.stall_after));
     let target = target(s).await?;
+    if opts.progress {
+        eprintln!("{}", crate::version::line(&target.wire.1));
+    }
     let metrics_addr = match s.metrics_listen {
         Some(addr) => Some(crate::http::serve(addr, metrics.clone()).await?),
         None => None,
@@ -211,7 +217,13 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
         let _ = tx.send(*addr);
     }
     let (signals, control) = RunSignals::new(Instant::now(), s.max_concurrent_connects);
-    let shared = Arc::new(shared(s, &plan, &target.url, signals, metrics.clone()));
+    let shared = Arc::new(shared(
+        s,
+        &plan,
+        (&target.url, target.wire.0),
+        signals,
+        metrics.clone(),
+    ));
     // The event loops' own delay: one probe on this runtime, one per client thread.
     tokio::spawn(
         metrics
@@ -256,20 +268,30 @@ async fn prepare(s: &Settings, opts: &mut Options) -> anyhow::Result<Prepared> {
 /// The server of `s`, or without one the embedded relay, started here and
 /// pinned by hash.
 async fn target(s: &Settings) -> anyhow::Result<Target> {
+    let observer =
+        matches!(&s.credentials, Credentials::Token(t) if synth_common::jwt::says_observer(t));
     if let Some(u) = &s.server_url {
+        let answer = match &s.wire.health_url {
+            Some(h) => Some(crate::version::ask(h).await),
+            None => None,
+        };
         return Ok(Target {
             url: u.clone(),
             trust: s.trust.clone(),
             label: plan::server_label(s),
             relay: None,
+            wire: crate::version::choose(&s.wire, answer, observer),
         });
     }
     let jwt_secret = match &s.credentials {
         Credentials::Mint { secret, .. } => Some(secret.clone()),
         _ => None,
     };
+    // The embedded relay speaks the wire the config names (per_packet for auto).
+    let wire = crate::version::choose(&s.wire, None, observer);
     let r = synth_relay::Relay::start(synth_relay::RelayConfig {
         jwt_secret,
+        wire: wire.0,
         ..synth_relay::RelayConfig::default()
     })
     .await
@@ -280,6 +302,7 @@ async fn target(s: &Settings) -> anyhow::Result<Target> {
         trust: Trust::Pinned(vec![r.cert_sha256()]),
         url,
         relay: Some(r),
+        wire,
     })
 }
 
@@ -288,7 +311,7 @@ async fn target(s: &Settings) -> anyhow::Result<Target> {
 fn shared(
     s: &Settings,
     plan: &Plan,
-    server: &url::Url,
+    (server, wire): (&url::Url, Wire),
     signals: RunSignals,
     metrics: Arc<Metrics>,
 ) -> Shared {
@@ -305,6 +328,7 @@ fn shared(
             batch_window: s.batch_window,
             late_after_ms: s.late_after.map(|d| d.as_secs_f64() * 1000.0),
             ack_wait: s.ack_wait,
+            wire,
         },
         roster: Roster::new(&plan.clients),
         signals,
@@ -473,6 +497,7 @@ async fn collect(s: &Settings, run: Prepared, stopped: Stopped, endpoints: &Endp
     };
     let mut report = crate::collect::build(&metrics, &inputs);
     report.networks = endpoints.report();
+    report.wire = Some(target.wire.1.clone());
     // The final verdicts (built-in ones too) replace the live ones, and
     // the participants' scores are served.
     metrics.set_verdicts(&report.thresholds);

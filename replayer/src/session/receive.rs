@@ -510,7 +510,19 @@ impl Accounting {
                 };
                 stats.control_received[kind as usize].fetch_add(1, Relaxed);
             }
-            _ => stats.received(Media::Other, buf.len()),
+            t => {
+                stats.received(Media::Other, buf.len());
+                let known = t == packet_type::RSA_PUB_KEY
+                    || t == packet_type::AES_KEY
+                    || t == packet_type::CONNECTION;
+                if !known {
+                    let i = packet_type::NEWER
+                        .iter()
+                        .position(|(n, _)| *n == t)
+                        .unwrap_or(packet_type::NEWER.len());
+                    stats.newer_types[i].fetch_add(1, Relaxed);
+                }
+            }
         }
         out
     }
@@ -742,6 +754,15 @@ mod tests {
         acc.session(Instant::now());
         acc.handle(&wire::congestion("x", 1), 0.0, &cx, stats);
         assert_eq!(stats.room_congestion.load(Relaxed), 3);
+        // Upstream RnD's newer types and a type nobody knows: counted by
+        // name, never an error. Field 1 is packet_type, 2 user_id.
+        for t in [11u8, 13, 13, 99] {
+            acc.handle(&[0x08, t, 0x12, 0x01, b'x'], 0.0, &cx, stats);
+        }
+        let newer: Vec<u64> = stats.newer_types.iter().map(|n| n.load(Relaxed)).collect();
+        // peer_event, viewport, layer_preference, layer_hint, downlink_congestion, reaction, unknown
+        assert_eq!(newer, [0, 1, 0, 2, 0, 0, 1]);
+        assert_eq!(stats.bad_packets.load(Relaxed), 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::health::Health;
 use crate::model::{
     Behaviour, Clients, Event, MediaReport, Meeting, Percentiles, ProcessReport, Report,
-    ScoreSummary, Scores, SearchReport, ServerCost, Signals, Timeline,
+    ScoreSummary, Scores, SearchReport, ServerCost, Signals, Timeline, WireReport,
 };
 use crate::threshold::Verdict;
 
@@ -114,6 +114,7 @@ page! {
         behaviour: Behaviour,
         seed: u64,
         scores: Scores,
+        wire: WireReport,
     }
 }
 
@@ -334,10 +335,10 @@ fn header(o: &mut String, p: &Page) {
              this machine, not only the server (see Generator health).</p>\n",
         );
     }
-    if let (Some(a), Some(v)) = (&p.audio, &p.video) {
-        if let Some(line) = crate::text::nothing(&a.received, &v.received) {
-            let line = line.trim_start_matches("WARNING").trim_start();
-            let _ = writeln!(o, "<p class=\"warn\">WARNING: {}</p>", esc(line));
+    if let (Some(a), Some(v), Some(t)) = (&p.audio, &p.video, &p.thresholds) {
+        let (a, v) = (&a.received, &v.received);
+        if let Some(line) = crate::judge::nothing_delivered(t, a, v, p.wire.as_ref()) {
+            let _ = writeln!(o, "<p class=\"warn\">FAILED: {}</p>", esc(&line));
         }
     }
     o.push_str("</header>\n");

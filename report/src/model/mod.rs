@@ -129,6 +129,81 @@ pub struct Report {
     /// scoped threshold names (`audio_lost{group=3g}` reads them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<ScopeFigures>,
+    /// The wire the run spoke, how it was chosen, and the server's
+    /// `/version` when it was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireReport>,
+}
+
+/// The wire a run spoke and what the server said of itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WireReport {
+    /// `per_packet` (one packet per uni stream, upstream main) or `framed`
+    /// (length-prefixed packets on persistent streams, upstream RnD).
+    pub used: String,
+    /// `config` (the config named it), `version` (`auto`, from the
+    /// server's `/version`), `default` (`auto` without an answer).
+    pub chosen_by: String,
+    /// The server's `GET /version` answer, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<ServerVersion>,
+    /// Why `/version` gave nothing, when it was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_error: Option<String>,
+    /// Every client joined with one fixed token whose claims say
+    /// `observer: true`: the server drops what such a client sends.
+    pub observer_token: bool,
+}
+
+/// A server's `GET /version` answer (upstream's fields; ours adds `wire`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerVersion {
+    /// What the server says it is (`webtransport-relay`, `synth-relay`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Its version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The commit it was built from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_sha: Option<String>,
+    /// The branch it was built from (`main`, `RnD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_branch: Option<String>,
+    /// When it was built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_timestamp: Option<String>,
+    /// The wire it says it speaks (the relay's answer has it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire: Option<String>,
+}
+
+impl ServerVersion {
+    /// One line: `webtransport-relay 1.0.1, branch RnD, commit 58c81a50`.
+    pub fn line(&self) -> String {
+        let mut parts = vec![[self.service.as_deref(), self.version.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")];
+        if let Some(b) = &self.git_branch {
+            parts.push(format!("branch {b}"));
+        }
+        if let Some(c) = &self.git_sha {
+            parts.push(format!("commit {c}"));
+        }
+        if let Some(w) = &self.wire {
+            parts.push(format!("wire {w}"));
+        }
+        parts.retain(|p| !p.is_empty());
+        if parts.is_empty() {
+            "an empty answer".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// The figures of the participants of one group, network or meeting: what
@@ -465,6 +540,12 @@ pub struct Signals {
     pub server_rtt_ms: Percentiles,
     /// PARTICIPANT_JOINED packets seen.
     pub participant_joined_seen: u64,
+    /// Packets of types past upstream main's (upstream `RnD`'s
+    /// `peer_event`, `viewport`, `layer_preference`, `layer_hint`,
+    /// `downlink_congestion`, `reaction`) and of types nobody knows
+    /// (`unknown`), by name: counted, never an error. Only those seen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_types: BTreeMap<String, u64>,
     /// PARTICIPANT_LEFT packets seen.
     pub participant_left_seen: u64,
     /// From a client's first packet (or its peer's join, if later) to the

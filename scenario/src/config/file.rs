@@ -25,6 +25,11 @@ pub struct File {
     /// `browser` connects to each, probes them for 2 s and keeps the one
     /// with the lowest RTT, as upstream's web client does; a `bot` takes the first.
     pub server_urls: Option<Vec<String>>,
+    /// Which wire to speak: `auto` (ask the server's `/version`),
+    /// `per_packet` (upstream main) or `framed` (upstream RnD).
+    pub wire: Option<String>,
+    /// Where the server's `GET /version` is asked (`http://host:port`).
+    pub health_url: Option<String>,
     /// Pack to replay.
     pub pack: Option<PathBuf>,
     /// Run length, counted from the start of the first client.

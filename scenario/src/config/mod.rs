@@ -14,6 +14,7 @@
 //!   resolves one section (a group's [`Network`], the [`Trust`], the
 //!   [`Credentials`], the [`Participant`]s from id templates, the [`Search`]);
 //! - `server.rs`: the `server:` section checked into a [`ServerWatch`];
+//! - `wire.rs`: `wire:` and `health_url:` into [`WireSettings`];
 //! - `settings.rs`: [`Settings::resolve`], which runs them into [`Settings`].
 
 mod auth;
@@ -29,6 +30,7 @@ mod settings;
 #[cfg(test)]
 mod testing;
 mod tls;
+mod wire;
 
 pub use auth::Credentials;
 pub use expand::Participant;
@@ -44,3 +46,4 @@ pub use server::{ServerWatch, MAX_QUERIES};
 pub use settings::{People, Settings};
 pub(crate) use synth_common::redact::shown;
 pub use tls::{ca_roots, parse_sha256, Trust};
+pub use wire::{WireChoice, WireSettings, HEALTH_PORT};

@@ -14,6 +14,16 @@ pub struct Overrides {
     /// Server URL, e.g. https://127.0.0.1:4433 (overrides the config's server_url).
     #[arg(long, env = "SERVER_URL")]
     pub server_url: Option<String>,
+    /// The wire: auto (ask the server's GET /version before the run and
+    /// speak its wire; per_packet without an answer), per_packet (one
+    /// packet per stream: upstream main) or framed (length-prefixed
+    /// packets on persistent streams: upstream RnD).
+    #[arg(long, env = "WIRE")]
+    pub wire: Option<String>,
+    /// Where `wire: auto` asks the server's GET /version (plain http; by
+    /// default port 5321 of the server's host, as upstream's compose file).
+    #[arg(long, env = "HEALTH_URL")]
+    pub health_url: Option<String>,
     /// Process id of the server on this host, whose CPU and memory the run
     /// samples (overrides the config's `server.pid`).
     #[arg(long, env = "SERVER_PID")]

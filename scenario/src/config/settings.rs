@@ -21,6 +21,7 @@ use super::overrides::Overrides;
 use super::search::{search, search_group, Search};
 use super::server::{server_watch, ServerWatch};
 use super::tls::{trust, Trust};
+use super::wire::WireSettings;
 
 /// The behaviour part of the config: what [`crate::behaviour::schedule`] turns
 /// into each client's script.
@@ -57,6 +58,8 @@ pub struct Settings {
     /// Server URL (`https://host:port`), `None` to start the embedded relay;
     /// the first of `server_urls`.
     pub server_url: Option<url::Url>,
+    /// The wire to speak and where `/version` is asked.
+    pub wire: WireSettings,
     /// The other servers of `server_urls`, which `browser` clients also
     /// try before they choose one (empty with a single server).
     pub server_alternates: Vec<url::Url>,
@@ -147,6 +150,7 @@ impl Settings {
         // told of the same one first every time.
         let people = people(&file, file.search.is_some())?;
         let (server_url, server_alternates) = servers(&file, o)?;
+        let wire = super::wire::wire(&file, o, server_url.as_ref())?;
         let trust = trust(&file.tls)?;
         let credentials = credentials(&file.auth, env)?;
         let o = &pod_index(o, env)?;
@@ -184,6 +188,7 @@ impl Settings {
         let duration = run_length(&timing, search.as_ref(), &engine, &people, o, &file);
         Ok(Settings {
             server_url,
+            wire,
             server_alternates,
             pack,
             duration,
