@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+use synth_common::framing::Wire;
 use synth_report::Report;
 
 use crate::proc::{die_with_parent, sample, Sample};
@@ -45,6 +46,8 @@ pub struct Setup {
     pub work: PathBuf,
     /// Extra top-level lines for the replayer's config, e.g. `threads: 1`.
     pub extra_config: Vec<String>,
+    /// The wire the relay and the clients speak.
+    pub wire: Wire,
 }
 
 /// One run's figures.
@@ -113,6 +116,8 @@ pub(crate) struct Relay {
     pub(crate) url: String,
     pub(crate) cert: String,
     pub(crate) stats: PathBuf,
+    /// The wire it speaks (the replayer's config says the same).
+    pub(crate) wire: Wire,
 }
 
 /// Starts `replay_bin relay` (drain-only if `drain`; taking tokens signed
@@ -120,8 +125,7 @@ pub(crate) struct Relay {
 pub(crate) fn start_relay(
     replay_bin: &Path,
     work: &Path,
-    drain: bool,
-    tokens: bool,
+    (drain, tokens, wire): (bool, bool, Wire),
     tag: &str,
 ) -> anyhow::Result<Relay> {
     let stats = work.join(format!("relay-{tag}.json"));
@@ -134,6 +138,8 @@ pub(crate) fn start_relay(
         "8388608",
         "--leave-grace",
         "0s",
+        "--wire",
+        wire.as_str(),
     ])
     .arg("--stats-json")
     .arg(&stats)
@@ -162,6 +168,7 @@ pub(crate) fn start_relay(
             .context("cert_sha256")?
             .to_string(),
         stats,
+        wire,
     })
 }
 
@@ -269,7 +276,8 @@ pub(crate) fn replay_config(
     load: &Load,
     extra: &[String],
 ) -> String {
-    config_text(&relay.url, &relay.cert, pack, rendition, load, extra)
+    let text = config_text(&relay.url, &relay.cert, pack, rendition, load, extra);
+    format!("wire: {}\n{text}", relay.wire)
 }
 
 /// [`replay_config`] for a relay at `url` with certificate `cert` (SHA-256, hex).
@@ -372,7 +380,7 @@ impl Measured {
 /// Runs `load` (its clients' count and duration are filled in here) against
 /// a relay of its own (drain-only if `drain`), files named by `tag`.
 fn measure(s: &Setup, tag: &str, drain: bool, mut load: Load) -> anyhow::Result<Measured> {
-    let mut relay = start_relay(&s.replay_bin, &s.work, drain, load.tokens, tag)?;
+    let mut relay = start_relay(&s.replay_bin, &s.work, (drain, load.tokens, s.wire), tag)?;
     let clients = load.total();
     let ramp = Duration::from_millis(load.ramp_ms * clients as u64);
     // Room for a slow connect phase, so the steady window always fits in the run.
@@ -850,6 +858,10 @@ pub struct Replay {
     /// or `--config-line "batch_window: 0ms"` (repeatable).
     #[arg(long)]
     pub config_line: Vec<String>,
+    /// The wire the relay and the clients speak: per_packet (upstream main) or
+    /// framed (upstream RnD).
+    #[arg(long, default_value = "per_packet")]
+    pub wire: Wire,
 }
 
 impl Replay {

@@ -63,6 +63,8 @@ pub struct Setup {
     pub work: PathBuf,
     /// Extra top-level lines for the replayer's config, e.g. `threads: 1`.
     pub extra_config: Vec<String>,
+    /// The wire the relay and the clients speak.
+    pub wire: synth_common::framing::Wire,
 }
 
 /// One process at one sample.
@@ -398,7 +400,7 @@ fn tail(path: &Path, max: usize) -> String {
 pub fn run(s: &Setup) -> anyhow::Result<Soak> {
     let drain = s.meeting_size <= 1;
     let tag = format!("soak-{}-m{}", s.clients, s.meeting_size);
-    let mut relay = start_relay(&s.replay_bin, &s.work, drain, false, &tag)?;
+    let mut relay = start_relay(&s.replay_bin, &s.work, (drain, false, s.wire), &tag)?;
     // The replayer would stop by itself a minute after the harness means to
     // stop it, should the harness be stopped in a way it cannot catch.
     let config = replay_config(

@@ -67,8 +67,10 @@ fn main() -> anyhow::Result<()> {
         settle: Duration::from_secs(3),
         work,
         extra_config: a.replay.config_line.clone(),
+        wire: a.replay.wire,
     };
     eprintln!("machine: {}", proc::machine());
+    eprintln!("wire: {}", a.replay.wire);
     let mut rows = Vec::new();
     for &n in &a.send {
         eprintln!("send path: {n} clients ...");
@@ -110,7 +112,7 @@ fn main() -> anyhow::Result<()> {
         rows.push(row);
     }
     scale::per_client_rss(&mut rows);
-    println!("machine: {}\n", proc::machine());
+    println!("machine: {}\nwire: {}\n", proc::machine(), a.replay.wire);
     println!("{}", scale::table(&rows));
     if rows.iter().any(|r| r.shape != "send") {
         println!("{}", scale::receivers_table(&rows));

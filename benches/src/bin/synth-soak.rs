@@ -76,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         ramp_ms: a.ramp_ms,
         work,
         extra_config: a.replay.config_line,
+        wire: a.replay.wire,
     };
     soak::catch_signals();
     let machine = proc::machine();
