@@ -20,8 +20,10 @@ pub struct Overrides {
     /// packets on persistent streams: upstream RnD).
     #[arg(long, env = "WIRE")]
     pub wire: Option<String>,
-    /// Where `wire: auto` asks the server's GET /version (plain http; by
-    /// default port 5321 of the server's host, as upstream's compose file).
+    /// Where the server's GET /version is asked before a run against a
+    /// server (`wire: auto` chooses from it; the report records it): plain
+    /// http, by default port 5321 of the server's host (upstream's compose
+    /// file).
     #[arg(long, env = "HEALTH_URL")]
     pub health_url: Option<String>,
     /// Process id of the server on this host, whose CPU and memory the run
