@@ -214,7 +214,7 @@ fn unreachable_server_fails_with_one_line() {
     let (child, report, _) = spawn_run(
         dir.path(),
         &format!(
-            "server_url: https://127.0.0.1:{port}\nconnect_timeout: 1s\nconnect_attempts: 1\nduration: 1h\ntls: {{insecure: true}}\nclients: [{{user_id: a, meeting_id: m}}]\n"
+            "server_url: https://127.0.0.1:{port}\nwire: per_packet\nconnect_timeout: 1s\nconnect_attempts: 1\nduration: 1h\ntls: {{insecure: true}}\nclients: [{{user_id: a, meeting_id: m}}]\n"
         ),
     );
     let o = finish(child, 60, "giving up on an unreachable server");
@@ -680,7 +680,7 @@ async fn debug_logs_carry_no_secret() {
         .url()
         .replace("https://", "https://alice:hunter2pass@");
     let base = format!(
-        "duration: 2s\nramp_up_delay_ms: 0\nserver_url: \"{url}\"\ntls: {{cert_sha256: \"{pin}\"}}\nclients: [{{user_id: a, meeting_id: m}}, {{user_id: b, meeting_id: m}}]\n"
+        "duration: 2s\nramp_up_delay_ms: 0\nserver_url: \"{url}\"\nwire: per_packet\ntls: {{cert_sha256: \"{pin}\"}}\nclients: [{{user_id: a, meeting_id: m}}, {{user_id: b, meeting_id: m}}]\n"
     );
     for (name, auth) in [
         ("minted", "auth: {jwt_secret_env: SYNTH_TEST_SECRET}\n"),
