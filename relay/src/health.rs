@@ -41,14 +41,19 @@ pub(crate) async fn serve(
     let version = Bytes::from(version_json(wire));
     tokio::spawn(async move {
         loop {
-            let stream = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok((stream, _)) => stream,
-                    // Out of descriptors, or a connection reset before it
-                    // was taken: the next one may do.
-                    Err(_) => continue,
-                },
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
                 _ = shutdown.wait_for(|v| *v) => return,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors, or a connection reset before it was
+                // taken: the next one may do, after a pause (out of
+                // descriptors, accept fails at once and would spin).
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             };
             let version = version.clone();
             tokio::spawn(async move {
