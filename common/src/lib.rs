@@ -28,15 +28,18 @@
 //!   jitter, a rate cap, duplication, reordering, a schedule) as verdicts on
 //!   datagrams; the replayer's socket wrapper carries them out.
 //! - [`net`] (feature `net`): a UDP socket builder and readers of uni streams
-//!   (whole streams, or the frames of framed ones), the only parts that touch
-//!   sockets.
+//!   (whole streams, or the frames of framed ones), and [`http`] (feature
+//!   `net`), the small HTTP server of `/metrics` and the relay's health port:
+//!   the only parts that touch sockets.
 //!
-//! Everything but [`net`] is sans-IO. This crate has no CLI and no `anyhow`:
+//! Everything but [`net`] and [`http`] is sans-IO. This crate has no CLI and no `anyhow`:
 //! errors are typed.
 
 pub mod clock;
 pub mod fingerprint;
 pub mod framing;
+#[cfg(feature = "net")]
+pub mod http;
 pub mod ids;
 pub mod ivf;
 pub mod jwt;

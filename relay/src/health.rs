@@ -11,16 +11,12 @@
 //! `build_timestamp`, stamped by its build; this build stamps none, so they
 //! are left out rather than made up.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use synth_common::framing::Wire;
+use synth_common::http::{self, Reply};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -39,30 +35,10 @@ pub(crate) async fn serve(
         .with_context(|| format!("binding the health port (--health-listen) on {addr}"))?;
     let local = listener.local_addr().context("health port address")?;
     let version = Bytes::from(version_json(wire));
+    let task = http::serve(listener, move |method, path| answer(method, path, &version));
     tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                r = listener.accept() => r,
-                _ = shutdown.wait_for(|v| *v) => return,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                // Out of descriptors, or a connection reset before it was
-                // taken: the next one may do, after a pause (out of
-                // descriptors, accept fails at once and would spin).
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let version = version.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| answer(req, version.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+        let _ = shutdown.wait_for(|v| *v).await;
+        task.abort();
     });
     Ok(local)
 }
@@ -77,26 +53,16 @@ pub(crate) fn version_json(wire: Wire) -> String {
     .to_string()
 }
 
-async fn answer(
-    req: Request<Incoming>,
-    version: Bytes,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, ctype, body) = match (req.method().as_str(), req.uri().path()) {
-        ("GET", "/healthz") => (StatusCode::OK, "text/plain", Bytes::from_static(b"Ok")),
-        ("GET", "/version") => (StatusCode::OK, "application/json", version),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found: try GET /healthz or GET /version\n"),
-        ),
-    };
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(ctype),
-    );
-    Ok(resp)
+fn answer(method: &str, path: &str, version: &Bytes) -> Reply {
+    match (method, path) {
+        ("GET", "/healthz") => Reply::text(200, "Ok"),
+        ("GET", "/version") => Reply {
+            status: 200,
+            content_type: "application/json",
+            body: version.clone(),
+        },
+        _ => Reply::text(404, "not found: try GET /healthz or GET /version\n"),
+    }
 }
 
 #[cfg(test)]

@@ -3,17 +3,13 @@
 //! and [`get`], the plain HTTP/1.0 GET with which the run asks a
 //! Prometheus server its queries and a server its `/version`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use synth_common::http::{self, Reply};
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
@@ -28,56 +24,21 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
     let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                // Out of descriptors, accept fails at once: pause, not spin.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| answer(req, metrics.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let task = http::serve(listener, move |method, path| answer(method, path, &metrics));
     Ok((local, task))
 }
 
-async fn answer(
-    req: Request<Incoming>,
-    metrics: Arc<Metrics>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, ctype, body) = match (req.method().as_str(), req.uri().path()) {
-        ("GET", "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(metrics.render()),
-        ),
-        ("GET", "/healthz") if metrics.ready.load(Relaxed) => {
-            (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
-        }
-        ("GET", "/healthz") => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            Bytes::from_static(b"starting\n"),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found: try /metrics or /healthz\n"),
-        ),
-    };
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(ctype),
-    );
-    Ok(resp)
+fn answer(method: &str, path: &str, metrics: &Metrics) -> Reply {
+    match (method, path) {
+        ("GET", "/metrics") => Reply {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: Bytes::from(metrics.render()),
+        },
+        ("GET", "/healthz") if metrics.ready.load(Relaxed) => Reply::text(200, "ok\n"),
+        ("GET", "/healthz") => Reply::text(503, "starting\n"),
+        _ => Reply::text(404, "not found: try /metrics or /healthz\n"),
+    }
 }
 
 /// `GET` of `request_target` (path and query) from `addr` (`host:port`)
