@@ -450,6 +450,40 @@ fn adapting(pack: &Reader, track: usize, start: Instant) -> Option<Adapting> {
 }
 
 /// Records the frames a lane skipped as late sends (no coordinated omission).
+/// [`Sender::send`] on the framed wire: one frame on the media's
+/// persistent stream of `f`, opened when it is first needed.
+async fn send_framed(
+    f: &mut Persistent,
+    stop: &mut watch::Receiver<bool>,
+    client: &Client,
+    session: &Session,
+    media: Media,
+    chunks: &mut [Bytes],
+) -> Result<(), SendError> {
+    let stats = &client.stats;
+    let len = chunks.iter().map(|c| c.len()).sum();
+    f.look(session, stats, since_start(&client.shared));
+    if !f.has(media) {
+        f.adopt(media, open(session, stop, stats).await?);
+    }
+    let waited = tokio::select! {
+        biased;
+        w = f.write(media, chunks) => w,
+        _ = stop.wait_for(|s| *s) => return Err(SendError::Stopped),
+    };
+    match waited {
+        Ok(w) => credit_wait(stats, w),
+        Err(Failed::Unopened(e)) => return Err(SendError::Unsent(e)),
+        Err(Failed::Broken(e)) => {
+            stats.sent(media, len);
+            return Err(SendError::Broken(e));
+        }
+    }
+    first_packet(stats);
+    stats.sent(media, len);
+    Ok(())
+}
+
 /// Opens a uni stream, waiting for stream credit until the run stops. The
 /// wait is counted whether or not it ended in a stream: a session that dies
 /// while waiting waited all the same.
@@ -535,8 +569,8 @@ impl Sender {
         media: Media,
         chunks: &mut [Bytes],
     ) -> Result<(), SendError> {
-        if self.inflight.framed.is_some() {
-            return self.send_framed(client, session, media, chunks).await;
+        if let Some(f) = self.inflight.framed.as_mut() {
+            return send_framed(f, &mut self.stop, client, session, media, chunks).await;
         }
         let stats = &client.stats;
         let began = since_start(&client.shared);
@@ -559,43 +593,6 @@ impl Sender {
         // Polled for its acknowledgement at the next settle (before the next
         // send, or after this wake-up's sends).
         self.inflight.push(s, media, began);
-        Ok(())
-    }
-
-    /// [`Sender::send`] on the framed wire: one frame on the media's
-    /// persistent stream, opened when it is first needed.
-    async fn send_framed(
-        &mut self,
-        client: &Client,
-        session: &Session,
-        media: Media,
-        chunks: &mut [Bytes],
-    ) -> Result<(), SendError> {
-        let stats = &client.stats;
-        let began = since_start(&client.shared);
-        let len = chunks.iter().map(|c| c.len()).sum();
-        let Some(f) = self.inflight.framed.as_mut() else {
-            return Err(SendError::Unsent("not on the framed wire".into()));
-        };
-        f.look(session, stats, began);
-        if !f.has(media) {
-            f.adopt(media, open(session, &mut self.stop, stats).await?);
-        }
-        let waited = tokio::select! {
-            biased;
-            w = f.write(media, chunks) => w,
-            _ = self.stop.wait_for(|s| *s) => return Err(SendError::Stopped),
-        };
-        match waited {
-            Ok(w) => credit_wait(stats, w),
-            Err(Failed::Unopened(e)) => return Err(SendError::Unsent(e)),
-            Err(Failed::Broken(e)) => {
-                stats.sent(media, len);
-                return Err(SendError::Broken(e));
-            }
-        }
-        first_packet(stats);
-        stats.sent(media, len);
         Ok(())
     }
 
