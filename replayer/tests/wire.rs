@@ -40,18 +40,23 @@ fn asking(yaml: &str, relay: &Relay) -> String {
     format!("{yaml}health_url: http://{at}/\n")
 }
 
+/// A run of `yaml` against `relay`.
+async fn run_on(yaml: &str, relay: &Relay) -> run::Outcome {
+    within(
+        60,
+        "run",
+        run::run(settings(yaml, relay), quiet(), std::future::pending()),
+    )
+    .await
+    .expect("run")
+}
+
 /// Clean: everything sent arrives, every packet acknowledged (each
 /// persistent stream whole, at the end), nothing malformed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_framed_run_is_exact() {
     let relay = framed_relay(0.0).await;
-    let o = within(
-        60,
-        "run",
-        run::run(settings(SIX, &relay), quiet(), std::future::pending()),
-    )
-    .await
-    .expect("run");
+    let o = run_on(SIX, &relay).await;
     let stats = relay.shutdown().await;
     let r = &o.report;
     assert_eq!(r.clients.connected, 6);
@@ -107,14 +112,8 @@ async fn framed_losses_are_the_relays_drops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wrong_wire_never_passes() {
     let relay = framed_relay(0.0).await;
-    let yaml = SIX.replace("wire: framed", "wire: per_packet");
-    let o = within(
-        60,
-        "run",
-        run::run(settings(&yaml, &relay), quiet(), std::future::pending()),
-    )
-    .await
-    .expect("run");
+    let yaml = asking(&SIX.replace("wire: framed", "wire: per_packet"), &relay);
+    let o = run_on(&yaml, &relay).await;
     let stats = relay.shutdown().await;
     let r = &o.report;
     assert_eq!(r.clients.connected, 6, "they connect");
@@ -134,8 +133,12 @@ async fn the_wrong_wire_never_passes() {
     let line = r.nothing_delivered().unwrap();
     assert!(
         line.starts_with(
-            "nothing delivered: 0.00 % of the media expected arrived in time; likely cause: "
+            "nothing delivered: 0.00 % of the media expected arrived in time; likely cause: the wire: the server speaks framed (/version: synth-relay "
         ),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("and this run spoke per_packet; set wire: framed (or auto)"),
         "{line}"
     );
     assert!(r.summary().contains(&format!("FAILED   {line}")));
@@ -146,13 +149,7 @@ async fn the_wrong_wire_never_passes() {
 async fn auto_speaks_the_wire_the_server_names() {
     let relay = framed_relay(0.0).await;
     let yaml = asking(&SIX.replace("wire: framed", "wire: auto"), &relay);
-    let o = within(
-        60,
-        "run",
-        run::run(settings(&yaml, &relay), quiet(), std::future::pending()),
-    )
-    .await
-    .expect("run");
+    let o = run_on(&yaml, &relay).await;
     relay.shutdown().await;
     let r = &o.report;
     let w = r.wire.as_ref().unwrap();
