@@ -70,18 +70,27 @@ impl Scope {
                 k.trim()
             );
         }
-        let scope = match k.trim() {
-            "group" => Scope::Group(v.to_owned()),
-            "meeting" => Scope::Meeting(v.to_owned()),
-            "network" => Scope::Network(v.to_owned()),
-            "phase" => Scope::Phase(v.to_owned()),
-            other => bail!(
+        let Some(scope) = Scope::of(k.trim(), v) else {
+            bail!(
                 "thresholds: {:?}: unknown scope {:?} (known: group, meeting, network, phase)",
                 shown(key),
-                shown(other)
-            ),
+                shown(k.trim())
+            );
         };
         Ok((figure.trim(), scope))
+    }
+
+    /// The scope of key `kind` (`group`, `meeting`, `network`, `phase`)
+    /// and `value`; `None` for another key.
+    pub fn of(kind: &str, value: &str) -> Option<Scope> {
+        let v = value.to_owned();
+        Some(match kind {
+            "group" => Scope::Group(v),
+            "meeting" => Scope::Meeting(v),
+            "network" => Scope::Network(v),
+            "phase" => Scope::Phase(v),
+            _ => return None,
+        })
     }
 }
 

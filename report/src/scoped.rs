@@ -54,11 +54,9 @@ impl Report {
     pub fn scoped_figures(&self) -> Vec<(Scope, Vec<&str>)> {
         let mut out: Vec<(Scope, Vec<&str>)> = Vec::new();
         for s in &self.scopes {
-            let scope = match s.kind.as_str() {
-                "group" => Scope::Group(s.name.clone()),
-                "network" => Scope::Network(s.name.clone()),
-                "meeting" => Scope::Meeting(s.name.clone()),
-                _ => continue,
+            // `scopes` holds groups, networks and meetings only.
+            let Some(scope) = Scope::of(&s.kind, &s.name) else {
+                continue;
             };
             out.push((scope, s.figures.keys().map(String::as_str).collect()));
         }
