@@ -89,6 +89,7 @@ fn audio(p: &mut MediaPrefix, seq: u64) -> Vec<u8> {
         timestamp_ms: 1_700_000_000_000.0 + seq as f64,
         duration_ms: 33.3,
         key: true,
+        layer: 0,
     };
     let mut v = p.build(&f, len).to_vec();
     v.extend((0..len).map(|i| (i * 7 + seq as usize) as u8));

@@ -15,6 +15,9 @@
 //!   [`framing`] is the other way to carry them on uni streams, upstream's
 //!   RnD wire: length-prefixed frames on persistent streams ([`framing::Wire`]
 //!   names which of the two a side speaks).
+//!   [`layers`] writes and reads RnD's simulcast control: VIEWPORT,
+//!   LAYER_PREFERENCE and LAYER_HINT (media carry their layer and kind in
+//!   [`wire::MediaFields`]).
 //! - [`seq`] is the loss model: one sequence tracker, used by the relay for
 //!   what each sender delivered and by each client for what each peer did.
 //!   [`quality`] builds on it what a receiver experiences of one sender:
@@ -43,6 +46,7 @@ pub mod http;
 pub mod ids;
 pub mod ivf;
 pub mod jwt;
+pub mod layers;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod netem;

@@ -98,6 +98,32 @@ pub mod media_type {
     pub const KEYFRAME_REQUEST: i32 = 6;
 }
 
+/// `PacketWrapper.media_kind` values (upstream `RnD`,
+/// `protobuf/types/packet_wrapper.proto` `MediaKind`): what a server filters
+/// media by without opening the (possibly encrypted) `MediaPacket`. Absent
+/// (0) means "do not filter".
+pub mod media_kind {
+    use super::media_type;
+
+    /// Camera video.
+    pub const VIDEO: i32 = 1;
+    /// Microphone audio.
+    pub const AUDIO: i32 = 2;
+    /// Screen share.
+    pub const SCREEN: i32 = 3;
+
+    /// The kind of a `MediaPacket.media_type`: media only (heartbeats, probes
+    /// and key-frame requests carry none, as upstream's client sends them).
+    pub fn of(media_type: i32) -> Option<i32> {
+        match media_type {
+            media_type::VIDEO => Some(VIDEO),
+            media_type::AUDIO => Some(AUDIO),
+            media_type::SCREEN => Some(SCREEN),
+            _ => None,
+        }
+    }
+}
+
 /// `VideoMetadata.codec` for VP9 profile 0, 8-bit.
 pub const CODEC_VP9_PROFILE0: i32 = VideoCodec::VP9_PROFILE0_LEVEL10_8BIT as i32;
 
@@ -140,6 +166,10 @@ pub struct MediaFields {
     pub duration_ms: f64,
     /// Key frame (`frame_type "key"`) or delta (`"delta"`). Audio is always `"key"`.
     pub key: bool,
+    /// The simulcast layer (`PacketWrapper.simulcast_layer_id`, upstream
+    /// `RnD`): 0, the lowest, is left out of the wrapper as protobuf
+    /// leaves out a default.
+    pub layer: u32,
 }
 
 /// Builds the bytes that precede a frame in a MEDIA packet, for one client.
@@ -202,6 +232,14 @@ impl MediaPrefix {
         out.clear();
         put_varint_field(out, 1, packet_type::MEDIA as u64);
         put_bytes_field(out, 2, &self.user_id);
+        // Upstream `RnD`'s cleartext routing fields, ahead of `data` so the
+        // frame still ends the packet; a server without them skips them.
+        if f.layer != 0 {
+            put_varint_field(out, 5, f.layer as u64);
+        }
+        if let Some(kind) = media_kind::of(f.media_type) {
+            put_varint_field(out, 6, kind as u64);
+        }
         put_tag(out, 3, 2);
         put_varint(out, (inner.len() + frame_len) as u64);
         out.extend_from_slice(inner);
@@ -209,7 +247,7 @@ impl MediaPrefix {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -217,20 +255,20 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn varint_len(v: u64) -> usize {
+pub(crate) fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
+pub(crate) fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
     put_varint(out, ((field as u64) << 3) | wire_type as u64);
 }
 
-fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
+pub(crate) fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
     put_tag(out, field, 0);
     put_varint(out, v);
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     put_tag(out, field, 2);
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
@@ -605,6 +643,10 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// The session the server assigned (filled in by the server on relay).
     pub session_id: u64,
+    /// `simulcast_layer_id` (upstream `RnD`; 0 when absent).
+    pub layer: u32,
+    /// `media_kind` (see [`media_kind`]; 0 when absent).
+    pub media_kind: i32,
 }
 
 /// A parsed `MediaPacket`, borrowing from the received bytes.
@@ -638,11 +680,11 @@ impl Media<'_> {
     }
 }
 
-struct Fields<'a> {
-    buf: &'a [u8],
+pub(crate) struct Fields<'a> {
+    pub(crate) buf: &'a [u8],
 }
 
-enum Value<'a> {
+pub(crate) enum Value<'a> {
     Varint(u64),
     Fixed64(u64),
     Bytes(&'a [u8]),
@@ -650,7 +692,7 @@ enum Value<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn varint(&mut self) -> Result<u64, WireError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         let mut v = 0u64;
         for (i, &b) in self.buf.iter().enumerate().take(10) {
             v |= ((b & 0x7f) as u64) << (7 * i);
@@ -675,7 +717,7 @@ impl<'a> Fields<'a> {
         Ok(head)
     }
 
-    fn next(&mut self) -> Option<Result<(u32, Value<'a>), WireError>> {
+    pub(crate) fn next(&mut self) -> Option<Result<(u32, Value<'a>), WireError>> {
         if self.buf.is_empty() {
             return None;
         }
@@ -721,6 +763,8 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, WireError> {
             (2, Value::Bytes(b)) => p.user_id = b,
             (3, Value::Bytes(b)) => p.data = b,
             (4, Value::Varint(v)) => p.session_id = v,
+            (5, Value::Varint(v)) => p.layer = v as u32,
+            (6, Value::Varint(v)) => p.media_kind = v as i32,
             _ => {}
         }
     }
@@ -904,6 +948,7 @@ mod tests {
             timestamp_ms: 1_700_000_000_123.5,
             duration_ms: 33.3,
             key: true,
+            layer: 0,
         };
         let bytes = full(&mut b, &f, &frame);
         let w = PacketWrapper::parse_from_bytes(&bytes).unwrap();
@@ -935,6 +980,7 @@ mod tests {
                 timestamp_ms: 5.0,
                 duration_ms: 20.0,
                 key: true,
+                layer: 0,
             };
             let bytes = full(&mut b, &f, &frame);
             let w = PacketWrapper::parse_from_bytes(&bytes).unwrap();
@@ -1048,6 +1094,7 @@ mod tests {
                 timestamp_ms: 7.0,
                 duration_ms: 200.0,
                 key,
+                layer: 0,
             };
             let bytes = media_packet("sharer", &f, &[9; 50]);
             let w = PacketWrapper::parse_from_bytes(&bytes).unwrap();
@@ -1073,6 +1120,7 @@ mod tests {
             timestamp_ms: 1.0,
             duration_ms: 33.0,
             key: false,
+            layer: 0,
         };
         let bytes = full(&mut b, &f, &[1, 2, 3, 4]);
         for cut in 1..bytes.len() {

@@ -1092,6 +1092,7 @@ mod tests {
             timestamp_ms: 1.0,
             duration_ms: 20.0,
             key: true,
+            layer: 0,
         };
         let mut v = MediaPrefix::new(user).build(&f, 3).to_vec();
         v.extend_from_slice(&[1, 2, 3]);

@@ -896,6 +896,7 @@ mod tests {
             timestamp_ms,
             duration_ms,
             key,
+            layer: 0,
         };
         wire::media_packet(user, &f, &[1, 2, 3])
     }

@@ -510,6 +510,7 @@ pub(crate) fn media_frame(
         timestamp_ms: 1_700_000_000_000.0 + seq as f64,
         duration_ms: 33.3,
         key,
+        layer: 0,
     };
     let mut v = p.build(&f, frame.len()).to_vec();
     v.extend_from_slice(frame);

@@ -495,6 +495,7 @@ async fn a_client_that_reads_nothing_holds_at_most_max_incoming_streams() {
             timestamp_ms: 1.0,
             duration_ms: 20.0,
             key: true,
+            layer: 0,
         };
         let mut p = prefix.build(&f, 3).to_vec();
         p.extend_from_slice(&[1, 2, 3]);

@@ -261,6 +261,7 @@ impl Lane {
             duration_ms: duration as f64 * 1000.0 / self.clock as f64,
             // Every Opus packet decodes on its own; upstream marks audio "key".
             key: frame.key || self.media == Media::Audio,
+            layer: 0,
         };
         let data = pack.frame_bytes(self.track, self.pos)?;
         let head = heads.push(prefix.build(&fields, data.len()));
