@@ -19,8 +19,8 @@
 //! leaves the wrapper's session id out (the server fills it in).
 
 use crate::wire::{
-    packet_type, put_bytes_field, put_tag, put_varint, put_varint_field, varint_len, Fields,
-    Value, WireError,
+    packet_type, put_bytes_field, put_tag, put_varint, put_varint_field, varint_len, Fields, Value,
+    WireError,
 };
 
 /// `max_requested_layer` meaning "every layer" (no receiver limits it).

@@ -629,6 +629,14 @@ pub fn parse_meeting(data: &[u8]) -> Result<MeetingEvent, WireError> {
     })
 }
 
+/// Who a PARTICIPANT_LEFT (a MEETING wrapper's `data`) is about; `None`
+/// for another event or bytes that do not parse.
+pub fn meeting_target(data: &[u8]) -> Option<Vec<u8>> {
+    let p = MeetingPacket::parse_from_bytes(data).ok()?;
+    (p.event_type.enum_value() == Ok(MeetingEventType::PARTICIPANT_LEFT))
+        .then_some(p.target_user_id)
+}
+
 // ---------------------------------------------------------------------------
 // Parsing
 

@@ -17,9 +17,10 @@ use synth_report::model::score::{summarize, ParticipantScore};
 use synth_report::model::Scores;
 use synth_report::model::{
     Adaptation, Behaviour, Clients, Concealment, Control, ControlCounts, Counts, Event,
-    ExactReport, Expected, FreezeReport, LinkReport, MediaReport, Meeting, NetworkReport,
-    Percentiles, PhaseReport, ProcessReport, QuicReport, Rate, Received, Report, ScopeFigures,
-    Screen, SearchReport, Sent, Sessions, Signals, StopReason, Timeline, SCHEMA, SCHEMA_VERSION,
+    ExactReport, Expected, FreezeReport, LayerReceiver, Layers, LinkReport, MediaReport, Meeting,
+    NetworkReport, Percentiles, PhaseReport, ProcessReport, QuicReport, Rate, Received, Report,
+    ScopeFigures, Screen, SearchReport, Sent, Sessions, Signals, StopReason, Timeline, SCHEMA,
+    SCHEMA_VERSION,
 };
 use synth_report::num::{bitrates, quantile, round3, round6};
 use synth_report::score::{
@@ -54,6 +55,48 @@ fn adaptation(m: &Metrics, plan: &[ClientPlan]) -> Option<Adaptation> {
         *v = round3(*v);
     }
     (a.clients > 0).then_some(a)
+}
+
+/// What simulcast senders sent and receivers with a view got; `None`
+/// when there are none.
+fn layers(m: &Metrics, inp: &Inputs) -> Option<Layers> {
+    let mut l = Layers::default();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+    for (c, p) in m.clients.iter().zip(inp.plan) {
+        if !p.layers.is_empty() {
+            l.senders += 1;
+            for i in 0..3 {
+                l.sent[i] += load(&c.layer_sent[i]);
+            }
+            l.hints += load(&c.layer_hints);
+            l.sheds += load(&c.layer_changes[0]);
+            l.restores += load(&c.layer_changes[1]);
+        }
+        let layers = [0, 1, 2].map(|i| load(&c.layer_received[i]));
+        for (sum, n) in l.received.iter_mut().zip(layers) {
+            *sum += n;
+        }
+        l.unrequested += load(&c.unrequested);
+        l.upper_missing += load(&c.layer_missing);
+        if p.view.is_none() {
+            continue;
+        }
+        l.viewports_sent += load(&c.view_sent[0]);
+        l.preferences_sent += load(&c.view_sent[1]);
+        let switch = load(&c.view_switch_us);
+        l.receivers.push(LayerReceiver {
+            id: p.user_id.clone(),
+            group: p
+                .group
+                .and_then(|g| inp.scoring.group_names.get(g).cloned())
+                .unwrap_or_else(|| "clients".to_string()),
+            layers,
+            unrequested: load(&c.unrequested),
+            switch_ms: (switch > 0).then(|| round3((switch - 1) as f64 / 1000.0)),
+        });
+    }
+    l.switch_ms = synth_report::model::switch_percentiles(&l.receivers);
+    (l.senders > 0 || !l.receivers.is_empty()).then_some(l)
 }
 
 /// What the live side recorded while the run went ([`crate::monitor::Live::finish`]).
@@ -367,6 +410,7 @@ fn figures(all: &Metrics, m: &Metrics, index: &BTreeMap<&str, usize>, inp: &Inpu
         merged_from: Vec::new(),
         networks: Vec::new(),
         adaptation: adaptation(m, inp.plan),
+        layers: layers(m, inp),
         seed: Some(inp.seed),
         behaviour: inp.schedule.map(|sc| behaviour(m, inp.plan, sc)),
         scopes: Vec::new(),
@@ -1005,6 +1049,8 @@ mod tests {
                 network: None,
                 group: None,
                 adapt: false,
+                layers: Vec::new(),
+                view: None,
                 profile: Default::default(),
                 behaviour: Default::default(),
             })

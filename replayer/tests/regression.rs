@@ -513,3 +513,45 @@ fn adapt_on_a_pack_with_one_rendition_is_an_error() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `simulcast: true` needs two renditions (the test pack has one) and goes
+/// with neither `adapt` nor `rendition`; a view's tiles and layer are
+/// checked; each refused in one line.
+#[test]
+fn simulcast_and_view_are_checked() {
+    let g = "groups: [{count: 2, user_id: \"s-{index}\", meeting_id: m";
+    assert_config_error(
+        &validate(&format!("{g}, simulcast: true}}]\n"), &[], &[]),
+        &[
+            "client s-0",
+            "simulcast needs a pack with two or more video renditions",
+        ],
+    );
+    assert_config_error(
+        &validate(&format!("{g}, simulcast: true, adapt: true}}]\n"), &[], &[]),
+        &[
+            "client s-0",
+            "simulcast sends every rendition at once",
+            "adapt",
+        ],
+    );
+    assert_config_error(
+        &validate(&format!("{g}, view: {{tiles: 0}}}}]\n"), &[], &[]),
+        &["client s-0", "view.tiles must be between 1 and 64"],
+    );
+    assert_config_error(
+        &validate(&format!("{g}, view: {{layer: top}}}}]\n"), &[], &[]),
+        &["unknown variant `top`", "low", "auto"],
+    );
+    let o = validate(
+        &format!("{g}, view: {{tiles: 4, layer: low}}}}]\n"),
+        &[],
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

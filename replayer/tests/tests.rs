@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod faults;
+mod layers;
 mod live;
 mod merge;
 mod networks;

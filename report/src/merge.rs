@@ -48,9 +48,9 @@ use crate::health::{Health, HostFigures};
 use crate::hist;
 use crate::model::{
     add_close_reason, network, Adaptation, Av, Behaviour, ByState, Clients, Concealment, Control,
-    Counts, Event, ExactReport, FreezeReport, LostCauses, MediaReport, Meeting, Percentiles,
-    ProcessReport, Rate, Received, Report, Sample, ScopeFigures, Sent, SessionEnds, Signals,
-    StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
+    Counts, Event, ExactReport, FreezeReport, Layers, LostCauses, MediaReport, Meeting,
+    Percentiles, ProcessReport, Rate, Received, Report, Sample, ScopeFigures, Sent, SessionEnds,
+    Signals, StopReason, Timeline, P2, SCHEMA, SCHEMA_VERSION,
 };
 use crate::num::{bitrates, round3, round6};
 use crate::threshold::Threshold;
@@ -205,6 +205,13 @@ pub fn merge(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         server_cost: all().find_map(|r| r.server_cost.clone()),
         merged_from: reports.iter().map(|(n, _)| n.clone()).collect(),
         networks: network::merge(all().map(|r| &r.networks[..])),
+        layers: all()
+            .filter_map(|r| r.layers.as_ref())
+            .fold(None, |acc: Option<Layers>, l| {
+                let mut acc = acc.unwrap_or_default();
+                acc.add(l);
+                Some(acc)
+            }),
         adaptation: all().filter_map(|r| r.adaptation.as_ref()).fold(
             None,
             |acc: Option<Adaptation>, a| {

@@ -503,6 +503,9 @@ fn adaptation_and_networks(o: &mut String, r: &Report) -> fmt::Result {
     if let Some(a) = &r.adaptation {
         writeln!(o, "adapt    {}", a.line())?;
     }
+    for l in r.layers.iter().flat_map(|l| l.lines()) {
+        writeln!(o, "layers   {l}")?;
+    }
     Ok(())
 }
 

@@ -155,6 +155,8 @@ mod tests {
             network: None,
             group: None,
             adapt: false,
+            layers: Vec::new(),
+            view: None,
             profile,
             behaviour: Default::default(),
         }

@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use synth_common::pack::{Reader, Role, TrackKind};
 
 use crate::behaviour::{self, Action, Cause, Member, PhaseWindow, Planned, Script, SessionPlan};
-use crate::config::{ClientProfile, Settings};
+use crate::config::{ClientProfile, Settings, ViewSpec};
 
 /// One client, fully resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +46,11 @@ pub struct ClientPlan {
     pub group: Option<usize>,
     /// It adapts its video rendition to its uplink (`crate::adapt`).
     pub adapt: bool,
+    /// Simulcast: the video tracks it sends at once, layer 0 (its
+    /// `video_track`) first, lowest to highest; empty without simulcast.
+    pub layers: Vec<usize>,
+    /// What it shows and asks for (`view:`).
+    pub view: Option<ViewSpec>,
     /// What it sends besides media, and how it keeps its session.
     pub profile: ClientProfile,
     /// How it behaves over the run: sessions, actions, turns, role.
@@ -68,6 +73,61 @@ pub struct Behaviour {
     /// Its sessions come from a behaviour schedule: no sessions there means
     /// it never joins (a phase never needed it).
     pub scheduled: bool,
+}
+
+/// Checks that `pack` can serve client `user`'s `what` (`adapt`,
+/// `simulcast`): two or more renditions (`videos`), key frames aligned.
+fn ladder_ok(
+    pack: &Reader,
+    path: &Path,
+    user: &str,
+    what: &str,
+    videos: &[&str],
+) -> anyhow::Result<()> {
+    if videos.len() < 2 {
+        bail!(
+            "client {user}: {what} needs a pack with two or more video renditions; pack {} has {}",
+            path.display(),
+            if videos.is_empty() {
+                "none".to_string()
+            } else {
+                videos.join(", ")
+            }
+        );
+    }
+    if let Some((a, b)) = pack.keyframe_mismatch() {
+        bail!(
+            "client {user}: {what} needs renditions with key frames at the same positions; in pack {}, {} and {} differ (rebuild it with synth-encode build)",
+            path.display(),
+            pack.tracks()[a].name,
+            pack.tracks()[b].name
+        );
+    }
+    Ok(())
+}
+
+/// The most video tiles a `view` may show (an `RnD` server keeps at most
+/// 64 session ids of a VIEWPORT).
+pub const MAX_TILES: usize = 64;
+
+/// Client `k`'s simulcast layers: the pack's video renditions of its own
+/// variant, fewest pixels (then bits) first.
+fn simulcast_layers(pack: &Reader, k: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..pack.tracks().len())
+        .filter(|&t| {
+            let tr = &pack.tracks()[t];
+            tr.kind == TrackKind::Video && tr.role == Role::Main && tr.variant == 0
+        })
+        .map(|t| pack.variant_of(t, k))
+        .collect();
+    v.sort_by_key(|&t| {
+        let tr = &pack.tracks()[t];
+        (
+            u32::from(tr.width) * u32::from(tr.height),
+            tr.target_bitrate_bps,
+        )
+    });
+    v
 }
 
 /// The mean Opus bitrate (kbps) of the clients that send audio; `None`
@@ -220,28 +280,38 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
         } else {
             None
         };
-        if c.adapt && c.video {
-            if videos.len() < 2 {
+        if c.simulcast && c.video {
+            if c.adapt || c.rendition.is_some() {
                 bail!(
-                    "client {}: adapt needs a pack with two or more video renditions; pack {} has {}",
+                    "client {}: simulcast sends every rendition at once; drop `{}` from its group",
                     c.user_id,
-                    path.display(),
-                    if videos.is_empty() { "none".to_string() } else { videos.join(", ") }
+                    if c.adapt { "adapt" } else { "rendition" }
                 );
             }
-            if let Some((a, b)) = pack.keyframe_mismatch() {
+            ladder_ok(&pack, path, &c.user_id, "simulcast", &videos)?;
+        }
+        if c.adapt && c.video {
+            ladder_ok(&pack, path, &c.user_id, "adapt", &videos)?;
+        }
+        if let Some(v) = &c.view {
+            if v.tiles.is_some_and(|t| !(1..=MAX_TILES).contains(&t)) {
                 bail!(
-                    "client {}: adapt needs renditions with key frames at the same positions; in pack {}, {} and {} differ (rebuild it with synth-encode build)",
-                    c.user_id,
-                    path.display(),
-                    pack.tracks()[a].name,
-                    pack.tracks()[b].name
+                    "client {}: view.tiles must be between 1 and {MAX_TILES} (an RnD server keeps at most {MAX_TILES} ids)",
+                    c.user_id
                 );
             }
         }
         // Each client takes its own variant of every track (voice, colours
         // and label), in turn.
-        let video_track = video_track.map(|t| pack.variant_of(t, i));
+        let layers: Vec<usize> = if c.simulcast && c.video {
+            simulcast_layers(&pack, i)
+        } else {
+            Vec::new()
+        };
+        let video_track = match layers.first() {
+            Some(&t) => Some(t),
+            None => video_track.map(|t| pack.variant_of(t, i)),
+        };
         let audio = audio_track
             .filter(|_| c.audio)
             .map(|t| pack.variant_of(t, i));
@@ -253,7 +323,12 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             video_track,
             target_bps: [
                 audio.map_or(0.0, |t| bitrate[t]),
-                video_track.map_or(0.0, |t| bitrate[t]),
+                // Simulcast: every layer at once.
+                if layers.is_empty() {
+                    video_track.map_or(0.0, |t| bitrate[t])
+                } else {
+                    layers.iter().map(|&t| bitrate[t]).sum()
+                },
             ],
             start_after: match &s.search {
                 // A search starts each step's clients at the step's start.
@@ -269,6 +344,8 @@ pub fn resolve(s: &Settings) -> anyhow::Result<Plan> {
             network: c.network,
             group: c.group,
             adapt: c.adapt && video_track.is_some(),
+            layers,
+            view: c.view,
             profile: c.profile,
             behaviour: Behaviour {
                 script: Script::default(),

@@ -48,6 +48,7 @@ use crate::netem::QuicStats;
 use crate::people::{Cause, EndCause, SessionPlan};
 use crate::plan::ClientPlan;
 use crate::session::receive::Accounting;
+use crate::session::view::View;
 use connect::{after_loss, attempt, Failures};
 use receiver::publish;
 use sender::Sender;
@@ -84,10 +85,14 @@ pub async fn run(
         return;
     };
     let sender = Sender::new(&client, start_at + client.plan.phase);
-    let accounting = Some(if sender.browser() {
+    let accounting = if sender.browser() {
         Accounting::browser(&client.plan.user_id, Instant::now())
     } else {
         Accounting::new(&client.plan.user_id)
+    };
+    let accounting = Some(match client.plan.view {
+        Some(v) => accounting.with_view(View::new(v.tiles, v.layer.layer())),
+        None => accounting,
     });
     let settings = &client.shared.settings;
     let servers = std::iter::once(&settings.server).chain(&settings.alternates);

@@ -27,12 +27,15 @@ use crate::version::Wire;
 /// traffic shows, rather than queueing without bound).
 pub(super) const CONTROL_QUEUE: usize = 256;
 
-/// A control packet for the session's loop to send on a stream.
-pub(super) type Outgoing = (Kind, Bytes);
+/// A packet for the session's loop to send on a stream: a `browser`'s
+/// control packet, or a view's VIEWPORT (`None`, 0) or LAYER_PREFERENCE
+/// (`None`, 1).
+pub(super) type Outgoing = (Result<Kind, usize>, Bytes);
 
-/// What a `browser`'s receive side needs to build its control packets.
+/// What a `browser`'s receive side (or one with a view) needs to build its
+/// control packets.
 pub(super) struct ControlOut {
-    /// Where DIAGNOSTICS, HEALTH and key-frame requests go.
+    /// Where DIAGNOSTICS, HEALTH, key-frame requests and view updates go.
     pub(super) tx: mpsc::Sender<Outgoing>,
     /// Its user id.
     pub(super) user: String,
@@ -146,9 +149,9 @@ impl Receiver {
         let finished = done.changed();
         let ticking = self.control.is_some();
         let mut wake = accounting
-            .control()
+            .next_wake()
             .filter(|_| ticking)
-            .map_or(Instant::now() + NEVER, |c| c.next_wake());
+            .unwrap_or(Instant::now() + NEVER);
         let tick = tokio::time::sleep_until(wake.into());
         tokio::pin!(accept, datagram, finished, tick);
         loop {
@@ -202,11 +205,10 @@ impl Receiver {
                 }
                 Incoming::Tick => {
                     self.tick(&mut accounting);
-                    if let Some(c) = accounting.control() {
-                        if c.next_wake() != wake {
-                            wake = c.next_wake();
-                            tick.as_mut().reset(wake.into());
-                        }
+                    let next = accounting.next_wake().unwrap_or(Instant::now() + NEVER);
+                    if next != wake {
+                        wake = next;
+                        tick.as_mut().reset(wake.into());
                     }
                     continue;
                 }
@@ -214,6 +216,15 @@ impl Receiver {
             };
             let h = accounting.handle(&buf, unix_ms(), &cx, stats);
             self.record(&h);
+            if ticking {
+                // A peer heard may change the view: its update is due later.
+                if let Some(next) = accounting.view().and_then(|v| v.next_wake()) {
+                    if next < wake {
+                        wake = next;
+                        tick.as_mut().reset(wake.into());
+                    }
+                }
+            }
             if let (Some(out), Some(c)) = (&self.control, accounting.control()) {
                 for ask in c.take_asks() {
                     let target = String::from_utf8_lossy(&ask.target);
@@ -232,6 +243,13 @@ impl Receiver {
         let Some(out) = &self.control else { return };
         let stats = &self.stats;
         let now = Instant::now();
+        if let Some(u) = accounting.view().and_then(|v| v.due(&out.user, now)) {
+            for (i, p) in [u.viewport, u.preference].into_iter().enumerate() {
+                if let Some(p) = p {
+                    self.send_out(Err(i), p);
+                }
+            }
+        }
         let stamp = accounting.probe_timestamp(now);
         let Some(c) = accounting.control() else {
             return;
@@ -263,8 +281,12 @@ impl Receiver {
     /// Hands a control packet to the session's loop; counted as dropped
     /// when its queue is full (or the session is ending).
     fn queue(&self, kind: Kind, packet: Vec<u8>) {
+        self.send_out(Ok(kind), packet);
+    }
+
+    fn send_out(&self, what: Result<Kind, usize>, packet: Vec<u8>) {
         let Some(out) = &self.control else { return };
-        if out.tx.try_send((kind, Bytes::from(packet))).is_err() {
+        if out.tx.try_send((what, Bytes::from(packet))).is_err() {
             self.stats.control_dropped.fetch_add(1, Relaxed);
         }
     }

@@ -22,6 +22,7 @@ use crate::metrics::{ClientStats, Control, Media};
 use crate::people::Action;
 use crate::session::adapt;
 use crate::session::pacer::{Backlog, Heads, Lane, Schedule, Voice, BROWSER_FLAG_HEARTBEAT_GAP};
+use crate::session::simulcast::{Change, Ladder};
 use crate::version::Wire;
 
 /// A `browser`'s heartbeat period (upstream's web client,
@@ -57,6 +58,8 @@ pub(super) struct Sender {
     turns: Option<(Vec<(Instant, Instant)>, usize)>,
     /// The video track its plan gave it (what a rendition revert goes back to).
     video_track: Option<usize>,
+    /// Simulcast: its layers above layer 0 (`simulcast: true`).
+    ladder: Option<Ladder>,
 }
 
 /// An adapting client's controller, and the rendition its video lane is on.
@@ -208,7 +211,11 @@ impl Sender {
                 (turns, 0)
             }),
             video_track: plan.video_track,
+            ladder: Ladder::new(&plan.layers),
         };
+        if let Some(l) = &sender.ladder {
+            client.stats.layers_active.store(l.active() as u64, Relaxed);
+        }
         if sender.turns.is_some() {
             sender.schedule.set_talking(pack, false);
         }
@@ -610,9 +617,11 @@ impl Sender {
             return Ok(());
         };
         let pack = &shared.settings.pack;
-        let Some(p) = lane.next_packet(pack, prefix, heads, now, unix_ms()) else {
+        let stamp = unix_ms();
+        let Some(p) = lane.next_packet(pack, prefix, heads, now, stamp) else {
             return Err(SendError::Unsent("frame index out of range".into()));
         };
+        let pos = p.pos;
         // Audio and video numbers are what peers check their loss against.
         let av = (media as usize) < 2;
         if av {
@@ -643,6 +652,71 @@ impl Sender {
             stats.sent_payload[media as usize].fetch_add(payload as u64, Relaxed);
         }
         stats.mark_media_sent(shared.metrics.started);
+        if media == Media::Video && self.ladder.is_some() {
+            stats.layer_sent[0].fetch_add(1, Relaxed);
+            self.send_layers(client, session, pos, stamp).await?;
+        }
+        Ok(())
+    }
+
+    /// Simulcast: the frame at `pos` of each upper layer sent now, after
+    /// layer 0's, stamped like it; each layer numbers its own packets. The
+    /// server's last LAYER_HINT decides first which layers go.
+    async fn send_layers(
+        &mut self,
+        client: &Client,
+        session: &Session,
+        pos: usize,
+        stamp: f64,
+    ) -> Result<(), SendError> {
+        let (stats, pack) = (&client.stats, &client.shared.settings.pack);
+        let Some(ladder) = self.ladder.as_mut() else {
+            return Ok(());
+        };
+        let hint = stats.layer_hint.load(Relaxed);
+        ladder.hint(hint.checked_sub(1).map(|m| m as u32));
+        match ladder.poll(Instant::now()) {
+            Some(Change::Shed(_)) => {
+                stats.layer_changes[0].fetch_add(1, Relaxed);
+            }
+            Some(Change::Restored(_)) => {
+                stats.layer_changes[1].fetch_add(1, Relaxed);
+            }
+            None => {}
+        }
+        stats.layers_active.store(ladder.active() as u64, Relaxed);
+        let upper: Vec<(u32, usize)> = ladder.upper().collect();
+        for (layer, track) in upper {
+            let (Some(frame), Some(data)) = (pack.frame(track, pos), pack.frame_bytes(track, pos))
+            else {
+                continue;
+            };
+            let Some(ladder) = self.ladder.as_mut() else {
+                break;
+            };
+            let clock = pack.tracks()[track].clock_rate.max(1) as f64;
+            let fields = wire::MediaFields {
+                media_type: wire::media_type::VIDEO,
+                sequence: ladder.take_seq(layer),
+                timestamp_ms: stamp,
+                duration_ms: frame.duration as f64 * 1000.0 / clock,
+                key: frame.key,
+                layer,
+            };
+            let head = self.heads.push(self.prefix.build(&fields, data.len()));
+            let payload = data.len() as u64;
+            let r = self
+                .send(client, session, Media::Video, &mut [head, data])
+                .await;
+            if matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
+                if let Some(l) = self.ladder.as_mut() {
+                    l.unsend(layer);
+                }
+            }
+            r?;
+            stats.sent_payload[1].fetch_add(payload, Relaxed);
+            stats.layer_sent[(layer as usize).min(2)].fetch_add(1, Relaxed);
+        }
         Ok(())
     }
 
@@ -702,19 +776,25 @@ impl Sender {
     }
 
     /// Sends a `browser`'s control packet (DIAGNOSTICS, HEALTH, a key-frame
-    /// request: on its own stream, as upstream's web client does) and counts it.
+    /// request: on its own stream, as upstream's web client does) or a
+    /// view's update (`Err(0)` VIEWPORT, `Err(1)` LAYER_PREFERENCE, on the
+    /// control stream as upstream's) and counts it.
     pub(super) async fn send_control(
         &mut self,
         client: &Client,
         session: &Session,
-        kind: Control,
+        kind: Result<Control, usize>,
         packet: Bytes,
     ) -> Result<(), SendError> {
         let r = self
             .send(client, session, Media::Other, &mut [packet])
             .await;
         if !matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
-            client.stats.control_sent[kind as usize].fetch_add(1, Relaxed);
+            let stats = &client.stats;
+            match kind {
+                Ok(k) => stats.control_sent[k as usize].fetch_add(1, Relaxed),
+                Err(i) => stats.view_sent[i.min(1)].fetch_add(1, Relaxed),
+            };
         }
         r
     }

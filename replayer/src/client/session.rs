@@ -254,7 +254,7 @@ pub(super) async fn run_session(
         shard: plan.index,
         session: session.clone(),
         keyframe: sender.keyframe(),
-        control: sender.browser().then(|| ControlOut {
+        control: (sender.browser() || plan.view.is_some()).then(|| ControlOut {
             tx: control_tx,
             user: plan.user_id.clone(),
             meeting: plan.meeting_id.clone(),

@@ -41,6 +41,33 @@ pub struct ClientStats {
     /// ([`synth_common::wire::packet_type::NEWER`], in its order), then of
     /// types nobody knows: counted, never an error.
     pub newer_types: [AtomicU64; 7],
+    /// Simulcast, as a sender: video packets sent per layer (0, 1, 2 and up).
+    pub layer_sent: [AtomicU64; 3],
+    /// The server's last LAYER_HINT for its video: the highest layer wanted
+    /// plus one; 0 for none yet or "every layer".
+    pub layer_hint: AtomicU64,
+    /// LAYER_HINTs received.
+    pub layer_hints: AtomicU64,
+    /// Layers its video sends now (0 without simulcast).
+    pub layers_active: AtomicU64,
+    /// Times it shed a layer, and restored one, on the server's hint.
+    pub layer_changes: [AtomicU64; 2],
+    /// As a receiver: video packets received per layer (0, 1, 2 and up),
+    /// of what it asked for.
+    pub layer_received: [AtomicU64; 3],
+    /// Video packets received that it did not ask for: of peers outside its
+    /// tiles, or of layers other than the one it wants (before the server
+    /// applied its VIEWPORT or LAYER_PREFERENCE); never loss.
+    pub unrequested: AtomicU64,
+    /// Numbers missing in the layers above 0 it asked for (gaps between the
+    /// first and the last heard of each: a layer's edges are not checked).
+    pub layer_missing: AtomicU64,
+    /// VIEWPORT and LAYER_PREFERENCE packets it sent.
+    pub view_sent: [AtomicU64; 2],
+    /// From its last VIEWPORT or LAYER_PREFERENCE to the last video packet
+    /// that asked-for view no longer wanted (µs, plus one; 0: none arrived
+    /// after it, or nothing sent): how long the server took to switch.
+    pub view_switch_us: AtomicU64,
     /// Control packets sent (`browser`), by [`Control`](super::Control).
     pub control_sent: [AtomicU64; 4],
     /// Control packets received, by [`Control`](super::Control): others' DIAGNOSTICS and
@@ -265,6 +292,9 @@ pub struct PeerView {
     pub until: Option<[u64; 2]>,
     /// This sender belongs to this process (same clock, known pack).
     pub ours: bool,
+    /// This receiver's view did not show the sender's video (`view.tiles`):
+    /// none of it was owed.
+    pub unshown: bool,
     /// For a sender of this process, audio and video: its numbers sent
     /// while this receiver's session was down (see [`Down`]).
     pub down: [Down; 2],

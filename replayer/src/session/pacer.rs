@@ -35,6 +35,9 @@ pub struct Packet {
     pub lateness: Duration,
     /// Frames skipped because the lane fell too far behind (see [`Backlog`]).
     pub skipped: Option<Backlog>,
+    /// The frame's position in its track (simulcast layers send the frame at
+    /// the same position of theirs).
+    pub pos: usize,
 }
 
 /// Frames a lane skipped instead of bursting them: the oldest was `late` behind
@@ -265,6 +268,7 @@ impl Lane {
         };
         let data = pack.frame_bytes(self.track, self.pos)?;
         let head = heads.push(prefix.build(&fields, data.len()));
+        let pos = self.pos;
         let lateness = now.saturating_duration_since(self.due());
         self.seq += 1;
         self.pos = (self.pos + 1) % self.frames;
@@ -283,6 +287,7 @@ impl Lane {
             media: self.media,
             lateness,
             skipped,
+            pos,
         })
     }
 

@@ -22,6 +22,7 @@ use synth_common::quality::Stream;
 use synth_common::wire::{self, media_type, packet_type, MeetingEvent};
 
 use super::control::{self, Control};
+use super::view::View;
 use crate::metrics::{ClientStats, Control as Kind, Down, Media, PeerView};
 
 /// One sender as this client sees it.
@@ -44,6 +45,15 @@ struct Peer {
     stay_from: [Option<u64>; 2],
     /// Audio and video: its numbers sent while this client's session was down.
     gaps: [Gaps; 2],
+    /// Its session as last heard (0: not yet), for this client's view.
+    session: u64,
+    /// This client's view does not show its video.
+    unshown: bool,
+    /// Its video came into view after it had been out of it: what it sent
+    /// before the next video packet heard was not owed.
+    promoted: bool,
+    /// Its layers 1 and 2 (and up), when asked for.
+    upper: [Stream; 2],
 }
 
 /// One sender's numbers sent while this client's session was down, as
@@ -117,6 +127,10 @@ impl Peer {
             until: None,
             stay_from: [None; 2],
             gaps: Default::default(),
+            session: 0,
+            unshown: false,
+            promoted: false,
+            upper: [Stream::new(true), Stream::new(true)],
         }
     }
 }
@@ -170,6 +184,8 @@ pub struct Accounting {
     /// The clock RTT probes carry (ms since it began), as a browser's
     /// `performance.now()`.
     epoch: Instant,
+    /// What it shows and asks for (`view:`); `None` without.
+    view: Option<View>,
 }
 
 impl Accounting {
@@ -184,6 +200,28 @@ impl Accounting {
             session_id: None,
             control: None,
             epoch: Instant::now(),
+            view: None,
+        }
+    }
+
+    /// The same accounting with a view (`view:`).
+    pub fn with_view(mut self, view: View) -> Accounting {
+        self.view = Some(view);
+        self
+    }
+
+    /// Its view, if it has one.
+    pub fn view(&mut self) -> Option<&mut View> {
+        self.view.as_mut()
+    }
+
+    /// When its control traffic or its view next has something due.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let c = self.control.as_ref().map(|c| c.next_wake());
+        let v = self.view.as_ref().and_then(|v| v.next_wake());
+        match (c, v) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -203,6 +241,9 @@ impl Accounting {
         self.session_id = None;
         if let Some(c) = self.control.as_mut() {
             c.session(now);
+        }
+        if let Some(v) = self.view.as_mut() {
+            v.session(now);
         }
     }
 
@@ -353,8 +394,9 @@ impl Accounting {
         stats: &ClientStats,
     ) -> Handled {
         let mut out = Handled::default();
-        // A bot has no control traffic, and so no use for the monotonic clock.
-        let mono = self.control.is_some().then(Instant::now);
+        // A bot has no control traffic, and so no use for the monotonic
+        // clock, unless it has a view.
+        let mono = (self.control.is_some() || self.view.is_some()).then(Instant::now);
         let Ok(p) = wire::parse(buf) else {
             stats.bad_packets.fetch_add(1, Relaxed);
             return out;
@@ -389,6 +431,56 @@ impl Accounting {
                         .entry(sender.into())
                         .or_insert_with(|| Peer::new(cx.ours.get(sender).copied())),
                 };
+                if let (Some(v), Some(now)) = (self.view.as_mut(), mono) {
+                    if peer.unshown || peer.session != p.session_id || peer.session == 0 {
+                        let shown = v.heard(sender, p.session_id, now);
+                        peer.session = p.session_id;
+                        if shown && peer.unshown {
+                            peer.promoted = true;
+                        }
+                        peer.unshown = !shown;
+                    }
+                    if media == Media::Video {
+                        let wanted = !peer.unshown && v.wants_layer(p.layer);
+                        if !wanted {
+                            stats.unrequested.fetch_add(1, Relaxed);
+                            if let Some(t) = v.asked(sender) {
+                                let us = now.saturating_duration_since(t).as_micros() as u64 + 1;
+                                stats.view_switch_us.fetch_max(us, Relaxed);
+                            }
+                            return out;
+                        }
+                    }
+                }
+                if media == Media::Video && p.layer != 0 {
+                    // An upper simulcast layer asked for: counted, and
+                    // checked for gaps; the pair's figures follow layer 0.
+                    let k = (p.layer as usize).min(2);
+                    stats.layer_received[k].fetch_add(1, Relaxed);
+                    if let Some(seq) = m.sequence {
+                        let s = &mut peer.upper[k - 1];
+                        let before = s.counts().missing();
+                        s.see(seq, m.timestamp_ms, now_ms, false, cx.late_after_ms[1]);
+                        let after = s.counts().missing();
+                        if after > before {
+                            stats.layer_missing.fetch_add(after - before, Relaxed);
+                        } else if before > after {
+                            stats.layer_missing.fetch_sub(before - after, Relaxed);
+                        }
+                    }
+                    return out;
+                }
+                if media == Media::Video {
+                    stats.layer_received[0].fetch_add(1, Relaxed);
+                    if std::mem::take(&mut peer.promoted) {
+                        if let Some(seq) = m.sequence {
+                            // In view from here: what came before was not owed.
+                            let origin = peer.expect_from.map_or(seq, |e| e[1]);
+                            peer.media[1].excuse(origin, seq);
+                            peer.media[1].pause();
+                        }
+                    }
+                }
                 if !peer.heard {
                     peer.heard = true;
                     if let Some(c) = peer.ours.and_then(|i| cx.clients.get(i)) {
@@ -480,6 +572,15 @@ impl Accounting {
                     }
                     Ok(MeetingEvent::Left) => {
                         stats.left_events.fetch_add(1, Relaxed);
+                        if let (Some(v), Some(now)) = (self.view.as_mut(), mono) {
+                            if let Some(who) = wire::meeting_target(p.data) {
+                                v.left(&who, now);
+                                if let Some(peer) = self.peers.get_mut(&who[..]) {
+                                    // Heard again, it is placed afresh.
+                                    peer.session = 0;
+                                }
+                            }
+                        }
                     }
                     Ok(_) => {}
                     Err(_) => {
@@ -512,6 +613,21 @@ impl Accounting {
             }
             t => {
                 stats.received(Media::Other, buf.len());
+                if t == packet_type::LAYER_HINT {
+                    stats.layer_hints.fetch_add(1, Relaxed);
+                    let video = synth_common::layers::parse_layer_hint(p.data)
+                        .ok()
+                        .and_then(|h| h.into_iter().find(|e| e.kind == wire::media_kind::VIDEO));
+                    if let Some(h) = video {
+                        // The sender reads it at its next video frame.
+                        let v = if h.max_layer == synth_common::layers::FULL_LADDER {
+                            0
+                        } else {
+                            u64::from(h.max_layer) + 1
+                        };
+                        stats.layer_hint.store(v, Relaxed);
+                    }
+                }
                 let known = t == packet_type::RSA_PUB_KEY
                     || t == packet_type::AES_KEY
                     || t == packet_type::CONNECTION;
@@ -573,6 +689,7 @@ impl Accounting {
                     expect_from: p.expect_from,
                     until: p.until,
                     ours: p.ours.is_some(),
+                    unshown: p.unshown,
                     down: [0, 1].map(|i| p.gaps[i].summary(p.until.map(|u| u[i]))),
                 },
             )

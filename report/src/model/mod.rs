@@ -113,6 +113,10 @@ pub struct Report {
     /// switches and time per rendition; absent when none adapts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptation: Option<Adaptation>,
+    /// Simulcast senders and receivers with a `view` (upstream `RnD`'s
+    /// layers, VIEWPORT and LAYER_PREFERENCE); absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Layers>,
     /// The seed of every random choice of the run (`seed` in the config).
     #[serde(default)]
     pub seed: Option<u64>,
@@ -299,6 +303,127 @@ pub struct Behaviour {
     /// Each phase with its own figures.
     #[serde(default)]
     pub phases: Vec<PhaseReport>,
+}
+
+/// What simulcast senders sent and receivers with a `view` got.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Layers {
+    /// Clients sending simulcast (`simulcast: true`).
+    pub senders: u64,
+    /// Video packets they sent, by layer (0, 1, 2 and up).
+    pub sent: [u64; 3],
+    /// LAYER_HINTs they received from the server.
+    pub hints: u64,
+    /// Times a hint made one of them shed layers, and restore one.
+    pub sheds: u64,
+    /// See `sheds`.
+    pub restores: u64,
+    /// VIEWPORT packets the receivers with a view sent.
+    pub viewports_sent: u64,
+    /// LAYER_PREFERENCE packets they sent.
+    pub preferences_sent: u64,
+    /// Video packets every receiver got, by layer, of what it asked for.
+    pub received: [u64; 3],
+    /// Video packets receivers got that their view did not ask for (out of
+    /// their tiles, or another layer, before the server applied the view).
+    pub unrequested: u64,
+    /// Numbers missing between the first and last packet of each upper
+    /// layer asked for (layer 0 is in `video`'s exact loss).
+    pub upper_missing: u64,
+    /// From a view's first update covering a peer to the last packet of
+    /// that peer the view no longer wanted, ms, over the receivers that
+    /// saw one (see `receivers`).
+    pub switch_ms: Percentiles,
+    /// Each receiver with a view.
+    pub receivers: Vec<LayerReceiver>,
+}
+
+/// One receiver with a `view`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LayerReceiver {
+    /// Its user id.
+    pub id: String,
+    /// Its group's name.
+    pub group: String,
+    /// Video packets received, by layer.
+    pub layers: [u64; 3],
+    /// Video packets received that it had not asked for.
+    pub unrequested: u64,
+    /// Its time to a switch (ms); `null` when no packet it no longer
+    /// wanted arrived after its update.
+    pub switch_ms: Option<f64>,
+}
+
+impl Layers {
+    /// Adds `o` to this one (`report merge`); the switch times follow the
+    /// receivers.
+    pub fn add(&mut self, o: &Layers) {
+        self.senders += o.senders;
+        for i in 0..3 {
+            self.sent[i] += o.sent[i];
+            self.received[i] += o.received[i];
+        }
+        self.hints += o.hints;
+        self.sheds += o.sheds;
+        self.restores += o.restores;
+        self.viewports_sent += o.viewports_sent;
+        self.preferences_sent += o.preferences_sent;
+        self.unrequested += o.unrequested;
+        self.upper_missing += o.upper_missing;
+        self.receivers.extend(o.receivers.iter().cloned());
+        self.switch_ms = switch_percentiles(&self.receivers);
+    }
+
+    /// The summary lines.
+    pub fn lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.senders > 0 {
+            v.push(format!(
+                "{} simulcast sender(s): layers 0/1/2+ sent {}/{}/{} packets; {} LAYER_HINT(s), {} shed(s), {} restore(s)",
+                self.senders, self.sent[0], self.sent[1], self.sent[2], self.hints, self.sheds, self.restores
+            ));
+        }
+        if !self.receivers.is_empty() {
+            let f = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+            v.push(format!(
+                "{} receiver(s) with a view: {} VIEWPORT, {} LAYER_PREFERENCE sent; layers 0/1/2+ received {}/{}/{}, {} not asked for, {} missing above layer 0; switch p50 {} / max {} ms",
+                self.receivers.len(),
+                self.viewports_sent,
+                self.preferences_sent,
+                self.received[0],
+                self.received[1],
+                self.received[2],
+                self.unrequested,
+                self.upper_missing,
+                f(self.switch_ms.p50),
+                f(self.switch_ms.max)
+            ));
+        }
+        v
+    }
+}
+
+/// The switch times of `receivers` as percentiles (exact: one value each).
+pub fn switch_percentiles(receivers: &[LayerReceiver]) -> Percentiles {
+    let mut v: Vec<f64> = receivers.iter().filter_map(|r| r.switch_ms).collect();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| -> Option<f64> {
+        if v.is_empty() {
+            return None;
+        }
+        let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        Some(round3(v[i]))
+    };
+    Percentiles {
+        count: v.len() as u64,
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: v.last().copied().map(round3),
+        ..Percentiles::default()
+    }
 }
 
 /// What the adapting clients did (`adapt: true`).

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use anyhow::{bail, Context};
 use synth_common::redact::shown;
 
-use super::file::{ClientProfile, ClientSpec, GroupSpec, Role};
+use super::file::{ClientProfile, ClientSpec, GroupSpec, Role, ViewSpec};
 use super::limits;
 use super::overrides::Overrides;
 
@@ -33,6 +33,10 @@ pub struct Participant {
     pub network: Option<usize>,
     /// It adapts its video rendition to its uplink (`adapt: true`).
     pub adapt: bool,
+    /// It sends every video rendition at once as simulcast layers.
+    pub simulcast: bool,
+    /// What it shows and asks for (`view:`).
+    pub view: Option<ViewSpec>,
     /// Its group's index (`None` for an explicit `clients` entry).
     pub group: Option<usize>,
     /// A receive-only viewer.
@@ -155,6 +159,8 @@ pub(super) fn expand(
             rendition: c.rendition.clone(),
             network: None,
             adapt: false,
+            simulcast: false,
+            view: None,
             group: None,
             viewer: false,
             profile: c.client_profile.unwrap_or(profile),
@@ -283,6 +289,8 @@ fn add_group(
             rendition: g.rendition.clone(),
             network,
             adapt: g.adapt && g.role == Role::Participant,
+            simulcast: g.simulcast && g.role == Role::Participant,
+            view: g.view,
             group: Some(g_no),
             viewer: g.role == Role::Viewer,
             profile,

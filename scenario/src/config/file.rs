@@ -321,6 +321,17 @@ pub struct GroupSpec {
     /// aligned key frames).
     #[serde(default)]
     pub adapt: bool,
+    /// Send every video rendition of the pack at once, as simulcast layers
+    /// (lowest first: layer 0), each packet with its layer id and media
+    /// kind, shedding and restoring upper layers when the server's
+    /// LAYER_HINT says so (upstream `RnD`). Needs two or more renditions
+    /// with aligned key frames; not with `adapt` or `rendition`.
+    #[serde(default)]
+    pub simulcast: bool,
+    /// What each client of the group shows: how many peers' video tiles
+    /// (VIEWPORT) and which simulcast layer it asks for (LAYER_PREFERENCE).
+    /// Without it a client asks for nothing and receives everything.
+    pub view: Option<ViewSpec>,
     /// `participant` (the default) or `viewer`: receives only, sends no media.
     #[serde(default)]
     pub role: Role,
@@ -329,6 +340,56 @@ pub struct GroupSpec {
     pub actions: Vec<crate::behaviour::ActionSpec>,
     /// `browser` or `bot` (default: the config's `client_profile`).
     pub client_profile: Option<ClientProfile>,
+}
+
+/// What a client shows of its meeting (`view:`), as a receiver tells an
+/// upstream `RnD` server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSpec {
+    /// Video tiles it shows: the first this many peers it hears, kept until
+    /// they leave (VIEWPORT). Without it: every peer.
+    pub tiles: Option<usize>,
+    /// The simulcast layer it asks of each peer (LAYER_PREFERENCE).
+    #[serde(default)]
+    pub layer: LayerChoice,
+}
+
+/// The simulcast layer a receiver asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerChoice {
+    /// Layer 0 only.
+    Low,
+    /// Layer 1 (and layer 0, which an `RnD` server always forwards).
+    Mid,
+    /// Layer 2 (and layer 0).
+    High,
+    /// No preference sent: every layer (a browser's "Auto" with large tiles).
+    #[default]
+    Auto,
+}
+
+impl LayerChoice {
+    /// The layer asked for; `None` for [`LayerChoice::Auto`].
+    pub fn layer(self) -> Option<u32> {
+        match self {
+            LayerChoice::Low => Some(0),
+            LayerChoice::Mid => Some(1),
+            LayerChoice::High => Some(2),
+            LayerChoice::Auto => None,
+        }
+    }
+
+    /// Its name in the config and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerChoice::Low => "low",
+            LayerChoice::Mid => "mid",
+            LayerChoice::High => "high",
+            LayerChoice::Auto => "auto",
+        }
+    }
 }
 
 /// What a participant sends besides its media, and how it keeps its session.

@@ -36,8 +36,8 @@ pub use auth::Credentials;
 pub use expand::Participant;
 pub use file::{
     parse, read_file, Auth, ClientProfile, ClientSpec, File, GilbertElliottSpec, GroupSpec,
-    JitterDist, LateAfter, LinkSpec, NetworkSpec, ProfileSpec, Quality, Role, SearchSpec,
-    ServerSpec, StepSpec, ThresholdFull, ThresholdSpec, Tls,
+    JitterDist, LateAfter, LayerChoice, LinkSpec, NetworkSpec, ProfileSpec, Quality, Role,
+    SearchSpec, ServerSpec, StepSpec, ThresholdFull, ThresholdSpec, Tls, ViewSpec,
 };
 pub use network::Network;
 pub use overrides::Overrides;

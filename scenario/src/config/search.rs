@@ -159,6 +159,8 @@ pub(super) fn search_group(spec: &SearchSpec) -> GroupSpec {
         rendition: spec.rendition.clone(),
         network: None,
         adapt: false,
+        simulcast: false,
+        view: None,
         role: Role::Participant,
         actions: Vec::new(),
         client_profile: None,
