@@ -208,6 +208,10 @@ fn pair_loss(
     i: usize,
 ) -> (u64, Option<(Exact, u64)>) {
     let c = &view.media[i].seq;
+    if i == 1 && view.unshown {
+        // Out of the receiver's view: none of its video was owed.
+        return (0, None);
+    }
     match (view.expect_from, sender.and_then(|s| all.clients.get(s))) {
         (Some(from), Some(s)) if view.ours => {
             let mut until = s.next_seq[i].load(Relaxed);
