@@ -275,6 +275,28 @@ pub(crate) fn summary(s: &RelayStats) -> String {
             String::new()
         }
     );
+    let (u, h) = (s.view_updates, s.hints_sent);
+    let layered = t.video_layers[1..].iter().sum::<u64>() > 0;
+    if layered
+        || s.viewport_filtered + s.layer_filtered > 0
+        || u.accepted + u.rate_limited + u.malformed > 0
+        || h.suppress + h.restore > 0
+    {
+        out += &format!(
+            "simulcast: video by layer (0, 1, 2+) received {:?}, sent {:?}; withheld {} by \
+             viewports and {} by layer preferences; {} VIEWPORT/LAYER_PREFERENCE applied, {} \
+             rate-limited, {} malformed; LAYER_HINT entries: {} suppress, {} restore\n",
+            t.video_layers,
+            t.sent_video_layers,
+            s.viewport_filtered,
+            s.layer_filtered,
+            u.accepted,
+            u.rate_limited,
+            u.malformed,
+            h.suppress,
+            h.restore
+        );
+    }
     let d = s.injected_drops;
     if d.audio + d.video > 0 || !s.stalls.is_empty() {
         let stalls: Vec<String> = s
@@ -465,6 +487,36 @@ mod tests {
         );
         assert!(text.contains("audio 50 packets"), "{text}");
         assert!(!text.contains("injected"), "no faults, no line: {text}");
+        assert!(!text.contains("simulcast"), "no layers, no line: {text}");
+
+        let user = crate::UserStats {
+            video_layers: [10, 10, 4],
+            sent_video_layers: [20, 12, 4],
+            ..Default::default()
+        };
+        let s = RelayStats {
+            layer_filtered: 8,
+            view_updates: crate::ViewUpdates {
+                accepted: 2,
+                rate_limited: 1,
+                malformed: 0,
+            },
+            hints_sent: crate::HintsSent {
+                suppress: 1,
+                restore: 0,
+            },
+            per_user: [("a".to_string(), user)].into(),
+            ..Default::default()
+        };
+        let text = summary(&s);
+        assert!(
+            text.contains(
+                "simulcast: video by layer (0, 1, 2+) received [10, 10, 4], sent [20, 12, 4]; \
+                 withheld 0 by viewports and 8 by layer preferences; 2 VIEWPORT/LAYER_PREFERENCE \
+                 applied, 1 rate-limited, 0 malformed; LAYER_HINT entries: 1 suppress, 0 restore"
+            ),
+            "{text}"
+        );
 
         let s = RelayStats {
             malformed_streams: 3,

@@ -21,6 +21,10 @@
 //! [`RelayConfig::health_listen`] it also answers `GET /healthz` and
 //! `GET /version` over plain HTTP (`health`), as upstream's health port does.
 //!
+//! Upstream RnD's simulcast is kept (`layers`): a session's VIEWPORT and
+//! LAYER_PREFERENCE withhold from it the video and layers it does not want,
+//! and a publisher of layers gets LAYER_HINTs; all counted in the stats.
+//!
 //! The relay can also be told to misbehave (`fault`): drop a share of the
 //! audio and video it would deliver ([`RelayConfig::drop_rate`]) and stall
 //! every reader for a while ([`RelayConfig::stall`]), counting exactly what
@@ -31,6 +35,7 @@ mod capture;
 mod cli;
 mod fault;
 mod health;
+mod layers;
 mod room;
 mod route;
 mod session;
@@ -53,8 +58,9 @@ pub use admission::Refusal;
 pub use cli::{run_cli, RelayArgs};
 pub use fault::Stall;
 pub use stats::{
-    ByType, FlagChange, InjectedDrops, RelayStats, SessionEnd, SessionRecord, StallWindow,
-    Transports, UserStats, FLAG_CHANGES_MAX, SESSION_LOG_MAX,
+    ByType, FlagChange, HintsSent, InjectedDrops, RelayStats, SessionEnd, SessionRecord,
+    StallWindow, Transports, UserStats, ViewUpdates, FLAG_CHANGES_MAX, SESSION_LOG_MAX,
+    VIDEO_LAYERS,
 };
 
 use capture::Capture;
@@ -270,11 +276,17 @@ impl Shared {
         }
         let mut injected_drops = InjectedDrops::default();
         let (mut mailbox_drops, mut malformed_streams) = (0, 0);
+        let (mut viewport_filtered, mut layer_filtered) = (0, 0);
+        let (mut view_updates, mut hints_sent) = (ViewUpdates::default(), HintsSent::default());
         for u in per_user.values() {
             injected_drops.audio += u.dropped_audio;
             injected_drops.video += u.dropped_video;
             mailbox_drops += u.mailbox_drops;
             malformed_streams += u.malformed_streams;
+            viewport_filtered += u.viewport_filtered;
+            layer_filtered += u.layer_filtered;
+            view_updates.add(&u.view_updates);
+            hints_sent.add(&u.hints_sent);
         }
         RelayStats {
             sessions_accepted: self.accepted.load(Ordering::Relaxed),
@@ -290,6 +302,10 @@ impl Shared {
             mailbox_drops,
             malformed_streams,
             injected_drops,
+            viewport_filtered,
+            layer_filtered,
+            view_updates,
+            hints_sent,
             stalls: self
                 .stalls
                 .as_ref()

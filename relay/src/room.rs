@@ -15,8 +15,9 @@ use bytes::Bytes;
 use synth_common::wire;
 use tokio::sync::mpsc;
 
+use super::layers;
 use super::route::Type;
-use super::stats::{Injected, SentCounts};
+use super::stats::{Injected, SentCounts, Withheld};
 
 /// Packets queued per receiving session before the relay drops (upstream's channel size).
 pub(crate) const QUEUE_LEN: usize = 256;
@@ -26,6 +27,8 @@ pub(crate) const QUEUE_LEN: usize = 256;
 pub(crate) struct Outbound {
     pub(crate) ty: Type,
     pub(crate) carry: Carry,
+    /// The wrapper's simulcast layer (video is counted by it once sent).
+    pub(crate) layer: u32,
 }
 
 /// How a packet goes out.
@@ -44,6 +47,7 @@ impl Outbound {
         Outbound {
             ty,
             carry: Carry::Stream(body, Bytes::new()),
+            layer: 0,
         }
     }
 
@@ -60,7 +64,16 @@ impl Outbound {
             v.extend_from_slice(&suffix);
             Carry::Datagram(v.into())
         };
-        Outbound { ty, carry }
+        Outbound {
+            ty,
+            carry,
+            layer: 0,
+        }
+    }
+
+    /// The same, of simulcast layer `layer`.
+    pub(crate) fn of_layer(self, layer: u32) -> Outbound {
+        Outbound { layer, ..self }
     }
 }
 
@@ -89,6 +102,11 @@ pub(crate) struct Member {
     pub(crate) injected: Injected,
     /// What this session's writer sent, by type and transport.
     pub(crate) sent: SentCounts,
+    /// What it asked not to receive (VIEWPORT, LAYER_PREFERENCE) and, as a
+    /// publisher, its LAYER_HINTs.
+    pub(crate) layers: layers::Session,
+    /// What senders withheld from it for what it asked.
+    pub(crate) withheld: Withheld,
 }
 
 impl Member {
@@ -167,6 +185,12 @@ impl View {
 
     pub(crate) fn room(&self) -> &Arc<Room> {
         &self.room
+    }
+
+    /// The version of the members [`View::members`] last gave: it changes
+    /// with every join and leave.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// The members, refreshed if anyone joined or left since the last call.
@@ -339,6 +363,8 @@ mod tests {
             tx,
             injected: Injected::default(),
             sent: SentCounts::default(),
+            layers: layers::Session::default(),
+            withheld: Withheld::default(),
         };
         (Arc::new(m), rx)
     }

@@ -30,7 +30,14 @@ pub(crate) enum Kind {
     Rtt,
     /// KEYFRAME_REQUEST: to the room, rate-limited.
     KeyframeRequest,
-    /// HEALTH (processed by the server, not relayed) or CONGESTION from a client: dropped.
+    /// VIEWPORT (upstream RnD): sets which publishers' camera video the
+    /// sending session gets (`layers`); relayed to nobody.
+    Viewport,
+    /// LAYER_PREFERENCE (upstream RnD): sets which layer of each publisher
+    /// the sending session gets (`layers`); relayed to nobody.
+    LayerPreference,
+    /// HEALTH (processed by the server, not relayed), or CONGESTION or
+    /// LAYER_HINT from a client (the relay's own to send): dropped.
     Dropped,
     /// Any other packet (CONNECTION, DIAGNOSTICS, ...): datagram if small, else uni stream.
     Other,
@@ -63,6 +70,12 @@ pub(crate) enum Type {
     Meeting,
     SessionAssigned,
     Congestion,
+    /// VIEWPORT (11).
+    Viewport,
+    /// LAYER_PREFERENCE (12).
+    LayerPreference,
+    /// LAYER_HINT (13).
+    LayerHint,
     /// Any other packet type.
     Other,
     /// Not a `PacketWrapper` (or a stream too long to read).
@@ -71,7 +84,7 @@ pub(crate) enum Type {
 
 impl Type {
     /// How many there are.
-    pub(crate) const COUNT: usize = 16;
+    pub(crate) const COUNT: usize = 19;
 
     /// Every type, in declaration order (`self as usize` indexes it).
     pub(crate) const ALL: [Type; Type::COUNT] = [
@@ -89,6 +102,9 @@ impl Type {
         Type::Meeting,
         Type::SessionAssigned,
         Type::Congestion,
+        Type::Viewport,
+        Type::LayerPreference,
+        Type::LayerHint,
         Type::Other,
         Type::Unparsed,
     ];
@@ -105,7 +121,8 @@ pub(crate) enum Lane {
     Video,
     Screen,
     /// Everything else: heartbeats, key-frame requests, meeting and other
-    /// packets, echoes, and what does not parse (upstream's `Control`).
+    /// packets (LAYER_HINT among them), echoes, and what does not parse
+    /// (upstream's `Control`).
     Control,
 }
 
@@ -142,6 +159,7 @@ mod tests {
             Type::MediaUnparsed,
             Type::SessionAssigned,
             Type::Meeting,
+            Type::LayerHint,
             Type::Unparsed,
         ] {
             assert_eq!(Lane::of(t), Lane::Control, "{t:?}");

@@ -20,6 +20,12 @@
 //! a packet for one receiver, and the stall as the reader's own event: it
 //! stops reading until the stall is over, then catches up on what is ready
 //! before it waits for anything again.
+//!
+//! So does upstream RnD's simulcast (`layers`): a session's VIEWPORT and
+//! LAYER_PREFERENCE set what it is spared, which every sender checks where
+//! it would queue a media packet for it; and a publisher's own reader keeps
+//! its LAYER_HINTs up to date ([`Sender::tend_hints`]), as do the readers
+//! of the receivers whose preferences change ([`Sender::update_view`]).
 
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
@@ -33,15 +39,18 @@ use bytes::Bytes;
 use synth_common::clock;
 use synth_common::framing::{self, FrameError, Wire, MAX_FRAME};
 use synth_common::net::{FrameFail, FramedReads, ReadFail, Reads};
-use synth_common::wire::{self, MAX_STREAM_BYTES};
+use synth_common::wire::{self, packet_type, MAX_STREAM_BYTES};
 use tokio::sync::{mpsc, watch};
 use web_transport_quinn::{RecvStream, SendStream, Session, SessionError, WriteError};
 
 use super::capture::{self, Capture, Handles, Medium};
 use super::fault::{Phase, SenderFaults};
+use super::layers::{self, Verdict, Wanted};
 use super::room::{Carry, Member, Offer, Outbound, View, QUEUE_LEN};
 use super::route::{Kind, Lane, Type};
-use super::stats::{Injected, SentCounts, SessionEnd, SessionRecord, Tally, UserStats};
+use super::stats::{
+    Injected, SentCounts, SessionEnd, SessionRecord, Tally, UserStats, ViewUpdates, Withheld,
+};
 use super::Shared;
 
 /// A session not heard from for this long is closed (upstream's `CLIENT_TIMEOUT`).
@@ -88,12 +97,18 @@ impl Live {
 
     /// This session's counters per user, ready to merge: what it sent,
     /// and under its own user id what faults did to what it was sent, what
-    /// it was sent and its datagrams the mailbox dropped.
+    /// it was sent and what was withheld from it, the hints it was sent as
+    /// a publisher, and its datagrams the mailbox dropped.
     pub(crate) fn snapshot(&self) -> Vec<(String, UserStats)> {
         let mut users: Vec<_> = self.tally().snapshot().collect();
         if let Some((_, own)) = users.first_mut() {
-            self.member.injected.add_to(own);
-            self.member.sent.add_to(&mut own.sent_by_type);
+            let m = &self.member;
+            m.injected.add_to(own);
+            m.sent.add_to(own);
+            m.withheld.add_to(own);
+            let (suppress, restore) = m.layers.hints_sent();
+            own.hints_sent.suppress += suppress;
+            own.hints_sent.restore += restore;
             own.mailbox_drops += self.mailbox_drops.load(Ordering::Relaxed);
         }
         users
@@ -152,6 +167,14 @@ struct Sender {
     faults: Option<SenderFaults>,
     /// This session's capture files (`--capture`).
     captures: Handles,
+    /// When its last accepted VIEWPORT and LAYER_PREFERENCE were read.
+    viewport_at: Option<Instant>,
+    preference_at: Option<Instant>,
+    /// It sent a media packet of a simulcast layer other than 0: from then
+    /// on its reader keeps its LAYER_HINTs.
+    simulcast: bool,
+    /// The room's version when the reader last looked at its hints.
+    hint_version: u64,
 }
 
 /// What woke a session's reader.
@@ -328,6 +351,8 @@ impl Sender {
             tx,
             injected: Injected::default(),
             sent: SentCounts::default(),
+            layers: layers::Session::default(),
+            withheld: Withheld::default(),
         });
         let joined = shared.rooms.join(&who.room, me.clone());
         // As upstream (`chat_server.rs` `JoinRoom`), for participants only:
@@ -363,10 +388,12 @@ impl Sender {
         shared.live().insert(session_id, live.clone());
         let faults = (shared.drop_rate > 0.0 || shared.stalls.is_some())
             .then(|| SenderFaults::new(shared.drop_rate, shared.drop_seed, order));
+        let view = View::new(joined.room);
         Sender {
             suffix: wire::session_id_field(session_id),
             shared,
-            view: View::new(joined.room),
+            hint_version: view.version(),
+            view,
             announce: !joined.reconnection && !who.observer,
             me,
             live,
@@ -377,6 +404,9 @@ impl Sender {
             last_heard: Instant::now(),
             faults,
             captures: Handles::default(),
+            viewport_at: None,
+            preference_at: None,
+            simulcast: false,
         }
     }
 
@@ -563,7 +593,11 @@ impl Sender {
         if let (Some(cap), Some(p), Kind::Video | Kind::Screen) =
             (&self.shared.capture, &parsed, kind)
         {
-            capture_frame(cap, &mut self.captures, &self.me.user_id, kind, p);
+            // Layer 0 only: simulcast's other layers are other encodes,
+            // which one file cannot mix.
+            if p.layer == 0 {
+                capture_frame(cap, &mut self.captures, &self.me.user_id, kind, p);
+            }
         }
         let (user_id, wrapper_session) = match &parsed {
             Some(p) => (p.user_id, p.session_id),
@@ -579,6 +613,7 @@ impl Sender {
                     } else {
                         Carry::Stream(bytes.clone(), Bytes::new())
                     },
+                    layer: 0,
                 };
                 if self.me.offer(echo) == Offer::Full {
                     self.shared.count_drops(1);
@@ -588,6 +623,14 @@ impl Sender {
             // As upstream: an observer receives everything and publishes nothing.
             _ if self.me.observer => {
                 tally.observer_dropped(user_id);
+                return;
+            }
+            // This session's own state, relayed to nobody.
+            Kind::Viewport | Kind::LayerPreference => {
+                drop(tally);
+                let data = parsed.as_ref().map_or(&[][..], |p| p.data);
+                let outcome = self.update_view(kind, data, now);
+                outcome(self.live.tally().view_updates(user_id));
                 return;
             }
             _ if self.shared.drain_only => return,
@@ -613,7 +656,18 @@ impl Sender {
         // is, a 100-byte audio packet would hold that batch for as long as
         // it waits, 256 deep per receiver; a copy holds only itself (one copy
         // per packet, shared by every receiver).
-        let out = Outbound::auto(ty, Bytes::copy_from_slice(&bytes), suffix, media);
+        let layer = parsed.as_ref().map_or(0, |p| p.layer);
+        let out = Outbound::auto(ty, Bytes::copy_from_slice(&bytes), suffix, media).of_layer(layer);
+        // Upstream RnD's filters look at MEDIA wrappers that name their kind.
+        let filter = match &parsed {
+            Some(p)
+                if p.packet_type == packet_type::MEDIA
+                    && layers::filterable(p.media_kind, p.layer) =>
+            {
+                Some(p.media_kind)
+            }
+            _ => None,
+        };
         let inject = match &mut self.faults {
             Some(f) => f.packet(kind),
             None => None,
@@ -622,6 +676,16 @@ impl Sender {
         for m in self.view.members() {
             if m.session_id == self.me.session_id {
                 continue;
+            }
+            if let Some(media_kind) = filter {
+                // One relaxed load for a receiver that asked for nothing.
+                let verdict = m.layers.check(self.me.session_id, media_kind, layer);
+                if verdict != Verdict::Forward {
+                    if !m.tx.is_closed() {
+                        m.withheld.count(verdict);
+                    }
+                    continue;
+                }
             }
             let drop = match (&inject, &mut self.faults) {
                 (Some(i), Some(f)) => f.drops(i, m.order),
@@ -657,7 +721,83 @@ impl Sender {
             }
         }
         tally.relayed(user_id, queued, full);
+        drop(tally);
         if full > 0 {
+            self.shared.count_drops(full);
+        }
+        let started = !self.simulcast
+            && layer != 0
+            && parsed
+                .as_ref()
+                .is_some_and(|p| p.packet_type == packet_type::MEDIA);
+        if started {
+            self.simulcast = true;
+            self.me.layers.set_simulcast();
+        }
+        if self.simulcast {
+            self.tend_hints(started, now);
+        }
+    }
+
+    /// Applies a VIEWPORT or LAYER_PREFERENCE (`kind`, its content `data`)
+    /// of this session, read at `now`, as upstream RnD's interceptors do:
+    /// one whose content does not parse changes nothing; one within 200 ms
+    /// of the last accepted one of its type is dropped; any other replaces
+    /// what the session wanted. A LAYER_PREFERENCE that changed what it
+    /// wants of some publishers has their hints recomputed at once. Returns
+    /// how to count it.
+    fn update_view(&mut self, kind: Kind, data: &[u8], now: Instant) -> fn(&mut ViewUpdates) {
+        let too_soon = |last: Option<Instant>| {
+            last.is_some_and(|t| now.saturating_duration_since(t) < layers::MIN_UPDATE_INTERVAL)
+        };
+        let rate_limited: fn(&mut ViewUpdates) = |u| u.rate_limited += 1;
+        let malformed: fn(&mut ViewUpdates) = |u| u.malformed += 1;
+        if kind == Kind::Viewport {
+            let Ok(ids) = synth_common::layers::parse_viewport(data) else {
+                return malformed;
+            };
+            if too_soon(self.viewport_at) {
+                return rate_limited;
+            }
+            self.viewport_at = Some(now);
+            let viewport = Wanted::viewport_of(&ids, self.me.session_id);
+            self.me.layers.set_viewport(viewport);
+        } else {
+            let Ok(entries) = synth_common::layers::parse_layer_preference(data) else {
+                return malformed;
+            };
+            if too_soon(self.preference_at) {
+                return rate_limited;
+            }
+            self.preference_at = Some(now);
+            let changed = self.me.layers.set_layers(Wanted::layers_of(&entries));
+            let members = self.view.members();
+            let mut full = 0;
+            for src in changed {
+                let publisher = members
+                    .iter()
+                    .find(|m| m.session_id == src && m.layers.is_simulcast());
+                if let Some(p) = publisher {
+                    full += hint(p, members, now);
+                }
+            }
+            self.shared.count_drops(full);
+        }
+        |u| u.accepted += 1
+    }
+
+    /// As a simulcast publisher, at each packet it relays: recomputes its
+    /// LAYER_HINTs when they are due (`started`: its first packet of a
+    /// layer other than 0; a join or a leave 300 ms ago; a lower union
+    /// seen 2 s ago). A session that never sent such a packet never gets
+    /// here: a meeting without simulcast pays nothing for hints.
+    fn tend_hints(&mut self, started: bool, now: Instant) {
+        // Fresh: the packet's fan-out just refreshed the view.
+        let version = self.view.version();
+        let room_changed = version != self.hint_version;
+        self.hint_version = version;
+        if started || self.me.layers.hints_due(now, room_changed) {
+            let full = hint(&self.me, self.view.members(), now);
             self.shared.count_drops(full);
         }
     }
@@ -725,6 +865,27 @@ impl Sender {
         }
         shared.retire(self.me.session_id);
     }
+}
+
+/// Recomputes the LAYER_HINTs of `publisher` from what the other members
+/// of its room (`members`, observers left out) want at `now`, and queues
+/// any due to it: a small control packet, a datagram as upstream's
+/// `send_auto` makes it. Returns 1 if its queue was full (a drop), else 0.
+fn hint(publisher: &Member, members: &[Arc<Member>], now: Instant) -> u64 {
+    let receivers = members
+        .iter()
+        .filter(|m| m.session_id != publisher.session_id && !m.observer)
+        .map(|m| &m.layers);
+    let mut full = 0;
+    let (user, me) = (&publisher.user_id, publisher.session_id);
+    publisher.layers.recompute(me, receivers, now, |hints| {
+        let p = synth_common::layers::layer_hint(user, me, hints);
+        let out = Outbound::auto(Type::LayerHint, p.into(), Bytes::new(), false);
+        if publisher.offer(out) == Offer::Full {
+            full = 1;
+        }
+    });
+    full
 }
 
 /// Hands a VIDEO or SCREEN packet of the session of `user` to its capture file.
@@ -864,7 +1025,7 @@ async fn write_loop(
                 // Errors: the connection is gone (the reader notices) or the
                 // datagram was refused; either way there is nothing to retry.
                 if session.send_datagram(d).is_ok() {
-                    me.sent.count(out.ty, true);
+                    me.sent.count(out.ty, true, out.layer);
                 }
                 continue;
             }
@@ -876,7 +1037,7 @@ async fn write_loop(
             Some(lanes) => lanes.send(&session, Lane::of(out.ty), body, suffix).await,
         };
         match sent {
-            Sent::Yes => me.sent.count(out.ty, false),
+            Sent::Yes => me.sent.count(out.ty, false, out.layer),
             Sent::Lost => {}
             Sent::SessionGone => return,
         }
@@ -966,9 +1127,11 @@ impl Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::HintsSent;
     use crate::RelayConfig;
     use protobuf::Message;
-    use synth_common::wire::{media_type, packet_type, MediaFields, MediaPrefix};
+    use synth_common::layers::{layer_preference, viewport, Preference, FULL_LADDER};
+    use synth_common::wire::{media_kind, media_type, packet_type, MediaFields, MediaPrefix};
     use videocall_types::protos::meeting_packet::meeting_packet::MeetingEventType;
     use videocall_types::protos::meeting_packet::MeetingPacket;
 
@@ -1069,6 +1232,9 @@ mod tests {
                 }
                 packet_type::MEDIA => match wire::parse_media(p.data) {
                     Ok(m) if m.media_type == media_type::AUDIO => format!("audio {user}"),
+                    Ok(m) if m.media_type == media_type::VIDEO => {
+                        format!("video {user} L{}", p.layer)
+                    }
                     Ok(m) if m.media_type == media_type::KEYFRAME_REQUEST => {
                         format!("keyframe request {user}")
                     }
@@ -1078,6 +1244,17 @@ mod tests {
                 packet_type::CONNECTION => format!("connection {user}"),
                 packet_type::DIAGNOSTICS => format!("diagnostics {user}"),
                 packet_type::CONGESTION => format!("congestion {user} {}", p.session_id),
+                packet_type::LAYER_HINT => {
+                    let hints = synth_common::layers::parse_layer_hint(p.data).unwrap();
+                    let entries: Vec<String> = hints
+                        .iter()
+                        .map(|h| match h.max_layer {
+                            FULL_LADDER => format!("{}=all", h.kind),
+                            n => format!("{}={n}", h.kind),
+                        })
+                        .collect();
+                    format!("hint {user} {} {}", p.session_id, entries.join(","))
+                }
                 t => format!("packet {t} {user}"),
             };
             out.push((line, datagram));
@@ -1097,6 +1274,19 @@ mod tests {
         let mut v = MediaPrefix::new(user).build(&f, 3).to_vec();
         v.extend_from_slice(&[1, 2, 3]);
         v.into()
+    }
+
+    /// A camera video packet of simulcast layer `layer`.
+    fn video(user: &str, seq: u64, layer: u32) -> Bytes {
+        let f = MediaFields {
+            media_type: media_type::VIDEO,
+            sequence: seq,
+            timestamp_ms: 1.0,
+            duration_ms: 33.0,
+            key: seq == 0,
+            layer,
+        };
+        wire::media_packet(user, &f, &[1, 2, 3]).into()
     }
 
     fn ms(n: u64) -> Duration {
@@ -1540,5 +1730,230 @@ mod tests {
         assert!(queued(&mut a_rx).is_empty());
         tokio::time::sleep(ms(2)).await;
         assert_eq!(queued(&mut a_rx), ["left b"]);
+    }
+
+    /// A LAYER_PREFERENCE of `user` asking for `layer` of each of `sessions`' video.
+    fn prefer(user: &str, sessions: &[u64], layer: u32) -> Bytes {
+        let e: Vec<Preference> = sessions
+            .iter()
+            .map(|&session_id| Preference {
+                session_id,
+                layer,
+                kind: media_kind::VIDEO,
+            })
+            .collect();
+        layer_preference(user, &e).into()
+    }
+
+    /// The audio and video queued for a session now.
+    fn media(rx: &mut mpsc::Receiver<Outbound>) -> Vec<String> {
+        queued(rx)
+            .into_iter()
+            .filter(|l| l.starts_with("audio ") || l.starts_with("video "))
+            .collect()
+    }
+
+    /// Three layers of one frame of `user`'s video, read at `at`.
+    fn ladder(s: &mut Sender, user: &str, seq: u64, at: Instant) {
+        for layer in 0..3 {
+            s.on_packet(video(user, seq, layer), false, at);
+        }
+    }
+
+    /// VIEWPORT and LAYER_PREFERENCE are consumed, never relayed: a
+    /// receiver's viewport withholds the video of publishers outside it (not
+    /// their audio), its preference the layers of a publisher other than 0
+    /// and the one wanted; each withheld packet is counted at the receiver,
+    /// neither sent nor dropped.
+    #[test]
+    fn a_receiver_gets_what_it_asked_for_and_the_rest_is_counted_as_withheld() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (mut a, mut a_rx) = session(&shared, "a", "r", 64);
+        let (mut b, mut b_rx) = session(&shared, "b", "r", 64);
+        let (mut r, mut r_rx) = session(&shared, "r", "r", 64);
+        let (sa, sb) = (a.me.session_id, b.me.session_id);
+        let t = Instant::now();
+        r.on_packet(viewport("r", &[sa]).into(), false, t);
+        a.on_packet(audio("a", 0), false, t);
+        b.on_packet(audio("b", 0), false, t);
+        a.on_packet(video("a", 0, 0), false, t);
+        b.on_packet(video("b", 0, 0), false, t);
+        assert_eq!(media(&mut r_rx), ["audio a", "audio b", "video a L0"]);
+
+        // Everyone's video again, and of a only layer 0; of b, layers 0 and 2.
+        r.on_packet(viewport("r", &[]).into(), false, t + ms(200));
+        r.on_packet(prefer("r", &[sa], 0), false, t + ms(200));
+        let mut p = prefer("r", &[sb], 2).to_vec();
+        // Sent again at once: dropped, so a's entry stands.
+        r.on_packet(p.clone().into(), false, t + ms(300));
+        ladder(&mut a, "a", 1, t + ms(400));
+        ladder(&mut b, "b", 1, t + ms(400));
+        assert_eq!(
+            media(&mut r_rx),
+            ["video a L0", "video b L0", "video b L1", "video b L2"]
+        );
+        p = prefer("r", &[sb], 2).to_vec();
+        r.on_packet(p.into(), true, t + ms(400));
+        ladder(&mut a, "a", 2, t + ms(500));
+        ladder(&mut b, "b", 2, t + ms(500));
+        assert_eq!(
+            media(&mut r_rx),
+            [
+                "video a L0",
+                "video a L1",
+                "video a L2",
+                "video b L0",
+                "video b L2"
+            ]
+        );
+        for rx in [&mut a_rx, &mut b_rx] {
+            let got = queued(rx);
+            assert!(!got.iter().any(|l| l.starts_with("packet")), "{got:?}");
+        }
+
+        let s = shared.stats();
+        let u = &s.per_user["r"];
+        assert_eq!((u.viewport_filtered, u.layer_filtered), (1, 3));
+        assert_eq!((s.viewport_filtered, s.layer_filtered), (1, 3));
+        let updates = ViewUpdates {
+            accepted: 4,
+            rate_limited: 1,
+            malformed: 0,
+        };
+        assert_eq!((u.view_updates, s.view_updates), (updates, updates));
+        let got = u.received_by_type;
+        assert_eq!((got.viewport.stream, got.layer_preference.total()), (2, 3));
+        assert_eq!(
+            (u.other, u.relayed_to),
+            (0, 0),
+            "counted as updates, relayed to nobody"
+        );
+        assert_eq!(s.per_user["a"].video_layers, [3, 2, 2]);
+        // Its 8 packets to b, and to r all but the 2 layers withheld.
+        assert_eq!(s.per_user["a"].relayed_to, 8 + 6);
+        assert_eq!(s.relay_drops, 0);
+    }
+
+    /// The bounds: a viewport of the receiver itself alone constrains
+    /// nothing; a layer above 7 is skipped (every layer); content that does
+    /// not parse changes nothing; an update of one type does not hold up
+    /// one of the other.
+    #[test]
+    fn own_id_layers_above_7_and_malformed_updates_constrain_nothing() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (mut a, _a_rx) = session(&shared, "a", "r", 64);
+        let (mut r, mut r_rx) = session(&shared, "r", "r", 64);
+        let sa = a.me.session_id;
+        let t = Instant::now();
+        r.on_packet(viewport("r", &[r.me.session_id]).into(), false, t);
+        r.on_packet(prefer("r", &[sa], 8), false, t);
+        assert_eq!(r.me.layers.wanted(), Wanted::default());
+        ladder(&mut a, "a", 0, t);
+        assert_eq!(media(&mut r_rx), ["video a L0", "video a L1", "video a L2"]);
+        let broken = wrapper(packet_type::VIEWPORT, "r", &[0x0a, 0x05, 0x01]);
+        r.on_packet(broken, false, t + ms(500));
+        let s = shared.stats();
+        let u = &s.per_user["r"].view_updates;
+        assert_eq!((u.accepted, u.rate_limited, u.malformed), (2, 0, 1));
+        assert_eq!(s.per_user["r"].layer_filtered, 0);
+    }
+
+    /// A publisher of layers in a room of three whose two receivers want
+    /// only its layer 0 is hinted down to layer 0 two seconds after the
+    /// second asked (its own reader sends it, at its next packet), and not
+    /// before; when one of them clears its preference, back up at once, by
+    /// that receiver's reader. Audio and screen share are never hinted.
+    #[test]
+    fn a_lower_union_is_hinted_after_two_seconds_and_a_higher_one_at_once() {
+        let shared = Arc::new(Shared::new(&RelayConfig::default()));
+        let (mut p, mut p_rx) = session(&shared, "p", "r", 256);
+        let (mut r1, _r1_rx) = session(&shared, "r1", "r", 1024);
+        let (mut r2, _r2_rx) = session(&shared, "r2", "r", 1024);
+        let sp = p.me.session_id;
+        queued(&mut p_rx);
+        let t = Instant::now();
+        let hints = |rx: &mut mpsc::Receiver<Outbound>| -> Vec<String> {
+            queued(rx)
+                .into_iter()
+                .filter(|l| l.starts_with("hint"))
+                .collect()
+        };
+        ladder(&mut p, "p", 0, t);
+        r1.on_packet(prefer("r1", &[sp], 0), false, t + ms(10));
+        r2.on_packet(prefer("r2", &[sp], 0), false, t + ms(20));
+        for i in 1..=100 {
+            ladder(&mut p, "p", i, t + ms(20 + 20 * i - 1));
+        }
+        assert!(hints(&mut p_rx).is_empty(), "not before 2 s");
+        ladder(&mut p, "p", 101, t + ms(2020));
+        assert_eq!(hints(&mut p_rx), [format!("hint p {sp} 1=0")]);
+        ladder(&mut p, "p", 102, t + ms(2040));
+        assert!(hints(&mut p_rx).is_empty(), "once");
+        r1.on_packet(layer_preference("r1", &[]).into(), false, t + ms(2100));
+        assert_eq!(hints(&mut p_rx), [format!("hint p {sp} 1=all")]);
+        let s = shared.stats();
+        assert_eq!(
+            s.hints_sent,
+            HintsSent {
+                suppress: 1,
+                restore: 1
+            }
+        );
+        let u = &s.per_user["p"];
+        assert_eq!(u.hints_sent, s.hints_sent);
+        assert_eq!(u.video_seq.received, 103, "layer 0's numbers");
+        assert_eq!(u.video_layers, [103, 103, 103]);
+        assert_eq!(s.per_user["r1"].view_updates.accepted, 2);
+    }
+
+    /// Joins and leaves recompute a publisher's hints 300 ms after its
+    /// reader sees them; alone, its union is 0 (upstream's quirk): hinted
+    /// down after 2 s. A session that never sent a layer above 0 is never
+    /// hinted, however its receivers' preferences change.
+    #[test]
+    fn joins_and_leaves_recompute_hints_and_only_simulcast_publishers_get_them() {
+        let shared = Arc::new(Shared::new(&RelayConfig {
+            leave_grace: Duration::ZERO,
+            ..RelayConfig::default()
+        }));
+        let (mut p, mut p_rx) = session(&shared, "p", "r", 256);
+        let (mut plain, mut plain_rx) = session(&shared, "plain", "r", 256);
+        let (sp, splain) = (p.me.session_id, plain.me.session_id);
+        let hints = |rx: &mut mpsc::Receiver<Outbound>| -> Vec<String> {
+            queued(rx)
+                .into_iter()
+                .filter(|l| l.starts_with("hint"))
+                .collect()
+        };
+        let t = Instant::now();
+        plain.on_packet(video("plain", 0, 0), false, t);
+        p.on_packet(video("p", 0, 1), false, t);
+        // plain wants p's layer 0: p's union is 0.
+        plain.on_packet(prefer("plain", &[sp], 0), false, t);
+        p.on_packet(video("p", 1, 1), false, t + ms(2000));
+        assert_eq!(hints(&mut p_rx), [format!("hint p {sp} 1=0")]);
+        // A newcomer without preferences: full ladder again, 300 ms after p saw it.
+        let (newcomer, _n_rx) = session(&shared, "n", "r", 256);
+        p.on_packet(video("p", 2, 1), false, t + ms(2100));
+        p.on_packet(video("p", 3, 1), false, t + ms(2399));
+        assert!(hints(&mut p_rx).is_empty());
+        p.on_packet(video("p", 4, 1), false, t + ms(2400));
+        assert_eq!(hints(&mut p_rx), [format!("hint p {sp} 1=all")]);
+        // It leaves: down again, 300 ms then 2 s later.
+        newcomer.finish(&who("n", "r"));
+        for (seq, at) in [(5, 2500), (6, 2800), (7, 4799)] {
+            p.on_packet(video("p", seq, 1), false, t + ms(at));
+        }
+        assert!(hints(&mut p_rx).is_empty());
+        p.on_packet(video("p", 8, 1), false, t + ms(4800));
+        assert_eq!(hints(&mut p_rx), [format!("hint p {sp} 1=0")]);
+        // Never for a publisher of layer 0 only.
+        p.on_packet(prefer("p", &[splain], 0), false, t + ms(5000));
+        plain.on_packet(video("plain", 1, 0), false, t + ms(8000));
+        assert!(hints(&mut plain_rx).is_empty());
+        assert_eq!(
+            shared.stats().per_user["plain"].hints_sent,
+            HintsSent::default()
+        );
     }
 }

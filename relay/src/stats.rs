@@ -21,6 +21,12 @@
 //! ([`ByType`]): received, under the wrapper's user id with the time of the
 //! first and the last; and sent, under the receiving session's own user id,
 //! counted by its writer as it hands a packet to QUIC ([`SentCounts`]).
+//!
+//! Simulcast (upstream RnD, `layers`): video is counted per layer both ways
+//! (`video_layers`, `sent_video_layers`), and sequence numbers are tracked
+//! on layer 0 only, each layer having numbers of its own. What the relay
+//! withheld from a receiver is counted at that receiver ([`Withheld`]), and
+//! the VIEWPORT and LAYER_PREFERENCE updates under their sender.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +35,7 @@ use serde::Serialize;
 use synth_common::seq;
 use synth_common::wire::{self, media_type, packet_type, HeartbeatFlags};
 
+use super::layers::Verdict;
 use super::route::{Kind, Track, Type};
 
 /// Most distinct wrapper user ids counted separately per session; the rest
@@ -41,6 +48,16 @@ pub const SESSION_LOG_MAX: usize = 1_000;
 /// Heartbeat flag changes kept per user (and per session, over all the
 /// user ids it sends under); later ones are only counted.
 pub const FLAG_CHANGES_MAX: usize = 10_000;
+
+/// Simulcast layers video is counted by (`video_layers`,
+/// `sent_video_layers`): 0, 1, and 2 or above.
+pub const VIDEO_LAYERS: usize = 3;
+
+/// Where a packet of simulcast layer `layer` is counted in a
+/// [`VIDEO_LAYERS`] array: layers above the last are counted in it.
+fn layer_slot(layer: u32) -> usize {
+    (layer as usize).min(VIDEO_LAYERS - 1)
+}
 
 /// How a session ended, as far as the relay can tell.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -111,6 +128,10 @@ pub struct UserStats {
     pub video_bytes: u64,
     /// Video packets with `frame_type "key"`.
     pub video_keyframes: u64,
+    /// Video packets by the simulcast layer of their wrapper
+    /// (`simulcast_layer_id`, upstream RnD; absent is 0): layers 0, 1, and
+    /// 2 or above. Without simulcast all are layer 0.
+    pub video_layers: [u64; VIDEO_LAYERS],
     /// Screen-share packets (`MediaPacket` SCREEN).
     pub screen_packets: u64,
     /// Bytes of those packets.
@@ -167,10 +188,29 @@ pub struct UserStats {
     /// as each session's writer handed it to QUIC (a datagram the path
     /// could not carry counts as the stream it went on).
     pub sent_by_type: ByType,
+    /// Of `sent_by_type.video`, how many were of each simulcast layer (as
+    /// `video_layers`).
+    pub sent_video_layers: [u64; VIDEO_LAYERS],
+    /// Camera video of others withheld from this user's sessions because
+    /// their VIEWPORT left the sender out: neither sent nor dropped.
+    pub viewport_filtered: u64,
+    /// Media of others withheld from this user's sessions because their
+    /// LAYER_PREFERENCE wanted another layer of that sender: neither sent
+    /// nor dropped.
+    pub layer_filtered: u64,
+    /// VIEWPORT and LAYER_PREFERENCE packets of this user, by what became
+    /// of them (none is relayed).
+    pub view_updates: ViewUpdates,
+    /// LAYER_HINT entries sent to this user's sessions as a publisher, by
+    /// direction (each is also in `sent_by_type.layer_hint`, one packet
+    /// holding one or two entries).
+    pub hints_sent: HintsSent,
     /// Audio sequence accounting ([`synth_common::seq`]): received, missing
-    /// (lost once the run is over), reordered, duplicate, first and last.
+    /// (lost once the run is over), reordered, duplicate, first and last;
+    /// of simulcast layer 0 only (each layer numbers its packets itself).
     pub audio_seq: seq::Counts,
-    /// Video sequence accounting, as for audio.
+    /// Video sequence accounting, as for audio (layer 0 only:
+    /// `video_seq.received` is `video_layers[0]`).
     pub video_seq: seq::Counts,
     /// Screen-share sequence accounting, as for audio.
     pub screen_seq: seq::Counts,
@@ -234,6 +274,44 @@ pub struct UserStats {
     pub session_log_dropped: u64,
 }
 
+/// What became of a user's VIEWPORT and LAYER_PREFERENCE packets (upstream
+/// RnD): each is one of these, and none is relayed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ViewUpdates {
+    /// Applied: the session's viewport or layer preferences are now these.
+    pub accepted: u64,
+    /// Dropped because the last accepted one of the same type was less
+    /// than 200 ms before.
+    pub rate_limited: u64,
+    /// Dropped because their content does not parse (the state is kept).
+    pub malformed: u64,
+}
+
+impl ViewUpdates {
+    pub(crate) fn add(&mut self, o: &ViewUpdates) {
+        self.accepted += o.accepted;
+        self.rate_limited += o.rate_limited;
+        self.malformed += o.malformed;
+    }
+}
+
+/// LAYER_HINT entries the relay sent to publishers, by direction (upstream
+/// RnD's `relay_layer_hint_emitted_total{direction}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HintsSent {
+    /// Fewer layers than the last hint of that kind (after 2 s of it).
+    pub suppress: u64,
+    /// More layers than the last hint of that kind (at once).
+    pub restore: u64,
+}
+
+impl HintsSent {
+    pub(crate) fn add(&mut self, o: &HintsSent) {
+        self.suppress += o.suppress;
+        self.restore += o.restore;
+    }
+}
+
 /// Packets of one type by how they travelled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Transports {
@@ -282,6 +360,13 @@ pub struct ByType {
     pub session_assigned: Transports,
     /// CONGESTION (9).
     pub congestion: Transports,
+    /// VIEWPORT (11, upstream RnD): received, never relayed.
+    pub viewport: Transports,
+    /// LAYER_PREFERENCE (12, upstream RnD): received, never relayed.
+    pub layer_preference: Transports,
+    /// LAYER_HINT (13, upstream RnD): sent by the relay to publishers; a
+    /// client's is dropped.
+    pub layer_hint: Transports,
     /// Any other packet type.
     pub other: Transports,
     /// Not a `PacketWrapper`, or a stream longer than the limit.
@@ -306,6 +391,9 @@ impl ByType {
             Type::Meeting => &mut self.meeting,
             Type::SessionAssigned => &mut self.session_assigned,
             Type::Congestion => &mut self.congestion,
+            Type::Viewport => &mut self.viewport,
+            Type::LayerPreference => &mut self.layer_preference,
+            Type::LayerHint => &mut self.layer_hint,
             Type::Other => &mut self.other,
             Type::Unparsed => &mut self.unparsed,
         }
@@ -344,24 +432,68 @@ impl ByType {
     }
 }
 
-/// What a session's writer sent, by type and transport: atomics, written
-/// by that writer only and read by the stats.
-#[derive(Debug, Default)]
-pub(crate) struct SentCounts([AtomicU64; 2 * Type::COUNT]);
+/// What a session's writer sent, by type and transport, and its video by
+/// layer: atomics, written by that writer only and read by the stats.
+#[derive(Debug)]
+pub(crate) struct SentCounts {
+    by_type: [AtomicU64; 2 * Type::COUNT],
+    video_layers: [AtomicU64; VIDEO_LAYERS],
+}
+
+impl Default for SentCounts {
+    fn default() -> SentCounts {
+        SentCounts {
+            by_type: std::array::from_fn(|_| AtomicU64::new(0)),
+            video_layers: Default::default(),
+        }
+    }
+}
 
 impl SentCounts {
-    /// Counts one packet of `ty` handed to QUIC.
-    pub(crate) fn count(&self, ty: Type, datagram: bool) {
-        self.0[2 * ty as usize + datagram as usize].fetch_add(1, Ordering::Relaxed);
+    /// Counts one packet of `ty` (of simulcast layer `layer`) handed to QUIC.
+    pub(crate) fn count(&self, ty: Type, datagram: bool, layer: u32) {
+        self.by_type[2 * ty as usize + datagram as usize].fetch_add(1, Ordering::Relaxed);
+        if ty == Type::Video {
+            self.video_layers[layer_slot(layer)].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// Adds these counts to `by`.
-    pub(crate) fn add_to(&self, by: &mut ByType) {
+    /// Adds these counts to the receiving user's stats.
+    pub(crate) fn add_to(&self, s: &mut UserStats) {
         for ty in Type::ALL {
-            let t = by.get_mut(ty);
-            t.stream += self.0[2 * ty as usize].load(Ordering::Relaxed);
-            t.datagram += self.0[2 * ty as usize + 1].load(Ordering::Relaxed);
+            let t = s.sent_by_type.get_mut(ty);
+            t.stream += self.by_type[2 * ty as usize].load(Ordering::Relaxed);
+            t.datagram += self.by_type[2 * ty as usize + 1].load(Ordering::Relaxed);
         }
+        for (sum, n) in s.sent_video_layers.iter_mut().zip(&self.video_layers) {
+            *sum += n.load(Ordering::Relaxed);
+        }
+    }
+}
+
+/// Media withheld from one receiving session by what it asked for
+/// (`layers::Verdict`): atomics, added to by senders' tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Withheld {
+    viewport: AtomicU64,
+    layer: AtomicU64,
+}
+
+impl Withheld {
+    /// Counts a packet withheld for `why` (a `Forward` is not counted).
+    pub(crate) fn count(&self, why: Verdict) {
+        match why {
+            Verdict::Forward => return,
+            Verdict::Viewport => &self.viewport,
+            Verdict::Layer => &self.layer,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds these counts to the receiving user's stats.
+    pub(crate) fn add_to(&self, s: &mut UserStats) {
+        s.viewport_filtered += self.viewport.load(Ordering::Relaxed);
+        s.layer_filtered += self.layer.load(Ordering::Relaxed);
     }
 }
 
@@ -419,6 +551,18 @@ pub struct RelayStats {
     /// Deliveries dropped by `--drop-rate` (the sum of the users'
     /// `dropped_audio` and `dropped_video`).
     pub injected_drops: InjectedDrops,
+    /// Camera video withheld from receivers by their VIEWPORT (the sum of
+    /// the users' `viewport_filtered`).
+    pub viewport_filtered: u64,
+    /// Media withheld from receivers by their LAYER_PREFERENCE (the sum
+    /// of the users' `layer_filtered`).
+    pub layer_filtered: u64,
+    /// VIEWPORT and LAYER_PREFERENCE packets by what became of them (the
+    /// sum of the users' `view_updates`).
+    pub view_updates: ViewUpdates,
+    /// LAYER_HINT entries sent to publishers by direction (the sum of the
+    /// users' `hints_sent`).
+    pub hints_sent: HintsSent,
     /// The stall, once begun (`--stall-after`); empty without one.
     pub stalls: Vec<StallWindow>,
     /// Per user: what it sent, keyed by the wrapper's user id, and what
@@ -455,6 +599,9 @@ impl UserStats {
         self.video_packets += o.video_packets;
         self.video_bytes += o.video_bytes;
         self.video_keyframes += o.video_keyframes;
+        for (a, b) in self.video_layers.iter_mut().zip(&o.video_layers) {
+            *a += b;
+        }
         self.screen_packets += o.screen_packets;
         self.screen_bytes += o.screen_bytes;
         self.screen_keyframes += o.screen_keyframes;
@@ -474,6 +621,13 @@ impl UserStats {
         self.last_packet_unix_ms = self.last_packet_unix_ms.max(o.last_packet_unix_ms);
         self.mailbox_drops += o.mailbox_drops;
         self.sent_by_type.add(&o.sent_by_type);
+        for (a, b) in self.sent_video_layers.iter_mut().zip(&o.sent_video_layers) {
+            *a += b;
+        }
+        self.viewport_filtered += o.viewport_filtered;
+        self.layer_filtered += o.layer_filtered;
+        self.view_updates.add(&o.view_updates);
+        self.hints_sent.add(&o.hints_sent);
         self.relayed_to += o.relayed_to;
         self.relay_drops += o.relay_drops;
         self.dropped_audio += o.dropped_audio;
@@ -603,7 +757,7 @@ impl UserTally {
                         s.audio_packets += 1;
                         s.audio_bytes += len;
                         self.heartbeats.audio(s);
-                        if let Some(seq) = m.sequence {
+                        if let (Some(seq), 0) = (m.sequence, p.layer) {
                             self.audio.see(seq);
                         }
                         (Kind::Audio, Type::Audio)
@@ -612,8 +766,9 @@ impl UserTally {
                         s.video_packets += 1;
                         s.video_bytes += len;
                         s.video_keyframes += m.is_key() as u64;
+                        s.video_layers[layer_slot(p.layer)] += 1;
                         self.heartbeats.video(s);
-                        if let Some(seq) = m.sequence {
+                        if let (Some(seq), 0) = (m.sequence, p.layer) {
                             self.video.see(seq);
                         }
                         (Kind::Video, Type::Video)
@@ -623,7 +778,7 @@ impl UserTally {
                         s.screen_bytes += len;
                         s.screen_keyframes += m.is_key() as u64;
                         self.heartbeats.screen(s);
-                        if let Some(seq) = m.sequence {
+                        if let (Some(seq), 0) = (m.sequence, p.layer) {
                             self.screen.see(seq);
                         }
                         (Kind::Screen, Type::Screen)
@@ -678,6 +833,14 @@ impl UserTally {
             packet_type::CONGESTION => {
                 s.other += 1;
                 (Kind::Dropped, Type::Congestion)
+            }
+            // Counted in `view_updates` once handled.
+            packet_type::VIEWPORT => (Kind::Viewport, Type::Viewport),
+            packet_type::LAYER_PREFERENCE => (Kind::LayerPreference, Type::LayerPreference),
+            // The relay's own to send (upstream RnD's `classify_packet`).
+            packet_type::LAYER_HINT => {
+                s.other += 1;
+                (Kind::Dropped, Type::LayerHint)
             }
             t => {
                 s.other += 1;
@@ -846,6 +1009,11 @@ impl Tally {
         self.user(user_id).stats.keyframe_requests_limited += 1;
     }
 
+    /// The VIEWPORT and LAYER_PREFERENCE counts of `user_id`.
+    pub(crate) fn view_updates(&mut self, user_id: &[u8]) -> &mut ViewUpdates {
+        &mut self.user(user_id).stats.view_updates
+    }
+
     /// Counts a packet of `user_id` from an observer session, not relayed.
     pub(crate) fn observer_dropped(&mut self, user_id: &[u8]) {
         self.user(user_id).stats.observer_media_dropped += 1;
@@ -1008,14 +1176,23 @@ mod tests {
         );
 
         let sent = SentCounts::default();
-        sent.count(Type::Congestion, true);
-        sent.count(Type::Audio, false);
-        sent.count(Type::Audio, false);
-        let mut by = ByType::default();
-        sent.add_to(&mut by);
+        sent.count(Type::Congestion, true, 0);
+        sent.count(Type::Audio, false, 1);
+        sent.count(Type::Audio, false, 0);
+        for layer in [0, 2, 5] {
+            sent.count(Type::Video, false, layer);
+        }
+        let mut to = UserStats::default();
+        sent.add_to(&mut to);
+        let by = to.sent_by_type;
         assert_eq!(
             (by.audio.stream, by.congestion.datagram, by.total().total()),
-            (2, 1, 3)
+            (2, 1, 6)
+        );
+        assert_eq!(
+            to.sent_video_layers,
+            [1, 0, 2],
+            "video only, 2 and up together"
         );
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["received_by_type"]["heartbeat"]["datagram"], 2);

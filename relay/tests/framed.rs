@@ -25,7 +25,7 @@ use crate::relay::{audio, media, within, Target, TALKING};
 /// A client's persistent streams, as upstream RnD's client keys them
 /// (`MediaStreamKey`: audio, video, screen, control).
 #[derive(Debug, Clone, Copy)]
-enum Lane {
+pub(crate) enum Lane {
     Audio,
     Video,
     Screen,
@@ -35,8 +35,8 @@ enum Lane {
 /// One packet received: a frame (with the index of the relay's stream it
 /// came on) or a datagram.
 #[derive(Debug, Clone)]
-struct Got {
-    bytes: Bytes,
+pub(crate) struct Got {
+    pub(crate) bytes: Bytes,
     stream: Option<u64>,
 }
 
@@ -46,13 +46,13 @@ enum In {
 }
 
 /// A participant on the framed wire.
-struct FramedPeer {
-    session: Session,
+pub(crate) struct FramedPeer {
+    pub(crate) session: Session,
     rx: mpsc::UnboundedReceiver<In>,
     /// What arrived before the greeting was complete (datagrams can).
     early: VecDeque<Got>,
     lanes: [Option<SendStream>; 4],
-    session_id: u64,
+    pub(crate) session_id: u64,
     /// The relay's stream the greeting came on: its control stream.
     control: u64,
 }
@@ -100,7 +100,7 @@ impl FramedPeer {
     /// Connects, reads everything in the background, and checks the
     /// greeting: SESSION_ASSIGNED then MEETING_STARTED, in that order, on
     /// one stream.
-    async fn join(t: &Target, user: &str, room: &str) -> FramedPeer {
+    pub(crate) async fn join(t: &Target, user: &str, room: &str) -> FramedPeer {
         let session = within("connect", t.client.connect(t.path_url(user, room)))
             .await
             .unwrap_or_else(|e| panic!("{user} joining {room}: {e}"));
@@ -151,7 +151,7 @@ impl FramedPeer {
         p
     }
 
-    async fn next(&mut self) -> Got {
+    pub(crate) async fn next(&mut self) -> Got {
         if let Some(g) = self.early.pop_front() {
             return g;
         }
@@ -175,7 +175,7 @@ impl FramedPeer {
     }
 
     /// Sends `packets` as frames on `lane`'s stream, in one write.
-    async fn send(&mut self, lane: Lane, packets: &[&[u8]]) {
+    pub(crate) async fn send(&mut self, lane: Lane, packets: &[&[u8]]) {
         let mut out = Vec::new();
         for p in packets {
             framing::frame(p, &mut out);

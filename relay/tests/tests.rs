@@ -2,6 +2,7 @@
 
 mod capture;
 mod framed;
+mod layers;
 mod people;
 mod relay;
 mod rules;
