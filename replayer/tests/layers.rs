@@ -80,3 +80,43 @@ async fn every_layer_arrives_with_numbers_of_its_own() {
         assert!(l.receivers.is_empty(), "nobody has a view");
     }
 }
+
+/// One tile at `low`: each receiver gets layer 0 of one peer of its two,
+/// its loss still exact; what the relay sent it before the view took hold
+/// is counted as not asked for, and everything the relay sent is accounted
+/// for. A publisher every peer asks layer 0 of is hinted down after 2 s
+/// and sheds its other layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_gets_what_it_asked_for_and_its_loss_stays_exact() {
+    for wire in [Wire::PerPacket, Wire::Framed] {
+        let (r, relay) = run_meetings(wire, ", view: {tiles: 1, layer: low}").await;
+        exact(&r);
+        let l = r.layers.as_ref().expect("a layers section");
+        assert_eq!(l.receivers.len(), 6, "{l:?}");
+        assert_eq!((l.viewports_sent > 0, l.preferences_sent > 0), (true, true));
+        assert_eq!(l.received[1], 0, "layer 1 was never asked for: {l:?}");
+        for rc in &l.receivers {
+            assert!(rc.layers[0] > 0, "{rc:?}");
+        }
+        // One peer of two in view: about half of layer 0 is owed.
+        let sent0 = l.sent[0];
+        assert!(l.received[0] <= sent0 + sent0 / 10, "{l:?}");
+        // What the relay sent as video is what arrived, asked for or not.
+        let relayed: u64 = relay
+            .per_user
+            .values()
+            .map(|u| u.sent_video_layers.iter().sum::<u64>())
+            .sum();
+        assert_eq!(
+            relayed,
+            l.received.iter().sum::<u64>() + l.unrequested,
+            "{l:?}"
+        );
+        assert!(relay.viewport_filtered > 0 && relay.layer_filtered > 0);
+        // A publisher both its peers show is hinted down to layer 0 after
+        // 2 s and sheds layer 1; one a peer does not show keeps it (that
+        // peer has no preference for it: every layer, as upstream counts).
+        assert!(l.sheds >= 1 && l.sheds <= 6, "{l:?}");
+        assert!(l.sent[1] < l.sent[0], "{l:?}");
+    }
+}
