@@ -869,8 +869,11 @@ impl Sender {
 
 /// Recomputes the LAYER_HINTs of `publisher` from what the other members
 /// of its room (`members`, observers left out) want at `now`, and queues
-/// any due to it: a small control packet, a datagram as upstream's
-/// `send_auto` makes it. Returns 1 if its queue was full (a drop), else 0.
+/// any due to the whole room but its observers, the publisher included: a
+/// small control packet, a datagram as upstream's `send_auto` makes it.
+/// Upstream publishes a hint on the publisher's subject, which every member
+/// hears (no unicast filter stops it); the publisher's session id in the
+/// wrapper says whose it is. Returns the drops at full queues.
 fn hint(publisher: &Member, members: &[Arc<Member>], now: Instant) -> u64 {
     let receivers = members
         .iter()
@@ -881,8 +884,10 @@ fn hint(publisher: &Member, members: &[Arc<Member>], now: Instant) -> u64 {
     publisher.layers.recompute(me, receivers, now, |hints| {
         let p = synth_common::layers::layer_hint(user, me, hints);
         let out = Outbound::auto(Type::LayerHint, p.into(), Bytes::new(), false);
-        if publisher.offer(out) == Offer::Full {
-            full = 1;
+        for m in members.iter().filter(|m| !m.observer) {
+            if m.offer(out.clone()) == Offer::Full {
+                full += 1;
+            }
         }
     });
     full
@@ -1909,7 +1914,8 @@ mod tests {
     /// Joins and leaves recompute a publisher's hints 300 ms after its
     /// reader sees them; alone, its union is 0 (upstream's quirk): hinted
     /// down after 2 s. A session that never sent a layer above 0 is never
-    /// hinted, however its receivers' preferences change.
+    /// hinted, however its receivers' preferences change; the room hears
+    /// every hint.
     #[test]
     fn joins_and_leaves_recompute_hints_and_only_simulcast_publishers_get_them() {
         let shared = Arc::new(Shared::new(&RelayConfig {
@@ -1950,7 +1956,11 @@ mod tests {
         // Never for a publisher of layer 0 only.
         p.on_packet(prefer("p", &[splain], 0), false, t + ms(5000));
         plain.on_packet(video("plain", 1, 0), false, t + ms(8000));
-        assert!(hints(&mut plain_rx).is_empty());
+        // The room hears p's hints (upstream publishes them on p's
+        // subject), none about plain.
+        let heard = hints(&mut plain_rx);
+        assert!(heard.contains(&format!("hint p {sp} 1=0")), "{heard:?}");
+        assert!(heard.iter().all(|h| h.starts_with("hint p ")), "{heard:?}");
         assert_eq!(
             shared.stats().per_user["plain"].hints_sent,
             HintsSent::default()

@@ -613,7 +613,10 @@ impl Accounting {
             }
             t => {
                 stats.received(Media::Other, buf.len());
-                if t == packet_type::LAYER_HINT {
+                // An `RnD` server publishes a hint on its publisher's subject,
+                // which the whole room hears: as upstream's client, only
+                // one about its own session counts.
+                if t == packet_type::LAYER_HINT && self.session_id == Some(p.session_id) {
                     stats.layer_hints.fetch_add(1, Relaxed);
                     let video = synth_common::layers::parse_layer_hint(p.data)
                         .ok()
@@ -880,6 +883,26 @@ mod tests {
         // peer_event, viewport, layer_preference, layer_hint, downlink_congestion, reaction, unknown
         assert_eq!(newer, [0, 1, 0, 2, 0, 0, 1]);
         assert_eq!(stats.bad_packets.load(Relaxed), 1);
+        // LAYER_HINT: the whole room hears each; only the one about this
+        // client's session is for its sender.
+        use synth_common::layers::{layer_hint, Hint, FULL_LADDER};
+        let video = |max_layer| Hint {
+            kind: wire::media_kind::VIDEO,
+            max_layer,
+        };
+        acc.handle(&wire::session_assigned(5), 0.0, &cx, stats);
+        acc.handle(&layer_hint("x", 6, &[video(0)]), 0.0, &cx, stats);
+        assert_eq!(stats.layer_hints.load(Relaxed), 0);
+        assert_eq!(
+            stats.layer_hint.load(Relaxed),
+            0,
+            "no hint yet: every layer"
+        );
+        acc.handle(&layer_hint("me", 5, &[video(1)]), 0.0, &cx, stats);
+        assert_eq!(stats.layer_hint.load(Relaxed), 2, "layers up to 1");
+        acc.handle(&layer_hint("me", 5, &[video(FULL_LADDER)]), 0.0, &cx, stats);
+        assert_eq!(stats.layer_hint.load(Relaxed), 0, "every layer again");
+        assert_eq!(stats.layer_hints.load(Relaxed), 2);
     }
 
     #[test]
