@@ -312,6 +312,15 @@ fn host_short(h: &HostFigures, limits: &Limits) -> Vec<String> {
             ));
         }
     }
+    if let (Some(drops), Some(k)) = (h.socket_drops, h.socket_drop_intervals) {
+        if k >= n {
+            lines.push(format!(
+                "{drops} datagrams dropped at this process's UDP sockets in {k} intervals \
+                 (limit {n}): their receive buffers were full, it read what the server \
+                 delivered too late; {blame}"
+            ));
+        }
+    }
     if h.busy_intervals >= n {
         lines.push(format!(
             "host CPU at least {}% busy for {} intervals in a row (limit {n}), at most {}%: \
@@ -625,6 +634,56 @@ mod tests {
             &brief,
             &Limits::default(),
         );
+        assert!(!h.saturated, "{:?}", h.reasons);
+    }
+
+    /// Datagrams dropped at this process's sockets in 3 intervals make it
+    /// saturated even on an idle host (it read too late); in 2, not.
+    #[test]
+    fn drops_at_our_sockets_saturate() {
+        use crate::host::{HostReading, HostSampler, SocketReading};
+        let fed = |drops: &[u64]| {
+            let mut s = HostSampler::new();
+            let t0 = std::time::Instant::now();
+            let mut total = 0;
+            for (i, d) in std::iter::once(&0).chain(drops).enumerate() {
+                total += d;
+                let r = HostReading {
+                    idle_ticks: 150 * i as u64,
+                    cpus: 2,
+                    ticks_per_s: 100,
+                    pressure_us: Some(0),
+                    sockets: Some(SocketReading {
+                        rx_queue_bytes: 0,
+                        drops: total,
+                    }),
+                };
+                s.sample(t0 + Duration::from_secs(i as u64), Some(r));
+            }
+            s
+        };
+        let judge = |s: &HostSampler| {
+            assess(
+                1.0,
+                ServerDelays::default(),
+                &sampler(&[0.25; 5]),
+                delay(&[1]),
+                s,
+                &Limits::default(),
+            )
+        };
+        let h = judge(&fed(&[4, 0, 9, 0, 1]));
+        assert!(h.saturated);
+        assert_eq!(
+            h.reasons,
+            ["14 datagrams dropped at this process's UDP sockets in 3 intervals (limit 3): their receive buffers were full, it read what the server delivered too late; what was lost or late then cannot be laid on the server alone"]
+        );
+        let f = h.host.unwrap();
+        assert_eq!(
+            (f.socket_drops, f.socket_drop_intervals),
+            (Some(14), Some(3))
+        );
+        let h = judge(&fed(&[4, 0, 9, 0, 0]));
         assert!(!h.saturated, "{:?}", h.reasons);
     }
 }

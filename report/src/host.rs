@@ -18,6 +18,13 @@
 //!   task waited for a CPU (`/proc/pressure/cpu`, the `some` line's `total`
 //!   in µs; Linux's pressure stall information, absent on older kernels).
 //!
+//! - **this process's sockets**: what waits in its UDP sockets' receive
+//!   queues and what the kernel dropped at them because those queues were
+//!   full (`/proc/net/udp` and `udp6`, the `rx_queue` and `drops` columns of
+//!   the sockets whose inodes this process holds): a generator that reads
+//!   what the server delivered too late loses it there, its own loss, which
+//!   QUIC then resends late or the server gives up on.
+//!
 //! Pure: the engine passes the files' text, the tests made-up text.
 
 use std::time::Instant;
@@ -36,6 +43,47 @@ pub struct HostReading {
     /// Time at least one task waited for a CPU, µs since boot; `None` where
     /// the kernel does not say.
     pub pressure_us: Option<u64>,
+    /// This process's UDP sockets; `None` where they could not be read.
+    pub sockets: Option<SocketReading>,
+}
+
+/// This process's UDP sockets, summed, as the kernel sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketReading {
+    /// Bytes waiting in their receive queues.
+    pub rx_queue_bytes: u64,
+    /// Datagrams dropped at them since they were opened (a receive buffer
+    /// was full).
+    pub drops: u64,
+}
+
+impl SocketReading {
+    /// From the text of `/proc/net/udp` (and `udp6`, appended): the sockets
+    /// whose inode is one of `inodes`. Lines that do not parse are skipped.
+    pub fn parse(text: &str, inodes: &[u64]) -> SocketReading {
+        let mut r = SocketReading::default();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            let (Some(queues), Some(inode), Some(drops)) = (f.get(4), f.get(9), f.get(12)) else {
+                continue;
+            };
+            let Ok(inode) = inode.parse::<u64>() else {
+                continue;
+            };
+            if !inodes.contains(&inode) {
+                continue;
+            }
+            let rx = queues
+                .split_once(':')
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok());
+            if let (Some(rx), Ok(d)) = (rx, drops.parse::<u64>()) {
+                r.rx_queue_bytes += rx;
+                r.drops += d;
+            }
+        }
+        r
+    }
 }
 
 impl HostReading {
@@ -63,6 +111,7 @@ impl HostReading {
             cpus,
             ticks_per_s,
             pressure_us: pressure.and_then(some_total_us),
+            sockets: None,
         })
     }
 
@@ -74,6 +123,12 @@ impl HostReading {
             let idle = later.idle_ticks.saturating_sub(self.idle_ticks) as f64;
             (1.0 - idle / capacity).clamp(0.0, 1.0)
         })
+    }
+
+    /// Datagrams dropped at this process's sockets from `self` to `later`;
+    /// `None` where either reading has no sockets.
+    pub fn drops_until(&self, later: &HostReading) -> Option<u64> {
+        Some(later.sockets?.drops.saturating_sub(self.sockets?.drops))
     }
 
     /// The share of `secs` in which some task waited for a CPU, from `self`
@@ -99,6 +154,9 @@ pub struct HostSampler {
     last: Option<(Instant, HostReading)>,
     busy: Vec<f64>,
     pressure: Vec<f64>,
+    /// Per interval: datagrams dropped at this process's sockets, and what
+    /// waited in their queues at its end (bytes).
+    sockets: Vec<(u64, u64)>,
 }
 
 impl HostSampler {
@@ -125,6 +183,9 @@ impl HostSampler {
             if let Some(p) = prev.pressure_until(&now, secs) {
                 self.pressure.push(p);
             }
+            if let (Some(d), Some(s)) = (prev.drops_until(&now), now.sockets) {
+                self.sockets.push((d, s.rx_queue_bytes));
+            }
         }
         self.last = Some((at, now));
     }
@@ -137,7 +198,15 @@ impl HostSampler {
             return None;
         }
         let measured = !self.pressure.is_empty();
+        let sockets = !self.sockets.is_empty();
         Some(HostFigures {
+            socket_drops: sockets.then(|| self.sockets.iter().map(|s| s.0).sum()),
+            socket_drop_intervals: sockets
+                .then(|| self.sockets.iter().filter(|s| s.0 > 0).count() as u64),
+            rx_queue_max_kb: sockets.then(|| {
+                let max = self.sockets.iter().map(|s| s.1).max().unwrap_or(0);
+                (max as f64 / 1024.0 * 10.0).round() / 10.0
+            }),
             intervals: self.busy.len() as u64,
             busy_mean: mean(&self.busy),
             busy_max: max(&self.busy),
@@ -172,6 +241,18 @@ pub struct HostFigures {
     /// Most intervals in a row at or above the pressure limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pressure_intervals: Option<u64>,
+    /// Datagrams the kernel dropped at this process's UDP sockets (their
+    /// receive buffers were full: it read too late); absent where they
+    /// could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_drops: Option<u64>,
+    /// Intervals with such drops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_drop_intervals: Option<u64>,
+    /// Most bytes waiting in its sockets' receive queues at the end of an
+    /// interval, KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_queue_max_kb: Option<f64>,
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -241,6 +322,7 @@ pub(crate) mod tests {
                 cpus: 2,
                 ticks_per_s: 100,
                 pressure_us: Some(w),
+                sockets: None,
             })
         };
         s.sample(t0, reading(idle, waited));
@@ -270,6 +352,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sockets_are_read_by_inode_and_their_drops_counted_per_interval() {
+        let udp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+ 1: 0100007F:1F90 00000000:0000 07 00000000:00000800 00:00000000 00000000     0        0 111 2 0000000000000000 5\n\
+ 2: 0100007F:1F91 00000000:0000 07 00000000:00000100 00:00000000 00000000     0        0 222 2 0000000000000000 7\n\
+ 3: 0100007F:1F92 00000000:0000 07 00000000:00FFFFFF 00:00000000 00000000     0        0 333 2 0000000000000000 900\n\
+ garbage\n";
+        let r = SocketReading::parse(udp, &[111, 222]);
+        assert_eq!((r.rx_queue_bytes, r.drops), (0x800 + 0x100, 12));
+        assert_eq!(SocketReading::parse(udp, &[]), SocketReading::default());
+        let mut s = HostSampler::new();
+        let t0 = Instant::now();
+        for (i, (drops, queue)) in [(12u64, 0u64), (12, 4096), (40, 1024), (40, 0)]
+            .into_iter()
+            .enumerate()
+        {
+            let r = HostReading {
+                idle_ticks: 100 * i as u64,
+                cpus: 2,
+                ticks_per_s: 100,
+                pressure_us: None,
+                sockets: Some(SocketReading {
+                    rx_queue_bytes: queue,
+                    drops,
+                }),
+            };
+            s.sample(t0 + Duration::from_secs(i as u64), Some(r));
+        }
+        let f = s.figures(0.95, 0.25).unwrap();
+        assert_eq!(f.socket_drops, Some(28));
+        assert_eq!(f.socket_drop_intervals, Some(1));
+        assert_eq!(f.rx_queue_max_kb, Some(4.0));
+    }
+
+    #[test]
     fn no_pressure_file_leaves_pressure_unmeasured() {
         let mut s = HostSampler::new();
         let t0 = Instant::now();
@@ -279,6 +395,7 @@ pub(crate) mod tests {
                 cpus: 2,
                 ticks_per_s: 100,
                 pressure_us: None,
+                sockets: None,
             };
             s.sample(t0 + Duration::from_secs(i as u64), Some(r));
         }

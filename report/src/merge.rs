@@ -565,6 +565,13 @@ fn host(hosts: &[&HostFigures]) -> Option<HostFigures> {
         pressure_mean: opt(|h| h.pressure_mean),
         pressure_max: opt(|h| h.pressure_max),
         pressure_intervals: hosts.iter().filter_map(|h| h.pressure_intervals).max(),
+        // Each pod's own sockets: drops add up, the worst pod speaks for the rest.
+        socket_drops: hosts
+            .iter()
+            .filter_map(|h| h.socket_drops)
+            .reduce(|a, b| a + b),
+        socket_drop_intervals: hosts.iter().filter_map(|h| h.socket_drop_intervals).max(),
+        rx_queue_max_kb: opt(|h| h.rx_queue_max_kb),
     })
 }
 
@@ -760,6 +767,9 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
         cpu_share: None,
         host_busy: None,
         host_pressure: None,
+        socket_drops: None,
+        rx_queue_kb: None,
+        saturated: false,
         rss_mb: 0.0,
         // The same server seen by every pod: the first one's, not a sum.
         server: parts.iter().find_map(|s| s.server.clone()),
@@ -801,6 +811,11 @@ fn across_sources(k: u64, interval_s: f64, start: u64, parts: &[Sample]) -> Samp
     let most = |f: fn(&Sample) -> Option<f64>| parts.iter().filter_map(f).reduce(f64::max);
     out.host_busy = most(|s| s.host_busy);
     out.host_pressure = most(|s| s.host_pressure);
+    // Each pod's own sockets: drops add up, the deepest queue speaks.
+    let drops: Vec<u64> = parts.iter().filter_map(|s| s.socket_drops).collect();
+    out.socket_drops = (!drops.is_empty()).then(|| drops.iter().sum());
+    out.rx_queue_kb = most(|s| s.rx_queue_kb);
+    out.saturated = parts.iter().any(|s| s.saturated);
     out.failing = failing.into_iter().collect();
     out
 }

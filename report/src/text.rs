@@ -245,6 +245,37 @@ fn signals(o: &mut String, r: &Report) -> fmt::Result {
     Ok(())
 }
 
+/// The timeline's intervals in which this machine fell behind and
+/// packets went missing: that loss is not the server's alone.
+fn behind(o: &mut String, r: &Report) -> fmt::Result {
+    let Some(t) = &r.timeline else { return Ok(()) };
+    let mut prev = 0.0;
+    let (mut n, mut audio, mut video) = (0, 0i64, 0i64);
+    let (mut from, mut to) = (f64::MAX, 0.0f64);
+    for s in &t.samples {
+        let start = prev;
+        prev = s.t_s;
+        let lost = s.lost.audio.max(0) + s.lost.video.max(0);
+        if !s.saturated || lost == 0 {
+            continue;
+        }
+        n += 1;
+        audio += s.lost.audio.max(0);
+        video += s.lost.video.max(0);
+        from = from.min(start);
+        to = to.max(s.t_s);
+    }
+    if n > 0 {
+        writeln!(
+            o,
+            "BEHIND   {audio} audio and {video} video packets went missing in {n} interval(s) \
+             between {from:.0} and {to:.0} s in which this machine fell behind: that loss \
+             cannot be laid on the server alone"
+        )?;
+    }
+    Ok(())
+}
+
 /// Whether this process kept up, and its cost.
 fn generator(o: &mut String, r: &Report) -> fmt::Result {
     let g = &r.generator;
@@ -265,13 +296,18 @@ fn generator(o: &mut String, r: &Report) -> fmt::Result {
             ),
             _ => String::new(),
         };
+        let sockets = match (h.socket_drops, h.rx_queue_max_kb) {
+            (Some(d), Some(q)) => format!("; our sockets dropped {d}, queued at most {q} KiB"),
+            _ => String::new(),
+        };
         writeln!(
             o,
-            "host     CPU {:.0} % busy (max {:.0} %){pressure}",
+            "host     CPU {:.0} % busy (max {:.0} %){pressure}{sockets}",
             h.busy_mean * 100.0,
             h.busy_max * 100.0
         )?;
     }
+    behind(o, r)?;
     if !g.notes.is_empty() {
         writeln!(
             o,
@@ -627,6 +663,42 @@ mod tests {
         assert_eq!(
             lines,
             ["server   the server beside the run: process 41: 0.80 cores mean (max 1.25), 12.50 CPU s, peak RSS 300.0 MB; at the knee 0.80 cores, 25.0 participants per server core; Prometheus last conns 12.00 (2 requests failed)"]
+        );
+    }
+
+    /// Loss in intervals in which this machine fell behind is told apart
+    /// in one line; loss in intervals it kept up in is not in it.
+    #[test]
+    fn loss_while_behind_is_told_apart() {
+        use crate::model::{Sample, Timeline};
+        let sample = |t_s: f64, audio: i64, video: i64, saturated: bool| {
+            let mut s = Sample {
+                t_s,
+                saturated,
+                ..Sample::default()
+            };
+            s.lost.audio = audio;
+            s.lost.video = video;
+            s
+        };
+        let mut r = crate::model::bare();
+        let mut o = String::new();
+        behind(&mut o, &r).unwrap();
+        assert_eq!(o, "");
+        r.timeline = Some(Timeline {
+            interval_s: 1.0,
+            samples: vec![
+                sample(1.0, 5, 0, false),
+                sample(2.0, 3, 10, true),
+                sample(3.0, 0, 0, true),
+                sample(4.0, -2, 4, true),
+            ],
+            ..Timeline::default()
+        });
+        behind(&mut o, &r).unwrap();
+        assert_eq!(
+            o,
+            "BEHIND   3 audio and 14 video packets went missing in 2 interval(s) between 1 and 4 s in which this machine fell behind: that loss cannot be laid on the server alone\n"
         );
     }
 

@@ -163,6 +163,12 @@ impl<'a> Window<'a> {
         self.from.host?.pressure_until(&self.to.host?, secs)
     }
 
+    /// Datagrams dropped at this process's sockets in the window (it read
+    /// too late); `None` where they could not be read.
+    pub fn socket_drops(&self) -> Option<u64> {
+        self.from.host?.drops_until(&self.to.host?)
+    }
+
     /// Mean CPU cores the server's process used in the window; `None`
     /// without one, or when either end has no reading of it.
     pub fn server_cores(&self) -> Option<f64> {
@@ -187,7 +193,8 @@ impl<'a> Window<'a> {
             || self
                 .host_pressure()
                 .is_some_and(|p| p >= limits.host_pressure_share);
-        (late && !explained) || busy || host_short
+        let read_late = self.socket_drops().is_some_and(|d| d > 0);
+        (late && !explained) || busy || host_short || read_late
     }
 
     /// The value of a figure in this window; `None` for a figure no window
@@ -267,6 +274,13 @@ impl<'a> Window<'a> {
             cpu_share: self.cpu_share().map(|c| (c * 1000.0).round() / 1000.0),
             host_busy: self.host_busy().map(round3),
             host_pressure: self.host_pressure().map(round3),
+            socket_drops: self.socket_drops(),
+            rx_queue_kb: self
+                .to
+                .host
+                .and_then(|h| h.sockets)
+                .map(|s| (s.rx_queue_bytes as f64 / 1024.0 * 10.0).round() / 10.0),
+            saturated: self.saturated(&Limits::default()),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
             server: match (&self.from.server, &self.to.server) {
                 (Some(a), Some(b)) => Some(a.sample_until(b, self.secs())),
@@ -296,5 +310,55 @@ impl Event {
             name: name.into(),
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::SocketReading;
+
+    fn at(t_s: f64, idle_ticks: u64, drops: u64, queue: u64) -> Snapshot {
+        let host = HostReading {
+            idle_ticks,
+            cpus: 2,
+            ticks_per_s: 100,
+            pressure_us: Some(0),
+            sockets: Some(SocketReading {
+                rx_queue_bytes: queue,
+                drops,
+            }),
+        };
+        Snapshot {
+            t_s,
+            ..Snapshot::zero(0, 0.0, Some(host))
+        }
+    }
+
+    /// A drop at this process's sockets is enough for a window to have
+    /// fallen behind; an idle host and no drops is not.
+    #[test]
+    fn drops_at_our_sockets_mean_the_window_fell_behind() {
+        let limits = Limits::default();
+        // 1 s, 2 CPUs at 100 ticks: 200 ticks, 150 idle.
+        let (a, b) = (at(0.0, 0, 7, 0), at(1.0, 150, 7, 2048));
+        let w = Window::new(&a, &b, 2.0);
+        assert_eq!(w.socket_drops(), Some(0));
+        assert!(!w.saturated(&limits));
+        let s = w.sample(None, Vec::new());
+        assert_eq!(
+            (s.socket_drops, s.rx_queue_kb, s.saturated),
+            (Some(0), Some(2.0), false)
+        );
+        let c = at(2.0, 300, 9, 0);
+        let w = Window::new(&b, &c, 2.0);
+        assert_eq!(w.socket_drops(), Some(2));
+        assert!(w.saturated(&limits));
+        assert!(w.sample(None, Vec::new()).saturated);
+        assert_eq!(w.measure(Live::Saturated), Some(1.0));
+        // Without a reading of the sockets: unknown, not behind.
+        let mut d = at(3.0, 450, 0, 0);
+        d.host = d.host.map(|h| HostReading { sockets: None, ..h });
+        assert_eq!(Window::new(&c, &d, 2.0).socket_drops(), None);
     }
 }

@@ -40,13 +40,45 @@ impl Process {
 }
 
 /// The host's CPU counters now (`/proc/stat`, and `/proc/pressure/cpu`
-/// where the kernel has it); `None` where `/proc/stat` cannot be read.
+/// where the kernel has it), with this process's UDP sockets; `None` where
+/// `/proc/stat` cannot be read.
 pub fn host_now() -> Option<synth_report::host::HostReading> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let pressure = std::fs::read_to_string("/proc/pressure/cpu").ok();
     // SAFETY: sysconf has no memory effects.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    synth_report::host::HostReading::parse(&stat, pressure.as_deref(), u32::try_from(ticks).ok()?)
+    let mut r = synth_report::host::HostReading::parse(
+        &stat,
+        pressure.as_deref(),
+        u32::try_from(ticks).ok()?,
+    )?;
+    r.sockets = sockets_now();
+    Some(r)
+}
+
+/// This process's UDP sockets now: the inodes of its socket descriptors
+/// (`/proc/self/fd`) looked up in `/proc/net/udp` and `udp6`; `None` where
+/// those cannot be read.
+fn sockets_now() -> Option<synth_report::host::SocketReading> {
+    let mut inodes = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        let t = target.to_string_lossy();
+        if let Some(n) = t
+            .strip_prefix("socket:[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            inodes.push(n);
+        }
+    }
+    let mut text = std::fs::read_to_string("/proc/net/udp").ok()?;
+    if let Ok(v6) = std::fs::read_to_string("/proc/net/udp6") {
+        text.push_str(&v6);
+    }
+    Some(synth_report::host::SocketReading::parse(&text, &inodes))
 }
 
 /// The CPU cores this process may use: the cgroup's CPU quota (v2 `cpu.max`,

@@ -564,6 +564,17 @@ static FAMILIES: &[Family] = &[
                 .collect()
         },
     ),
+    Family::gauge_set(
+        "synth_generator_behind",
+        "1 when this machine fell behind in the last timeline interval (send lateness the server does not explain, its CPU at its limit, the host busy or starved, or datagrams dropped at its sockets): loss then cannot be laid on the server alone; 0 when it kept up. Absent before the first interval.",
+        |m| {
+            m.score_gauges()
+                .interval_behind
+                .map(|b| (Vec::new(), Value::Float(f64::from(u8::from(b)))))
+                .into_iter()
+                .collect()
+        },
+    ),
     Family::values(
         "synth_participant_audio_mos",
         "Participants by audio MOS (1..4.5; the report's scores.participants), observed once the run is scored at its end: empty before.",
@@ -846,6 +857,7 @@ mod tests {
         m.set_interval_audio_mos(Some(4.123));
         *m.score_gauges() = crate::metrics::ScoreGauges {
             interval_audio_mos: Some(4.123),
+            interval_behind: Some(true),
             audio_mos: vec![4.2, 2.75, 4.41],
             video_score: vec![4.9, 1.0],
             verdicts: Some([1, 1, 0, 1]),

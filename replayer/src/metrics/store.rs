@@ -74,6 +74,9 @@ pub struct ScoreGauges {
     /// The last interval's audio MOS; `None` before the first interval
     /// with audio, or when the last had none.
     pub interval_audio_mos: Option<f64>,
+    /// Whether this machine fell behind in the last interval; `None`
+    /// before the first.
+    pub interval_behind: Option<bool>,
     /// Each scored participant's audio MOS (those who heard audio).
     pub audio_mos: Vec<f64>,
     /// Each scored participant's video score (those who watched video).
@@ -179,6 +182,12 @@ impl Metrics {
     /// (`synth_interval_audio_mos`).
     pub fn set_interval_audio_mos(&self, mos: Option<f64>) {
         self.score_gauges().interval_audio_mos = mos;
+    }
+
+    /// Records whether this machine fell behind in the last timeline
+    /// interval (`synth_generator_behind`).
+    pub fn set_interval_behind(&self, behind: bool) {
+        self.score_gauges().interval_behind = Some(behind);
     }
 
     /// Records the report's participant scores (their histograms and the

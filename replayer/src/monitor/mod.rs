@@ -218,6 +218,7 @@ impl Live {
             // The interval has no frame rate or frozen time per pair: no video score.
             sample.score(self.audio_kbps, None);
             m.set_interval_audio_mos(sample.audio_mos);
+            m.set_interval_behind(sample.saturated);
             self.recorder.push_sample(sample);
             self.prev = snap.clone();
         }
@@ -291,6 +292,7 @@ impl Live {
             Window::new(&self.prev, &snap, self.cores).sample(Some("end".into()), Vec::new());
         sample.score(self.audio_kbps, None);
         m.set_interval_audio_mos(sample.audio_mos);
+        m.set_interval_behind(sample.saturated);
         self.recorder.push_sample(sample);
         let (timeline, events) = self
             .recorder
@@ -383,6 +385,9 @@ mod tests {
             cpu_share: Some(0.5),
             host_busy: None,
             host_pressure: None,
+            socket_drops: None,
+            rx_queue_kb: None,
+            saturated: false,
             rss_mb: k as f64,
             server: None,
             failing: if k == 7 {

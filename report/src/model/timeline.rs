@@ -94,6 +94,19 @@ pub struct Sample {
     /// Share of the interval in which some task of the host waited for a
     /// CPU (0..1), where the kernel says.
     pub host_pressure: Option<f64>,
+    /// Datagrams the kernel dropped at this process's UDP sockets in the
+    /// interval (their receive buffers were full: it read too late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_drops: Option<u64>,
+    /// Bytes waiting in its sockets' receive queues at the end of the
+    /// interval, KiB: how far behind it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_queue_kb: Option<f64>,
+    /// This machine fell behind in the interval (see
+    /// `synth_report::window::Window::saturated`): what was lost or late
+    /// in it cannot be laid on the server alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saturated: bool,
     /// Resident memory at the end of the interval, MB.
     pub rss_mb: f64,
     /// The server's cost in the interval, when the config watches it (`server:`).
@@ -161,6 +174,12 @@ impl Sample {
         self.cpu_share = mean(self.cpu_share, later.cpu_share);
         self.host_busy = mean(self.host_busy, later.host_busy);
         self.host_pressure = mean(self.host_pressure, later.host_pressure);
+        self.socket_drops = match (self.socket_drops, later.socket_drops) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.rx_queue_kb = later.rx_queue_kb.or(self.rx_queue_kb);
+        self.saturated |= later.saturated;
         self.rss_mb = later.rss_mb;
         match (&mut self.server, &later.server) {
             (Some(a), Some(b)) => a.absorb(b),
