@@ -107,6 +107,10 @@ pub struct Row {
     /// Video frames per second of the worst-served 5 % of (sender, receiver)
     /// pairs (`video.received.rate_per_sender.p5`).
     pub video_fps_p5: Option<f64>,
+    /// The replayer said it (or its host) fell behind (`generator.saturated`).
+    pub saturated: bool,
+    /// Why (`generator.reasons`).
+    pub reasons: Vec<String>,
 }
 
 /// The relay in its own process (`synth-replay relay` on 127.0.0.1, port 0),
@@ -509,6 +513,8 @@ fn row(shape: &str, m: &Measured, clients: usize, meeting_size: usize, senders: 
         lost: report.audio.received.lost + report.video.received.lost,
         video_latency_p99_ms: report.video.received.latency_ms.p99,
         video_fps_p5: report.video.received.rate_per_sender.p5,
+        saturated: report.generator.saturated,
+        reasons: report.generator.reasons.clone(),
     }
 }
 
@@ -730,6 +736,7 @@ pub fn table(rows: &[Row]) -> String {
         "relay cores",
         "relay recv / report sent",
         "lost",
+        "generator",
     ];
     markdown(
         &header,
@@ -755,6 +762,7 @@ pub fn table(rows: &[Row]) -> String {
                 format!("{:.2}", r.relay_cores),
                 format!("{} / {}", r.relay_received, r.report_sent),
                 r.lost.to_string(),
+                if r.saturated { "saturated" } else { "kept up" }.to_string(),
             ]
         }),
     )
@@ -983,7 +991,7 @@ mod tests {
         ];
         let t = table(&rows);
         assert_eq!(t.lines().count(), 4);
-        assert!(t.lines().all(|l| l.matches('|').count() == 17), "{t}");
+        assert!(t.lines().all(|l| l.matches('|').count() == 18), "{t}");
         assert!(t
             .lines()
             .nth(2)

@@ -117,6 +117,15 @@ fn main() -> anyhow::Result<()> {
     if rows.iter().any(|r| r.shape != "send") {
         println!("{}", scale::receivers_table(&rows));
     }
+    for r in rows.iter().filter(|r| r.saturated) {
+        println!(
+            "{} {} in meetings of {}: the replayer fell behind (its losses are not the server's alone):",
+            r.shape, r.clients, r.meeting_size
+        );
+        for why in &r.reasons {
+            println!("  - {why}");
+        }
+    }
     let mut viewer_ratios = Vec::new();
     for v in rows.iter().filter(|r| r.shape == "viewers") {
         if let Some(p) = scale::peer_of(&rows, v) {
