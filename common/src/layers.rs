@@ -19,12 +19,21 @@
 //! leaves the wrapper's session id out (the server fills it in).
 
 use crate::wire::{
-    packet_type, put_bytes_field, put_tag, put_varint, put_varint_field, varint_len, Fields, Value,
-    WireError,
+    packet_type, put_bytes_field, put_tag, put_varint, put_varint_field, varint_len, wrapper,
+    Fields, Value, WireError,
 };
 
 /// `max_requested_layer` meaning "every layer" (no receiver limits it).
 pub const FULL_LADDER: u32 = u32::MAX;
+
+/// Layers video is counted by, sent and received: 0, 1, and 2 or above.
+pub const COUNTED_LAYERS: usize = 3;
+
+/// Where a packet of `layer` is counted in a [`COUNTED_LAYERS`] array:
+/// layers above the last are counted in it.
+pub fn slot(layer: u32) -> usize {
+    (layer as usize).min(COUNTED_LAYERS - 1)
+}
 
 /// One LAYER_PREFERENCE entry: of publisher `session_id`'s `kind`
 /// ([`crate::wire::media_kind`]; 0 is read as video), only `layer`.
@@ -47,17 +56,6 @@ pub struct Hint {
     pub max_layer: u32,
 }
 
-fn wrapper(ty: i32, user_id: &[u8], session_id: u64, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + user_id.len() + 16);
-    put_varint_field(&mut out, 1, ty as u64);
-    put_bytes_field(&mut out, 2, user_id);
-    put_bytes_field(&mut out, 3, data);
-    if session_id != 0 {
-        put_varint_field(&mut out, 4, session_id);
-    }
-    out
-}
-
 /// VIEWPORT from `user_id`: it shows the video of `sessions`.
 pub fn viewport(user_id: &str, sessions: &[u64]) -> Vec<u8> {
     let mut data = Vec::new();
@@ -70,7 +68,7 @@ pub fn viewport(user_id: &str, sessions: &[u64]) -> Vec<u8> {
             put_varint(&mut data, s);
         }
     }
-    wrapper(packet_type::VIEWPORT, user_id.as_bytes(), 0, &data)
+    wrapper(packet_type::VIEWPORT, user_id.as_bytes(), 0, data)
 }
 
 /// The sessions of a VIEWPORT's `data` (packed or not).
@@ -95,89 +93,83 @@ pub fn parse_viewport(data: &[u8]) -> Result<Vec<u64>, WireError> {
 /// LAYER_PREFERENCE from `user_id` with `entries` (empty: no preference,
 /// every layer of everyone).
 pub fn layer_preference(user_id: &str, entries: &[Preference]) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut entry = Vec::new();
-    for e in entries {
-        entry.clear();
-        put_varint_field(&mut entry, 1, e.session_id);
-        if e.layer != 0 {
-            put_varint_field(&mut entry, 2, e.layer as u64);
-        }
-        if e.kind != 0 {
-            put_varint_field(&mut entry, 3, e.kind as u64);
-        }
-        put_bytes_field(&mut data, 1, &entry);
-    }
-    wrapper(packet_type::LAYER_PREFERENCE, user_id.as_bytes(), 0, &data)
+    let data = put_entries(
+        entries
+            .iter()
+            .map(|e| [e.session_id, u64::from(e.layer), e.kind as u64]),
+    );
+    wrapper(packet_type::LAYER_PREFERENCE, user_id.as_bytes(), 0, data)
 }
 
 /// The entries of a LAYER_PREFERENCE's `data`.
 pub fn parse_layer_preference(data: &[u8]) -> Result<Vec<Preference>, WireError> {
-    let mut out = Vec::new();
-    let mut f = Fields { buf: data };
-    while let Some(field) = f.next() {
-        if let (1, Value::Bytes(b)) = field? {
-            let mut e = Preference {
-                session_id: 0,
-                layer: 0,
-                kind: 0,
-            };
-            let mut g = Fields { buf: b };
-            while let Some(field) = g.next() {
-                match field? {
-                    (1, Value::Varint(v)) => e.session_id = v,
-                    (2, Value::Varint(v)) => e.layer = v as u32,
-                    (3, Value::Varint(v)) => e.kind = v as i32,
-                    _ => {}
-                }
-            }
-            out.push(e);
-        }
-    }
-    Ok(out)
+    Ok(parse_entries(data)?
+        .into_iter()
+        .map(|[session_id, layer, kind]| Preference {
+            session_id,
+            layer: layer as u32,
+            kind: kind as i32,
+        })
+        .collect())
 }
 
 /// LAYER_HINT to publisher `user_id` of session `session_id`.
 pub fn layer_hint(user_id: &str, session_id: u64, hints: &[Hint]) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut entry = Vec::new();
-    for h in hints {
-        entry.clear();
-        if h.kind != 0 {
-            put_varint_field(&mut entry, 1, h.kind as u64);
-        }
-        if h.max_layer != 0 {
-            put_varint_field(&mut entry, 2, h.max_layer as u64);
-        }
-        put_bytes_field(&mut data, 1, &entry);
-    }
+    let data = put_entries(
+        hints
+            .iter()
+            .map(|h| [h.kind as u64, u64::from(h.max_layer), 0]),
+    );
     wrapper(
         packet_type::LAYER_HINT,
         user_id.as_bytes(),
         session_id,
-        &data,
+        data,
     )
 }
 
 /// The entries of a LAYER_HINT's `data`.
 pub fn parse_layer_hint(data: &[u8]) -> Result<Vec<Hint>, WireError> {
+    Ok(parse_entries(data)?
+        .into_iter()
+        .map(|[kind, max_layer, _]| Hint {
+            kind: kind as i32,
+            max_layer: u32::try_from(max_layer).unwrap_or(FULL_LADDER),
+        })
+        .collect())
+}
+
+/// `repeated Entry entries = 1` of entries made of varint fields 1 to 3,
+/// each given in that order; a 0 is left out, as protobuf leaves out a default.
+fn put_entries(entries: impl Iterator<Item = [u64; 3]>) -> Vec<u8> {
+    let (mut data, mut entry) = (Vec::new(), Vec::new());
+    for fields in entries {
+        entry.clear();
+        for (n, v) in (1..).zip(fields) {
+            if v != 0 {
+                put_varint_field(&mut entry, n, v);
+            }
+        }
+        put_bytes_field(&mut data, 1, &entry);
+    }
+    data
+}
+
+/// The entries (field 1) of `data`, each as its varint fields 1 to 3
+/// (0 when absent; other fields are skipped).
+fn parse_entries(data: &[u8]) -> Result<Vec<[u64; 3]>, WireError> {
     let mut out = Vec::new();
     let mut f = Fields { buf: data };
     while let Some(field) = f.next() {
         if let (1, Value::Bytes(b)) = field? {
-            let mut h = Hint {
-                kind: 0,
-                max_layer: 0,
-            };
+            let mut e = [0; 3];
             let mut g = Fields { buf: b };
             while let Some(field) = g.next() {
-                match field? {
-                    (1, Value::Varint(v)) => h.kind = v as i32,
-                    (2, Value::Varint(v)) => h.max_layer = u32::try_from(v).unwrap_or(FULL_LADDER),
-                    _ => {}
+                if let (n @ 1..=3, Value::Varint(v)) = field? {
+                    e[n as usize - 1] = v;
                 }
             }
-            out.push(h);
+            out.push(e);
         }
     }
     Ok(out)

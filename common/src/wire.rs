@@ -274,15 +274,23 @@ pub(crate) fn put_bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn wrap(packet_type: PacketType, user_id: &str, data: Vec<u8>) -> Vec<u8> {
+/// A `PacketWrapper` of `packet_type` (a [`packet_type`] value, known to
+/// `videocall-types` or not) from `user_id` around `data`, with
+/// `session_id` (0: none).
+pub(crate) fn wrapper(packet_type: i32, user_id: &[u8], session_id: u64, data: Vec<u8>) -> Vec<u8> {
     let w = PacketWrapper {
-        packet_type: packet_type.into(),
-        user_id: user_id.as_bytes().to_vec(),
+        packet_type: protobuf::EnumOrUnknown::from_i32(packet_type),
+        user_id: user_id.to_vec(),
         data,
+        session_id,
         ..Default::default()
     };
     w.write_to_bytes()
         .expect("encoding a PacketWrapper into a Vec cannot fail")
+}
+
+fn wrap(packet_type: PacketType, user_id: &str, data: Vec<u8>) -> Vec<u8> {
+    wrapper(packet_type as i32, user_id.as_bytes(), 0, data)
 }
 
 fn media(user_id: &str, p: MediaPacket) -> Vec<u8> {
@@ -518,16 +526,13 @@ pub fn health(h: &Health<'_>) -> Vec<u8> {
 // Packets the server sends
 
 fn system_wrapper(packet_type: PacketType, data: Vec<u8>, session_id: u64) -> Bytes {
-    let w = PacketWrapper {
-        packet_type: packet_type.into(),
-        user_id: SYSTEM_USER_ID.as_bytes().to_vec(),
-        data,
+    wrapper(
+        packet_type as i32,
+        SYSTEM_USER_ID.as_bytes(),
         session_id,
-        ..Default::default()
-    };
-    w.write_to_bytes()
-        .expect("encoding a PacketWrapper into a Vec cannot fail")
-        .into()
+        data,
+    )
+    .into()
 }
 
 fn meeting(p: MeetingPacket) -> Bytes {
@@ -594,15 +599,13 @@ pub fn participant(room: &str, who: Participant<'_>, joined: bool) -> Bytes {
 
 /// CONGESTION to a sender: `receiver` dropped packets of session `sender_session`.
 pub fn congestion(receiver: &str, sender_session: u64) -> Bytes {
-    let w = PacketWrapper {
-        packet_type: PacketType::CONGESTION.into(),
-        user_id: receiver.as_bytes().to_vec(),
-        session_id: sender_session,
-        ..Default::default()
-    };
-    w.write_to_bytes()
-        .expect("encoding a PacketWrapper into a Vec cannot fail")
-        .into()
+    wrapper(
+        packet_type::CONGESTION,
+        receiver.as_bytes(),
+        sender_session,
+        Vec::new(),
+    )
+    .into()
 }
 
 /// A meeting event a client reacts to.

@@ -379,7 +379,7 @@ impl Session {
         }
     }
 
-    /// Hint entries sent to it: (suppress, restore).
+    /// Hint entries decided for it, each sent to its room: (suppress, restore).
     pub(crate) fn hints_sent(&self) -> (u64, u64) {
         let h = lock(&self.hints);
         (h.suppress, h.restore)

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+use synth_common::layers::slot as layer_slot;
 use synth_common::seq;
 use synth_common::wire::{self, media_type, packet_type, HeartbeatFlags};
 
@@ -51,13 +52,7 @@ pub const FLAG_CHANGES_MAX: usize = 10_000;
 
 /// Simulcast layers video is counted by (`video_layers`,
 /// `sent_video_layers`): 0, 1, and 2 or above.
-pub const VIDEO_LAYERS: usize = 3;
-
-/// Where a packet of simulcast layer `layer` is counted in a
-/// [`VIDEO_LAYERS`] array: layers above the last are counted in it.
-fn layer_slot(layer: u32) -> usize {
-    (layer as usize).min(VIDEO_LAYERS - 1)
-}
+pub const VIDEO_LAYERS: usize = synth_common::layers::COUNTED_LAYERS;
 
 /// How a session ended, as far as the relay can tell.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -203,7 +198,7 @@ pub struct UserStats {
     pub view_updates: ViewUpdates,
     /// LAYER_HINT entries sent to this user's sessions as a publisher, by
     /// direction (each is also in `sent_by_type.layer_hint`, one packet
-    /// holding one or two entries).
+    /// holding one or two entries, which the rest of the room is sent too).
     pub hints_sent: HintsSent,
     /// Audio sequence accounting ([`synth_common::seq`]): received, missing
     /// (lost once the run is over), reordered, duplicate, first and last;
@@ -295,8 +290,9 @@ impl ViewUpdates {
     }
 }
 
-/// LAYER_HINT entries the relay sent to publishers, by direction (upstream
-/// RnD's `relay_layer_hint_emitted_total{direction}`).
+/// LAYER_HINT entries the relay decided for publishers (each sent to the
+/// publisher's room), by direction (upstream RnD's
+/// `relay_layer_hint_emitted_total{direction}`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct HintsSent {
     /// Fewer layers than the last hint of that kind (after 2 s of it).

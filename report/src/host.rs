@@ -203,10 +203,8 @@ impl HostSampler {
             socket_drops: sockets.then(|| self.sockets.iter().map(|s| s.0).sum()),
             socket_drop_intervals: sockets
                 .then(|| self.sockets.iter().filter(|s| s.0 > 0).count() as u64),
-            rx_queue_max_kb: sockets.then(|| {
-                let max = self.sockets.iter().map(|s| s.1).max().unwrap_or(0);
-                (max as f64 / 1024.0 * 10.0).round() / 10.0
-            }),
+            rx_queue_max_kb: sockets
+                .then(|| kib(self.sockets.iter().map(|s| s.1).max().unwrap_or(0))),
             intervals: self.busy.len() as u64,
             busy_mean: mean(&self.busy),
             busy_max: max(&self.busy),
@@ -253,6 +251,11 @@ pub struct HostFigures {
     /// interval, KiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rx_queue_max_kb: Option<f64>,
+}
+
+/// `bytes` in KiB, to a tenth, as the report gives receive queues.
+pub(crate) fn kib(bytes: u64) -> f64 {
+    (bytes as f64 / 1024.0 * 10.0).round() / 10.0
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -279,7 +279,7 @@ impl<'a> Window<'a> {
                 .to
                 .host
                 .and_then(|h| h.sockets)
-                .map(|s| (s.rx_queue_bytes as f64 / 1024.0 * 10.0).round() / 10.0),
+                .map(|s| crate::host::kib(s.rx_queue_bytes)),
             saturated: self.saturated(&Limits::default()),
             rss_mb: round3(self.to.rss_bytes as f64 / 1e6),
             server: match (&self.from.server, &self.to.server) {

@@ -27,10 +27,19 @@ use crate::version::Wire;
 /// traffic shows, rather than queueing without bound).
 pub(super) const CONTROL_QUEUE: usize = 256;
 
-/// A packet for the session's loop to send on a stream: a `browser`'s
-/// control packet, or a view's VIEWPORT (`None`, 0) or LAYER_PREFERENCE
-/// (`None`, 1).
-pub(super) type Outgoing = (Result<Kind, usize>, Bytes);
+/// What a packet for the session's loop is, for counting it once sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Out {
+    /// A `browser`'s control packet.
+    Control(Kind),
+    /// A view's VIEWPORT.
+    Viewport,
+    /// A view's LAYER_PREFERENCE.
+    Preference,
+}
+
+/// A packet for the session's loop to send on a stream.
+pub(super) type Outgoing = (Out, Bytes);
 
 /// What a `browser`'s receive side (or one with a view) needs to build its
 /// control packets.
@@ -244,9 +253,9 @@ impl Receiver {
         let stats = &self.stats;
         let now = Instant::now();
         if let Some(u) = accounting.view().and_then(|v| v.due(&out.user, now)) {
-            for (i, p) in [u.viewport, u.preference].into_iter().enumerate() {
+            for (what, p) in [(Out::Viewport, u.viewport), (Out::Preference, u.preference)] {
                 if let Some(p) = p {
-                    self.send_out(Err(i), p);
+                    self.send_out(what, p);
                 }
             }
         }
@@ -281,10 +290,11 @@ impl Receiver {
     /// Hands a control packet to the session's loop; counted as dropped
     /// when its queue is full (or the session is ending).
     fn queue(&self, kind: Kind, packet: Vec<u8>) {
-        self.send_out(Ok(kind), packet);
+        self.send_out(Out::Control(kind), packet);
     }
 
-    fn send_out(&self, what: Result<Kind, usize>, packet: Vec<u8>) {
+    /// Hands any packet to the session's loop, as [`Receiver::queue`].
+    fn send_out(&self, what: Out, packet: Vec<u8>) {
         let Some(out) = &self.control else { return };
         if out.tx.try_send((what, Bytes::from(packet))).is_err() {
             self.stats.control_dropped.fetch_add(1, Relaxed);

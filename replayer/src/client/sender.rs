@@ -17,8 +17,9 @@ use web_transport_quinn::{SendStream, Session};
 
 use crate::client::context::{since_start, Client};
 use crate::client::framed::{acked, Failed, Persistent};
+use crate::client::receiver::Out;
 use crate::config::ClientProfile;
-use crate::metrics::{ClientStats, Control, Media};
+use crate::metrics::{ClientStats, Media};
 use crate::people::Action;
 use crate::session::adapt;
 use crate::session::pacer::{Backlog, Heads, Lane, Schedule, Voice, BROWSER_FLAG_HEARTBEAT_GAP};
@@ -456,7 +457,6 @@ fn adapting(pack: &Reader, track: usize, start: Instant) -> Option<Adapting> {
     })
 }
 
-/// Records the frames a lane skipped as late sends (no coordinated omission).
 /// [`Sender::send`] on the framed wire: one frame on the media's
 /// persistent stream of `f`, opened when it is first needed.
 async fn send_framed(
@@ -530,6 +530,7 @@ fn first_packet(stats: &ClientStats) {
     }
 }
 
+/// Records the frames a lane skipped as late sends (no coordinated omission).
 fn record_backlog(client: &Client, b: Backlog) {
     client
         .stats
@@ -715,7 +716,7 @@ impl Sender {
             }
             r?;
             stats.sent_payload[1].fetch_add(payload, Relaxed);
-            stats.layer_sent[(layer as usize).min(2)].fetch_add(1, Relaxed);
+            stats.layer_sent[synth_common::layers::slot(layer)].fetch_add(1, Relaxed);
         }
         Ok(())
     }
@@ -777,13 +778,12 @@ impl Sender {
 
     /// Sends a `browser`'s control packet (DIAGNOSTICS, HEALTH, a key-frame
     /// request: on its own stream, as upstream's web client does) or a
-    /// view's update (`Err(0)` VIEWPORT, `Err(1)` LAYER_PREFERENCE, on the
-    /// control stream as upstream's) and counts it.
+    /// view's VIEWPORT or LAYER_PREFERENCE, and counts it.
     pub(super) async fn send_control(
         &mut self,
         client: &Client,
         session: &Session,
-        kind: Result<Control, usize>,
+        kind: Out,
         packet: Bytes,
     ) -> Result<(), SendError> {
         let r = self
@@ -792,8 +792,9 @@ impl Sender {
         if !matches!(r, Err(SendError::Unsent(_) | SendError::Stopped)) {
             let stats = &client.stats;
             match kind {
-                Ok(k) => stats.control_sent[k as usize].fetch_add(1, Relaxed),
-                Err(i) => stats.view_sent[i.min(1)].fetch_add(1, Relaxed),
+                Out::Control(k) => stats.control_sent[k as usize].fetch_add(1, Relaxed),
+                Out::Viewport => stats.view_sent[0].fetch_add(1, Relaxed),
+                Out::Preference => stats.view_sent[1].fetch_add(1, Relaxed),
             };
         }
         r

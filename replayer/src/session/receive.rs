@@ -13,7 +13,7 @@
 //! missing instead of vanishing with a fresh tracker.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,6 +133,20 @@ impl Peer {
             upper: [Stream::new(true), Stream::new(true)],
         }
     }
+}
+
+/// Runs `see` on `s` and moves `total` (holes summed over streams) by the
+/// change of `s`'s holes: a packet opens new holes or fills one late.
+fn holes_into<R>(s: &mut Stream, total: &AtomicU64, see: impl FnOnce(&mut Stream) -> R) -> R {
+    let before = s.counts().missing();
+    let r = see(s);
+    let after = s.counts().missing();
+    if after > before {
+        total.fetch_add(after - before, Relaxed);
+    } else if before > after {
+        total.fetch_sub(before - after, Relaxed);
+    }
+    r
 }
 
 /// What the accounting needs to know about the run.
@@ -455,18 +469,12 @@ impl Accounting {
                 if media == Media::Video && p.layer != 0 {
                     // An upper simulcast layer asked for: counted, and
                     // checked for gaps; the pair's figures follow layer 0.
-                    let k = (p.layer as usize).min(2);
+                    let k = synth_common::layers::slot(p.layer);
                     stats.layer_received[k].fetch_add(1, Relaxed);
                     if let Some(seq) = m.sequence {
-                        let s = &mut peer.upper[k - 1];
-                        let before = s.counts().missing();
-                        s.see(seq, m.timestamp_ms, now_ms, false, cx.late_after_ms[1]);
-                        let after = s.counts().missing();
-                        if after > before {
-                            stats.layer_missing.fetch_add(after - before, Relaxed);
-                        } else if before > after {
-                            stats.layer_missing.fetch_sub(before - after, Relaxed);
-                        }
+                        holes_into(&mut peer.upper[k - 1], &stats.layer_missing, |s| {
+                            s.see(seq, m.timestamp_ms, now_ms, false, cx.late_after_ms[1])
+                        });
                     }
                     return out;
                 }
@@ -534,14 +542,9 @@ impl Accounting {
                 }
                 let Some(seq) = m.sequence else { return out };
                 let s = &mut peer.media[i];
-                let before = s.counts().missing();
-                let a = s.see(seq, m.timestamp_ms, now_ms, ours, cx.late_after_ms[i]);
-                let after = s.counts().missing();
-                if after > before {
-                    stats.missing[i].fetch_add(after - before, Relaxed);
-                } else if before > after {
-                    stats.missing[i].fetch_sub(before - after, Relaxed);
-                }
+                let a = holes_into(s, &stats.missing[i], |s| {
+                    s.see(seq, m.timestamp_ms, now_ms, ours, cx.late_after_ms[i])
+                });
                 if ours && !a.seen.duplicate {
                     peer.gaps[i].arrived(seq);
                 }

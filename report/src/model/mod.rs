@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::health::Health;
-use crate::num::round3;
+use crate::num::{quantile, round3};
 
 pub mod control;
 pub mod network;
@@ -408,20 +408,14 @@ impl Layers {
 /// The switch times of `receivers` as percentiles (exact: one value each).
 pub fn switch_percentiles(receivers: &[LayerReceiver]) -> Percentiles {
     let mut v: Vec<f64> = receivers.iter().filter_map(|r| r.switch_ms).collect();
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| -> Option<f64> {
-        if v.is_empty() {
-            return None;
-        }
-        let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
-        Some(round3(v[i]))
-    };
+    let mut at = |q: f64| quantile(&mut v, q).map(round3);
+    let (p50, p95, p99, max) = (at(0.50), at(0.95), at(0.99), at(1.0));
     Percentiles {
         count: v.len() as u64,
-        p50: at(0.50),
-        p95: at(0.95),
-        p99: at(0.99),
-        max: v.last().copied().map(round3),
+        p50,
+        p95,
+        p99,
+        max,
         ..Percentiles::default()
     }
 }
